@@ -1,0 +1,1 @@
+"""Batching: text normalisation, similarity and campaign detection."""

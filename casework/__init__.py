@@ -1,0 +1,1 @@
+"""Casework: constituent cases, steps, privacy releases and reminders."""

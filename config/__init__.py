@@ -1,0 +1,5 @@
+"""Settings from the environment, with embedded defaults."""
+
+from config.settings import Settings
+
+__all__ = ["Settings"]

@@ -1,0 +1,117 @@
+"""One typed, frozen settings object built from the environment; nothing connects here."""
+
+from __future__ import annotations
+
+import os
+import secrets
+from collections.abc import Mapping
+from dataclasses import dataclass
+from pathlib import Path
+from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
+
+_TRUE = {"1", "true", "yes", "on"}
+
+
+class SettingsError(ValueError):
+    """A setting in the environment has a value Mailroom cannot use."""
+
+
+def _secret_key(instance_dir: Path) -> str:
+    """Read the instance's secret key, creating it once with mode 0600."""
+    path = instance_dir / "secret_key"
+    if path.exists():
+        return path.read_text().strip()
+    instance_dir.mkdir(parents=True, exist_ok=True)
+    key = secrets.token_urlsafe(48)
+    # O_EXCL so two processes starting together cannot write different keys.
+    try:
+        fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
+    except FileExistsError:
+        return path.read_text().strip()
+    with os.fdopen(fd, "w") as fh:
+        fh.write(key)
+    return key
+
+
+@dataclass(frozen=True)
+class Settings:
+    """Everything Mailroom reads from its environment."""
+
+    instance_dir: Path
+    database_url: str
+    redis_url: str | None
+    secret_key: str
+    office_name: str = "Office of Representative Jane Doe"
+    timezone: str = "America/New_York"
+    bind: str = "127.0.0.1:5000"
+    secure_cookies: bool = False
+    login_attempts: int = 5
+    login_window_minutes: int = 15
+    page_size: int = 50
+    sweep_after_minutes: int = 10
+    testing: bool = False
+
+    @classmethod
+    def from_env(cls, env: Mapping[str, str] | None = None, **overrides: object) -> Settings:
+        """Build settings from environment variables (``os.environ`` by default)."""
+        env = os.environ if env is None else env
+        instance_dir = Path(env.get("MAILROOM_INSTANCE_DIR", "instance")).resolve()
+        database_url = env.get("DATABASE_URL") or f"sqlite:///{instance_dir / 'mailroom.db'}"
+        tz = env.get("MAILROOM_TIMEZONE", cls.timezone)
+        try:
+            ZoneInfo(tz)
+        except (ZoneInfoNotFoundError, ValueError) as exc:
+            raise SettingsError(f"MAILROOM_TIMEZONE={tz!r} is not a known time zone") from exc
+        values: dict[str, object] = {
+            "instance_dir": instance_dir,
+            "database_url": _normalise_db_url(database_url),
+            "redis_url": env.get("REDIS_URL") or None,
+            "secret_key": env.get("SECRET_KEY") or _secret_key(instance_dir),
+            "office_name": env.get("MAILROOM_OFFICE_NAME", cls.office_name),
+            "timezone": tz,
+            "bind": env.get("MAILROOM_BIND", cls.bind),
+            "secure_cookies": env.get("MAILROOM_SECURE_COOKIES", "").lower() in _TRUE,
+            "login_attempts": _int(env, "MAILROOM_LOGIN_ATTEMPTS", cls.login_attempts),
+            "page_size": _int(env, "MAILROOM_PAGE_SIZE", cls.page_size),
+            "sweep_after_minutes": _int(env, "MAILROOM_SWEEP_AFTER_MINUTES", cls.sweep_after_minutes),
+        }
+        values.update(overrides)
+        return cls(**values)  # type: ignore[arg-type]  # keys match the fields above
+
+    @property
+    def is_sqlite(self) -> bool:
+        return self.database_url.startswith("sqlite")
+
+    @property
+    def embedded_redis(self) -> bool:
+        return self.redis_url is None
+
+    @property
+    def redis_db_path(self) -> Path:
+        return self.instance_dir / "redis.rdb"
+
+    @property
+    def redis_socket_path(self) -> Path:
+        return self.instance_dir / "redis.sock"
+
+    @property
+    def zone(self) -> ZoneInfo:
+        return ZoneInfo(self.timezone)
+
+
+def _int(env: Mapping[str, str], name: str, default: int) -> int:
+    raw = env.get(name)
+    if raw in (None, ""):
+        return default
+    try:
+        return int(raw)
+    except ValueError as exc:
+        raise SettingsError(f"{name}={raw!r} is not a whole number") from exc
+
+
+def _normalise_db_url(url: str) -> str:
+    """Use the psycopg 3 driver for plain postgresql:// URLs."""
+    for prefix in ("postgresql://", "postgres://"):
+        if url.startswith(prefix):
+            return "postgresql+psycopg://" + url[len(prefix):]
+    return url

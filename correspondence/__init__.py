@@ -1,0 +1,1 @@
+"""The domain core: models, sessions, migrations, state machines, audit log and services."""

@@ -1,0 +1,43 @@
+"""All models, imported here so metadata is complete for migrations."""
+
+from correspondence.models.audit import AuditEvent, AuditLogIsAppendOnly
+from correspondence.models.base import Base, utcnow
+from correspondence.models.blob import Blob
+from correspondence.models.constituent import (
+    Constituent,
+    ConstituentEmail,
+    ConstituentPhone,
+    DistrictStatus,
+)
+from correspondence.models.message import (
+    OPEN_STATUSES,
+    Channel,
+    Direction,
+    Message,
+    MessageStatus,
+    Stance,
+)
+from correspondence.models.staffer import Role, Staffer
+from correspondence.models.topic import LOC_POLICY_AREAS, Topic
+
+__all__ = [
+    "LOC_POLICY_AREAS",
+    "OPEN_STATUSES",
+    "AuditEvent",
+    "AuditLogIsAppendOnly",
+    "Base",
+    "Blob",
+    "Channel",
+    "Constituent",
+    "ConstituentEmail",
+    "ConstituentPhone",
+    "Direction",
+    "DistrictStatus",
+    "Message",
+    "MessageStatus",
+    "Role",
+    "Stance",
+    "Staffer",
+    "Topic",
+    "utcnow",
+]

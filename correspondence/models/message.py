@@ -1,0 +1,98 @@
+"""Messages: every piece of correspondence in or out, with its triage state."""
+
+from __future__ import annotations
+
+import enum
+from datetime import datetime
+
+from sqlalchemy import Enum, ForeignKey, Index, Integer, String, Text
+from sqlalchemy.orm import Mapped, mapped_column, relationship
+
+from correspondence.models.base import Base, UTCDateTime, utcnow
+from correspondence.models.constituent import Constituent
+from correspondence.models.staffer import Staffer
+from correspondence.models.topic import Topic
+
+
+class Channel(enum.StrEnum):
+    EMAIL = "email"
+    WEBFORM = "webform"
+    CWC = "cwc"
+    POSTAL = "postal"
+    PHONE = "phone"
+    SOCIAL = "social"
+
+
+class Direction(enum.StrEnum):
+    INBOUND = "inbound"
+    OUTBOUND = "outbound"
+
+
+class Stance(enum.StrEnum):
+    SUPPORT = "support"
+    OPPOSE = "oppose"
+    NEUTRAL = "neutral"
+
+
+class MessageStatus(enum.StrEnum):
+    NEW = "new"
+    ASSIGNED = "assigned"
+    IN_PROGRESS = "in_progress"
+    AWAITING_APPROVAL = "awaiting_approval"
+    RESPONDED = "responded"
+    CLOSED = "closed"
+    QUARANTINED = "quarantined"
+    ARCHIVED = "archived"
+
+
+OPEN_STATUSES = (
+    MessageStatus.NEW,
+    MessageStatus.ASSIGNED,
+    MessageStatus.IN_PROGRESS,
+    MessageStatus.AWAITING_APPROVAL,
+)
+
+
+def _enum(cls: type[enum.Enum], name: str) -> Enum:
+    return Enum(cls, native_enum=False, length=20, values_callable=lambda e: [m.value for m in e],
+                create_constraint=True, name=name)
+
+
+class Message(Base):
+    __tablename__ = "messages"
+    __table_args__ = (
+        # The inbox lists newest first within a status, paging by (received_at, id).
+        Index("ix_messages_status_received", "status", "received_at", "id"),
+        Index("ix_messages_assignee_status", "assignee_id", "status", "received_at"),
+        Index("ix_messages_received", "received_at", "id"),
+        Index("ix_messages_topic_received", "topic_id", "received_at"),
+        Index("ix_messages_constituent_received", "constituent_id", "received_at"),
+        Index("ix_messages_unprocessed", "processed_at", "created_at"),
+    )
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    idempotency_key: Mapped[str] = mapped_column(String(255), unique=True)
+    channel: Mapped[Channel] = mapped_column(_enum(Channel, "channel"), index=True)
+    direction: Mapped[Direction] = mapped_column(_enum(Direction, "direction"), default=Direction.INBOUND)
+    received_at: Mapped[datetime] = mapped_column(UTCDateTime)
+    from_name: Mapped[str | None] = mapped_column(String(200))
+    from_address: Mapped[str | None] = mapped_column(String(320))
+    subject: Mapped[str] = mapped_column(String(500), default="")
+    body_text: Mapped[str] = mapped_column(Text, default="")
+    body_html: Mapped[str | None] = mapped_column(Text)  # sanitised with nh3 before it is stored
+    raw_sha256: Mapped[str | None] = mapped_column(ForeignKey("blobs.sha256"))
+    constituent_id: Mapped[int | None] = mapped_column(ForeignKey("constituents.id"))
+    assignee_id: Mapped[int | None] = mapped_column(ForeignKey("staffers.id"))
+    topic_id: Mapped[int | None] = mapped_column(ForeignKey("topics.id"))
+    stance: Mapped[Stance | None] = mapped_column(_enum(Stance, "stance"))
+    status: Mapped[MessageStatus] = mapped_column(_enum(MessageStatus, "message_status"),
+                                                  default=MessageStatus.NEW)
+    status_reason: Mapped[str | None] = mapped_column(String(500))
+    due_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
+    processed_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
+    created_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)
+    updated_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow, onupdate=utcnow)
+
+    constituent: Mapped[Constituent | None] = relationship()
+    assignee: Mapped[Staffer | None] = relationship()
+    topic: Mapped[Topic | None] = relationship()

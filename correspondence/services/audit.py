@@ -1,0 +1,33 @@
+"""Writing audit events; every state change calls record()."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from sqlalchemy.orm import Session
+
+from correspondence.models import AuditEvent
+
+
+def record(
+    session: Session,
+    *,
+    actor_id: int | None,
+    action: str,
+    object_type: str,
+    object_id: object,
+    before: dict[str, Any] | None = None,
+    after: dict[str, Any] | None = None,
+    detail: str | None = None,
+) -> AuditEvent:
+    event = AuditEvent(
+        actor_id=actor_id,
+        action=action,
+        object_type=object_type,
+        object_id=str(object_id),
+        before=before,
+        after=after,
+        detail=detail[:500] if detail else None,
+    )
+    session.add(event)
+    return event

@@ -1,0 +1,138 @@
+"""The triage inbox query: filters, sort and keyset pagination that stay fast on a large mailbox."""
+
+from __future__ import annotations
+
+import base64
+import binascii
+from dataclasses import dataclass, field, replace
+from datetime import UTC, date, datetime, time, timedelta
+
+from sqlalchemy import and_, func, or_, select
+from sqlalchemy.orm import Session, joinedload
+from sqlalchemy.sql import Select
+
+from correspondence.errors import ValidationFailed
+from correspondence.models import OPEN_STATUSES, Channel, Message, MessageStatus
+
+SORTS = ("newest", "oldest")
+
+
+@dataclass(frozen=True)
+class InboxFilter:
+    """What the staffer asked to see; the web layer parses and validates the query string into it."""
+
+    statuses: tuple[MessageStatus, ...] = OPEN_STATUSES
+    channel: Channel | None = None
+    topic_id: int | None = None
+    uncoded: bool = False
+    assignee_id: int | None = None
+    unassigned: bool = False
+    received_from: date | None = None
+    received_to: date | None = None
+    text: str = ""
+    sort: str = "newest"
+
+    def without_status(self) -> InboxFilter:
+        return replace(self, statuses=tuple(MessageStatus))
+
+
+@dataclass(frozen=True)
+class Cursor:
+    received_at: datetime
+    id: int
+
+    def encode(self) -> str:
+        raw = f"{self.received_at.isoformat()}|{self.id}".encode()
+        return base64.urlsafe_b64encode(raw).decode().rstrip("=")
+
+    @classmethod
+    def decode(cls, token: str) -> Cursor:
+        try:
+            raw = base64.urlsafe_b64decode(token + "=" * (-len(token) % 4)).decode()
+            stamp, ident = raw.split("|")
+            received_at = datetime.fromisoformat(stamp)
+            if received_at.tzinfo is None:
+                raise ValueError("naive")
+            return cls(received_at.astimezone(UTC), int(ident))
+        except (ValueError, binascii.Error, UnicodeDecodeError) as exc:
+            raise ValidationFailed("that page link is not valid; start again from the first page") from exc
+
+
+@dataclass
+class InboxPage:
+    messages: list[Message]
+    next_cursor: str | None
+    counts: dict[str, int] = field(default_factory=dict)
+
+
+def _escape_like(text: str) -> str:
+    return text.replace("\\", "\\\\").replace("%", "\\%").replace("_", "\\_")
+
+
+def _apply_filters(query: Select, flt: InboxFilter, *, with_status: bool = True) -> Select:
+    if with_status and flt.statuses and len(flt.statuses) < len(MessageStatus):
+        query = query.where(Message.status.in_(flt.statuses))
+    if flt.channel is not None:
+        query = query.where(Message.channel == flt.channel)
+    if flt.uncoded:
+        query = query.where(Message.topic_id.is_(None))
+    elif flt.topic_id is not None:
+        query = query.where(Message.topic_id == flt.topic_id)
+    if flt.unassigned:
+        query = query.where(Message.assignee_id.is_(None))
+    elif flt.assignee_id is not None:
+        query = query.where(Message.assignee_id == flt.assignee_id)
+    if flt.received_from is not None:
+        query = query.where(Message.received_at >= datetime.combine(flt.received_from, time.min, UTC))
+    if flt.received_to is not None:
+        end = datetime.combine(flt.received_to + timedelta(days=1), time.min, UTC)
+        query = query.where(Message.received_at < end)
+    text = flt.text.strip()
+    if text:
+        pattern = f"%{_escape_like(text)}%"
+        query = query.where(or_(
+            Message.subject.ilike(pattern, escape="\\"),
+            Message.from_address.ilike(pattern, escape="\\"),
+            Message.from_name.ilike(pattern, escape="\\"),
+            Message.body_text.ilike(pattern, escape="\\"),
+        ))
+    return query
+
+
+def list_inbox(session: Session, flt: InboxFilter, *, after: str | None = None,
+               page_size: int = 50, with_counts: bool = True) -> InboxPage:
+    """One page of the inbox, newest (or oldest) first, continuing after an opaque cursor."""
+    if flt.sort not in SORTS:
+        raise ValidationFailed(f"sort must be one of {', '.join(SORTS)}")
+    query = _apply_filters(select(Message), flt)
+    newest = flt.sort == "newest"
+    if after:
+        cur = Cursor.decode(after)
+        if newest:
+            query = query.where(or_(Message.received_at < cur.received_at,
+                                    and_(Message.received_at == cur.received_at, Message.id < cur.id)))
+        else:
+            query = query.where(or_(Message.received_at > cur.received_at,
+                                    and_(Message.received_at == cur.received_at, Message.id > cur.id)))
+    order = (Message.received_at.desc(), Message.id.desc()) if newest else (
+        Message.received_at.asc(), Message.id.asc())
+    query = query.order_by(*order).limit(page_size + 1).options(
+        joinedload(Message.assignee), joinedload(Message.topic), joinedload(Message.constituent))
+    rows = list(session.scalars(query).unique())
+    next_cursor = None
+    if len(rows) > page_size:
+        rows = rows[:page_size]
+        last = rows[-1]
+        next_cursor = Cursor(last.received_at, last.id).encode()
+    counts = count_by_status(session, flt) if with_counts else {}
+    return InboxPage(rows, next_cursor, counts)
+
+
+def count_by_status(session: Session, flt: InboxFilter) -> dict[str, int]:
+    """How many messages each status filter would show, with the other filters applied."""
+    query = _apply_filters(select(Message.status, func.count()), flt, with_status=False)
+    counts = {s.value: 0 for s in MessageStatus}
+    for status, n in session.execute(query.group_by(Message.status)):
+        counts[MessageStatus(status).value] = n
+    counts["open"] = sum(counts[s.value] for s in OPEN_STATUSES)
+    return counts

@@ -1,0 +1,207 @@
+"""Message triage services: one function per status transition, plus coding topic and stance."""
+
+from __future__ import annotations
+
+from collections.abc import Iterable
+
+from sqlalchemy import select
+from sqlalchemy.orm import Session
+
+from correspondence.errors import InvalidTransition, NotFound, ValidationFailed
+from correspondence.models import Message, MessageStatus, Staffer, Stance, Topic
+from correspondence.services.audit import record
+from correspondence.states import check_move
+
+S = MessageStatus
+
+
+def get_message(session: Session, message_id: int) -> Message:
+    message = session.get(Message, message_id)
+    if message is None:
+        raise NotFound(f"no message {message_id}")
+    return message
+
+
+def _move(session: Session, message: Message, target: S, *, actor_id: int | None, action: str,
+          reason: str | None = None, extra_before: dict | None = None,
+          extra_after: dict | None = None) -> Message:
+    """Apply one allowed transition and write its audit event."""
+    check_move(message.status, target)
+    before = {"status": message.status.value, **(extra_before or {})}
+    message.status = target
+    message.status_reason = reason
+    session.flush()
+    record(session, actor_id=actor_id, action=action, object_type="message", object_id=message.id,
+           before=before, after={"status": target.value, **(extra_after or {})}, detail=reason)
+    return message
+
+
+def assign_message(session: Session, message_id: int, assignee_id: int, *, actor_id: int | None) -> Message:
+    """Give a message to a staffer; a message already being worked keeps its status."""
+    message = get_message(session, message_id)
+    assignee = session.get(Staffer, assignee_id)
+    if assignee is None or not assignee.active:
+        raise ValidationFailed("choose an active staffer to assign to")
+    before = {"assignee_id": message.assignee_id}
+    target = message.status if message.status in (S.IN_PROGRESS,) else S.ASSIGNED
+    if message.status == target and message.assignee_id == assignee_id:
+        return message  # already theirs: assigning again changes nothing and is not an event
+    message.assignee_id = assignee_id
+    return _move(session, message, target, actor_id=actor_id, action="message.assign",
+                 extra_before=before, extra_after={"assignee_id": assignee_id})
+
+
+def unassign_message(session: Session, message_id: int, *, actor_id: int | None) -> Message:
+    message = get_message(session, message_id)
+    before = {"assignee_id": message.assignee_id}
+    message.assignee_id = None
+    return _move(session, message, S.NEW, actor_id=actor_id, action="message.unassign",
+                 extra_before=before, extra_after={"assignee_id": None})
+
+
+def start_work(session: Session, message_id: int, *, actor_id: int | None) -> Message:
+    message = get_message(session, message_id)
+    if message.assignee_id is None:
+        raise ValidationFailed("assign the message before starting work on it")
+    return _move(session, message, S.IN_PROGRESS, actor_id=actor_id, action="message.start")
+
+
+def submit_for_approval(session: Session, message_id: int, *, actor_id: int | None) -> Message:
+    return _move(session, get_message(session, message_id), S.AWAITING_APPROVAL, actor_id=actor_id,
+                 action="message.submit_for_approval")
+
+
+def mark_responded(session: Session, message_id: int, *, actor_id: int | None) -> Message:
+    return _move(session, get_message(session, message_id), S.RESPONDED, actor_id=actor_id,
+                 action="message.responded")
+
+
+def close_message(session: Session, message_id: int, *, actor_id: int | None,
+                  reason: str | None = None) -> Message:
+    return _move(session, get_message(session, message_id), S.CLOSED, actor_id=actor_id,
+                 action="message.close", reason=reason)
+
+
+def reopen_message(session: Session, message_id: int, *, actor_id: int | None) -> Message:
+    message = get_message(session, message_id)
+    if message.assignee_id is None:
+        raise ValidationFailed("assign the message before reopening it")
+    return _move(session, message, S.IN_PROGRESS, actor_id=actor_id, action="message.reopen")
+
+
+def quarantine_message(session: Session, message_id: int, *, reason: str, actor_id: int | None) -> Message:
+    if not reason.strip():
+        raise ValidationFailed("a quarantined message needs a reason a person can act on")
+    return _move(session, get_message(session, message_id), S.QUARANTINED, actor_id=actor_id,
+                 action="message.quarantine", reason=reason)
+
+
+def release_message(session: Session, message_id: int, *, actor_id: int | None) -> Message:
+    """Return a quarantined (or archived) message to the inbox as new."""
+    message = get_message(session, message_id)
+    message.assignee_id = None
+    return _move(session, message, S.NEW, actor_id=actor_id, action="message.release")
+
+
+def archive_message(session: Session, message_id: int, *, actor_id: int | None) -> Message:
+    return _move(session, get_message(session, message_id), S.ARCHIVED, actor_id=actor_id,
+                 action="message.archive")
+
+
+# The transitions a person can choose from the message view, by target status.
+TRANSITION_SERVICES = {
+    S.IN_PROGRESS: start_work,
+    S.AWAITING_APPROVAL: submit_for_approval,
+    S.RESPONDED: mark_responded,
+    S.CLOSED: close_message,
+    S.ARCHIVED: archive_message,
+    S.NEW: release_message,
+}
+
+
+def change_status(session: Session, message_id: int, target: S, *, actor_id: int | None) -> Message:
+    """Move a message to a chosen status through that transition's own service."""
+    message = get_message(session, message_id)
+    if target == S.IN_PROGRESS and message.status in (S.CLOSED, S.RESPONDED):
+        return reopen_message(session, message_id, actor_id=actor_id)
+    service = TRANSITION_SERVICES.get(target)
+    if service is None:
+        raise ValidationFailed(f"use assign or quarantine to move a message to {target.value}")
+    return service(session, message_id, actor_id=actor_id)
+
+
+def set_topic(session: Session, message_id: int, topic_id: int | None, *, actor_id: int | None) -> Message:
+    message = get_message(session, message_id)
+    if topic_id is not None and session.get(Topic, topic_id) is None:
+        raise ValidationFailed(f"no topic {topic_id}")
+    if message.topic_id == topic_id:
+        return message
+    before = message.topic_id
+    message.topic_id = topic_id
+    record(session, actor_id=actor_id, action="message.set_topic", object_type="message",
+           object_id=message.id, before={"topic_id": before}, after={"topic_id": topic_id})
+    return message
+
+
+def set_stance(session: Session, message_id: int, stance: Stance | None, *,
+               actor_id: int | None) -> Message:
+    message = get_message(session, message_id)
+    if message.stance == stance:
+        return message
+    before = message.stance.value if message.stance else None
+    message.stance = stance
+    record(session, actor_id=actor_id, action="message.set_stance", object_type="message",
+           object_id=message.id, before={"stance": before},
+           after={"stance": stance.value if stance else None})
+    return message
+
+
+BULK_ACTIONS = ("assign", "topic", "stance", "close")
+
+
+def bulk_apply(session: Session, message_ids: Iterable[int], action: str, value: str | None, *,
+               actor_id: int) -> tuple[int, list[str]]:
+    """Apply one triage action to many messages; returns (changed, problems) without stopping early."""
+    if action not in BULK_ACTIONS:
+        raise ValidationFailed(f"unknown bulk action {action!r}")
+    ids = sorted(set(message_ids))
+    if not ids:
+        raise ValidationFailed("select at least one message")
+    if len(ids) > 500:
+        raise ValidationFailed("select at most 500 messages at a time")
+    changed, problems = 0, []
+    for message_id in ids:
+        try:
+            with session.begin_nested():
+                if action == "assign":
+                    assign_message(session, message_id, _int(value, "staffer"), actor_id=actor_id)
+                elif action == "topic":
+                    set_topic(session, message_id, _int(value, "topic") if value else None,
+                              actor_id=actor_id)
+                elif action == "stance":
+                    set_stance(session, message_id, Stance(value) if value else None, actor_id=actor_id)
+                else:
+                    close_message(session, message_id, actor_id=actor_id)
+            changed += 1
+        except (ValidationFailed, NotFound, InvalidTransition, ValueError) as exc:
+            # One message that cannot take the action is reported; the rest still go on.
+            problems.append(f"message {message_id}: {exc}")
+    return changed, problems
+
+
+def _int(value: str | None, what: str) -> int:
+    try:
+        return int(value or "")
+    except ValueError as exc:
+        raise ValidationFailed(f"choose a {what}") from exc
+
+
+def earlier_messages(session: Session, message: Message, limit: int = 20) -> list[Message]:
+    if message.constituent_id is None:
+        return []
+    return list(session.scalars(
+        select(Message)
+        .where(Message.constituent_id == message.constituent_id, Message.id != message.id)
+        .order_by(Message.received_at.desc())
+        .limit(limit)
+    ))

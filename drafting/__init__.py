@@ -1,0 +1,1 @@
+"""Drafting: form letters, versions, approval, apply-to-batch and outbound delivery."""
