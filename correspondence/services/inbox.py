@@ -134,5 +134,6 @@ def count_by_status(session: Session, flt: InboxFilter) -> dict[str, int]:
     counts = {s.value: 0 for s in MessageStatus}
     for status, n in session.execute(query.group_by(Message.status)):
         counts[MessageStatus(status).value] = n
+    counts["all"] = sum(counts.values())
     counts["open"] = sum(counts[s.value] for s in OPEN_STATUSES)
     return counts

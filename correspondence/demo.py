@@ -1,0 +1,276 @@
+"""A believable demo office: a real district's ZIP codes, constituents, campaigns, organic mail, casework.
+
+Every message's true campaign is written to `demo-truth.jsonl` so batching quality can be measured.
+"""
+
+from __future__ import annotations
+
+import json
+import random
+from dataclasses import dataclass
+from datetime import UTC, datetime, timedelta
+from email.message import EmailMessage
+from email.utils import format_datetime, make_msgid
+from pathlib import Path
+
+import zipcodes
+from faker import Faker
+from sqlalchemy import func, select
+from sqlalchemy.orm import Session
+
+from correspondence import demo_texts as T
+from correspondence.db import Database
+from correspondence.models import (
+    Channel,
+    Constituent,
+    ConstituentEmail,
+    ConstituentPhone,
+    DistrictStatus,
+    Message,
+    MessageStatus,
+    Role,
+    Staffer,
+    Stance,
+    Topic,
+)
+from correspondence.services.audit import record
+from correspondence.services.blobs import store_blob
+from correspondence.services.staff import create_staffer
+
+DISTRICT_STATE, DISTRICT_COUNTY = "OH", "Franklin County"
+
+DEMO_STAFF = (
+    ("Maria Alvarez", "maria.alvarez@mailroom.local", Role.SUPERVISOR),
+    ("Devon Carter", "devon.carter@mailroom.local", Role.CORRESPONDENT),
+    ("Priya Shah", "priya.shah@mailroom.local", Role.CORRESPONDENT),
+    ("Sam Okafor", "sam.okafor@mailroom.local", Role.CORRESPONDENT),
+    ("Lena Novak", "lena.novak@mailroom.local", Role.CASEWORKER),
+    ("Tom Becker", "tom.becker@mailroom.local", Role.CASEWORKER),
+)
+
+
+@dataclass
+class Person:
+    constituent_id: int
+    first: str
+    last: str
+    emails: list[str]
+    city: str
+    street: str
+    phone: str | None
+
+
+def _district_zips() -> tuple[list[dict], list[dict]]:
+    inside = [z for z in zipcodes.filter_by(state=DISTRICT_STATE, county=DISTRICT_COUNTY)
+              if z["zip_code_type"] == "STANDARD" and z["active"]]
+    outside = [z for z in zipcodes.filter_by(state=DISTRICT_STATE)
+               if z["zip_code_type"] == "STANDARD" and z["active"] and z["county"] != DISTRICT_COUNTY]
+    return inside, outside
+
+
+def _typos(rng: random.Random, text: str, rate: float) -> str:
+    """Swap two neighbouring letters in a few words, the way people type."""
+    words = text.split(" ")
+    for i, word in enumerate(words):
+        if len(word) > 4 and rng.random() < rate:
+            j = rng.randrange(1, len(word) - 2)
+            words[i] = word[:j] + word[j + 1] + word[j] + word[j + 2:]
+    return " ".join(words)
+
+
+def _fill(rng: random.Random, text: str, person: Person) -> str:
+    return text.format(city=person.city, street=person.street, years=rng.randint(3, 45),
+                       job=rng.choice(T.JOBS), num=rng.randint(2, 40),
+                       month=rng.choice(("March", "April", "May", "June", "July", "August")),
+                       weeks=rng.randint(2, 6), claim=f"{rng.randint(100000000, 999999999)}")
+
+
+def _letter(rng: random.Random, person: Person, body: list[str]) -> str:
+    greeting = rng.choice(T.GREETINGS)
+    signoff = rng.choice(T.SIGNOFFS)
+    parts = ([greeting] if greeting else []) + ["\n\n".join(body) if rng.random() < 0.5 else " ".join(body)]
+    signature = f"{person.first} {person.last}"
+    if rng.random() < 0.5:
+        signature += f"\n{person.street}\n{person.city}, {DISTRICT_STATE}"
+    parts.append(f"{signoff}\n{signature}" if signoff else signature)
+    return "\n\n".join(parts)
+
+
+def _campaign_copy(rng: random.Random, campaign: tuple, person: Person) -> tuple[str, str]:
+    _key, _topic, _stance, _org, subject, sentences = campaign
+    body = list(sentences)
+    if rng.random() < 0.15 and len(body) > 3:
+        body.pop(rng.randrange(1, len(body)))  # drop a sentence
+    if rng.random() < 0.35:
+        story = _fill(rng, rng.choice(T.PERSONAL_STORIES), person)
+        body.insert(0 if rng.random() < 0.5 else len(body), story)
+    text = _typos(rng, _letter(rng, person, body), 0.03 if rng.random() < 0.3 else 0.0)
+    if rng.random() < 0.3:
+        subject = rng.choice((subject.upper(), f"Re: {subject}", subject.split(" ", 1)[-1].capitalize(),
+                              "Please read", f"{subject} - from a constituent"))
+    return subject, text
+
+
+def _organic(rng: random.Random, topic: str, person: Person) -> tuple[str, str]:
+    pool = T.ORGANIC[topic]
+    body = [_fill(rng, s, person) for s in rng.sample(pool, k=min(len(pool), rng.randint(1, 3)))]
+    opener, closer = _fill(rng, rng.choice(T.ORGANIC_OPENERS), person), rng.choice(T.ORGANIC_CLOSERS)
+    body = ([opener] if opener else []) + body + ([closer] if closer else [])
+    subject = rng.choice((topic, body[1 if opener and len(body) > 1 else 0][:60].rstrip(".?"), "Question",
+                          f"Concern from {person.city}", ""))
+    return subject, _typos(rng, _letter(rng, person, body), 0.02)
+
+
+def _raw_email(person: Person, address: str, subject: str, text: str, when: datetime) -> bytes:
+    msg = EmailMessage()
+    msg["From"] = f"{person.first} {person.last} <{address}>"
+    msg["To"] = "Representative Jane Doe <rep.doe@house.example>"
+    msg["Subject"] = subject
+    msg["Date"] = format_datetime(when)
+    msg["Message-ID"] = make_msgid(domain=address.split("@")[-1])
+    msg.set_content(text)
+    return msg.as_bytes()
+
+
+def build_demo_office(db: Database, instance_dir: Path, *, messages: int = 20000, constituents: int = 5000,
+                      seed: int = 1, if_empty: bool = False) -> dict[str, object]:
+    """Fill the database with a demo office and write the truth file; returns a summary."""
+    with db.unit_of_work() as session:
+        if if_empty and session.scalar(select(func.count(Message.id))):
+            return {"skipped": "the database already holds messages"}
+        summary = _build(session, instance_dir, messages, constituents, seed)
+    return summary
+
+
+def _build(session: Session, instance_dir: Path, n_messages: int, n_constituents: int,
+           seed: int) -> dict[str, object]:
+    rng = random.Random(seed)
+    fake = Faker("en_US")
+    fake.seed_instance(seed)
+    now = datetime.now(UTC).replace(microsecond=0)
+    topics = {t.name: t.id for t in session.scalars(select(Topic))}
+
+    staff = []
+    for name, email, role in DEMO_STAFF:
+        existing = session.scalar(select(Staffer).where(Staffer.email == email))
+        staff.append(existing or create_staffer(session, name=name, email=email, role=role, actor_id=None)[0])
+    correspondents = [s for s in staff if s.role in (Role.CORRESPONDENT, Role.SUPERVISOR)]
+    caseworkers = [s for s in staff if s.role == Role.CASEWORKER]
+
+    inside, outside = _district_zips()
+    people: list[Person] = []
+    used_emails: set[str] = set(session.scalars(select(ConstituentEmail.address)))
+    for i in range(n_constituents):
+        out = rng.random() < 0.08
+        z = rng.choice(outside if out else inside)
+        first, last = fake.first_name(), fake.last_name()
+        street = fake.street_address()
+        c = Constituent(prefix=rng.choice(("Mr.", "Ms.", "Mrs.", "Dr.", None, None)), first_name=first,
+                        last_name=last, address1=street, city=z["city"].title(), state=z["state"],
+                        zip5=z["zip_code"], zip4=f"{rng.randint(1, 9999):04d}" if rng.random() < 0.4 else None,
+                        district_status=DistrictStatus.OUT_OF_DISTRICT if out else DistrictStatus.IN_DISTRICT)
+        emails = []
+        for k in range(2 if rng.random() < 0.1 else 1):
+            domain = rng.choice(("gmail.com", "yahoo.com", "outlook.com", "aol.com", "icloud.com", "comcast.net"))
+            address = f"{first}.{last}{rng.randint(1, 999) if k or rng.random() < 0.6 else ''}@{domain}".lower()
+            while address in used_emails:
+                address = f"{first}{last}{rng.randint(1000, 99999)}@{domain}".lower()
+            used_emails.add(address)
+            emails.append(address)
+            c.emails.append(ConstituentEmail(address=address))
+        phone = f"+1614{rng.randint(2000000, 9999999)}" if rng.random() < 0.7 else None
+        if phone:
+            c.phones.append(ConstituentPhone(number=phone))
+        session.add(c)
+        if i % 1000 == 999:
+            session.flush()
+        people.append(Person(0, first, last, emails, c.city or "", street, phone))
+        people[-1].constituent_id = c  # type: ignore[assignment]  # resolved to an id after flush below
+    session.flush()
+    for p in people:
+        p.constituent_id = p.constituent_id.id  # type: ignore[attr-defined]
+
+    # Campaign sizes fall off like real advocacy traffic: a few huge, many small.
+    weights = [1 / (rank + 1) ** 1.1 for rank in range(len(T.CAMPAIGNS))]
+    order = list(range(len(T.CAMPAIGNS)))
+    rng.shuffle(order)
+    # Some people write often: a skewed choice of sender.
+    sender_weights = [rng.paretovariate(1.5) for _ in people]
+
+    truth_path = instance_dir / "demo-truth.jsonl"
+    instance_dir.mkdir(parents=True, exist_ok=True)
+    counts = {"campaign": 0, "organic": 0, "casework": 0}
+    batch: list[tuple[Message, dict]] = []
+    with truth_path.open("w") as truth:
+        for n in range(n_messages):
+            person = rng.choices(people, weights=sender_weights)[0]
+            received = now - timedelta(days=rng.triangular(0, 60, 0), seconds=rng.randint(0, 86400))
+            roll = rng.random()
+            campaign_key = None
+            stance = None
+            if roll < 0.72:
+                campaign = T.CAMPAIGNS[order[rng.choices(range(len(T.CAMPAIGNS)), weights=weights)[0]]]
+                campaign_key, topic_name, stance_value, org = campaign[0], campaign[1], campaign[2], campaign[3]
+                subject, text = _campaign_copy(rng, campaign, person)
+                channel = rng.choices((Channel.CWC, Channel.WEBFORM, Channel.EMAIL), weights=(4, 3, 3))[0]
+                stance = Stance(stance_value) if channel == Channel.CWC else None
+                kind = "campaign"
+                if channel == Channel.EMAIL and rng.random() < 0.5:
+                    text += f"\n\n--\nSent via {org} action center"
+            elif roll < 0.94:
+                topic_name = rng.choice(list(T.ORGANIC))
+                subject, text = _organic(rng, topic_name, person)
+                channel = rng.choices((Channel.EMAIL, Channel.WEBFORM, Channel.POSTAL, Channel.PHONE,
+                                       Channel.SOCIAL), weights=(5, 3, 1, 1, 1))[0]
+                kind = "organic"
+            else:
+                category, subject, body = rng.choice(T.CASEWORK)
+                subject, text = _fill(rng, subject, person), _letter(rng, person, [_fill(rng, body, person)])
+                topic_name = {"Veterans Affairs": "Armed Forces and National Security",
+                              "Passports": "International Affairs", "Immigration": "Immigration",
+                              "Medicare/Medicaid": "Health"}.get(category, "Social Welfare")
+                channel = rng.choice((Channel.EMAIL, Channel.PHONE, Channel.WEBFORM))
+                kind = "casework"
+            counts[kind] += 1
+            address = rng.choice(person.emails)
+            raw = _raw_email(person, address, subject, text, received) if channel == Channel.EMAIL else None
+            message = Message(
+                idempotency_key=f"demo:{seed}:{n}", channel=channel, received_at=received,
+                from_name=f"{person.first} {person.last}", from_address=address, subject=subject or "",
+                body_text=text, raw_sha256=store_blob(session, raw, "message/rfc822") if raw else None,
+                constituent_id=person.constituent_id, stance=stance, processed_at=received,
+                topic_id=topics[topic_name] if channel == Channel.CWC or rng.random() < 0.3 else None,
+                due_at=received + timedelta(days=14 if kind != "casework" else 5),
+            )
+            _demo_status(rng, message, now, correspondents, caseworkers if kind == "casework" else correspondents)
+            session.add(message)
+            batch.append((message, {"campaign": campaign_key, "kind": kind}))
+            if len(batch) >= 1000:
+                _flush(session, batch, truth)
+        _flush(session, batch, truth)
+    record(session, actor_id=None, action="demo.loaded", object_type="office", object_id="demo",
+           after={"messages": n_messages, "constituents": n_constituents, "seed": seed})
+    return {"messages": n_messages, "constituents": n_constituents, **counts, "staff": len(staff),
+            "campaigns": len(T.CAMPAIGNS), "truth": str(truth_path)}
+
+
+def _demo_status(rng: random.Random, message: Message, now: datetime, staff: list[Staffer],
+                 owners: list[Staffer]) -> None:
+    """Older mail has mostly been answered; recent mail is waiting, some of it assigned."""
+    age = (now - message.received_at).days
+    roll = rng.random()
+    if age > 10 and roll < 0.7:
+        message.status = rng.choice((MessageStatus.RESPONDED, MessageStatus.CLOSED))
+        message.assignee_id = rng.choice(owners).id
+    elif roll < 0.35:
+        message.status = rng.choice((MessageStatus.ASSIGNED, MessageStatus.ASSIGNED, MessageStatus.IN_PROGRESS))
+        message.assignee_id = rng.choice(owners).id
+    else:
+        message.status = MessageStatus.NEW
+
+
+def _flush(session: Session, batch: list[tuple[Message, dict]], truth) -> None:  # type: ignore[no-untyped-def]
+    session.flush()
+    for message, info in batch:
+        truth.write(json.dumps({"id": message.id, "idempotency_key": message.idempotency_key, **info}) + "\n")
+    batch.clear()

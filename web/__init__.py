@@ -1,0 +1,148 @@
+"""The Flask app factory: settings in, blueprints, sign-in, CSRF, security headers and error pages."""
+
+from __future__ import annotations
+
+from datetime import timedelta
+
+import nh3
+from flask import Flask, g, render_template, request
+from flask_login import LoginManager
+from flask_wtf.csrf import CSRFError, CSRFProtect
+from markupsafe import Markup
+from werkzeug.exceptions import HTTPException
+
+from config import Settings
+from correspondence.db import Database
+from correspondence.models import Staffer
+from web.access import enforce_access
+
+csrf = CSRFProtect()
+login_manager = LoginManager()
+login_manager.login_view = "auth.login"
+login_manager.session_protection = "strong"
+
+CSP = ("default-src 'self'; img-src 'self' data:; style-src 'self'; script-src 'self'; "
+       "frame-ancestors 'none'; form-action 'self'; base-uri 'none'; object-src 'none'")
+
+
+def create_app(settings: Settings) -> Flask:
+    app = Flask(__name__, instance_path=str(settings.instance_dir), instance_relative_config=False)
+    app.config.update(
+        SECRET_KEY=settings.secret_key,
+        TESTING=settings.testing,
+        SESSION_COOKIE_HTTPONLY=True,
+        SESSION_COOKIE_SAMESITE="Lax",
+        SESSION_COOKIE_SECURE=settings.secure_cookies,
+        SESSION_COOKIE_NAME="mailroom_session",
+        REMEMBER_COOKIE_HTTPONLY=True,
+        REMEMBER_COOKIE_SAMESITE="Lax",
+        REMEMBER_COOKIE_SECURE=settings.secure_cookies,
+        PERMANENT_SESSION_LIFETIME=timedelta(hours=12),
+        WTF_CSRF_TIME_LIMIT=12 * 3600,
+        MAX_CONTENT_LENGTH=25 * 1024 * 1024,
+    )
+    app.extensions["mailroom.settings"] = settings
+    app.extensions["mailroom.db"] = Database(settings.database_url)
+
+    csrf.init_app(app)
+    login_manager.init_app(app)
+    app.before_request(enforce_access)
+
+    from web import admin, auth, dashboard, inbox, messages
+
+    for module in (auth, inbox, messages, dashboard, admin):
+        app.register_blueprint(module.bp)
+
+    app.teardown_appcontext(_close_session)
+    app.after_request(_security_headers)
+    app.context_processor(_template_globals)
+    app.add_template_filter(_sanitise, "sanitise")
+    _register_errors(app)
+    return app
+
+
+def db_session():  # type: ignore[no-untyped-def]
+    """The request's database session; the view that changes state commits it."""
+    from flask import current_app
+
+    if "db_session" not in g:
+        g.db_session = current_app.extensions["mailroom.db"].sessions()
+    return g.db_session
+
+
+def settings() -> Settings:
+    from flask import current_app
+
+    return current_app.extensions["mailroom.settings"]
+
+
+def _close_session(_exc: BaseException | None) -> None:
+    session = g.pop("db_session", None)
+    if session is not None:
+        session.close()
+
+
+@login_manager.user_loader
+def _load_staffer(staffer_id: str) -> Staffer | None:
+    try:
+        staffer = db_session().get(Staffer, int(staffer_id))
+    except ValueError:
+        return None
+    return staffer if staffer is not None and staffer.active else None
+
+
+def _security_headers(response):  # type: ignore[no-untyped-def]
+    response.headers.setdefault("Content-Security-Policy", CSP)
+    response.headers.setdefault("X-Content-Type-Options", "nosniff")
+    response.headers.setdefault("X-Frame-Options", "DENY")
+    response.headers.setdefault("Referrer-Policy", "same-origin")
+    response.headers.setdefault("Permissions-Policy", "camera=(), microphone=(), geolocation=()")
+    if request.endpoint != "static":
+        response.headers.setdefault("Cache-Control", "no-store")
+    return response
+
+
+def _sanitise(markup: str | None) -> Markup:
+    """Outside HTML is cleaned with nh3 every time it is shown, whatever was stored."""
+    return Markup(nh3.clean(markup or ""))
+
+
+def _template_globals() -> dict[str, object]:
+    from web.access import access_rule
+
+    def can(endpoint: str) -> bool:
+        from flask_login import current_user
+
+        rule = access_rule(endpoint)
+        if rule in ("public", "signed_in"):
+            return True
+        return bool(rule) and current_user.is_authenticated and current_user.role in rule  # type: ignore[operator]
+
+    return {"office_name": settings().office_name, "can": can}
+
+
+def _register_errors(app: Flask) -> None:
+    @app.errorhandler(CSRFError)
+    def _csrf(exc: CSRFError):  # type: ignore[no-untyped-def]
+        return _error_page(400, "The form expired or was not sent from Mailroom. Go back, reload the "
+                                "page and try again.")
+
+    @app.errorhandler(HTTPException)
+    def _http(exc: HTTPException):  # type: ignore[no-untyped-def]
+        return _error_page(exc.code or 500, exc.description or exc.name)
+
+    @app.errorhandler(Exception)
+    def _crash(exc: Exception):  # type: ignore[no-untyped-def]
+        app.logger.exception("unhandled error path=%s", request.path)
+        return _error_page(500, "Something went wrong on our side. The error has been logged.")
+
+
+TITLES = {400: "That request could not be used", 401: "Sign-in needed", 403: "Not allowed",
+          404: "Not found", 405: "Not allowed here", 413: "Too large", 429: "Too many attempts",
+          500: "Server error"}
+
+
+def _error_page(code: int, message: str):  # type: ignore[no-untyped-def]
+    if request.path.startswith("/api/"):
+        return {"error": {"code": code, "message": message}}, code
+    return render_template("error.html", code=code, title=TITLES.get(code, "Error"), message=message), code

@@ -1,0 +1,71 @@
+"""Role rules for every route: each view declares who may use it, and anything undeclared is refused."""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from typing import TypeVar
+
+from flask import abort, current_app, redirect, request, url_for
+from flask_login import current_user
+
+from correspondence.models import Role
+
+F = TypeVar("F", bound=Callable[..., object])
+
+ALL_STAFF = frozenset(Role)
+PUBLIC = "public"
+SIGNED_IN = "signed_in"
+
+# Routes a staffer whose password is a one-time password may still use.
+_PASSWORD_CHANGE_OK = {"auth.change_password", "auth.logout", "static"}
+
+
+def roles(*allowed: Role) -> Callable[[F], F]:
+    """Allow signed-in staff with one of these roles."""
+
+    def mark(view: F) -> F:
+        view._mailroom_access = frozenset(allowed)  # type: ignore[attr-defined]
+        return view
+
+    return mark
+
+
+def public(view: F) -> F:
+    """Allow anyone, signed in or not (sign-in page, health check)."""
+    view._mailroom_access = PUBLIC  # type: ignore[attr-defined]
+    return view
+
+
+def signed_in(view: F) -> F:
+    """Allow any signed-in staffer, whatever their role."""
+    view._mailroom_access = SIGNED_IN  # type: ignore[attr-defined]
+    return view
+
+
+def access_rule(endpoint: str | None) -> object:
+    if endpoint == "static":
+        return PUBLIC
+    view = current_app.view_functions.get(endpoint or "")
+    return getattr(view, "_mailroom_access", None)
+
+
+def enforce_access():  # type: ignore[no-untyped-def]
+    """before_request hook: deny by default, so a new route without a rule is refused."""
+    if request.endpoint is None:
+        return None  # no route matched: the 404/405 handler answers
+    rule = access_rule(request.endpoint)
+    if rule is None:
+        abort(403, description="This page has no access rule yet, so it is closed to everyone.")
+    if rule == PUBLIC:
+        return None
+    if not current_user.is_authenticated:
+        if request.path.startswith("/api/"):
+            abort(401)
+        return redirect(url_for("auth.login", next=request.full_path.rstrip("?")))
+    if current_user.must_change_password and request.endpoint not in _PASSWORD_CHANGE_OK:
+        return redirect(url_for("auth.change_password"))
+    if rule == SIGNED_IN:
+        return None
+    if current_user.role not in rule:  # type: ignore[operator]
+        abort(403, description="Your role does not include this page.")
+    return None

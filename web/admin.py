@@ -1,0 +1,75 @@
+"""Admin: staff accounts and roles."""
+
+from __future__ import annotations
+
+from flask import Blueprint, abort, flash, redirect, render_template, request, url_for
+from flask_login import current_user
+
+from correspondence.errors import DomainError, NotFound
+from correspondence.models import Role
+from correspondence.services.staff import create_staffer, list_staff, reset_password, set_active, set_role
+from web import db_session
+from web.access import roles
+from web.forms import ActionForm, StaffForm
+
+bp = Blueprint("admin", __name__, url_prefix="/admin")
+
+
+@bp.route("/staff", methods=["GET", "POST"])
+@roles(Role.ADMIN)
+def staff():  # type: ignore[no-untyped-def]
+    session = db_session()
+    form = StaffForm()
+    status = 200
+    if request.method == "POST":
+        if form.validate_on_submit():
+            try:
+                staffer, otp = create_staffer(session, name=form.name.data or "", email=form.email.data or "",
+                                              role=Role(form.role.data), actor_id=current_user.id)
+            except DomainError as exc:
+                session.rollback()
+                flash(str(exc), "error")
+                status = 400
+            else:
+                session.commit()
+                flash(f"Created {staffer.email}. One-time password: {otp} — give it to them in person; "
+                      "they choose their own at first sign-in.", "ok")
+                return redirect(url_for("admin.staff"))
+        else:
+            status = 400
+    return render_template("admin_staff.html", staff=list_staff(session), form=form, action=ActionForm(),
+                           roles=list(Role)), status
+
+
+@bp.route("/staff/<int:staffer_id>/<action>", methods=["POST"])
+@roles(Role.ADMIN)
+def staff_action(staffer_id: int, action: str):  # type: ignore[no-untyped-def]
+    form = ActionForm()
+    if not form.validate_on_submit():
+        abort(400, description="The form expired; reload the page and try again.")
+    session = db_session()
+    value = request.form.get("value", "")
+    try:
+        if action == "role":
+            set_role(session, staffer_id, Role(value), actor_id=current_user.id)
+            message = "Role changed."
+        elif action == "deactivate":
+            set_active(session, staffer_id, False, actor_id=current_user.id)
+            message = "Account deactivated."
+        elif action == "activate":
+            set_active(session, staffer_id, True, actor_id=current_user.id)
+            message = "Account activated."
+        elif action == "reset-password":
+            otp = reset_password(session, staffer_id, actor_id=current_user.id)
+            message = f"New one-time password: {otp}"
+        else:
+            abort(404, description=f"Unknown action {action!r}.")
+    except NotFound:
+        abort(404, description=f"There is no staffer {staffer_id}.")
+    except (DomainError, ValueError) as exc:
+        session.rollback()
+        flash(str(exc), "error")
+        return redirect(url_for("admin.staff")), 303
+    session.commit()
+    flash(message, "ok")
+    return redirect(url_for("admin.staff")), 303

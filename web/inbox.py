@@ -1,0 +1,145 @@
+"""The triage inbox: filters, keyset pages, counts and bulk actions on a selection."""
+
+from __future__ import annotations
+
+from datetime import date
+from urllib.parse import urlencode
+
+from flask import Blueprint, abort, flash, redirect, render_template, request, url_for
+from flask_login import current_user
+from sqlalchemy import select
+from werkzeug.datastructures import MultiDict
+
+from correspondence.errors import ValidationFailed
+from correspondence.models import OPEN_STATUSES, Channel, MessageStatus, Stance, Topic
+from correspondence.services.inbox import SORTS, InboxFilter, list_inbox
+from correspondence.services.messages import BULK_ACTIONS, bulk_apply
+from correspondence.services.staff import list_staff
+from web import db_session, settings
+from web.access import ALL_STAFF, roles
+from web.forms import ActionForm
+
+bp = Blueprint("inbox", __name__, url_prefix="/inbox")
+
+FILTER_KEYS = ("status", "channel", "topic", "assignee", "from", "to", "q", "sort")
+
+
+def parse_filter(args: MultiDict[str, str], me: int) -> InboxFilter:
+    """Turn the query string into a filter; anything unusable is a ValidationFailed naming the field."""
+    errors: list[str] = []
+    kwargs: dict[str, object] = {}
+    status = args.get("status", "open")
+    if status == "open":
+        kwargs["statuses"] = OPEN_STATUSES
+    elif status == "all":
+        kwargs["statuses"] = tuple(MessageStatus)
+    else:
+        try:
+            kwargs["statuses"] = (MessageStatus(status),)
+        except ValueError:
+            errors.append(f"status: {status!r} is not a status")
+    if channel := args.get("channel"):
+        try:
+            kwargs["channel"] = Channel(channel)
+        except ValueError:
+            errors.append(f"channel: {channel!r} is not a channel")
+    if topic := args.get("topic"):
+        if topic == "none":
+            kwargs["uncoded"] = True
+        elif topic.isdigit():
+            kwargs["topic_id"] = int(topic)
+        else:
+            errors.append(f"topic: {topic!r} is not a topic")
+    if assignee := args.get("assignee"):
+        if assignee == "none":
+            kwargs["unassigned"] = True
+        elif assignee == "me":
+            kwargs["assignee_id"] = me
+        elif assignee.isdigit():
+            kwargs["assignee_id"] = int(assignee)
+        else:
+            errors.append(f"assignee: {assignee!r} is not a staffer")
+    for key, field in (("from", "received_from"), ("to", "received_to")):
+        if raw := args.get(key):
+            try:
+                kwargs[field] = date.fromisoformat(raw)
+            except ValueError:
+                errors.append(f"{key}: {raw!r} is not a date (use YYYY-MM-DD)")
+    text = args.get("q", "")
+    if len(text) > 200:
+        errors.append("q: search text is limited to 200 characters")
+    kwargs["text"] = text
+    sort = args.get("sort", "newest")
+    if sort not in SORTS:
+        errors.append(f"sort: {sort!r} is not one of {', '.join(SORTS)}")
+    kwargs["sort"] = sort
+    if errors:
+        raise ValidationFailed("; ".join(errors))
+    return InboxFilter(**kwargs)  # type: ignore[arg-type]
+
+
+def _current_args(**changes: str | None) -> dict[str, str]:
+    args = {k: v for k in FILTER_KEYS if (v := request.args.get(k))}
+    for key, value in changes.items():
+        if value is None:
+            args.pop(key, None)
+        else:
+            args[key] = value
+    return args
+
+
+@bp.route("/")
+@roles(*ALL_STAFF)
+def index():  # type: ignore[no-untyped-def]
+    try:
+        flt = parse_filter(request.args, current_user.id)
+        page = list_inbox(db_session(), flt, after=request.args.get("after") or None,
+                          page_size=settings().page_size)
+    except ValidationFailed as exc:
+        abort(400, description=str(exc))
+    session = db_session()
+    topics = list(session.scalars(select(Topic).where(Topic.active.is_(True)).order_by(Topic.name)))
+    staff = list_staff(session, active_only=True)
+    status_links = [("open", "Open")] + [(s.value, s.value.replace("_", " ").capitalize())
+                                         for s in MessageStatus] + [("all", "All")]
+    return render_template(
+        "inbox.html", page=page, flt=flt, topics=topics, staff=staff, channels=list(Channel),
+        stances=list(Stance), statuses=list(MessageStatus), status_links=status_links,
+        current_status=request.args.get("status", "open"), args=_current_args(after=None),
+        link=lambda **kw: url_for("inbox.index") + "?" + urlencode(_current_args(after=None, **kw)),
+        next_url=(url_for("inbox.index") + "?" + urlencode(_current_args(after=page.next_cursor)))
+        if page.next_cursor else None,
+        form=ActionForm(), bulk_actions=BULK_ACTIONS,
+    )
+
+
+@bp.route("/bulk", methods=["POST"])
+@roles(*ALL_STAFF)
+def bulk():  # type: ignore[no-untyped-def]
+    form = ActionForm()
+    if not form.validate_on_submit():
+        abort(400, description="The form expired; reload the inbox and try again.")
+    action = request.form.get("action", "")
+    raw_ids = request.form.getlist("ids")
+    if not all(i.isdigit() for i in raw_ids):
+        abort(400, description="The selection contains something that is not a message.")
+    values = {"assign": request.form.get("assignee_id"), "topic": request.form.get("topic_id"),
+              "stance": request.form.get("stance"), "close": None}
+    session = db_session()
+    try:
+        changed, problems = bulk_apply(session, [int(i) for i in raw_ids], action, values.get(action),
+                                       actor_id=current_user.id)
+    except ValidationFailed as exc:
+        session.rollback()
+        flash(str(exc), "error")
+        return redirect(_back())
+    session.commit()
+    flash(f"{action.capitalize()}: {changed} message{'s' if changed != 1 else ''} updated.", "ok")
+    for problem in problems[:10]:
+        flash(problem, "error")
+    return redirect(_back())
+
+
+def _back() -> str:
+    target = request.form.get("next", "")
+    return target if target.startswith("/inbox") and not target.startswith("//") else url_for("inbox.index")

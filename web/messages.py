@@ -1,0 +1,110 @@
+"""The message view: clean text beside the original, the constituent's history, and triage actions."""
+
+from __future__ import annotations
+
+from email import policy
+from email.parser import BytesParser
+
+from flask import Blueprint, abort, flash, redirect, render_template, request, url_for
+from flask_login import current_user
+from sqlalchemy import select
+
+from correspondence.errors import DomainError, NotFound
+from correspondence.models import AuditEvent, MessageStatus, Stance, Topic
+from correspondence.services.blobs import load_blob
+from correspondence.services.messages import (
+    assign_message,
+    change_status,
+    earlier_messages,
+    get_message,
+    set_stance,
+    set_topic,
+)
+from correspondence.services.staff import list_staff
+from correspondence.states import MESSAGE_TRANSITIONS
+from web import db_session
+from web.access import ALL_STAFF, roles
+from web.forms import ActionForm
+
+bp = Blueprint("messages", __name__, url_prefix="/messages")
+
+# Status moves offered as buttons; assign and quarantine have their own controls.
+BUTTON_TARGETS = (MessageStatus.IN_PROGRESS, MessageStatus.AWAITING_APPROVAL, MessageStatus.RESPONDED,
+                  MessageStatus.CLOSED, MessageStatus.ARCHIVED, MessageStatus.NEW)
+
+
+def _original(raw: bytes | None) -> dict[str, object] | None:
+    """Headers and attachment list of a raw RFC 822 message, parsed with the modern email policy."""
+    if not raw:
+        return None
+    try:
+        parsed = BytesParser(policy=policy.default).parsebytes(raw)
+        headers = [(k, str(v)) for k, v in parsed.items()]
+        attachments = [
+            {"filename": part.get_filename() or "(unnamed)", "type": part.get_content_type(),
+             "size": len(part.get_payload(decode=True) or b"")}
+            for part in parsed.iter_attachments()
+        ] if parsed.is_multipart() else []
+    except Exception as exc:  # a raw input we cannot parse is still shown as text
+        return {"headers": [], "attachments": [], "error": f"could not parse the original: {exc}"}
+    return {"headers": headers, "attachments": attachments, "error": None}
+
+
+@bp.route("/<int:message_id>")
+@roles(*ALL_STAFF)
+def view(message_id: int):  # type: ignore[no-untyped-def]
+    session = db_session()
+    try:
+        message = get_message(session, message_id)
+    except NotFound:
+        abort(404, description=f"There is no message {message_id}.")
+    raw = load_blob(session, message.raw_sha256) if message.raw_sha256 else None
+    history = list(session.scalars(
+        select(AuditEvent).where(AuditEvent.object_type == "message", AuditEvent.object_id == str(message.id))
+        .order_by(AuditEvent.at.desc()).limit(50)))
+    topics = list(session.scalars(select(Topic).where(Topic.active.is_(True)).order_by(Topic.name)))
+    allowed = [t for t in BUTTON_TARGETS if t in MESSAGE_TRANSITIONS[message.status]]
+    return render_template(
+        "message.html", message=message, original=_original(raw), raw_text=_raw_text(raw),
+        earlier=earlier_messages(session, message), history=history, topics=topics,
+        staff=list_staff(session, active_only=True), stances=list(Stance), allowed=allowed,
+        form=ActionForm(),
+    )
+
+
+def _raw_text(raw: bytes | None) -> str | None:
+    if raw is None:
+        return None
+    return raw[:200_000].decode("utf-8", errors="replace")
+
+
+@bp.route("/<int:message_id>/<action>", methods=["POST"])
+@roles(*ALL_STAFF)
+def act(message_id: int, action: str):  # type: ignore[no-untyped-def]
+    form = ActionForm()
+    if not form.validate_on_submit():
+        abort(400, description="The form expired; reload the message and try again.")
+    session = db_session()
+    value = request.form.get("value", "")
+    try:
+        if action == "assign":
+            if not value.isdigit():
+                raise DomainError("choose a staffer to assign to")
+            assign_message(session, message_id, int(value), actor_id=current_user.id)
+        elif action == "topic":
+            set_topic(session, message_id, int(value) if value.isdigit() else None, actor_id=current_user.id)
+        elif action == "stance":
+            set_stance(session, message_id, Stance(value) if value else None, actor_id=current_user.id)
+        elif action == "status":
+            change_status(session, message_id, MessageStatus(value), actor_id=current_user.id)
+        else:
+            abort(404, description=f"Unknown action {action!r}.")
+    except NotFound:
+        abort(404, description=f"There is no message {message_id}.")
+    except (DomainError, ValueError) as exc:
+        session.rollback()
+        flash(str(exc), "error")
+        return redirect(url_for("messages.view", message_id=message_id)), 303
+    session.commit()
+    flash("Saved.", "ok")
+    return redirect(url_for("messages.view", message_id=message_id)), 303

@@ -1,0 +1,152 @@
+"""The `mailroom` command: a Flask CLI group with init, run, worker, scheduler, demo and staff."""
+
+from __future__ import annotations
+
+import json
+import logging
+import os
+import signal
+import sys
+import time
+
+import click
+from flask.cli import FlaskGroup
+
+from config import Settings
+
+
+def _create_app():  # type: ignore[no-untyped-def]
+    from web import create_app
+
+    return create_app(Settings.from_env())
+
+
+def _logging() -> None:
+    logging.basicConfig(level=os.environ.get("MAILROOM_LOG_LEVEL", "INFO"),
+                        format="%(asctime)s level=%(levelname)s logger=%(name)s %(message)s")
+
+
+cli = FlaskGroup(create_app=_create_app, add_default_commands=False,
+                 help="Mailroom: constituent correspondence and casework.")
+
+
+@cli.command("init", with_appcontext=False)
+@click.option("--admin-email", default="admin@mailroom.local", show_default=True)
+@click.option("--admin-name", default="Office Administrator", show_default=True)
+def init_command(admin_email: str, admin_name: str) -> None:
+    """Create or migrate the database; on a new database, create the first admin account."""
+    from workers.setup import initialise
+
+    result = initialise(Settings.from_env(), admin_email=admin_email, admin_name=admin_name)
+    if result.one_time_password:
+        click.echo(f"Created admin account {result.admin_email}")
+        click.echo(f"One-time password: {result.one_time_password}  (you will choose a new one at sign-in)")
+    else:
+        click.echo("Database is up to date.")
+
+
+@cli.command("run", with_appcontext=False)
+@click.option("--workers", default=2, show_default=True, help="RQ worker processes")
+@click.option("--web-workers", default=2, show_default=True, help="gunicorn worker processes")
+def run_command(workers: int, web_workers: int) -> None:
+    """Start Redis (embedded unless REDIS_URL is set), RQ workers, the scheduler and the web server."""
+    from workers.runner import Runner
+    from workers.setup import initialise
+
+    _logging()
+    settings = Settings.from_env()
+    result = initialise(settings)
+    if result.one_time_password:
+        click.echo(f"Created admin account {result.admin_email}, one-time password: "
+                   f"{result.one_time_password}")
+    sys.exit(Runner(settings, workers=workers, web_workers=web_workers).serve_forever())
+
+
+@cli.command("worker", with_appcontext=False)
+@click.argument("queues", nargs=-1)
+@click.option("--burst", is_flag=True, help="Stop when the queues are empty.")
+def worker_command(queues: tuple[str, ...], burst: bool) -> None:
+    """Run an RQ worker on the given queues (all Mailroom queues by default)."""
+    from rq import Worker
+
+    from workers.queues import QUEUE_NAMES, get_queue
+    from workers.redis_conn import connect
+
+    _logging()
+    connection = connect(Settings.from_env())
+    names = queues or QUEUE_NAMES
+    worker = Worker([get_queue(n, connection) for n in names], connection=connection)
+    worker.work(burst=burst, with_scheduler=True, logging_level=os.environ.get("MAILROOM_LOG_LEVEL", "INFO"))
+
+
+@cli.command("scheduler", with_appcontext=False)
+@click.option("--interval", default=10.0, show_default=True, help="Seconds between checks.")
+def scheduler_command(interval: float) -> None:
+    """Enqueue periodic jobs (the sweeper and others) when they fall due."""
+    from workers.queues import enqueue_due_periodic
+    from workers.redis_conn import connect
+
+    _logging()
+    connection = connect(Settings.from_env())
+    stop = False
+
+    def _stop(*_args):  # type: ignore[no-untyped-def]
+        nonlocal stop
+        stop = True
+
+    signal.signal(signal.SIGTERM, _stop)
+    signal.signal(signal.SIGINT, _stop)
+    while not stop:
+        enqueue_due_periodic(connection)
+        for _ in range(int(interval * 10)):
+            if stop:
+                break
+            time.sleep(0.1)
+
+
+@cli.command("demo", with_appcontext=False)
+@click.option("--messages", default=20000, show_default=True)
+@click.option("--constituents", default=5000, show_default=True)
+@click.option("--seed", default=1, show_default=True)
+@click.option("--if-empty", is_flag=True, help="Do nothing when the database already holds messages.")
+def demo_command(messages: int, constituents: int, seed: int, if_empty: bool) -> None:
+    """Fill the database with a believable demo office."""
+    from correspondence.demo import build_demo_office
+
+    from correspondence.db import Database
+
+    settings = Settings.from_env()
+    db = Database(settings.database_url)
+    summary = build_demo_office(db, settings.instance_dir, messages=messages, constituents=constituents,
+                                seed=seed, if_empty=if_empty)
+    click.echo(json.dumps(summary))
+
+
+@cli.group("staff")
+def staff_group() -> None:
+    """Manage staff accounts."""
+
+
+@staff_group.command("create", with_appcontext=False)
+@click.option("--name", required=True)
+@click.option("--email", required=True)
+@click.option("--role", type=click.Choice(["admin", "supervisor", "correspondent", "caseworker"]),
+              required=True)
+def staff_create(name: str, email: str, role: str) -> None:
+    """Create a staff account with a one-time password."""
+    from correspondence.db import Database
+    from correspondence.errors import ValidationFailed
+    from correspondence.models import Role
+    from correspondence.services.staff import create_staffer
+
+    db = Database(Settings.from_env().database_url)
+    try:
+        with db.unit_of_work() as session:
+            staffer, otp = create_staffer(session, name=name, email=email, role=Role(role), actor_id=None)
+    except ValidationFailed as exc:
+        raise click.ClickException(str(exc)) from exc
+    click.echo(f"Created {staffer.email} ({role}); one-time password: {otp}")
+
+
+if __name__ == "__main__":
+    cli()

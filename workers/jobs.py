@@ -1,0 +1,48 @@
+"""RQ entry points: thin functions that take ids, open a unit of work and call one service."""
+
+from __future__ import annotations
+
+import logging
+from datetime import timedelta
+
+from sqlalchemy import select
+
+from correspondence.models import Message, MessageStatus, utcnow
+from intake.pipeline import process_message
+from workers import context
+from workers.queues import enqueue_process
+from workers.redis_conn import connect
+
+log = logging.getLogger(__name__)
+
+
+def run_process_message(message_id: int) -> str:
+    """Process one stored message. Idempotent: a processed message is left unchanged."""
+    with context.database().unit_of_work() as session:
+        message = process_message(session, message_id)
+        status = message.status.value
+    log.info("processed message_id=%s status=%s", message_id, status)
+    return status
+
+
+def find_unfinished(session, older_than: timedelta) -> list[int]:  # type: ignore[no-untyped-def]
+    """Messages stored but never processed, older than the grace period."""
+    cutoff = utcnow() - older_than
+    return list(session.scalars(
+        select(Message.id).where(Message.processed_at.is_(None), Message.created_at < cutoff,
+                                 Message.status != MessageStatus.QUARANTINED)
+        .order_by(Message.id).limit(10_000)
+    ))
+
+
+def run_sweep() -> int:
+    """Re-enqueue anything left unfinished. Idempotent: enqueueing by message id is deduplicated."""
+    settings = context.settings()
+    with context.database().unit_of_work() as session:
+        ids = find_unfinished(session, timedelta(minutes=settings.sweep_after_minutes))
+    if ids:
+        redis = connect(settings)
+        for message_id in ids:
+            enqueue_process(redis, message_id)
+    log.info("sweep re-enqueued=%d", len(ids))
+    return len(ids)

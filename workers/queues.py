@@ -1,0 +1,80 @@
+"""All RQ plumbing in one place: queue names, timeouts, retries, periodic jobs and enqueue helpers."""
+
+from __future__ import annotations
+
+import logging
+from dataclasses import dataclass
+from datetime import UTC, datetime
+
+from redis import Redis
+from rq import Queue, Retry
+
+log = logging.getLogger(__name__)
+
+INTAKE, PROCESS, OUTBOUND, MAINTENANCE = "intake", "process", "outbound", "maintenance"
+QUEUE_NAMES = (INTAKE, PROCESS, OUTBOUND, MAINTENANCE)
+
+DEFAULT_TIMEOUTS = {INTAKE: 600, PROCESS: 120, OUTBOUND: 120, MAINTENANCE: 1800}
+FAILURE_TTL = 30 * 24 * 3600  # keep failed jobs a month so a person can see why
+RESULT_TTL = 3600
+NETWORK_RETRY = Retry(max=3, interval=[10, 30, 60])
+
+
+def get_queue(name: str, connection: Redis) -> Queue:
+    if name not in QUEUE_NAMES:
+        raise KeyError(f"unknown queue {name!r}; known: {', '.join(QUEUE_NAMES)}")
+    return Queue(name, connection=connection, default_timeout=DEFAULT_TIMEOUTS[name])
+
+
+def all_queues(connection: Redis) -> list[Queue]:
+    return [get_queue(n, connection) for n in QUEUE_NAMES]
+
+
+def enqueue_process(connection: Redis, message_id: int) -> str:
+    """Queue processing of one stored message; the job id makes a second enqueue a no-op."""
+    job_id = f"process-message-{message_id}"
+    queue = get_queue(PROCESS, connection)
+    existing = queue.fetch_job(job_id)
+    if existing is not None and existing.get_status(refresh=True) in ("queued", "started", "deferred",
+                                                                     "scheduled"):
+        return job_id
+    queue.enqueue("workers.jobs.run_process_message", message_id, job_id=job_id,
+                  failure_ttl=FAILURE_TTL, result_ttl=RESULT_TTL)
+    return job_id
+
+
+@dataclass(frozen=True)
+class PeriodicJob:
+    """A job to enqueue every `every_seconds`; its id for each slot is deterministic."""
+
+    name: str
+    func: str
+    queue: str
+    every_seconds: int
+
+    def slot(self, now: datetime) -> int:
+        return int(now.timestamp()) // self.every_seconds
+
+    def job_id(self, now: datetime) -> str:
+        return f"periodic-{self.name}-{self.slot(now)}"
+
+
+PERIODIC_JOBS: tuple[PeriodicJob, ...] = (
+    PeriodicJob("sweep", "workers.jobs.run_sweep", MAINTENANCE, 300),
+)
+
+
+def enqueue_due_periodic(connection: Redis, now: datetime | None = None,
+                         jobs: tuple[PeriodicJob, ...] = PERIODIC_JOBS) -> list[str]:
+    """Enqueue each periodic job once per slot, even with several schedulers running."""
+    now = now or datetime.now(UTC)
+    enqueued = []
+    for job in jobs:
+        job_id = job.job_id(now)
+        # SET NX is the claim: only the first scheduler to reach this slot enqueues it.
+        if connection.set(f"mailroom:periodic:{job_id}", "1", nx=True, ex=job.every_seconds * 2):
+            get_queue(job.queue, connection).enqueue(job.func, job_id=job_id, failure_ttl=FAILURE_TTL,
+                                                     result_ttl=RESULT_TTL)
+            enqueued.append(job_id)
+            log.info("periodic enqueued job_id=%s", job_id)
+    return enqueued
