@@ -1,0 +1,92 @@
+"""Every route has an access rule, and the rules match the office's role matrix.
+
+A new route without a rule fails here (and is refused at run time) until someone decides who may use it.
+"""
+
+import pytest
+
+from correspondence.models import Role
+from web.access import PUBLIC, SIGNED_IN
+
+ALL = frozenset(Role)
+A, S, C, W = Role.ADMIN, Role.SUPERVISOR, Role.CORRESPONDENT, Role.CASEWORKER
+
+# endpoint -> who may use it
+MATRIX = {
+    "static": PUBLIC,
+    "auth.login": PUBLIC,
+    "auth.health": PUBLIC,
+    "auth.home": SIGNED_IN,
+    "auth.logout": SIGNED_IN,
+    "auth.change_password": SIGNED_IN,
+    "inbox.index": ALL,
+    "inbox.bulk": ALL,
+    "messages.view": ALL,
+    "messages.act": ALL,
+    "dashboard.index": frozenset({A, S}),
+    "admin.staff": frozenset({A}),
+    "admin.staff_action": frozenset({A}),
+}
+
+
+def test_every_route_has_the_expected_rule(app):
+    endpoints = {rule.endpoint for rule in app.url_map.iter_rules()}
+    assert endpoints == set(MATRIX), "a route was added or removed: give it a row in MATRIX"
+    for endpoint in endpoints:
+        view = app.view_functions[endpoint]
+        expected = MATRIX[endpoint]
+        actual = PUBLIC if endpoint == "static" else getattr(view, "_mailroom_access", None)
+        assert actual == expected, endpoint
+
+
+SIMPLE_GETS = {"inbox.index": "/inbox/", "dashboard.index": "/dashboard/", "admin.staff": "/admin/staff",
+               "auth.change_password": "/account/password"}
+
+
+@pytest.mark.parametrize("role", list(Role))
+def test_roles_are_enforced_on_pages(client, auth, role):
+    auth.login(role)
+    for endpoint, path in SIMPLE_GETS.items():
+        allowed = MATRIX[endpoint] == SIGNED_IN or role in MATRIX[endpoint]
+        status = client.get(path).status_code
+        assert status == (200 if allowed else 403), (role, path, status)
+
+
+def test_signed_out_visitors_are_sent_to_sign_in(client):
+    for path in SIMPLE_GETS.values():
+        response = client.get(path)
+        assert response.status_code == 302 and "/login" in response.headers["Location"]
+    assert client.get("/healthz").status_code == 200
+
+
+def test_post_routes_refuse_wrong_roles(client, auth):
+    auth.login(Role.CORRESPONDENT)
+    token = auth.csrf()
+    assert client.post("/admin/staff/1/deactivate", data={"csrf_token": token}).status_code == 403
+    assert client.post("/admin/staff", data={"csrf_token": token, "name": "x", "email": "x@example.org",
+                                             "role": "admin"}).status_code == 403
+
+
+def test_a_route_without_a_rule_is_refused(app, client, auth):
+    @app.route("/forgotten")
+    def forgotten():
+        return "should never be shown"
+
+    auth.login(Role.ADMIN)
+    response = client.get("/forgotten")
+    assert response.status_code == 403
+    assert "no access rule" in response.get_data(as_text=True)
+
+
+def test_security_headers_and_cookie_flags(client, auth):
+    response = client.get("/login")
+    assert "default-src 'self'" in response.headers["Content-Security-Policy"]
+    assert response.headers["X-Frame-Options"] == "DENY"
+    assert response.headers["X-Content-Type-Options"] == "nosniff"
+    token = auth.csrf("/login")
+    staffer = auth.factory.staffer()
+    auth.session.commit()
+    response = client.post("/login", data={"email": staffer.email, "password": auth.factory.PASSWORD,
+                                           "csrf_token": token})
+    cookie = next(c for c in response.headers.getlist("Set-Cookie") if c.startswith("mailroom_session="))
+    assert "HttpOnly" in cookie and "SameSite=Lax" in cookie
