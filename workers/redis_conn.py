@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import contextlib
 import logging
 from pathlib import Path
 
@@ -40,10 +41,8 @@ class EmbeddedRedis:
 
     def stop(self) -> None:
         if self._server is not None:
-            try:
+            with contextlib.suppress(Exception):  # a server already gone is what we want
                 self._server.shutdown(save=False, nosave=True)
-            except Exception:  # noqa: S110 - a server already gone is what we want
-                pass
             self._server = None
 
 

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import contextlib
 import ctypes
 import logging
 import os
@@ -10,6 +11,8 @@ import subprocess
 import sys
 import time
 from pathlib import Path
+
+from redis import Redis
 
 from config import Settings
 from workers.redis_conn import EmbeddedRedis, _socket_alive
@@ -21,10 +24,9 @@ PR_SET_PDEATHSIG = 1
 
 def _die_with_parent() -> None:
     """Children get SIGTERM if the runner itself is killed, so a crash leaves no orphans."""
-    try:
+    # Not Linux (no libc.so.6): the runner's own signal handler is the only cleanup.
+    with contextlib.suppress(OSError):
         ctypes.CDLL("libc.so.6", use_errno=True).prctl(PR_SET_PDEATHSIG, signal.SIGTERM)
-    except OSError:  # not Linux: the runner's own signal handler is the only cleanup
-        pass
 
 
 def _pid_alive(pid: int) -> bool:
@@ -45,6 +47,7 @@ class Runner:
         self.pidfile: Path = settings.instance_dir / "run.pid"
         self.children: dict[str, subprocess.Popen[bytes]] = {}
         self.redis: EmbeddedRedis | None = None
+        self.adopted_redis = False
         self.stopping = False
 
     def _claim_pidfile(self) -> None:
@@ -71,6 +74,7 @@ class Runner:
             if _socket_alive(self.settings.redis_socket_path):
                 # An embedded Redis that outlived a crashed run still holds queued work: reuse it.
                 env["REDIS_URL"] = f"unix://{self.settings.redis_socket_path}"
+                self.adopted_redis = True
             else:
                 self.redis = EmbeddedRedis(self.settings)
                 env["REDIS_URL"] = self.redis.start()
@@ -99,6 +103,9 @@ class Runner:
                 child.wait()
         if self.redis is not None:
             self.redis.stop()
+        elif self.adopted_redis:
+            with contextlib.suppress(Exception):  # already gone is what we want
+                Redis(unix_socket_path=str(self.settings.redis_socket_path)).shutdown(nosave=True)
         self.pidfile.unlink(missing_ok=True)
         log.info("mailroom stopped")
 

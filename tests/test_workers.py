@@ -1,0 +1,74 @@
+"""Jobs run through a real Redis with SimpleWorker; they take ids, are idempotent and quarantine bad input."""
+
+from datetime import UTC, datetime, timedelta
+
+from rq import SimpleWorker
+
+from correspondence.models import MessageStatus
+from workers import jobs
+from workers.queues import PROCESS, PeriodicJob, enqueue_due_periodic, enqueue_process, get_queue
+
+
+def _work(redis, *names):
+    SimpleWorker([get_queue(n, redis) for n in names], connection=redis).work(burst=True)
+
+
+def test_process_job_cleans_text_and_matches_constituent(job_env, redis, session, factory):
+    person = factory.constituent(email="pat@example.net")
+    m = factory.message(from_address="PAT@example.net", body_text="",
+                        body_html="<p>Fix the <b>bridge</b></p><script>x()</script>", processed_at=None)
+    session.commit()
+    enqueue_process(redis, m.id)
+    enqueue_process(redis, m.id)  # a second enqueue of the same id is a no-op
+    assert get_queue(PROCESS, redis).count == 1
+    _work(redis, PROCESS)
+    session.expire_all()
+    assert m.processed_at is not None
+    assert m.body_text == "Fix the bridge"
+    assert "<script>" not in m.body_html
+    assert m.constituent_id == person.id
+
+
+def test_unusable_message_is_quarantined_with_reason_not_crashed(job_env, redis, session, factory):
+    m = factory.message(subject="", body_text="   ", processed_at=None)
+    session.commit()
+    enqueue_process(redis, m.id)
+    _work(redis, PROCESS)
+    session.expire_all()
+    assert m.status == MessageStatus.QUARANTINED
+    assert "clean-text" in m.status_reason and "neither a subject nor any text" in m.status_reason
+    assert get_queue(PROCESS, redis).failed_job_registry.count == 0
+
+
+def test_running_a_job_twice_changes_nothing_more(job_env, session, factory):
+    m = factory.message(processed_at=None)
+    session.commit()
+    jobs.run_process_message(m.id)
+    session.expire_all()
+    first = m.processed_at
+    jobs.run_process_message(m.id)
+    session.expire_all()
+    assert m.processed_at == first
+
+
+def test_sweeper_requeues_unfinished_messages(job_env, redis, session, factory):
+    old = datetime.now(UTC) - timedelta(hours=1)
+    stuck = factory.message(processed_at=None, created_at=old)
+    factory.message(processed_at=None)  # just arrived: its own job is still on the way
+    factory.message(processed_at=old, created_at=old)
+    session.commit()
+    assert jobs.run_sweep() == 1
+    _work(redis, PROCESS)
+    session.expire_all()
+    assert stuck.processed_at is not None
+    assert jobs.run_sweep() == 0
+
+
+def test_periodic_jobs_have_deterministic_ids_and_enqueue_once_per_slot(redis):
+    job = PeriodicJob("sweep", "workers.jobs.run_sweep", "maintenance", 300)
+    t = datetime(2026, 1, 1, 12, 0, 10, tzinfo=UTC)
+    assert job.job_id(t) == job.job_id(t + timedelta(seconds=200))
+    assert job.job_id(t) != job.job_id(t + timedelta(seconds=300))
+    assert enqueue_due_periodic(redis, t, (job,)) == [job.job_id(t)]
+    assert enqueue_due_periodic(redis, t + timedelta(seconds=5), (job,)) == []  # a second scheduler
+    assert get_queue("maintenance", redis).count == 1
