@@ -44,36 +44,38 @@ class Backlog:
 
 
 def backlog(session: Session, now: datetime | None = None) -> Backlog:
+    """Open work per staffer. Each age bucket is its own range count, which the
+    (assignee_id, status, received_at, due_at) index answers without reading a row."""
     now = now or utcnow()
-    bucket_cols = []
-    for _label, young, old in AGE_BUCKETS:
-        newest_edge = now - timedelta(days=young)
-        cond = Message.received_at <= newest_edge if young else Message.received_at <= now + timedelta(days=1)
-        if old is not None:
-            cond = cond & (Message.received_at > now - timedelta(days=old + 1))
-        bucket_cols.append(func.sum(case((cond, 1), else_=0)))
-    overdue = func.sum(case((Message.due_at < now, 1), else_=0))
-    query = (
-        select(Message.assignee_id, func.count(), func.min(Message.received_at), overdue, *bucket_cols)
-        .where(Message.status.in_(OPEN_STATUSES))
-        .group_by(Message.assignee_id)
-    )
+    open_work = Message.status.in_(OPEN_STATUSES)
     staff = {s.id: StafferBacklog(s.id, s.name, s.role.value)
              for s in session.scalars(select(Staffer).where(Staffer.active.is_(True)))}
     unassigned = StafferBacklog(None, "Unassigned", "")
-    for assignee_id, count, oldest, n_overdue, *buckets in session.execute(query):
+
+    def row_for(assignee_id: int | None) -> StafferBacklog:
         if assignee_id is None:
-            row = unassigned
-        else:
-            row = staff.get(assignee_id)
-            if row is None:  # work still sitting with a deactivated account must stay visible
-                who = session.get(Staffer, assignee_id)
-                row = staff[assignee_id] = StafferBacklog(assignee_id, f"{who.name} (inactive)" if who else
-                                                          f"#{assignee_id}", who.role.value if who else "")
-        row.open_items = count
-        row.oldest = _aware(oldest)
-        row.overdue = int(n_overdue or 0)
-        row.buckets = [int(b or 0) for b in buckets]
+            return unassigned
+        if assignee_id not in staff:  # work still sitting with a deactivated account must stay visible
+            who = session.get(Staffer, assignee_id)
+            staff[assignee_id] = StafferBacklog(assignee_id, f"{who.name} (inactive)" if who else
+                                                f"#{assignee_id}", who.role.value if who else "")
+        return staff[assignee_id]
+
+    overdue = func.sum(case((Message.due_at < now, 1), else_=0))
+    totals = select(Message.assignee_id, func.count(), func.min(Message.received_at), overdue).where(
+        open_work).group_by(Message.assignee_id)
+    for assignee_id, count, oldest, n_overdue in session.execute(totals):
+        row = row_for(assignee_id)
+        row.open_items, row.oldest, row.overdue = count, _aware(oldest), int(n_overdue or 0)
+    for i, (_label, young, old) in enumerate(AGE_BUCKETS):
+        # Ages are whole days: "0-2 days" is received within the last 3 days, and so on.
+        query = select(Message.assignee_id, func.count()).where(open_work)
+        if young:
+            query = query.where(Message.received_at <= now - timedelta(days=young))
+        if old is not None:
+            query = query.where(Message.received_at > now - timedelta(days=old + 1))
+        for assignee_id, count in session.execute(query.group_by(Message.assignee_id)):
+            row_for(assignee_id).buckets[i] = count
     by_status = {s.value: 0 for s in MessageStatus}
     for status, n in session.execute(select(Message.status, func.count()).group_by(Message.status)):
         by_status[MessageStatus(status).value] = n

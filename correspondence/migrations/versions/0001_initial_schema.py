@@ -172,8 +172,9 @@ def upgrade() -> None:
     sa.UniqueConstraint('idempotency_key', name=op.f('uq_messages_idempotency_key'))
     )
     with op.batch_alter_table('messages', schema=None) as batch_op:
-        batch_op.create_index('ix_messages_assignee_status', ['assignee_id', 'status', 'received_at'], unique=False)
-        batch_op.create_index(batch_op.f('ix_messages_channel'), ['channel'], unique=False)
+        batch_op.create_index('ix_messages_assignee_status', ['assignee_id', 'status', 'received_at', 'due_at'], unique=False)
+        batch_op.create_index('ix_messages_channel_status', ['channel', 'status'], unique=False)
+        batch_op.create_index('ix_messages_topic_status', ['topic_id', 'status'], unique=False)
         batch_op.create_index('ix_messages_constituent_received', ['constituent_id', 'received_at'], unique=False)
         batch_op.create_index('ix_messages_received', ['received_at', 'id'], unique=False)
         batch_op.create_index('ix_messages_status_received', ['status', 'received_at', 'id'], unique=False)
@@ -191,7 +192,8 @@ def downgrade() -> None:
         batch_op.drop_index('ix_messages_status_received')
         batch_op.drop_index('ix_messages_received')
         batch_op.drop_index('ix_messages_constituent_received')
-        batch_op.drop_index(batch_op.f('ix_messages_channel'))
+        batch_op.drop_index('ix_messages_topic_status')
+        batch_op.drop_index('ix_messages_channel_status')
         batch_op.drop_index('ix_messages_assignee_status')
 
     op.drop_table('messages')
