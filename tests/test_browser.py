@@ -58,7 +58,7 @@ def test_supervisor_assigns_with_keyboard_and_sees_dashboard_change(live_server,
     page.fill("input[name=password]", factory.PASSWORD)
     page.click("input[type=submit]")
     page.wait_for_url("**/dashboard/")
-    assert page.inner_text("tr[data-staffer='%d'] td.open" % devon.id) == "0"
+    assert page.inner_text(f"tr[data-staffer='{devon.id}'] td.open") == "0"
     unassigned_before = int(page.inner_text("#unassigned-count"))
     assert unassigned_before == 7
 
@@ -85,7 +85,7 @@ def test_supervisor_assigns_with_keyboard_and_sees_dashboard_change(live_server,
     page.screenshot(path=str(shots / "inbox.png"))
 
     page.goto(f"{live_server}/dashboard/")
-    assert page.inner_text("tr[data-staffer='%d'] td.open" % devon.id) == "1"
+    assert page.inner_text(f"tr[data-staffer='{devon.id}'] td.open") == "1"
     assert int(page.inner_text("#unassigned-count")) == unassigned_before - 1
     page.screenshot(path=str(shots / "dashboard.png"))
 

@@ -31,7 +31,8 @@ def test_demo_office_and_truth_file(settings, session):
     summary = json.loads(result.output)
     assert summary["messages"] == 600 and summary["campaign"] > summary["organic"] > 0
     assert session.scalar(select(func.count(Message.id))) == 600
-    truth = [json.loads(line) for line in open(summary["truth"])]
+    with open(summary["truth"]) as fh:
+        truth = [json.loads(line) for line in fh]
     assert len(truth) == 600
     campaigns = {t["campaign"] for t in truth if t["campaign"]}
     assert len(campaigns) >= 10

@@ -56,7 +56,8 @@ def test_actions_change_state_through_services(client, auth, factory, session):
     session.expire_all()
     assert (m.assignee_id, m.topic_id, m.stance.value, m.status) == (me.id, topic.id, "support",
                                                                        MessageStatus.IN_PROGRESS)
-    actions = [e.action for e in session.query(AuditEvent).filter_by(object_type="message", object_id=str(m.id)).order_by(AuditEvent.id)]
+    events = session.query(AuditEvent).filter_by(object_type="message", object_id=str(m.id))
+    actions = [e.action for e in events.order_by(AuditEvent.id)]
     assert actions == ["message.assign", "message.set_topic", "message.set_stance", "message.start"]
 
 

@@ -111,9 +111,8 @@ def scheduler_command(interval: float) -> None:
 @click.option("--if-empty", is_flag=True, help="Do nothing when the database already holds messages.")
 def demo_command(messages: int, constituents: int, seed: int, if_empty: bool) -> None:
     """Fill the database with a believable demo office."""
-    from correspondence.demo import build_demo_office
-
     from correspondence.db import Database
+    from correspondence.demo import build_demo_office
 
     settings = Settings.from_env()
     db = Database(settings.database_url)

@@ -1,0 +1,62 @@
+"""Screenshots of the demo office for the README: python docs/screenshots.py (needs Chromium)."""
+
+from __future__ import annotations
+
+import sys
+import tempfile
+import threading
+from pathlib import Path
+
+sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
+
+from playwright.sync_api import sync_playwright  # noqa: E402
+from sqlalchemy import select  # noqa: E402
+from werkzeug.serving import make_server  # noqa: E402
+
+from config import Settings  # noqa: E402
+from correspondence.db import Database  # noqa: E402
+from correspondence.demo import build_demo_office  # noqa: E402
+from correspondence.models import Staffer  # noqa: E402
+from correspondence.passwords import hash_password  # noqa: E402
+from web import create_app  # noqa: E402
+from workers.setup import initialise  # noqa: E402
+
+PASSWORD = "screenshot password"
+HERE = Path(__file__).resolve().parent
+
+
+def main() -> None:
+    inst = Path(tempfile.mkdtemp(prefix="mailroom-shots-"))
+    settings = Settings.from_env({}, instance_dir=inst, database_url=f"sqlite:///{inst / 'm.db'}",
+                                 secret_key="shots", redis_url="redis://unused")
+    initialise(settings)
+    db = Database(settings.database_url)
+    build_demo_office(db, inst, messages=3000, constituents=800, seed=1)
+    with db.unit_of_work() as s:
+        maria = s.scalar(select(Staffer).where(Staffer.email == "maria.alvarez@mailroom.local"))
+        maria.password_hash = hash_password(PASSWORD)
+        maria.must_change_password = False
+    server = make_server("127.0.0.1", 0, create_app(settings), threaded=True)
+    threading.Thread(target=server.serve_forever, daemon=True).start()
+    base = f"http://127.0.0.1:{server.server_port}"
+    with sync_playwright() as p:
+        browser = p.chromium.launch(executable_path="/usr/bin/chromium", args=[
+            "--no-sandbox", "--disable-gpu", "--disable-background-networking", "--disable-component-update"])
+        page = browser.new_page(viewport={"width": 1400, "height": 860})
+        page.goto(f"{base}/login")
+        page.fill("input[name=email]", "maria.alvarez@mailroom.local")
+        page.fill("input[name=password]", PASSWORD)
+        page.click("input[type=submit]")
+        page.wait_for_url("**/dashboard/")
+        page.screenshot(path=str(HERE / "dashboard.png"))
+        page.goto(f"{base}/inbox/")
+        page.keyboard.press("j")
+        page.keyboard.press("x")
+        page.keyboard.press("j")
+        page.screenshot(path=str(HERE / "inbox.png"))
+        browser.close()
+    server.shutdown()
+
+
+if __name__ == "__main__":
+    main()
