@@ -49,6 +49,12 @@ class Settings:
     login_window_minutes: int = 15
     page_size: int = 50
     sweep_after_minutes: int = 10
+    max_message_bytes: int = 25 * 1024 * 1024
+    max_attachment_bytes: int = 10 * 1024 * 1024
+    # The office's ZIP codes (5-digit) and ZIP+4 ranges decide in/out of district; empty = unknown.
+    district_zips: frozenset[str] = frozenset()
+    # CWC MemberOffice codes this office accepts (e.g. "HOH03"); empty accepts any office.
+    cwc_offices: frozenset[str] = frozenset()
     testing: bool = False
 
     @classmethod
@@ -74,6 +80,11 @@ class Settings:
             "login_attempts": _int(env, "MAILROOM_LOGIN_ATTEMPTS", cls.login_attempts),
             "page_size": _int(env, "MAILROOM_PAGE_SIZE", cls.page_size),
             "sweep_after_minutes": _int(env, "MAILROOM_SWEEP_AFTER_MINUTES", cls.sweep_after_minutes),
+            "max_message_bytes": _int(env, "MAILROOM_MAX_MESSAGE_BYTES", cls.max_message_bytes),
+            "max_attachment_bytes": _int(env, "MAILROOM_MAX_ATTACHMENT_BYTES", cls.max_attachment_bytes),
+            "district_zips": _zip_list(env.get("MAILROOM_DISTRICT_ZIPS", "")),
+            "cwc_offices": frozenset(o.strip().upper() for o in env.get("MAILROOM_CWC_OFFICES", "").split(",")
+                                     if o.strip()),
         }
         values.update(overrides)
         return cls(**values)  # type: ignore[arg-type]  # keys match the fields above
@@ -107,6 +118,22 @@ def _int(env: Mapping[str, str], name: str, default: int) -> int:
         return int(raw)
     except ValueError as exc:
         raise SettingsError(f"{name}={raw!r} is not a whole number") from exc
+
+
+def _zip_list(raw: str) -> frozenset[str]:
+    """ZIP codes from a comma/space separated list, or from a file when given `@path`."""
+    if raw.startswith("@"):
+        raw = Path(raw[1:]).read_text()
+    zips = frozenset(z.strip() for z in raw.replace(",", " ").split() if z.strip())
+    bad = [z for z in zips if not (z.isdigit() and len(z) in (5, 9)) and not _is_zip4(z)]
+    if bad:
+        raise SettingsError(f"MAILROOM_DISTRICT_ZIPS has values that are not ZIP codes: {', '.join(sorted(bad)[:5])}")
+    return frozenset(z.replace("-", "") for z in zips)
+
+
+def _is_zip4(z: str) -> bool:
+    head, _, tail = z.partition("-")
+    return head.isdigit() and len(head) == 5 and tail.isdigit() and len(tail) == 4
 
 
 def _normalise_db_url(url: str) -> str:

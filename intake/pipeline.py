@@ -1,7 +1,8 @@
 """The processing pipeline every stored message goes through, as small named stages.
 
 A stage that cannot go on raises StageFailed; the message is then quarantined with the
-reason for a person to see (Mailman's shunt queue): nothing is dropped.
+reason for a person to see (Mailman's shunt queue): nothing is dropped. Every stage may run
+again on the same message without changing the result.
 """
 
 from __future__ import annotations
@@ -13,11 +14,22 @@ from dataclasses import dataclass, field
 from typing import Protocol
 
 import nh3
-from sqlalchemy import select
+from sqlalchemy import func, select
 from sqlalchemy.orm import Session
 
-from correspondence.models import ConstituentEmail, Message, MessageStatus, utcnow
+from correspondence.models import (
+    Constituent,
+    ConstituentEmail,
+    ConstituentPhone,
+    DistrictStatus,
+    Message,
+    MessageStatus,
+    Topic,
+    utcnow,
+)
+from correspondence.services.blobs import load_blob
 from correspondence.services.messages import get_message, quarantine_message
+from intake.mail import parse_email
 
 log = logging.getLogger(__name__)
 
@@ -29,6 +41,7 @@ class StageFailed(Exception):
 @dataclass
 class Context:
     session: Session
+    district_zips: frozenset[str] = frozenset()
     notes: list[str] = field(default_factory=list)
 
 
@@ -54,45 +67,166 @@ def normalise_whitespace(text: str) -> str:
     return _BLANK_LINES.sub("\n\n", "\n".join(lines)).strip()
 
 
-class CleanText:
-    """Make sure every message has readable plain text and only sanitised HTML."""
+class Decode:
+    """Decode a stored raw email into text, sanitised HTML and an attachment list."""
 
-    name = "clean-text"
+    name = "decode"
 
     def process(self, message: Message, ctx: Context) -> None:
+        if message.raw_sha256 and message.channel.value == "email" and not message.body_text:
+            raw = load_blob(ctx.session, message.raw_sha256) or b""
+            parsed = parse_email(raw)
+            message.body_text = parsed.text
+            if parsed.html is not None:
+                message.body_html = nh3.clean(parsed.html)
+            if parsed.attachments:
+                message.facts = {**(message.facts or {}), "attachments": [
+                    {"filename": a.filename, "type": a.content_type, "size": a.size} for a in parsed.attachments]}
+            if parsed.problems:
+                message.facts = {**(message.facts or {}), "decode_problems": parsed.problems[:10]}
         if message.body_html:
             message.body_html = nh3.clean(message.body_html)
             if not (message.body_text or "").strip():
                 message.body_text = html_to_text(message.body_html)
-        message.body_text = normalise_whitespace(message.body_text or "")
-        if not message.body_text and not (message.subject or "").strip():
+        message.body_text = (message.body_text or "").replace("\x00", "")
+        if not message.body_text.strip() and not (message.subject or "").strip():
             raise StageFailed("the message has neither a subject nor any text")
 
 
+_QUOTE_HEADER = re.compile(r"^(On .{4,200} wrote:|-{2,} ?Original Message ?-{2,}|From: .+)$",
+                           re.IGNORECASE)
+_SIGNATURE = re.compile(r"^(-- ?|__+|Sent from my (iPhone|iPad|Android|mobile).*)$", re.IGNORECASE)
+
+
+def strip_quoted(text: str) -> str:
+    """Drop quoted replies and signature blocks; the original stays in the stored raw input."""
+    kept: list[str] = []
+    for line in text.split("\n"):
+        stripped = line.strip()
+        if kept and (_QUOTE_HEADER.match(stripped) or _SIGNATURE.match(stripped)):
+            break
+        if stripped.startswith(">"):
+            continue
+        kept.append(line)
+    return "\n".join(kept)
+
+
+class Clean:
+    """Readable plain text for staff and for batching: quotes, signatures and noise removed."""
+
+    name = "clean"
+
+    def process(self, message: Message, ctx: Context) -> None:
+        cleaned = normalise_whitespace(strip_quoted(message.body_text or ""))
+        # A reply that was nothing but a quote keeps its text rather than becoming empty.
+        message.body_text = cleaned or normalise_whitespace(message.body_text or "")
+
+
+def _digits(phone: str | None) -> str | None:
+    if not phone:
+        return None
+    digits = re.sub(r"\D", "", phone)
+    if len(digits) == 10:
+        digits = "1" + digits
+    return f"+{digits}" if 11 <= len(digits) <= 15 else None
+
+
+def _split_name(display: str | None) -> tuple[str | None, str | None]:
+    if not display:
+        return None, None
+    display = display.strip().strip('"')
+    if "," in display:
+        last, _, first = display.partition(",")
+        return first.strip() or None, last.strip() or None
+    parts = display.split()
+    if len(parts) == 1:
+        return parts[0], None
+    return " ".join(parts[:-1]), parts[-1]
+
+
 class MatchConstituent:
-    """Link the message to the constituent who uses its sender address."""
+    """Link the message to its constituent: exact email, then phone, else a new record."""
 
     name = "match-constituent"
 
     def process(self, message: Message, ctx: Context) -> None:
-        if message.constituent_id is not None or not message.from_address:
+        if message.constituent_id is not None:
             return
-        address = message.from_address.strip().lower()
-        constituent_id = ctx.session.scalar(
-            select(ConstituentEmail.constituent_id).where(ConstituentEmail.address == address))
-        if constituent_id is not None:
-            message.constituent_id = constituent_id
+        s = ctx.session
+        person = (message.facts or {}).get("constituent") or {}
+        address = (person.get("email") or message.from_address or "").strip().lower() or None
+        phone = _digits(person.get("phone"))
+        if address:
+            found = s.scalar(select(ConstituentEmail.constituent_id).where(ConstituentEmail.address == address))
+            if found is not None:
+                message.constituent_id, message.match_method, message.match_confidence = found, "email", 1.0
+                return
+        if phone:
+            found = s.scalar(select(ConstituentPhone.constituent_id).where(ConstituentPhone.number == phone)
+                             .order_by(ConstituentPhone.id).limit(1))
+            if found is not None:
+                message.constituent_id, message.match_method, message.match_confidence = found, "phone", 0.9
+                return
+        if not (address or phone or person.get("last_name")):
+            return  # nothing to know them by: the message stays unlinked for a person to match
+        first, last = person.get("first_name"), person.get("last_name")
+        if not (first or last):
+            first, last = _split_name(message.from_name)
+        zip5 = (person.get("zip5") or "")[:5] or None
+        c = Constituent(prefix=person.get("prefix"), first_name=first, middle_name=person.get("middle_name"),
+                        last_name=last, suffix=person.get("suffix"), address1=person.get("address1"),
+                        address2=person.get("address2"), city=person.get("city"),
+                        state=(person.get("state") or None) and person["state"][:2].upper(), zip5=zip5,
+                        zip4=(person.get("zip4") or None) and person["zip4"][:4])
+        if address:
+            c.emails.append(ConstituentEmail(address=address))
+        if phone:
+            c.phones.append(ConstituentPhone(number=phone))
+        s.add(c)
+        s.flush()
+        message.constituent_id, message.match_method, message.match_confidence = c.id, "created", 1.0
 
 
-STAGES: tuple[Stage, ...] = (CleanText(), MatchConstituent())
+class District:
+    """In or out of district from the office's ZIP list (a setting); unknown without one."""
+
+    name = "district"
+
+    def process(self, message: Message, ctx: Context) -> None:
+        c = message.constituent or (ctx.session.get(Constituent, message.constituent_id)
+                                    if message.constituent_id else None)
+        if c is None or c.district_status != DistrictStatus.UNKNOWN or not ctx.district_zips or not c.zip5:
+            return
+        inside = c.zip5 in ctx.district_zips or (c.zip4 and f"{c.zip5}{c.zip4}" in ctx.district_zips)
+        c.district_status = DistrictStatus.IN_DISTRICT if inside else DistrictStatus.OUT_OF_DISTRICT
 
 
-def process_message(session: Session, message_id: int, stages: tuple[Stage, ...] = STAGES) -> Message:
+class Classify:
+    """The topic a CWC delivery or web form already carries, matched to the office's topics by name."""
+
+    name = "classify"
+
+    def process(self, message: Message, ctx: Context) -> None:
+        if message.topic_id is not None:
+            return
+        for name in (message.facts or {}).get("topics", []):
+            topic_id = ctx.session.scalar(select(Topic.id).where(func.lower(Topic.name) == str(name).strip().lower()))
+            if topic_id is not None:
+                message.topic_id = topic_id
+                return
+
+
+STAGES: tuple[Stage, ...] = (Decode(), Clean(), MatchConstituent(), District(), Classify())
+
+
+def process_message(session: Session, message_id: int, stages: tuple[Stage, ...] = STAGES, *,
+                    district_zips: frozenset[str] = frozenset()) -> Message:
     """Run every stage once; a message already processed is left as it is (safe to run twice)."""
     message = get_message(session, message_id)
     if message.processed_at is not None or message.status == MessageStatus.QUARANTINED:
         return message
-    ctx = Context(session)
+    ctx = Context(session, district_zips)
+    reason = None
     for stage in stages:
         try:
             with session.begin_nested():
@@ -103,10 +237,8 @@ def process_message(session: Session, message_id: int, stages: tuple[Stage, ...]
         except Exception as exc:
             # Bad input must not crash a worker: keep the message and tell a person what broke.
             log.exception("stage crashed stage=%s message_id=%s", stage.name, message_id)
-            reason = f"{stage.name}: unexpected error ({type(exc).__name__}: {exc})"
+            reason = f"{stage.name}: unexpected error ({type(exc).__name__}: {str(exc)[:200]})"
             break
-    else:
-        reason = None
     if reason:
         quarantine_message(session, message.id, reason=reason, actor_id=None)
     message.processed_at = utcnow()

@@ -19,7 +19,7 @@ log = logging.getLogger(__name__)
 def run_process_message(message_id: int) -> str:
     """Process one stored message. Idempotent: a processed message is left unchanged."""
     with context.database().unit_of_work() as session:
-        message = process_message(session, message_id)
+        message = process_message(session, message_id, district_zips=context.settings().district_zips)
         status = message.status.value
     log.info("processed message_id=%s status=%s", message_id, status)
     return status

@@ -9,6 +9,7 @@ from correspondence.models.constituent import (
     ConstituentPhone,
     DistrictStatus,
 )
+from correspondence.models.intake import IntakeToken
 from correspondence.models.message import (
     OPEN_STATUSES,
     Channel,
@@ -33,6 +34,7 @@ __all__ = [
     "ConstituentPhone",
     "Direction",
     "DistrictStatus",
+    "IntakeToken",
     "Message",
     "MessageStatus",
     "Role",

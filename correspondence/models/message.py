@@ -5,7 +5,7 @@ from __future__ import annotations
 import enum
 from datetime import datetime
 
-from sqlalchemy import Enum, ForeignKey, Index, Integer, String, Text
+from sqlalchemy import JSON, Enum, Float, ForeignKey, Index, Integer, String, Text
 from sqlalchemy.orm import Mapped, mapped_column, relationship
 
 from correspondence.models.base import Base, UTCDateTime, utcnow
@@ -94,6 +94,19 @@ class Message(Base):
     status_reason: Mapped[str | None] = mapped_column(String(500))
     due_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
     processed_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
+    # Where it came from: the adapter key and the source's own id (Message-ID header, CWC DeliveryId).
+    source: Mapped[str | None] = mapped_column(String(100))
+    external_id: Mapped[str | None] = mapped_column(String(255), index=True)
+    # Advocacy campaign facts a delivery carries (CWC, web forms); batching uses them.
+    campaign_id: Mapped[str | None] = mapped_column(String(200))
+    organization: Mapped[str | None] = mapped_column(String(300))
+    organization_statement: Mapped[str | None] = mapped_column(Text)
+    delivery_agent: Mapped[str | None] = mapped_column(String(300))
+    # Structured facts from the adapter (CWC bills, web-form fields) kept for later stages.
+    facts: Mapped[dict | None] = mapped_column(JSON)
+    # How the constituent was matched ("email", "phone", "name+address", "created") and how sure.
+    match_method: Mapped[str | None] = mapped_column(String(30))
+    match_confidence: Mapped[float | None] = mapped_column(Float)
     created_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)
     updated_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow, onupdate=utcnow)
 

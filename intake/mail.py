@@ -1,0 +1,163 @@
+"""Email: the idempotency key and headers at receipt, and the full decode in the pipeline.
+
+Everything uses the stdlib `email` package with `policy.default`; any header or part that cannot
+be decoded falls back to something readable and is noted, never raised past this module.
+"""
+
+from __future__ import annotations
+
+import hashlib
+from dataclasses import dataclass, field
+from datetime import UTC, datetime
+from email import policy
+from email.message import EmailMessage
+from email.parser import BytesParser
+from email.utils import getaddresses, parseaddr, parsedate_to_datetime
+
+from correspondence.models import Channel
+from intake.receive import Incoming
+
+FALLBACK_CHARSETS = ("utf-8", "cp1252", "latin-1")
+
+
+@dataclass
+class Attachment:
+    filename: str
+    content_type: str
+    size: int
+
+
+@dataclass
+class ParsedEmail:
+    subject: str = ""
+    from_name: str | None = None
+    from_address: str | None = None
+    date: datetime | None = None
+    message_id: str | None = None
+    text: str = ""
+    html: str | None = None
+    attachments: list[Attachment] = field(default_factory=list)
+    problems: list[str] = field(default_factory=list)
+
+
+def _header(msg: EmailMessage, name: str, problems: list[str]) -> str:
+    try:
+        value = msg.get(name)
+        return str(value).strip() if value is not None else ""
+    except Exception as exc:  # malformed encoded words and the like: keep the raw text
+        problems.append(f"header {name}: {type(exc).__name__}")
+        raw = msg.get_all(name, failobj=[])
+        return str(raw[0]).strip() if raw else ""
+
+
+def _from(msg: EmailMessage, problems: list[str]) -> tuple[str | None, str | None]:
+    value = _header(msg, "From", problems) or _header(msg, "Sender", problems)
+    if not value:
+        return None, None
+    try:
+        pairs = getaddresses([value])
+        name, address = pairs[0] if pairs else parseaddr(value)
+    except Exception:
+        name, address = parseaddr(value)
+    address = address.strip().lower() if address and "@" in address else None
+    return (name.strip() or None), address
+
+
+def _date(msg: EmailMessage, problems: list[str]) -> datetime | None:
+    value = _header(msg, "Date", problems)
+    if not value:
+        return None
+    try:
+        when = parsedate_to_datetime(value)
+    except (TypeError, ValueError, IndexError):
+        problems.append("unreadable Date header")
+        return None
+    if when.tzinfo is None:
+        when = when.replace(tzinfo=UTC)
+    if not (1990 <= when.year <= 2100):
+        problems.append("implausible Date header")
+        return None
+    return when.astimezone(UTC)
+
+
+def _text_of(part: EmailMessage, problems: list[str]) -> str:
+    try:
+        content = part.get_content()
+        if isinstance(content, str):
+            return content
+    except Exception as exc:  # unknown charset, broken transfer encoding
+        problems.append(f"{part.get_content_type()} part: {type(exc).__name__}")
+    try:
+        payload = part.get_payload(decode=True) or b""
+    except Exception:
+        payload = str(part.get_payload()).encode("utf-8", "replace")
+    declared = part.get_content_charset()
+    for charset in ((declared,) if declared else ()) + FALLBACK_CHARSETS:
+        try:
+            return payload.decode(charset)
+        except (LookupError, UnicodeDecodeError):
+            continue
+    return payload.decode("utf-8", "replace")
+
+
+def parse_headers(raw: bytes) -> ParsedEmail:
+    """Only what receipt needs: sender, subject, date and Message-ID."""
+    problems: list[str] = []
+    msg = BytesParser(policy=policy.default).parsebytes(raw, headersonly=True)
+    name, address = _from(msg, problems)
+    mid = _header(msg, "Message-ID", problems) or None
+    return ParsedEmail(subject=_header(msg, "Subject", problems), from_name=name, from_address=address,
+                       date=_date(msg, problems), message_id=mid, problems=problems)
+
+
+def parse_email(raw: bytes) -> ParsedEmail:
+    """The full decode: headers, the first text and HTML bodies, and the attachment list."""
+    parsed = parse_headers(raw)
+    msg = BytesParser(policy=policy.default).parsebytes(raw)
+    for defect in getattr(msg, "defects", [])[:5]:
+        parsed.problems.append(type(defect).__name__)
+    for part in msg.walk():
+        if part.is_multipart():
+            continue
+        ctype = part.get_content_type()
+        try:
+            disposition = part.get_content_disposition()
+            filename = part.get_filename()
+        except Exception:
+            disposition, filename = "attachment", None
+        if disposition == "attachment" or filename or not ctype.startswith("text/"):
+            try:
+                size = len(part.get_payload(decode=True) or b"")
+            except Exception:
+                size = 0
+            parsed.attachments.append(Attachment(filename or "(unnamed)", ctype, size))
+            continue
+        if ctype == "text/html" and parsed.html is None:
+            parsed.html = _text_of(part, parsed.problems)
+        elif ctype != "text/html" and not parsed.text:
+            parsed.text = _text_of(part, parsed.problems)
+    return parsed
+
+
+def email_key(raw: bytes, message_id: str | None) -> str:
+    """Message-ID plus a hash of the body: a re-delivery with new transport headers is the same message,
+    while two different messages that share a Message-ID are both kept."""
+    cut = raw.find(b"\r\n\r\n")
+    cut = raw.find(b"\n\n") if cut < 0 else cut
+    body = raw[cut:] if cut >= 0 else raw
+    if message_id:
+        return f"email:{message_id[:180]}:{hashlib.sha256(body).hexdigest()[:24]}"
+    return f"sha256:{hashlib.sha256(raw).hexdigest()}"
+
+
+def incoming_email(raw: bytes, source: str) -> Incoming:
+    """What receipt stores for one raw email; a message whose headers cannot be read is still stored."""
+    try:
+        head = parse_headers(raw)
+    except Exception as exc:
+        return Incoming(channel=Channel.EMAIL, key=email_key(raw, None), source=source, raw=raw,
+                        content_type="message/rfc822", subject="(unreadable message)",
+                        quarantine_reason=f"decode: the headers could not be read ({type(exc).__name__})")
+    return Incoming(channel=Channel.EMAIL, key=email_key(raw, head.message_id), source=source, raw=raw,
+                    content_type="message/rfc822", received_at=head.date, subject=head.subject,
+                    from_name=head.from_name, from_address=head.from_address, external_id=head.message_id)

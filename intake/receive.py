@@ -1,0 +1,93 @@
+"""Persisting raw input exactly once: the step every adapter takes before it acknowledges its source."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from datetime import datetime
+
+from sqlalchemy import select
+from sqlalchemy.exc import IntegrityError
+from sqlalchemy.orm import Session
+
+from correspondence.models import Channel, Message, MessageStatus, Stance, utcnow
+from correspondence.services.audit import record
+from correspondence.services.blobs import store_blob
+from correspondence.services.messages import quarantine_message
+
+# Oversized input is quarantined, not dropped: this much of it is kept for a person to look at.
+KEEP_OF_OVERSIZED = 1024 * 1024
+
+
+@dataclass(frozen=True)
+class Received:
+    message_id: int
+    duplicate: bool
+    quarantined: str | None = None
+
+
+@dataclass
+class Incoming:
+    """What an adapter knows about one item before processing."""
+
+    channel: Channel
+    key: str
+    source: str
+    raw: bytes | None = None
+    content_type: str = "application/octet-stream"
+    received_at: datetime | None = None
+    subject: str = ""
+    body_text: str = ""
+    body_html: str | None = None
+    from_name: str | None = None
+    from_address: str | None = None
+    external_id: str | None = None
+    campaign_id: str | None = None
+    organization: str | None = None
+    organization_statement: str | None = None
+    delivery_agent: str | None = None
+    stance: Stance | None = None
+    facts: dict | None = None
+    quarantine_reason: str | None = None
+
+
+def receive(session: Session, item: Incoming, *, max_bytes: int) -> Received:
+    """Store one item with its idempotency key; a second delivery of the same key creates nothing."""
+    existing = session.scalar(select(Message.id).where(Message.idempotency_key == item.key))
+    if existing is not None:
+        return Received(existing, duplicate=True)
+    reason = item.quarantine_reason
+    raw = item.raw
+    if raw is not None and len(raw) > max_bytes:
+        reason = (f"the input is {len(raw) / 1048576:.1f} MB, over the {max_bytes / 1048576:.0f} MB limit; "
+                  f"the first {KEEP_OF_OVERSIZED // 1024} KB are kept")
+        raw = raw[:KEEP_OF_OVERSIZED]
+    message = Message(
+        idempotency_key=item.key[:255], channel=item.channel, received_at=item.received_at or utcnow(),
+        subject=(item.subject or "")[:500], body_text=item.body_text or "", body_html=item.body_html,
+        from_name=(item.from_name or None) and item.from_name[:200],
+        from_address=(item.from_address or None) and item.from_address[:320],
+        source=item.source[:100], external_id=(item.external_id or None) and item.external_id[:255],
+        campaign_id=(item.campaign_id or None) and item.campaign_id[:200],
+        organization=(item.organization or None) and item.organization[:300],
+        organization_statement=item.organization_statement,
+        delivery_agent=(item.delivery_agent or None) and item.delivery_agent[:300],
+        stance=item.stance, facts=item.facts, status=MessageStatus.NEW,
+    )
+    try:
+        with session.begin_nested():
+            if raw is not None:
+                message.raw_sha256 = store_blob(session, raw, item.content_type)
+            session.add(message)
+            session.flush()
+    except IntegrityError:
+        # Another process stored the same key between our check and our insert.
+        existing = session.scalar(select(Message.id).where(Message.idempotency_key == item.key[:255]))
+        if existing is None:
+            raise
+        return Received(existing, duplicate=True)
+    record(session, actor_id=None, action="message.received", object_type="message", object_id=message.id,
+           after={"channel": item.channel.value, "source": item.source, "key": item.key[:200]})
+    if reason:
+        quarantine_message(session, message.id, reason=reason, actor_id=None)
+        message.processed_at = utcnow()
+    return Received(message.id, duplicate=False, quarantined=reason)
