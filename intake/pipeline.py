@@ -38,11 +38,22 @@ class StageFailed(Exception):
     """A stage found the message unusable; the text is the reason shown to staff."""
 
 
+@dataclass(frozen=True)
+class Rules:
+    """The office's settings that stages apply."""
+
+    district_zips: frozenset[str] = frozenset()
+    cwc_offices: frozenset[str] = frozenset()
+
+    @classmethod
+    def from_settings(cls, settings) -> Rules:  # type: ignore[no-untyped-def]
+        return cls(settings.district_zips, settings.cwc_offices)
+
+
 @dataclass
 class Context:
     session: Session
-    district_zips: frozenset[str] = frozenset()
-    notes: list[str] = field(default_factory=list)
+    rules: Rules = field(default_factory=Rules)
 
 
 class Stage(Protocol):
@@ -144,6 +155,34 @@ def _split_name(display: str | None) -> tuple[str | None, str | None]:
     return " ".join(parts[:-1]), parts[-1]
 
 
+_STATE = re.compile(r"^[A-Z]{2}$")
+
+
+class CheckDelivery:
+    """Deliveries that name their recipient and address (CWC, web forms) must be for this office
+    and carry a postal address the office can answer."""
+
+    name = "check-delivery"
+
+    def process(self, message: Message, ctx: Context) -> None:
+        facts = message.facts or {}
+        office = facts.get("recipient_office")
+        if office and ctx.rules.cwc_offices and office not in ctx.rules.cwc_offices:
+            raise StageFailed(f"the delivery is for another office ({office}); this office accepts "
+                              f"{', '.join(sorted(ctx.rules.cwc_offices))}")
+        if message.channel.value != "cwc":
+            return
+        person = facts.get("constituent") or {}
+        missing = [label for key, label in (("address1", "street address"), ("city", "city"),
+                                            ("state", "state"), ("zip5", "ZIP code")) if not person.get(key)]
+        if person.get("zip_raw") and not person.get("zip5"):
+            raise StageFailed(f"bad address: ZIP code {person['zip_raw']!r} is not 5 or 9 digits")
+        if missing:
+            raise StageFailed(f"bad address: no {', '.join(missing)}")
+        if not _STATE.match((person.get("state") or "").upper()):
+            raise StageFailed(f"bad address: state {person.get('state')!r} is not a two-letter abbreviation")
+
+
 class MatchConstituent:
     """Link the message to its constituent: exact email, then phone, else a new record."""
 
@@ -195,9 +234,10 @@ class District:
     def process(self, message: Message, ctx: Context) -> None:
         c = message.constituent or (ctx.session.get(Constituent, message.constituent_id)
                                     if message.constituent_id else None)
-        if c is None or c.district_status != DistrictStatus.UNKNOWN or not ctx.district_zips or not c.zip5:
+        zips = ctx.rules.district_zips
+        if c is None or c.district_status != DistrictStatus.UNKNOWN or not zips or not c.zip5:
             return
-        inside = c.zip5 in ctx.district_zips or (c.zip4 and f"{c.zip5}{c.zip4}" in ctx.district_zips)
+        inside = c.zip5 in zips or bool(c.zip4 and f"{c.zip5}{c.zip4}" in zips)
         c.district_status = DistrictStatus.IN_DISTRICT if inside else DistrictStatus.OUT_OF_DISTRICT
 
 
@@ -216,16 +256,16 @@ class Classify:
                 return
 
 
-STAGES: tuple[Stage, ...] = (Decode(), Clean(), MatchConstituent(), District(), Classify())
+STAGES: tuple[Stage, ...] = (Decode(), CheckDelivery(), Clean(), MatchConstituent(), District(), Classify())
 
 
 def process_message(session: Session, message_id: int, stages: tuple[Stage, ...] = STAGES, *,
-                    district_zips: frozenset[str] = frozenset()) -> Message:
+                    rules: Rules | None = None) -> Message:
     """Run every stage once; a message already processed is left as it is (safe to run twice)."""
     message = get_message(session, message_id)
     if message.processed_at is not None or message.status == MessageStatus.QUARANTINED:
         return message
-    ctx = Context(session, district_zips)
+    ctx = Context(session, rules or Rules())
     reason = None
     for stage in stages:
         try:

@@ -121,6 +121,40 @@ def demo_command(messages: int, constituents: int, seed: int, if_empty: bool) ->
     click.echo(json.dumps(summary))
 
 
+@cli.group("import")
+def import_group() -> None:
+    """Import messages from files; prints a JSON summary accounting for every item."""
+
+
+def _import(kind: str, paths: tuple[str, ...]) -> None:
+    from correspondence.db import Database
+    from intake.importer import import_items
+    from intake.pipeline import Rules
+    from intake.registry import file_adapter
+
+    reader, adapter = file_adapter(kind)
+    settings = Settings.from_env()
+    db = Database(settings.database_url)
+    summary = import_items(db, reader(paths), adapter, source=f"file:{kind}", max_bytes=settings.max_message_bytes,
+                           rules=Rules.from_settings(settings))
+    db.dispose()
+    click.echo(json.dumps(summary.as_dict()))
+
+
+for _kind, _help in (("eml", "Import .eml files (directories are walked)."),
+                     ("mbox", "Import mbox files, streaming."),
+                     ("maildir", "Import Maildir folders (new/ and cur/)."),
+                     ("cwc", "Import CWC 2.0 XML deliveries (files or directories).")):
+    def _make(kind: str):  # type: ignore[no-untyped-def]
+        @click.argument("paths", nargs=-1, required=True, type=click.Path())
+        def command(paths: tuple[str, ...]) -> None:
+            _import(kind, paths)
+
+        return command
+
+    import_group.command(_kind, help=_help, with_appcontext=False)(_make(_kind))
+
+
 @cli.group("staff")
 def staff_group() -> None:
     """Manage staff accounts."""

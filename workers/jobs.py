@@ -8,7 +8,7 @@ from datetime import timedelta
 from sqlalchemy import select
 
 from correspondence.models import Message, MessageStatus, utcnow
-from intake.pipeline import process_message
+from intake.pipeline import Rules, process_message
 from workers import context
 from workers.queues import enqueue_process
 from workers.redis_conn import connect
@@ -19,7 +19,7 @@ log = logging.getLogger(__name__)
 def run_process_message(message_id: int) -> str:
     """Process one stored message. Idempotent: a processed message is left unchanged."""
     with context.database().unit_of_work() as session:
-        message = process_message(session, message_id, district_zips=context.settings().district_zips)
+        message = process_message(session, message_id, rules=Rules.from_settings(context.settings()))
         status = message.status.value
     log.info("processed message_id=%s status=%s", message_id, status)
     return status
