@@ -76,10 +76,9 @@ def _clean_tables(request: pytest.FixtureRequest) -> Iterator[None]:
 
 
 @pytest.fixture
-def settings(tmp_path: Path, database_url: str, database: Database) -> Settings:
+def settings(tmp_path: Path, database_url: str, database: Database, redis_server: str) -> Settings:
     return Settings.from_env({}, instance_dir=tmp_path / "instance", database_url=database_url,
-                             secret_key="test-secret-key", redis_url=os.environ.get("REDIS_URL") or None,
-                             testing=True)
+                             secret_key="test-secret-key", redis_url=redis_server, testing=True)
 
 
 @pytest.fixture

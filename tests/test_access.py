@@ -6,7 +6,7 @@ A new route without a rule fails here (and is refused at run time) until someone
 import pytest
 
 from correspondence.models import Role
-from web.access import PUBLIC, SIGNED_IN
+from web.access import API_TOKEN, PUBLIC, SIGNED_IN
 
 ALL = frozenset(Role)
 A, S, C, W = Role.ADMIN, Role.SUPERVISOR, Role.CORRESPONDENT, Role.CASEWORKER
@@ -26,6 +26,12 @@ MATRIX = {
     "dashboard.index": frozenset({A, S}),
     "admin.staff": frozenset({A}),
     "admin.staff_action": frozenset({A}),
+    "admin.intake": frozenset({A}),
+    "admin.revoke": frozenset({A}),
+    "quarantine.index": frozenset({A, S, C}),
+    "quarantine.act": frozenset({A, S, C}),
+    "api.intake_webform": API_TOKEN,
+    "api.intake_cwc": API_TOKEN,
 }
 
 
@@ -40,7 +46,8 @@ def test_every_route_has_the_expected_rule(app):
 
 
 SIMPLE_GETS = {"inbox.index": "/inbox/", "dashboard.index": "/dashboard/", "admin.staff": "/admin/staff",
-               "auth.change_password": "/account/password"}
+               "auth.change_password": "/account/password", "quarantine.index": "/quarantine/",
+               "admin.intake": "/admin/intake"}
 
 
 @pytest.mark.parametrize("role", list(Role))

@@ -17,7 +17,7 @@ from workers.cli import cli
 FULL = (Path(__file__).parent / "data" / "cwc" / "full.xml").read_bytes()
 
 
-def _import(database, blobs, rules=Rules()):
+def _import(database, blobs, rules=None):
     reader, adapter = file_adapter("cwc")
     return import_items(database, [(f"item{i}", b) for i, b in enumerate(blobs)], adapter, source="test",
                         max_bytes=1_000_000, rules=rules)

@@ -48,9 +48,9 @@ def create_app(settings: Settings) -> Flask:
     login_manager.init_app(app)
     app.before_request(enforce_access)
 
-    from web import admin, auth, dashboard, inbox, messages
+    from web import admin, api, auth, dashboard, inbox, messages, quarantine
 
-    for module in (auth, inbox, messages, dashboard, admin):
+    for module in (auth, inbox, messages, dashboard, admin, api, quarantine):
         app.register_blueprint(module.bp)
 
     app.teardown_appcontext(_close_session)

@@ -15,6 +15,7 @@ F = TypeVar("F", bound=Callable[..., object])
 ALL_STAFF = frozenset(Role)
 PUBLIC = "public"
 SIGNED_IN = "signed_in"
+API_TOKEN = "api_token"  # noqa: S105 - the name of an access rule, not a secret
 
 # Routes a staffer whose password is a one-time password may still use.
 _PASSWORD_CHANGE_OK = {"auth.change_password", "auth.logout", "static"}
@@ -33,6 +34,12 @@ def roles(*allowed: Role) -> Callable[[F], F]:
 def public(view: F) -> F:
     """Allow anyone, signed in or not (sign-in page, health check)."""
     view._mailroom_access = PUBLIC  # type: ignore[attr-defined]
+    return view
+
+
+def api_token(view: F) -> F:
+    """Machine-to-machine: no session; the view itself checks an intake source's API token."""
+    view._mailroom_access = API_TOKEN  # type: ignore[attr-defined]
     return view
 
 
@@ -56,7 +63,7 @@ def enforce_access():  # type: ignore[no-untyped-def]
     rule = access_rule(request.endpoint)
     if rule is None:
         abort(403, description="This page has no access rule yet, so it is closed to everyone.")
-    if rule == PUBLIC:
+    if rule in (PUBLIC, API_TOKEN):
         return None
     if not current_user.is_authenticated:
         if request.path.startswith("/api/"):

@@ -8,7 +8,8 @@ from flask_login import current_user
 from correspondence.errors import DomainError, NotFound
 from correspondence.models import Role
 from correspondence.services.staff import create_staffer, list_staff, reset_password, set_active, set_role
-from web import db_session
+from correspondence.services.tokens import create_token, list_tokens, revoke_token
+from web import db_session, settings
 from web.access import roles
 from web.forms import ActionForm, StaffForm
 
@@ -73,3 +74,41 @@ def staff_action(staffer_id: int, action: str):  # type: ignore[no-untyped-def]
     session.commit()
     flash(message, "ok")
     return redirect(url_for("admin.staff")), 303
+
+
+@bp.route("/intake", methods=["GET", "POST"])
+@roles(Role.ADMIN)
+def intake():  # type: ignore[no-untyped-def]
+    """Intake sources: API tokens for the web form and CWC deliveries, and the office's settings."""
+    session = db_session()
+    form = ActionForm()
+    new_token = None
+    if request.method == "POST":
+        if not form.validate_on_submit():
+            abort(400, description="The form expired; reload the page and try again.")
+        try:
+            _token, new_token = create_token(session, name=request.form.get("name", ""), actor_id=current_user.id)
+        except DomainError as exc:
+            session.rollback()
+            flash(str(exc), "error")
+        else:
+            session.commit()
+    cfg = settings()
+    return render_template("admin_intake.html", tokens=list_tokens(session), form=form, new_token=new_token,
+                           district_zips=sorted(cfg.district_zips), cwc_offices=sorted(cfg.cwc_offices),
+                           max_mb=cfg.max_message_bytes // 1048576)
+
+
+@bp.route("/intake/tokens/<int:token_id>/revoke", methods=["POST"])
+@roles(Role.ADMIN)
+def revoke(token_id: int):  # type: ignore[no-untyped-def]
+    if not ActionForm().validate_on_submit():
+        abort(400, description="The form expired; reload the page and try again.")
+    session = db_session()
+    try:
+        revoke_token(session, token_id, actor_id=current_user.id)
+    except NotFound:
+        abort(404, description=f"There is no token {token_id}.")
+    session.commit()
+    flash("Token revoked; the source can no longer deliver with it.", "ok")
+    return redirect(url_for("admin.intake")), 303

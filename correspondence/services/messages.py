@@ -103,6 +103,21 @@ def release_message(session: Session, message_id: int, *, actor_id: int | None) 
     return _move(session, message, S.NEW, actor_id=actor_id, action="message.release")
 
 
+def retry_message(session: Session, message_id: int, *, actor_id: int | None) -> Message:
+    """Send a quarantined message through processing again (after a fix or a setting change)."""
+    message = get_message(session, message_id)
+    if message.status != S.QUARANTINED:
+        raise ValidationFailed("only quarantined messages can be retried")
+    message.assignee_id = None
+    message.processed_at = None
+    return _move(session, message, S.NEW, actor_id=actor_id, action="message.retry")
+
+
+def list_quarantined(session: Session, limit: int = 200) -> list[Message]:
+    return list(session.scalars(select(Message).where(Message.status == S.QUARANTINED)
+                                .order_by(Message.received_at.desc(), Message.id.desc()).limit(limit)))
+
+
 def archive_message(session: Session, message_id: int, *, actor_id: int | None) -> Message:
     return _move(session, get_message(session, message_id), S.ARCHIVED, actor_id=actor_id,
                  action="message.archive")

@@ -1,0 +1,91 @@
+"""The JSON API: intake endpoints for web forms and CWC deliveries, authenticated by source token."""
+
+from __future__ import annotations
+
+import logging
+
+from flask import Blueprint, current_app, request
+
+from correspondence.errors import DomainError
+from correspondence.services.tokens import verify_token
+from intake.cwc import incoming_cwc
+from intake.receive import Received, receive
+from intake.webform import WebformInvalid, incoming_webform, validate
+from web import csrf, db_session, settings
+from web.access import api_token
+
+log = logging.getLogger(__name__)
+bp = Blueprint("api", __name__, url_prefix="/api/v1")
+
+
+def _error(code: int, message: str, **extra: object):  # type: ignore[no-untyped-def]
+    return {"error": {"code": code, "message": message, **extra}}, code
+
+
+def _token():  # type: ignore[no-untyped-def]
+    header = request.headers.get("Authorization", "")
+    plain = header[7:].strip() if header.lower().startswith("bearer ") else request.headers.get("X-Mailroom-Token")
+    return verify_token(db_session(), plain)
+
+
+def _enqueue(message_id: int) -> None:
+    """Queue processing after the commit; if Redis is away the sweeper picks the message up later."""
+    from workers.queues import enqueue_process
+    from workers.redis_conn import connect
+
+    try:
+        enqueue_process(connect(settings()), message_id)
+    except Exception:
+        log.warning("enqueue failed message_id=%s; the sweeper will pick it up", message_id, exc_info=True)
+
+
+def _accepted(result: Received):  # type: ignore[no-untyped-def]
+    if result.quarantined:
+        return _error(422, f"stored but quarantined: {result.quarantined}", message_id=result.message_id)
+    return {"message_id": result.message_id, "duplicate": result.duplicate}, 202
+
+
+@bp.route("/intake/webform", methods=["POST"])
+@csrf.exempt
+@api_token
+def intake_webform():  # type: ignore[no-untyped-def]
+    session = db_session()
+    token = _token()
+    if token is None:
+        return _error(401, "a valid intake token is required (Authorization: Bearer <token>)")
+    data = request.get_json(silent=True) if request.is_json else request.form.to_dict()
+    if not isinstance(data, dict):
+        return _error(400, "send a JSON object or a form-encoded body")
+    try:
+        fields = validate(data)
+        result = receive(session, incoming_webform(fields, token_id=token.id, source=f"webform:{token.name}"),
+                         max_bytes=settings().max_message_bytes)
+    except WebformInvalid as exc:
+        session.commit()  # the token's last use is still worth recording
+        return _error(400, "some fields are missing or not valid", fields=exc.errors)
+    except DomainError as exc:
+        session.rollback()
+        return _error(400, str(exc))
+    session.commit()
+    if not result.duplicate:
+        _enqueue(result.message_id)
+    return _accepted(result)
+
+
+@bp.route("/intake/cwc", methods=["POST"])
+@csrf.exempt
+@api_token
+def intake_cwc():  # type: ignore[no-untyped-def]
+    session = db_session()
+    token = _token()
+    if token is None:
+        return _error(401, "a valid intake token is required (Authorization: Bearer <token>)")
+    raw = request.get_data(cache=False)
+    if not raw:
+        return _error(400, "the request body must be a CWC XML delivery")
+    result = receive(session, incoming_cwc(raw, f"cwc:{token.name}"), max_bytes=settings().max_message_bytes)
+    session.commit()
+    if not result.duplicate and not result.quarantined:
+        _enqueue(result.message_id)
+    current_app.logger.info("cwc delivery message_id=%s duplicate=%s", result.message_id, result.duplicate)
+    return _accepted(result)
