@@ -55,6 +55,8 @@ class Settings:
     district_zips: frozenset[str] = frozenset()
     # CWC MemberOffice codes this office accepts (e.g. "HOH03"); empty accepts any office.
     cwc_offices: frozenset[str] = frozenset()
+    # IMAP mailboxes to poll: a JSON list of {name, host, port, username, password, ssl, folders, ...}.
+    imap_accounts_json: str = ""
     testing: bool = False
 
     @classmethod
@@ -83,6 +85,7 @@ class Settings:
             "max_message_bytes": _int(env, "MAILROOM_MAX_MESSAGE_BYTES", cls.max_message_bytes),
             "max_attachment_bytes": _int(env, "MAILROOM_MAX_ATTACHMENT_BYTES", cls.max_attachment_bytes),
             "district_zips": _zip_list(env.get("MAILROOM_DISTRICT_ZIPS", "")),
+            "imap_accounts_json": env.get("MAILROOM_IMAP_ACCOUNTS", ""),
             "cwc_offices": frozenset(o.strip().upper() for o in env.get("MAILROOM_CWC_OFFICES", "").split(",")
                                      if o.strip()),
         }

@@ -115,3 +115,13 @@ def test_quarantine_page_retry_and_release(client, auth, factory, session, redis
     assert other.status == MessageStatus.NEW
     response = client.post(f"/quarantine/{other.id}/retry", data={"csrf_token": token}, follow_redirects=True)
     assert "only quarantined messages" in response.get_data(as_text=True)
+
+
+def test_message_view_shows_how_the_sender_was_matched(client, auth, session, redis, job_env):
+    headers = _token(session)
+    message_id = client.post("/api/v1/intake/webform", json=FORM, headers=headers).get_json()["message_id"]
+    _work(redis)
+    auth.login()
+    html = client.get(f"/messages/{message_id}").get_data(as_text=True)
+    assert "Matched by created (100% sure)" in html
+    assert "via webform:website" in html

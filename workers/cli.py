@@ -155,6 +155,15 @@ for _kind, _help in (("eml", "Import .eml files (directories are walked)."),
     import_group.command(_kind, help=_help, with_appcontext=False)(_make(_kind))
 
 
+@cli.command("poll-imap", with_appcontext=False)
+def poll_imap_command() -> None:
+    """Poll the IMAP accounts in MAILROOM_IMAP_ACCOUNTS once and print what each one stored."""
+    from workers.jobs import run_poll_imap
+
+    _logging()
+    click.echo(json.dumps(run_poll_imap()))
+
+
 @cli.group("staff")
 def staff_group() -> None:
     """Manage staff accounts."""

@@ -46,3 +46,21 @@ def run_sweep() -> int:
             enqueue_process(redis, message_id)
     log.info("sweep re-enqueued=%d", len(ids))
     return len(ids)
+
+
+def run_poll_imap() -> dict[str, int]:
+    """Poll every configured IMAP account. Idempotent: stored messages are found again by their key."""
+    from intake.imap import accounts_from_json, poll_account
+
+    settings = context.settings()
+    totals: dict[str, int] = {}
+    for account in accounts_from_json(settings.imap_accounts_json):
+        try:
+            result = poll_account(context.database(), account, max_bytes=settings.max_message_bytes,
+                                  rules=Rules.from_settings(settings))
+            totals[account.name] = result.summary.received
+        except Exception:
+            # One unreachable mailbox must not stop the others; the next poll tries again.
+            log.exception("imap poll failed account=%s", account.name)
+            totals[account.name] = -1
+    return totals

@@ -9,7 +9,7 @@ from correspondence.models.constituent import (
     ConstituentPhone,
     DistrictStatus,
 )
-from correspondence.models.intake import IntakeToken
+from correspondence.models.intake import IntakeCursor, IntakeToken
 from correspondence.models.message import (
     OPEN_STATUSES,
     Channel,
@@ -34,6 +34,7 @@ __all__ = [
     "ConstituentPhone",
     "Direction",
     "DistrictStatus",
+    "IntakeCursor",
     "IntakeToken",
     "Message",
     "MessageStatus",

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from datetime import datetime
 
-from sqlalchemy import ForeignKey, Integer, String
+from sqlalchemy import JSON, ForeignKey, Integer, String
 from sqlalchemy.orm import Mapped, mapped_column
 
 from correspondence.models.base import Base, UTCDateTime, utcnow
@@ -26,3 +26,13 @@ class IntakeToken(Base):
     @property
     def active(self) -> bool:
         return self.revoked_at is None
+
+
+class IntakeCursor(Base):
+    """Where an intake source left off (e.g. an IMAP folder's UIDVALIDITY and last stored UID)."""
+
+    __tablename__ = "intake_cursors"
+
+    key: Mapped[str] = mapped_column(String(200), primary_key=True)
+    value: Mapped[dict] = mapped_column(JSON)
+    updated_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow, onupdate=utcnow)

@@ -1,0 +1,143 @@
+"""IMAP: poll mailboxes, store each message once, and only then flag or move it on the server.
+
+The folder's UIDVALIDITY and the last stored UID are kept in the database. A poll cut off at any
+point loses nothing: whatever was committed is found again by its idempotency key, and whatever
+was not committed is still unflagged on the server.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+from collections.abc import Callable, Iterator
+from dataclasses import dataclass, field
+
+from imapclient import IMAPClient
+
+from correspondence.db import Database
+from correspondence.models import IntakeCursor
+from intake.importer import Summary, import_items
+from intake.mail import incoming_email
+from intake.pipeline import Rules
+
+log = logging.getLogger(__name__)
+
+STORED_FLAG = b"$MailroomStored"
+
+
+@dataclass(frozen=True)
+class ImapAccount:
+    name: str
+    host: str
+    username: str
+    password: str
+    port: int = 993
+    ssl: bool = True
+    starttls: bool = False
+    folders: tuple[str, ...] = ("INBOX",)
+    processed_folder: str | None = None
+
+    @classmethod
+    def from_dict(cls, data: dict) -> ImapAccount:
+        missing = [k for k in ("name", "host", "username", "password") if not data.get(k)]
+        if missing:
+            raise ValueError(f"IMAP account needs {', '.join(missing)}")
+        return cls(name=str(data["name"]), host=str(data["host"]), username=str(data["username"]),
+                   password=str(data["password"]), port=int(data.get("port", 993)), ssl=bool(data.get("ssl", True)),
+                   starttls=bool(data.get("starttls", False)), folders=tuple(data.get("folders", ("INBOX",))),
+                   processed_folder=data.get("processed_folder") or None)
+
+
+def accounts_from_json(raw: str) -> list[ImapAccount]:
+    """Accounts from MAILROOM_IMAP_ACCOUNTS: a JSON list of objects."""
+    if not raw.strip():
+        return []
+    data = json.loads(raw)
+    if not isinstance(data, list):
+        raise ValueError("MAILROOM_IMAP_ACCOUNTS must be a JSON list of accounts")
+    return [ImapAccount.from_dict(d) for d in data]
+
+
+@dataclass
+class PollResult:
+    summary: Summary = field(default_factory=Summary)
+    folders: dict[str, int] = field(default_factory=dict)
+
+
+def connect(account: ImapAccount) -> IMAPClient:
+    client = IMAPClient(account.host, port=account.port, ssl=account.ssl, timeout=60)
+    if account.starttls:
+        client.starttls()
+    client.login(account.username, account.password)
+    return client
+
+
+def check_connection(account: ImapAccount) -> list[str]:
+    """Sign in and list the folders: what the admin's "check connection" shows."""
+    client = connect(account)
+    try:
+        return [name for _flags, _delim, name in client.list_folders()]
+    finally:
+        client.logout()
+
+
+def _chunks(items: list[int], size: int) -> Iterator[list[int]]:
+    for i in range(0, len(items), size):
+        yield items[i:i + size]
+
+
+def poll_account(db: Database, account: ImapAccount, *, max_bytes: int, rules: Rules | None = None,
+                 batch: int = 25, after_commit: Callable[[IMAPClient], None] | None = None) -> PollResult:
+    """Fetch every new message of each folder; commit, then acknowledge on the server, batch by batch."""
+    result = PollResult()
+    client = connect(account)
+    try:
+        for folder in account.folders:
+            info = client.select_folder(folder)
+            validity = int(info[b"UIDVALIDITY"])
+            key = f"imap:{account.name}:{account.username}@{account.host}:{folder}"
+            with db.unit_of_work() as s:
+                cursor = s.get(IntakeCursor, key)
+                state = dict(cursor.value) if cursor else {}
+            # A new UIDVALIDITY means the server renumbered the folder: look at everything again;
+            # idempotency keys make sure nothing already stored is stored twice.
+            last = int(state.get("last_uid", 0)) if state.get("uidvalidity") == validity else 0
+            uids = sorted(u for u in client.search(["UID", f"{last + 1}:*", "NOT", "KEYWORD", STORED_FLAG.decode()])
+                          if u > last)
+            result.folders[folder] = len(uids)
+            for chunk in _chunks(uids, batch):
+                fetched = client.fetch(chunk, [b"BODY.PEEK[]"])
+                items = ((f"{folder}#{uid}", fetched[uid][b"BODY[]"]) for uid in chunk if uid in fetched)
+                part = import_items(db, items, incoming_email, source=f"imap:{account.name}", max_bytes=max_bytes,
+                                    rules=rules)
+                _merge(result.summary, part)
+                if after_commit is not None:
+                    after_commit(client)
+                # Acknowledge only what is now safely in the database.
+                if account.processed_folder:
+                    client.move(chunk, account.processed_folder)
+                else:
+                    client.add_flags(chunk, [STORED_FLAG, b"\\Seen"])
+                with db.unit_of_work() as s:
+                    cursor = s.get(IntakeCursor, key)
+                    value = {"uidvalidity": validity, "last_uid": max(chunk)}
+                    if cursor is None:
+                        s.add(IntakeCursor(key=key, value=value))
+                    else:
+                        cursor.value = value
+            log.info("imap poll account=%s folder=%s new=%d", account.name, folder, len(uids))
+    finally:
+        try:
+            client.logout()
+        except Exception:  # a connection already cut has nothing left to close
+            log.debug("imap logout failed account=%s", account.name, exc_info=True)
+    return result
+
+
+def _merge(total: Summary, part: Summary) -> None:
+    total.received += part.received
+    total.duplicates += part.duplicates
+    total.quarantined += part.quarantined
+    total.failed += part.failed
+    total.reasons.update(part.reasons)
+    total.message_ids.extend(part.message_ids)
