@@ -30,6 +30,7 @@ MATRIX = {
     "admin.revoke": frozenset({A}),
     "quarantine.index": frozenset({A, S, C}),
     "quarantine.act": frozenset({A, S, C}),
+    "calls.new": ALL,
     "api.intake_webform": API_TOKEN,
     "api.intake_cwc": API_TOKEN,
 }
@@ -47,7 +48,7 @@ def test_every_route_has_the_expected_rule(app):
 
 SIMPLE_GETS = {"inbox.index": "/inbox/", "dashboard.index": "/dashboard/", "admin.staff": "/admin/staff",
                "auth.change_password": "/account/password", "quarantine.index": "/quarantine/",
-               "admin.intake": "/admin/intake"}
+               "admin.intake": "/admin/intake", "calls.new": "/calls/new"}
 
 
 @pytest.mark.parametrize("role", list(Role))

@@ -1,0 +1,49 @@
+"""Phone calls logged by staff with the quick-entry form."""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Mapping
+
+from correspondence.models import Channel, Stance
+from intake.receive import Incoming
+
+
+class PhoneEntryInvalid(ValueError):
+    def __init__(self, errors: dict[str, str]) -> None:
+        super().__init__("; ".join(f"{k}: {v}" for k, v in errors.items()))
+        self.errors = errors
+
+
+def incoming_call(form: Mapping[str, str], *, nonce: str, staffer_id: int) -> Incoming:
+    """A logged call as a message; the form's one-time nonce makes a double submit one message."""
+    f = {k: (form.get(k) or "").strip() for k in ("first_name", "last_name", "phone", "email", "street", "city",
+                                                   "state", "zip5", "subject", "notes", "stance")}
+    errors: dict[str, str] = {}
+    if not (f["first_name"] or f["last_name"] or f["phone"]):
+        errors["caller"] = "enter the caller's name or number"
+    if not f["notes"]:
+        errors["notes"] = "write down what the caller said"
+    if f["phone"] and not 10 <= len(re.sub(r"\D", "", f["phone"])) <= 15:
+        errors["phone"] = "must have 10 to 15 digits"
+    if f["zip5"] and not re.fullmatch(r"\d{5}", f["zip5"]):
+        errors["zip5"] = "must be 5 digits"
+    if f["state"] and not re.fullmatch(r"[A-Za-z]{2}", f["state"]):
+        errors["state"] = "must be a two-letter abbreviation"
+    stance = None
+    if f["stance"]:
+        try:
+            stance = Stance(f["stance"])
+        except ValueError:
+            errors["stance"] = "is not a stance"
+    if not re.fullmatch(r"[0-9a-f]{32}", nonce or ""):
+        errors["form"] = "the form is missing its one-time number; reload it"
+    if errors:
+        raise PhoneEntryInvalid(errors)
+    person = {"first_name": f["first_name"] or None, "last_name": f["last_name"] or None,
+              "phone": f["phone"] or None, "email": f["email"].lower() or None, "address1": f["street"] or None,
+              "city": f["city"] or None, "state": f["state"].upper() or None, "zip5": f["zip5"] or None}
+    name = " ".join(x for x in (f["first_name"], f["last_name"]) if x) or None
+    return Incoming(channel=Channel.PHONE, key=f"phone:{nonce}", source=f"phone:staffer-{staffer_id}",
+                    subject=f["subject"] or "Phone call", body_text=f["notes"], from_name=name,
+                    from_address=person["email"], stance=stance, facts={"constituent": person, "logged_by": staffer_id})
