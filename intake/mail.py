@@ -10,8 +10,9 @@ import hashlib
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from email import policy
-from email.message import EmailMessage
-from email.parser import BytesParser
+from email.header import decode_header, make_header
+from email.message import EmailMessage, Message
+from email.parser import BytesHeaderParser, BytesParser
 from email.utils import getaddresses, parseaddr, parsedate_to_datetime
 
 from correspondence.models import Channel
@@ -40,17 +41,19 @@ class ParsedEmail:
     problems: list[str] = field(default_factory=list)
 
 
-def _header(msg: EmailMessage, name: str, problems: list[str]) -> str:
+def _header(msg: Message, name: str, problems: list[str]) -> str:
+    """A header decoded from RFC 2047 words; undecodable parts are kept as they came."""
+    value = msg.get(name)
+    if value is None:
+        return ""
     try:
-        value = msg.get(name)
-        return str(value).strip() if value is not None else ""
-    except Exception as exc:  # malformed encoded words and the like: keep the raw text
+        return str(make_header(decode_header(str(value)))).replace("\r", "").replace("\n", " ").strip()
+    except Exception as exc:  # malformed encoded words, unknown charsets
         problems.append(f"header {name}: {type(exc).__name__}")
-        raw = msg.get_all(name, failobj=[])
-        return str(raw[0]).strip() if raw else ""
+        return str(value).strip()
 
 
-def _from(msg: EmailMessage, problems: list[str]) -> tuple[str | None, str | None]:
+def _from(msg: Message, problems: list[str]) -> tuple[str | None, str | None]:
     value = _header(msg, "From", problems) or _header(msg, "Sender", problems)
     if not value:
         return None, None
@@ -63,7 +66,7 @@ def _from(msg: EmailMessage, problems: list[str]) -> tuple[str | None, str | Non
     return (name.strip() or None), address
 
 
-def _date(msg: EmailMessage, problems: list[str]) -> datetime | None:
+def _date(msg: Message, problems: list[str]) -> datetime | None:
     value = _header(msg, "Date", problems)
     if not value:
         return None
@@ -100,20 +103,23 @@ def _text_of(part: EmailMessage, problems: list[str]) -> str:
     return payload.decode("utf-8", "replace")
 
 
-def parse_headers(raw: bytes) -> ParsedEmail:
-    """Only what receipt needs: sender, subject, date and Message-ID."""
+def _head_fields(msg: Message) -> ParsedEmail:
     problems: list[str] = []
-    msg = BytesParser(policy=policy.default).parsebytes(raw, headersonly=True)
     name, address = _from(msg, problems)
     mid = _header(msg, "Message-ID", problems) or None
     return ParsedEmail(subject=_header(msg, "Subject", problems), from_name=name, from_address=address,
                        date=_date(msg, problems), message_id=mid, problems=problems)
 
 
+def parse_headers(raw: bytes) -> ParsedEmail:
+    """Only what receipt needs: sender, subject, date and Message-ID (the fast compat32 header parser)."""
+    return _head_fields(BytesHeaderParser(policy=policy.compat32).parsebytes(raw))
+
+
 def parse_email(raw: bytes) -> ParsedEmail:
     """The full decode: headers, the first text and HTML bodies, and the attachment list."""
-    parsed = parse_headers(raw)
     msg = BytesParser(policy=policy.default).parsebytes(raw)
+    parsed = _head_fields(BytesHeaderParser(policy=policy.compat32).parsebytes(raw))
     for defect in getattr(msg, "defects", [])[:5]:
         parsed.problems.append(type(defect).__name__)
     for part in msg.walk():

@@ -267,18 +267,20 @@ def process_message(session: Session, message_id: int, stages: tuple[Stage, ...]
         return message
     ctx = Context(session, rules or Rules())
     reason = None
-    for stage in stages:
-        try:
-            with session.begin_nested():
+    current = stages[0].name if stages else ""
+    try:
+        # One savepoint for the whole run: a stage that fails undoes what the earlier ones did,
+        # and the message is quarantined exactly as it arrived.
+        with session.begin_nested():
+            for stage in stages:
+                current = stage.name
                 stage.process(message, ctx)
-        except StageFailed as exc:
-            reason = f"{stage.name}: {exc}"
-            break
-        except Exception as exc:
-            # Bad input must not crash a worker: keep the message and tell a person what broke.
-            log.exception("stage crashed stage=%s message_id=%s", stage.name, message_id)
-            reason = f"{stage.name}: unexpected error ({type(exc).__name__}: {str(exc)[:200]})"
-            break
+    except StageFailed as exc:
+        reason = f"{current}: {exc}"
+    except Exception as exc:
+        # Bad input must not crash a worker: keep the message and tell a person what broke.
+        log.exception("stage crashed stage=%s message_id=%s", current, message_id)
+        reason = f"{current}: unexpected error ({type(exc).__name__}: {str(exc)[:200]})"
     if reason:
         quarantine_message(session, message.id, reason=reason, actor_id=None)
     message.processed_at = utcnow()
