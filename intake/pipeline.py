@@ -14,6 +14,7 @@ from dataclasses import dataclass, field
 from typing import Protocol
 
 import nh3
+from rapidfuzz import fuzz
 from sqlalchemy import func, select
 from sqlalchemy.orm import Session
 
@@ -212,6 +213,12 @@ class MatchConstituent:
         if not (first or last):
             first, last = _split_name(message.from_name)
         zip5 = (person.get("zip5") or "")[:5] or None
+        if last and zip5:
+            found_by_name = self._by_name_and_address(s, message, first, last, zip5, person.get("address1"))
+            if found_by_name is not None:
+                if found_by_name:
+                    return
+                return  # ambiguous: left for a person, with the candidates recorded
         c = Constituent(prefix=person.get("prefix"), first_name=first, middle_name=person.get("middle_name"),
                         last_name=last, suffix=person.get("suffix"), address1=person.get("address1"),
                         address2=person.get("address2"), city=person.get("city"),
@@ -224,6 +231,44 @@ class MatchConstituent:
         s.add(c)
         s.flush()
         message.constituent_id, message.match_method, message.match_confidence = c.id, "created", 1.0
+
+
+    # Scores (0-100) a candidate needs on name and street to be taken as the same person.
+    NAME_MIN, ADDRESS_MIN, MARGIN = 90, 85, 5
+
+    def _by_name_and_address(self, s: Session, message: Message, first: str | None, last: str, zip5: str,
+                             street: str | None) -> bool | None:
+        """Fuzzy match within the ZIP: True when one constituent clearly matches, False when several do
+        (ambiguous, flagged), None when none does."""
+        candidates = list(s.scalars(select(Constituent).where(Constituent.zip5 == zip5,
+                                                              func.lower(Constituent.last_name) == last.lower())
+                                    .limit(200)))
+        scored = []
+        for c in candidates:
+            name = fuzz.token_sort_ratio(f"{first or ''} {last}".lower(), f"{c.first_name or ''} {c.last_name}".lower())
+            addr = fuzz.token_sort_ratio(_street(street), _street(c.address1)) if street and c.address1 else 0
+            if name >= self.NAME_MIN and addr >= self.ADDRESS_MIN:
+                scored.append(((name + addr) / 2, c.id))
+        if not scored:
+            return None
+        scored.sort(reverse=True)
+        if len(scored) > 1 and scored[1][0] > scored[0][0] - self.MARGIN:
+            message.match_method = "ambiguous"
+            message.facts = {**(message.facts or {}), "match_candidates": [cid for _score, cid in scored[:5]]}
+            return False
+        message.constituent_id, message.match_method = scored[0][1], "name+address"
+        message.match_confidence = round(scored[0][0] / 100, 2)
+        return True
+
+
+_STREET_WORDS = {"street": "st", "avenue": "ave", "road": "rd", "drive": "dr", "lane": "ln", "boulevard": "blvd",
+                 "court": "ct", "place": "pl", "north": "n", "south": "s", "east": "e", "west": "w",
+                 "apartment": "apt", "suite": "ste"}
+
+
+def _street(value: str | None) -> str:
+    words = re.sub(r"[^a-z0-9 ]", " ", (value or "").lower()).split()
+    return " ".join(_STREET_WORDS.get(w, w) for w in words)
 
 
 class District:

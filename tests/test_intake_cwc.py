@@ -124,3 +124,21 @@ def test_cli_import_prints_summary(settings, tmp_path):
     summary = json.loads(result.output)
     assert summary["received"] == 2 and summary["quarantined"] == 1 and summary["failed"] == 0
     assert any("not well-formed" in reason for reason in summary["reasons"])
+
+
+def test_fuzzy_name_and_address_match_and_ambiguity(database, session, factory):
+    known = factory.constituent(first_name="Rosa", last_name="Martinez", zip5="43215", address1="123 Main Street",
+                                email=None)
+    session.commit()
+    no_email = FULL.replace(b"<Email>Rosa.Martinez@example.net</Email>", b"<Email></Email>").replace(
+        b"<Phone>(614) 555-0142</Phone>", b"<Phone></Phone>")
+    _import(database, [no_email])
+    m = session.scalars(select(Message)).one()
+    assert (m.constituent_id, m.match_method) == (known.id, "name+address")
+    assert 0.9 <= m.match_confidence <= 1.0
+    factory.constituent(first_name="Rosa", last_name="Martinez", zip5="43215", address1="123 Main St", email=None)
+    session.commit()
+    _import(database, [no_email.replace(b"a1b2c3d4e5f60718293a4b5c6d7e8f90", b"second-delivery")])
+    second = session.scalars(select(Message).where(Message.external_id == "second-delivery")).one()
+    assert second.constituent_id is None and second.match_method == "ambiguous"
+    assert len(second.facts["match_candidates"]) == 2
