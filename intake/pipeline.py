@@ -31,6 +31,7 @@ from correspondence.models import (
 from correspondence.services.blobs import load_blob
 from correspondence.services.messages import get_message, quarantine_message
 from intake.mail import parse_email
+from intake.sanitise import clean_html
 
 log = logging.getLogger(__name__)
 
@@ -90,14 +91,14 @@ class Decode:
             parsed = parse_email(raw)
             message.body_text = parsed.text
             if parsed.html is not None:
-                message.body_html = nh3.clean(parsed.html)
+                message.body_html = clean_html(parsed.html)
             if parsed.attachments:
                 message.facts = {**(message.facts or {}), "attachments": [
                     {"filename": a.filename, "type": a.content_type, "size": a.size} for a in parsed.attachments]}
             if parsed.problems:
                 message.facts = {**(message.facts or {}), "decode_problems": parsed.problems[:10]}
         if message.body_html:
-            message.body_html = nh3.clean(message.body_html)
+            message.body_html = clean_html(message.body_html)
             if not (message.body_text or "").strip():
                 message.body_text = html_to_text(message.body_html)
         message.body_text = (message.body_text or "").replace("\x00", "")

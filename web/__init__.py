@@ -4,7 +4,6 @@ from __future__ import annotations
 
 from datetime import timedelta
 
-import nh3
 from flask import Flask, g, render_template, request
 from flask_login import LoginManager
 from flask_wtf.csrf import CSRFError, CSRFProtect
@@ -14,6 +13,7 @@ from werkzeug.exceptions import HTTPException
 from config import Settings
 from correspondence.db import Database
 from correspondence.models import Staffer
+from intake.sanitise import clean_html
 from web.access import enforce_access
 
 csrf = CSRFProtect()
@@ -104,7 +104,7 @@ def _security_headers(response):  # type: ignore[no-untyped-def]
 
 def _sanitise(markup: str | None) -> Markup:
     """Outside HTML is cleaned with nh3 every time it is shown, whatever was stored."""
-    return Markup(nh3.clean(markup or ""))  # noqa: S704 - nh3 has just removed anything unsafe
+    return Markup(clean_html(markup))  # noqa: S704 - nh3 has just removed anything unsafe
 
 
 def _template_globals() -> dict[str, object]:
