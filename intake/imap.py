@@ -16,7 +16,7 @@ from imapclient import IMAPClient
 
 from correspondence.db import Database
 from correspondence.models import IntakeCursor
-from intake.importer import Summary, import_items
+from intake.importer import Summary, _merge, import_items
 from intake.mail import incoming_email
 from intake.pipeline import Rules
 
@@ -132,12 +132,3 @@ def poll_account(db: Database, account: ImapAccount, *, max_bytes: int, rules: R
         except Exception:  # a connection already cut has nothing left to close
             log.debug("imap logout failed account=%s", account.name, exc_info=True)
     return result
-
-
-def _merge(total: Summary, part: Summary) -> None:
-    total.received += part.received
-    total.duplicates += part.duplicates
-    total.quarantined += part.quarantined
-    total.failed += part.failed
-    total.reasons.update(part.reasons)
-    total.message_ids.extend(part.message_ids)

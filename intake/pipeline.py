@@ -10,6 +10,7 @@ from __future__ import annotations
 import html
 import logging
 import re
+from contextlib import nullcontext
 from dataclasses import dataclass, field
 from typing import Protocol
 
@@ -56,6 +57,10 @@ class Rules:
 class Context:
     session: Session
     rules: Rules = field(default_factory=Rules)
+    # Raw inputs already in memory (a batch import), by SHA-256, so decode need not read them back.
+    raw_cache: dict[str, bytes] = field(default_factory=dict)
+    # Constituents created earlier in the same batch, by email and phone, not yet flushed.
+    created: dict[str, Constituent] = field(default_factory=dict)
 
 
 class Stage(Protocol):
@@ -87,7 +92,7 @@ class Decode:
 
     def process(self, message: Message, ctx: Context) -> None:
         if message.raw_sha256 and message.channel.value == "email" and not message.body_text:
-            raw = load_blob(ctx.session, message.raw_sha256) or b""
+            raw = ctx.raw_cache.get(message.raw_sha256) or load_blob(ctx.session, message.raw_sha256) or b""
             parsed = parse_email(raw)
             message.body_text = parsed.text
             if parsed.html is not None:
@@ -191,48 +196,60 @@ class MatchConstituent:
     name = "match-constituent"
 
     def process(self, message: Message, ctx: Context) -> None:
-        if message.constituent_id is not None:
+        if message.constituent_id is not None or message.constituent is not None:
             return
         s = ctx.session
         person = (message.facts or {}).get("constituent") or {}
         address = (person.get("email") or message.from_address or "").strip().lower() or None
         phone = _digits(person.get("phone"))
-        if address:
-            found = s.scalar(select(ConstituentEmail.constituent_id).where(ConstituentEmail.address == address))
-            if found is not None:
-                message.constituent_id, message.match_method, message.match_confidence = found, "email", 1.0
-                return
-        if phone:
-            found = s.scalar(select(ConstituentPhone.constituent_id).where(ConstituentPhone.number == phone)
-                             .order_by(ConstituentPhone.id).limit(1))
-            if found is not None:
-                message.constituent_id, message.match_method, message.match_confidence = found, "phone", 0.9
-                return
-        if not (address or phone or person.get("last_name")):
-            return  # nothing to know them by: the message stays unlinked for a person to match
-        first, last = person.get("first_name"), person.get("last_name")
-        if not (first or last):
-            first, last = _split_name(message.from_name)
-        zip5 = (person.get("zip5") or "")[:5] or None
-        if last and zip5:
-            found_by_name = self._by_name_and_address(s, message, first, last, zip5, person.get("address1"))
-            if found_by_name is not None:
-                if found_by_name:
+        # Look-ups must not flush the batch on every query; constituents created earlier in this
+        # batch are found in ctx.created instead.
+        with s.no_autoflush:
+            if address:
+                if (made := ctx.created.get(f"email:{address}")) is not None:
+                    self._link(message, made, "email", 1.0)
                     return
-                return  # ambiguous: left for a person, with the candidates recorded
+                found = s.scalar(select(ConstituentEmail.constituent_id).where(ConstituentEmail.address == address))
+                if found is not None:
+                    message.constituent_id, message.match_method, message.match_confidence = found, "email", 1.0
+                    return
+            if phone:
+                if (made := ctx.created.get(f"phone:{phone}")) is not None:
+                    self._link(message, made, "phone", 0.9)
+                    return
+                found = s.scalar(select(ConstituentPhone.constituent_id).where(ConstituentPhone.number == phone)
+                                 .order_by(ConstituentPhone.id).limit(1))
+                if found is not None:
+                    message.constituent_id, message.match_method, message.match_confidence = found, "phone", 0.9
+                    return
+            if not (address or phone or person.get("last_name")):
+                return  # nothing to know them by: the message stays unlinked for a person to match
+            first, last = person.get("first_name"), person.get("last_name")
+            if not (first or last):
+                first, last = _split_name(message.from_name)
+            zip5 = (person.get("zip5") or "")[:5] or None
+            if last and zip5 and self._by_name_and_address(s, message, first, last, zip5,
+                                                           person.get("address1")) is not None:
+                return  # matched, or ambiguous and left for a person with the candidates recorded
         c = Constituent(prefix=person.get("prefix"), first_name=first, middle_name=person.get("middle_name"),
                         last_name=last, suffix=person.get("suffix"), address1=person.get("address1"),
                         address2=person.get("address2"), city=person.get("city"),
                         state=(person.get("state") or None) and person["state"][:2].upper(), zip5=zip5,
-                        zip4=(person.get("zip4") or None) and person["zip4"][:4])
+                        zip4=(person.get("zip4") or None) and person["zip4"][:4],
+                        district_status=DistrictStatus.UNKNOWN)
         if address:
             c.emails.append(ConstituentEmail(address=address))
+            ctx.created[f"email:{address}"] = c
         if phone:
             c.phones.append(ConstituentPhone(number=phone))
+            ctx.created[f"phone:{phone}"] = c
         s.add(c)
-        s.flush()
-        message.constituent_id, message.match_method, message.match_confidence = c.id, "created", 1.0
+        self._link(message, c, "created", 1.0)
 
+    @staticmethod
+    def _link(message: Message, constituent: Constituent, how: str, confidence: float) -> None:
+        message.constituent = constituent
+        message.match_method, message.match_confidence = how, confidence
 
     # Scores (0-100) a candidate needs on name and street to be taken as the same person.
     NAME_MIN, ADDRESS_MIN, MARGIN = 90, 85, 5
@@ -278,8 +295,7 @@ class District:
     name = "district"
 
     def process(self, message: Message, ctx: Context) -> None:
-        c = message.constituent or (ctx.session.get(Constituent, message.constituent_id)
-                                    if message.constituent_id else None)
+        c = message.constituent
         zips = ctx.rules.district_zips
         if c is None or c.district_status != DistrictStatus.UNKNOWN or not zips or not c.zip5:
             return
@@ -305,30 +321,35 @@ class Classify:
 STAGES: tuple[Stage, ...] = (Decode(), CheckDelivery(), Clean(), MatchConstituent(), District(), Classify())
 
 
-def process_message(session: Session, message_id: int, stages: tuple[Stage, ...] = STAGES, *,
-                    rules: Rules | None = None) -> Message:
-    """Run every stage once; a message already processed is left as it is (safe to run twice)."""
-    message = get_message(session, message_id)
+def process_message(session: Session, message_id: int | Message, stages: tuple[Stage, ...] = STAGES, *,
+                    rules: Rules | None = None, raw_cache: dict[str, bytes] | None = None,
+                    created: dict[str, Constituent] | None = None, isolate: bool = True) -> Message:
+    """Run every stage once; a message already processed is left as it is (safe to run twice).
+
+    With isolate (the default) the run is one savepoint, so a failing stage undoes what earlier
+    stages did. A batch import turns it off for speed and retries one by one if the batch fails.
+    """
+    message = message_id if isinstance(message_id, Message) else get_message(session, message_id)
     if message.processed_at is not None or message.status == MessageStatus.QUARANTINED:
         return message
-    ctx = Context(session, rules or Rules())
+    ctx = Context(session, rules or Rules(), raw_cache if raw_cache is not None else {},
+                  created if created is not None else {})
     reason = None
     current = stages[0].name if stages else ""
     try:
-        # One savepoint for the whole run: a stage that fails undoes what the earlier ones did,
-        # and the message is quarantined exactly as it arrived.
-        with session.begin_nested():
+        with session.begin_nested() if isolate else nullcontext():
             for stage in stages:
                 current = stage.name
                 stage.process(message, ctx)
     except StageFailed as exc:
         reason = f"{current}: {exc}"
     except Exception as exc:
+        if not isolate:
+            raise  # the batch is retried message by message, each in its own savepoint
         # Bad input must not crash a worker: keep the message and tell a person what broke.
-        log.exception("stage crashed stage=%s message_id=%s", current, message_id)
+        log.exception("stage crashed stage=%s message_id=%s", current, message.id)
         reason = f"{current}: unexpected error ({type(exc).__name__}: {str(exc)[:200]})"
     if reason:
         quarantine_message(session, message.id, reason=reason, actor_id=None)
     message.processed_at = utcnow()
-    session.flush()
     return message

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import hashlib
 from dataclasses import dataclass
 from datetime import datetime
 
@@ -9,7 +10,7 @@ from sqlalchemy import select
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session
 
-from correspondence.models import Channel, Message, MessageStatus, Stance, utcnow
+from correspondence.models import Blob, Channel, Message, MessageStatus, Stance, utcnow
 from correspondence.services.audit import record
 from correspondence.services.blobs import store_blob
 from correspondence.services.messages import quarantine_message
@@ -23,6 +24,7 @@ class Received:
     message_id: int
     duplicate: bool
     quarantined: str | None = None
+    message: Message | None = None  # the new row, when the caller wants to go on working with it
 
 
 @dataclass
@@ -50,11 +52,8 @@ class Incoming:
     quarantine_reason: str | None = None
 
 
-def receive(session: Session, item: Incoming, *, max_bytes: int) -> Received:
-    """Store one item with its idempotency key; a second delivery of the same key creates nothing."""
-    existing = session.scalar(select(Message.id).where(Message.idempotency_key == item.key))
-    if existing is not None:
-        return Received(existing, duplicate=True)
+def _build(item: Incoming, max_bytes: int) -> tuple[Message, bytes | None, str | None]:
+    """The message row for an item, the raw bytes to keep, and a quarantine reason if any."""
     reason = item.quarantine_reason
     raw = item.raw
     if raw is not None and len(raw) > max_bytes:
@@ -73,6 +72,23 @@ def receive(session: Session, item: Incoming, *, max_bytes: int) -> Received:
         delivery_agent=(item.delivery_agent or None) and item.delivery_agent[:300],
         stance=item.stance, facts=item.facts, status=MessageStatus.NEW,
     )
+    return message, raw, reason
+
+
+def _after_insert(session: Session, message: Message, item: Incoming, reason: str | None) -> None:
+    record(session, actor_id=None, action="message.received", object_type="message", object_id=message.id,
+           after={"channel": item.channel.value, "source": item.source, "key": item.key[:200]})
+    if reason:
+        quarantine_message(session, message.id, reason=reason, actor_id=None)
+        message.processed_at = utcnow()
+
+
+def receive(session: Session, item: Incoming, *, max_bytes: int) -> Received:
+    """Store one item with its idempotency key; a second delivery of the same key creates nothing."""
+    existing = session.scalar(select(Message.id).where(Message.idempotency_key == item.key[:255]))
+    if existing is not None:
+        return Received(existing, duplicate=True)
+    message, raw, reason = _build(item, max_bytes)
     try:
         with session.begin_nested():
             if raw is not None:
@@ -85,9 +101,49 @@ def receive(session: Session, item: Incoming, *, max_bytes: int) -> Received:
         if existing is None:
             raise
         return Received(existing, duplicate=True)
-    record(session, actor_id=None, action="message.received", object_type="message", object_id=message.id,
-           after={"channel": item.channel.value, "source": item.source, "key": item.key[:200]})
-    if reason:
-        quarantine_message(session, message.id, reason=reason, actor_id=None)
-        message.processed_at = utcnow()
+    _after_insert(session, message, item, reason)
     return Received(message.id, duplicate=False, quarantined=reason)
+
+
+def receive_many(session: Session, items: list[Incoming], *, max_bytes: int,
+                 raw_cache: dict[str, bytes] | None = None) -> list[Received]:
+    """Store a batch in a few statements: one look-up of known keys and blobs, one flush of inserts.
+
+    Raises on any database error; the caller then falls back to receive() one item at a time.
+    """
+    keys = [item.key[:255] for item in items]
+    known = dict(session.execute(select(Message.idempotency_key, Message.id)
+                                 .where(Message.idempotency_key.in_(set(keys)))).all())
+    built: dict[str, tuple[Message, Incoming, str | None]] = {}
+    blobs: dict[str, tuple[bytes, str]] = {}
+    for key, item in zip(keys, items, strict=True):
+        if key in known or key in built:
+            continue
+        message, raw, reason = _build(item, max_bytes)
+        if raw is not None:
+            digest = hashlib.sha256(raw).hexdigest()
+            blobs.setdefault(digest, (raw, item.content_type))
+            message.raw_sha256 = digest
+            if raw_cache is not None:
+                raw_cache[digest] = raw
+        built[key] = (message, item, reason)
+    if blobs:
+        present = set(session.scalars(select(Blob.sha256).where(Blob.sha256.in_(list(blobs)))))
+        session.add_all(Blob(sha256=d, size=len(raw), content_type=ctype, data=raw)
+                        for d, (raw, ctype) in blobs.items() if d not in present)
+    session.add_all(m for m, _i, _r in built.values())
+    session.flush()
+    for message, item, reason in built.values():
+        _after_insert(session, message, item, reason)
+    results = []
+    first_seen: set[str] = set()
+    for key in keys:
+        if key in known:
+            results.append(Received(known[key], duplicate=True))
+        elif key in first_seen:
+            results.append(Received(built[key][0].id, duplicate=True))
+        else:
+            first_seen.add(key)
+            message, _item, reason = built[key]
+            results.append(Received(message.id, duplicate=False, quarantined=reason, message=message))
+    return results
