@@ -29,10 +29,11 @@ from correspondence.models import (
     Topic,
     utcnow,
 )
-from correspondence.services.blobs import load_blob
+from correspondence.services.blobs import load_blob, store_blob
 from correspondence.services.messages import get_message, quarantine_message
 from intake.mail import parse_email
 from intake.sanitise import clean_html
+from intake.scans import REVIEW_BELOW, ScanUnreadable, extract_text, sender_from_text
 
 log = logging.getLogger(__name__)
 
@@ -102,6 +103,8 @@ class Decode:
                     {"filename": a.filename, "type": a.content_type, "size": a.size} for a in parsed.attachments]}
             if parsed.problems:
                 message.facts = {**(message.facts or {}), "decode_problems": parsed.problems[:10]}
+        if message.raw_sha256 and message.channel.value == "postal" and not message.body_text:
+            self._read_scan(message, ctx)
         if message.body_html:
             message.body_html = clean_html(message.body_html)
             if not (message.body_text or "").strip():
@@ -109,6 +112,37 @@ class Decode:
         message.body_text = (message.body_text or "").replace("\x00", "")
         if not message.body_text.strip() and not (message.subject or "").strip():
             raise StageFailed("the message has neither a subject nor any text")
+
+
+    @staticmethod
+    def _read_scan(message: Message, ctx: Context) -> None:
+        raw = ctx.raw_cache.get(message.raw_sha256 or "") or load_blob(ctx.session, message.raw_sha256 or "") or b""
+        try:
+            scan = extract_text(raw)
+        except ScanUnreadable as exc:
+            raise StageFailed(str(exc)) from exc
+        if not scan.text.strip():
+            raise StageFailed("no text could be read from the scan")
+        images = [store_blob(ctx.session, p.image_png, "image/png") if p.image_png else None for p in scan.pages]
+        facts = dict(message.facts or {})
+        facts["ocr"] = {"confidence": scan.confidence,
+                        "pages": [{"method": p.method, "confidence": p.confidence, "image": img}
+                                  for p, img in zip(scan.pages, images, strict=True)]}
+        if scan.confidence < REVIEW_BELOW:
+            facts["review"] = (f"OCR confidence is {scan.confidence:.0f}% on at least one page: check the text "
+                               "against the scan")
+        sender = sender_from_text(scan.text)
+        if sender and not facts.get("constituent"):
+            facts["constituent"] = sender
+            name = " ".join(x for x in (sender.get("first_name"), sender.get("last_name")) if x)
+            message.from_name = message.from_name or name or None
+        message.facts = facts
+        message.body_text = scan.text
+        subject = re.search(r"^(?:Re|RE|Subject):\s*(.{3,200})$", scan.text, re.MULTILINE)
+        if subject:
+            message.subject = subject.group(1).strip()
+        elif message.from_name:
+            message.subject = f"Letter from {message.from_name}"
 
 
 _QUOTE_HEADER = re.compile(r"^(On .{4,200} wrote:|-{2,} ?Original Message ?-{2,}|From: .+)$",

@@ -8,6 +8,7 @@ from intake.cwc import incoming_cwc
 from intake.files import Unreadable, iter_eml, iter_maildir, iter_mbox
 from intake.mail import incoming_email
 from intake.receive import Incoming
+from intake.scans import incoming_scan
 from intake.social import incoming_social, iter_social
 
 Reader = Callable[[Iterable[str]], Iterator[tuple[str, bytes | Unreadable]]]
@@ -19,6 +20,7 @@ FILE_ADAPTERS: dict[str, tuple[Reader, Adapter]] = {
     "maildir": (iter_maildir, incoming_email),
     "cwc": (iter_eml, incoming_cwc),
     "social": (iter_social, incoming_social),
+    "scans": (iter_eml, incoming_scan),
 }
 
 

@@ -23,6 +23,7 @@ MATRIX = {
     "inbox.bulk": ALL,
     "messages.view": ALL,
     "messages.act": ALL,
+    "messages.page_image": ALL,
     "dashboard.index": frozenset({A, S}),
     "admin.staff": frozenset({A}),
     "admin.staff_action": frozenset({A}),
@@ -31,6 +32,7 @@ MATRIX = {
     "quarantine.index": frozenset({A, S, C}),
     "quarantine.act": frozenset({A, S, C}),
     "calls.new": ALL,
+    "scans.upload": ALL,
     "api.intake_webform": API_TOKEN,
     "api.intake_cwc": API_TOKEN,
 }
@@ -48,7 +50,7 @@ def test_every_route_has_the_expected_rule(app):
 
 SIMPLE_GETS = {"inbox.index": "/inbox/", "dashboard.index": "/dashboard/", "admin.staff": "/admin/staff",
                "auth.change_password": "/account/password", "quarantine.index": "/quarantine/",
-               "admin.intake": "/admin/intake", "calls.new": "/calls/new"}
+               "admin.intake": "/admin/intake", "calls.new": "/calls/new", "scans.upload": "/scans/upload"}
 
 
 @pytest.mark.parametrize("role", list(Role))

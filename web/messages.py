@@ -5,12 +5,12 @@ from __future__ import annotations
 from email import policy
 from email.parser import BytesParser
 
-from flask import Blueprint, abort, flash, redirect, render_template, request, url_for
+from flask import Blueprint, Response, abort, flash, redirect, render_template, request, url_for
 from flask_login import current_user
 from sqlalchemy import select
 
 from correspondence.errors import DomainError, NotFound
-from correspondence.models import AuditEvent, MessageStatus, Stance, Topic
+from correspondence.models import AuditEvent, Blob, Channel, MessageStatus, Stance, Topic
 from correspondence.services.blobs import load_blob
 from correspondence.services.messages import (
     assign_message,
@@ -58,14 +58,19 @@ def view(message_id: int):  # type: ignore[no-untyped-def]
         message = get_message(session, message_id)
     except NotFound:
         abort(404, description=f"There is no message {message_id}.")
-    raw = load_blob(session, message.raw_sha256) if message.raw_sha256 else None
+    blob = session.get(Blob, message.raw_sha256) if message.raw_sha256 else None
+    raw = blob.data if blob is not None else None
+    textual = blob is not None and blob.content_type.split("/")[0] in ("text", "message") or (
+        blob is not None and blob.content_type in ("application/xml", "application/json"))
     history = list(session.scalars(
         select(AuditEvent).where(AuditEvent.object_type == "message", AuditEvent.object_id == str(message.id))
         .order_by(AuditEvent.at.desc()).limit(50)))
     topics = list(session.scalars(select(Topic).where(Topic.active.is_(True)).order_by(Topic.name)))
     allowed = [t for t in BUTTON_TARGETS if t in MESSAGE_TRANSITIONS[message.status]]
     return render_template(
-        "message.html", message=message, original=_original(raw), raw_text=_raw_text(raw),
+        "message.html", message=message,
+        original=_original(raw) if message.channel == Channel.EMAIL else None,
+        raw_text=_raw_text(raw) if textual else None, raw_kind=blob.content_type if blob else None,
         earlier=earlier_messages(session, message), history=history, topics=topics,
         staff=list_staff(session, active_only=True), stances=list(Stance), allowed=allowed,
         form=ActionForm(),
@@ -108,3 +113,21 @@ def act(message_id: int, action: str):  # type: ignore[no-untyped-def]
     session.commit()
     flash("Saved.", "ok")
     return redirect(url_for("messages.view", message_id=message_id)), 303
+
+
+@bp.route("/<int:message_id>/pages/<int:number>")
+@roles(*ALL_STAFF)
+def page_image(message_id: int, number: int):  # type: ignore[no-untyped-def]
+    """The image of one scanned page, shown beside its OCR text."""
+    session = db_session()
+    try:
+        message = get_message(session, message_id)
+    except NotFound:
+        abort(404, description=f"There is no message {message_id}.")
+    pages = ((message.facts or {}).get("ocr") or {}).get("pages") or []
+    if not 1 <= number <= len(pages) or not pages[number - 1].get("image"):
+        abort(404, description=f"Message {message_id} has no page image {number}.")
+    data = load_blob(session, pages[number - 1]["image"])
+    if data is None:
+        abort(404, description="The page image is missing.")
+    return Response(data, mimetype="image/png", headers={"Cache-Control": "private, max-age=3600"})

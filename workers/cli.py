@@ -145,7 +145,8 @@ for _kind, _help in (("eml", "Import .eml files (directories are walked)."),
                      ("mbox", "Import mbox files, streaming."),
                      ("maildir", "Import Maildir folders (new/ and cur/)."),
                      ("cwc", "Import CWC 2.0 XML deliveries (files or directories)."),
-                     ("social", "Import social media comment exports (CSV or JSON: author, handle, text, url, time).")):
+                     ("social", "Import social media comment exports (CSV or JSON: author, handle, text, url, time)."),
+                     ("scans", "Import scanned letters (PDF, PNG, JPEG, multi-page TIFF); OCR runs on images.")):
     def _make(kind: str):  # type: ignore[no-untyped-def]
         @click.argument("paths", nargs=-1, required=True, type=click.Path())
         def command(paths: tuple[str, ...]) -> None:

@@ -1,0 +1,48 @@
+"""Uploading scanned letters: each file is stored at once and read (OCR) by a worker."""
+
+from __future__ import annotations
+
+from flask import Blueprint, abort, flash, redirect, render_template, request, url_for
+
+from intake.receive import receive
+from intake.scans import incoming_scan
+from web import db_session, settings
+from web.access import ALL_STAFF, roles
+from web.api import _enqueue
+from web.forms import ActionForm
+
+bp = Blueprint("scans", __name__, url_prefix="/scans")
+
+
+@bp.route("/upload", methods=["GET", "POST"])
+@roles(*ALL_STAFF)
+def upload():  # type: ignore[no-untyped-def]
+    form = ActionForm()
+    if request.method == "POST":
+        if not form.validate_on_submit():
+            abort(400, description="The form expired; reload the page and try again.")
+        files = [f for f in request.files.getlist("scans") if f and f.filename]
+        if not files:
+            flash("Choose at least one scanned letter (PDF, PNG, JPEG or TIFF).", "error")
+            return render_template("scans_upload.html", form=form), 400
+        session = db_session()
+        stored, duplicates, refused = [], 0, []
+        for upload_file in files:
+            raw = upload_file.read()
+            result = receive(session, incoming_scan(raw, f"upload:{upload_file.filename[:80]}"),
+                             max_bytes=settings().max_message_bytes)
+            if result.duplicate:
+                duplicates += 1
+            elif result.quarantined:
+                refused.append(f"{upload_file.filename}: {result.quarantined}")
+            else:
+                stored.append(result.message_id)
+        session.commit()
+        for message_id in stored:
+            _enqueue(message_id)
+        flash(f"{len(stored)} letter(s) stored and queued for reading"
+              + (f"; {duplicates} already uploaded" if duplicates else "") + ".", "ok")
+        for problem in refused:
+            flash(f"Quarantined — {problem}", "error")
+        return redirect(url_for("scans.upload")), 303
+    return render_template("scans_upload.html", form=form)
