@@ -20,7 +20,8 @@ REVIEW_BELOW = 80.0
 TEXT_LAYER_MIN_CHARS = 40
 RENDER_DPI = 300
 
-_CITY_LINE = re.compile(r"^(?P<city>[A-Za-z][A-Za-z .'-]+),?\s+(?P<state>[A-Z]{2})\.?\s+(?P<zip>\d{5})(?:-(?P<zip4>\d{4}))?$")
+_CITY_LINE = re.compile(
+    r"^(?P<city>[A-Za-z][A-Za-z .'-]+),?\s+(?P<state>[A-Z]{2})\.?\s+(?P<zip>\d{5})(?:-(?P<zip4>\d{4}))?$")
 
 
 @dataclass
@@ -63,10 +64,13 @@ def kind_of(data: bytes) -> str:
 def ocr_image(image) -> Page:  # type: ignore[no-untyped-def]
     """One page image through Tesseract: text rebuilt line by line, and the mean word confidence."""
     import pytesseract
-    from PIL import Image
+    from PIL import Image, ImageFilter
 
     gray = image.convert("L")
-    data = pytesseract.image_to_data(gray, lang="eng", config="--psm 3", output_type=pytesseract.Output.DICT)
+    # A 3x3 median filter removes scanner speckle (which otherwise ruins recognition) and leaves
+    # 300 dpi text intact.
+    cleaned = gray.filter(ImageFilter.MedianFilter(3))
+    data = pytesseract.image_to_data(cleaned, lang="eng", config="--psm 3", output_type=pytesseract.Output.DICT)
     lines: dict[tuple[int, int, int], list[str]] = {}
     confidences = []
     for i, word in enumerate(data["text"]):
