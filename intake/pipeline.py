@@ -26,11 +26,13 @@ from correspondence.models import (
     DistrictStatus,
     Message,
     MessageStatus,
+    RoutingRule,
     Topic,
     utcnow,
 )
 from correspondence.services.blobs import load_blob, store_blob
 from correspondence.services.messages import get_message, quarantine_message
+from correspondence.services.routing import list_rules, route_message
 from intake.mail import parse_email
 from intake.sanitise import clean_html
 from intake.scans import REVIEW_BELOW, ScanUnreadable, extract_text, sender_from_text
@@ -62,6 +64,8 @@ class Context:
     raw_cache: dict[str, bytes] = field(default_factory=dict)
     # Constituents created earlier in the same batch, by email and phone, not yet flushed.
     created: dict[str, Constituent] = field(default_factory=dict)
+    # Active routing rules, loaded once per context.
+    routing_rules: list[RoutingRule] | None = None
 
 
 class Stage(Protocol):
@@ -352,7 +356,22 @@ class Classify:
                 return
 
 
-STAGES: tuple[Stage, ...] = (Decode(), CheckDelivery(), Clean(), MatchConstituent(), District(), Classify())
+class Route:
+    """Assign new mail by the office's routing rules (topic or channel to a staffer or a team)."""
+
+    name = "route"
+
+    def process(self, message: Message, ctx: Context) -> None:
+        if message.assignee_id is not None or message.status != MessageStatus.NEW:
+            return
+        if ctx.routing_rules is None:
+            ctx.routing_rules = list_rules(ctx.session, active_only=True)
+        if ctx.routing_rules:
+            route_message(ctx.session, message, ctx.routing_rules)
+
+
+STAGES: tuple[Stage, ...] = (Decode(), CheckDelivery(), Clean(), MatchConstituent(), District(), Classify(),
+                             Route())
 
 
 def process_message(session: Session, message_id: int | Message, stages: tuple[Stage, ...] = STAGES, *,

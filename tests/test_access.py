@@ -28,6 +28,8 @@ MATRIX = {
     "admin.staff": frozenset({A}),
     "admin.staff_action": frozenset({A}),
     "admin.intake": frozenset({A}),
+    "admin.routing": frozenset({A, S}),
+    "admin.routing_deactivate": frozenset({A, S}),
     "admin.revoke": frozenset({A}),
     "quarantine.index": frozenset({A, S, C}),
     "quarantine.act": frozenset({A, S, C}),
@@ -50,7 +52,8 @@ def test_every_route_has_the_expected_rule(app):
 
 SIMPLE_GETS = {"inbox.index": "/inbox/", "dashboard.index": "/dashboard/", "admin.staff": "/admin/staff",
                "auth.change_password": "/account/password", "quarantine.index": "/quarantine/",
-               "admin.intake": "/admin/intake", "calls.new": "/calls/new", "scans.upload": "/scans/upload"}
+               "admin.intake": "/admin/intake", "calls.new": "/calls/new", "scans.upload": "/scans/upload",
+               "admin.routing": "/admin/routing"}
 
 
 @pytest.mark.parametrize("role", list(Role))

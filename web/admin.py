@@ -4,9 +4,11 @@ from __future__ import annotations
 
 from flask import Blueprint, abort, flash, redirect, render_template, request, url_for
 from flask_login import current_user
+from sqlalchemy import select
 
 from correspondence.errors import DomainError, NotFound
-from correspondence.models import Role
+from correspondence.models import Channel, Role, Topic
+from correspondence.services.routing import create_rule, deactivate_rule, list_rules
 from correspondence.services.staff import create_staffer, list_staff, reset_password, set_active, set_role
 from correspondence.services.tokens import create_token, list_tokens, revoke_token
 from web import db_session, settings
@@ -112,3 +114,50 @@ def revoke(token_id: int):  # type: ignore[no-untyped-def]
     session.commit()
     flash("Token revoked; the source can no longer deliver with it.", "ok")
     return redirect(url_for("admin.intake")), 303
+
+
+@bp.route("/routing", methods=["GET", "POST"])
+@roles(Role.ADMIN, Role.SUPERVISOR)
+def routing():  # type: ignore[no-untyped-def]
+    """Assignment rules: new mail on a topic or channel goes to a staffer, or round-robin to a team."""
+    session = db_session()
+    form = ActionForm()
+    status = 200
+    if request.method == "POST":
+        if not form.validate_on_submit():
+            abort(400, description="The form expired; reload the page and try again.")
+        topic = request.form.get("topic_id", "")
+        staff_ids = request.form.getlist("staffer_ids")
+        try:
+            if not all(s.isdigit() for s in staff_ids) or (topic and not topic.isdigit()):
+                raise DomainError("choose topics and staff from the lists")
+            create_rule(session, name=request.form.get("name", ""), topic_id=int(topic) if topic else None,
+                        channel=request.form.get("channel") or None, staffer_ids=[int(s) for s in staff_ids],
+                        actor_id=current_user.id)
+        except DomainError as exc:
+            session.rollback()
+            flash(str(exc), "error")
+            status = 400
+        else:
+            session.commit()
+            flash("Rule saved; it applies to mail processed from now on.", "ok")
+            return redirect(url_for("admin.routing")), 303
+    topics = list(session.scalars(select(Topic).where(Topic.active.is_(True)).order_by(Topic.name)))
+    staff = {s.id: s for s in list_staff(session)}
+    return render_template("admin_routing.html", rules=list_rules(session), topics=topics, staff=staff,
+                           channels=list(Channel), form=form), status
+
+
+@bp.route("/routing/<int:rule_id>/deactivate", methods=["POST"])
+@roles(Role.ADMIN, Role.SUPERVISOR)
+def routing_deactivate(rule_id: int):  # type: ignore[no-untyped-def]
+    if not ActionForm().validate_on_submit():
+        abort(400, description="The form expired; reload the page and try again.")
+    session = db_session()
+    try:
+        deactivate_rule(session, rule_id, actor_id=current_user.id)
+    except NotFound:
+        abort(404, description=f"There is no routing rule {rule_id}.")
+    session.commit()
+    flash("Rule turned off.", "ok")
+    return redirect(url_for("admin.routing")), 303

@@ -18,6 +18,7 @@ from correspondence.models.message import (
     MessageStatus,
     Stance,
 )
+from correspondence.models.routing import RoutingRule
 from correspondence.models.staffer import Role, Staffer
 from correspondence.models.topic import LOC_POLICY_AREAS, Topic
 
@@ -39,6 +40,7 @@ __all__ = [
     "Message",
     "MessageStatus",
     "Role",
+    "RoutingRule",
     "Stance",
     "Staffer",
     "Topic",
