@@ -72,3 +72,18 @@ def test_periodic_jobs_have_deterministic_ids_and_enqueue_once_per_slot(redis):
     assert enqueue_due_periodic(redis, t, (job,)) == [job.job_id(t)]
     assert enqueue_due_periodic(redis, t + timedelta(seconds=5), (job,)) == []  # a second scheduler
     assert get_queue("maintenance", redis).count == 1
+
+
+def test_job_of_a_killed_worker_is_requeued_after_its_heartbeat_stops(redis):
+    from rq.job import JobStatus
+
+    queue = get_queue(PROCESS, redis)
+    job_id = enqueue_process(redis, 42)
+    job = queue.fetch_job(job_id)
+    queue.remove(job)  # a worker took it ...
+    job.set_status(JobStatus.STARTED)
+    job.heartbeat(datetime.now(UTC), 60)  # ... and is alive
+    assert enqueue_process(redis, 42) == job_id and queue.count == 0
+    job.heartbeat(datetime.now(UTC) - timedelta(minutes=5), 60)  # ... and died without a word
+    enqueue_process(redis, 42)
+    assert queue.count == 1

@@ -69,6 +69,7 @@ def worker_command(queues: tuple[str, ...], burst: bool) -> None:
     """Run an RQ worker on the given queues (all Mailroom queues by default)."""
     from rq import Worker
 
+    import workers.jobs  # noqa: F401 - imported once here, so each forked job does not import it again
     from workers.queues import QUEUE_NAMES, get_queue
     from workers.redis_conn import connect
 
@@ -76,7 +77,9 @@ def worker_command(queues: tuple[str, ...], burst: bool) -> None:
     connection = connect(Settings.from_env())
     names = queues or QUEUE_NAMES
     worker = Worker([get_queue(n, connection) for n in names], connection=connection)
-    worker.work(burst=burst, with_scheduler=True, logging_level=os.environ.get("MAILROOM_LOG_LEVEL", "INFO"))
+    # No RQ scheduler process: periodic jobs come from `mailroom scheduler`, and a forked RQ
+    # scheduler would outlive a worker killed with SIGKILL.
+    worker.work(burst=burst, with_scheduler=False, logging_level=os.environ.get("MAILROOM_LOG_LEVEL", "INFO"))
 
 
 @cli.command("scheduler", with_appcontext=False)

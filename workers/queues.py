@@ -4,10 +4,11 @@ from __future__ import annotations
 
 import logging
 from dataclasses import dataclass
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 
 from redis import Redis
 from rq import Queue, Retry
+from rq.job import Job
 
 log = logging.getLogger(__name__)
 
@@ -35,12 +36,29 @@ def enqueue_process(connection: Redis, message_id: int) -> str:
     job_id = f"process-message-{message_id}"
     queue = get_queue(PROCESS, connection)
     existing = queue.fetch_job(job_id)
-    if existing is not None and existing.get_status(refresh=True) in ("queued", "started", "deferred",
-                                                                     "scheduled"):
-        return job_id
+    if existing is not None:
+        status = existing.get_status(refresh=True)
+        if status in ("queued", "deferred", "scheduled"):
+            return job_id
+        if status == "started" and not _abandoned(existing):
+            return job_id
     queue.enqueue("workers.jobs.run_process_message", message_id, job_id=job_id,
                   failure_ttl=FAILURE_TTL, result_ttl=RESULT_TTL)
     return job_id
+
+
+# A started job whose worker has not sent a heartbeat for this long died with its worker (SIGKILL,
+# a lost machine); running it again is safe because jobs are idempotent.
+ABANDONED_AFTER = timedelta(seconds=90)
+
+
+def _abandoned(job: Job) -> bool:
+    beat = job.last_heartbeat or job.started_at
+    if beat is None:
+        return False
+    if beat.tzinfo is None:
+        beat = beat.replace(tzinfo=UTC)
+    return datetime.now(UTC) - beat > ABANDONED_AFTER
 
 
 @dataclass(frozen=True)
