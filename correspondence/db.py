@@ -10,19 +10,30 @@ from sqlalchemy.engine import Engine
 from sqlalchemy.orm import Session, sessionmaker
 
 
-def make_engine(url: str, **kwargs: object) -> Engine:
-    """Create an engine; SQLite gets WAL, foreign keys and a busy timeout for many processes."""
+def make_engine(url: str, *, immediate: bool = False, **kwargs: object) -> Engine:
+    """Create an engine; SQLite gets WAL, foreign keys and a busy timeout for many processes.
+
+    With immediate, SQLite transactions start with BEGIN IMMEDIATE: a transaction that reads and
+    then writes would otherwise fail at once with "database is locked" when another process
+    committed in between (SQLite cannot upgrade a stale read snapshot), instead of waiting its turn.
+    """
     if url.startswith("sqlite"):
         engine = create_engine(url, connect_args={"timeout": 30}, **kwargs)
 
         @event.listens_for(engine, "connect")
         def _sqlite_pragmas(dbapi_conn, _record):  # type: ignore[no-untyped-def]
+            # pysqlite's own transaction handling is turned off; the begin hook below starts them.
+            dbapi_conn.isolation_level = None
             cur = dbapi_conn.cursor()
             cur.execute("PRAGMA journal_mode=WAL")
             cur.execute("PRAGMA foreign_keys=ON")
             cur.execute("PRAGMA synchronous=NORMAL")
             cur.execute("PRAGMA busy_timeout=30000")
             cur.close()
+
+        @event.listens_for(engine, "begin")
+        def _sqlite_begin(conn):  # type: ignore[no-untyped-def]
+            conn.exec_driver_sql("BEGIN IMMEDIATE" if immediate else "BEGIN")
 
         return engine
     return create_engine(url, pool_pre_ping=True, **kwargs)
@@ -31,9 +42,9 @@ def make_engine(url: str, **kwargs: object) -> Engine:
 class Database:
     """An engine plus its session factory, created from a URL, connecting lazily."""
 
-    def __init__(self, url: str) -> None:
+    def __init__(self, url: str, *, immediate: bool = False) -> None:
         self.url = url
-        self.engine = make_engine(url)
+        self.engine = make_engine(url, immediate=immediate)
         self.sessions = sessionmaker(self.engine, expire_on_commit=False)
 
     @contextmanager

@@ -111,14 +111,28 @@ def _campaign_copy(rng: random.Random, campaign: tuple, person: Person) -> tuple
     return subject, text
 
 
-def _organic(rng: random.Random, topic: str, person: Person) -> tuple[str, str]:
+def _organic(rng: random.Random, topic: str, person: Person, fake: Faker) -> tuple[str, str]:
+    """A letter in the writer's own words: one concern from the topic's pool, the rest their own."""
     pool = T.ORGANIC[topic]
-    body = [_fill(rng, s, person) for s in rng.sample(pool, k=min(len(pool), rng.randint(1, 3)))]
+    body = [_fill(rng, rng.choice(pool), person)]
+    own = [_own_sentence(rng, fake, person) for _ in range(rng.randint(1, 4))]
+    body = own[:1] + body + own[1:] if rng.random() < 0.5 else body + own
     opener, closer = _fill(rng, rng.choice(T.ORGANIC_OPENERS), person), rng.choice(T.ORGANIC_CLOSERS)
     body = ([opener] if opener else []) + body + ([closer] if closer else [])
     subject = rng.choice((topic, body[1 if opener and len(body) > 1 else 0][:60].rstrip(".?"), "Question",
                           f"Concern from {person.city}", ""))
     return subject, _typos(rng, _letter(rng, person, body), 0.02)
+
+
+_OWN_OPENINGS = ("I think", "My neighbors and I feel", "It seems to me", "Honestly,", "I have noticed that",
+                 "Last month", "Every week", "My family believes", "I was surprised that", "I worry that")
+
+
+def _own_sentence(rng: random.Random, fake: Faker, person: Person) -> str:
+    """A sentence nobody else wrote: a varied opening, the writer's own words, local detail."""
+    words = fake.sentence(nb_words=rng.randint(6, 14)).rstrip(".").lower()
+    detail = rng.choice((f" here in {person.city}", f" near {person.street}", "", f" since {rng.randint(1980, 2025)}"))
+    return f"{rng.choice(_OWN_OPENINGS)} {words}{detail}."
 
 
 def _raw_email(person: Person, address: str, subject: str, text: str, when: datetime) -> bytes:
@@ -219,13 +233,16 @@ def _build(session: Session, instance_dir: Path, n_messages: int, n_constituents
                     text += f"\n\n--\nSent via {org} action center"
             elif roll < 0.94:
                 topic_name = rng.choice(list(T.ORGANIC))
-                subject, text = _organic(rng, topic_name, person)
+                subject, text = _organic(rng, topic_name, person, fake)
                 channel = rng.choices((Channel.EMAIL, Channel.WEBFORM, Channel.POSTAL, Channel.PHONE,
                                        Channel.SOCIAL), weights=(5, 3, 1, 1, 1))[0]
                 kind = "organic"
             else:
                 category, subject, body = rng.choice(T.CASEWORK)
-                subject, text = _fill(rng, subject, person), _letter(rng, person, [_fill(rng, body, person)])
+                own = [_own_sentence(rng, fake, person) for _ in range(rng.randint(2, 4))]
+                pos = rng.randrange(len(own) + 1)
+                subject = _fill(rng, subject, person)
+                text = _letter(rng, person, own[:pos] + [_fill(rng, body, person)] + own[pos:])
                 topic_name = {"Veterans Affairs": "Armed Forces and National Security",
                               "Passports": "International Affairs", "Immigration": "Immigration",
                               "Medicare/Medicaid": "Health"}.get(category, "Social Welfare")

@@ -257,25 +257,19 @@ ORGANIC_CLOSERS = (
     "",
 )
 
-# Casework: (category, subject, body)
+# Casework: (category, subject, the request in a few words). The demo surrounds each request with
+# the writer's own sentences, so no two casework letters read alike.
 CASEWORK: tuple[tuple[str, str, str], ...] = (
     ("Veterans Affairs", "Help with my VA disability claim",
-     "I filed a VA disability claim {num} months ago and I have heard nothing. I served in the Army from 2004 to "
-     "2012 and have hearing loss and back injuries from my deployment. Can your office help me find out what is "
-     "holding it up? My claim number is {claim}."),
+     "Can your office check on my VA disability claim {claim}?"),
     ("Passports", "Passport not received - travel in {weeks} weeks",
-     "I applied for my passport in {month} and paid for expedited service, but it still shows as in process. "
-     "We are traveling for a family wedding in {weeks} weeks. Is there anything your office can do?"),
+     "My passport application from {month} has not arrived and we travel in {weeks} weeks."),
     ("Social Security", "Social Security payments stopped",
-     "My Social Security payments stopped this month with no explanation. I called the office three times and "
-     "was on hold for over an hour each time. I depend on this money for rent. My date of birth is on file."),
+     "My Social Security payments stopped this month without any explanation."),
     ("IRS", "IRS refund delayed for over a year",
-     "I am still waiting on my tax refund of ${num}00 from two years ago. The IRS sent a letter asking for "
-     "identity verification, which I completed, and then nothing. Please help."),
+     "The IRS still has not sent my refund of ${num}00 after I verified my identity."),
     ("Immigration", "Green card application delayed",
-     "My wife's green card application has been pending for {num} months, well past the normal processing time. "
-     "Our receipt number is {claim}. Could your office make an inquiry with USCIS?"),
+     "Please ask USCIS about green card case {claim}, pending {num} months."),
     ("Medicare/Medicaid", "Medicare claim denied",
-     "Medicare denied my claim for a procedure my doctor said was necessary. I have appealed twice. "
-     "I do not understand why it was denied and I cannot afford to pay it myself."),
+     "Medicare denied a claim my doctor says was necessary, twice now."),
 )

@@ -17,6 +17,7 @@ from typing import Protocol
 import nh3
 from rapidfuzz import fuzz
 from sqlalchemy import func, select
+from sqlalchemy.exc import DBAPIError
 from sqlalchemy.orm import Session
 
 from correspondence.models import (
@@ -396,6 +397,8 @@ def process_message(session: Session, message_id: int | Message, stages: tuple[S
                 stage.process(message, ctx)
     except StageFailed as exc:
         reason = f"{current}: {exc}"
+    except DBAPIError:
+        raise  # the database, not the message, is the problem: fail the job so it runs again
     except Exception as exc:
         if not isolate:
             raise  # the batch is retried message by message, each in its own savepoint

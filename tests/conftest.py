@@ -101,6 +101,7 @@ def app(settings: Settings):  # type: ignore[no-untyped-def]
     application = create_app(settings)
     yield application
     application.extensions["mailroom.db"].dispose()
+    application.extensions["mailroom.db_write"].dispose()
 
 
 @pytest.fixture

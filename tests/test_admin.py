@@ -15,6 +15,7 @@ def test_admin_creates_account_and_changes_role(client, auth, session):
     assert staffer.must_change_password
     client.post(f"/admin/staff/{staffer.id}/role", data={"csrf_token": token, "value": "supervisor"})
     client.post(f"/admin/staff/{staffer.id}/deactivate", data={"csrf_token": token})
+    session.rollback()  # end the read snapshot, then see what other sessions committed
     session.expire_all()
     assert staffer.role == Role.SUPERVISOR and not staffer.active
     actions = {e.action for e in session.query(AuditEvent).filter_by(actor_id=admin.id)}

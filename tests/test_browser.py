@@ -89,6 +89,8 @@ def test_supervisor_assigns_with_keyboard_and_sees_dashboard_change(live_server,
     assert int(page.inner_text("#unassigned-count")) == unassigned_before - 1
     page.screenshot(path=str(shots / "dashboard.png"))
 
+    session.rollback()  # end the read snapshot, then see what other sessions committed
+
     session.expire_all()
     from correspondence.models import Message
 

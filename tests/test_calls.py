@@ -19,6 +19,7 @@ def test_log_a_call_once_even_if_submitted_twice(client, auth, session, factory)
     assert first.status_code == 303
     again = client.post("/calls/new", data=data, follow_redirects=True)
     assert "already logged" in again.get_data(as_text=True)
+    session.rollback()  # end the read snapshot taken before the posts
     m = session.scalars(select(Message)).one()
     assert m.channel == Channel.PHONE and m.stance == Stance.OPPOSE and m.topic_id == topic
     assert m.constituent_id == known.id and m.match_method == "phone"

@@ -112,9 +112,11 @@ def test_bulk_assign_and_close(client, auth, factory, session):
     response = client.post("/inbox/bulk", data={"csrf_token": token, "action": "assign", "ids": [a.id, b.id],
                                                 "assignee_id": other.id, "next": "/inbox/?status=open"})
     assert response.status_code == 302 and response.headers["Location"] == "/inbox/?status=open"
+    session.rollback()  # end the read snapshot, then see what other sessions committed
     session.expire_all()
     assert a.assignee_id == other.id and a.status == MessageStatus.ASSIGNED and c.assignee_id is None
     client.post("/inbox/bulk", data={"csrf_token": token, "action": "close", "ids": [c.id]})
+    session.rollback()  # end the read snapshot, then see what other sessions committed
     session.expire_all()
     assert c.status == MessageStatus.CLOSED
     html = client.get("/inbox/?assignee=" + str(other.id)).get_data(as_text=True)
@@ -133,6 +135,7 @@ def test_bulk_without_csrf_or_with_junk_is_400(client, auth, factory, session):
     response = client.post("/inbox/bulk", data={"csrf_token": token, "action": "explode", "ids": [m.id]},
                            follow_redirects=True)
     assert "unknown bulk action" in response.get_data(as_text=True)
+    session.rollback()  # end the read snapshot, then see what other sessions committed
     session.expire_all()
     assert m.status == MessageStatus.NEW
 

@@ -95,6 +95,7 @@ def test_cwc_endpoint(client, session, redis, job_env):
     assert broken.status_code == 422 and "not well-formed" in broken.get_json()["error"]["message"]
     assert session.get(Message, broken.get_json()["error"]["message_id"]).status == MessageStatus.QUARANTINED
     _work(redis)
+    session.rollback()  # end the read snapshot taken before the worker ran
     m = session.get(Message, response.get_json()["message_id"])
     assert m.processed_at is not None and m.campaign_id == "hands-off-ss-2026"
 
@@ -110,6 +111,7 @@ def test_quarantine_page_retry_and_release(client, auth, factory, session, redis
     client.post(f"/quarantine/{bad.id}/retry", data={"csrf_token": token})
     client.post(f"/quarantine/{other.id}/release", data={"csrf_token": token})
     _work(redis)
+    session.rollback()  # end the read snapshot, then see what other sessions committed
     session.expire_all()
     assert bad.status == MessageStatus.NEW and bad.processed_at is not None
     assert other.status == MessageStatus.NEW

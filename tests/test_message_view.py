@@ -53,6 +53,7 @@ def test_actions_change_state_through_services(client, auth, factory, session):
     client.post(f"/messages/{m.id}/topic", data={"csrf_token": token, "value": topic.id})
     client.post(f"/messages/{m.id}/stance", data={"csrf_token": token, "value": "support"})
     client.post(f"/messages/{m.id}/status", data={"csrf_token": token, "value": "in_progress"})
+    session.rollback()  # end the read snapshot, then see what other sessions committed
     session.expire_all()
     assert (m.assignee_id, m.topic_id, m.stance.value, m.status) == (me.id, topic.id, "support",
                                                                        MessageStatus.IN_PROGRESS)

@@ -65,6 +65,7 @@ def test_run_serves_works_jobs_stops_and_restarts_after_crash(tmp_path: Path, se
         enqueue_process(Redis(unix_socket_path=str(tmp_path / "inst" / "redis.sock")), m.id)
         deadline = time.monotonic() + 30
         while time.monotonic() < deadline:
+            session.rollback()  # end the read snapshot, then see what other sessions committed
             session.expire_all()
             if m.processed_at is not None:
                 break

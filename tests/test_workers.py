@@ -22,6 +22,7 @@ def test_process_job_cleans_text_and_matches_constituent(job_env, redis, session
     enqueue_process(redis, m.id)  # a second enqueue of the same id is a no-op
     assert get_queue(PROCESS, redis).count == 1
     _work(redis, PROCESS)
+    session.rollback()  # end the read snapshot, then see what other sessions committed
     session.expire_all()
     assert m.processed_at is not None
     assert m.body_text == "Fix the bridge"
@@ -34,6 +35,7 @@ def test_unusable_message_is_quarantined_with_reason_not_crashed(job_env, redis,
     session.commit()
     enqueue_process(redis, m.id)
     _work(redis, PROCESS)
+    session.rollback()  # end the read snapshot, then see what other sessions committed
     session.expire_all()
     assert m.status == MessageStatus.QUARANTINED
     assert m.status_reason.startswith("decode: ") and "neither a subject nor any text" in m.status_reason
@@ -44,9 +46,11 @@ def test_running_a_job_twice_changes_nothing_more(job_env, session, factory):
     m = factory.message(processed_at=None)
     session.commit()
     jobs.run_process_message(m.id)
+    session.rollback()  # end the read snapshot, then see what other sessions committed
     session.expire_all()
     first = m.processed_at
     jobs.run_process_message(m.id)
+    session.rollback()  # end the read snapshot, then see what other sessions committed
     session.expire_all()
     assert m.processed_at == first
 
@@ -59,6 +63,7 @@ def test_sweeper_requeues_unfinished_messages(job_env, redis, session, factory):
     session.commit()
     assert jobs.run_sweep() == 1
     _work(redis, PROCESS)
+    session.rollback()  # end the read snapshot, then see what other sessions committed
     session.expire_all()
     assert stuck.processed_at is not None
     assert jobs.run_sweep() == 0

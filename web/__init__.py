@@ -43,6 +43,8 @@ def create_app(settings: Settings) -> Flask:
     )
     app.extensions["mailroom.settings"] = settings
     app.extensions["mailroom.db"] = Database(settings.database_url)
+    # Requests that change state take SQLite's write lock up front (see make_engine); pages only read.
+    app.extensions["mailroom.db_write"] = Database(settings.database_url, immediate=True)
 
     csrf.init_app(app)
     login_manager.init_app(app)
@@ -66,7 +68,8 @@ def db_session():  # type: ignore[no-untyped-def]
     from flask import current_app
 
     if "db_session" not in g:
-        g.db_session = current_app.extensions["mailroom.db"].sessions()
+        writes = request.method not in ("GET", "HEAD", "OPTIONS")
+        g.db_session = current_app.extensions["mailroom.db_write" if writes else "mailroom.db"].sessions()
     return g.db_session
 
 

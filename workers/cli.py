@@ -137,7 +137,7 @@ def _import(kind: str, paths: tuple[str, ...]) -> None:
 
     reader, adapter = file_adapter(kind)
     settings = Settings.from_env()
-    db = Database(settings.database_url)
+    db = Database(settings.database_url, immediate=True)
     summary = import_items(db, reader(paths), adapter, source=f"file:{kind}", max_bytes=settings.max_message_bytes,
                            rules=Rules.from_settings(settings))
     db.dispose()
@@ -167,6 +167,27 @@ def poll_imap_command() -> None:
 
     _logging()
     click.echo(json.dumps(run_poll_imap()))
+
+
+@cli.group("batch")
+def batch_group() -> None:
+    """Campaign batching."""
+
+
+@batch_group.command("eval", with_appcontext=False)
+@click.argument("file", type=click.Path(exists=True, dir_okay=False))
+@click.option("--out", type=click.Path(dir_okay=False), help="Write {id, batch} per row as JSONL.")
+def batch_eval(file: str, out: str | None) -> None:
+    """Cluster FILE (CSV or JSONL with text, optional label and id) exactly as production does; no database."""
+    from pathlib import Path
+
+    from batching.evalfile import evaluate_file
+
+    try:
+        result = evaluate_file(Path(file), Path(out) if out else None)
+    except ValueError as exc:
+        raise click.ClickException(str(exc)) from exc
+    click.echo(json.dumps(result))
 
 
 @cli.group("staff")

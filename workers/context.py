@@ -14,7 +14,7 @@ def settings() -> Settings:
 
 @lru_cache(maxsize=4)
 def _database(url: str) -> Database:
-    return Database(url)
+    return Database(url, immediate=True)
 
 
 def database() -> Database:

@@ -1,0 +1,172 @@
+"""Campaign detection: group letters that are copies of the same template, personal additions and all.
+
+How it works, and why:
+1. Each letter is normalised (batching.normalise) and cut into overlapping word 3-grams
+   ("shingles"), hashed to integers. Identical normalised texts are handled once.
+2. Texts are visited from the most repeated to the least, shorter first: the pure template of a
+   campaign is usually its most common text, so it becomes the campaign's *leader*.
+3. A text joins the leader it overlaps most, if that overlap is large relative to the smaller of
+   the two (the overlap coefficient) and covers enough shingles: a letter that adds a personal
+   story still contains the whole template, and a letter that drops a sentence still shares most
+   of it. Otherwise the text becomes a leader itself. Candidate leaders come from an inverted
+   index of shingles (phrases common to many leaders are skipped), so each text is compared with
+   a handful of leaders, never with everything.
+4. Letters only ever join a *leader*, never another member: a few bridge letters that mix two
+   templates cannot chain two campaigns together.
+5. A second pass builds each cluster's core (the shingles most of its members share) and
+   re-assigns every text to the best core, which fixes letters that reached the wrong leader
+   early. Clusters below the minimum size are not batches.
+"""
+
+from __future__ import annotations
+
+import hashlib
+from collections import Counter, defaultdict
+from collections.abc import Sequence
+from dataclasses import dataclass, field
+
+from batching.normalise import normalise
+
+NOT_A_BATCH = -1
+
+
+@dataclass(frozen=True)
+class ClusterSettings:
+    shingle_words: int = 3
+    # Overlap coefficient |A ∩ B| / min(|A|, |B|) needed to join a leader or a core.
+    join_overlap: float = 0.6
+    # ... and at least this many shared shingles (a short note inside a long letter is not a copy).
+    min_shared: int = 6
+    # Texts with fewer shingles than this are batched only as exact copies (too short to tell).
+    min_shingles: int = 6
+    # A template this large is matched by containment (letters that add to it); a smaller one only
+    # by symmetric overlap, so one shared sentence does not make unrelated letters a campaign.
+    min_template_shingles: int = 24
+    # Exact copies need at least this many words to be a batch on their own.
+    min_copy_words: int = 3
+    # Clusters smaller than this are not batches.
+    min_batch_size: int = 3
+    # Shingles found in more leaders than this are too common to point at any one campaign.
+    max_posting: int = 64
+    # Core of a cluster: shingles found in at least this share of its members.
+    core_share: float = 0.5
+
+
+@dataclass
+class Clustering:
+    labels: list[int]  # per input text: batch number, or NOT_A_BATCH
+    leaders: dict[int, int] = field(default_factory=dict)  # batch -> index of its leader text
+
+    @property
+    def batches(self) -> int:
+        return len({label for label in self.labels if label != NOT_A_BATCH})
+
+
+def shingles(normalised: str, size: int = 3) -> frozenset[int]:
+    words = normalised.split()
+    if len(words) < size:
+        return frozenset()
+    grams = (" ".join(words[i:i + size]) for i in range(len(words) - size + 1))
+    return frozenset(int.from_bytes(hashlib.blake2b(g.encode(), digest_size=8).digest(), "little") for g in grams)
+
+
+def cluster_texts(texts: Sequence[str], settings: ClusterSettings | None = None) -> Clustering:
+    cfg = settings or ClusterSettings()
+    normalised = [normalise(t) for t in texts]
+    # Identical normalised texts are one "unique text" with a count.
+    unique_of: dict[str, int] = {}
+    members: list[list[int]] = []
+    for i, text in enumerate(normalised):
+        u = unique_of.setdefault(text, len(members))
+        if u == len(members):
+            members.append([])
+        members[u].append(i)
+    unique_texts = list(unique_of)
+    sets = [shingles(t, cfg.shingle_words) for t in unique_texts]
+    frequency: Counter[int] = Counter()
+    for u, s in enumerate(sets):
+        for h in s:
+            frequency[h] += len(members[u])
+
+    order = sorted(range(len(unique_texts)), key=lambda u: (-len(members[u]), len(sets[u]), u))
+    leader_of = [-1] * len(unique_texts)
+    leaders: list[int] = []
+    index: dict[int, list[int]] = defaultdict(list)  # shingle -> leaders containing it
+    for u in order:
+        s = sets[u]
+        if len(s) < cfg.min_shingles:
+            continue
+        best, best_score = _best_match(s, index, sets, cfg)
+        if best is not None and best_score >= cfg.join_overlap:
+            leader_of[u] = best
+            continue
+        leader_of[u] = u
+        leaders.append(u)
+        for h in s:
+            index[h].append(u)
+
+    # Second pass: each cluster's core, then every text to its best core.
+    groups: dict[int, list[int]] = defaultdict(list)
+    for u, leader in enumerate(leader_of):
+        if leader >= 0:
+            groups[leader].append(u)
+    cores: dict[int, frozenset[int]] = {}
+    for leader, us in groups.items():
+        weight = sum(len(members[u]) for u in us)
+        if weight < cfg.min_batch_size:
+            continue
+        counts: Counter[int] = Counter()
+        for u in us:
+            for h in sets[u]:
+                counts[h] += len(members[u])
+        core = frozenset(h for h, c in counts.items() if c >= cfg.core_share * weight)
+        cores[leader] = core if len(core) >= cfg.min_shingles else sets[leader]
+    core_index: dict[int, list[int]] = defaultdict(list)
+    for leader, core in cores.items():
+        for h in core:
+            core_index[h].append(leader)
+    final = [-1] * len(unique_texts)
+    for u, s in enumerate(sets):
+        if len(s) < cfg.min_shingles or not cores:
+            # Too short to compare: only exact copies (enough of them, with enough words) batch.
+            if len(members[u]) >= cfg.min_batch_size and len(unique_texts[u].split()) >= cfg.min_copy_words:
+                final[u] = len(unique_texts) + u  # a batch of its own, keyed apart from leaders
+            continue
+        best, best_score = _best_match(s, core_index, cores, cfg)
+        if best is not None and best_score >= cfg.join_overlap:
+            final[u] = best
+
+    sizes: Counter[int] = Counter()
+    for u, leader in enumerate(final):
+        if leader >= 0:
+            sizes[leader] += len(members[u])
+    numbering = {leader: n for n, (leader, _size) in enumerate(
+        sorted(((lead, size) for lead, size in sizes.items() if size >= cfg.min_batch_size),
+               key=lambda item: (-item[1], item[0])))}
+    labels = [NOT_A_BATCH] * len(texts)
+    for u, leader in enumerate(final):
+        batch = numbering.get(leader, NOT_A_BATCH)
+        for i in members[u]:
+            labels[i] = batch
+    return Clustering(labels, {n: members[leader % len(unique_texts)][0] for leader, n in numbering.items()})
+
+
+def _best_match(s: frozenset[int], index: dict[int, list[int]], sets, cfg: ClusterSettings,  # type: ignore[no-untyped-def]
+                ) -> tuple[int | None, float]:
+    """The candidate (leader or core) with the highest overlap coefficient with s."""
+    candidates: Counter[int] = Counter()
+    for h in s:
+        posting = index.get(h)
+        if posting and len(posting) <= cfg.max_posting:
+            candidates.update(posting)
+    best, best_score = None, 0.0
+    for candidate, _hits in candidates.most_common(8):
+        other = sets[candidate]
+        shared = len(s & other)
+        if shared < cfg.min_shared:
+            continue
+        smaller = len(other) if len(other) >= cfg.min_template_shingles else max(len(s), len(other))
+        score = shared / min(len(s), smaller)
+        if score > best_score:
+            best, best_score = candidate, score
+    return best, best_score

@@ -1,0 +1,67 @@
+"""Text normalisation for comparing letters: the words a campaign shares, without the noise around them.
+
+Greetings, sign-offs and everything after them (the sender's name, address and phone), web-form
+and advocacy-platform boilerplate, URLs, punctuation, case and whitespace are removed. The original
+text is never changed; this is only what similarity is computed on.
+"""
+
+from __future__ import annotations
+
+import re
+import unicodedata
+
+_GREETING = re.compile(
+    r"^\s*(dear|hello|hi|hey|greetings|good (morning|afternoon|evening)|to whom it may concern|"
+    r"(the )?hon(orable|\.)?|representative|rep\.?|congress(wo)?man|congressperson|senator|sen\.?|"
+    r"delegate|council ?member|assembly ?(wo)?man|mr\.?|mrs\.?|ms\.?|dr\.?)\b[^\n]{0,60}[,:!]?\s*$",
+    re.IGNORECASE)
+_SIGNOFF = re.compile(
+    r"^\s*(sincerely|sincerely yours|yours (truly|sincerely)|respectfully( yours| submitted)?|regards|"
+    r"best( regards| wishes)?|kind regards|warm regards|thank you( (so|very) much)?( for your (time|attention|"
+    r"consideration|service))?|thanks( again)?|many thanks|cordially|with gratitude|in gratitude|"
+    r"god bless|peace|signed|a concerned (citizen|constituent|voter))\s*[,.!-]*\s*$",
+    re.IGNORECASE)
+_BOILERPLATE = re.compile(
+    r"^\s*(--+|__+|sent (via|from|by) .*|this (message|email|letter) was sent .*|"
+    r".*(unsubscribe|action center|action network|powered by|privacy policy|opt[- ]out).*|"
+    r"(phone|tel|email|e-mail|address)\s*:.*|\[?(name|address|city|state|zip)\]?\s*)$",
+    re.IGNORECASE)
+_URL = re.compile(r"https?://\S+|www\.\S+|\S+@\S+\.\w+")
+_PHONE = re.compile(r"\(?\b\d{3}\)?[\s.-]?\d{3}[\s.-]?\d{4}\b")
+_NON_WORD = re.compile(r"[^\w\s]+")
+_SPACE = re.compile(r"\s+")
+_SENTENCE = re.compile(r"(?<=[.!?])\s+|\n+")
+
+
+def _strip_accents(text: str) -> str:
+    return "".join(c for c in unicodedata.normalize("NFKD", text) if not unicodedata.combining(c))
+
+
+def core_lines(text: str) -> list[str]:
+    """The lines of the letter between its greeting and its sign-off, boilerplate removed."""
+    lines = [line.strip() for line in (text or "").replace("\r\n", "\n").replace("\r", "\n").split("\n")]
+    lines = [line for line in lines if line]
+    # A greeting is one of the first two lines; a sign-off ends the letter, and what follows it is
+    # the sender's name, address and phone.
+    for i in range(min(2, len(lines))):
+        if _GREETING.match(lines[i]):
+            lines = lines[i + 1:]
+            break
+    for i, line in enumerate(lines):
+        if i > 0 and _SIGNOFF.match(line):
+            lines = lines[:i]
+            break
+    return [line for line in lines if not _BOILERPLATE.match(line)]
+
+
+def normalise(text: str) -> str:
+    """Lower-case words only, one space apart: the text clustering compares."""
+    body = " ".join(core_lines(text))
+    body = _PHONE.sub(" ", _URL.sub(" ", body))
+    body = _strip_accents(body.lower())
+    return _SPACE.sub(" ", _NON_WORD.sub(" ", body)).strip()
+
+
+def sentences(text: str) -> list[str]:
+    """The letter's sentences in their original form (for templates and personal additions)."""
+    return [s.strip() for s in _SENTENCE.split(" ".join(core_lines(text)) if text else "") if s.strip()]
