@@ -13,9 +13,10 @@ How it works, and why:
    a handful of leaders, never with everything.
 4. Letters only ever join a *leader*, never another member: a few bridge letters that mix two
    templates cannot chain two campaigns together.
-5. A second pass builds each cluster's core (the shingles most of its members share) and
-   re-assigns every text to the best core, which fixes letters that reached the wrong leader
-   early. Clusters below the minimum size are not batches.
+5. A second pass builds each cluster's core (the shingles most of its members share), folds a
+   cluster whose core lies mostly inside a larger cluster's core into it (the same campaign with a
+   sentence dropped), and re-assigns every text to the best remaining core, which fixes letters
+   that reached the wrong leader early. Clusters below the minimum size are not batches.
 """
 
 from __future__ import annotations
@@ -34,7 +35,7 @@ NOT_A_BATCH = -1
 class ClusterSettings:
     shingle_words: int = 3
     # Overlap coefficient |A ∩ B| / min(|A|, |B|) needed to join a leader or a core.
-    join_overlap: float = 0.6
+    join_overlap: float = 0.55
     # ... and at least this many shared shingles (a short note inside a long letter is not a copy).
     min_shared: int = 6
     # Texts with fewer shingles than this are batched only as exact copies (too short to tell).
@@ -43,13 +44,15 @@ class ClusterSettings:
     # by symmetric overlap, so one shared sentence does not make unrelated letters a campaign.
     min_template_shingles: int = 24
     # Exact copies need at least this many words to be a batch on their own.
-    min_copy_words: int = 3
+    min_copy_words: int = 2
     # Clusters smaller than this are not batches.
     min_batch_size: int = 3
     # Shingles found in more leaders than this are too common to point at any one campaign.
     max_posting: int = 64
     # Core of a cluster: shingles found in at least this share of its members.
     core_share: float = 0.5
+    # A cluster whose core lies at least this much inside a larger cluster's core is folded into it.
+    absorb_overlap: float = 0.5
 
 
 @dataclass
@@ -121,6 +124,28 @@ def cluster_texts(texts: Sequence[str], settings: ClusterSettings | None = None)
                 counts[h] += len(members[u])
         core = frozenset(h for h, c in counts.items() if c >= cfg.core_share * weight)
         cores[leader] = core if len(core) >= cfg.min_shingles else sets[leader]
+    # A cluster whose core is mostly inside a larger cluster's core is that campaign with a sentence
+    # dropped or a phrase edited: it joins the larger one. A cluster of letters pasting two templates
+    # together is not absorbed (its core is only half inside either), so it cannot chain them.
+    weights = {leader: sum(len(members[u]) for u in groups[leader]) for leader in cores}
+    by_weight = sorted(cores, key=lambda lead: (weights[lead], lead))
+    core_lookup: dict[int, list[int]] = defaultdict(list)
+    for leader in cores:
+        for h in cores[leader]:
+            core_lookup[h].append(leader)
+    absorbed: set[int] = set()
+    for leader in by_weight:
+        hits: Counter[int] = Counter()
+        for h in cores[leader]:
+            posting = core_lookup[h]
+            if len(posting) <= cfg.max_posting:
+                hits.update(other for other in posting if other != leader and other not in absorbed
+                            and (weights[other], other) > (weights[leader], leader))
+        for other, shared in hits.most_common(3):
+            if shared >= cfg.min_shared and shared / len(cores[leader]) >= cfg.absorb_overlap:
+                absorbed.add(leader)
+                break
+    cores = {leader: core for leader, core in cores.items() if leader not in absorbed}
     core_index: dict[int, list[int]] = defaultdict(list)
     for leader, core in cores.items():
         for h in core:
