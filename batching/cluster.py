@@ -141,7 +141,7 @@ def cluster_texts(texts: Sequence[str], settings: ClusterSettings | None = None)
             if len(posting) <= cfg.max_posting:
                 hits.update(other for other in posting if other != leader and other not in absorbed
                             and (weights[other], other) > (weights[leader], leader))
-        for other, shared in hits.most_common(3):
+        for _other, shared in hits.most_common(3):
             if shared >= cfg.min_shared and shared / len(cores[leader]) >= cfg.absorb_overlap:
                 absorbed.add(leader)
                 break

@@ -104,7 +104,8 @@ def test_batch_eval_command(tmp_path):
     path = tmp_path / "mail.jsonl"
     with path.open("w") as fh:
         for i in range(30):
-            fh.write(json.dumps({"id": f"s{i}", "text": _copy(rng, TEMPLATES["snap"], f"p{i}"), "label": "snap"}) + "\n")
+            row = {"id": f"s{i}", "text": _copy(rng, TEMPLATES["snap"], f"p{i}"), "label": "snap"}
+            fh.write(json.dumps(row) + "\n")
         fh.write(json.dumps({"id": "o1", "text": "Please fix the bridge on Route 9.", "label": ""}) + "\n")
     out = tmp_path / "assignments.jsonl"
     result = CliRunner().invoke(cli, ["batch", "eval", str(path), "--out", str(out)], env={"SECRET_KEY": "x"})
