@@ -25,18 +25,27 @@ def _files_under(path: Path) -> Iterator[Path]:
         yield path
 
 
-def iter_eml(paths: Iterable[str | Path]) -> Iterator[tuple[str, bytes | Unreadable]]:
-    """Each file (directories are walked) is one message."""
+def iter_files(paths: Iterable[str | Path]) -> Iterator[tuple[Path, Unreadable | None]]:
+    """Every file named or found under a named folder, in a stable order; a missing path is reported."""
     for given in paths:
         path = Path(given)
         if not path.exists():
-            yield str(path), Unreadable("no such file or directory")
+            yield path, Unreadable("no such file or directory")
             continue
         for file in _files_under(path):
-            try:
-                yield str(file), file.read_bytes()
-            except OSError as exc:
-                yield str(file), Unreadable(exc.strerror or str(exc))
+            yield file, None
+
+
+def iter_eml(paths: Iterable[str | Path]) -> Iterator[tuple[str, bytes | Unreadable]]:
+    """Each file (directories are walked) is one message."""
+    for file, missing in iter_files(paths):
+        if missing is not None:
+            yield str(file), missing
+            continue
+        try:
+            yield str(file), file.read_bytes()
+        except OSError as exc:
+            yield str(file), Unreadable(exc.strerror or str(exc))
 
 
 def iter_mbox(paths: Iterable[str | Path]) -> Iterator[tuple[str, bytes | Unreadable]]:

@@ -14,7 +14,7 @@ from datetime import UTC, datetime
 from pathlib import Path
 
 from correspondence.models import Channel
-from intake.files import Unreadable, _files_under
+from intake.files import Unreadable, iter_files
 from intake.receive import Incoming
 
 FIELD_ALIASES = {"author": ("author", "name", "author_name", "from", "user_name"),
@@ -45,17 +45,15 @@ def _rows_of(path: Path) -> Iterator[dict]:
 
 def iter_social(paths: Iterable[str | Path]) -> Iterator[tuple[str, bytes | Unreadable]]:
     """One item per comment, as canonical JSON; a file that cannot be parsed is reported unreadable."""
-    for given in paths:
-        path = Path(given)
-        if not path.exists():
-            yield str(path), Unreadable("no such file or directory")
+    for file, missing in iter_files(paths):
+        if missing is not None:
+            yield str(file), missing
             continue
-        for file in _files_under(path):
-            try:
-                for number, row in enumerate(_rows_of(file), 1):
-                    yield f"{file}#{number}", json.dumps(row, sort_keys=True, default=str).encode()
-            except (OSError, ValueError, csv.Error) as exc:
-                yield str(file), Unreadable(f"not a CSV or JSON comment export ({type(exc).__name__}: {exc})"[:300])
+        try:
+            for number, row in enumerate(_rows_of(file), 1):
+                yield f"{file}#{number}", json.dumps(row, sort_keys=True, default=str).encode()
+        except (OSError, ValueError, csv.Error) as exc:
+            yield str(file), Unreadable(f"not a CSV or JSON comment export ({type(exc).__name__}: {exc})"[:300])
 
 
 def _pick(row: dict, field: str) -> str:
