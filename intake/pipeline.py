@@ -51,10 +51,11 @@ class Rules:
 
     district_zips: frozenset[str] = frozenset()
     cwc_offices: frozenset[str] = frozenset()
+    max_attachment_bytes: int = 10 * 1024 * 1024
 
     @classmethod
     def from_settings(cls, settings) -> Rules:  # type: ignore[no-untyped-def]
-        return cls(settings.district_zips, settings.cwc_offices)
+        return cls(settings.district_zips, settings.cwc_offices, settings.max_attachment_bytes)
 
 
 @dataclass
@@ -106,6 +107,11 @@ class Decode:
             if parsed.attachments:
                 message.facts = {**(message.facts or {}), "attachments": [
                     {"filename": a.filename, "type": a.content_type, "size": a.size} for a in parsed.attachments]}
+                limit = ctx.rules.max_attachment_bytes
+                for a in parsed.attachments:
+                    if a.size > limit:
+                        raise StageFailed(f"attachment {a.filename!r} is {a.size / 1048576:.1f} MB, over the "
+                                          f"{limit / 1048576:.0f} MB limit for one attachment")
             if parsed.problems:
                 message.facts = {**(message.facts or {}), "decode_problems": parsed.problems[:10]}
         if message.raw_sha256 and message.channel.value == "postal" and not message.body_text:

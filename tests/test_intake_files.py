@@ -118,3 +118,22 @@ def test_parser_never_raises_on_garbage():
                  b"Subject: =?x-unknown?b?////?=\n\n"):
         parsed = parse_email(blob)
         assert isinstance(parsed.text, str)
+
+
+def test_oversized_attachment_is_quarantined_with_reason(database, session, tmp_path):
+    import base64
+
+    from intake.pipeline import Rules
+
+    payload = base64.encodebytes(b"x" * 3000).decode()
+    (tmp_path / "big-attachment.eml").write_text(
+        "From: a@example.org\nSubject: Photos\nMessage-ID: <att@x>\nMIME-Version: 1.0\n"
+        "Content-Type: multipart/mixed; boundary=\"B\"\n\n--B\nContent-Type: text/plain\n\nSee the photo.\n"
+        "--B\nContent-Type: image/jpeg\nContent-Disposition: attachment; filename=\"photo.jpg\"\n"
+        f"Content-Transfer-Encoding: base64\n\n{payload}--B--\n")
+    reader, adapter = file_adapter("eml")
+    summary = import_items(database, reader([tmp_path]), adapter, source="t", max_bytes=1_000_000,
+                           rules=Rules(max_attachment_bytes=1000))
+    assert (summary.received, summary.quarantined) == (1, 1)
+    m = session.scalars(select(Message)).one()
+    assert m.status == MessageStatus.QUARANTINED and "'photo.jpg'" in m.status_reason and "limit" in m.status_reason
