@@ -46,6 +46,7 @@ def create_app(settings: Settings) -> Flask:
     # Requests that change state take SQLite's write lock up front (see make_engine); pages only read.
     app.extensions["mailroom.db_write"] = Database(settings.database_url, immediate=True)
 
+    # CSRFProtect checks the token of every POST before any view runs, so views do not check again.
     csrf.init_app(app)
     login_manager.init_app(app)
     app.before_request(enforce_access)

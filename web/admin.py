@@ -47,9 +47,6 @@ def staff():  # type: ignore[no-untyped-def]
 @bp.route("/staff/<int:staffer_id>/<action>", methods=["POST"])
 @roles(Role.ADMIN)
 def staff_action(staffer_id: int, action: str):  # type: ignore[no-untyped-def]
-    form = ActionForm()
-    if not form.validate_on_submit():
-        abort(400, description="The form expired; reload the page and try again.")
     session = db_session()
     value = request.form.get("value", "")
     try:
@@ -86,8 +83,6 @@ def intake():  # type: ignore[no-untyped-def]
     form = ActionForm()
     new_token = None
     if request.method == "POST":
-        if not form.validate_on_submit():
-            abort(400, description="The form expired; reload the page and try again.")
         try:
             _token, new_token = create_token(session, name=request.form.get("name", ""), actor_id=current_user.id)
         except DomainError as exc:
@@ -104,8 +99,6 @@ def intake():  # type: ignore[no-untyped-def]
 @bp.route("/intake/tokens/<int:token_id>/revoke", methods=["POST"])
 @roles(Role.ADMIN)
 def revoke(token_id: int):  # type: ignore[no-untyped-def]
-    if not ActionForm().validate_on_submit():
-        abort(400, description="The form expired; reload the page and try again.")
     session = db_session()
     try:
         revoke_token(session, token_id, actor_id=current_user.id)
@@ -124,8 +117,6 @@ def routing():  # type: ignore[no-untyped-def]
     form = ActionForm()
     status = 200
     if request.method == "POST":
-        if not form.validate_on_submit():
-            abort(400, description="The form expired; reload the page and try again.")
         topic = request.form.get("topic_id", "")
         staff_ids = request.form.getlist("staffer_ids")
         try:
@@ -151,8 +142,6 @@ def routing():  # type: ignore[no-untyped-def]
 @bp.route("/routing/<int:rule_id>/deactivate", methods=["POST"])
 @roles(Role.ADMIN, Role.SUPERVISOR)
 def routing_deactivate(rule_id: int):  # type: ignore[no-untyped-def]
-    if not ActionForm().validate_on_submit():
-        abort(400, description="The form expired; reload the page and try again.")
     session = db_session()
     try:
         deactivate_rule(session, rule_id, actor_id=current_user.id)

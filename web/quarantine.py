@@ -30,9 +30,6 @@ def index():  # type: ignore[no-untyped-def]
 @bp.route("/<int:message_id>/<action>", methods=["POST"])
 @roles(*TRIAGE)
 def act(message_id: int, action: str):  # type: ignore[no-untyped-def]
-    form = ActionForm()
-    if not form.validate_on_submit():
-        abort(400, description="The form expired; reload the page and try again.")
     session = db_session()
     try:
         if action == "retry":

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from flask import Blueprint, abort, flash, redirect, render_template, request, url_for
+from flask import Blueprint, flash, redirect, render_template, request, url_for
 
 from intake.receive import receive
 from intake.scans import incoming_scan
@@ -19,8 +19,6 @@ bp = Blueprint("scans", __name__, url_prefix="/scans")
 def upload():  # type: ignore[no-untyped-def]
     form = ActionForm()
     if request.method == "POST":
-        if not form.validate_on_submit():
-            abort(400, description="The form expired; reload the page and try again.")
         files = [f for f in request.files.getlist("scans") if f and f.filename]
         if not files:
             flash("Choose at least one scanned letter (PDF, PNG, JPEG or TIFF).", "error")
