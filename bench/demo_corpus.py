@@ -28,7 +28,7 @@ def write_corpus(messages: int, seed: int, out: Path) -> int:
     work = Path(tempfile.mkdtemp(prefix="mailroom-demo-corpus-"))
     url = f"sqlite:///{work / 'demo.db'}"
     upgrade(url)
-    db = Database(url)
+    db = Database(url, blob_dir=work / 'blobs')
     summary = build_demo_office(db, work, messages=messages, constituents=max(500, messages // 4), seed=seed)
     truth = {}
     with open(summary["truth"]) as fh:

@@ -66,7 +66,7 @@ def main() -> None:
     settings = Settings.from_env({}, instance_dir=work, database_url=args.database_url or f"sqlite:///{work / 'b.db'}",
                                  secret_key="bench", redis_url="redis://unused")
     upgrade(settings.database_url)
-    db = Database(settings.database_url)
+    db = Database.from_settings(settings)
     mbox = work / "bench.mbox"
     n = write_mbox(mbox, args.messages, args.mbox_mb * 1024 * 1024)
     size_mb = mbox.stat().st_size / 1048576

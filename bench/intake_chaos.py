@@ -83,7 +83,7 @@ def main() -> None:
            "REDIS_URL": f"unix://{work / 'redis.sock'}", "MAILROOM_SWEEP_AFTER_MINUTES": "0",
            "MAILROOM_LOG_LEVEL": "WARNING"}
     upgrade(url)
-    db = Database(url)
+    db = Database(url, blob_dir=work / 'blobs')
     with db.unit_of_work() as s:
         _token, plain = create_token(s, name="chaos", actor_id=None)
 

@@ -120,7 +120,7 @@ def main() -> None:
     url = settings.database_url
     t0 = time.perf_counter()
     upgrade(url)
-    db = Database(url)
+    db = Database.from_settings(settings)
     fill(db, args.messages)
     fill_s = time.perf_counter() - t0
 

@@ -58,6 +58,8 @@ class Settings:
     # IMAP mailboxes to poll: a JSON list of {name, host, port, username, password, ssl, folders, ...}.
     imap_accounts_json: str = ""
     testing: bool = False
+    # Where raw input and attachments are kept as files (default: the instance folder's blobs/).
+    blob_dir_override: Path | None = None
 
     @classmethod
     def from_env(cls, env: Mapping[str, str] | None = None, **overrides: object) -> Settings:
@@ -86,6 +88,7 @@ class Settings:
             "max_attachment_bytes": _int(env, "MAILROOM_MAX_ATTACHMENT_BYTES", cls.max_attachment_bytes),
             "district_zips": _zip_list(env.get("MAILROOM_DISTRICT_ZIPS", "")),
             "imap_accounts_json": env.get("MAILROOM_IMAP_ACCOUNTS", ""),
+            "blob_dir_override": Path(env["MAILROOM_BLOB_DIR"]).resolve() if env.get("MAILROOM_BLOB_DIR") else None,
             "cwc_offices": frozenset(o.strip().upper() for o in env.get("MAILROOM_CWC_OFFICES", "").split(",")
                                      if o.strip()),
         }
@@ -99,6 +102,10 @@ class Settings:
     @property
     def embedded_redis(self) -> bool:
         return self.redis_url is None
+
+    @property
+    def blob_dir(self) -> Path:
+        return self.blob_dir_override or self.instance_dir / "blobs"
 
     @property
     def redis_db_path(self) -> Path:

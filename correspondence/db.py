@@ -4,10 +4,13 @@ from __future__ import annotations
 
 from collections.abc import Iterator
 from contextlib import contextmanager
+from pathlib import Path
 
 from sqlalchemy import create_engine, event
 from sqlalchemy.engine import Engine
 from sqlalchemy.orm import Session, sessionmaker
+
+from correspondence.blobstore import BlobStore
 
 
 def make_engine(url: str, *, immediate: bool = False, **kwargs: object) -> Engine:
@@ -42,10 +45,16 @@ def make_engine(url: str, *, immediate: bool = False, **kwargs: object) -> Engin
 class Database:
     """An engine plus its session factory, created from a URL, connecting lazily."""
 
-    def __init__(self, url: str, *, immediate: bool = False) -> None:
+    def __init__(self, url: str, *, immediate: bool = False, blob_dir: Path | str | None = None) -> None:
         self.url = url
         self.engine = make_engine(url, immediate=immediate)
-        self.sessions = sessionmaker(self.engine, expire_on_commit=False)
+        # Sessions carry the blob store, so services that keep raw input need no extra argument.
+        self.blobs = BlobStore(blob_dir) if blob_dir is not None else None
+        self.sessions = sessionmaker(self.engine, expire_on_commit=False, info={"blobs": self.blobs})
+
+    @classmethod
+    def from_settings(cls, settings, *, immediate: bool = False) -> Database:  # type: ignore[no-untyped-def]
+        return cls(settings.database_url, immediate=immediate, blob_dir=settings.blob_dir)
 
     @contextmanager
     def unit_of_work(self) -> Iterator[Session]:

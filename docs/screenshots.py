@@ -30,7 +30,7 @@ def main() -> None:
     settings = Settings.from_env({}, instance_dir=inst, database_url=f"sqlite:///{inst / 'm.db'}",
                                  secret_key="shots", redis_url="redis://unused")
     initialise(settings)
-    db = Database(settings.database_url)
+    db = Database.from_settings(settings)
     build_demo_office(db, inst, messages=3000, constituents=800, seed=1)
     with db.unit_of_work() as s:
         maria = s.scalar(select(Staffer).where(Staffer.email == "maria.alvarez@mailroom.local"))

@@ -13,9 +13,13 @@ from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 
 from imapclient import IMAPClient
+from sqlalchemy import select
+from sqlalchemy.orm import Session
 
+from correspondence import secretbox
 from correspondence.db import Database
-from correspondence.models import IntakeCursor
+from correspondence.models import IntakeCursor, MailboxAccount
+from correspondence.secretbox import SecretUnreadable
 from intake.importer import Summary, _merge, import_items
 from intake.mail import incoming_email
 from intake.pipeline import Rules
@@ -48,6 +52,24 @@ class ImapAccount:
                    processed_folder=data.get("processed_folder") or None)
 
 
+def accounts_from_db(session: Session, secret_key: str) -> list[ImapAccount]:
+    """The active mailboxes added in the intake sources page; one whose password cannot be read is skipped."""
+    accounts = []
+    for row in session.scalars(select(MailboxAccount).where(MailboxAccount.active.is_(True))):
+        try:
+            accounts.append(account_from_record(row, secret_key))
+        except SecretUnreadable:
+            log.error("imap mailbox %s: stored password unreadable (SECRET_KEY changed?)", row.name)
+    return accounts
+
+
+def account_from_record(row: MailboxAccount, secret_key: str) -> ImapAccount:
+    return ImapAccount(name=row.name, host=row.host, username=row.username,
+                       password=secretbox.decrypt(secret_key, row.password_encrypted), port=row.port,
+                       ssl=row.security == "ssl", starttls=row.security == "starttls",
+                       folders=tuple(row.folders or ("INBOX",)), processed_folder=row.processed_folder)
+
+
 def accounts_from_json(raw: str) -> list[ImapAccount]:
     """Accounts from MAILROOM_IMAP_ACCOUNTS: a JSON list of objects."""
     if not raw.strip():
@@ -64,17 +86,17 @@ class PollResult:
     folders: dict[str, int] = field(default_factory=dict)
 
 
-def connect(account: ImapAccount) -> IMAPClient:
-    client = IMAPClient(account.host, port=account.port, ssl=account.ssl, timeout=60)
+def connect(account: ImapAccount, *, timeout: float = 60) -> IMAPClient:
+    client = IMAPClient(account.host, port=account.port, ssl=account.ssl, timeout=timeout)
     if account.starttls:
         client.starttls()
     client.login(account.username, account.password)
     return client
 
 
-def check_connection(account: ImapAccount) -> list[str]:
+def check_connection(account: ImapAccount, *, timeout: float = 60) -> list[str]:
     """Sign in and list the folders: what the admin's "check connection" shows."""
-    client = connect(account)
+    client = connect(account, timeout=timeout)
     try:
         return [name for _flags, _delim, name in client.list_folders()]
     finally:

@@ -1,4 +1,4 @@
-"""Phone calls logged by staff with the quick-entry form."""
+"""Phone calls and walk-in visits logged by staff with the quick-entry form."""
 
 from __future__ import annotations
 
@@ -16,7 +16,7 @@ class PhoneEntryInvalid(ValueError):
 
 
 def incoming_call(form: Mapping[str, str], *, nonce: str, staffer_id: int) -> Incoming:
-    """A logged call as a message; the form's one-time nonce makes a double submit one message."""
+    """A logged call or visit as a message; the form's one-time nonce makes a double submit one message."""
     f = {k: (form.get(k) or "").strip() for k in ("first_name", "last_name", "phone", "email", "street", "city",
                                                    "state", "zip5", "subject", "notes", "stance")}
     errors: dict[str, str] = {}
@@ -36,6 +36,9 @@ def incoming_call(form: Mapping[str, str], *, nonce: str, staffer_id: int) -> In
             stance = Stance(f["stance"])
         except ValueError:
             errors["stance"] = "is not a stance"
+    kind = form.get("kind") or "phone"
+    if kind not in ("phone", "walk_in"):
+        errors["kind"] = "must be a phone call or a walk-in visit"
     if not re.fullmatch(r"[0-9a-f]{32}", nonce or ""):
         errors["form"] = "the form is missing its one-time number; reload it"
     if errors:
@@ -44,6 +47,8 @@ def incoming_call(form: Mapping[str, str], *, nonce: str, staffer_id: int) -> In
               "phone": f["phone"] or None, "email": f["email"].lower() or None, "address1": f["street"] or None,
               "city": f["city"] or None, "state": f["state"].upper() or None, "zip5": f["zip5"] or None}
     name = " ".join(x for x in (f["first_name"], f["last_name"]) if x) or None
-    return Incoming(channel=Channel.PHONE, key=f"phone:{nonce}", source=f"phone:staffer-{staffer_id}",
-                    subject=f["subject"] or "Phone call", body_text=f["notes"], from_name=name,
+    channel = Channel(kind)
+    return Incoming(channel=channel, key=f"{kind}:{nonce}", source=f"{kind}:staffer-{staffer_id}",
+                    subject=f["subject"] or ("Walk-in visit" if channel == Channel.WALK_IN else "Phone call"),
+                    body_text=f["notes"], from_name=name,
                     from_address=person["email"], stance=stance, facts={"constituent": person, "logged_by": staffer_id})

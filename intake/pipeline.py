@@ -25,6 +25,7 @@ from correspondence.models import (
     ConstituentEmail,
     ConstituentPhone,
     DistrictStatus,
+    DistrictZip,
     Message,
     MessageStatus,
     RoutingRule,
@@ -68,6 +69,8 @@ class Context:
     created: dict[str, Constituent] = field(default_factory=dict)
     # Active routing rules, loaded once per context.
     routing_rules: list[RoutingRule] | None = None
+    # Whether the office keeps a ZIP list in the database (None until the district stage asks).
+    office_zips: bool | None = None
 
 
 class Stage(Protocol):
@@ -335,16 +338,22 @@ def _street(value: str | None) -> str:
 
 
 class District:
-    """In or out of district from the office's ZIP list (a setting); unknown without one."""
+    """In or out of district from the office's ZIP list (the setting and the list kept in the UI); else unknown."""
 
     name = "district"
 
     def process(self, message: Message, ctx: Context) -> None:
         c = message.constituent
-        zips = ctx.rules.district_zips
-        if c is None or c.district_status != DistrictStatus.UNKNOWN or not zips or not c.zip5:
+        if c is None or c.district_status != DistrictStatus.UNKNOWN or not c.zip5:
             return
-        inside = c.zip5 in zips or bool(c.zip4 and f"{c.zip5}{c.zip4}" in zips)
+        if ctx.office_zips is None:  # the list an admin keeps in the UI, asked once per context
+            ctx.office_zips = ctx.session.scalar(select(DistrictZip.zip).limit(1)) is not None
+        zips = ctx.rules.district_zips
+        if not zips and not ctx.office_zips:
+            return
+        codes = [c.zip5] + ([f"{c.zip5}{c.zip4}"] if c.zip4 else [])
+        inside = any(code in zips for code in codes) or bool(
+            ctx.office_zips and any(ctx.session.get(DistrictZip, code) is not None for code in codes))
         c.district_status = DistrictStatus.IN_DISTRICT if inside else DistrictStatus.OUT_OF_DISTRICT
 
 

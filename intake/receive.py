@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import hashlib
 from dataclasses import dataclass
 from datetime import datetime
 
@@ -10,9 +9,9 @@ from sqlalchemy import select
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session
 
-from correspondence.models import Blob, Channel, Message, MessageStatus, Stance, utcnow
+from correspondence.models import Channel, Message, MessageStatus, Stance, utcnow
 from correspondence.services.audit import record
-from correspondence.services.blobs import store_blob
+from correspondence.services.blobs import store_blob, store_blobs
 from correspondence.services.messages import quarantine_message
 
 # Oversized input is quarantined, not dropped: this much of it is kept for a person to look at.
@@ -115,22 +114,19 @@ def receive_many(session: Session, items: list[Incoming], *, max_bytes: int,
     known = dict(session.execute(select(Message.idempotency_key, Message.id)
                                  .where(Message.idempotency_key.in_(set(keys)))).all())
     built: dict[str, tuple[Message, Incoming, str | None]] = {}
-    blobs: dict[str, tuple[bytes, str]] = {}
+    raws: list[tuple[Message, bytes, str]] = []
     for key, item in zip(keys, items, strict=True):
         if key in known or key in built:
             continue
         message, raw, reason = _build(item, max_bytes)
         if raw is not None:
-            digest = hashlib.sha256(raw).hexdigest()
-            blobs.setdefault(digest, (raw, item.content_type))
-            message.raw_sha256 = digest
-            if raw_cache is not None:
-                raw_cache[digest] = raw
+            raws.append((message, raw, item.content_type))
         built[key] = (message, item, reason)
-    if blobs:
-        present = set(session.scalars(select(Blob.sha256).where(Blob.sha256.in_(list(blobs)))))
-        session.add_all(Blob(sha256=d, size=len(raw), content_type=ctype, data=raw)
-                        for d, (raw, ctype) in blobs.items() if d not in present)
+    digests = store_blobs(session, ((raw, ctype) for _m, raw, ctype in raws))
+    for (message, raw, _ctype), digest in zip(raws, digests, strict=True):
+        message.raw_sha256 = digest
+        if raw_cache is not None:
+            raw_cache[digest] = raw
     session.add_all(m for m, _i, _r in built.values())
     session.flush()
     for message, item, reason in built.values():

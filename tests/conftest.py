@@ -23,6 +23,12 @@ REQUIRE_SERVICES = os.environ.get("MAILROOM_REQUIRE_SERVICES") == "1" or os.envi
 KEEP_TABLES = {"topics", "alembic_version"}
 
 
+def cli_env(settings: Settings) -> dict[str, str]:
+    """The environment a `mailroom` command needs to use the test database and blob folder."""
+    return {"DATABASE_URL": settings.database_url, "MAILROOM_INSTANCE_DIR": str(settings.instance_dir),
+            "MAILROOM_BLOB_DIR": str(settings.blob_dir), "SECRET_KEY": "x"}
+
+
 def need(condition: bool, reason: str) -> None:
     """Skip when a real service is missing on a laptop; fail in CI, where every part must be proven."""
     if condition:
@@ -53,8 +59,13 @@ def database_url(tmp_path_factory: pytest.TempPathFactory) -> str:
 
 
 @pytest.fixture(scope="session")
-def database(database_url: str) -> Iterator[Database]:
-    db = Database(database_url)
+def blob_dir(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    return tmp_path_factory.mktemp("blobs")
+
+
+@pytest.fixture(scope="session")
+def database(database_url: str, blob_dir: Path) -> Iterator[Database]:
+    db = Database(database_url, blob_dir=blob_dir)
     yield db
     db.dispose()
 
@@ -76,9 +87,10 @@ def _clean_tables(request: pytest.FixtureRequest) -> Iterator[None]:
 
 
 @pytest.fixture
-def settings(tmp_path: Path, database_url: str, database: Database, redis_server: str) -> Settings:
+def settings(tmp_path: Path, database_url: str, database: Database, redis_server: str, blob_dir: Path) -> Settings:
     return Settings.from_env({}, instance_dir=tmp_path / "instance", database_url=database_url,
-                             secret_key="test-secret-key", redis_url=redis_server, testing=True)
+                             secret_key="test-secret-key", redis_url=redis_server, testing=True,
+                             blob_dir_override=blob_dir)
 
 
 @pytest.fixture
@@ -180,6 +192,7 @@ def job_env(monkeypatch: pytest.MonkeyPatch, settings: Settings, redis_server: s
     """Point job entry points (which read the environment) at the test database and Redis."""
     monkeypatch.setenv("DATABASE_URL", settings.database_url)
     monkeypatch.setenv("MAILROOM_INSTANCE_DIR", str(settings.instance_dir))
+    monkeypatch.setenv("MAILROOM_BLOB_DIR", str(settings.blob_dir))
     monkeypatch.setenv("SECRET_KEY", settings.secret_key)
     monkeypatch.setenv("REDIS_URL", redis_server)
     return settings

@@ -4,20 +4,16 @@ from click.testing import CliRunner
 from sqlalchemy import func, select
 
 from correspondence.models import Message, Role, Staffer
+from tests.conftest import cli_env
 from workers.cli import cli
-
-
-def _env(settings):
-    return {"DATABASE_URL": settings.database_url, "MAILROOM_INSTANCE_DIR": str(settings.instance_dir),
-            "SECRET_KEY": "x"}
 
 
 def test_init_creates_admin_once(settings, session):
     runner = CliRunner()
-    first = runner.invoke(cli, ["init"], env=_env(settings))
+    first = runner.invoke(cli, ["init"], env=cli_env(settings))
     assert first.exit_code == 0, first.output
     assert "One-time password:" in first.output
-    second = runner.invoke(cli, ["init"], env=_env(settings))
+    second = runner.invoke(cli, ["init"], env=cli_env(settings))
     assert second.exit_code == 0 and "up to date" in second.output
     admins = session.scalars(select(Staffer).where(Staffer.role == Role.ADMIN)).all()
     assert len(admins) == 1 and admins[0].must_change_password
@@ -26,7 +22,7 @@ def test_init_creates_admin_once(settings, session):
 def test_demo_office_and_truth_file(settings, session):
     runner = CliRunner()
     result = runner.invoke(cli, ["demo", "--messages", "600", "--constituents", "150", "--seed", "3"],
-                           env=_env(settings))
+                           env=cli_env(settings))
     assert result.exit_code == 0, result.output
     summary = json.loads(result.output)
     assert summary["messages"] == 600 and summary["campaign"] > summary["organic"] > 0
@@ -36,6 +32,6 @@ def test_demo_office_and_truth_file(settings, session):
     assert len(truth) == 600
     campaigns = {t["campaign"] for t in truth if t["campaign"]}
     assert len(campaigns) >= 10
-    again = runner.invoke(cli, ["demo", "--messages", "10", "--if-empty"], env=_env(settings))
+    again = runner.invoke(cli, ["demo", "--messages", "10", "--if-empty"], env=cli_env(settings))
     assert "skipped" in again.output
     assert session.scalar(select(func.count(Message.id))) == 600

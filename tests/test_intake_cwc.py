@@ -12,6 +12,7 @@ from intake.cwc import CwcError, normalise_bill_type, parse_cwc
 from intake.importer import import_items
 from intake.pipeline import Rules
 from intake.registry import file_adapter
+from tests.conftest import cli_env
 from workers.cli import cli
 
 FULL = (Path(__file__).parent / "data" / "cwc" / "full.xml").read_bytes()
@@ -117,8 +118,7 @@ def test_wrong_office_or_bad_address_is_quarantined(database, session, change, r
 def test_cli_import_prints_summary(settings, tmp_path):
     (tmp_path / "good.xml").write_bytes(FULL)
     (tmp_path / "broken.xml").write_bytes(b"<CWC><oops>")
-    env = {"DATABASE_URL": settings.database_url, "MAILROOM_INSTANCE_DIR": str(settings.instance_dir),
-           "SECRET_KEY": "x"}
+    env = cli_env(settings)
     result = CliRunner().invoke(cli, ["import", "cwc", str(tmp_path)], env=env)
     assert result.exit_code == 0, result.output
     summary = json.loads(result.output)

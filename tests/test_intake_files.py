@@ -11,6 +11,7 @@ from intake.files import iter_maildir, iter_mbox
 from intake.importer import import_items
 from intake.mail import parse_email
 from intake.registry import file_adapter
+from tests.conftest import cli_env
 from workers.cli import cli
 
 MAIL = Path(__file__).parent / "data" / "mail"
@@ -103,8 +104,7 @@ def test_shared_mime4j_corpus_every_file_accounted(database):
 
 
 def test_cli_summary_for_missing_path(settings, tmp_path):
-    env = {"DATABASE_URL": settings.database_url, "MAILROOM_INSTANCE_DIR": str(settings.instance_dir),
-           "SECRET_KEY": "x"}
+    env = cli_env(settings)
     result = CliRunner().invoke(cli, ["import", "eml", str(tmp_path / "nope.eml"), str(MAIL / "plain-utf8.eml")],
                                 env=env)
     assert result.exit_code == 0, result.output

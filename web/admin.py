@@ -1,4 +1,4 @@
-"""Admin: staff accounts and roles."""
+"""Admin: staff accounts and roles, intake sources, routing rules."""
 
 from __future__ import annotations
 
@@ -7,10 +7,19 @@ from flask_login import current_user
 from sqlalchemy import select
 
 from correspondence.errors import DomainError, NotFound
-from correspondence.models import Channel, Role, Topic
+from correspondence.models import Channel, MailboxAccount, Role, Topic
+from correspondence.services.intake_sources import (
+    add_mailbox,
+    district_zips,
+    list_mailboxes,
+    record_check,
+    set_district_zips,
+    set_mailbox_active,
+)
 from correspondence.services.routing import create_rule, deactivate_rule, list_rules
 from correspondence.services.staff import create_staffer, list_staff, reset_password, set_active, set_role
 from correspondence.services.tokens import create_token, list_tokens, revoke_token
+from intake.imap import account_from_record, accounts_from_json, check_connection
 from web import db_session, settings
 from web.access import roles
 from web.forms import ActionForm, StaffForm
@@ -92,8 +101,94 @@ def intake():  # type: ignore[no-untyped-def]
             session.commit()
     cfg = settings()
     return render_template("admin_intake.html", tokens=list_tokens(session), form=form, new_token=new_token,
-                           district_zips=sorted(cfg.district_zips), cwc_offices=sorted(cfg.cwc_offices),
-                           max_mb=cfg.max_message_bytes // 1048576)
+                           env_zips=sorted(cfg.district_zips), office_zips=_zip_text(district_zips(session)),
+                           cwc_offices=sorted(cfg.cwc_offices), max_mb=cfg.max_message_bytes // 1048576,
+                           mailboxes=list_mailboxes(session), env_mailboxes=_env_mailboxes(cfg))
+
+
+def _zip_text(zips: set[str]) -> str:
+    return "\n".join(z if len(z) == 5 else f"{z[:5]}-{z[5:]}" for z in sorted(zips))
+
+
+def _env_mailboxes(cfg) -> list[str]:  # type: ignore[no-untyped-def]
+    try:
+        return [a.name for a in accounts_from_json(cfg.imap_accounts_json)]
+    except ValueError as exc:
+        return [f"(MAILROOM_IMAP_ACCOUNTS cannot be read: {exc})"]
+
+
+@bp.route("/intake/mailboxes", methods=["POST"])
+@roles(Role.ADMIN)
+def mailbox_add():  # type: ignore[no-untyped-def]
+    session = db_session()
+    f = request.form
+    try:
+        account = add_mailbox(session, secret_key=settings().secret_key, name=f.get("name", ""),
+                              host=f.get("host", ""), port=f.get("port", ""), security=f.get("security", "ssl"),
+                              username=f.get("username", ""), password=f.get("password", ""),
+                              folders=f.get("folders", ""), processed_folder=f.get("processed_folder", ""),
+                              actor_id=current_user.id)
+    except DomainError as exc:
+        session.rollback()
+        flash(f"Mailbox not added: {exc}", "error")
+        return redirect(url_for("admin.intake")), 303
+    session.commit()
+    flash(f"Mailbox {account.name} added; it is polled every minute. Check the connection below.", "ok")
+    return redirect(url_for("admin.intake")), 303
+
+
+@bp.route("/intake/mailboxes/<int:account_id>/check", methods=["POST"])
+@roles(Role.ADMIN)
+def mailbox_check(account_id: int):  # type: ignore[no-untyped-def]
+    """Sign in to the mailbox now and list its folders, so the admin knows polling will work."""
+    session = db_session()
+    row = session.get(MailboxAccount, account_id)
+    if row is None:
+        abort(404, description=f"There is no mailbox {account_id}.")
+    try:
+        account = account_from_record(row, settings().secret_key)
+        folders = check_connection(account, timeout=10)
+    except Exception as exc:  # any failure is the answer the admin asked for, shown as it is
+        result, ok = f"failed: {type(exc).__name__}: {exc}", False
+    else:
+        missing = [f for f in account.folders if f not in folders]
+        ok = not missing
+        result = (f"connected; folders: {', '.join(folders[:20])}" if ok
+                  else f"connected, but these folders do not exist: {', '.join(missing)}")
+    record_check(session, account_id, result, actor_id=current_user.id)
+    session.commit()
+    flash(f"{row.name}: {result}", "ok" if ok else "error")
+    return redirect(url_for("admin.intake")), 303
+
+
+@bp.route("/intake/mailboxes/<int:account_id>/active", methods=["POST"])
+@roles(Role.ADMIN)
+def mailbox_active(account_id: int):  # type: ignore[no-untyped-def]
+    session = db_session()
+    active = request.form.get("value") == "on"
+    try:
+        account = set_mailbox_active(session, account_id, active, actor_id=current_user.id)
+    except NotFound:
+        abort(404, description=f"There is no mailbox {account_id}.")
+    session.commit()
+    flash(f"Mailbox {account.name} {'is polled again' if active else 'is no longer polled'}.", "ok")
+    return redirect(url_for("admin.intake")), 303
+
+
+@bp.route("/intake/zips", methods=["POST"])
+@roles(Role.ADMIN)
+def district_zip_list():  # type: ignore[no-untyped-def]
+    """Replace the office's ZIP list; new mail is placed in or out of district by it."""
+    session = db_session()
+    try:
+        zips = set_district_zips(session, request.form.get("zips", ""), actor_id=current_user.id)
+    except DomainError as exc:
+        session.rollback()
+        flash(f"ZIP list not saved: {exc}", "error")
+        return redirect(url_for("admin.intake")), 303
+    session.commit()
+    flash(f"District ZIP list saved: {len(zips)} codes. It applies to mail processed from now on.", "ok")
+    return redirect(url_for("admin.intake")), 303
 
 
 @bp.route("/intake/tokens/<int:token_id>/revoke", methods=["POST"])

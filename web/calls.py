@@ -1,4 +1,4 @@
-"""Quick entry of a phone call: one form, stored and processed like any other message."""
+"""Quick entry of a phone call or walk-in visit: one form, stored and processed like any other message."""
 
 from __future__ import annotations
 
@@ -39,7 +39,7 @@ def new():  # type: ignore[no-untyped-def]
             if topic.isdigit():
                 set_topic(session, message.id, int(topic), actor_id=current_user.id)
             session.commit()
-            flash("Call logged." if not result.duplicate else "That call was already logged.", "ok")
+            flash("Logged." if not result.duplicate else "That was already logged.", "ok")
             return redirect(url_for("messages.view", message_id=result.message_id)), 303
     elif request.method == "POST":
         errors = {"form": "the form expired; reload it and try again"}

@@ -59,7 +59,7 @@ def view(message_id: int):  # type: ignore[no-untyped-def]
     except NotFound:
         abort(404, description=f"There is no message {message_id}.")
     blob = session.get(Blob, message.raw_sha256) if message.raw_sha256 else None
-    raw = blob.data if blob is not None else None
+    raw = load_blob(session, blob.sha256) if blob is not None else None
     textual = blob is not None and blob.content_type.split("/")[0] in ("text", "message") or (
         blob is not None and blob.content_type in ("application/xml", "application/json"))
     history = list(session.scalars(

@@ -118,7 +118,7 @@ def demo_command(messages: int, constituents: int, seed: int, if_empty: bool) ->
     from correspondence.demo import build_demo_office
 
     settings = Settings.from_env()
-    db = Database(settings.database_url)
+    db = Database.from_settings(settings)
     summary = build_demo_office(db, settings.instance_dir, messages=messages, constituents=constituents,
                                 seed=seed, if_empty=if_empty)
     click.echo(json.dumps(summary))
@@ -137,7 +137,7 @@ def _import(kind: str, paths: tuple[str, ...]) -> None:
 
     reader, adapter = file_adapter(kind)
     settings = Settings.from_env()
-    db = Database(settings.database_url, immediate=True)
+    db = Database.from_settings(settings, immediate=True)
     summary = import_items(db, reader(paths), adapter, source=f"file:{kind}", max_bytes=settings.max_message_bytes,
                            rules=Rules.from_settings(settings))
     db.dispose()
@@ -207,7 +207,7 @@ def staff_create(name: str, email: str, role: str) -> None:
     from correspondence.models import Role
     from correspondence.services.staff import create_staffer
 
-    db = Database(Settings.from_env().database_url)
+    db = Database.from_settings(Settings.from_env())
     try:
         with db.unit_of_work() as session:
             staffer, otp = create_staffer(session, name=name, email=email, role=Role(role), actor_id=None)

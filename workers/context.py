@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from functools import lru_cache
+from pathlib import Path
 
 from config import Settings
 from correspondence.db import Database
@@ -13,9 +14,10 @@ def settings() -> Settings:
 
 
 @lru_cache(maxsize=4)
-def _database(url: str) -> Database:
-    return Database(url, immediate=True)
+def _database(url: str, blob_dir: Path) -> Database:
+    return Database(url, immediate=True, blob_dir=blob_dir)
 
 
 def database() -> Database:
-    return _database(settings().database_url)
+    current = settings()
+    return _database(current.database_url, current.blob_dir)

@@ -50,11 +50,13 @@ def run_sweep() -> int:
 
 def run_poll_imap() -> dict[str, int]:
     """Poll every configured IMAP account. Idempotent: stored messages are found again by their key."""
-    from intake.imap import accounts_from_json, poll_account
+    from intake.imap import accounts_from_db, accounts_from_json, poll_account
 
     settings = context.settings()
+    with context.database().unit_of_work() as session:
+        accounts = accounts_from_json(settings.imap_accounts_json) + accounts_from_db(session, settings.secret_key)
     totals: dict[str, int] = {}
-    for account in accounts_from_json(settings.imap_accounts_json):
+    for account in accounts:
         try:
             result = poll_account(context.database(), account, max_bytes=settings.max_message_bytes,
                                   rules=Rules.from_settings(settings))

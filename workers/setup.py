@@ -23,7 +23,7 @@ def initialise(settings: Settings, *, admin_email: str = "admin@mailroom.local",
                admin_name: str = "Office Administrator") -> InitResult:
     settings.instance_dir.mkdir(parents=True, exist_ok=True)
     upgrade(settings.database_url)
-    db = Database(settings.database_url)
+    db = Database.from_settings(settings)
     try:
         with db.unit_of_work() as session:
             if session.scalar(select(func.count(Staffer.id))):

@@ -9,7 +9,7 @@ from correspondence.models.constituent import (
     ConstituentPhone,
     DistrictStatus,
 )
-from correspondence.models.intake import IntakeCursor, IntakeToken
+from correspondence.models.intake import DistrictZip, IntakeCursor, IntakeToken, MailboxAccount
 from correspondence.models.message import (
     OPEN_STATUSES,
     Channel,
@@ -35,8 +35,10 @@ __all__ = [
     "ConstituentPhone",
     "Direction",
     "DistrictStatus",
+    "DistrictZip",
     "IntakeCursor",
     "IntakeToken",
+    "MailboxAccount",
     "Message",
     "MessageStatus",
     "Role",

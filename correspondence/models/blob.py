@@ -1,4 +1,4 @@
-"""Raw inputs stored once, addressed by the SHA-256 of their content."""
+"""Raw inputs stored once, addressed by the SHA-256 of their content; the bytes are files (blobstore)."""
 
 from __future__ import annotations
 
@@ -16,5 +16,6 @@ class Blob(Base):
     sha256: Mapped[str] = mapped_column(String(64), primary_key=True)
     size: Mapped[int] = mapped_column(Integer)
     content_type: Mapped[str] = mapped_column(String(100), default="application/octet-stream")
-    data: Mapped[bytes] = mapped_column(LargeBinary)
+    # Only rows written before migration 0005 hold their bytes here; newer ones are files.
+    data: Mapped[bytes | None] = mapped_column(LargeBinary, nullable=True)
     created_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)

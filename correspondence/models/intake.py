@@ -1,10 +1,10 @@
-"""Intake sources: API tokens for web forms and CWC deliveries."""
+"""Intake sources: API tokens, IMAP mailboxes, the district ZIP list, and where each source left off."""
 
 from __future__ import annotations
 
 from datetime import datetime
 
-from sqlalchemy import JSON, ForeignKey, Integer, String
+from sqlalchemy import JSON, Boolean, ForeignKey, Integer, String
 from sqlalchemy.orm import Mapped, mapped_column
 
 from correspondence.models.base import Base, UTCDateTime, utcnow
@@ -36,3 +36,36 @@ class IntakeCursor(Base):
     key: Mapped[str] = mapped_column(String(200), primary_key=True)
     value: Mapped[dict] = mapped_column(JSON)
     updated_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow, onupdate=utcnow)
+
+
+class MailboxAccount(Base):
+    """An IMAP mailbox the office polls, added in the intake sources page.
+
+    The password is kept encrypted with a key derived from the instance's secret key
+    (correspondence.secrets), never in plain text and never shown again after saving.
+    """
+
+    __tablename__ = "mailbox_accounts"
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    name: Mapped[str] = mapped_column(String(120), unique=True)
+    host: Mapped[str] = mapped_column(String(255))
+    port: Mapped[int] = mapped_column(Integer, default=993)
+    # "ssl" (IMAPS), "starttls" or "none" (loopback and tests only).
+    security: Mapped[str] = mapped_column(String(10), default="ssl")
+    username: Mapped[str] = mapped_column(String(255))
+    password_encrypted: Mapped[str] = mapped_column(String(1000))
+    folders: Mapped[list] = mapped_column(JSON, default=lambda: ["INBOX"])
+    processed_folder: Mapped[str | None] = mapped_column(String(255))
+    active: Mapped[bool] = mapped_column(Boolean, default=True)
+    last_checked_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
+    last_check_result: Mapped[str | None] = mapped_column(String(500))
+    created_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)
+
+
+class DistrictZip(Base):
+    """One of the office's ZIP codes (5 digits) or ZIP+4 codes (9 digits), edited in the UI."""
+
+    __tablename__ = "district_zips"
+
+    zip: Mapped[str] = mapped_column(String(9), primary_key=True)

@@ -21,6 +21,15 @@ class Channel(enum.StrEnum):
     POSTAL = "postal"
     PHONE = "phone"
     SOCIAL = "social"
+    WALK_IN = "walk_in"
+
+    @property
+    def label(self) -> str:
+        return _CHANNEL_LABELS.get(self.value, self.value)
+
+
+_CHANNEL_LABELS = {"email": "Email", "webform": "Web form", "cwc": "CWC", "postal": "Postal mail", "phone": "Phone",
+                   "social": "Social media", "walk_in": "Walk-in"}
 
 
 class Direction(enum.StrEnum):

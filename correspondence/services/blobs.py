@@ -1,23 +1,61 @@
-"""Content-addressed storage of raw inputs."""
+"""Content-addressed storage of raw inputs: a row per blob (size, type) and the bytes as a file.
+
+The file is written and fsynced before the row is flushed, so a committed row always has its file.
+A transaction that rolls back can leave a file with no row; it is harmless (the same bytes stored
+later reuse it) and never read without a row.
+"""
 
 from __future__ import annotations
 
-import hashlib
+from collections.abc import Iterable
 
+from sqlalchemy import select
 from sqlalchemy.orm import Session
 
+from correspondence.blobstore import BlobStore
 from correspondence.models import Blob
+
+
+class BlobStoreMissing(RuntimeError):
+    """The session was made without a blob folder (Database(..., blob_dir=...))."""
+
+
+def blob_store(session: Session) -> BlobStore:
+    store = session.info.get("blobs")
+    if store is None:
+        raise BlobStoreMissing("this database session has no blob folder; build it with Database.from_settings")
+    return store
 
 
 def store_blob(session: Session, data: bytes, content_type: str = "application/octet-stream") -> str:
     """Store bytes once, keyed by SHA-256; storing the same bytes again is a no-op."""
-    digest = hashlib.sha256(data).hexdigest()
+    digest = blob_store(session).put(data)
     if session.get(Blob, digest) is None:
-        session.add(Blob(sha256=digest, size=len(data), content_type=content_type, data=data))
+        session.add(Blob(sha256=digest, size=len(data), content_type=content_type))
         session.flush()
     return digest
 
 
+def store_blobs(session: Session, items: Iterable[tuple[bytes, str]]) -> list[str]:
+    """Store many (bytes, content type) pairs with one look-up of the rows already present."""
+    store = blob_store(session)
+    new: dict[str, tuple[int, str]] = {}
+    digests = []
+    for data, content_type in items:
+        digest = store.put(data)
+        digests.append(digest)
+        new.setdefault(digest, (len(data), content_type))
+    if new:
+        present = set(session.scalars(select(Blob.sha256).where(Blob.sha256.in_(list(new)))))
+        session.add_all(Blob(sha256=d, size=size, content_type=ctype)
+                        for d, (size, ctype) in new.items() if d not in present)
+    return digests
+
+
 def load_blob(session: Session, digest: str) -> bytes | None:
     blob = session.get(Blob, digest)
-    return blob.data if blob else None
+    if blob is None:
+        return None
+    if blob.data is not None:  # stored in the database by a release before 0005
+        return blob.data
+    return blob_store(session).get(digest)

@@ -1,0 +1,116 @@
+"""Intake sources an admin edits in the UI: IMAP mailboxes and the office's district ZIP list."""
+
+from __future__ import annotations
+
+import re
+
+from sqlalchemy import delete, select
+from sqlalchemy.orm import Session
+
+from correspondence import secretbox
+from correspondence.errors import NotFound, ValidationFailed
+from correspondence.models import DistrictZip, MailboxAccount, utcnow
+from correspondence.services.audit import record
+
+SECURITY = ("ssl", "starttls", "none")
+_FOLDER = re.compile(r"[^\x00-\x1f\x7f]{1,255}")
+
+
+def add_mailbox(session: Session, *, secret_key: str, name: str, host: str, port: str | int, security: str,
+                username: str, password: str, folders: str, processed_folder: str = "",
+                actor_id: int | None) -> MailboxAccount:
+    errors = []
+    name, host, username = name.strip(), host.strip(), username.strip()
+    if not name:
+        errors.append("name the mailbox")
+    elif session.scalar(select(MailboxAccount.id).where(MailboxAccount.name == name)) is not None:
+        errors.append(f"a mailbox named {name!r} exists already")
+    if not re.fullmatch(r"[A-Za-z0-9.-]{1,253}", host):
+        errors.append("host must be a host name or IP address")
+    try:
+        port_number = int(port or (993 if security == "ssl" else 143))
+        if not 0 < port_number < 65536:
+            raise ValueError
+    except ValueError:
+        errors.append("port must be a number from 1 to 65535")
+        port_number = 0
+    if security not in SECURITY:
+        errors.append("security must be ssl, starttls or none")
+    if not username:
+        errors.append("enter the user name")
+    if not password:
+        errors.append("enter the password")
+    folder_list = [f.strip() for f in folders.replace("\n", ",").split(",") if f.strip()] or ["INBOX"]
+    if not all(_FOLDER.fullmatch(f) for f in folder_list + ([processed_folder.strip()] if processed_folder else [])):
+        errors.append("folder names must be printable text")
+    if errors:
+        raise ValidationFailed("; ".join(errors))
+    account = MailboxAccount(name=name[:120], host=host, port=port_number, security=security, username=username,
+                             password_encrypted=secretbox.encrypt(secret_key, password), folders=folder_list,
+                             processed_folder=processed_folder.strip() or None, active=True)
+    session.add(account)
+    session.flush()
+    record(session, actor_id=actor_id, action="mailbox.create", object_type="mailbox", object_id=account.id,
+           after={"name": account.name, "host": host, "port": port_number, "security": security,
+                  "username": username, "folders": folder_list, "processed_folder": account.processed_folder})
+    return account
+
+
+def set_mailbox_active(session: Session, account_id: int, active: bool, *, actor_id: int) -> MailboxAccount:
+    account = session.get(MailboxAccount, account_id)
+    if account is None:
+        raise NotFound(f"no mailbox {account_id}")
+    if account.active != active:
+        record(session, actor_id=actor_id, action="mailbox.activate" if active else "mailbox.deactivate",
+               object_type="mailbox", object_id=account.id, before={"active": account.active},
+               after={"active": active})
+        account.active = active
+    return account
+
+
+def record_check(session: Session, account_id: int, result: str, *, actor_id: int) -> None:
+    account = session.get(MailboxAccount, account_id)
+    if account is None:
+        raise NotFound(f"no mailbox {account_id}")
+    account.last_checked_at = utcnow()
+    account.last_check_result = result[:500]
+    record(session, actor_id=actor_id, action="mailbox.check", object_type="mailbox", object_id=account.id,
+           after={"result": account.last_check_result})
+
+
+def list_mailboxes(session: Session) -> list[MailboxAccount]:
+    return list(session.scalars(select(MailboxAccount).order_by(MailboxAccount.name)))
+
+
+def parse_zip_list(text: str) -> tuple[set[str], list[str]]:
+    """ZIPs from free text (commas, spaces or lines; 12345, 12345-6789 or 123456789) and the bad entries."""
+    good, bad = set(), []
+    for token in re.split(r"[\s,;]+", text.strip()):
+        if not token:
+            continue
+        digits = token.replace("-", "")
+        if re.fullmatch(r"\d{5}|\d{9}", digits) and (token.count("-") == 0 or re.fullmatch(r"\d{5}-\d{4}", token)):
+            good.add(digits)
+        else:
+            bad.append(token)
+    return good, bad
+
+
+def set_district_zips(session: Session, text: str, *, actor_id: int) -> set[str]:
+    """Replace the office's ZIP list; a list with any unreadable entry is refused whole."""
+    zips, bad = parse_zip_list(text)
+    if bad:
+        shown = ", ".join(bad[:10]) + (" …" if len(bad) > 10 else "")
+        raise ValidationFailed(f"not ZIP codes (use 12345 or 12345-6789): {shown}")
+    before = district_zips(session)
+    session.execute(delete(DistrictZip))
+    session.add_all(DistrictZip(zip=z) for z in sorted(zips))
+    session.flush()
+    record(session, actor_id=actor_id, action="district_zips.set", object_type="office", object_id="district_zips",
+           before={"count": len(before), "removed": sorted(before - zips)[:200]},
+           after={"count": len(zips), "added": sorted(zips - before)[:200]})
+    return zips
+
+
+def district_zips(session: Session) -> set[str]:
+    return set(session.scalars(select(DistrictZip.zip)))
