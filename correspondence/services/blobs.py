@@ -38,12 +38,10 @@ def store_blob(session: Session, data: bytes, content_type: str = "application/o
 
 def store_blobs(session: Session, items: Iterable[tuple[bytes, str]]) -> list[str]:
     """Store many (bytes, content type) pairs with one look-up of the rows already present."""
-    store = blob_store(session)
+    pairs = list(items)
+    digests = blob_store(session).put_many([data for data, _ctype in pairs])
     new: dict[str, tuple[int, str]] = {}
-    digests = []
-    for data, content_type in items:
-        digest = store.put(data)
-        digests.append(digest)
+    for digest, (data, content_type) in zip(digests, pairs, strict=True):
         new.setdefault(digest, (len(data), content_type))
     if new:
         present = set(session.scalars(select(Blob.sha256).where(Blob.sha256.in_(list(new)))))
