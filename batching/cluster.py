@@ -176,6 +176,23 @@ def cluster_texts(texts: Sequence[str], settings: ClusterSettings | None = None)
     return Clustering(labels, {n: members[leader % len(unique_texts)][0] for leader, n in numbering.items()})
 
 
+def overlap_score(shared: int, n_text: int, n_template: int, cfg: ClusterSettings) -> float:
+    """Overlap coefficient of a text with a template (or leader, or core) of the given sizes.
+
+    A template large enough is matched by containment (a letter that adds to it still scores 1); a
+    small one by the larger of the two sizes, so one shared sentence does not make a copy.
+    """
+    if shared < cfg.min_shared:
+        return 0.0
+    smaller = n_template if n_template >= cfg.min_template_shingles else max(n_text, n_template)
+    return shared / min(n_text, smaller)
+
+
+def signed(h: int) -> int:
+    """A 64-bit shingle hash as a signed integer, for a BIGINT column."""
+    return h - (1 << 64) if h >= 1 << 63 else h
+
+
 def _best_match(s: frozenset[int], index: dict[int, list[int]], sets, cfg: ClusterSettings,  # type: ignore[no-untyped-def]
                 ) -> tuple[int | None, float]:
     """The candidate (leader or core) with the highest overlap coefficient with s."""
@@ -187,11 +204,7 @@ def _best_match(s: frozenset[int], index: dict[int, list[int]], sets, cfg: Clust
     best, best_score = None, 0.0
     for candidate, _hits in candidates.most_common(8):
         other = sets[candidate]
-        shared = len(s & other)
-        if shared < cfg.min_shared:
-            continue
-        smaller = len(other) if len(other) >= cfg.min_template_shingles else max(len(s), len(other))
-        score = shared / min(len(s), smaller)
+        score = overlap_score(len(s & other), len(s), len(other), cfg)
         if score > best_score:
             best, best_score = candidate, score
     return best, best_score

@@ -20,6 +20,7 @@ from sqlalchemy import func, select
 from sqlalchemy.exc import DBAPIError
 from sqlalchemy.orm import Session
 
+from batching.batches import join_message
 from correspondence.models import (
     Constituent,
     ConstituentEmail,
@@ -372,6 +373,15 @@ class Classify:
                 return
 
 
+class BatchStage:
+    """Join the campaign batch whose template the letter copies (batching.batches.join_message)."""
+
+    name = "batch"
+
+    def process(self, message: Message, ctx: Context) -> None:
+        join_message(ctx.session, message)
+
+
 class Route:
     """Assign new mail by the office's routing rules (topic or channel to a staffer or a team)."""
 
@@ -387,7 +397,7 @@ class Route:
 
 
 STAGES: tuple[Stage, ...] = (Decode(), CheckDelivery(), Clean(), MatchConstituent(), District(), Classify(),
-                             Route())
+                             BatchStage(), Route())
 
 
 def process_message(session: Session, message_id: int | Message, stages: tuple[Stage, ...] = STAGES, *,

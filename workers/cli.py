@@ -174,6 +174,20 @@ def batch_group() -> None:
     """Campaign batching."""
 
 
+@batch_group.command("run", with_appcontext=False)
+def batch_run() -> None:
+    """Cluster the unbatched messages now (the scheduler also does it every 15 minutes); prints a summary."""
+    from batching.batches import recluster
+    from correspondence.db import Database
+
+    _logging()
+    db = Database.from_settings(Settings.from_env(), immediate=True)
+    with db.unit_of_work() as session:
+        result = recluster(session).as_dict()
+    db.dispose()
+    click.echo(json.dumps(result))
+
+
 @batch_group.command("eval", with_appcontext=False)
 @click.argument("file", type=click.Path(exists=True, dir_okay=False))
 @click.option("--out", type=click.Path(dir_okay=False), help="Write {id, batch} per row as JSONL.")

@@ -66,3 +66,22 @@ def run_poll_imap() -> dict[str, int]:
             log.exception("imap poll failed account=%s", account.name)
             totals[account.name] = -1
     return totals
+
+
+def run_recluster() -> dict[str, float | int]:
+    """Cluster the unbatched pool into campaign batches. One run at a time (a Redis lock).
+
+    Idempotent: it only places messages that have no batch, so a second run finds nothing new.
+    """
+    from batching.batches import recluster
+
+    redis = connect(context.settings())
+    lock = redis.lock("mailroom:lock:recluster", timeout=1800, blocking=False)
+    if not lock.acquire():
+        log.info("recluster already running; skipped")
+        return {"skipped": 1}
+    try:
+        with context.database().unit_of_work() as session:
+            return recluster(session).as_dict()
+    finally:
+        lock.release()

@@ -2,6 +2,7 @@
 
 from correspondence.models.audit import AuditEvent, AuditLogIsAppendOnly
 from correspondence.models.base import Base, utcnow
+from correspondence.models.batch import Batch, BatchShingle, BatchStatus
 from correspondence.models.blob import Blob
 from correspondence.models.constituent import (
     Constituent,
@@ -28,6 +29,9 @@ __all__ = [
     "AuditEvent",
     "AuditLogIsAppendOnly",
     "Base",
+    "Batch",
+    "BatchShingle",
+    "BatchStatus",
     "Blob",
     "Channel",
     "Constituent",

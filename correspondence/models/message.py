@@ -5,7 +5,7 @@ from __future__ import annotations
 import enum
 from datetime import datetime
 
-from sqlalchemy import JSON, Enum, Float, ForeignKey, Index, Integer, String, Text
+from sqlalchemy import JSON, Boolean, Enum, Float, ForeignKey, Index, Integer, String, Text
 from sqlalchemy.orm import Mapped, mapped_column, relationship
 
 from correspondence.models.base import Base, UTCDateTime, utcnow
@@ -81,6 +81,7 @@ class Message(Base):
         Index("ix_messages_topic_status", "topic_id", "status"),
         Index("ix_messages_constituent_received", "constituent_id", "received_at"),
         Index("ix_messages_unprocessed", "processed_at", "created_at"),
+        Index("ix_messages_batch_received", "batch_id", "received_at"),
     )
 
     id: Mapped[int] = mapped_column(Integer, primary_key=True)
@@ -116,6 +117,12 @@ class Message(Base):
     # How the constituent was matched ("email", "phone", "name+address", "created") and how sure.
     match_method: Mapped[str | None] = mapped_column(String(30))
     match_confidence: Mapped[float | None] = mapped_column(Float)
+    # Campaign batch: the batch, how much of its template the letter holds, the sentences the
+    # writer added of their own, and whether a person placed it (re-clustering then leaves it be).
+    batch_id: Mapped[int | None] = mapped_column(ForeignKey("batches.id"))
+    batch_similarity: Mapped[float | None] = mapped_column(Float)
+    batch_additions: Mapped[list | None] = mapped_column(JSON)
+    batch_pinned: Mapped[bool] = mapped_column(Boolean, default=False)
     created_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)
     updated_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow, onupdate=utcnow)
 

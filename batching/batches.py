@@ -1,0 +1,462 @@
+"""Batches in the database: online join, offline clustering of the unbatched pool, staff decisions, undo.
+
+Rules that hold here:
+- Clustering only ever places messages that have no batch and that no person has placed
+  (``batch_pinned``); it never re-forms, merges or empties an existing batch. People decide those.
+- Every change a person makes is one audit event whose ``before`` holds what undo needs; undo is
+  itself an audited event, and an event is undone at most once.
+- A batch's template shingles are stored (``batch_shingles``), so joining a new letter is one
+  indexed query whatever the number of messages stored.
+"""
+
+from __future__ import annotations
+
+import logging
+import time
+from collections import Counter
+from collections.abc import Iterable, Sequence
+from dataclasses import dataclass
+
+from sqlalchemy import func, select, update
+from sqlalchemy.orm import Session
+
+from batching.cluster import NOT_A_BATCH, ClusterSettings, cluster_texts, overlap_score, shingles, signed
+from batching.normalise import normalise, sentences
+from batching.source import Member, detect_source
+from batching.templates import Template, build_template, personal_additions, similarity
+from correspondence.errors import DomainError, NotFound, ValidationFailed
+from correspondence.models import (
+    OPEN_STATUSES,
+    AuditEvent,
+    Batch,
+    BatchShingle,
+    BatchStatus,
+    Direction,
+    Message,
+    MessageStatus,
+    Staffer,
+    Stance,
+    Topic,
+)
+from correspondence.services.audit import record
+from correspondence.services.messages import assign_message, set_stance, set_topic, unassign_message
+
+log = logging.getLogger(__name__)
+
+CFG = ClusterSettings()
+# Shingles of one letter looked up when joining (a 20,000-character letter has ~3,000).
+MAX_LOOKUP = 4000
+LIVE = (BatchStatus.OPEN, BatchStatus.LETTER_PENDING, BatchStatus.ANSWERED, BatchStatus.NOT_CAMPAIGN)
+
+
+def template_of(batch: Batch) -> Template:
+    keys = tuple(k for k in (normalise(s) for s in sentences(batch.template_text)) if k)
+    return Template(batch.template_text, keys, shingles(normalise(batch.template_text), CFG.shingle_words))
+
+
+def get_batch(session: Session, batch_id: int) -> Batch:
+    batch = session.get(Batch, batch_id)
+    if batch is None:
+        raise NotFound(f"no batch {batch_id}")
+    return batch
+
+
+def _live(session: Session, batch: Batch) -> Batch:
+    """Follow merges to the batch that holds the campaign now."""
+    seen = set()
+    while batch.status == BatchStatus.MERGED and batch.merged_into_id and batch.id not in seen:
+        seen.add(batch.id)
+        batch = session.get(Batch, batch.merged_into_id) or batch
+    return batch
+
+
+# --- online join ------------------------------------------------------------------------------
+
+def find_batch(session: Session, text: str, cfg: ClusterSettings = CFG) -> tuple[Batch, float] | None:
+    """The batch whose template this letter copies, with its score; None if no template is close."""
+    s = shingles(normalise(text), cfg.shingle_words)
+    if len(s) < cfg.min_shingles:
+        return None
+    keys = [signed(h) for h in list(s)[:MAX_LOOKUP]]
+    shared = func.count().label("shared")
+    rows = session.execute(select(BatchShingle.batch_id, shared).where(BatchShingle.shingle.in_(keys))
+                           .group_by(BatchShingle.batch_id).order_by(shared.desc()).limit(5)).all()
+    best: tuple[Batch, float] | None = None
+    for batch_id, count in rows:
+        batch = session.get(Batch, batch_id)
+        if batch is None:
+            continue
+        score = overlap_score(count, len(s), batch.template_shingles, cfg)
+        if score >= cfg.join_overlap and (best is None or score > best[1]):
+            best = (batch, score)
+    if best is None:
+        return None
+    live = _live(session, best[0])
+    return (live, best[1]) if live.status in LIVE else None
+
+
+def join_message(session: Session, message: Message, cfg: ClusterSettings = CFG) -> Batch | None:
+    """The intake `batch` stage: a new letter joins the batch whose template it copies.
+
+    The member inherits the batch's topic and stance when it has none, and the batch's assignee
+    when nobody has it yet.
+    """
+    if message.batch_id is not None or message.batch_pinned or message.direction != Direction.INBOUND:
+        return None
+    found = find_batch(session, message.body_text or "", cfg)
+    if found is None:
+        return None
+    batch, score = found
+    _place(session, message, batch, template_of(batch), score)
+    session.execute(update(Batch).where(Batch.id == batch.id).values(member_count=Batch.member_count + 1))
+    if message.topic_id is None and batch.topic_id is not None:
+        message.topic_id = batch.topic_id
+    if message.stance is None and batch.stance is not None:
+        message.stance = batch.stance
+    if batch.assignee_id is not None and message.assignee_id is None and message.status == MessageStatus.NEW:
+        assignee = session.get(Staffer, batch.assignee_id)
+        if assignee is not None and assignee.active:
+            message.assignee_id = assignee.id
+            message.status = MessageStatus.ASSIGNED
+    return batch
+
+
+def _place(session: Session, message: Message, batch: Batch, template: Template, score: float | None = None,
+           *, pinned: bool | None = None) -> None:
+    message.batch_id = batch.id
+    message.batch_similarity = round(score if score is not None else similarity(message.body_text or "", template),
+                                     4)
+    added = personal_additions(message.body_text or "", template)
+    message.batch_additions = added or None
+    if pinned is not None:
+        message.batch_pinned = pinned
+
+
+# --- offline clustering -------------------------------------------------------------------------
+
+@dataclass
+class ClusterRun:
+    pool: int = 0
+    new_batches: int = 0
+    joined_existing: int = 0
+    batched: int = 0
+    seconds: float = 0.0
+
+    def as_dict(self) -> dict[str, float | int]:
+        return {"pool": self.pool, "new_batches": self.new_batches, "joined_existing": self.joined_existing,
+                "batched": self.batched, "seconds": round(self.seconds, 2)}
+
+
+def _pool_query():  # type: ignore[no-untyped-def]
+    return (select(Message.id, Message.body_text)
+            .where(Message.batch_id.is_(None), Message.batch_pinned.is_(False),
+                   Message.direction == Direction.INBOUND, Message.processed_at.is_not(None),
+                   Message.status.not_in([MessageStatus.QUARANTINED, MessageStatus.ARCHIVED]))
+            .order_by(Message.id))
+
+
+def recluster(session: Session, cfg: ClusterSettings = CFG, *, limit: int | None = None) -> ClusterRun:
+    """Cluster the unbatched pool; clusters big enough become batches or join the batch they copy."""
+    started = time.perf_counter()
+    run = ClusterRun()
+    query = _pool_query()
+    rows = session.execute(query.limit(limit) if limit else query).all()
+    run.pool = len(rows)
+    if not rows:
+        return run
+    clustering = cluster_texts([text or "" for _id, text in rows], cfg)
+    groups: dict[int, list[int]] = {}
+    for (message_id, _text), label in zip(rows, clustering.labels, strict=True):
+        if label != NOT_A_BATCH:
+            groups.setdefault(label, []).append(message_id)
+    for label in sorted(groups):
+        ids = groups[label]
+        members = list(session.scalars(select(Message).where(Message.id.in_(ids))))
+        template = build_template([m.body_text or "" for m in members])
+        existing = find_batch(session, template.text, cfg) if template.text else None
+        if existing is not None:
+            batch = existing[0]
+            live_template = template_of(batch)
+            for m in members:
+                _place(session, m, batch, live_template)
+            batch.member_count = _count(session, batch.id)
+            run.joined_existing += len(members)
+        else:
+            _new_batch(session, members, template, actor_id=None, how="clustering")
+            run.new_batches += 1
+        run.batched += len(members)
+    session.flush()
+    run.seconds = time.perf_counter() - started
+    log.info("recluster %s", run.as_dict())
+    return run
+
+
+def _count(session: Session, batch_id: int) -> int:
+    session.flush()
+    return session.scalar(select(func.count(Message.id)).where(Message.batch_id == batch_id)) or 0
+
+
+def _title(members: Sequence[Message], template: Template) -> str:
+    subjects = Counter(s for s in ((m.subject or "").strip() for m in members)
+                       if s and s.lower() not in ("(no subject)", "phone call", "no subject"))
+    if subjects:
+        subject, count = subjects.most_common(1)[0]
+        if count >= 0.2 * len(members):
+            return subject[:300]
+    return (template.text[:80] + ("…" if len(template.text) > 80 else "")) or "Untitled batch"
+
+
+def _majority(values: Iterable[object], total: int) -> object | None:
+    counts = Counter(v for v in values if v is not None)
+    if not counts:
+        return None
+    value, n = counts.most_common(1)[0]
+    return value if n >= 0.5 * total else None
+
+
+def _store_shingles(session: Session, batch: Batch, template: Template) -> None:
+    session.query(BatchShingle).filter(BatchShingle.batch_id == batch.id).delete()
+    session.add_all(BatchShingle(batch_id=batch.id, shingle=signed(h)) for h in template.shingles)
+    batch.template_shingles = len(template.shingles)
+
+
+def _new_batch(session: Session, members: list[Message], template: Template, *, actor_id: int | None,
+               how: str, pinned: bool = False) -> Batch:
+    source = detect_source([Member(m.body_text or "", m.subject or "", m.organization, m.delivery_agent,
+                                   m.campaign_id) for m in members])
+    batch = Batch(title=_title(members, template), template_text=template.text, status=BatchStatus.OPEN,
+                  source=source.name and source.name[:300], source_kind=source.kind,
+                  campaign_id=source.campaign_id and source.campaign_id[:200],
+                  stance=_majority((m.stance for m in members), len(members)),
+                  topic_id=_majority((m.topic_id for m in members), len(members)), member_count=len(members))
+    session.add(batch)
+    session.flush()
+    _store_shingles(session, batch, template)
+    for m in members:
+        _place(session, m, batch, template, pinned=pinned or None)
+        # Members inherit what the campaign says when they say nothing themselves (CWC ProOrCon).
+        if m.stance is None and batch.stance is not None:
+            m.stance = batch.stance
+        if m.topic_id is None and batch.topic_id is not None:
+            m.topic_id = batch.topic_id
+    record(session, actor_id=actor_id, action="batch.create", object_type="batch", object_id=batch.id,
+           after={"by": how, "size": len(members), "source": batch.source, "title": batch.title})
+    return batch
+
+
+def refresh_template(session: Session, batch: Batch) -> None:
+    """Rebuild the consensus, the join index and every member's similarity and additions."""
+    members = list(session.scalars(select(Message).where(Message.batch_id == batch.id)))
+    if not members:
+        batch.member_count = 0
+        return
+    template = build_template([m.body_text or "" for m in members])
+    batch.template_text = template.text
+    _store_shingles(session, batch, template)
+    for m in members:
+        _place(session, m, batch, template)
+    batch.member_count = len(members)
+
+
+# --- what staff do --------------------------------------------------------------------------------
+
+def _open_batch(session: Session, batch_id: int) -> Batch:
+    batch = get_batch(session, batch_id)
+    if batch.status == BatchStatus.MERGED:
+        raise ValidationFailed(f"batch {batch_id} was merged into batch {batch.merged_into_id}")
+    return batch
+
+
+def merge_batches(session: Session, target_id: int, source_id: int, *, actor_id: int) -> Batch:
+    """Fold source into target: its members move, it is marked merged; undo moves them back."""
+    if target_id == source_id:
+        raise ValidationFailed("choose two different batches to merge")
+    target, source = _open_batch(session, target_id), _open_batch(session, source_id)
+    ids = list(session.scalars(select(Message.id).where(Message.batch_id == source.id)))
+    before_status = source.status.value
+    session.execute(update(Message).where(Message.id.in_(ids)).values(batch_id=target.id)
+                    .execution_options(synchronize_session="fetch"))
+    source.status, source.merged_into_id, source.member_count = BatchStatus.MERGED, target.id, 0
+    target.member_count = _count(session, target.id)
+    record(session, actor_id=actor_id, action="batch.merge", object_type="batch", object_id=target.id,
+           before={"source_id": source.id, "source_status": before_status, "message_ids": ids},
+           after={"size": target.member_count})
+    return target
+
+
+def split_members(session: Session, batch_id: int, message_ids: Sequence[int], *, actor_id: int) -> Batch:
+    """Move the chosen members out into a batch of their own (placed by a person, so kept)."""
+    batch = _open_batch(session, batch_id)
+    members = list(session.scalars(select(Message).where(Message.id.in_(set(message_ids)),
+                                                         Message.batch_id == batch.id)))
+    if not members:
+        raise ValidationFailed("select the members to split out")
+    if len(members) == batch.member_count:
+        raise ValidationFailed("select some members, not all of them: splitting all would leave an empty batch")
+    pinned = {str(m.id): m.batch_pinned for m in members}
+    new = _new_batch(session, members, build_template([m.body_text or "" for m in members]), actor_id=actor_id,
+                     how="split", pinned=True)
+    batch.member_count = _count(session, batch.id)
+    record(session, actor_id=actor_id, action="batch.split", object_type="batch", object_id=batch.id,
+           before={"pinned": pinned}, after={"new_batch_id": new.id, "message_ids": [m.id for m in members]})
+    return new
+
+
+def remove_member(session: Session, batch_id: int, message_id: int, *, actor_id: int) -> Message:
+    """Take one letter out; it stays out (clustering will not put it back)."""
+    batch = _open_batch(session, batch_id)
+    message = session.get(Message, message_id)
+    if message is None or message.batch_id != batch.id:
+        raise NotFound(f"message {message_id} is not in batch {batch_id}")
+    before = {"message_id": message.id, "pinned": message.batch_pinned,
+              "similarity": message.batch_similarity, "additions": message.batch_additions}
+    message.batch_id, message.batch_similarity, message.batch_additions = None, None, None
+    message.batch_pinned = True
+    batch.member_count = _count(session, batch.id)
+    record(session, actor_id=actor_id, action="batch.remove_member", object_type="batch", object_id=batch.id,
+           before=before, after={"message_id": message.id})
+    return message
+
+
+def set_not_campaign(session: Session, batch_id: int, value: bool, *, actor_id: int) -> Batch:
+    """Mark (or unmark) a batch as not a campaign: it leaves the batch list and is never re-formed."""
+    batch = _open_batch(session, batch_id)
+    target = BatchStatus.NOT_CAMPAIGN if value else BatchStatus.OPEN
+    if batch.status == target:
+        return batch
+    before = batch.status.value
+    batch.status = target
+    record(session, actor_id=actor_id, action="batch.not_campaign" if value else "batch.campaign",
+           object_type="batch", object_id=batch.id, before={"status": before}, after={"status": target.value})
+    return batch
+
+
+def _members(session: Session, batch: Batch, open_only: bool = True) -> list[Message]:
+    query = select(Message).where(Message.batch_id == batch.id)
+    if open_only:
+        query = query.where(Message.status.in_(OPEN_STATUSES))
+    return list(session.scalars(query.order_by(Message.id)))
+
+
+def assign_batch(session: Session, batch_id: int, staffer_id: int | None, *, actor_id: int) -> Batch:
+    """Give the batch and its open letters to a staffer (None: take them back to unassigned)."""
+    batch = _open_batch(session, batch_id)
+    if staffer_id is not None:
+        staffer = session.get(Staffer, staffer_id)
+        if staffer is None or not staffer.active:
+            raise ValidationFailed("choose an active staffer")
+    previous: dict[str, int | None] = {}
+    for m in _members(session, batch):
+        if m.assignee_id == staffer_id:
+            continue
+        previous[str(m.id)] = m.assignee_id
+        if staffer_id is None:
+            unassign_message(session, m.id, actor_id=actor_id)
+        else:
+            assign_message(session, m.id, staffer_id, actor_id=actor_id)
+    record(session, actor_id=actor_id, action="batch.assign", object_type="batch", object_id=batch.id,
+           before={"assignee_id": batch.assignee_id, "messages": previous}, after={"assignee_id": staffer_id})
+    batch.assignee_id = staffer_id
+    return batch
+
+
+def set_batch_topic(session: Session, batch_id: int, topic_id: int | None, *, actor_id: int) -> Batch:
+    batch = _open_batch(session, batch_id)
+    if topic_id is not None and session.get(Topic, topic_id) is None:
+        raise ValidationFailed(f"no topic {topic_id}")
+    previous = {}
+    for m in _members(session, batch, open_only=False):
+        if m.topic_id != topic_id:
+            previous[str(m.id)] = m.topic_id
+            set_topic(session, m.id, topic_id, actor_id=actor_id)
+    record(session, actor_id=actor_id, action="batch.topic", object_type="batch", object_id=batch.id,
+           before={"topic_id": batch.topic_id, "messages": previous}, after={"topic_id": topic_id})
+    batch.topic_id = topic_id
+    return batch
+
+
+def set_batch_stance(session: Session, batch_id: int, stance: Stance | None, *, actor_id: int) -> Batch:
+    batch = _open_batch(session, batch_id)
+    previous = {}
+    for m in _members(session, batch, open_only=False):
+        if m.stance != stance:
+            previous[str(m.id)] = m.stance.value if m.stance else None
+            set_stance(session, m.id, stance, actor_id=actor_id)
+    record(session, actor_id=actor_id, action="batch.stance", object_type="batch", object_id=batch.id,
+           before={"stance": batch.stance.value if batch.stance else None, "messages": previous},
+           after={"stance": stance.value if stance else None})
+    batch.stance = stance
+    return batch
+
+
+# --- undo -----------------------------------------------------------------------------------------
+
+UNDOABLE = ("batch.merge", "batch.split", "batch.remove_member", "batch.not_campaign", "batch.campaign",
+            "batch.assign", "batch.topic", "batch.stance")
+
+
+def undoable_events(session: Session, batch_id: int, limit: int = 10) -> list[AuditEvent]:
+    """The batch's recent staff decisions that have not been undone, newest first."""
+    undone = {str(e) for e in session.scalars(
+        select(AuditEvent.object_id).where(AuditEvent.action == "batch.undo_event"))}
+    events = session.scalars(select(AuditEvent).where(AuditEvent.object_type == "batch",
+                                                      AuditEvent.object_id == str(batch_id),
+                                                      AuditEvent.action.in_(UNDOABLE))
+                             .order_by(AuditEvent.id.desc()).limit(limit * 2))
+    return [e for e in events if str(e.id) not in undone][:limit]
+
+
+def undo(session: Session, event_id: int, *, actor_id: int) -> Batch:
+    event = session.get(AuditEvent, event_id)
+    if event is None or event.action not in UNDOABLE:
+        raise NotFound(f"no batch decision {event_id} to undo")
+    already = session.scalar(select(AuditEvent.id).where(AuditEvent.action == "batch.undo_event",
+                                                         AuditEvent.object_id == str(event.id)))
+    if already is not None:
+        raise ValidationFailed("that change has already been undone")
+    batch = get_batch(session, int(event.object_id))
+    before, after = event.before or {}, event.after or {}
+    skipped = 0
+    if event.action == "batch.merge":
+        source = get_batch(session, int(before["source_id"]))
+        ids = before.get("message_ids", [])
+        session.execute(update(Message).where(Message.id.in_(ids), Message.batch_id == batch.id)
+                        .values(batch_id=source.id).execution_options(synchronize_session="fetch"))
+        source.status, source.merged_into_id = BatchStatus(before["source_status"]), None
+        source.member_count = _count(session, source.id)
+    elif event.action == "batch.split":
+        new = get_batch(session, int(after["new_batch_id"]))
+        for m in session.scalars(select(Message).where(Message.id.in_(after.get("message_ids", [])),
+                                                       Message.batch_id == new.id)):
+            m.batch_id = batch.id
+            m.batch_pinned = bool(before.get("pinned", {}).get(str(m.id), False))
+        new.status, new.merged_into_id, new.member_count = BatchStatus.MERGED, batch.id, 0
+    elif event.action == "batch.remove_member":
+        m = session.get(Message, int(before["message_id"]))
+        if m is not None and m.batch_id is None:
+            m.batch_id, m.batch_pinned = batch.id, bool(before.get("pinned"))
+            m.batch_similarity, m.batch_additions = before.get("similarity"), before.get("additions")
+    elif event.action in ("batch.not_campaign", "batch.campaign"):
+        batch.status = BatchStatus(before["status"])
+    elif event.action == "batch.assign":
+        for message_id, previous in before.get("messages", {}).items():
+            try:
+                if previous is None:
+                    unassign_message(session, int(message_id), actor_id=actor_id)
+                else:
+                    assign_message(session, int(message_id), int(previous), actor_id=actor_id)
+            except DomainError:
+                skipped += 1  # closed or reassigned since: leave it as it is now
+        batch.assignee_id = before.get("assignee_id")
+    elif event.action == "batch.topic":
+        for message_id, previous in before.get("messages", {}).items():
+            set_topic(session, int(message_id), previous, actor_id=actor_id)
+        batch.topic_id = before.get("topic_id")
+    elif event.action == "batch.stance":
+        for message_id, previous in before.get("messages", {}).items():
+            set_stance(session, int(message_id), Stance(previous) if previous else None, actor_id=actor_id)
+        batch.stance = Stance(before["stance"]) if before.get("stance") else None
+    batch.member_count = _count(session, batch.id)
+    record(session, actor_id=actor_id, action="batch.undo_event", object_type="audit_event", object_id=event.id,
+           before={"action": event.action, "batch_id": batch.id}, after={"skipped": skipped})
+    return batch
