@@ -459,4 +459,5 @@ def undo(session: Session, event_id: int, *, actor_id: int) -> Batch:
     batch.member_count = _count(session, batch.id)
     record(session, actor_id=actor_id, action="batch.undo_event", object_type="audit_event", object_id=event.id,
            before={"action": event.action, "batch_id": batch.id}, after={"skipped": skipped})
+    session.flush()
     return batch

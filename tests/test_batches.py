@@ -1,0 +1,153 @@
+"""Batches in the database: clustering the pool, joining new mail, and staff decisions with undo."""
+
+from __future__ import annotations
+
+import random
+
+import pytest
+from sqlalchemy import select
+
+from batching.batches import (
+    assign_batch,
+    find_batch,
+    merge_batches,
+    recluster,
+    remove_member,
+    set_batch_topic,
+    set_not_campaign,
+    split_members,
+    undo,
+    undoable_events,
+)
+from correspondence.errors import ValidationFailed
+from correspondence.models import AuditEvent, Batch, BatchStatus, Channel, Message, MessageStatus, Stance, Topic, utcnow
+from intake.pipeline import process_message
+from intake.receive import Incoming, receive
+
+CLEAN_WATER = ("I am writing to urge you to support the Clean Water Protection Act. Our rivers and lakes supply "
+               "drinking water to millions of families. Weakening the rules on industrial discharge would put "
+               "children at risk. Please stand with the communities downstream and vote yes on this bill.")
+POSTAL = ("Please oppose any plan to privatize the Postal Service. Rural towns depend on daily mail delivery for "
+          "medicine and pensions. The service is funded by postage, not taxes. Keep the post office public and "
+          "protect the jobs of the carriers who serve every address.")
+STORIES = ["My daughter got sick after swimming in the creek behind our house last summer.",
+           "I fish on the Scioto every weekend and the water has never looked this bad.",
+           "Our well tested positive for nitrates twice this year."]
+
+
+def _letter(template: str, rng: random.Random, story: str | None = None) -> str:
+    greeting = rng.choice(["Dear Representative,", "Hello,", "Dear Rep. Doe,"])
+    body = template if story is None else f"{template} {story}"
+    return f"{greeting}\n\n{body}\n\nSincerely,\n{rng.choice(['Ana Ruiz', 'Tom Lee', 'Kim Park'])}"
+
+
+def _pool(factory, n_water=12, n_postal=8, organic=4):  # type: ignore[no-untyped-def]
+    rng = random.Random(5)
+    made = {"water": [], "postal": [], "organic": []}
+    for i in range(n_water):
+        story = STORIES[i % 3] if i % 4 == 0 else None
+        made["water"].append(factory.message(body_text=_letter(CLEAN_WATER, rng, story), processed_at=utcnow(),
+                                             subject="Clean water", organization="River Keepers",
+                                             delivery_agent="Advocacy Co", channel=Channel.CWC,
+                                             stance=Stance.SUPPORT if i % 2 else None))
+    for _ in range(n_postal):
+        made["postal"].append(factory.message(body_text=_letter(POSTAL, rng) + "\n\nSent via Postal Friends Action",
+                                              processed_at=utcnow(), subject="Save the post office"))
+    own_words = ["The pothole on Elm street has been there for months and nobody fixes it.",
+                 "My passport application has been pending since March and I travel for work in June.",
+                 "Thank you for visiting our school last week, the students loved your talk about civics.",
+                 "Why did the VA clinic in Marion cut its weekend hours without asking veterans first?"]
+    for text in own_words[:organic]:
+        made["organic"].append(factory.message(body_text=text, processed_at=utcnow()))
+    return made
+
+
+def test_recluster_makes_batches_with_template_additions_source_and_stance(session, factory):
+    made = _pool(factory)
+    run = recluster(session)
+    assert run.pool == 24 and run.new_batches == 2 and run.batched == 20
+    water = session.get(Batch, made["water"][0].batch_id)
+    assert water.member_count == 12 and water.title == "Clean water"
+    assert "Clean Water Protection Act" in water.template_text and "Dear" not in water.template_text
+    assert water.source == "River Keepers (via Advocacy Co)" and water.source_kind == "cwc"
+    assert water.stance == Stance.SUPPORT  # half said so (CWC ProOrCon), nobody said otherwise
+    assert {m.stance for m in made["water"]} == {Stance.SUPPORT}  # the others inherit it
+    with_story = made["water"][0]
+    assert with_story.batch_additions == [STORIES[0]] and with_story.batch_similarity == 1.0
+    assert made["water"][1].batch_additions is None
+    postal = session.get(Batch, made["postal"][0].batch_id)
+    assert postal.source == "Postal Friends Action" and postal.source_kind == "footer"
+    assert all(m.batch_id is None for m in made["organic"])
+    assert recluster(session).new_batches == 0  # nothing left to place: idempotent
+
+
+def test_new_copy_joins_its_batch_at_intake_and_inherits_topic_stance_assignee(session, factory):
+    made = _pool(factory)
+    recluster(session)
+    batch = session.get(Batch, made["postal"][0].batch_id)
+    topic = session.scalar(select(Topic).where(Topic.name == "Government Operations and Politics"))
+    staffer = factory.staffer()
+    set_batch_topic(session, batch.id, topic.id, actor_id=staffer.id)
+    assign_batch(session, batch.id, staffer.id, actor_id=staffer.id)
+    item = Incoming(channel=Channel.WEBFORM, key="web:new-copy", source="test", subject="Post office",
+                    body_text="Hi,\n\n" + POSTAL + " I deliver mail in Hocking County myself.\n\nThanks,\nJo",
+                    from_address="jo@example.org", facts={"constituent": {"first_name": "Jo", "last_name": "Bell",
+                                                                         "email": "jo@example.org"}})
+    message = process_message(session, receive(session, item, max_bytes=10**6).message_id)
+    assert message.batch_id == batch.id and message.topic_id == topic.id
+    assert message.assignee_id == staffer.id and message.status == MessageStatus.ASSIGNED
+    assert message.batch_additions == ["I deliver mail in Hocking County myself."]
+    session.refresh(batch)
+    assert batch.member_count == 9
+    assert find_batch(session, "A completely different letter about the price of eggs at the market today.") is None
+
+
+def test_merge_split_remove_and_undo_each(session, factory):
+    made = _pool(factory)
+    recluster(session)
+    admin = factory.staffer(role="supervisor")
+    water_id, postal_id = made["water"][0].batch_id, made["postal"][0].batch_id
+
+    merge_batches(session, water_id, postal_id, actor_id=admin.id)
+    assert session.get(Batch, postal_id).status == BatchStatus.MERGED
+    assert session.get(Batch, water_id).member_count == 20
+    undo(session, undoable_events(session, water_id)[0].id, actor_id=admin.id)
+    session.expire_all()
+    assert session.get(Batch, postal_id).status == BatchStatus.OPEN
+    assert session.get(Batch, postal_id).member_count == 8 and session.get(Batch, water_id).member_count == 12
+
+    chosen = [m.id for m in made["water"][:3]]
+    new = split_members(session, water_id, chosen, actor_id=admin.id)
+    assert new.member_count == 3 and session.get(Batch, water_id).member_count == 9
+    assert all(session.get(Message, i).batch_pinned for i in chosen)
+    undo(session, undoable_events(session, water_id)[0].id, actor_id=admin.id)
+    session.expire_all()
+    assert session.get(Batch, water_id).member_count == 12 and session.get(Batch, new.id).status == BatchStatus.MERGED
+
+    removed = made["water"][5]
+    remove_member(session, water_id, removed.id, actor_id=admin.id)
+    assert recluster(session).batched == 0 and removed.batch_id is None  # a person's decision stands
+    event = undoable_events(session, water_id)[0]
+    undo(session, event.id, actor_id=admin.id)
+    assert removed.batch_id == water_id
+    with pytest.raises(ValidationFailed, match="already been undone"):
+        undo(session, event.id, actor_id=admin.id)
+    assert session.scalar(select(AuditEvent).where(AuditEvent.action == "batch.undo_event")) is not None
+
+
+def test_not_a_campaign_and_assign_undo(session, factory):
+    made = _pool(factory)
+    recluster(session)
+    supervisor, worker = factory.staffer(role="supervisor"), factory.staffer()
+    batch_id = made["postal"][0].batch_id
+    set_not_campaign(session, batch_id, True, actor_id=supervisor.id)
+    assert session.get(Batch, batch_id).status == BatchStatus.NOT_CAMPAIGN
+    # Later copies still recognise the template, and stay out of the campaign list with it.
+    assert find_batch(session, POSTAL)[0].id == batch_id
+    set_not_campaign(session, batch_id, False, actor_id=supervisor.id)
+
+    assign_batch(session, batch_id, worker.id, actor_id=supervisor.id)
+    assert {m.assignee_id for m in made["postal"]} == {worker.id}
+    undo(session, undoable_events(session, batch_id)[0].id, actor_id=supervisor.id)
+    assert {m.assignee_id for m in made["postal"]} == {None}
+    assert {m.status for m in made["postal"]} == {MessageStatus.NEW}
