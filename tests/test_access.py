@@ -35,6 +35,10 @@ MATRIX = {
     "admin.mailbox_check": frozenset({A}),
     "admin.mailbox_active": frozenset({A}),
     "admin.district_zip_list": frozenset({A}),
+    "batches.index": ALL,
+    "batches.view": ALL,
+    "batches.recluster_now": frozenset({A, S, C}),
+    "batches.act": frozenset({A, S, C}),
     "quarantine.index": frozenset({A, S, C}),
     "quarantine.act": frozenset({A, S, C}),
     "calls.new": ALL,
@@ -54,7 +58,8 @@ def test_every_route_has_the_expected_rule(app):
         assert actual == expected, endpoint
 
 
-SIMPLE_GETS = {"inbox.index": "/inbox/", "dashboard.index": "/dashboard/", "admin.staff": "/admin/staff",
+SIMPLE_GETS = {"inbox.index": "/inbox/", "batches.index": "/batches/", "dashboard.index": "/dashboard/",
+               "admin.staff": "/admin/staff",
                "auth.change_password": "/account/password", "quarantine.index": "/quarantine/",
                "admin.intake": "/admin/intake", "calls.new": "/calls/new", "scans.upload": "/scans/upload",
                "admin.routing": "/admin/routing"}

@@ -51,9 +51,9 @@ def create_app(settings: Settings) -> Flask:
     login_manager.init_app(app)
     app.before_request(enforce_access)
 
-    from web import admin, api, auth, calls, dashboard, inbox, messages, quarantine, scans
+    from web import admin, api, auth, batches, calls, dashboard, inbox, messages, quarantine, scans
 
-    for module in (auth, inbox, messages, dashboard, admin, api, quarantine, calls, scans):
+    for module in (auth, inbox, messages, dashboard, admin, api, quarantine, calls, scans, batches):
         app.register_blueprint(module.bp)
 
     app.teardown_appcontext(_close_session)

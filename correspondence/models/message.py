@@ -121,7 +121,7 @@ class Message(Base):
     # writer added of their own, and whether a person placed it (re-clustering then leaves it be).
     batch_id: Mapped[int | None] = mapped_column(ForeignKey("batches.id"))
     batch_similarity: Mapped[float | None] = mapped_column(Float)
-    batch_additions: Mapped[list | None] = mapped_column(JSON)
+    batch_additions: Mapped[list | None] = mapped_column(JSON(none_as_null=True))
     batch_pinned: Mapped[bool] = mapped_column(Boolean, default=False)
     created_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)
     updated_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow, onupdate=utcnow)

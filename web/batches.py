@@ -1,0 +1,152 @@
+"""Campaign batches: the list with growth, a batch's template and members, and what staff decide."""
+
+from __future__ import annotations
+
+import logging
+
+from flask import Blueprint, abort, flash, redirect, render_template, request, url_for
+from flask_login import current_user
+from sqlalchemy import select
+
+from batching import batches as service
+from batching import queries
+from correspondence.errors import DomainError, NotFound, ValidationFailed
+from correspondence.models import AuditEvent, BatchStatus, Role, Stance, Topic
+from correspondence.services.staff import list_staff
+from web import db_session, settings
+from web.access import ALL_STAFF, roles
+from web.forms import ActionForm
+
+log = logging.getLogger(__name__)
+
+bp = Blueprint("batches", __name__, url_prefix="/batches")
+
+DECIDE = (Role.ADMIN, Role.SUPERVISOR, Role.CORRESPONDENT)
+SHOWN = {"open": queries.LISTED, "not_campaign": (BatchStatus.NOT_CAMPAIGN,), "merged": (BatchStatus.MERGED,)}
+ACTION_NAMES = {"batch.merge": "merge", "batch.split": "split", "batch.remove_member": "removal of a letter",
+                "batch.not_campaign": "'not a campaign'", "batch.campaign": "'is a campaign'",
+                "batch.assign": "assignment", "batch.topic": "topic", "batch.stance": "stance"}
+
+
+@bp.route("/")
+@roles(*ALL_STAFF)
+def index():  # type: ignore[no-untyped-def]
+    session = db_session()
+    show = request.args.get("show", "open")
+    if show not in SHOWN:
+        abort(400, description=f"show: {show!r} is not one of {', '.join(SHOWN)}")
+    items = queries.list_batches(session, SHOWN[show])
+    grown = queries.growth(session, [b.id for b in items])
+    return render_template("batches.html", batches=items, growth=grown, show=show, form=ActionForm(),
+                           spark=queries.sparkline_points)
+
+
+@bp.route("/recluster", methods=["POST"])
+@roles(*DECIDE)
+def recluster_now():  # type: ignore[no-untyped-def]
+    """Queue a clustering run of everything not yet in a batch (it also runs every 15 minutes)."""
+    from workers.queues import MAINTENANCE, get_queue
+    from workers.redis_conn import connect
+
+    try:
+        get_queue(MAINTENANCE, connect(settings())).enqueue("workers.jobs.run_recluster", job_id="recluster-now")
+    except Exception:  # Redis down: say so rather than fail the page
+        log.warning("could not queue recluster", exc_info=True)
+        flash("Could not reach the job queue; clustering still runs on its schedule.", "error")
+    else:
+        flash("Clustering queued: new batches appear here in a minute or two.", "ok")
+    return redirect(url_for("batches.index")), 303
+
+
+@bp.route("/<int:batch_id>")
+@roles(*ALL_STAFF)
+def view(batch_id: int):  # type: ignore[no-untyped-def]
+    session = db_session()
+    try:
+        batch = service.get_batch(session, batch_id)
+    except NotFound:
+        abort(404, description=f"There is no batch {batch_id}.")
+    added_only = request.args.get("added") == "1"
+    after = request.args.get("after", "")
+    page = queries.members(session, batch.id, added_only=added_only, after_id=int(after) if after.isdigit() else None)
+    events = service.undoable_events(session, batch.id)
+    history = list(session.scalars(select(AuditEvent).where(AuditEvent.object_type == "batch",
+                                                            AuditEvent.object_id == str(batch.id))
+                                   .order_by(AuditEvent.id.desc()).limit(20)))
+    return render_template(
+        "batch.html", batch=batch, members=page, added_only=added_only,
+        with_additions=queries.count_with_additions(session, batch.id), geo=queries.geography(session, batch.id),
+        undoable=[(e, ACTION_NAMES.get(e.action, e.action)) for e in events], history=history,
+        others=queries.other_batches(session, batch.id), staff=list_staff(session, active_only=True),
+        topics=list(session.scalars(select(Topic).where(Topic.active.is_(True)).order_by(Topic.name))),
+        stances=list(Stance), form=ActionForm(), page_size=100)
+
+
+def _int(name: str) -> int | None:
+    raw = request.form.get(name, "")
+    if raw in ("", "none"):
+        return None
+    if not raw.isdigit():
+        raise ValidationFailed(f"{name}: {raw!r} is not a number")
+    return int(raw)
+
+
+@bp.route("/<int:batch_id>/<action>", methods=["POST"])
+@roles(*DECIDE)
+def act(batch_id: int, action: str):  # type: ignore[no-untyped-def]
+    """Every staff decision on a batch; each is audited and listed under "Undo" on the batch page."""
+    session = db_session()
+    me = current_user.id
+    target = batch_id
+    try:
+        if action == "merge":
+            other = _int("other_id")
+            if other is None:
+                raise ValidationFailed("choose the batch to merge into this one")
+            service.merge_batches(session, batch_id, other, actor_id=me)
+            message = f"Batch {other} merged into this one."
+        elif action == "split":
+            ids = [int(v) for v in request.form.getlist("message_id") if v.isdigit()]
+            new = service.split_members(session, batch_id, ids, actor_id=me)
+            message, target = f"{new.member_count} letters split into batch {new.id}.", new.id
+        elif action == "remove":
+            removed = _int("message_id")
+            if removed is None:
+                raise ValidationFailed("choose the letter to remove")
+            service.remove_member(session, batch_id, removed, actor_id=me)
+            message = f"Message {removed} removed from the batch; clustering will leave it out."
+        elif action in ("not_campaign", "campaign"):
+            service.set_not_campaign(session, batch_id, action == "not_campaign", actor_id=me)
+            message = "Marked as not a campaign." if action == "not_campaign" else "Marked as a campaign again."
+        elif action == "assign":
+            batch = service.assign_batch(session, batch_id, _int("staffer_id"), actor_id=me)
+            message = f"Batch and its open letters {'assigned' if batch.assignee_id else 'unassigned'}."
+        elif action == "topic":
+            service.set_batch_topic(session, batch_id, _int("topic_id"), actor_id=me)
+            message = "Topic set on the batch and every letter in it."
+        elif action == "stance":
+            raw = request.form.get("stance", "")
+            try:
+                stance = Stance(raw) if raw else None
+            except ValueError as exc:
+                raise ValidationFailed(f"stance: {raw!r} is not a stance") from exc
+            service.set_batch_stance(session, batch_id, stance, actor_id=me)
+            message = "Stance set on the batch and every letter in it."
+        elif action == "undo":
+            event_id = _int("event_id")
+            if event_id is None:
+                raise ValidationFailed("choose the change to undo")
+            service.undo(session, event_id, actor_id=me)
+            message = "Undone."
+        else:
+            abort(404, description=f"Unknown batch action {action!r}.")
+    except NotFound as exc:
+        session.rollback()
+        abort(404, description=str(exc))
+    except DomainError as exc:
+        session.rollback()
+        flash(str(exc), "error")
+        return redirect(url_for("batches.view", batch_id=batch_id)), 303
+    session.commit()
+    flash(message, "ok")
+    return redirect(url_for("batches.view", batch_id=target)), 303
