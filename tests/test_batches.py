@@ -151,3 +151,23 @@ def test_not_a_campaign_and_assign_undo(session, factory):
     undo(session, undoable_events(session, batch_id)[0].id, actor_id=supervisor.id)
     assert {m.assignee_id for m in made["postal"]} == {None}
     assert {m.status for m in made["postal"]} == {MessageStatus.NEW}
+
+
+def test_batch_page_escapes_letters_and_answers_bad_input(client, auth, session, factory):
+    made = _pool(factory)
+    hostile = factory.message(body_text=CLEAN_WATER + " <script>alert('x')</script> is what I think of this bill.",
+                              processed_at=utcnow())
+    recluster(session)
+    auth.login("correspondent")
+    batch_id = made["water"][0].batch_id
+    assert hostile.batch_id == batch_id
+    session.commit()
+    page = client.get(f"/batches/{batch_id}?added=1").get_data(as_text=True)
+    assert "<script>alert" not in page and "&lt;script&gt;alert" in page
+    token = auth.csrf(f"/batches/{batch_id}")
+    bad = client.post(f"/batches/{batch_id}/merge", data={"csrf_token": token, "other_id": "x"},
+                      follow_redirects=True)
+    assert "is not a number" in bad.get_data(as_text=True)
+    assert client.post(f"/batches/{batch_id}/explode", data={"csrf_token": token}).status_code == 404
+    assert client.get("/batches/?show=everything").status_code == 400
+    assert client.get("/batches/999999").status_code == 404

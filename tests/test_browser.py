@@ -96,3 +96,55 @@ def test_supervisor_assigns_with_keyboard_and_sees_dashboard_change(live_server,
 
     assigned = session.get(Message, focused_id)
     assert assigned.assignee_id == devon.id and assigned.status == MessageStatus.ASSIGNED
+
+
+def test_staffer_splits_and_merges_a_batch_in_the_browser(live_server, browser, factory, session):
+    from batching.batches import recluster
+    from correspondence.models import Batch, BatchStatus
+    from tests.test_batches import STORIES, _pool
+
+    supervisor = factory.staffer(role=Role.SUPERVISOR, name="Maria Alvarez")
+    made = _pool(factory)
+    recluster(session)
+    session.commit()
+    water_id = made["water"][0].batch_id
+
+    page = browser.new_page(viewport={"width": 1400, "height": 900})
+    page.goto(f"{live_server}/login")
+    page.fill("input[name=email]", supervisor.email)
+    page.fill("input[name=password]", factory.PASSWORD)
+    page.click("input[type=submit]")
+    page.wait_for_url("**/dashboard/")
+    page.goto(f"{live_server}/batches/")
+    assert page.locator("tr[data-batch]").count() == 2
+    page.click(f"tr[data-batch='{water_id}'] a")
+    page.wait_for_url(f"**/batches/{water_id}")
+    assert "Clean Water Protection Act" in page.inner_text("blockquote.template")
+
+    page.click("#added-only")
+    page.wait_for_url("**added=1")
+    assert page.locator("tr[data-id]").count() == 3
+    assert page.inner_text("mark.addition >> nth=0") in STORIES
+
+    page.goto(f"{live_server}/batches/{water_id}")
+    chosen = [made["water"][1].id, made["water"][2].id]
+    for message_id in chosen:
+        page.check(f"tr[data-id='{message_id}'] input[type=checkbox]")
+    page.click("button[form=split-form]")
+    page.wait_for_selector(".flash.ok")
+    assert "2 letters split into batch" in page.inner_text(".flash.ok")
+    new_id = int(page.url.rstrip("/").rsplit("/", 1)[1])
+    assert new_id != water_id and page.locator("tr[data-id]").count() == 2
+
+    page.goto(f"{live_server}/batches/{water_id}")
+    page.select_option("#merge-other", value=str(new_id))
+    page.click("form[action$='/merge'] button")
+    page.wait_for_selector(".flash.ok")
+    assert page.locator("tr[data-id]").count() == 12
+    session.rollback()
+    session.expire_all()
+    assert session.get(Batch, new_id).status == BatchStatus.MERGED
+
+    page.click("ul.undo li >> nth=0 >> button")  # undo the merge: the two letters go back out
+    page.wait_for_selector(".flash.ok")
+    assert page.locator("tr[data-id]").count() == 10
