@@ -153,6 +153,11 @@ def build_demo_office(db: Database, instance_dir: Path, *, messages: int = 20000
         if if_empty and session.scalar(select(func.count(Message.id))):
             return {"skipped": "the database already holds messages"}
         summary = _build(session, instance_dir, messages, constituents, seed)
+    # Campaign batches, as the clustering job would make them within 15 minutes of the mail arriving.
+    from batching.batches import recluster
+
+    with db.unit_of_work() as session:
+        summary["batching"] = recluster(session).as_dict()
     return summary
 
 
