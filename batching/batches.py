@@ -16,6 +16,7 @@ import time
 from collections import Counter
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
+from functools import lru_cache
 
 from sqlalchemy import func, select, update
 from sqlalchemy.orm import Session
@@ -50,8 +51,14 @@ LIVE = (BatchStatus.OPEN, BatchStatus.LETTER_PENDING, BatchStatus.ANSWERED, Batc
 
 
 def template_of(batch: Batch) -> Template:
-    keys = tuple(k for k in (normalise(s) for s in sentences(batch.template_text)) if k)
-    return Template(batch.template_text, keys, shingles(normalise(batch.template_text), CFG.shingle_words))
+    return _template(batch.template_text)
+
+
+@lru_cache(maxsize=2048)
+def _template(text: str) -> Template:
+    """Templates change rarely and are read on every join: parsed once per process."""
+    keys = tuple(k for k in (normalise(s) for s in sentences(text)) if k)
+    return Template(text, keys, shingles(normalise(text), CFG.shingle_words))
 
 
 def get_batch(session: Session, batch_id: int) -> Batch:

@@ -29,7 +29,8 @@ def write_corpus(messages: int, seed: int, out: Path) -> int:
     url = f"sqlite:///{work / 'demo.db'}"
     upgrade(url)
     db = Database(url, blob_dir=work / 'blobs')
-    summary = build_demo_office(db, work, messages=messages, constituents=max(500, messages // 4), seed=seed)
+    summary = build_demo_office(db, work, messages=messages, constituents=max(500, messages // 4), seed=seed,
+                                cluster=False)
     truth = {}
     with open(summary["truth"]) as fh:
         for line in fh:

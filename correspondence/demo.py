@@ -147,12 +147,14 @@ def _raw_email(person: Person, address: str, subject: str, text: str, when: date
 
 
 def build_demo_office(db: Database, instance_dir: Path, *, messages: int = 20000, constituents: int = 5000,
-                      seed: int = 1, if_empty: bool = False) -> dict[str, object]:
+                      seed: int = 1, if_empty: bool = False, cluster: bool = True) -> dict[str, object]:
     """Fill the database with a demo office and write the truth file; returns a summary."""
     with db.unit_of_work() as session:
         if if_empty and session.scalar(select(func.count(Message.id))):
             return {"skipped": "the database already holds messages"}
         summary = _build(session, instance_dir, messages, constituents, seed)
+    if not cluster:
+        return summary
     # Campaign batches, as the clustering job would make them within 15 minutes of the mail arriving.
     from batching.batches import recluster
 
