@@ -18,7 +18,7 @@ from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 from functools import lru_cache
 
-from sqlalchemy import func, select, update
+from sqlalchemy import bindparam, func, select, update
 from sqlalchemy.orm import Session
 
 from batching.cluster import NOT_A_BATCH, ClusterSettings, cluster_texts, overlap_score, shingles, signed
@@ -79,23 +79,27 @@ def _live(session: Session, batch: Batch) -> Batch:
 
 # --- online join ------------------------------------------------------------------------------
 
+# Built once: composing the statement per letter cost more than running it.
+_SHARED = func.count().label("shared")
+_TOP = (select(BatchShingle.batch_id, _SHARED).where(BatchShingle.shingle.in_(bindparam("keys", expanding=True)))
+        .group_by(BatchShingle.batch_id).order_by(_SHARED.desc()).limit(5).subquery())
+_FIND = select(_TOP.c.batch_id, _TOP.c.shared, Batch.template_shingles).join(Batch, Batch.id == _TOP.c.batch_id)
+
+
 def find_batch(session: Session, text: str, cfg: ClusterSettings = CFG) -> tuple[Batch, float] | None:
     """The batch whose template this letter copies, with its score; None if no template is close."""
     s = shingles(normalise(text), cfg.shingle_words)
     if len(s) < cfg.min_shingles:
         return None
     keys = [signed(h) for h in list(s)[:MAX_LOOKUP]]
-    shared = func.count().label("shared")
-    rows = session.execute(select(BatchShingle.batch_id, shared).where(BatchShingle.shingle.in_(keys))
-                           .group_by(BatchShingle.batch_id).order_by(shared.desc()).limit(5)).all()
-    best: tuple[Batch, float] | None = None
-    for batch_id, count in rows:
-        batch = session.get(Batch, batch_id)
-        if batch is None:
-            continue
-        score = overlap_score(count, len(s), batch.template_shingles, cfg)
-        if score >= cfg.join_overlap and (best is None or score > best[1]):
-            best = (batch, score)
+    rows = session.execute(_FIND, {"keys": keys}).all()
+    best_id, best_score = None, 0.0
+    for batch_id, count, size in rows:
+        score = overlap_score(count, len(s), size, cfg)
+        if score >= cfg.join_overlap and score > best_score:
+            best_id, best_score = batch_id, score
+    batch = session.get(Batch, best_id) if best_id is not None else None
+    best = (batch, best_score) if batch is not None else None
     if best is None:
         return None
     live = _live(session, best[0])
@@ -115,7 +119,8 @@ def join_message(session: Session, message: Message, cfg: ClusterSettings = CFG)
         return None
     batch, score = found
     _place(session, message, batch, template_of(batch), score)
-    session.execute(update(Batch).where(Batch.id == batch.id).values(member_count=Batch.member_count + 1))
+    session.connection().execute(update(Batch.__table__).where(Batch.__table__.c.id == batch.id)
+                                 .values(member_count=Batch.__table__.c.member_count + 1))
     if message.topic_id is None and batch.topic_id is not None:
         message.topic_id = batch.topic_id
     if message.stance is None and batch.stance is not None:
