@@ -58,6 +58,19 @@ class Settings:
     # IMAP mailboxes to poll: a JSON list of {name, host, port, username, password, ssl, folders, ...}.
     imap_accounts_json: str = ""
     testing: bool = False
+    # Outbound email (drafting): the SMTP server letters are sent through, and who they come from.
+    smtp_host: str = ""
+    smtp_port: int = 25
+    smtp_security: str = "starttls"  # "starttls", "ssl" or "none" (loopback only)
+    smtp_username: str = ""
+    smtp_password: str = ""
+    mail_from: str = "office@example.gov"
+    reply_to: str = ""
+    smtp_rate_per_second: float = 20.0
+    # What letters say about the office.
+    member_name: str = "Representative Jane Doe"
+    signature: str = "Sincerely,\n\nJane Doe\nMember of Congress"
+    letterhead: str = "Office of Representative Jane Doe · 1 Capitol Street · Washington, DC 20515"
     # Where raw input and attachments are kept as files (default: the instance folder's blobs/).
     blob_dir_override: Path | None = None
 
@@ -88,6 +101,17 @@ class Settings:
             "max_attachment_bytes": _int(env, "MAILROOM_MAX_ATTACHMENT_BYTES", cls.max_attachment_bytes),
             "district_zips": _zip_list(env.get("MAILROOM_DISTRICT_ZIPS", "")),
             "imap_accounts_json": env.get("MAILROOM_IMAP_ACCOUNTS", ""),
+            "smtp_host": env.get("MAILROOM_SMTP_HOST", ""),
+            "smtp_port": _int(env, "MAILROOM_SMTP_PORT", cls.smtp_port),
+            "smtp_security": _choice(env, "MAILROOM_SMTP_SECURITY", ("starttls", "ssl", "none"), cls.smtp_security),
+            "smtp_username": env.get("MAILROOM_SMTP_USERNAME", ""),
+            "smtp_password": env.get("MAILROOM_SMTP_PASSWORD", ""),
+            "mail_from": env.get("MAILROOM_MAIL_FROM", cls.mail_from),
+            "reply_to": env.get("MAILROOM_REPLY_TO", ""),
+            "smtp_rate_per_second": float(env.get("MAILROOM_SMTP_RATE") or cls.smtp_rate_per_second),
+            "member_name": env.get("MAILROOM_MEMBER_NAME", cls.member_name),
+            "signature": env.get("MAILROOM_SIGNATURE", cls.signature).replace("\\n", "\n"),
+            "letterhead": env.get("MAILROOM_LETTERHEAD", cls.letterhead),
             "blob_dir_override": Path(env["MAILROOM_BLOB_DIR"]).resolve() if env.get("MAILROOM_BLOB_DIR") else None,
             "cwc_offices": frozenset(o.strip().upper() for o in env.get("MAILROOM_CWC_OFFICES", "").split(",")
                                      if o.strip()),
@@ -118,6 +142,13 @@ class Settings:
     @property
     def zone(self) -> ZoneInfo:
         return ZoneInfo(self.timezone)
+
+
+def _choice(env: Mapping[str, str], name: str, allowed: tuple[str, ...], default: str) -> str:
+    value = (env.get(name) or default).strip().lower()
+    if value not in allowed:
+        raise SettingsError(f"{name}={value!r} must be one of {', '.join(allowed)}")
+    return value
 
 
 def _int(env: Mapping[str, str], name: str, default: int) -> int:

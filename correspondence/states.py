@@ -6,8 +6,9 @@ from correspondence.errors import InvalidTransition
 from correspondence.models.message import MessageStatus as S
 
 MESSAGE_TRANSITIONS: dict[S, frozenset[S]] = {
-    S.NEW: frozenset({S.ASSIGNED, S.CLOSED, S.QUARANTINED, S.ARCHIVED}),
-    S.ASSIGNED: frozenset({S.ASSIGNED, S.NEW, S.IN_PROGRESS, S.CLOSED, S.ARCHIVED}),
+    # NEW and ASSIGNED may go straight to RESPONDED: an approved form letter answers them (apply to all).
+    S.NEW: frozenset({S.ASSIGNED, S.RESPONDED, S.CLOSED, S.QUARANTINED, S.ARCHIVED}),
+    S.ASSIGNED: frozenset({S.ASSIGNED, S.NEW, S.IN_PROGRESS, S.RESPONDED, S.CLOSED, S.ARCHIVED}),
     S.IN_PROGRESS: frozenset({S.IN_PROGRESS, S.ASSIGNED, S.AWAITING_APPROVAL, S.RESPONDED, S.CLOSED, S.ARCHIVED}),
     S.AWAITING_APPROVAL: frozenset({S.IN_PROGRESS, S.RESPONDED}),
     S.RESPONDED: frozenset({S.CLOSED, S.IN_PROGRESS}),

@@ -85,3 +85,40 @@ def run_recluster() -> dict[str, float | int]:
             return recluster(session).as_dict()
     finally:
         lock.release()
+
+
+def run_apply(run_id: int) -> dict[str, int]:
+    """Apply an approved letter to a run's messages, queue the emails, build the print file."""
+    from datetime import date
+
+    from correspondence.services.blobs import store_blob
+    from drafting.apply import execute_run, office_of
+    from drafting.printing import letters_pdf, print_responses
+    from workers.queues import enqueue_send
+
+    settings = context.settings()
+    redis = connect(settings)
+
+    def enqueue_email(ids: list[int]) -> None:
+        for start in range(0, len(ids), 100):
+            enqueue_send(redis, ids[start:start + 100])
+
+    def build_print(session, run):  # type: ignore[no-untyped-def]
+        items = print_responses(session, run)
+        if not items:
+            return None
+        pdf = letters_pdf(items, office_of(settings), date.today().strftime("%B %-d, %Y"))
+        return store_blob(session, pdf, "application/pdf")
+
+    run = execute_run(context.database(), run_id, settings, enqueue_email=enqueue_email, build_print=build_print)
+    return {"created": run.created_count, "skipped": run.skipped}
+
+
+def run_send(response_ids: list[int]) -> dict[str, int]:
+    """Send a chunk of email responses; letters the server asked us to retry make the job retry."""
+    from drafting.send import TryLater, send_responses
+
+    result = send_responses(context.database(), response_ids, context.settings())
+    if result.retry:
+        raise TryLater(f"{len(result.retry)} letters to retry")
+    return {"sent": result.sent, "failed": result.failed, "uncertain": result.uncertain, "skipped": result.skipped}

@@ -52,6 +52,27 @@ def enqueue_process(connection: Redis, message_id: int) -> str:
 ABANDONED_AFTER = timedelta(seconds=90)
 
 
+SEND_RETRY = Retry(max=6, interval=[10, 30, 60, 300, 900, 1800])
+
+
+def enqueue_apply(connection: Redis, run_id: int) -> str:
+    """Queue an apply-to-all run; one job per run (a second enqueue while it waits is a no-op)."""
+    job_id = f"apply-{run_id}"
+    queue = get_queue(OUTBOUND, connection)
+    existing = queue.fetch_job(job_id)
+    if existing is None or existing.get_status(refresh=True) in ("finished", "failed", "canceled", "stopped"):
+        queue.enqueue("workers.jobs.run_apply", run_id, job_id=job_id, job_timeout=3600,
+                      failure_ttl=FAILURE_TTL, result_ttl=RESULT_TTL)
+    return job_id
+
+
+def enqueue_send(connection: Redis, response_ids: list[int]) -> str:
+    """Queue the delivery of a chunk of email responses (one SMTP connection per chunk)."""
+    job = get_queue(OUTBOUND, connection).enqueue("workers.jobs.run_send", response_ids, retry=SEND_RETRY,
+                                                  failure_ttl=FAILURE_TTL, result_ttl=RESULT_TTL)
+    return job.id
+
+
 def _abandoned(job: Job) -> bool:
     beat = job.last_heartbeat or job.started_at
     if beat is None:

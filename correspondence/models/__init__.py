@@ -11,6 +11,16 @@ from correspondence.models.constituent import (
     DistrictStatus,
 )
 from correspondence.models.intake import DistrictZip, IntakeCursor, IntakeToken, MailboxAccount
+from correspondence.models.letters import (
+    ApplyRun,
+    DeliveryMethod,
+    FormLetter,
+    LetterVersion,
+    Response,
+    ResponseState,
+    ReviewComment,
+    VersionState,
+)
 from correspondence.models.message import (
     OPEN_STATUSES,
     Channel,
@@ -24,6 +34,14 @@ from correspondence.models.staffer import Role, Staffer
 from correspondence.models.topic import LOC_POLICY_AREAS, Topic
 
 __all__ = [
+    "VersionState",
+    "ReviewComment",
+    "ResponseState",
+    "Response",
+    "LetterVersion",
+    "FormLetter",
+    "DeliveryMethod",
+    "ApplyRun",
     "LOC_POLICY_AREAS",
     "OPEN_STATUSES",
     "AuditEvent",

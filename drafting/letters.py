@@ -1,0 +1,303 @@
+"""The form-letter library and the review/approval state machine of its versions.
+
+    draft ──submit──▶ in_review ──approve──▶ approved ──(a newer version approved, or retire)──▶ retired
+                          └──request changes──▶ changes_requested ──new version──▶ (new) draft
+
+Only a supervisor or an admin approves or requests changes, never on their own version; an
+approved version is never edited (editing makes a new version). Every transition is audited.
+"""
+
+from __future__ import annotations
+
+import difflib
+import re
+from collections.abc import Sequence
+
+from sqlalchemy import func, or_, select
+from sqlalchemy.orm import Session
+
+from correspondence.errors import NotFound, PermissionDenied, ValidationFailed
+from correspondence.models import (
+    ApplyRun,
+    Batch,
+    FormLetter,
+    LetterVersion,
+    Message,
+    ReviewComment,
+    Role,
+    Staffer,
+    Stance,
+    Topic,
+    VersionState,
+    utcnow,
+)
+from correspondence.services.audit import record
+from drafting.render import validate
+
+V = VersionState
+TRANSITIONS: dict[VersionState, frozenset[VersionState]] = {
+    V.DRAFT: frozenset({V.IN_REVIEW}),
+    V.IN_REVIEW: frozenset({V.APPROVED, V.CHANGES_REQUESTED}),
+    V.CHANGES_REQUESTED: frozenset(),  # a new draft version carries the changes
+    V.APPROVED: frozenset({V.RETIRED}),
+    V.RETIRED: frozenset(),
+}
+APPROVERS = (Role.SUPERVISOR, Role.ADMIN)
+
+
+def _staffer(session: Session, staffer_id: int) -> Staffer:
+    staffer = session.get(Staffer, staffer_id)
+    if staffer is None or not staffer.active:
+        raise PermissionDenied("an active staff account is needed")
+    return staffer
+
+
+def get_version(session: Session, version_id: int) -> LetterVersion:
+    version = session.get(LetterVersion, version_id)
+    if version is None:
+        raise NotFound(f"no letter version {version_id}")
+    return version
+
+
+def get_letter(session: Session, letter_id: int) -> FormLetter:
+    letter = session.get(FormLetter, letter_id)
+    if letter is None:
+        raise NotFound(f"no form letter {letter_id}")
+    return letter
+
+
+def _check(subject: str, body: str) -> None:
+    problems = validate(body) + [f"subject: {p}" for p in validate(subject)]
+    if not body.strip():
+        problems.insert(0, "the letter is empty")
+    if problems:
+        raise ValidationFailed("; ".join(problems))
+
+
+def _move(session: Session, version: LetterVersion, target: VersionState, *, actor_id: int, action: str,
+          detail: str | None = None) -> LetterVersion:
+    if target not in TRANSITIONS[version.state]:
+        raise ValidationFailed(f"a version that is {version.state.value.replace('_', ' ')} cannot become "
+                               f"{target.value.replace('_', ' ')}")
+    before = version.state.value
+    version.state = target
+    record(session, actor_id=actor_id, action=action, object_type="letter_version", object_id=version.id,
+           before={"state": before}, after={"state": target.value}, detail=detail)
+    return version
+
+
+def create_letter(session: Session, *, title: str, body: str, subject: str = "", topic_id: int | None = None,
+                  stance: Stance | None = None, tags: Sequence[str] = (), actor_id: int) -> LetterVersion:
+    _staffer(session, actor_id)
+    title = title.strip()
+    if not title:
+        raise ValidationFailed("give the letter a title")
+    if topic_id is not None and session.get(Topic, topic_id) is None:
+        raise ValidationFailed(f"no topic {topic_id}")
+    subject = subject.strip() or "Re: {{ message.subject }}"
+    _check(subject, body)
+    letter = FormLetter(title=title[:300], topic_id=topic_id, stance=stance,
+                        tags=sorted({t.strip().lower() for t in tags if t.strip()}), created_by_id=actor_id)
+    session.add(letter)
+    session.flush()
+    version = LetterVersion(letter_id=letter.id, number=1, subject=subject[:300], body=body, author_id=actor_id)
+    session.add(version)
+    session.flush()
+    record(session, actor_id=actor_id, action="letter.create", object_type="form_letter", object_id=letter.id,
+           after={"title": letter.title, "version_id": version.id})
+    return version
+
+
+def edit_draft(session: Session, version_id: int, *, body: str, subject: str, actor_id: int) -> LetterVersion:
+    version = get_version(session, version_id)
+    if version.state != V.DRAFT:
+        raise ValidationFailed("only a draft can be edited; make a new version of this one instead")
+    if version.author_id != actor_id:
+        raise PermissionDenied("only the author edits a draft; make your own version of it")
+    _check(subject, body)
+    before = {"subject": version.subject, "body_chars": len(version.body)}
+    version.body, version.subject = body, subject.strip()[:300]
+    record(session, actor_id=actor_id, action="letter_version.edit", object_type="letter_version",
+           object_id=version.id, before=before, after={"subject": version.subject, "body_chars": len(body)})
+    return version
+
+
+def new_version(session: Session, version_id: int, *, actor_id: int) -> LetterVersion:
+    """Start a new draft from any version (the way to change an approved or returned letter)."""
+    _staffer(session, actor_id)
+    source = get_version(session, version_id)
+    number = (session.scalar(select(func.max(LetterVersion.number))
+                             .where(LetterVersion.letter_id == source.letter_id)) or 0) + 1
+    version = LetterVersion(letter_id=source.letter_id, number=number, subject=source.subject, body=source.body,
+                            author_id=actor_id, based_on_id=source.id)
+    session.add(version)
+    session.flush()
+    record(session, actor_id=actor_id, action="letter_version.create", object_type="letter_version",
+           object_id=version.id, after={"letter_id": source.letter_id, "number": number, "based_on": source.id})
+    return version
+
+
+def submit(session: Session, version_id: int, *, actor_id: int) -> LetterVersion:
+    version = get_version(session, version_id)
+    if version.author_id != actor_id:
+        raise PermissionDenied("the author submits their own draft for review")
+    _check(version.subject, version.body)
+    version.submitted_at = utcnow()
+    return _move(session, version, V.IN_REVIEW, actor_id=actor_id, action="letter_version.submit")
+
+
+def _reviewer(session: Session, version: LetterVersion, actor_id: int) -> Staffer:
+    staffer = _staffer(session, actor_id)
+    if staffer.role not in APPROVERS:
+        raise PermissionDenied("only a supervisor approves letters")
+    if version.author_id == actor_id:
+        raise PermissionDenied("nobody approves their own version; another supervisor must review it")
+    return staffer
+
+
+def approve(session: Session, version_id: int, *, actor_id: int) -> LetterVersion:
+    version = get_version(session, version_id)
+    _reviewer(session, version, actor_id)
+    _check(version.subject, version.body)
+    _move(session, version, V.APPROVED, actor_id=actor_id, action="letter_version.approve")
+    version.decided_by_id, version.decided_at = actor_id, utcnow()
+    letter = version.letter
+    previous = letter.current_version
+    if previous is not None and previous.id != version.id and previous.state == V.APPROVED:
+        _move(session, previous, V.RETIRED, actor_id=actor_id, action="letter_version.retire",
+              detail=f"replaced by version {version.number}")
+    letter.current_version_id = version.id
+    return version
+
+
+def request_changes(session: Session, version_id: int, *, comment: str, actor_id: int,
+                    paragraph: int | None = None) -> LetterVersion:
+    version = get_version(session, version_id)
+    _reviewer(session, version, actor_id)
+    if not comment.strip():
+        raise ValidationFailed("say what should change")
+    add_comment(session, version.id, text=comment, paragraph=paragraph, actor_id=actor_id)
+    version.decided_by_id, version.decided_at = actor_id, utcnow()
+    return _move(session, version, V.CHANGES_REQUESTED, actor_id=actor_id, action="letter_version.request_changes",
+                 detail=comment[:500])
+
+
+def add_comment(session: Session, version_id: int, *, text: str, actor_id: int,
+                paragraph: int | None = None) -> ReviewComment:
+    get_version(session, version_id)
+    if not text.strip():
+        raise ValidationFailed("the comment is empty")
+    comment = ReviewComment(version_id=version_id, author_id=actor_id, text=text.strip()[:5000],
+                            paragraph=paragraph if paragraph and paragraph > 0 else None)
+    session.add(comment)
+    session.flush()
+    record(session, actor_id=actor_id, action="letter_version.comment", object_type="letter_version",
+           object_id=version_id, after={"comment_id": comment.id, "paragraph": comment.paragraph})
+    return comment
+
+
+def retire_letter(session: Session, letter_id: int, *, actor_id: int) -> FormLetter:
+    letter = get_letter(session, letter_id)
+    staffer = _staffer(session, actor_id)
+    if staffer.role not in APPROVERS:
+        raise PermissionDenied("only a supervisor retires letters")
+    if not letter.retired:
+        letter.retired = True
+        if letter.current_version is not None and letter.current_version.state == V.APPROVED:
+            _move(session, letter.current_version, V.RETIRED, actor_id=actor_id, action="letter_version.retire")
+        record(session, actor_id=actor_id, action="letter.retire", object_type="form_letter", object_id=letter.id,
+               before={"retired": False}, after={"retired": True})
+    return letter
+
+
+def copy_letter(session: Session, letter_id: int, *, actor_id: int) -> LetterVersion:
+    letter = get_letter(session, letter_id)
+    source = letter.current_version or session.scalar(
+        select(LetterVersion).where(LetterVersion.letter_id == letter.id).order_by(LetterVersion.number.desc()))
+    if source is None:
+        raise ValidationFailed("this letter has no version to copy")
+    return create_letter(session, title=f"Copy of {letter.title}"[:300], body=source.body, subject=source.subject,
+                         topic_id=letter.topic_id, stance=letter.stance, tags=letter.tags, actor_id=actor_id)
+
+
+def search_letters(session: Session, *, text: str = "", topic_id: int | None = None, stance: Stance | None = None,
+                   include_retired: bool = False, limit: int = 200) -> list[FormLetter]:
+    query = select(FormLetter)
+    if text.strip():
+        like = f"%{text.strip().lower()}%"
+        query = query.where(or_(func.lower(FormLetter.title).like(like),
+                                func.lower(func.cast(FormLetter.tags, type_=FormLetter.title.type)).like(like)))
+    if topic_id is not None:
+        query = query.where(FormLetter.topic_id == topic_id)
+    if stance is not None:
+        query = query.where(FormLetter.stance == stance)
+    if not include_retired:
+        query = query.where(FormLetter.retired.is_(False))
+    return list(session.scalars(query.order_by(FormLetter.last_used_at.desc().nulls_last(), FormLetter.title)
+                                .limit(limit)))
+
+
+_WORDS = re.compile(r"\s+|[^\s]+")
+
+
+def word_diff(old: str, new: str) -> list[tuple[str, str]]:
+    """(op, text) pieces: op is "same", "del" or "add"; whitespace kept so the text reads naturally."""
+    a, b = _WORDS.findall(old), _WORDS.findall(new)
+    pieces: list[tuple[str, str]] = []
+    for tag, i1, i2, j1, j2 in difflib.SequenceMatcher(a=a, b=b, autojunk=False).get_opcodes():
+        if tag == "equal":
+            pieces.append(("same", "".join(a[i1:i2])))
+        if tag in ("delete", "replace"):
+            pieces.append(("del", "".join(a[i1:i2])))
+        if tag in ("insert", "replace"):
+            pieces.append(("add", "".join(b[j1:j2])))
+    return pieces
+
+
+def approval_queue(session: Session) -> list[tuple[LetterVersion, list[tuple[Batch, int]], int]]:
+    """Versions in review, oldest first, each with the batches waiting on its letter and their size.
+
+    A batch waits on a letter when the letter's topic and stance match the batch's (or a run of an
+    earlier version of the letter was applied to it). The one holding the most letters is seen first.
+    """
+    pending = list(session.scalars(select(LetterVersion).where(LetterVersion.state == V.IN_REVIEW)
+                                   .order_by(LetterVersion.submitted_at, LetterVersion.id)))
+    result = []
+    for version in pending:
+        letter = version.letter
+        waiting: list[tuple[Batch, int]] = []
+        if letter.topic_id is not None:
+            query = select(Batch).where(Batch.topic_id == letter.topic_id, Batch.status.in_(("open",
+                                                                                            "letter_pending")))
+            if letter.stance is not None:
+                query = query.where(Batch.stance == letter.stance)
+            waiting = [(b, b.member_count) for b in session.scalars(query.order_by(Batch.member_count.desc())
+                                                                     .limit(5))]
+        result.append((version, waiting, sum(n for _b, n in waiting)))
+    result.sort(key=lambda item: (-item[2], item[0].submitted_at or item[0].created_at))
+    return result
+
+
+def pending_count(session: Session) -> int:
+    return session.scalar(select(func.count(LetterVersion.id)).where(LetterVersion.state == V.IN_REVIEW)) or 0
+
+
+def letter_history(session: Session, letter_id: int) -> list[LetterVersion]:
+    return list(session.scalars(select(LetterVersion).where(LetterVersion.letter_id == letter_id)
+                                .order_by(LetterVersion.number.desc())))
+
+
+def runs_of(session: Session, letter_id: int) -> list[ApplyRun]:
+    return list(session.scalars(select(ApplyRun).join(LetterVersion, LetterVersion.id == ApplyRun.version_id)
+                                .where(LetterVersion.letter_id == letter_id).order_by(ApplyRun.id.desc())
+                                .limit(20)))
+
+
+def sample_message(session: Session, letter: FormLetter) -> Message | None:
+    """A real message to preview the letter with: one on the letter's topic if there is one."""
+    query = select(Message).where(Message.constituent_id.is_not(None))
+    if letter.topic_id is not None:
+        found = session.scalar(query.where(Message.topic_id == letter.topic_id).order_by(Message.id.desc()).limit(1))
+        if found is not None:
+            return found
+    return session.scalar(query.order_by(Message.id.desc()).limit(1))

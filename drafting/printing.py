@@ -1,0 +1,69 @@
+"""Print-ready letters: one PDF per run (one letter per page, addressed for a #10 window envelope) and
+a CSV of the same addresses for a mail house."""
+
+from __future__ import annotations
+
+import csv
+import io
+from collections.abc import Sequence
+
+from jinja2 import Environment, select_autoescape
+from sqlalchemy import select
+from sqlalchemy.orm import Session, selectinload
+
+from correspondence.models import ApplyRun, Constituent, DeliveryMethod, Response
+from drafting.render import Office, address_block
+
+# US #10 window envelope: the window sits 7/8" from the left and about 2" from the top of a
+# letter folded in thirds; the address block is placed inside it.
+_PAGE = """<!doctype html><html><head><meta charset="utf-8"><style>
+@page { size: letter; margin: 0.75in 1in 1in 1in; }
+body { font-family: "DejaVu Serif", serif; font-size: 11pt; line-height: 1.4; }
+.letter { page-break-after: always; position: relative; min-height: 9in; }
+.letter:last-child { page-break-after: auto; }
+.letterhead { text-align: center; font-size: 10pt; border-bottom: 1px solid #444; padding-bottom: 4pt; }
+.date { margin-top: 0.3in; }
+.address { position: absolute; top: 1.25in; left: -0.125in; width: 4in; height: 1.1in; white-space: pre-line; }
+.body { margin-top: 1.6in; white-space: pre-wrap; }
+.signature { margin-top: 0.3in; white-space: pre-line; }
+</style></head><body>
+{% for item in letters %}<section class="letter">
+<div class="letterhead">{{ office.letterhead }}</div>
+<div class="date">{{ today }}</div>
+<div class="address">{{ item.address }}</div>
+<div class="body">{{ item.body }}</div>
+</section>{% endfor %}
+</body></html>"""
+_ENV = Environment(autoescape=select_autoescape(default=True))
+
+
+def print_responses(session: Session, run: ApplyRun) -> list[tuple[Response, Constituent | None]]:
+    rows = session.scalars(select(Response).where(Response.run_id == run.id,
+                                                  Response.method == DeliveryMethod.PRINT)
+                           .order_by(Response.id))
+    constituents = {c.id: c for c in session.scalars(select(Constituent).options(selectinload(Constituent.emails))
+                                                    .where(Constituent.id.in_(
+                                                        select(Response.constituent_id)
+                                                        .where(Response.run_id == run.id))))}
+    return [(r, constituents.get(r.constituent_id)) for r in rows]
+
+
+def letters_pdf(items: Sequence[tuple[Response, Constituent | None]], office: Office, today: str) -> bytes:
+    from weasyprint import HTML  # imported here: it loads Pango, which only printing needs
+
+    html = _ENV.from_string(_PAGE).render(
+        office=office, today=today, letters=[{"address": address_block(c), "body": r.body_text} for r, c in items])
+    return HTML(string=html).write_pdf()
+
+
+def mail_house_csv(items: Sequence[tuple[Response, Constituent | None]]) -> str:
+    out = io.StringIO()
+    writer = csv.writer(out)
+    writer.writerow(["response_id", "name", "address1", "address2", "city", "state", "zip"])
+    for r, c in items:
+        if c is None:
+            continue
+        name = " ".join(x for x in (c.prefix, c.first_name, c.last_name, c.suffix) if x)
+        zip_code = f"{c.zip5}-{c.zip4}" if c.zip5 and c.zip4 else (c.zip5 or "")
+        writer.writerow([r.id, name, c.address1 or "", c.address2 or "", c.city or "", c.state or "", zip_code])
+    return out.getvalue()

@@ -1,0 +1,174 @@
+"""Email delivery over SMTP, exactly once per response.
+
+Each response moves queued → sending → sent. "sending" is committed *before* the SMTP
+conversation starts, so a job that finds a response already "sending" knows an earlier attempt
+died part-way: the letter may or may not have reached the server, so it is marked "uncertain" for
+a person to check and is never resent blindly. A server that answers 4xx (try later) or cannot be
+reached puts the response back to "queued" and the job is retried with backoff; a 5xx refusal marks
+it "failed" with the server's words.
+"""
+
+from __future__ import annotations
+
+import logging
+import smtplib
+import ssl
+import time
+from collections.abc import Sequence
+from dataclasses import dataclass, field
+from email.message import EmailMessage
+from email.utils import format_datetime
+
+from sqlalchemy import select
+
+from correspondence.db import Database
+from correspondence.models import Message, Response, ResponseState, utcnow
+from correspondence.services.audit import record
+from drafting.render import to_html
+
+log = logging.getLogger(__name__)
+
+
+class TryLater(Exception):
+    """The server could not take the letters now; the job is retried with backoff."""
+
+
+@dataclass
+class SendResult:
+    sent: int = 0
+    failed: int = 0
+    uncertain: int = 0
+    skipped: int = 0
+    retry: list[int] = field(default_factory=list)
+
+
+def build_email(response: Response, message: Message | None, settings) -> EmailMessage:  # type: ignore[no-untyped-def]
+    email = EmailMessage()
+    email["From"] = settings.mail_from
+    email["To"] = response.to_address
+    email["Subject"] = response.subject
+    email["Message-ID"] = response.email_message_id
+    email["Date"] = format_datetime(utcnow())
+    if settings.reply_to:
+        email["Reply-To"] = settings.reply_to
+    incoming = message.external_id if message is not None and message.channel.value == "email" else None
+    if incoming and incoming.startswith("<"):
+        email["In-Reply-To"] = incoming
+        email["References"] = incoming
+    email.set_content(response.body_text)
+    email.add_alternative(f"<!doctype html><html><body>{to_html(response.body_text)}</body></html>", subtype="html")
+    return email
+
+
+def connect(settings) -> smtplib.SMTP:  # type: ignore[no-untyped-def]
+    if not settings.smtp_host:
+        raise TryLater("no SMTP server is configured (MAILROOM_SMTP_HOST)")
+    try:
+        if settings.smtp_security == "ssl":
+            client: smtplib.SMTP = smtplib.SMTP_SSL(settings.smtp_host, settings.smtp_port, timeout=30,
+                                                    context=ssl.create_default_context())
+        else:
+            client = smtplib.SMTP(settings.smtp_host, settings.smtp_port, timeout=30)
+            if settings.smtp_security == "starttls":
+                client.starttls(context=ssl.create_default_context())
+        if settings.smtp_username:
+            client.login(settings.smtp_username, settings.smtp_password)
+    except (OSError, smtplib.SMTPException) as exc:
+        raise TryLater(f"cannot reach the SMTP server: {exc}") from exc
+    return client
+
+
+def _claim(db: Database, response_id: int, settings) -> tuple[EmailMessage | None, str]:  # type: ignore[no-untyped-def]
+    """Record the attempt (commit) before any byte goes to the server."""
+    with db.unit_of_work() as s:
+        r = s.scalar(select(Response).where(Response.id == response_id).with_for_update())
+        if r is None:
+            return None, "missing"
+        if r.state == ResponseState.SENDING:
+            r.state = ResponseState.UNCERTAIN
+            r.last_error = "a delivery attempt was interrupted; check whether it arrived before resending"
+            record(s, actor_id=None, action="response.uncertain", object_type="response", object_id=r.id,
+                   before={"state": "sending"}, after={"state": "uncertain"})
+            return None, "uncertain"
+        if r.state != ResponseState.QUEUED:
+            return None, "skipped"
+        r.state, r.sending_since, r.attempts = ResponseState.SENDING, utcnow(), r.attempts + 1
+        email = build_email(r, s.get(Message, r.message_id), settings)
+        return email, "claimed"
+
+
+def _finish(db: Database, response_id: int, state: ResponseState, error: str | None = None) -> None:
+    with db.unit_of_work() as s:
+        r = s.get(Response, response_id)
+        before = r.state.value
+        r.state, r.last_error = state, error
+        if state == ResponseState.SENT:
+            r.sent_at = utcnow()
+        record(s, actor_id=None, action=f"response.{state.value}", object_type="response", object_id=r.id,
+               before={"state": before}, after={"state": state.value}, detail=error)
+
+
+def send_responses(db: Database, response_ids: Sequence[int], settings) -> SendResult:  # type: ignore[no-untyped-def]
+    """Send a chunk over one SMTP connection, paced to the configured rate."""
+    result = SendResult()
+    client: smtplib.SMTP | None = None
+    gap = 1.0 / settings.smtp_rate_per_second if settings.smtp_rate_per_second > 0 else 0.0
+    last = 0.0
+    try:
+        for response_id in response_ids:
+            email, outcome = _claim(db, response_id, settings)
+            if email is None:
+                result.uncertain += outcome == "uncertain"
+                result.skipped += outcome != "uncertain"
+                continue
+            if client is None:
+                try:
+                    client = connect(settings)
+                except TryLater as exc:
+                    _finish(db, response_id, ResponseState.QUEUED, str(exc)[:500])
+                    result.retry.append(response_id)
+                    continue
+            wait = last + gap - time.monotonic()
+            if wait > 0:
+                time.sleep(wait)
+            last = time.monotonic()
+            try:
+                client.send_message(email)
+            except smtplib.SMTPResponseException as exc:
+                text = f"{exc.smtp_code} {exc.smtp_error!r}"[:500]
+                if 400 <= exc.smtp_code < 500:
+                    _finish(db, response_id, ResponseState.QUEUED, text)
+                    result.retry.append(response_id)
+                else:
+                    _finish(db, response_id, ResponseState.FAILED, text)
+                    result.failed += 1
+            except smtplib.SMTPRecipientsRefused as exc:
+                _finish(db, response_id, ResponseState.FAILED, f"recipient refused: {exc.recipients}"[:500])
+                result.failed += 1
+            except (OSError, smtplib.SMTPException) as exc:
+                # The connection broke mid-conversation: the server may have the letter.
+                _finish(db, response_id, ResponseState.UNCERTAIN, f"connection lost while sending: {exc}"[:500])
+                result.uncertain += 1
+                client = None
+            else:
+                _finish(db, response_id, ResponseState.SENT)
+                result.sent += 1
+    finally:
+        if client is not None:
+            try:
+                client.quit()
+            except (OSError, smtplib.SMTPException):
+                log.debug("smtp quit failed", exc_info=True)
+    return result
+
+
+def resend(db: Database, response_id: int, *, actor_id: int) -> None:
+    """A person checked an uncertain or failed letter and wants it sent (again)."""
+    with db.unit_of_work() as s:
+        r = s.get(Response, response_id)
+        if r is None or r.state not in (ResponseState.UNCERTAIN, ResponseState.FAILED):
+            return
+        before = r.state.value
+        r.state = ResponseState.QUEUED
+        record(s, actor_id=actor_id, action="response.resend", object_type="response", object_id=r.id,
+               before={"state": before}, after={"state": "queued"})
