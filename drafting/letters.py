@@ -162,7 +162,7 @@ def approve(session: Session, version_id: int, *, actor_id: int) -> LetterVersio
     _move(session, version, V.APPROVED, actor_id=actor_id, action="letter_version.approve")
     version.decided_by_id, version.decided_at = actor_id, utcnow()
     letter = version.letter
-    previous = letter.current_version
+    previous = session.get(LetterVersion, letter.current_version_id) if letter.current_version_id else None
     if previous is not None and previous.id != version.id and previous.state == V.APPROVED:
         _move(session, previous, V.RETIRED, actor_id=actor_id, action="letter_version.retire",
               detail=f"replaced by version {version.number}")
@@ -203,8 +203,9 @@ def retire_letter(session: Session, letter_id: int, *, actor_id: int) -> FormLet
         raise PermissionDenied("only a supervisor retires letters")
     if not letter.retired:
         letter.retired = True
-        if letter.current_version is not None and letter.current_version.state == V.APPROVED:
-            _move(session, letter.current_version, V.RETIRED, actor_id=actor_id, action="letter_version.retire")
+        current = session.get(LetterVersion, letter.current_version_id) if letter.current_version_id else None
+        if current is not None and current.state == V.APPROVED:
+            _move(session, current, V.RETIRED, actor_id=actor_id, action="letter_version.retire")
         record(session, actor_id=actor_id, action="letter.retire", object_type="form_letter", object_id=letter.id,
                before={"retired": False}, after={"retired": True})
     return letter
@@ -212,7 +213,8 @@ def retire_letter(session: Session, letter_id: int, *, actor_id: int) -> FormLet
 
 def copy_letter(session: Session, letter_id: int, *, actor_id: int) -> LetterVersion:
     letter = get_letter(session, letter_id)
-    source = letter.current_version or session.scalar(
+    current = session.get(LetterVersion, letter.current_version_id) if letter.current_version_id else None
+    source = current or session.scalar(
         select(LetterVersion).where(LetterVersion.letter_id == letter.id).order_by(LetterVersion.number.desc()))
     if source is None:
         raise ValidationFailed("this letter has no version to copy")

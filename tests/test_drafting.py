@@ -1,0 +1,208 @@
+"""Drafting: merge fields in the sandbox, the approval state machine, apply to all, SMTP and print."""
+
+from __future__ import annotations
+
+import io
+
+import pytest
+from pypdf import PdfReader
+from sqlalchemy import func, select
+
+from config import Settings
+from correspondence.errors import PermissionDenied, ValidationFailed
+from correspondence.models import (
+    ApplyRun,
+    AuditEvent,
+    Batch,
+    Channel,
+    Constituent,
+    MessageStatus,
+    Response,
+    ResponseState,
+    VersionState,
+)
+from drafting import letters
+from drafting.apply import execute_run, office_of, plan, start_run
+from drafting.printing import letters_pdf, mail_house_csv, print_responses
+from drafting.render import LetterError, address_block, context, render, salutation, validate
+from drafting.send import send_responses
+
+BODY = ("{{ constituent.salutation }}\n\nThank you for writing to me about {{ message.subject }}. "
+        "I support clean water for every family in {{ constituent.city }}.\n\n{{ office.signature }}")
+
+
+def _office():  # type: ignore[no-untyped-def]
+    return office_of(Settings.from_env({"SECRET_KEY": "x"}, instance_dir="/tmp/unused"))
+
+
+def test_salutation_and_address_fall_back_sensibly():
+    assert salutation(Constituent(prefix="Ms", first_name="Ana", last_name="Lopez")) == "Dear Ms. Lopez,"
+    assert salutation(Constituent(prefix="Dr.", last_name="Okafor")) == "Dear Dr. Okafor,"
+    assert salutation(Constituent(first_name="Ana", last_name="Lopez")) == "Dear Ana Lopez,"
+    assert salutation(Constituent(first_name="Ana")) == "Dear Ana,"
+    assert salutation(Constituent()) == "Dear Friend,"
+    assert salutation(None) == "Dear Friend,"
+    c = Constituent(first_name="Ana", last_name="Lopez", address1="12 Elm St", city="Columbus", state="OH",
+                    zip5="43215", zip4="1234")
+    assert address_block(c) == "Ana Lopez\n12 Elm St\nColumbus, OH 43215-1234"
+
+
+@pytest.mark.parametrize("attack", [
+    "{{ ''.__class__ }}", "{{ ''.__class__.__mro__[1].__subclasses__() }}", "{{ constituent.__class__ }}",
+    "{{ cycler.__init__.__globals__ }}", "{{ self }}", "{{ config }}", "{{ lipsum.__globals__ }}",
+    "{% for c in ().__class__.__base__.__subclasses__() %}{{ c }}{% endfor %}",
+    "{{ constituent.first_name.upper() }}", "{{ constituent['first_name'] }}", "{{ request.environ }}",
+])
+def test_template_injection_is_refused(attack):
+    assert validate(attack), attack
+    with pytest.raises(LetterError):
+        render(attack, context(None, None, _office()))
+
+
+def test_validation_names_unknown_fields_and_syntax_errors():
+    assert validate("{{ constituent.shoe_size }}") == ["'constituent.shoe_size' is not a merge field"]
+    assert validate("{{ constituent.first_name ") and "line 1" in validate("{{ constituent.first_name ")[0]
+    assert validate(BODY) == []
+    text = render(BODY, context(None, Constituent(prefix="Mr", last_name="Reyes", city="Dublin"), _office()))
+    assert text.startswith("Dear Mr. Reyes,") and "every family in Dublin" in text
+
+
+def test_review_and_approval_rules(session, factory):
+    author, other = factory.staffer(role="correspondent"), factory.staffer(role="correspondent")
+    boss, boss2 = factory.staffer(role="supervisor"), factory.staffer(role="supervisor")
+    v1 = letters.create_letter(session, title="Clean water", body=BODY, actor_id=author.id)
+    with pytest.raises(ValidationFailed, match="not a merge field"):
+        letters.edit_draft(session, v1.id, body="{{ constituent.ssn }}", subject="x", actor_id=author.id)
+    with pytest.raises(PermissionDenied):
+        letters.edit_draft(session, v1.id, body=BODY, subject="x", actor_id=other.id)
+    with pytest.raises(ValidationFailed, match="draft cannot become approved"):
+        letters.approve(session, v1.id, actor_id=boss.id)
+    letters.submit(session, v1.id, actor_id=author.id)
+    with pytest.raises(PermissionDenied, match="only a supervisor"):
+        letters.approve(session, v1.id, actor_id=other.id)
+    letters.request_changes(session, v1.id, comment="Mention the bill number.", paragraph=2, actor_id=boss.id)
+    assert v1.state == VersionState.CHANGES_REQUESTED
+    v2 = letters.new_version(session, v1.id, actor_id=author.id)
+    letters.edit_draft(session, v2.id, body=BODY.replace("clean water", "clean water (H.R. 1234)"),
+                       subject=v2.subject, actor_id=author.id)
+    letters.submit(session, v2.id, actor_id=author.id)
+    letters.approve(session, v2.id, actor_id=boss.id)
+    assert v2.state == VersionState.APPROVED and v2.letter.current_version_id == v2.id
+    with pytest.raises(ValidationFailed, match="only a draft"):
+        letters.edit_draft(session, v2.id, body=BODY, subject="x", actor_id=author.id)
+
+    # A supervisor's own version needs another supervisor; approving it retires the older one.
+    v3 = letters.new_version(session, v2.id, actor_id=boss.id)
+    letters.submit(session, v3.id, actor_id=boss.id)
+    with pytest.raises(PermissionDenied, match="own version"):
+        letters.approve(session, v3.id, actor_id=boss.id)
+    letters.approve(session, v3.id, actor_id=boss2.id)
+    assert v2.state == VersionState.RETIRED and v3.letter.current_version_id == v3.id
+    actions = set(session.scalars(select(AuditEvent.action).where(AuditEvent.object_type == "letter_version")))
+    assert {"letter_version.submit", "letter_version.approve", "letter_version.request_changes",
+            "letter_version.retire", "letter_version.comment"} <= actions
+    diff = letters.word_diff(v1.body, v2.body)
+    assert ("add", "(H.R.") in diff or any(op == "add" and "H.R." in text for op, text in diff)
+
+
+def _approved(session, factory):  # type: ignore[no-untyped-def]
+    author, boss = factory.staffer(), factory.staffer(role="supervisor")
+    v = letters.create_letter(session, title="Clean water", body=BODY, actor_id=author.id)
+    letters.submit(session, v.id, actor_id=author.id)
+    letters.approve(session, v.id, actor_id=boss.id)
+    return v, author
+
+
+def _batch(session, factory):  # type: ignore[no-untyped-def]
+    batch = Batch(title="Clean water", template_text="x")
+    session.add(batch)
+    session.flush()
+    made = []
+    for i in range(4):  # email
+        c = factory.constituent(first_name=f"Em{i}", last_name="Writer", prefix="Ms")
+        made.append(factory.message(constituent_id=c.id, from_address=f"em{i}@example.org", batch_id=batch.id,
+                                    subject="Clean water", channel=Channel.EMAIL,
+                                    external_id=f"<incoming-{i}@example.org>"))
+    for i in range(3):  # paper, with an address
+        c = factory.constituent(first_name=f"Po{i}", last_name="Writer", address1=f"{i} Main St", email=None)
+        made.append(factory.message(constituent_id=c.id, from_address=None, batch_id=batch.id,
+                                    channel=Channel.POSTAL, subject="Water letter"))
+    c = factory.constituent(first_name="No", last_name="Address", email=None)
+    made.append(factory.message(constituent_id=c.id, from_address=None, batch_id=batch.id, channel=Channel.PHONE))
+    return batch, made
+
+
+def test_apply_to_all_answers_each_message_once(session, factory, database, settings):
+    version, author = _approved(session, factory)
+    batch, made = _batch(session, factory)
+    made[0].status = MessageStatus.RESPONDED
+    session.add(Response(message_id=made[0].id, method="email", subject="earlier", body_text="earlier",
+                         email_message_id="<earlier@x>", state=ResponseState.SENT))
+    counted = plan(session, [m.id for m in made])
+    assert counted.as_dict() == {"total": 8, "email": 3, "print": 3, "answered": 1, "no_address": 1, "cannot": 0}
+    run = start_run(session, version.id, batch_id=batch.id, actor_id=author.id)
+    session.commit()
+
+    queued: list[int] = []
+    execute_run(database, run.id, settings, enqueue_email=queued.extend)
+    session.expire_all()
+    assert len(queued) == 3
+    run = session.get(ApplyRun, run.id)
+    assert (run.state, run.created_count, run.skipped, run.done) == ("done", 6, 2, 8)
+    assert {m.status for m in made[1:7]} == {MessageStatus.RESPONDED}
+    assert made[7].status == MessageStatus.NEW  # no address: left for a person
+    first = session.scalar(select(Response).where(Response.message_id == made[1].id))
+    assert first.body_text.startswith("Dear Ms. Writer,") and first.subject == "Re: Clean water"
+
+    again = start_run(session, version.id, batch_id=batch.id, actor_id=author.id)
+    session.commit()
+    execute_run(database, again.id, settings, enqueue_email=queued.extend)
+    assert session.scalar(select(func.count(Response.id))) == 7 and len(queued) == 3
+    assert version.letter.usage_count == 6
+
+
+def test_email_goes_out_once_through_a_real_smtp_server(session, factory, database, settings, smtp_server):
+    version, author = _approved(session, factory)
+    batch, made = _batch(session, factory)
+    smtp_server.inbox.refuse["em3@example.org"] = "550 5.1.1 No such user"
+    run = start_run(session, version.id, batch_id=batch.id, actor_id=author.id)
+    session.commit()
+    queued: list[int] = []
+    execute_run(database, run.id, settings, enqueue_email=queued.extend)
+    cfg = Settings.from_env({}, **{**settings.__dict__, "smtp_host": "127.0.0.1", "smtp_port": smtp_server.port,
+                                   "smtp_security": "none", "smtp_rate_per_second": 0.0})
+    result = send_responses(database, queued, cfg)
+    assert (result.sent, result.failed) == (3, 1)
+    got = smtp_server.inbox.messages
+    assert len(got) == 3 and len({m["Message-ID"] for m in got}) == 3
+    first = next(m for m in got if m["To"] == "em0@example.org")
+    assert first["In-Reply-To"] == "<incoming-0@example.org>" and first["Subject"] == "Re: Clean water"
+    assert first.get_body(("plain",)).get_content().startswith("Dear Ms. Writer,")
+    assert "<p>Dear Ms. Writer,</p>" in first.get_body(("html",)).get_content()
+    refused = session.scalar(select(Response).where(Response.to_address == "em3@example.org"))
+    session.refresh(refused)
+    assert refused.state == ResponseState.FAILED and "550" in refused.last_error
+
+    assert send_responses(database, queued, cfg).sent == 0 and len(got) == 3  # nothing twice
+    # A worker that died after recording its attempt: the letter may have gone, so a person decides.
+    stuck = session.scalar(select(Response).where(Response.to_address == "em1@example.org"))
+    session.refresh(stuck)
+    stuck.state = ResponseState.SENDING
+    session.commit()
+    assert send_responses(database, [stuck.id], cfg).uncertain == 1 and len(got) == 3
+
+
+def test_print_file_has_one_page_per_postal_letter(session, factory, database, settings):
+    version, author = _approved(session, factory)
+    batch, _made = _batch(session, factory)
+    run = start_run(session, version.id, batch_id=batch.id, actor_id=author.id)
+    session.commit()
+    execute_run(database, run.id, settings)
+    items = print_responses(session, session.get(ApplyRun, run.id))
+    assert len(items) == 3
+    pdf = letters_pdf(items, _office(), "November 28, 2026")
+    reader = PdfReader(io.BytesIO(pdf))
+    assert len(reader.pages) == 3
+    assert "1 Main St" in reader.pages[1].extract_text()
+    rows = mail_house_csv(items).strip().splitlines()
+    assert len(rows) == 4 and rows[1].split(",")[2] == "0 Main St"
