@@ -35,6 +35,18 @@ MATRIX = {
     "admin.mailbox_check": frozenset({A}),
     "admin.mailbox_active": frozenset({A}),
     "admin.district_zip_list": frozenset({A}),
+    "letters.library": ALL,
+    "letters.new": ALL,
+    "letters.letter": ALL,
+    "letters.letter_act": ALL,
+    "letters.version": ALL,
+    "letters.version_act": ALL,
+    "letters.approvals": frozenset({A, S}),
+    "letters.answer_batch": frozenset({A, S, C}),
+    "letters.run": frozenset({A, S, C}),
+    "letters.run_progress": frozenset({A, S, C}),
+    "letters.run_pdf": frozenset({A, S, C}),
+    "letters.run_csv": frozenset({A, S, C}),
     "batches.index": ALL,
     "batches.view": ALL,
     "batches.recluster_now": frozenset({A, S, C}),
@@ -58,7 +70,8 @@ def test_every_route_has_the_expected_rule(app):
         assert actual == expected, endpoint
 
 
-SIMPLE_GETS = {"inbox.index": "/inbox/", "batches.index": "/batches/", "dashboard.index": "/dashboard/",
+SIMPLE_GETS = {"inbox.index": "/inbox/", "batches.index": "/batches/", "letters.library": "/letters/",
+               "letters.new": "/letters/new", "letters.approvals": "/approvals/", "dashboard.index": "/dashboard/",
                "admin.staff": "/admin/staff",
                "auth.change_password": "/account/password", "quarantine.index": "/quarantine/",
                "admin.intake": "/admin/intake", "calls.new": "/calls/new", "scans.upload": "/scans/upload",

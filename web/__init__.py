@@ -51,9 +51,9 @@ def create_app(settings: Settings) -> Flask:
     login_manager.init_app(app)
     app.before_request(enforce_access)
 
-    from web import admin, api, auth, batches, calls, dashboard, inbox, messages, quarantine, scans
+    from web import admin, api, auth, batches, calls, dashboard, inbox, letters, messages, quarantine, scans
 
-    for module in (auth, inbox, messages, dashboard, admin, api, quarantine, calls, scans, batches):
+    for module in (auth, inbox, messages, dashboard, admin, api, quarantine, calls, scans, batches, letters):
         app.register_blueprint(module.bp)
 
     app.teardown_appcontext(_close_session)
@@ -122,7 +122,12 @@ def _template_globals() -> dict[str, object]:
             return True
         return bool(rule) and current_user.is_authenticated and current_user.role in rule  # type: ignore[operator]
 
-    return {"office_name": settings().office_name, "can": can}
+    def pending_approvals() -> int:
+        from drafting.letters import pending_count
+
+        return pending_count(db_session())
+
+    return {"office_name": settings().office_name, "can": can, "pending_approvals": pending_approvals}
 
 
 def _register_errors(app: Flask) -> None:

@@ -1,0 +1,293 @@
+"""Form letters: the library, the editor with preview, review and approval, and apply to all."""
+
+from __future__ import annotations
+
+import logging
+
+from flask import Blueprint, Response, abort, flash, jsonify, redirect, render_template, request, url_for
+from flask_login import current_user
+from sqlalchemy import select
+
+from correspondence.errors import DomainError, NotFound, ValidationFailed
+from correspondence.models import ApplyRun, LetterVersion, ReviewComment, Role, Stance, Topic, VersionState
+from correspondence.services.blobs import load_blob
+from drafting import letters as service
+from drafting.apply import batch_message_ids, office_of, plan, start_run
+from drafting.printing import mail_house_csv, print_responses
+from drafting.render import FIELD_LIST, LetterError, context, render
+from web import db_session, settings
+from web.access import ALL_STAFF, roles
+from web.forms import ActionForm
+
+log = logging.getLogger(__name__)
+
+bp = Blueprint("letters", __name__)
+
+WRITERS = ALL_STAFF
+APPROVERS = (Role.SUPERVISOR, Role.ADMIN)
+SENDERS = (Role.ADMIN, Role.SUPERVISOR, Role.CORRESPONDENT)
+
+
+def _topics(session):  # type: ignore[no-untyped-def]
+    return list(session.scalars(select(Topic).where(Topic.active.is_(True)).order_by(Topic.name)))
+
+
+def _optional_int(raw: str | None, name: str) -> int | None:
+    if not raw:
+        return None
+    if not raw.isdigit():
+        raise ValidationFailed(f"{name}: {raw!r} is not a number")
+    return int(raw)
+
+
+def _stance(raw: str | None) -> Stance | None:
+    try:
+        return Stance(raw) if raw else None
+    except ValueError as exc:
+        raise ValidationFailed(f"stance: {raw!r} is not a stance") from exc
+
+
+@bp.route("/letters/")
+@roles(*WRITERS)
+def library():  # type: ignore[no-untyped-def]
+    session = db_session()
+    try:
+        topic_id = _optional_int(request.args.get("topic"), "topic")
+        stance = _stance(request.args.get("stance"))
+    except ValidationFailed as exc:
+        abort(400, description=str(exc))
+    found = service.search_letters(session, text=request.args.get("q", "")[:200], topic_id=topic_id, stance=stance,
+                                   include_retired=request.args.get("retired") == "1")
+    return render_template("letters.html", letters=found, topics=_topics(session), stances=list(Stance),
+                           args=request.args, form=ActionForm())
+
+
+@bp.route("/letters/new", methods=["GET", "POST"])
+@roles(*WRITERS)
+def new():  # type: ignore[no-untyped-def]
+    session = db_session()
+    form = ActionForm()
+    error = None
+    if request.method == "POST":
+        f = request.form
+        try:
+            version = service.create_letter(
+                session, title=f.get("title", ""), body=f.get("body", ""), subject=f.get("subject", ""),
+                topic_id=_optional_int(f.get("topic_id"), "topic"), stance=_stance(f.get("stance")),
+                tags=f.get("tags", "").split(","), actor_id=current_user.id)
+        except DomainError as exc:
+            session.rollback()
+            error = str(exc)
+        else:
+            session.commit()
+            flash("Letter saved as a draft. Preview it, then send it for review.", "ok")
+            return redirect(url_for("letters.version", version_id=version.id)), 303
+    return render_template("letter_new.html", form=form, topics=_topics(session), stances=list(Stance),
+                           values=request.form, error=error, fields=FIELD_LIST), 400 if error else 200
+
+
+@bp.route("/letters/<int:letter_id>")
+@roles(*WRITERS)
+def letter(letter_id: int):  # type: ignore[no-untyped-def]
+    session = db_session()
+    try:
+        item = service.get_letter(session, letter_id)
+    except NotFound:
+        abort(404, description=f"There is no letter {letter_id}.")
+    return render_template("letter.html", letter=item, versions=service.letter_history(session, letter_id),
+                           runs=service.runs_of(session, letter_id), form=ActionForm())
+
+
+@bp.route("/letters/<int:letter_id>/<action>", methods=["POST"])
+@roles(*WRITERS)
+def letter_act(letter_id: int, action: str):  # type: ignore[no-untyped-def]
+    session = db_session()
+    try:
+        if action == "copy":
+            version = service.copy_letter(session, letter_id, actor_id=current_user.id)
+            session.commit()
+            flash("Copied into a new letter; edit the draft.", "ok")
+            return redirect(url_for("letters.version", version_id=version.id)), 303
+        if action == "retire":
+            service.retire_letter(session, letter_id, actor_id=current_user.id)
+            session.commit()
+            flash("Letter retired: it can no longer be sent.", "ok")
+            return redirect(url_for("letters.letter", letter_id=letter_id)), 303
+    except NotFound:
+        abort(404, description=f"There is no letter {letter_id}.")
+    except DomainError as exc:
+        session.rollback()
+        flash(str(exc), "error")
+        return redirect(url_for("letters.letter", letter_id=letter_id)), 303
+    abort(404, description=f"Unknown action {action!r}.")
+
+
+@bp.route("/letters/versions/<int:version_id>")
+@roles(*WRITERS)
+def version(version_id: int):  # type: ignore[no-untyped-def]
+    session = db_session()
+    try:
+        v = service.get_version(session, version_id)
+    except NotFound:
+        abort(404, description=f"There is no letter version {version_id}.")
+    sample = service.sample_message(session, v.letter)
+    preview = preview_error = None
+    try:
+        values = context(sample, sample.constituent if sample else None, office_of(settings()))
+        preview = (render(v.subject, values), render(v.body, values))
+    except LetterError as exc:
+        preview_error = str(exc)
+    base = session.get(LetterVersion, v.based_on_id) if v.based_on_id else None
+    comments = list(session.scalars(select(ReviewComment).where(ReviewComment.version_id == v.id)
+                                    .order_by(ReviewComment.id)))
+    if base is not None:  # the reviewer's comments on the version this one answers
+        comments = list(session.scalars(select(ReviewComment).where(ReviewComment.version_id == base.id)
+                                        .order_by(ReviewComment.id))) + comments
+    return render_template("letter_version.html", v=v, preview=preview, preview_error=preview_error, sample=sample,
+                           diff=service.word_diff(base.body, v.body) if base else None, base=base,
+                           comments=comments, form=ActionForm(), fields=FIELD_LIST,
+                           paragraphs=[p for p in v.body.split("\n\n") if p.strip()])
+
+
+@bp.route("/letters/versions/<int:version_id>/<action>", methods=["POST"])
+@roles(*WRITERS)
+def version_act(version_id: int, action: str):  # type: ignore[no-untyped-def]
+    """Edit, submit, comment and start a new version (writers); approve and request changes (supervisors)."""
+    session = db_session()
+    me = current_user.id
+    f = request.form
+    target = version_id
+    try:
+        if action == "edit":
+            service.edit_draft(session, version_id, body=f.get("body", ""), subject=f.get("subject", ""), actor_id=me)
+            message = "Draft saved."
+        elif action == "submit":
+            service.submit(session, version_id, actor_id=me)
+            message = "Sent for review: a supervisor will approve it or ask for changes."
+        elif action == "approve":
+            service.approve(session, version_id, actor_id=me)
+            message = "Approved: this version is now the one letters go out with."
+        elif action == "request_changes":
+            service.request_changes(session, version_id, comment=f.get("comment", ""), actor_id=me,
+                                    paragraph=_optional_int(f.get("paragraph"), "paragraph"))
+            message = "Changes requested; the author sees your comment."
+        elif action == "comment":
+            service.add_comment(session, version_id, text=f.get("comment", ""), actor_id=me,
+                                paragraph=_optional_int(f.get("paragraph"), "paragraph"))
+            message = "Comment added."
+        elif action == "new_version":
+            target = service.new_version(session, version_id, actor_id=me).id
+            message = "New draft version started from this one."
+        else:
+            abort(404, description=f"Unknown action {action!r}.")
+    except NotFound:
+        session.rollback()
+        abort(404, description=f"There is no letter version {version_id}.")
+    except DomainError as exc:
+        session.rollback()
+        flash(str(exc), "error")
+        return redirect(url_for("letters.version", version_id=version_id)), 303
+    session.commit()
+    flash(message, "ok")
+    return redirect(url_for("letters.version", version_id=target)), 303
+
+
+@bp.route("/approvals/")
+@roles(*APPROVERS)
+def approvals():  # type: ignore[no-untyped-def]
+    session = db_session()
+    return render_template("approvals.html", queue=service.approval_queue(session), form=ActionForm())
+
+
+@bp.route("/batches/<int:batch_id>/answer", methods=["GET", "POST"])
+@roles(*SENDERS)
+def answer_batch(batch_id: int):  # type: ignore[no-untyped-def]
+    """Apply to all: choose an approved letter, see what will happen, confirm."""
+    from correspondence.models import Batch, FormLetter
+
+    session = db_session()
+    batch = session.get(Batch, batch_id)
+    if batch is None:
+        abort(404, description=f"There is no batch {batch_id}.")
+    approved = list(session.scalars(
+        select(LetterVersion).join(FormLetter, FormLetter.current_version_id == LetterVersion.id)
+        .where(LetterVersion.state == VersionState.APPROVED, FormLetter.retired.is_(False))
+        .order_by((FormLetter.topic_id == batch.topic_id).desc(), FormLetter.title)))
+    if request.method == "POST":
+        try:
+            version_id = _optional_int(request.form.get("version_id"), "letter")
+            if version_id is None:
+                raise ValidationFailed("choose the approved letter to send")
+            run = start_run(session, version_id, batch_id=batch.id, actor_id=current_user.id)
+        except DomainError as exc:
+            session.rollback()
+            flash(str(exc), "error")
+            return redirect(url_for("letters.answer_batch", batch_id=batch_id)), 303
+        session.commit()
+        _enqueue_run(run.id)
+        return redirect(url_for("letters.run", run_id=run.id)), 303
+    counts = plan(session, batch_message_ids(session, batch.id))
+    chosen = approved[0] if approved else None
+    return render_template("answer_batch.html", batch=batch, approved=approved, counts=counts, chosen=chosen,
+                           form=ActionForm())
+
+
+def _enqueue_run(run_id: int) -> None:
+    from workers.queues import enqueue_apply
+    from workers.redis_conn import connect
+
+    try:
+        enqueue_apply(connect(settings()), run_id)
+    except Exception:  # the sweeper re-queues runs left waiting
+        log.warning("could not queue apply run %s", run_id, exc_info=True)
+
+
+@bp.route("/runs/<int:run_id>")
+@roles(*SENDERS)
+def run(run_id: int):  # type: ignore[no-untyped-def]
+    session = db_session()
+    item = session.get(ApplyRun, run_id)
+    if item is None:
+        abort(404, description=f"There is no run {run_id}.")
+    return render_template("run.html", run=item, form=ActionForm())
+
+
+@bp.route("/runs/<int:run_id>.json")
+@roles(*SENDERS)
+def run_progress(run_id: int):  # type: ignore[no-untyped-def]
+    from sqlalchemy import func
+
+    from correspondence.models import Response as Answer
+
+    session = db_session()
+    item = session.get(ApplyRun, run_id)
+    if item is None:
+        abort(404, description=f"There is no run {run_id}.")
+    states = dict(session.execute(select(Answer.state, func.count()).where(Answer.run_id == run_id)
+                                  .group_by(Answer.state)).all())
+    return jsonify({"state": item.state, "total": item.total, "done": item.done, "created": item.created_count,
+                    "skipped": item.skipped, "error": item.error, "print_ready": bool(item.print_sha256),
+                    "delivery": {k.value: v for k, v in states.items()}})
+
+
+@bp.route("/runs/<int:run_id>/letters.pdf")
+@roles(*SENDERS)
+def run_pdf(run_id: int):  # type: ignore[no-untyped-def]
+    session = db_session()
+    item = session.get(ApplyRun, run_id)
+    data = load_blob(session, item.print_sha256) if item is not None and item.print_sha256 else None
+    if data is None:
+        abort(404, description="There is no print file for this run (yet).")
+    return Response(data, mimetype="application/pdf",
+                    headers={"Content-Disposition": f'attachment; filename="run-{run_id}-letters.pdf"'})
+
+
+@bp.route("/runs/<int:run_id>/addresses.csv")
+@roles(*SENDERS)
+def run_csv(run_id: int):  # type: ignore[no-untyped-def]
+    session = db_session()
+    item = session.get(ApplyRun, run_id)
+    if item is None:
+        abort(404, description=f"There is no run {run_id}.")
+    return Response(mail_house_csv(print_responses(session, item)), mimetype="text/csv",
+                    headers={"Content-Disposition": f'attachment; filename="run-{run_id}-addresses.csv"'})
