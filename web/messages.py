@@ -10,7 +10,8 @@ from flask_login import current_user
 from sqlalchemy import select
 
 from correspondence.errors import DomainError, NotFound
-from correspondence.models import AuditEvent, Blob, Channel, MessageStatus, Response, Stance, Topic
+from correspondence.models import AuditEvent, Blob, Channel, MessageStatus, Stance, Topic
+from correspondence.models import Response as Answer
 from correspondence.services.blobs import load_blob
 from correspondence.services.messages import (
     assign_message,
@@ -72,9 +73,9 @@ def view(message_id: int):  # type: ignore[no-untyped-def]
         original=_original(raw) if message.channel == Channel.EMAIL else None,
         raw_text=_raw_text(raw) if textual else None, raw_kind=blob.content_type if blob else None,
         earlier=earlier_messages(session, message), history=history, topics=topics,
-        answers=list(session.scalars(select(Response).where(Response.message_id == message.id))),
-        letters_sent=list(session.scalars(select(Response).where(
-            Response.constituent_id == message.constituent_id).order_by(Response.id.desc()).limit(20)))
+        answers=list(session.scalars(select(Answer).where(Answer.message_id == message.id))),
+        letters_sent=list(session.scalars(select(Answer).where(
+            Answer.constituent_id == message.constituent_id).order_by(Answer.id.desc()).limit(20)))
         if message.constituent_id else [],
         staff=list_staff(session, active_only=True), stances=list(Stance), allowed=allowed,
         form=ActionForm(),
