@@ -67,9 +67,9 @@ def test_refused_transition_is_explained_not_a_500(client, auth, factory, sessio
     m = factory.message()
     session.commit()
     response = client.post(f"/messages/{m.id}/status", data={"csrf_token": auth.csrf(f"/messages/{m.id}"),
-                                                             "value": "responded"}, follow_redirects=True)
+                                                             "value": "awaiting_approval"}, follow_redirects=True)
     assert response.status_code == 200
-    assert "cannot go from new to responded" in response.get_data(as_text=True)
+    assert "cannot go from new to awaiting_approval" in response.get_data(as_text=True)
 
 
 def test_missing_message_and_bad_values(client, auth, factory, session):
