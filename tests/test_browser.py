@@ -2,12 +2,14 @@
 
 from __future__ import annotations
 
+import io
 import os
 import shutil
 import threading
 from pathlib import Path
 
 import pytest
+from sqlalchemy import select
 from werkzeug.serving import make_server
 
 from correspondence.models import MessageStatus, Role
@@ -148,3 +150,93 @@ def test_staffer_splits_and_merges_a_batch_in_the_browser(live_server, browser, 
     page.click("ul.undo li >> nth=0 >> button")  # undo the merge: the two letters go back out
     page.wait_for_selector(".flash.ok")
     assert page.locator("tr[data-id]").count() == 10
+
+
+def _sign_in(browser, live_server, staffer, password):  # type: ignore[no-untyped-def]
+    context = browser.new_context(viewport={"width": 1400, "height": 900})
+    page = context.new_page()
+    page.goto(f"{live_server}/login")
+    page.fill("input[name=email]", staffer.email)
+    page.fill("input[name=password]", password)
+    page.click("input[type=submit]")
+    page.wait_for_load_state("networkidle")
+    return page
+
+
+def test_letter_from_draft_to_approval_to_every_member(live_server, browser, factory, session, job_env, redis,
+                                                       smtp_server, monkeypatch, tmp_path):
+    from pypdf import PdfReader
+    from rq import SimpleWorker
+
+    from correspondence.models import ApplyRun
+    from correspondence.services.blobs import load_blob
+    from tests.test_drafting import _batch
+    from workers.queues import OUTBOUND, get_queue
+
+    monkeypatch.setenv("MAILROOM_SMTP_HOST", "127.0.0.1")
+    monkeypatch.setenv("MAILROOM_SMTP_PORT", str(smtp_server.port))
+    monkeypatch.setenv("MAILROOM_SMTP_SECURITY", "none")
+    shots = Path(os.environ.get("MAILROOM_SCREENSHOT_DIR", tmp_path))
+    writer = factory.staffer(role=Role.CORRESPONDENT, name="Devon Carter")
+    boss = factory.staffer(role=Role.SUPERVISOR, name="Maria Alvarez")
+    batch, made = _batch(session, factory)
+    session.commit()
+
+    lc = _sign_in(browser, live_server, writer, factory.PASSWORD)
+    lc.goto(f"{live_server}/letters/new")
+    lc.fill("input[name=title]", "Clean water reply")
+    lc.click("button.primary")
+    lc.wait_for_selector("#submit-review")
+    version_url = lc.url
+    lc.click("#submit-review")
+    lc.wait_for_selector(".flash.ok")
+    assert lc.inner_text("#version-state") == "in review"
+
+    sup = _sign_in(browser, live_server, boss, factory.PASSWORD)
+    assert sup.inner_text("#approval-badge") == "1"
+    sup.goto(f"{live_server}/approvals/")
+    sup.click("table.approvals a")
+    sup.fill("#change-comment", "Thank them for the personal story too.")
+    sup.click("#request-changes")
+    sup.wait_for_selector(".flash.ok")
+    assert sup.inner_text("#version-state") == "changes requested"
+
+    lc.goto(version_url)
+    assert "Thank them for the personal story too." in lc.inner_text("section.comments")
+    lc.click("#new-version")
+    lc.wait_for_selector("#letter-body")
+    body = lc.input_value("#letter-body").replace("{{ office.signature }}",
+                                                  "Thank you for sharing your story.\n\n{{ office.signature }}")
+    lc.fill("#letter-body", body)
+    lc.click("#save-draft")
+    lc.wait_for_selector(".flash.ok")
+    assert "Thank you for sharing your story." in lc.inner_text("ins")  # the diff against version 1
+    lc.click("#submit-review")
+    lc.wait_for_selector(".flash.ok")
+
+    sup.goto(f"{live_server}/approvals/")
+    sup.click("table.approvals a")
+    sup.screenshot(path=str(shots / "approval.png"))
+    sup.click("#approve")
+    sup.wait_for_selector(".flash.ok")
+    assert sup.inner_text("#version-state") == "approved"
+
+    lc.goto(f"{live_server}/batches/{batch.id}")
+    lc.click("#answer-all")
+    assert (lc.inner_text("#will-email"), lc.inner_text("#will-print"), lc.inner_text("#no-address")) == ("4", "3", "1")
+    lc.click("#confirm-send")
+    lc.wait_for_selector("#run-progress")
+    SimpleWorker([get_queue(OUTBOUND, redis)], connection=redis).work(burst=True)
+    from playwright.sync_api import expect
+
+    expect(lc.locator("#run-percent")).to_have_text("100", timeout=15000)
+    expect(lc.locator("#run-delivery")).to_contain_text("sent 4", timeout=15000)
+    lc.screenshot(path=str(shots / "apply-to-all.png"))
+
+    assert len(smtp_server.inbox.messages) == 4
+    assert all("Thank you for sharing your story." in m.get_body(("plain",)).get_content()
+               for m in smtp_server.inbox.messages)
+    session.rollback()
+    run = session.scalar(select(ApplyRun))
+    pdf = load_blob(session, run.print_sha256)
+    assert len(PdfReader(io.BytesIO(pdf)).pages) == 3

@@ -19,7 +19,8 @@ def test_every_status_has_a_row_and_targets_are_statuses():
 @pytest.mark.parametrize(("current", "target", "allowed"), [
     (S.NEW, S.ASSIGNED, True), (S.ASSIGNED, S.IN_PROGRESS, True), (S.IN_PROGRESS, S.AWAITING_APPROVAL, True),
     (S.AWAITING_APPROVAL, S.RESPONDED, True), (S.RESPONDED, S.CLOSED, True), (S.NEW, S.QUARANTINED, True),
-    (S.QUARANTINED, S.NEW, True), (S.NEW, S.RESPONDED, True), (S.NEW, S.AWAITING_APPROVAL, False), (S.CLOSED, S.AWAITING_APPROVAL, False),
+    (S.QUARANTINED, S.NEW, True), (S.NEW, S.RESPONDED, True),
+    (S.NEW, S.AWAITING_APPROVAL, False), (S.CLOSED, S.AWAITING_APPROVAL, False),
     (S.ARCHIVED, S.CLOSED, False), (S.QUARANTINED, S.ASSIGNED, False),
 ])
 def test_table(current, target, allowed):
