@@ -16,6 +16,7 @@ import ssl
 import time
 from collections.abc import Sequence
 from dataclasses import dataclass, field
+from datetime import timedelta
 from email.message import EmailMessage
 from email.utils import format_datetime
 
@@ -27,6 +28,10 @@ from correspondence.services.audit import record
 from drafting.render import to_html
 
 log = logging.getLogger(__name__)
+
+
+# An attempt younger than this may still be in progress in another worker; an older one died.
+IN_FLIGHT = timedelta(minutes=10)
 
 
 class TryLater(Exception):
@@ -85,6 +90,8 @@ def _claim(db: Database, response_id: int, settings) -> tuple[EmailMessage | Non
         if r is None:
             return None, "missing"
         if r.state == ResponseState.SENDING:
+            if r.sending_since is not None and r.sending_since > utcnow() - IN_FLIGHT:
+                return None, "skipped"  # another worker is sending it right now
             r.state = ResponseState.UNCERTAIN
             r.last_error = "a delivery attempt was interrupted; check whether it arrived before resending"
             record(s, actor_id=None, action="response.uncertain", object_type="response", object_id=r.id,
@@ -160,6 +167,20 @@ def send_responses(db: Database, response_ids: Sequence[int], settings) -> SendR
             except (OSError, smtplib.SMTPException):
                 log.debug("smtp quit failed", exc_info=True)
     return result
+
+
+def stalled(session, older_than: timedelta) -> tuple[list[int], list[int], list[int]]:  # type: ignore[no-untyped-def]
+    """What the sweeper restarts: unfinished runs, queued emails, and attempts that died mid-send."""
+    from correspondence.models import ApplyRun
+
+    cutoff = utcnow() - older_than
+    runs = list(session.scalars(select(ApplyRun.id).where(ApplyRun.state.in_(("queued", "running")),
+                                                          ApplyRun.created_at < cutoff)))
+    queued = list(session.scalars(select(Response.id).where(Response.state == ResponseState.QUEUED,
+                                                            Response.created_at < cutoff).limit(50_000)))
+    dead = list(session.scalars(select(Response.id).where(Response.state == ResponseState.SENDING,
+                                                          Response.sending_since < utcnow() - IN_FLIGHT)))
+    return runs, queued, dead
 
 
 def resend(db: Database, response_id: int, *, actor_id: int) -> None:

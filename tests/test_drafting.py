@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import io
+from datetime import timedelta
 
 import pytest
 from pypdf import PdfReader
@@ -189,6 +190,9 @@ def test_email_goes_out_once_through_a_real_smtp_server(session, factory, databa
     session.refresh(stuck)
     stuck.state = ResponseState.SENDING
     session.commit()
+    assert send_responses(database, [stuck.id], cfg).skipped == 1  # maybe still in flight in another worker
+    stuck.sending_since = stuck.sending_since - timedelta(hours=1)
+    session.commit()
     assert send_responses(database, [stuck.id], cfg).uncertain == 1 and len(got) == 3
 
 
@@ -206,3 +210,34 @@ def test_print_file_has_one_page_per_postal_letter(session, factory, database, s
     assert "1 Main St" in reader.pages[1].extract_text()
     rows = mail_house_csv(items).strip().splitlines()
     assert len(rows) == 4 and rows[1].split(",")[2] == "0 Main St"
+
+
+def test_sweeper_restarts_a_lost_run_and_settles_a_dead_send(session, factory, job_env, redis, smtp_server,
+                                                             monkeypatch):
+    from rq import SimpleWorker
+
+    from correspondence.models import utcnow
+    from workers import jobs
+    from workers.queues import OUTBOUND, get_queue
+
+    monkeypatch.setenv("MAILROOM_SMTP_HOST", "127.0.0.1")
+    monkeypatch.setenv("MAILROOM_SMTP_PORT", str(smtp_server.port))
+    monkeypatch.setenv("MAILROOM_SMTP_SECURITY", "none")
+    monkeypatch.setenv("MAILROOM_SWEEP_AFTER_MINUTES", "0")
+    version, author = _approved(session, factory)
+    batch, made = _batch(session, factory)
+    run = start_run(session, version.id, batch_id=batch.id, actor_id=author.id)  # queued, but Redis lost it
+    session.commit()
+    jobs.run_sweep()
+    SimpleWorker([get_queue(OUTBOUND, redis)], connection=redis).work(burst=True)
+    session.expire_all()
+    assert session.get(ApplyRun, run.id).state == "done" and len(smtp_server.inbox.messages) == 4
+
+    dead = session.scalar(select(Response).where(Response.state == ResponseState.SENT))
+    dead.state, dead.sending_since = ResponseState.SENDING, utcnow() - timedelta(hours=1)
+    session.commit()
+    jobs.run_sweep()
+    SimpleWorker([get_queue(OUTBOUND, redis)], connection=redis).work(burst=True)
+    session.expire_all()
+    assert session.get(Response, dead.id).state == ResponseState.UNCERTAIN
+    assert len(smtp_server.inbox.messages) == 4  # never resent blindly

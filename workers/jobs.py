@@ -40,12 +40,23 @@ def run_sweep() -> int:
     settings = context.settings()
     with context.database().unit_of_work() as session:
         ids = find_unfinished(session, timedelta(minutes=settings.sweep_after_minutes))
-    if ids:
-        redis = connect(settings)
-        for message_id in ids:
-            enqueue_process(redis, message_id)
-    log.info("sweep re-enqueued=%d", len(ids))
-    return len(ids)
+    from drafting.send import stalled
+    from workers.queues import enqueue_apply, enqueue_send
+
+    with context.database().unit_of_work() as session:
+        runs, queued, dead = stalled(session, timedelta(minutes=settings.sweep_after_minutes))
+    redis = connect(settings)
+    for message_id in ids:
+        enqueue_process(redis, message_id)
+    for run_id in runs:
+        enqueue_apply(redis, run_id)
+    # Sending is idempotent per response, so a chunk queued twice sends nothing twice; a dead
+    # attempt is turned "uncertain" by the send job itself when it finds it.
+    pending = queued + dead
+    for start in range(0, len(pending), 100):
+        enqueue_send(redis, pending[start:start + 100])
+    log.info("sweep re-enqueued messages=%d runs=%d responses=%d", len(ids), len(runs), len(pending))
+    return len(ids) + len(runs) + len(pending)
 
 
 def run_poll_imap() -> dict[str, int]:
