@@ -52,9 +52,6 @@ def enqueue_process(connection: Redis, message_id: int) -> str:
 ABANDONED_AFTER = timedelta(seconds=90)
 
 
-SEND_RETRY = Retry(max=6, interval=[10, 30, 60, 300, 900, 1800])
-
-
 def enqueue_apply(connection: Redis, run_id: int) -> str:
     """Queue an apply-to-all run; one job per run (a second enqueue while it waits is a no-op)."""
     job_id = f"apply-{run_id}"
@@ -67,8 +64,12 @@ def enqueue_apply(connection: Redis, run_id: int) -> str:
 
 
 def enqueue_send(connection: Redis, response_ids: list[int]) -> str:
-    """Queue the delivery of a chunk of email responses (one SMTP connection per chunk)."""
-    job = get_queue(OUTBOUND, connection).enqueue("workers.jobs.run_send", response_ids, retry=SEND_RETRY,
+    """Queue the delivery of a chunk of email responses (one SMTP connection per chunk).
+
+    No RQ retry: letters the server could not take stay "queued" and the sweeper queues them again
+    every few minutes, which is the backoff (RQ's delayed retries would need its own scheduler).
+    """
+    job = get_queue(OUTBOUND, connection).enqueue("workers.jobs.run_send", response_ids,
                                                   failure_ttl=FAILURE_TTL, result_ttl=RESULT_TTL)
     return job.id
 
