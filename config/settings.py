@@ -67,6 +67,8 @@ class Settings:
     mail_from: str = "office@example.gov"
     reply_to: str = ""
     smtp_rate_per_second: float = 20.0
+    # One-off replies to a single message go through a supervisor's approval (off: the writer sends).
+    one_off_approval: bool = True
     # What letters say about the office.
     member_name: str = "Representative Jane Doe"
     signature: str = "Sincerely,\n\nJane Doe\nMember of Congress"
@@ -109,6 +111,7 @@ class Settings:
             "mail_from": env.get("MAILROOM_MAIL_FROM", cls.mail_from),
             "reply_to": env.get("MAILROOM_REPLY_TO", ""),
             "smtp_rate_per_second": float(env.get("MAILROOM_SMTP_RATE") or cls.smtp_rate_per_second),
+            "one_off_approval": env.get("MAILROOM_ONE_OFF_APPROVAL", "1").lower() in _TRUE,
             "member_name": env.get("MAILROOM_MEMBER_NAME", cls.member_name),
             "signature": env.get("MAILROOM_SIGNATURE", cls.signature).replace("\\n", "\n"),
             "letterhead": env.get("MAILROOM_LETTERHEAD", cls.letterhead),

@@ -160,13 +160,20 @@ def _domain(settings) -> str:  # type: ignore[no-untyped-def]
 def answer(session: Session, message: Message, version: LetterVersion, *, settings, run_id: int | None,  # type: ignore[no-untyped-def]
            actor_id: int | None) -> Response | None:
     """Render and record the response to one message; None when it is answered already or cannot be."""
+    return respond(session, message, version.subject, version.body, settings=settings, version_id=version.id,
+                   run_id=run_id, actor_id=actor_id)
+
+
+def respond(session: Session, message: Message, subject_source: str, body_source: str, *, settings,  # type: ignore[no-untyped-def]
+            version_id: int | None, run_id: int | None, actor_id: int | None) -> Response | None:
+    """Render a letter for one message, record it as its one response, mark the message responded."""
     method = delivery_for(message)
     if method is None or not can_move(message.status, MessageStatus.RESPONDED):
         return None
     values = context(message, message.constituent, office_of(settings))
-    subject = render(version.subject, values).strip()[:500] or "Your letter"
-    body = render(version.body, values)
-    response = Response(message_id=message.id, constituent_id=message.constituent_id, version_id=version.id,
+    subject = render(subject_source, values).strip()[:500] or "Your letter"
+    body = render(body_source, values)
+    response = Response(message_id=message.id, constituent_id=message.constituent_id, version_id=version_id,
                         run_id=run_id, method=method, to_address=message.from_address if method ==
                         DeliveryMethod.EMAIL else None, subject=subject, body_text=body,
                         state=ResponseState.QUEUED if method == DeliveryMethod.EMAIL else ResponseState.TO_PRINT,

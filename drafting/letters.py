@@ -108,6 +108,17 @@ def create_letter(session: Session, *, title: str, body: str, subject: str = "",
     return version
 
 
+def start_reply(session: Session, message_id: int, *, subject: str, body: str, actor_id: int) -> LetterVersion:
+    """A one-off reply to one message, put through review like any letter (the office requires it)."""
+    message = session.get(Message, message_id)
+    if message is None:
+        raise NotFound(f"no message {message_id}")
+    version = create_letter(session, title=f"Reply to message {message_id}: {message.subject or ''}"[:300],
+                            body=body, subject=subject, topic_id=message.topic_id, actor_id=actor_id)
+    version.letter.one_off_message_id = message_id
+    return submit(session, version.id, actor_id=actor_id)
+
+
 def edit_draft(session: Session, version_id: int, *, body: str, subject: str, actor_id: int) -> LetterVersion:
     version = get_version(session, version_id)
     if version.state != V.DRAFT:
@@ -235,6 +246,7 @@ def search_letters(session: Session, *, text: str = "", topic_id: int | None = N
         query = query.where(FormLetter.stance == stance)
     if not include_retired:
         query = query.where(FormLetter.retired.is_(False))
+    query = query.where(FormLetter.one_off_message_id.is_(None))
     return list(session.scalars(query.order_by(FormLetter.last_used_at.desc().nulls_last(), FormLetter.title)
                                 .limit(limit)))
 
@@ -268,6 +280,9 @@ def approval_queue(session: Session) -> list[tuple[LetterVersion, list[tuple[Bat
     for version in pending:
         letter = version.letter
         waiting: list[tuple[Batch, int]] = []
+        if letter.one_off_message_id is not None:
+            result.append((version, [], 1))
+            continue
         if letter.topic_id is not None:
             query = select(Batch).where(Batch.topic_id == letter.topic_id, Batch.status.in_(("open",
                                                                                             "letter_pending")))

@@ -42,6 +42,7 @@ MATRIX = {
     "letters.version": ALL,
     "letters.version_act": ALL,
     "letters.approvals": frozenset({A, S}),
+    "letters.reply": frozenset({A, S, C}),
     "letters.answer_batch": frozenset({A, S, C}),
     "letters.run": frozenset({A, S, C}),
     "letters.run_progress": frozenset({A, S, C}),

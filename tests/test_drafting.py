@@ -241,3 +241,40 @@ def test_sweeper_restarts_a_lost_run_and_settles_a_dead_send(session, factory, j
     session.expire_all()
     assert session.get(Response, dead.id).state == ResponseState.UNCERTAIN
     assert len(smtp_server.inbox.messages) == 4  # never resent blindly
+
+
+def test_one_off_reply_waits_for_approval_then_goes_out(client, auth, session, factory, database, settings):
+    from correspondence.models import FormLetter, LetterVersion
+
+    supervisor = factory.staffer(role="supervisor")
+    c = factory.constituent(first_name="Ana", last_name="Lopez", prefix="Ms")
+    message = factory.message(constituent_id=c.id, from_address="ana@example.org", subject="Bridge repair")
+    session.commit()
+    auth.login("correspondent")
+    token = auth.csrf(f"/messages/{message.id}/reply")
+    response = client.post(f"/messages/{message.id}/reply", data={
+        "csrf_token": token, "subject": "Re: {{ message.subject }}",
+        "body": "{{ constituent.salutation }}\n\nThe bridge money is in the bill.\n\n{{ office.signature }}"})
+    assert response.status_code == 303
+    session.rollback()
+    version = session.scalar(select(LetterVersion))
+    assert version.state == VersionState.IN_REVIEW
+    assert session.get(FormLetter, version.letter_id).one_off_message_id == message.id
+    assert letters.search_letters(session) == []  # one-off replies stay out of the library
+    assert letters.approval_queue(session)[0][0].id == version.id
+
+    bad = client.post(f"/messages/{message.id}/reply", data={"csrf_token": token, "subject": "x",
+                                                             "body": "{{ ''.__class__ }}"})
+    assert bad.status_code == 400 and "not a merge field" in bad.get_data(as_text=True)
+
+    client.post("/logout", data={"csrf_token": token})
+    client.post("/login", data={"email": supervisor.email, "password": factory.PASSWORD,
+                                "csrf_token": auth.csrf("/login")})
+    client.post(f"/letters/versions/{version.id}/approve", data={"csrf_token": auth.csrf("/approvals/")})
+    session.rollback()
+    run = session.scalar(select(ApplyRun))
+    assert run.message_ids == [message.id]
+    execute_run(database, run.id, settings)
+    session.rollback()
+    answer = session.scalar(select(Response).where(Response.message_id == message.id))
+    assert answer.body_text.startswith("Dear Ms. Lopez,") and "bridge money" in answer.body_text

@@ -157,6 +157,7 @@ def version_act(version_id: int, action: str):  # type: ignore[no-untyped-def]
     me = current_user.id
     f = request.form
     target = version_id
+    reply_run = None
     try:
         if action == "edit":
             service.edit_draft(session, version_id, body=f.get("body", ""), subject=f.get("subject", ""), actor_id=me)
@@ -165,8 +166,12 @@ def version_act(version_id: int, action: str):  # type: ignore[no-untyped-def]
             service.submit(session, version_id, actor_id=me)
             message = "Sent for review: a supervisor will approve it or ask for changes."
         elif action == "approve":
-            service.approve(session, version_id, actor_id=me)
+            approved = service.approve(session, version_id, actor_id=me)
             message = "Approved: this version is now the one letters go out with."
+            if approved.letter.one_off_message_id is not None:  # a one-off reply goes out once approved
+                reply_run = start_run(session, approved.id, message_ids=[approved.letter.one_off_message_id],
+                                      actor_id=me)
+                message = "Approved: the reply is on its way."
         elif action == "request_changes":
             service.request_changes(session, version_id, comment=f.get("comment", ""), actor_id=me,
                                     paragraph=_optional_int(f.get("paragraph"), "paragraph"))
@@ -188,8 +193,76 @@ def version_act(version_id: int, action: str):  # type: ignore[no-untyped-def]
         flash(str(exc), "error")
         return redirect(url_for("letters.version", version_id=version_id)), 303
     session.commit()
+    if reply_run is not None:
+        _enqueue_run(reply_run.id)
     flash(message, "ok")
     return redirect(url_for("letters.version", version_id=target)), 303
+
+
+@bp.route("/messages/<int:message_id>/reply", methods=["GET", "POST"])
+@roles(*SENDERS)
+def reply(message_id: int):  # type: ignore[no-untyped-def]
+    """A one-off reply to one message, optionally starting from an approved letter."""
+    from correspondence.models import FormLetter, Message
+
+    session = db_session()
+    message = session.get(Message, message_id)
+    if message is None:
+        abort(404, description=f"There is no message {message_id}.")
+    cfg = settings()
+    approved = list(session.scalars(
+        select(LetterVersion).join(FormLetter, FormLetter.current_version_id == LetterVersion.id)
+        .where(LetterVersion.state == VersionState.APPROVED, FormLetter.retired.is_(False),
+               FormLetter.one_off_message_id.is_(None)).order_by(FormLetter.title)))
+    start = next((v for v in approved if str(v.id) == request.args.get("from")), None)
+    subject = request.form.get("subject") or (start.subject if start else "Re: {{ message.subject }}")
+    body = request.form.get("body") or (start.body if start else
+                                        "{{ constituent.salutation }}\n\n\n\n{{ office.signature }}")
+    error = None
+    if request.method == "POST":
+        try:
+            if cfg.one_off_approval:
+                version = service.start_reply(session, message.id, subject=subject, body=body,
+                                              actor_id=current_user.id)
+                session.commit()
+                flash("Reply sent to a supervisor for approval; it goes out when approved.", "ok")
+                return redirect(url_for("letters.version", version_id=version.id)), 303
+            from drafting.apply import respond
+
+            problems = validate_letter(subject, body)
+            if problems:
+                raise ValidationFailed("; ".join(problems))
+            answer = respond(session, message, subject, body, settings=cfg, version_id=None, run_id=None,
+                             actor_id=current_user.id)
+            if answer is None:
+                raise ValidationFailed("this message cannot be answered: it has no address, or is closed")
+            session.commit()
+            if answer.method.value == "email":
+                _enqueue_send([answer.id])
+            flash("Reply sent." if answer.method.value == "email" else "Reply ready to print.", "ok")
+            return redirect(url_for("messages.view", message_id=message.id)), 303
+        except (DomainError, LetterError) as exc:
+            session.rollback()
+            error = str(exc)
+    return render_template("reply.html", message=message, approved=approved, subject=subject, body=body,
+                           error=error, fields=FIELD_LIST, form=ActionForm(), needs_approval=cfg.one_off_approval,
+                           ), 400 if error else 200
+
+
+def validate_letter(subject: str, body: str) -> list[str]:
+    from drafting.render import validate
+
+    return validate(body) + [f"subject: {p}" for p in validate(subject)]
+
+
+def _enqueue_send(ids: list[int]) -> None:
+    from workers.queues import enqueue_send
+    from workers.redis_conn import connect
+
+    try:
+        enqueue_send(connect(settings()), ids)
+    except Exception:  # the sweeper queues it within minutes
+        log.warning("could not queue send %s", ids, exc_info=True)
 
 
 @bp.route("/approvals/")

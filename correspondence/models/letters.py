@@ -35,6 +35,8 @@ class FormLetter(Base):
     usage_count: Mapped[int] = mapped_column(Integer, default=0)
     last_used_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
     retired: Mapped[bool] = mapped_column(Boolean, default=False)
+    # A one-off reply written for one message (not listed in the library).
+    one_off_message_id: Mapped[int | None] = mapped_column(ForeignKey("messages.id"))
     created_by_id: Mapped[int | None] = mapped_column(ForeignKey("staffers.id"))
     created_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)
 

@@ -27,8 +27,10 @@ def upgrade() -> None:
     sa.Column('usage_count', sa.Integer(), nullable=False),
     sa.Column('last_used_at', sa.DateTime(timezone=True), nullable=True),
     sa.Column('retired', sa.Boolean(), nullable=False),
+    sa.Column('one_off_message_id', sa.Integer(), nullable=True),
     sa.Column('created_by_id', sa.Integer(), nullable=True),
     sa.Column('created_at', sa.DateTime(timezone=True), nullable=False),
+    sa.ForeignKeyConstraint(['one_off_message_id'], ['messages.id'], name=op.f('fk_form_letters_one_off_message_id_messages')),
     sa.ForeignKeyConstraint(['created_by_id'], ['staffers.id'], name=op.f('fk_form_letters_created_by_id_staffers')),
     sa.ForeignKeyConstraint(['topic_id'], ['topics.id'], name=op.f('fk_form_letters_topic_id_topics')),
     sa.PrimaryKeyConstraint('id', name=op.f('pk_form_letters'))
