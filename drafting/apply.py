@@ -179,7 +179,6 @@ def respond(session: Session, message: Message, subject_source: str, body_source
                         state=ResponseState.QUEUED if method == DeliveryMethod.EMAIL else ResponseState.TO_PRINT,
                         email_message_id=new_message_id(_domain(settings)), created_by_id=actor_id)
     session.add(response)
-    session.flush()
     mark_responded(session, message.id, actor_id=actor_id)
     return response
 
@@ -198,6 +197,7 @@ def execute_run(db: Database, run_id: int, settings, *,  # type: ignore[no-untyp
         ids, version_id, actor_id = list(run.message_ids), run.version_id, run.created_by_id
     for chunk in _chunks(ids, CHUNK):
         emails: list[int] = []
+        made: list[Response] = []
         try:
             with db.unit_of_work() as s:
                 version = s.get(LetterVersion, version_id)
@@ -213,9 +213,9 @@ def execute_run(db: Database, run_id: int, settings, *,  # type: ignore[no-untyp
                         skipped += 1
                         continue
                     created += 1
-                    if response.method == DeliveryMethod.EMAIL:
-                        emails.append(response.id)
+                    made.append(response)
                 s.flush()
+                emails = [r.id for r in made if r.method == DeliveryMethod.EMAIL]
                 s.execute(update(ApplyRun).where(ApplyRun.id == run_id).values(
                     done=ApplyRun.done + len(chunk), created_count=ApplyRun.created_count + created,
                     skipped=ApplyRun.skipped + skipped))

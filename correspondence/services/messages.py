@@ -30,7 +30,8 @@ def _move(session: Session, message: Message, target: S, *, actor_id: int | None
     before = {"status": message.status.value, **(extra_before or {})}
     message.status = target
     message.status_reason = reason
-    session.flush()
+    if message.id is None:
+        session.flush()
     record(session, actor_id=actor_id, action=action, object_type="message", object_id=message.id,
            before=before, after={"status": target.value, **(extra_after or {})}, detail=reason)
     return message
