@@ -160,7 +160,32 @@ def build_demo_office(db: Database, instance_dir: Path, *, messages: int = 20000
 
     with db.unit_of_work() as session:
         summary["batching"] = recluster(session).as_dict()
+        summary["letters"] = _demo_letters(session)
     return summary
+
+
+def _demo_letters(session: Session) -> int:
+    """Form letters for the two largest campaigns: one approved, one waiting for the supervisor."""
+    from correspondence.models import Batch, Staffer
+    from drafting import letters
+
+    supervisor = session.scalar(select(Staffer).where(Staffer.email == "maria.alvarez@mailroom.local"))
+    writer = session.scalar(select(Staffer).where(Staffer.email == "devon.carter@mailroom.local"))
+    if supervisor is None or writer is None:
+        return 0
+    made = 0
+    for i, batch in enumerate(session.scalars(select(Batch).order_by(Batch.member_count.desc()).limit(2))):
+        body = ("{{ constituent.salutation }}\n\nThank you for contacting me about " + batch.title.lower()
+                + ". I read every letter from {{ constituent.city or 'our district' }}, and I appreciate "
+                "hearing your views on this issue.\n\nI will keep your thoughts in mind as Congress takes up "
+                "this question.\n\n{{ office.signature }}")
+        version = letters.create_letter(session, title=f"Response: {batch.title}"[:300], body=body,
+                                        topic_id=batch.topic_id, stance=batch.stance, actor_id=writer.id)
+        letters.submit(session, version.id, actor_id=writer.id)
+        if i == 0:
+            letters.approve(session, version.id, actor_id=supervisor.id)
+        made += 1
+    return made
 
 
 def _build(session: Session, instance_dir: Path, n_messages: int, n_constituents: int,
