@@ -66,6 +66,7 @@ class Clustering:
 
 
 def shingles(normalised: str, size: int = 3) -> frozenset[int]:
+    """Word n-grams as 64-bit hashes, the same in every process (they are stored, and runs repeat)."""
     words = normalised.split()
     if len(words) < size:
         return frozenset()

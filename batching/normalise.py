@@ -34,6 +34,8 @@ _SENTENCE = re.compile(r"(?<=[.!?])\s+|\n+")
 
 
 def _strip_accents(text: str) -> str:
+    if text.isascii():
+        return text
     return "".join(c for c in unicodedata.normalize("NFKD", text) if not unicodedata.combining(c))
 
 
