@@ -83,9 +83,16 @@ def connect(settings) -> smtplib.SMTP:  # type: ignore[no-untyped-def]
     return client
 
 
-def _claim(db: Database, response_id: int, settings) -> tuple[EmailMessage | None, str]:  # type: ignore[no-untyped-def]
-    """Record the attempt (commit) before any byte goes to the server."""
+def _claim(db: Database, response_id: int, settings,  # type: ignore[no-untyped-def]
+           finish: tuple[int, ResponseState, str | None] | None = None) -> tuple[EmailMessage | None, str]:
+    """Record the attempt (commit) before any byte goes to the server.
+
+    ``finish`` is the previous letter's outcome, recorded in the same transaction: one commit per
+    letter instead of two.
+    """
     with db.unit_of_work() as s:
+        if finish is not None:
+            _record_outcome(s, *finish)
         r = s.scalar(select(Response).where(Response.id == response_id).with_for_update())
         if r is None:
             return None, "missing"
@@ -106,13 +113,17 @@ def _claim(db: Database, response_id: int, settings) -> tuple[EmailMessage | Non
 
 def _finish(db: Database, response_id: int, state: ResponseState, error: str | None = None) -> None:
     with db.unit_of_work() as s:
-        r = s.get(Response, response_id)
-        before = r.state.value
-        r.state, r.last_error = state, error
-        if state == ResponseState.SENT:
-            r.sent_at = utcnow()
-        record(s, actor_id=None, action=f"response.{state.value}", object_type="response", object_id=r.id,
-               before={"state": before}, after={"state": state.value}, detail=error)
+        _record_outcome(s, response_id, state, error)
+
+
+def _record_outcome(s, response_id: int, state: ResponseState, error: str | None) -> None:  # type: ignore[no-untyped-def]
+    r = s.get(Response, response_id)
+    before = r.state.value
+    r.state, r.last_error = state, error
+    if state == ResponseState.SENT:
+        r.sent_at = utcnow()
+    record(s, actor_id=None, action=f"response.{state.value}", object_type="response", object_id=r.id,
+           before={"state": before}, after={"state": state.value}, detail=error)
 
 
 def send_responses(db: Database, response_ids: Sequence[int], settings) -> SendResult:  # type: ignore[no-untyped-def]
@@ -121,9 +132,11 @@ def send_responses(db: Database, response_ids: Sequence[int], settings) -> SendR
     client: smtplib.SMTP | None = None
     gap = 1.0 / settings.smtp_rate_per_second if settings.smtp_rate_per_second > 0 else 0.0
     last = 0.0
+    sent: tuple[int, ResponseState, str | None] | None = None  # recorded with the next claim
     try:
         for response_id in response_ids:
-            email, outcome = _claim(db, response_id, settings)
+            email, outcome = _claim(db, response_id, settings, finish=sent)
+            sent = None
             if email is None:
                 result.uncertain += outcome == "uncertain"
                 result.skipped += outcome != "uncertain"
@@ -158,9 +171,17 @@ def send_responses(db: Database, response_ids: Sequence[int], settings) -> SendR
                 result.uncertain += 1
                 client = None
             else:
-                _finish(db, response_id, ResponseState.SENT)
+                sent = (response_id, ResponseState.SENT, None)
                 result.sent += 1
+        if sent is not None:
+            _finish(db, *sent)
+            sent = None
     finally:
+        if sent is not None:  # the loop broke off after a send: still record it (else it reads uncertain)
+            try:
+                _finish(db, *sent)
+            except Exception:
+                log.exception("could not record a sent letter response_id=%s", sent[0])
         if client is not None:
             try:
                 client.quit()
