@@ -42,6 +42,17 @@ def browser():
         b.close()
 
 
+def _sign_in(browser, live_server, staffer, password):  # type: ignore[no-untyped-def]
+    context = browser.new_context(viewport={"width": 1400, "height": 900})
+    page = context.new_page()
+    page.goto(f"{live_server}/login")
+    page.fill("input[name=email]", staffer.email)
+    page.fill("input[name=password]", password)
+    page.click("input[type=submit]")
+    page.wait_for_load_state("networkidle")
+    return page
+
+
 def test_supervisor_assigns_with_keyboard_and_sees_dashboard_change(live_server, browser, factory, session,
                                                                     tmp_path):
     shots = Path(os.environ.get("MAILROOM_SCREENSHOT_DIR", tmp_path))
@@ -54,11 +65,7 @@ def test_supervisor_assigns_with_keyboard_and_sees_dashboard_change(live_server,
     factory.message(subject="Social Security payments stopped", body_text="My payments stopped this month.")
     session.commit()
 
-    page = browser.new_page(viewport={"width": 1400, "height": 900})
-    page.goto(f"{live_server}/login")
-    page.fill("input[name=email]", supervisor.email)
-    page.fill("input[name=password]", factory.PASSWORD)
-    page.click("input[type=submit]")
+    page = _sign_in(browser, live_server, supervisor, factory.PASSWORD)
     page.wait_for_url("**/dashboard/")
     assert page.inner_text(f"tr[data-staffer='{devon.id}'] td.open") == "0"
     unassigned_before = int(page.inner_text("#unassigned-count"))
@@ -111,11 +118,7 @@ def test_staffer_splits_and_merges_a_batch_in_the_browser(live_server, browser, 
     session.commit()
     water_id = made["water"][0].batch_id
 
-    page = browser.new_page(viewport={"width": 1400, "height": 900})
-    page.goto(f"{live_server}/login")
-    page.fill("input[name=email]", supervisor.email)
-    page.fill("input[name=password]", factory.PASSWORD)
-    page.click("input[type=submit]")
+    page = _sign_in(browser, live_server, supervisor, factory.PASSWORD)
     page.wait_for_url("**/dashboard/")
     page.goto(f"{live_server}/batches/")
     assert page.locator("tr[data-batch]").count() == 2
@@ -150,17 +153,6 @@ def test_staffer_splits_and_merges_a_batch_in_the_browser(live_server, browser, 
     page.click("ul.undo li >> nth=0 >> button")  # undo the merge: the two letters go back out
     page.wait_for_selector(".flash.ok")
     assert page.locator("tr[data-id]").count() == 10
-
-
-def _sign_in(browser, live_server, staffer, password):  # type: ignore[no-untyped-def]
-    context = browser.new_context(viewport={"width": 1400, "height": 900})
-    page = context.new_page()
-    page.goto(f"{live_server}/login")
-    page.fill("input[name=email]", staffer.email)
-    page.fill("input[name=password]", password)
-    page.click("input[type=submit]")
-    page.wait_for_load_state("networkidle")
-    return page
 
 
 def test_letter_from_draft_to_approval_to_every_member(live_server, browser, factory, session, job_env, redis,

@@ -315,13 +315,17 @@ def _enqueue_run(run_id: int) -> None:
         log.warning("could not queue apply run %s", run_id, exc_info=True)
 
 
-@bp.route("/runs/<int:run_id>")
-@roles(*SENDERS)
-def run(run_id: int):  # type: ignore[no-untyped-def]
-    session = db_session()
+def _run_or_404(session, run_id: int) -> ApplyRun:  # type: ignore[no-untyped-def]
     item = session.get(ApplyRun, run_id)
     if item is None:
         abort(404, description=f"There is no run {run_id}.")
+    return item
+
+
+@bp.route("/runs/<int:run_id>")
+@roles(*SENDERS)
+def run(run_id: int):  # type: ignore[no-untyped-def]
+    item = _run_or_404(db_session(), run_id)
     return render_template("run.html", run=item, form=ActionForm())
 
 
@@ -333,9 +337,7 @@ def run_progress(run_id: int):  # type: ignore[no-untyped-def]
     from correspondence.models import Response as Answer
 
     session = db_session()
-    item = session.get(ApplyRun, run_id)
-    if item is None:
-        abort(404, description=f"There is no run {run_id}.")
+    item = _run_or_404(session, run_id)
     states = dict(session.execute(select(Answer.state, func.count()).where(Answer.run_id == run_id)
                                   .group_by(Answer.state)).all())
     return jsonify({"state": item.state, "total": item.total, "done": item.done, "created": item.created_count,
@@ -347,8 +349,8 @@ def run_progress(run_id: int):  # type: ignore[no-untyped-def]
 @roles(*SENDERS)
 def run_pdf(run_id: int):  # type: ignore[no-untyped-def]
     session = db_session()
-    item = session.get(ApplyRun, run_id)
-    data = load_blob(session, item.print_sha256) if item is not None and item.print_sha256 else None
+    item = _run_or_404(session, run_id)
+    data = load_blob(session, item.print_sha256) if item.print_sha256 else None
     if data is None:
         abort(404, description="There is no print file for this run (yet).")
     return Response(data, mimetype="application/pdf",
@@ -359,8 +361,6 @@ def run_pdf(run_id: int):  # type: ignore[no-untyped-def]
 @roles(*SENDERS)
 def run_csv(run_id: int):  # type: ignore[no-untyped-def]
     session = db_session()
-    item = session.get(ApplyRun, run_id)
-    if item is None:
-        abort(404, description=f"There is no run {run_id}.")
+    item = _run_or_404(session, run_id)
     return Response(mail_house_csv(print_responses(session, item)), mimetype="text/csv",
                     headers={"Content-Disposition": f'attachment; filename="run-{run_id}-addresses.csv"'})
