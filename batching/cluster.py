@@ -22,6 +22,7 @@ How it works, and why:
 from __future__ import annotations
 
 import hashlib
+from array import array
 from collections import Counter, defaultdict
 from collections.abc import Sequence
 from dataclasses import dataclass, field
@@ -74,7 +75,7 @@ def shingles(normalised: str, size: int = 3) -> frozenset[int]:
     return frozenset(int.from_bytes(hashlib.blake2b(g.encode(), digest_size=8).digest(), "little") for g in grams)
 
 
-def _shingle_sets(texts: Sequence[str], size: int) -> list[frozenset[int]]:
+def _shingle_sets(texts: Sequence[str], size: int) -> list[array]:
     """The texts' word n-grams for one clustering run, packed from word numbers (no hashing).
 
     Words are numbered in order of first appearance, so a run over the same input is the same
@@ -88,10 +89,11 @@ def _shingle_sets(texts: Sequence[str], size: int) -> list[frozenset[int]]:
     for text in texts:
         ids = [vocab.setdefault(w, len(vocab)) & mask for w in text.split()]
         if len(ids) < size:
-            result.append(frozenset())
+            result.append(array("Q"))
             continue
         if size == 3:
-            result.append(frozenset((a << 42) | (b << 21) | c for a, b, c in zip(ids, ids[1:], ids[2:], strict=False)))
+            grams = {(a << 42) | (b << 21) | c for a, b, c in zip(ids, ids[1:], ids[2:], strict=False)}
+            result.append(array("Q", grams))
         else:
             packed = set()
             for i in range(len(ids) - size + 1):
@@ -99,7 +101,7 @@ def _shingle_sets(texts: Sequence[str], size: int) -> list[frozenset[int]]:
                 for word in ids[i:i + size]:
                     value = (value << bits) | word
                 packed.add(value)
-            result.append(frozenset(packed))
+            result.append(array("Q", packed))
     return result
 
 
@@ -115,26 +117,24 @@ def cluster_texts(texts: Sequence[str], settings: ClusterSettings | None = None)
             members.append([])
         members[u].append(i)
     unique_texts = list(unique_of)
+    # Every text's n-grams as a compact array (8 bytes each); only leaders and cores are kept as
+    # sets, which is what intersections need. This keeps 100,000 letters within a few hundred MB.
     sets = _shingle_sets(unique_texts, cfg.shingle_words)
-    frequency: Counter[int] = Counter()
-    for u, s in enumerate(sets):
-        for h in s:
-            frequency[h] += len(members[u])
 
     order = sorted(range(len(unique_texts)), key=lambda u: (-len(members[u]), len(sets[u]), u))
     leader_of = [-1] * len(unique_texts)
-    leaders: list[int] = []
+    leader_sets: dict[int, frozenset[int]] = {}
     index: dict[int, list[int]] = defaultdict(list)  # shingle -> leaders containing it
     for u in order:
         s = sets[u]
         if len(s) < cfg.min_shingles:
             continue
-        best, best_score = _best_match(s, index, sets, cfg)
+        best, best_score = _best_match(s, index, leader_sets, cfg)
         if best is not None and best_score >= cfg.join_overlap:
             leader_of[u] = best
             continue
         leader_of[u] = u
-        leaders.append(u)
+        leader_sets[u] = frozenset(s)
         for h in s:
             index[h].append(u)
 
@@ -153,7 +153,7 @@ def cluster_texts(texts: Sequence[str], settings: ClusterSettings | None = None)
             for h in sets[u]:
                 counts[h] += len(members[u])
         core = frozenset(h for h, c in counts.items() if c >= cfg.core_share * weight)
-        cores[leader] = core if len(core) >= cfg.min_shingles else sets[leader]
+        cores[leader] = core if len(core) >= cfg.min_shingles else leader_sets[leader]
     # A cluster whose core is mostly inside a larger cluster's core is that campaign with a sentence
     # dropped or a phrase edited: it joins the larger one. A cluster of letters pasting two templates
     # together is not absorbed (its core is only half inside either), so it cannot chain them.
@@ -223,8 +223,8 @@ def signed(h: int) -> int:
     return h - (1 << 64) if h >= 1 << 63 else h
 
 
-def _best_match(s: frozenset[int], index: dict[int, list[int]], sets, cfg: ClusterSettings,  # type: ignore[no-untyped-def]
-                ) -> tuple[int | None, float]:
+def _best_match(s: Sequence[int], index: dict[int, list[int]], sets: dict[int, frozenset[int]],
+                cfg: ClusterSettings) -> tuple[int | None, float]:
     """The candidate (leader or core) with the highest overlap coefficient with s."""
     candidates: Counter[int] = Counter()
     for h in s:
@@ -234,7 +234,7 @@ def _best_match(s: frozenset[int], index: dict[int, list[int]], sets, cfg: Clust
     best, best_score = None, 0.0
     for candidate, _hits in candidates.most_common(8):
         other = sets[candidate]
-        score = overlap_score(len(s & other), len(s), len(other), cfg)
+        score = overlap_score(len(other.intersection(s)), len(s), len(other), cfg)
         if score > best_score:
             best, best_score = candidate, score
     return best, best_score
