@@ -107,22 +107,25 @@ def _shingle_sets(texts: Sequence[str], size: int) -> list[array]:
 
 def cluster_texts(texts: Sequence[str], settings: ClusterSettings | None = None) -> Clustering:
     cfg = settings or ClusterSettings()
-    normalised = [normalise(t) for t in texts]
     # Identical normalised texts are one "unique text" with a count.
     unique_of: dict[str, int] = {}
     members: list[list[int]] = []
-    for i, text in enumerate(normalised):
-        u = unique_of.setdefault(text, len(members))
+    for i, text in enumerate(texts):
+        u = unique_of.setdefault(normalise(text), len(members))
         if u == len(members):
             members.append([])
         members[u].append(i)
     unique_texts = list(unique_of)
+    del unique_of
     # Every text's n-grams as a compact array (8 bytes each); only leaders and cores are kept as
     # sets, which is what intersections need. This keeps 100,000 letters within a few hundred MB.
     sets = _shingle_sets(unique_texts, cfg.shingle_words)
+    n_unique = len(unique_texts)
+    words = [text.count(" ") + 1 if text else 0 for text in unique_texts]
+    del unique_texts
 
-    order = sorted(range(len(unique_texts)), key=lambda u: (-len(members[u]), len(sets[u]), u))
-    leader_of = [-1] * len(unique_texts)
+    order = sorted(range(n_unique), key=lambda u: (-len(members[u]), len(sets[u]), u))
+    leader_of = [-1] * n_unique
     leader_sets: dict[int, frozenset[int]] = {}
     index: dict[int, list[int]] = defaultdict(list)  # shingle -> leaders containing it
     for u in order:
@@ -180,12 +183,12 @@ def cluster_texts(texts: Sequence[str], settings: ClusterSettings | None = None)
     for leader, core in cores.items():
         for h in core:
             core_index[h].append(leader)
-    final = [-1] * len(unique_texts)
+    final = [-1] * n_unique
     for u, s in enumerate(sets):
         if len(s) < cfg.min_shingles or not cores:
             # Too short to compare: only exact copies (enough of them, with enough words) batch.
-            if len(members[u]) >= cfg.min_batch_size and len(unique_texts[u].split()) >= cfg.min_copy_words:
-                final[u] = len(unique_texts) + u  # a batch of its own, keyed apart from leaders
+            if len(members[u]) >= cfg.min_batch_size and words[u] >= cfg.min_copy_words:
+                final[u] = n_unique + u  # a batch of its own, keyed apart from leaders
             continue
         best, best_score = _best_match(s, core_index, cores, cfg)
         if best is not None and best_score >= cfg.join_overlap:
@@ -203,7 +206,7 @@ def cluster_texts(texts: Sequence[str], settings: ClusterSettings | None = None)
         batch = numbering.get(leader, NOT_A_BATCH)
         for i in members[u]:
             labels[i] = batch
-    return Clustering(labels, {n: members[leader % len(unique_texts)][0] for leader, n in numbering.items()})
+    return Clustering(labels, {n: members[leader % n_unique][0] for leader, n in numbering.items()})
 
 
 def overlap_score(shared: int, n_text: int, n_template: int, cfg: ClusterSettings) -> float:

@@ -16,25 +16,34 @@ csv.field_size_limit(sys.maxsize)
 
 
 def read_rows(path: Path) -> list[dict]:
-    """Rows with `text`, optional `label` and `id`, from CSV (any dialect with a header) or JSONL."""
-    raw = path.read_text(encoding="utf-8-sig", errors="replace")
-    rows: list[dict] = []
-    if path.suffix.lower() in (".jsonl", ".ndjson", ".json") or raw.lstrip().startswith("{"):
-        for number, line in enumerate(raw.splitlines(), 1):
-            if not line.strip():
-                continue
-            try:
-                row = json.loads(line)
-            except json.JSONDecodeError as exc:
-                raise ValueError(f"line {number} is not JSON: {exc}") from exc
-            if not isinstance(row, dict):
-                raise ValueError(f"line {number} is not a JSON object")
-            rows.append(row)
-    else:
-        rows = list(csv.DictReader(raw.splitlines(keepends=True)))
+    """Rows with `text`, optional `label` and `id`, from CSV (any dialect with a header) or JSONL.
+
+    Read line by line and kept to those three fields, so a large file is never held twice.
+    """
+    with path.open(encoding="utf-8-sig", errors="replace", newline="") as fh:
+        head = fh.read(4096)
+        fh.seek(0)
+        if path.suffix.lower() in (".jsonl", ".ndjson", ".json") or head.lstrip().startswith("{"):
+            rows = []
+            for number, line in enumerate(fh, 1):
+                if not line.strip():
+                    continue
+                try:
+                    row = json.loads(line)
+                except json.JSONDecodeError as exc:
+                    raise ValueError(f"line {number} is not JSON: {exc}") from exc
+                if not isinstance(row, dict):
+                    raise ValueError(f"line {number} is not a JSON object")
+                rows.append(_keep(row))
+        else:
+            rows = [_keep(r) for r in csv.DictReader(fh)]
     if rows and "text" not in rows[0]:
         raise ValueError(f"{path} has no 'text' column (columns: {', '.join(map(str, rows[0]))})")
     return rows
+
+
+def _keep(row: dict) -> dict:
+    return {k: row[k] for k in ("text", "label", "id") if k in row} or row
 
 
 def evaluate_file(path: Path, out: Path | None = None, settings: ClusterSettings | None = None) -> dict:
