@@ -22,6 +22,7 @@ from sqlalchemy.orm import Session
 
 from batching.batches import join_message
 from correspondence.models import (
+    Batch,
     Constituent,
     ConstituentEmail,
     ConstituentPhone,
@@ -54,6 +55,8 @@ class Rules:
     district_zips: frozenset[str] = frozenset()
     cwc_offices: frozenset[str] = frozenset()
     max_attachment_bytes: int = 10 * 1024 * 1024
+    # Facts looked up once per Rules (one import, one job) rather than once per message.
+    cache: dict = field(default_factory=dict, compare=False, hash=False)
 
     @classmethod
     def from_settings(cls, settings) -> Rules:  # type: ignore[no-untyped-def]
@@ -347,8 +350,10 @@ class District:
         c = message.constituent
         if c is None or c.district_status != DistrictStatus.UNKNOWN or not c.zip5:
             return
-        if ctx.office_zips is None:  # the list an admin keeps in the UI, asked once per context
-            ctx.office_zips = ctx.session.scalar(select(DistrictZip.zip).limit(1)) is not None
+        if ctx.office_zips is None:  # whether an admin keeps a list in the UI, asked once per Rules
+            if "office_zips" not in ctx.rules.cache:
+                ctx.rules.cache["office_zips"] = ctx.session.scalar(select(DistrictZip.zip).limit(1)) is not None
+            ctx.office_zips = ctx.rules.cache["office_zips"]
         zips = ctx.rules.district_zips
         if not zips and not ctx.office_zips:
             return
@@ -379,7 +384,10 @@ class BatchStage:
     name = "batch"
 
     def process(self, message: Message, ctx: Context) -> None:
-        join_message(ctx.session, message)
+        if "has_batches" not in ctx.rules.cache:  # no batches yet: nothing to join (asked once per Rules)
+            ctx.rules.cache["has_batches"] = ctx.session.scalar(select(Batch.id).limit(1)) is not None
+        if ctx.rules.cache["has_batches"]:
+            join_message(ctx.session, message)
 
 
 class Route:
@@ -390,8 +398,10 @@ class Route:
     def process(self, message: Message, ctx: Context) -> None:
         if message.assignee_id is not None or message.status != MessageStatus.NEW:
             return
-        if ctx.routing_rules is None:
-            ctx.routing_rules = list_rules(ctx.session, active_only=True)
+        if ctx.routing_rules is None:  # loaded once per session (a batch import shares one per chunk)
+            if "mailroom.routing_rules" not in ctx.session.info:
+                ctx.session.info["mailroom.routing_rules"] = list_rules(ctx.session, active_only=True)
+            ctx.routing_rules = ctx.session.info["mailroom.routing_rules"]
         if ctx.routing_rules:
             route_message(ctx.session, message, ctx.routing_rules)
 
