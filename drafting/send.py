@@ -47,21 +47,37 @@ class SendResult:
     retry: list[int] = field(default_factory=list)
 
 
-def build_email(response: Response, message: Message | None, settings) -> EmailMessage:  # type: ignore[no-untyped-def]
+@dataclass(frozen=True)
+class Outgoing:
+    """What a letter's email needs, read inside the claim so the email is built after the commit."""
+
+    to_address: str | None
+    subject: str
+    body_text: str
+    email_message_id: str
+    in_reply_to: str | None
+
+    @classmethod
+    def of(cls, response: Response, message: Message | None) -> Outgoing:
+        incoming = message.external_id if message is not None and message.channel.value == "email" else None
+        return cls(response.to_address, response.subject, response.body_text, response.email_message_id,
+                   incoming if incoming and incoming.startswith("<") else None)
+
+
+def build_email(letter: Outgoing, settings) -> EmailMessage:  # type: ignore[no-untyped-def]
     email = EmailMessage()
     email["From"] = settings.mail_from
-    email["To"] = response.to_address
-    email["Subject"] = response.subject
-    email["Message-ID"] = response.email_message_id
+    email["To"] = letter.to_address
+    email["Subject"] = letter.subject
+    email["Message-ID"] = letter.email_message_id
     email["Date"] = format_datetime(utcnow())
     if settings.reply_to:
         email["Reply-To"] = settings.reply_to
-    incoming = message.external_id if message is not None and message.channel.value == "email" else None
-    if incoming and incoming.startswith("<"):
-        email["In-Reply-To"] = incoming
-        email["References"] = incoming
-    email.set_content(response.body_text)
-    email.add_alternative(f"<!doctype html><html><body>{to_html(response.body_text)}</body></html>", subtype="html")
+    if letter.in_reply_to:
+        email["In-Reply-To"] = letter.in_reply_to
+        email["References"] = letter.in_reply_to
+    email.set_content(letter.body_text)
+    email.add_alternative(f"<!doctype html><html><body>{to_html(letter.body_text)}</body></html>", subtype="html")
     return email
 
 
@@ -107,8 +123,8 @@ def _claim(db: Database, response_id: int, settings,  # type: ignore[no-untyped-
         if r.state != ResponseState.QUEUED:
             return None, "skipped"
         r.state, r.sending_since, r.attempts = ResponseState.SENDING, utcnow(), r.attempts + 1
-        email = build_email(r, s.get(Message, r.message_id), settings)
-        return email, "claimed"
+        letter = Outgoing.of(r, s.get(Message, r.message_id))
+    return build_email(letter, settings), "claimed"  # built after the commit: the write lock is free
 
 
 def _finish(db: Database, response_id: int, state: ResponseState, error: str | None = None) -> None:
