@@ -9,10 +9,11 @@ from collections import Counter
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
 
+from sqlalchemy import select
 from sqlalchemy.orm import Session
 
 from correspondence.db import Database
-from correspondence.models import Channel, Message, MessageStatus
+from correspondence.models import Channel, ConstituentEmail, Message, MessageStatus
 from intake.files import Unreadable
 from intake.pipeline import Rules, process_message
 from intake.receive import Incoming, Received, receive, receive_many
@@ -100,11 +101,12 @@ def _import_chunk(session: Session, batch: list[tuple[str, bytes]], adapter: Ada
         cache: dict[str, bytes] = {}
         created: dict = {}
         results = receive_many(session, incomings, max_bytes=max_bytes, raw_cache=cache)
+        known = _known_senders(session, [r.message for r in results if r.message is not None])
         for result in results:
             message = None
             if not result.duplicate and not result.quarantined:
                 message = process_message(session, result.message or result.message_id, rules=rules, raw_cache=cache,
-                                          created=created, isolate=False)
+                                          created=created, isolate=False, known_emails=known)
             _count(part, result, message)
         session.commit()
     except Exception:
@@ -115,6 +117,17 @@ def _import_chunk(session: Session, batch: list[tuple[str, bytes]], adapter: Ada
             _import_one(session, label, raw, incoming, source, max_bytes, rules, part)
         session.commit()
     _merge(summary, part)
+
+
+def _known_senders(session: Session, messages: list) -> dict[str, int | None]:  # type: ignore[type-arg]
+    """One query for the whole chunk's sender addresses instead of one per message."""
+    addresses = {a for a in ((((m.facts or {}).get("constituent") or {}).get("email") or m.from_address or "")
+                             .strip().lower() for m in messages) if a}
+    if not addresses:
+        return {}
+    found = dict(session.execute(select(ConstituentEmail.address, ConstituentEmail.constituent_id)
+                                 .where(ConstituentEmail.address.in_(addresses))).all())
+    return {a: found.get(a) for a in addresses}
 
 
 def _import_one(session: Session, label: str, raw: bytes, incoming: Incoming, source: str, max_bytes: int,

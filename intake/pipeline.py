@@ -75,6 +75,9 @@ class Context:
     routing_rules: list[RoutingRule] | None = None
     # Whether the office keeps a ZIP list in the database (None until the district stage asks).
     office_zips: bool | None = None
+    # Sender addresses already looked up for a whole batch: address -> constituent id, or None
+    # when no constituent has it. An address not in the dict is looked up on its own.
+    known_emails: dict[str, int | None] = field(default_factory=dict)
 
 
 class Stage(Protocol):
@@ -261,7 +264,11 @@ class MatchConstituent:
                 if (made := ctx.created.get(f"email:{address}")) is not None:
                     self._link(message, made, "email", 1.0)
                     return
-                found = s.scalar(select(ConstituentEmail.constituent_id).where(ConstituentEmail.address == address))
+                if address in ctx.known_emails:
+                    found = ctx.known_emails[address]
+                else:
+                    found = s.scalar(select(ConstituentEmail.constituent_id)
+                                     .where(ConstituentEmail.address == address))
                 if found is not None:
                     message.constituent_id, message.match_method, message.match_confidence = found, "email", 1.0
                     return
@@ -412,7 +419,8 @@ STAGES: tuple[Stage, ...] = (Decode(), CheckDelivery(), Clean(), MatchConstituen
 
 def process_message(session: Session, message_id: int | Message, stages: tuple[Stage, ...] = STAGES, *,
                     rules: Rules | None = None, raw_cache: dict[str, bytes] | None = None,
-                    created: dict[str, Constituent] | None = None, isolate: bool = True) -> Message:
+                    created: dict[str, Constituent] | None = None, isolate: bool = True,
+                    known_emails: dict[str, int | None] | None = None) -> Message:
     """Run every stage once; a message already processed is left as it is (safe to run twice).
 
     With isolate (the default) the run is one savepoint, so a failing stage undoes what earlier
@@ -422,7 +430,7 @@ def process_message(session: Session, message_id: int | Message, stages: tuple[S
     if message.processed_at is not None or message.status == MessageStatus.QUARANTINED:
         return message
     ctx = Context(session, rules or Rules(), raw_cache if raw_cache is not None else {},
-                  created if created is not None else {})
+                  created if created is not None else {}, known_emails=known_emails or {})
     reason = None
     current = stages[0].name if stages else ""
     try:

@@ -10,7 +10,7 @@ from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session
 
 from correspondence.models import Channel, Message, MessageStatus, Stance, utcnow
-from correspondence.services.audit import record
+from correspondence.services.audit import record, record_many
 from correspondence.services.blobs import store_blob, store_blobs
 from correspondence.services.messages import quarantine_message
 
@@ -74,12 +74,20 @@ def _build(item: Incoming, max_bytes: int) -> tuple[Message, bytes | None, str |
     return message, raw, reason
 
 
+def _received(item: Incoming) -> dict[str, str]:
+    return {"channel": item.channel.value, "source": item.source, "key": item.key[:200]}
+
+
+def _quarantine_on_arrival(session: Session, message: Message, reason: str) -> None:
+    quarantine_message(session, message.id, reason=reason, actor_id=None)
+    message.processed_at = utcnow()
+
+
 def _after_insert(session: Session, message: Message, item: Incoming, reason: str | None) -> None:
     record(session, actor_id=None, action="message.received", object_type="message", object_id=message.id,
-           after={"channel": item.channel.value, "source": item.source, "key": item.key[:200]})
+           after=_received(item))
     if reason:
-        quarantine_message(session, message.id, reason=reason, actor_id=None)
-        message.processed_at = utcnow()
+        _quarantine_on_arrival(session, message, reason)
 
 
 def receive(session: Session, item: Incoming, *, max_bytes: int) -> Received:
@@ -129,8 +137,11 @@ def receive_many(session: Session, items: list[Incoming], *, max_bytes: int,
             raw_cache[digest] = raw
     session.add_all(m for m, _i, _r in built.values())
     session.flush()
-    for message, item, reason in built.values():
-        _after_insert(session, message, item, reason)
+    record_many(session, actor_id=None, action="message.received", object_type="message", events=[
+        (m.id, _received(i)) for m, i, _r in built.values()])
+    for message, _item, reason in built.values():
+        if reason:
+            _quarantine_on_arrival(session, message, reason)
     results = []
     first_seen: set[str] = set()
     for key in keys:

@@ -4,9 +4,10 @@ from __future__ import annotations
 
 from typing import Any
 
+from sqlalchemy import insert
 from sqlalchemy.orm import Session
 
-from correspondence.models import AuditEvent
+from correspondence.models import AuditEvent, utcnow
 
 
 def record(
@@ -31,3 +32,14 @@ def record(
     )
     session.add(event)
     return event
+
+
+def record_many(session: Session, *, actor_id: int | None, action: str, object_type: str,
+                events: list[tuple[object, dict[str, Any] | None]]) -> None:
+    """Many events of one kind in one statement (a batch import), each (object id, after)."""
+    if not events:
+        return
+    at = utcnow()
+    session.execute(insert(AuditEvent), [
+        {"at": at, "actor_id": actor_id, "action": action, "object_type": object_type, "object_id": str(oid),
+         "before": None, "after": after, "detail": None} for oid, after in events])
