@@ -20,10 +20,10 @@ from datetime import timedelta
 from email.message import EmailMessage
 from email.utils import format_datetime
 
-from sqlalchemy import select
+from sqlalchemy import select, update
 
 from correspondence.db import Database
-from correspondence.models import Message, Response, ResponseState, utcnow
+from correspondence.models import Channel, Message, Response, ResponseState, utcnow
 from correspondence.services.audit import record
 from drafting.render import to_html
 
@@ -58,8 +58,8 @@ class Outgoing:
     in_reply_to: str | None
 
     @classmethod
-    def of(cls, response: Response, message: Message | None) -> Outgoing:
-        incoming = message.external_id if message is not None and message.channel.value == "email" else None
+    def of(cls, response: Response, channel: Channel, external_id: str | None) -> Outgoing:
+        incoming = external_id if channel == Channel.EMAIL else None
         return cls(response.to_address, response.subject, response.body_text, response.email_message_id,
                    incoming if incoming and incoming.startswith("<") else None)
 
@@ -109,9 +109,12 @@ def _claim(db: Database, response_id: int, settings,  # type: ignore[no-untyped-
     with db.unit_of_work() as s:
         if finish is not None:
             _record_outcome(s, *finish)
-        r = s.scalar(select(Response).where(Response.id == response_id).with_for_update())
-        if r is None:
+        row = s.execute(select(Response, Message.channel, Message.external_id)
+                        .join(Message, Message.id == Response.message_id)
+                        .where(Response.id == response_id).with_for_update(of=Response)).first()
+        if row is None:
             return None, "missing"
+        r = row.Response
         if r.state == ResponseState.SENDING:
             if r.sending_since is not None and r.sending_since > utcnow() - IN_FLIGHT:
                 return None, "skipped"  # another worker is sending it right now
@@ -123,7 +126,7 @@ def _claim(db: Database, response_id: int, settings,  # type: ignore[no-untyped-
         if r.state != ResponseState.QUEUED:
             return None, "skipped"
         r.state, r.sending_since, r.attempts = ResponseState.SENDING, utcnow(), r.attempts + 1
-        letter = Outgoing.of(r, s.get(Message, r.message_id))
+        letter = Outgoing.of(r, row.channel, row.external_id)
     return build_email(letter, settings), "claimed"  # built after the commit: the write lock is free
 
 
@@ -133,13 +136,14 @@ def _finish(db: Database, response_id: int, state: ResponseState, error: str | N
 
 
 def _record_outcome(s, response_id: int, state: ResponseState, error: str | None) -> None:  # type: ignore[no-untyped-def]
-    r = s.get(Response, response_id)
-    before = r.state.value
-    r.state, r.last_error = state, error
+    """The outcome of an attempt this worker claimed (so the letter is "sending"): one UPDATE, one event."""
+    values: dict[str, object] = {"state": state, "last_error": error}
     if state == ResponseState.SENT:
-        r.sent_at = utcnow()
-    record(s, actor_id=None, action=f"response.{state.value}", object_type="response", object_id=r.id,
-           before={"state": before}, after={"state": state.value}, detail=error)
+        values["sent_at"] = utcnow()
+    s.execute(update(Response).where(Response.id == response_id, Response.state == ResponseState.SENDING)
+              .values(**values).execution_options(synchronize_session=False))
+    record(s, actor_id=None, action=f"response.{state.value}", object_type="response", object_id=response_id,
+           before={"state": "sending"}, after={"state": state.value}, detail=error)
 
 
 def send_responses(db: Database, response_ids: Sequence[int], settings) -> SendResult:  # type: ignore[no-untyped-def]
