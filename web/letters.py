@@ -203,17 +203,14 @@ def version_act(version_id: int, action: str):  # type: ignore[no-untyped-def]
 @roles(*SENDERS)
 def reply(message_id: int):  # type: ignore[no-untyped-def]
     """A one-off reply to one message, optionally starting from an approved letter."""
-    from correspondence.models import FormLetter, Message
+    from correspondence.models import Message
 
     session = db_session()
     message = session.get(Message, message_id)
     if message is None:
         abort(404, description=f"There is no message {message_id}.")
     cfg = settings()
-    approved = list(session.scalars(
-        select(LetterVersion).join(FormLetter, FormLetter.current_version_id == LetterVersion.id)
-        .where(LetterVersion.state == VersionState.APPROVED, FormLetter.retired.is_(False),
-               FormLetter.one_off_message_id.is_(None)).order_by(FormLetter.title)))
+    approved = _approved_letters(session)
     start = next((v for v in approved if str(v.id) == request.args.get("from")), None)
     subject = request.form.get("subject") or (start.subject if start else "Re: {{ message.subject }}")
     body = request.form.get("body") or (start.body if start else
@@ -276,16 +273,13 @@ def approvals():  # type: ignore[no-untyped-def]
 @roles(*SENDERS)
 def answer_batch(batch_id: int):  # type: ignore[no-untyped-def]
     """Apply to all: choose an approved letter, see what will happen, confirm."""
-    from correspondence.models import Batch, FormLetter
+    from correspondence.models import Batch
 
     session = db_session()
     batch = session.get(Batch, batch_id)
     if batch is None:
         abort(404, description=f"There is no batch {batch_id}.")
-    approved = list(session.scalars(
-        select(LetterVersion).join(FormLetter, FormLetter.current_version_id == LetterVersion.id)
-        .where(LetterVersion.state == VersionState.APPROVED, FormLetter.retired.is_(False))
-        .order_by((FormLetter.topic_id == batch.topic_id).desc(), FormLetter.title)))
+    approved = _approved_letters(session, batch.topic_id)
     if request.method == "POST":
         try:
             version_id = _optional_int(request.form.get("version_id"), "letter")
@@ -303,6 +297,57 @@ def answer_batch(batch_id: int):  # type: ignore[no-untyped-def]
     chosen = approved[0] if approved else None
     return render_template("answer_batch.html", batch=batch, approved=approved, counts=counts, chosen=chosen,
                            form=ActionForm())
+
+
+@bp.route("/letters/answer", methods=["GET", "POST"])
+@roles(*SENDERS)
+def answer_selection():  # type: ignore[no-untyped-def]
+    """Apply to all for messages chosen in the inbox (a selection), or everything an inbox filter matches."""
+    from urllib.parse import parse_qs, urlencode
+
+    from werkzeug.datastructures import MultiDict
+
+    from correspondence.services.inbox import matching_ids
+    from web.inbox import parse_filter
+
+    session = db_session()
+    query = request.form.get("filter") if request.method == "POST" else urlencode(list(request.args.items(multi=True)))
+    ids = sorted({int(i) for i in request.form.getlist("ids") if i.isdigit()}) if request.method == "POST" else []
+    if not ids:
+        try:
+            flt = parse_filter(MultiDict(parse_qs(query or "", keep_blank_values=False)), current_user.id)
+        except ValidationFailed as exc:
+            abort(400, description=str(exc))
+        ids = matching_ids(session, flt)
+        query = query or ""
+    else:
+        query = ""
+    approved = _approved_letters(session)
+    if request.method == "POST" and request.form.get("confirm") == "1":
+        try:
+            version_id = _optional_int(request.form.get("version_id"), "letter")
+            if version_id is None:
+                raise ValidationFailed("choose the approved letter to send")
+            run = start_run(session, version_id, message_ids=ids, actor_id=current_user.id)
+        except DomainError as exc:
+            session.rollback()
+            flash(str(exc), "error")
+            return redirect(url_for("inbox.index")), 303
+        session.commit()
+        _enqueue_run(run.id)
+        return redirect(url_for("letters.run", run_id=run.id)), 303
+    return render_template("answer_selection.html", ids=ids, filter_query=query, approved=approved,
+                           counts=plan(session, ids), form=ActionForm())
+
+
+def _approved_letters(session, topic_id: int | None = None) -> list[LetterVersion]:  # type: ignore[no-untyped-def]
+    from correspondence.models import FormLetter
+
+    query = (select(LetterVersion).join(FormLetter, FormLetter.current_version_id == LetterVersion.id)
+             .where(LetterVersion.state == VersionState.APPROVED, FormLetter.retired.is_(False),
+                    FormLetter.one_off_message_id.is_(None)))
+    order = [(FormLetter.topic_id == topic_id).desc()] if topic_id is not None else []
+    return list(session.scalars(query.order_by(*order, FormLetter.title)))
 
 
 def _enqueue_run(run_id: int) -> None:

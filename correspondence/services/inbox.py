@@ -137,3 +137,8 @@ def count_by_status(session: Session, flt: InboxFilter) -> dict[str, int]:
     counts["all"] = sum(counts.values())
     counts["open"] = sum(counts[s.value] for s in OPEN_STATUSES)
     return counts
+
+
+def matching_ids(session: Session, flt: InboxFilter, limit: int = 200_000) -> list[int]:
+    """Every message the filter matches (not one page): what "answer all matching" answers."""
+    return list(session.scalars(_apply_filters(select(Message.id), flt).order_by(Message.id).limit(limit)))
