@@ -224,13 +224,25 @@ def stalled(session, older_than: timedelta) -> tuple[list[int], list[int], list[
     return runs, queued, dead
 
 
-def resend(db: Database, response_id: int, *, actor_id: int) -> None:
-    """A person checked an uncertain or failed letter and wants it sent (again)."""
-    with db.unit_of_work() as s:
-        r = s.get(Response, response_id)
-        if r is None or r.state not in (ResponseState.UNCERTAIN, ResponseState.FAILED):
-            return
-        before = r.state.value
-        r.state = ResponseState.QUEUED
-        record(s, actor_id=actor_id, action="response.resend", object_type="response", object_id=r.id,
-               before={"state": before}, after={"state": "queued"})
+def settle(session, response_id: int, action: str, *, actor_id: int) -> Response:  # type: ignore[no-untyped-def]
+    """A person checked an uncertain or failed letter: send it (again), or record that it did arrive."""
+    from correspondence.errors import NotFound, ValidationFailed
+
+    r = session.get(Response, response_id)
+    if r is None:
+        raise NotFound(f"no response {response_id}")
+    if r.state not in (ResponseState.UNCERTAIN, ResponseState.FAILED):
+        raise ValidationFailed(f"this letter is {r.state.value.replace('_', ' ')}; only an uncertain or failed "
+                               "letter can be resent or marked sent")
+    if action == "resend":
+        target = ResponseState.QUEUED
+    elif action == "mark_sent" and r.state == ResponseState.UNCERTAIN:
+        target = ResponseState.SENT
+        r.sent_at = r.sending_since or utcnow()
+    else:
+        raise ValidationFailed("a failed letter can only be resent")
+    before = r.state.value
+    r.state = target
+    record(session, actor_id=actor_id, action=f"response.{action}", object_type="response", object_id=r.id,
+           before={"state": before}, after={"state": target.value})
+    return r

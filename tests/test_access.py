@@ -44,6 +44,7 @@ MATRIX = {
     "letters.approvals": frozenset({A, S}),
     "letters.reply": frozenset({A, S, C}),
     "letters.answer_selection": frozenset({A, S, C}),
+    "letters.settle_response": frozenset({A, S, C}),
     "letters.answer_batch": frozenset({A, S, C}),
     "letters.run": frozenset({A, S, C}),
     "letters.run_progress": frozenset({A, S, C}),

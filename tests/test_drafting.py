@@ -302,3 +302,30 @@ def test_answer_a_selection_or_everything_an_inbox_filter_matches(client, auth, 
     # The run above is queued, not yet worked: all three on the topic would be answered, not the fourth.
     assert 'id="will-email">3<' in matching and 'id="already">0<' in matching
     assert client.get("/letters/answer?status=bogus").status_code == 400
+
+
+def test_a_person_settles_an_uncertain_or_failed_letter(client, auth, session, factory):
+    message = factory.message(from_address="x@example.org")
+    uncertain = Response(message_id=message.id, method="email", subject="s", body_text="b", to_address="x@example.org",
+                         email_message_id="<u@x>", state=ResponseState.UNCERTAIN)
+    other = factory.message(from_address="y@example.org")
+    failed = Response(message_id=other.id, method="email", subject="s", body_text="b", to_address="y@example.org",
+                      email_message_id="<f@x>", state=ResponseState.FAILED, last_error="550 no such user")
+    session.add_all([uncertain, failed])
+    session.commit()
+    auth.login("correspondent")
+    page = client.get(f"/messages/{message.id}").get_data(as_text=True)
+    assert 'id="resend"' in page and 'id="mark-sent"' in page
+    token = auth.csrf(f"/messages/{message.id}")
+    client.post(f"/responses/{uncertain.id}/mark_sent", data={"csrf_token": token})
+    refused = client.post(f"/responses/{failed.id}/mark_sent", data={"csrf_token": token}, follow_redirects=True)
+    assert "can only be resent" in refused.get_data(as_text=True)
+    client.post(f"/responses/{failed.id}/resend", data={"csrf_token": token})
+    session.rollback()
+    session.expire_all()
+    assert session.get(Response, uncertain.id).state == ResponseState.SENT
+    assert session.get(Response, failed.id).state == ResponseState.QUEUED
+    again = client.post(f"/responses/{failed.id}/resend", data={"csrf_token": token}, follow_redirects=True)
+    assert "only an uncertain or failed letter" in again.get_data(as_text=True)
+    actions = set(session.scalars(select(AuditEvent.action).where(AuditEvent.object_type == "response")))
+    assert {"response.mark_sent", "response.resend"} <= actions

@@ -262,6 +262,30 @@ def _enqueue_send(ids: list[int]) -> None:
         log.warning("could not queue send %s", ids, exc_info=True)
 
 
+@bp.route("/responses/<int:response_id>/<action>", methods=["POST"])
+@roles(*SENDERS)
+def settle_response(response_id: int, action: str):  # type: ignore[no-untyped-def]
+    """Resend an uncertain or failed letter, or record that an uncertain one did arrive."""
+    from correspondence.models import Response as Answer
+    from drafting.send import settle
+
+    session = db_session()
+    answer = session.get(Answer, response_id)
+    if answer is None or action not in ("resend", "mark_sent"):
+        abort(404, description="There is no such letter or action.")
+    try:
+        settle(session, response_id, action, actor_id=current_user.id)
+    except DomainError as exc:
+        session.rollback()
+        flash(str(exc), "error")
+    else:
+        session.commit()
+        if action == "resend":
+            _enqueue_send([response_id])
+        flash("Queued to send again." if action == "resend" else "Recorded as sent.", "ok")
+    return redirect(url_for("messages.view", message_id=answer.message_id)), 303
+
+
 @bp.route("/approvals/")
 @roles(*APPROVERS)
 def approvals():  # type: ignore[no-untyped-def]
