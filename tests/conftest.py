@@ -20,7 +20,7 @@ from correspondence.models import Base
 from tests.factories import Factory
 
 REQUIRE_SERVICES = os.environ.get("MAILROOM_REQUIRE_SERVICES") == "1" or os.environ.get("CI") == "true"
-KEEP_TABLES = {"topics", "alembic_version"}
+KEEP_TABLES = {"topics", "alembic_version", "case_categories"}
 
 
 def cli_env(settings: Settings) -> dict[str, str]:

@@ -51,9 +51,9 @@ def create_app(settings: Settings) -> Flask:
     login_manager.init_app(app)
     app.before_request(enforce_access)
 
-    from web import admin, api, auth, batches, calls, dashboard, inbox, letters, messages, quarantine, scans
+    from web import admin, api, auth, batches, calls, cases, dashboard, inbox, letters, messages, quarantine, scans
 
-    for module in (auth, inbox, messages, dashboard, admin, api, quarantine, calls, scans, batches, letters):
+    for module in (auth, inbox, messages, dashboard, admin, api, quarantine, calls, scans, batches, letters, cases):
         app.register_blueprint(module.bp)
 
     app.teardown_appcontext(_close_session)

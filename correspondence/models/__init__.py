@@ -4,6 +4,16 @@ from correspondence.models.audit import AuditEvent, AuditLogIsAppendOnly
 from correspondence.models.base import Base, utcnow
 from correspondence.models.batch import Batch, BatchShingle, BatchStatus
 from correspondence.models.blob import Blob
+from correspondence.models.case import (
+    Case,
+    CaseCategory,
+    CaseDocument,
+    CaseNote,
+    CasePriority,
+    CaseStatus,
+    CaseStep,
+    StepKind,
+)
 from correspondence.models.constituent import (
     Constituent,
     ConstituentEmail,
@@ -34,6 +44,14 @@ from correspondence.models.staffer import Role, Staffer
 from correspondence.models.topic import LOC_POLICY_AREAS, Topic
 
 __all__ = [
+    "StepKind",
+    "CaseStep",
+    "CaseStatus",
+    "CasePriority",
+    "CaseNote",
+    "CaseDocument",
+    "CaseCategory",
+    "Case",
     "VersionState",
     "ReviewComment",
     "ResponseState",

@@ -1,0 +1,238 @@
+"""Cases and their steps, with the privacy-release gate: no agency inquiry without a signed release.
+
+Every change goes through a function here that checks it and writes an audit event.
+"""
+
+from __future__ import annotations
+
+import re
+from datetime import timedelta
+
+from sqlalchemy import select
+from sqlalchemy.orm import Session
+
+from correspondence.errors import NotFound, ValidationFailed
+from correspondence.models import (
+    AuditEvent,
+    Case,
+    CaseCategory,
+    CaseDocument,
+    CaseNote,
+    CasePriority,
+    CaseStatus,
+    CaseStep,
+    Constituent,
+    Message,
+    Staffer,
+    StepKind,
+    utcnow,
+)
+from correspondence.services.audit import record
+from correspondence.services.blobs import store_blob
+
+S = CaseStatus
+TRANSITIONS: dict[CaseStatus, frozenset[CaseStatus]] = {
+    S.OPEN: frozenset({S.WAITING_ON_CONSTITUENT, S.WAITING_ON_AGENCY, S.RESOLVED, S.CLOSED}),
+    S.WAITING_ON_CONSTITUENT: frozenset({S.OPEN, S.WAITING_ON_AGENCY, S.RESOLVED, S.CLOSED}),
+    S.WAITING_ON_AGENCY: frozenset({S.OPEN, S.WAITING_ON_CONSTITUENT, S.RESOLVED, S.CLOSED}),
+    S.RESOLVED: frozenset({S.CLOSED, S.OPEN}),
+    S.CLOSED: frozenset({S.OPEN}),
+}
+MAX_DOCUMENT_BYTES = 10 * 1024 * 1024
+DOCUMENT_TYPES = ("application/pdf", "image/png", "image/jpeg", "image/tiff")
+
+
+class PrivacyReleaseMissing(ValidationFailed):
+    """The Privacy Act: an agency will not discuss a constituent's file without their signed consent."""
+
+
+def get_case(session: Session, case_id: int) -> Case:
+    case = session.get(Case, case_id)
+    if case is None:
+        raise NotFound(f"no case {case_id}")
+    return case
+
+
+def categories(session: Session) -> list[CaseCategory]:
+    return list(session.scalars(select(CaseCategory).where(CaseCategory.active.is_(True)).order_by(CaseCategory.id)))
+
+
+def open_case(session: Session, *, constituent_id: int, category_id: int, subject: str, actor_id: int | None,
+              caseworker_id: int | None = None, priority: CasePriority = CasePriority.NORMAL,
+              agency: str | None = None, source_message_id: int | None = None) -> Case:
+    if session.get(Constituent, constituent_id) is None:
+        raise ValidationFailed("a case needs a constituent")
+    category = session.get(CaseCategory, category_id)
+    if category is None or not category.active:
+        raise ValidationFailed("choose a case category")
+    subject = subject.strip()
+    if not subject:
+        raise ValidationFailed("say in a few words what the case is about")
+    if caseworker_id is not None:
+        worker = session.get(Staffer, caseworker_id)
+        if worker is None or not worker.active:
+            raise ValidationFailed("choose an active caseworker")
+    now = utcnow()
+    case = Case(constituent_id=constituent_id, category_id=category.id, subject=subject[:300], priority=priority,
+                agency=(agency or category.name)[:200], caseworker_id=caseworker_id, opened_at=now,
+                source_message_id=source_message_id, created_by_id=actor_id, status=CaseStatus.OPEN)
+    session.add(case)
+    session.flush()
+    due = now
+    for position, template in enumerate(category.steps or [], start=1):
+        due = due + timedelta(days=int(template.get("days", 7)))
+        session.add(CaseStep(case_id=case.id, position=position, title=str(template.get("title", "Step"))[:200],
+                             kind=StepKind(template.get("kind", "task")), due_at=due, assignee_id=caseworker_id))
+    case.due_at = due
+    record(session, actor_id=actor_id, action="case.open", object_type="case", object_id=case.id,
+           after={"category": category.name, "constituent_id": constituent_id, "message_id": source_message_id})
+    return case
+
+
+def open_from_message(session: Session, message_id: int, *, category_id: int, actor_id: int,
+                      caseworker_id: int | None = None) -> Case:
+    message = session.get(Message, message_id)
+    if message is None:
+        raise NotFound(f"no message {message_id}")
+    if message.constituent_id is None:
+        raise ValidationFailed("match the message to a constituent before opening a case")
+    return open_case(session, constituent_id=message.constituent_id, category_id=category_id,
+                     subject=message.subject or "Request for help", actor_id=actor_id, caseworker_id=caseworker_id,
+                     source_message_id=message.id)
+
+
+def steps(session: Session, case_id: int) -> list[CaseStep]:
+    return list(session.scalars(select(CaseStep).where(CaseStep.case_id == case_id).order_by(CaseStep.position)))
+
+
+def release_on_file(case: Case) -> bool:
+    return case.release_received_at is not None and (case.release_sha256 is not None or
+                                                     bool(case.release_signature))
+
+
+def complete_step(session: Session, step_id: int, *, actor_id: int) -> CaseStep:
+    step = session.get(CaseStep, step_id)
+    if step is None:
+        raise NotFound(f"no step {step_id}")
+    case = get_case(session, step.case_id)
+    if step.done_at is not None:
+        raise ValidationFailed("that step is done already")
+    if step.kind == StepKind.INQUIRY and not release_on_file(case):
+        raise PrivacyReleaseMissing("the agency inquiry cannot be sent yet: no signed privacy release is on file. "
+                                    "Upload the signed release (or have the constituent sign the online form) first.")
+    if step.kind == StepKind.RELEASE and not release_on_file(case):
+        raise PrivacyReleaseMissing("upload the signed privacy release to complete this step")
+    step.done_at, step.done_by_id = utcnow(), actor_id
+    record(session, actor_id=actor_id, action="case.step_done", object_type="case", object_id=case.id,
+           after={"step": step.title, "kind": step.kind.value})
+    if step.kind == StepKind.INQUIRY and case.status in (S.OPEN, S.WAITING_ON_CONSTITUENT):
+        set_status(session, case.id, S.WAITING_ON_AGENCY, actor_id=actor_id)
+    elif step.kind == StepKind.AGENCY_RESPONSE and case.status == S.WAITING_ON_AGENCY:
+        set_status(session, case.id, S.OPEN, actor_id=actor_id)
+    return step
+
+
+def set_status(session: Session, case_id: int, target: CaseStatus, *, actor_id: int | None,
+               outcome: str | None = None) -> Case:
+    case = get_case(session, case_id)
+    if target not in TRANSITIONS[case.status]:
+        raise ValidationFailed(f"a case that is {case.status.value.replace('_', ' ')} cannot become "
+                               f"{target.value.replace('_', ' ')}")
+    before = case.status.value
+    case.status = target
+    if target == S.CLOSED:
+        case.closed_at = utcnow()
+    elif target == S.OPEN:
+        case.closed_at = None
+    if outcome:
+        case.outcome = outcome.strip()[:5000]
+    record(session, actor_id=actor_id, action="case.status", object_type="case", object_id=case.id,
+           before={"status": before}, after={"status": target.value}, detail=outcome)
+    return case
+
+
+def _document(session: Session, case: Case, data: bytes, filename: str, content_type: str, *,
+              actor_id: int | None, is_release: bool) -> CaseDocument:
+    if not data:
+        raise ValidationFailed("the file is empty")
+    if len(data) > MAX_DOCUMENT_BYTES:
+        raise ValidationFailed(f"the file is over {MAX_DOCUMENT_BYTES // 1048576} MB")
+    if content_type not in DOCUMENT_TYPES:
+        raise ValidationFailed("upload a PDF or an image (PNG, JPEG, TIFF)")
+    name = re.sub(r"[^\w .()-]+", "_", filename or "document")[:200] or "document"
+    doc = CaseDocument(case_id=case.id, sha256=store_blob(session, data, content_type), filename=name,
+                       content_type=content_type, size=len(data), is_release=is_release, uploaded_by_id=actor_id)
+    session.add(doc)
+    session.flush()
+    return doc
+
+
+def add_document(session: Session, case_id: int, data: bytes, filename: str, content_type: str, *,
+                 actor_id: int) -> CaseDocument:
+    case = get_case(session, case_id)
+    doc = _document(session, case, data, filename, content_type, actor_id=actor_id, is_release=False)
+    record(session, actor_id=actor_id, action="case.document", object_type="case", object_id=case.id,
+           after={"document_id": doc.id, "filename": doc.filename})
+    return doc
+
+
+def record_release(session: Session, case_id: int, data: bytes, filename: str, content_type: str, *,
+                   actor_id: int) -> Case:
+    """The signed release, uploaded: it is on file from now, and the release step is done."""
+    case = get_case(session, case_id)
+    doc = _document(session, case, data, filename, content_type, actor_id=actor_id, is_release=True)
+    case.release_received_at, case.release_sha256, case.release_method = utcnow(), doc.sha256, "upload"
+    record(session, actor_id=actor_id, action="case.release", object_type="case", object_id=case.id,
+           after={"method": "upload", "document_id": doc.id})
+    _finish_release_steps(session, case, actor_id)
+    return case
+
+
+def record_e_signature(session: Session, case_id: int, *, typed_name: str, ip: str | None,
+                       actor_id: int | None = None) -> Case:
+    """The constituent typed their name to sign the release online; kept with time and IP."""
+    case = get_case(session, case_id)
+    typed = " ".join(typed_name.split())
+    if len(typed) < 3:
+        raise ValidationFailed("type your full name to sign")
+    now = utcnow()
+    case.release_received_at, case.release_method = now, "e_signature"
+    case.release_signature = {"typed_name": typed[:200], "signed_at": now.isoformat(), "ip": (ip or "")[:64]}
+    record(session, actor_id=actor_id, action="case.release", object_type="case", object_id=case.id,
+           after={"method": "e_signature", "typed_name": typed[:200], "ip": (ip or "")[:64]})
+    _finish_release_steps(session, case, actor_id)
+    return case
+
+
+def _finish_release_steps(session: Session, case: Case, actor_id: int | None) -> None:
+    for step in steps(session, case.id):
+        if step.kind == StepKind.RELEASE and step.done_at is None:
+            step.done_at, step.done_by_id = utcnow(), actor_id
+
+
+def add_note(session: Session, case_id: int, text: str, *, actor_id: int) -> CaseNote:
+    case = get_case(session, case_id)
+    if not text.strip():
+        raise ValidationFailed("the note is empty")
+    note = CaseNote(case_id=case.id, author_id=actor_id, text=text.strip()[:10000])
+    session.add(note)
+    session.flush()
+    record(session, actor_id=actor_id, action="case.note", object_type="case", object_id=case.id,
+           after={"note_id": note.id})
+    return note
+
+
+def timeline(session: Session, case_id: int) -> list[AuditEvent]:
+    return list(session.scalars(select(AuditEvent).where(AuditEvent.object_type == "case",
+                                                         AuditEvent.object_id == str(case_id))
+                                .order_by(AuditEvent.at.desc(), AuditEvent.id.desc()).limit(200)))
+
+
+def list_cases(session: Session, *, caseworker_id: int | None = None, open_only: bool = True,
+               limit: int = 200) -> list[Case]:
+    query = select(Case)
+    if caseworker_id is not None:
+        query = query.where(Case.caseworker_id == caseworker_id)
+    if open_only:
+        query = query.where(Case.status.not_in((S.RESOLVED, S.CLOSED)))
+    return list(session.scalars(query.order_by(Case.due_at.asc().nulls_last(), Case.id).limit(limit)))

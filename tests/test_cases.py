@@ -1,0 +1,105 @@
+"""Casework: cases from messages, steps from the category's template, and the privacy-release gate."""
+
+from __future__ import annotations
+
+import io
+
+import pytest
+from pypdf import PdfReader
+from sqlalchemy import select
+
+from casework import cases as svc
+from correspondence.errors import ValidationFailed
+from correspondence.models import AuditEvent, Case, CaseCategory, CaseStatus, CaseStep, StepKind
+
+PDF = b"%PDF-1.4\n1 0 obj<<>>endobj\ntrailer<<>>\n%%EOF\n"
+
+
+def _category(session, name="Passports"):  # type: ignore[no-untyped-def]
+    return session.scalar(select(CaseCategory).where(CaseCategory.name == name))
+
+
+def test_categories_are_seeded_with_steps(session):
+    names = [c.name for c in svc.categories(session)]
+    assert names[:3] == ["Social Security", "Veterans Affairs", "IRS"] and "Passports" in names and len(names) == 11
+    assert [s["kind"] for s in _category(session).steps][:2] == ["release", "inquiry"]
+
+
+def test_the_inquiry_waits_for_a_signed_release(session, factory):
+    worker = factory.staffer(role="caseworker")
+    person = factory.constituent(first_name="Ana", last_name="Lopez")
+    message = factory.message(constituent_id=person.id, subject="My passport is stuck")
+    case = svc.open_from_message(session, message.id, category_id=_category(session).id, actor_id=worker.id,
+                                 caseworker_id=worker.id)
+    steps = svc.steps(session, case.id)
+    assert [s.kind for s in steps] == [StepKind.RELEASE, StepKind.INQUIRY, StepKind.AGENCY_RESPONSE,
+                                       StepKind.INFORM, StepKind.CLOSE]
+    assert case.subject == "My passport is stuck" and case.due_at == steps[-1].due_at
+    inquiry = steps[1]
+    with pytest.raises(svc.PrivacyReleaseMissing, match="no signed privacy release"):
+        svc.complete_step(session, inquiry.id, actor_id=worker.id)
+    assert inquiry.done_at is None
+    with pytest.raises(ValidationFailed, match="PDF or an image"):
+        svc.record_release(session, case.id, b"MZ\x90", "release.exe", "application/x-msdownload",
+                           actor_id=worker.id)
+    svc.record_release(session, case.id, PDF, "release.pdf", "application/pdf", actor_id=worker.id)
+    assert steps[0].done_at is not None and svc.release_on_file(case)
+    svc.complete_step(session, inquiry.id, actor_id=worker.id)
+    assert case.status == CaseStatus.WAITING_ON_AGENCY
+    svc.complete_step(session, steps[2].id, actor_id=worker.id)
+    assert case.status == CaseStatus.OPEN
+    svc.set_status(session, case.id, CaseStatus.CLOSED, actor_id=worker.id, outcome="Passport issued.")
+    assert case.closed_at is not None and case.outcome == "Passport issued."
+    with pytest.raises(ValidationFailed, match="cannot become"):
+        svc.set_status(session, case.id, CaseStatus.WAITING_ON_AGENCY, actor_id=worker.id)
+    actions = [e.action for e in svc.timeline(session, case.id)]
+    assert {"case.open", "case.release", "case.step_done", "case.status"} <= set(actions)
+
+
+def test_case_pages_explain_the_gate_and_take_the_release(client, auth, session, factory):
+    person = factory.constituent(first_name="Ana", last_name="Lopez", address1="12 Elm St")
+    message = factory.message(constituent_id=person.id, subject="VA claim delayed")
+    session.commit()
+    worker = auth.login("caseworker")
+    assert 'id="open-case"' in client.get(f"/messages/{message.id}").get_data(as_text=True)
+    token = auth.csrf(f"/cases/new?message_id={message.id}")
+    opened = client.post("/cases/new", data={"csrf_token": token, "message_id": message.id,
+                                             "category_id": _category(session, "Veterans Affairs").id,
+                                             "caseworker_id": worker.id})
+    assert opened.status_code == 303
+    session.rollback()
+    case = session.scalar(select(Case))
+    inquiry = session.scalar(select(CaseStep).where(CaseStep.case_id == case.id, CaseStep.kind == StepKind.INQUIRY))
+    refused = client.post(f"/cases/{case.id}/step", data={"csrf_token": token, "step_id": inquiry.id},
+                          follow_redirects=True)
+    assert "cannot be sent yet" in refused.get_data(as_text=True)
+    pdf = client.get(f"/cases/{case.id}/release.pdf")
+    assert pdf.status_code == 200 and "12 Elm St" in PdfReader(io.BytesIO(pdf.data)).pages[0].extract_text()
+    client.post(f"/cases/{case.id}/release", data={"csrf_token": token,
+                                                   "file": (io.BytesIO(PDF), "signed.pdf", "application/pdf")},
+                content_type="multipart/form-data")
+    done = client.post(f"/cases/{case.id}/step", data={"csrf_token": token, "step_id": inquiry.id},
+                       follow_redirects=True)
+    assert "Done: Send the inquiry to the agency." in done.get_data(as_text=True)
+    page = client.get(f"/cases/{case.id}").get_data(as_text=True)
+    assert "signed document uploaded" in page and "waiting on agency" in page
+
+
+def test_public_help_form_opens_a_case_with_an_electronic_signature(client, session):
+    page = client.get("/help")
+    assert page.status_code == 200
+    token = page.get_data(as_text=True).split('name="csrf_token" type="hidden" value="')[1].split('"')[0]
+    form = {"csrf_token": token, "first_name": "Rosa", "last_name": "Diaz", "email": "rosa@example.org",
+            "street": "5 Oak Ave", "city": "Columbus", "state": "OH", "zip5": "43215",
+            "category_id": str(_category(session, "Social Security").id),
+            "description": "My <b>benefits</b> stopped in March.", "consent": "yes", "signature": "Rosa Diaz"}
+    unsigned = client.post("/help", data={**form, "signature": "R D"})
+    assert unsigned.status_code == 400 and "type your full name exactly" in unsigned.get_data(as_text=True)
+    sent = client.post("/help", data=form, environ_base={"REMOTE_ADDR": "203.0.113.7"})
+    assert sent.status_code == 200 and "your request is case" in sent.get_data(as_text=True)
+    session.rollback()
+    case = session.scalar(select(Case))
+    assert case.release_method == "e_signature"
+    assert case.release_signature["typed_name"] == "Rosa Diaz" and case.release_signature["ip"] == "203.0.113.7"
+    assert svc.release_on_file(case)
+    assert session.scalar(select(AuditEvent).where(AuditEvent.action == "case.release")) is not None
