@@ -232,3 +232,38 @@ def test_letter_from_draft_to_approval_to_every_member(live_server, browser, fac
     run = session.scalar(select(ApplyRun))
     pdf = load_blob(session, run.print_sha256)
     assert len(PdfReader(io.BytesIO(pdf)).pages) == 3
+
+
+def test_caseworker_runs_a_case_with_the_release_gate(live_server, browser, factory, session, tmp_path):
+    worker = factory.staffer(role=Role.CASEWORKER, name="Lena Novak")
+    person = factory.constituent(first_name="Ana", last_name="Lopez", address1="12 Elm St")
+    message = factory.message(constituent_id=person.id, subject="My passport is stuck")
+    session.commit()
+    release = tmp_path / "signed-release.pdf"
+    release.write_bytes(b"%PDF-1.4\n1 0 obj<<>>endobj\ntrailer<<>>\n%%EOF\n")
+
+    page = _sign_in(browser, live_server, worker, factory.PASSWORD)
+    page.goto(f"{live_server}/messages/{message.id}")
+    page.click("#open-case")
+    page.select_option("#case-category", label="Passports")
+    page.click("#open-case")
+    page.wait_for_selector("#release-status")
+    assert "No signed privacy release on file" in page.inner_text("#release-status")
+
+    page.click("li[data-kind='inquiry'] button")
+    page.wait_for_selector(".flash.error")
+    assert "cannot be sent yet" in page.inner_text(".flash.error")
+
+    page.set_input_files("#release-file", str(release))
+    page.click("#upload-release")
+    page.wait_for_selector(".flash.ok")
+    assert "On file since" in page.inner_text("#release-status")
+    for kind in ("inquiry", "agency_response", "inform", "close"):
+        page.click(f"li[data-kind='{kind}'] button")
+        page.wait_for_selector(".flash.ok")
+    assert page.locator("ol.steps li.done").count() == 5
+    page.select_option("#case-status-select", value="closed")
+    page.fill("input[name=outcome]", "Passport issued in time for the trip.")
+    page.click("#set-status")
+    page.wait_for_selector(".flash.ok")
+    assert page.inner_text("#case-status") == "closed"
