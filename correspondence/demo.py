@@ -161,7 +161,38 @@ def build_demo_office(db: Database, instance_dir: Path, *, messages: int = 20000
     with db.unit_of_work() as session:
         summary["batching"] = recluster(session).as_dict()
         summary["letters"] = _demo_letters(session)
+        summary["cases"] = _demo_cases(session, Path(str(summary["truth"])))
     return summary
+
+
+def _demo_cases(session: Session, truth: Path, limit: int = 40) -> int:
+    """Cases opened from the first casework letters; some with their release on file, some without."""
+    from casework import cases
+    from correspondence.models import CaseCategory, Staffer
+
+    workers = list(session.scalars(select(Staffer).where(Staffer.role == Role.CASEWORKER).order_by(Staffer.id)))
+    by_name = {c.name: c.id for c in session.scalars(select(CaseCategory))}
+    if not workers or not by_name:
+        return 0
+    opened = 0
+    with truth.open() as fh:
+        for line in fh:
+            row = json.loads(line)
+            if row.get("kind") != "casework" or row.get("category") not in by_name:
+                continue
+            message = session.get(Message, row["id"])
+            if message is None or message.constituent_id is None:
+                continue
+            worker = workers[opened % len(workers)]
+            case = cases.open_from_message(session, message.id, category_id=by_name[row["category"]],
+                                           actor_id=worker.id, caseworker_id=worker.id)
+            if opened % 2 == 0:
+                name = f"{case.constituent.first_name or ''} {case.constituent.last_name or ''}".strip()
+                cases.record_e_signature(session, case.id, typed_name=name or "Constituent", ip="198.51.100.7")
+            opened += 1
+            if opened >= limit:
+                break
+    return opened
 
 
 def _demo_letters(session: Session) -> int:
@@ -293,7 +324,10 @@ def _build(session: Session, instance_dir: Path, n_messages: int, n_constituents
             )
             _demo_status(rng, message, now, correspondents, caseworkers if kind == "casework" else correspondents)
             session.add(message)
-            batch.append((message, {"campaign": campaign_key, "kind": kind}))
+            info = {"campaign": campaign_key, "kind": kind}
+            if kind == "casework":
+                info["category"] = category
+            batch.append((message, info))
             if len(batch) >= 1000:
                 _flush(session, batch, truth)
         _flush(session, batch, truth)

@@ -26,7 +26,7 @@ def test_demo_office_and_truth_file(settings, session):
     assert result.exit_code == 0, result.output
     summary = json.loads(result.output)
     assert summary["messages"] == 600 and summary["campaign"] > summary["organic"] > 0
-    assert summary["batching"]["new_batches"] >= 5 and summary["letters"] == 2
+    assert summary["batching"]["new_batches"] >= 5 and summary["letters"] == 2 and summary["cases"] >= 5
     assert session.scalar(select(func.count(Message.id))) == 600
     with open(summary["truth"]) as fh:
         truth = [json.loads(line) for line in fh]
