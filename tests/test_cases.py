@@ -103,3 +103,42 @@ def test_public_help_form_opens_a_case_with_an_electronic_signature(client, sess
     assert case.release_signature["typed_name"] == "Rosa Diaz" and case.release_signature["ip"] == "203.0.113.7"
     assert svc.release_on_file(case)
     assert session.scalar(select(AuditEvent).where(AuditEvent.action == "case.release")) is not None
+
+
+def test_reminders_and_case_ageing(client, auth, session, factory, job_env, smtp_server, monkeypatch):
+    from datetime import timedelta
+
+    from casework.reminders import case_ageing, due_steps
+    from correspondence.models import utcnow
+    from workers.jobs import run_case_reminders
+
+    monkeypatch.setenv("MAILROOM_SMTP_HOST", "127.0.0.1")
+    monkeypatch.setenv("MAILROOM_SMTP_PORT", str(smtp_server.port))
+    monkeypatch.setenv("MAILROOM_SMTP_SECURITY", "none")
+    worker = factory.staffer(role="caseworker", name="Lena Novak", email="lena@example.org")
+    person = factory.constituent()
+    old = svc.open_case(session, constituent_id=person.id, category_id=_category(session).id, subject="Old case",
+                        actor_id=worker.id, caseworker_id=worker.id)
+    old.opened_at = utcnow() - timedelta(days=75)
+    first = svc.steps(session, old.id)[0]
+    first.due_at = utcnow() - timedelta(days=3)
+    svc.open_case(session, constituent_id=person.id, category_id=_category(session).id, subject="New case",
+                  actor_id=worker.id, caseworker_id=worker.id)
+    session.commit()
+
+    due = due_steps(session)[worker.id]
+    assert [(d.title, d.overdue) for d in due] == [("Receive the signed privacy release", True)]
+    ageing = {row.name: row.buckets for row in case_ageing(session)}
+    assert ageing["Lena Novak"] == [1, 0, 1, 0]
+    session.rollback()  # end the read snapshot: the job and the app write from other connections
+
+    assert run_case_reminders() == {"caseworkers": 1, "emailed": 1}
+    mail = smtp_server.inbox.messages[0]
+    assert mail["To"] == "lena@example.org" and "OVERDUE" in mail.get_content()
+
+    auth.login("supervisor")
+    assert 'id="case-ageing"' in client.get("/dashboard/").get_data(as_text=True)
+    client.post("/logout", data={"csrf_token": auth.csrf("/dashboard/")})
+    client.post("/login", data={"email": worker.email, "password": factory.PASSWORD, "csrf_token": auth.csrf("/login")})
+    page = client.get("/cases/").get_data(as_text=True)
+    assert 'id="my-due-steps"' in page and "overdue since" in page

@@ -38,7 +38,10 @@ def index():  # type: ignore[no-untyped-def]
     mine = request.args.get("who", "mine" if current_user.role == Role.CASEWORKER else "all") == "mine"
     items = service.list_cases(session, caseworker_id=current_user.id if mine else None,
                                open_only=request.args.get("closed") != "1")
-    return render_template("cases.html", cases=items, mine=mine, args=request.args)
+    from casework.reminders import due_steps
+
+    return render_template("cases.html", cases=items, mine=mine, args=request.args,
+                           due=due_steps(session, staffer_id=current_user.id).get(current_user.id, []))
 
 
 @bp.route("/cases/new", methods=["GET", "POST"])

@@ -15,5 +15,9 @@ bp = Blueprint("dashboard", __name__, url_prefix="/dashboard")
 @bp.route("/")
 @roles(Role.ADMIN, Role.SUPERVISOR)
 def index():  # type: ignore[no-untyped-def]
-    return render_template("dashboard.html", data=backlog(db_session()),
-                           buckets=[label for label, _a, _b in AGE_BUCKETS])
+    from casework.reminders import CASE_AGES, case_ageing
+
+    session = db_session()
+    return render_template("dashboard.html", data=backlog(session),
+                           buckets=[label for label, _a, _b in AGE_BUCKETS], cases=case_ageing(session),
+                           case_buckets=[label for label, _a, _b in CASE_AGES])

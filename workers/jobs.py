@@ -133,3 +133,41 @@ def run_send(response_ids: list[int]) -> dict[str, int]:
     if result.retry:
         raise TryLater(f"{len(result.retry)} letters to retry")
     return {"sent": result.sent, "failed": result.failed, "uncertain": result.uncertain, "skipped": result.skipped}
+
+
+def run_case_reminders() -> dict[str, int]:
+    """Daily: email each caseworker the steps due or overdue (the Cases page shows the same list)."""
+    from email.message import EmailMessage
+
+    from casework.reminders import due_steps, reminder_text
+    from correspondence.models import Staffer
+    from correspondence.services.audit import record
+    from drafting.send import TryLater
+    from drafting.send import connect as smtp_connect
+
+    settings = context.settings()
+    sent = 0
+    with context.database().unit_of_work() as session:
+        due = due_steps(session)
+        if not due:
+            return {"caseworkers": 0, "emailed": 0}
+        client = None
+        try:
+            client = smtp_connect(settings) if settings.smtp_host else None
+        except TryLater:
+            log.warning("case reminders: SMTP unreachable; the Cases page still shows what is due")
+        for staffer_id, steps in due.items():
+            staffer = session.get(Staffer, staffer_id)
+            if staffer is None or not staffer.active or client is None:
+                continue
+            email = EmailMessage()
+            email["From"], email["To"] = settings.mail_from, staffer.email
+            email["Subject"] = f"{len(steps)} case steps due or overdue"
+            email.set_content(reminder_text(staffer.name, steps, f"http://{settings.bind}"))
+            client.send_message(email)
+            sent += 1
+            record(session, actor_id=None, action="case.reminder", object_type="staffer", object_id=staffer.id,
+                   after={"steps": len(steps)})
+        if client is not None:
+            client.quit()
+    return {"caseworkers": len(due), "emailed": sent}

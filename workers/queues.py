@@ -103,6 +103,7 @@ PERIODIC_JOBS: tuple[PeriodicJob, ...] = (
     PeriodicJob("sweep", "workers.jobs.run_sweep", MAINTENANCE, 300),
     PeriodicJob("poll-imap", "workers.jobs.run_poll_imap", INTAKE, 60),
     PeriodicJob("recluster", "workers.jobs.run_recluster", MAINTENANCE, 900),
+    PeriodicJob("case-reminders", "workers.jobs.run_case_reminders", MAINTENANCE, 86400),
 )
 
 
