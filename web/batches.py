@@ -10,12 +10,13 @@ from sqlalchemy import select
 
 from batching import batches as service
 from batching import queries
-from correspondence.errors import DomainError, NotFound, ValidationFailed
+from correspondence.errors import NotFound, ValidationFailed
 from correspondence.models import AuditEvent, BatchStatus, Role, Stance, Topic
 from correspondence.services.staff import list_staff
 from web import db_session, settings
 from web.access import ALL_STAFF, roles
 from web.forms import ActionForm
+from web.outcome import run_action
 
 log = logging.getLogger(__name__)
 
@@ -97,8 +98,9 @@ def act(batch_id: int, action: str):  # type: ignore[no-untyped-def]
     """Every staff decision on a batch; each is audited and listed under "Undo" on the batch page."""
     session = db_session()
     me = current_user.id
-    target = batch_id
-    try:
+
+    def decide() -> tuple[str, str]:
+        target = batch_id
         if action == "merge":
             other = _int("other_id")
             if other is None:
@@ -140,13 +142,6 @@ def act(batch_id: int, action: str):  # type: ignore[no-untyped-def]
             message = "Undone."
         else:
             abort(404, description=f"Unknown batch action {action!r}.")
-    except NotFound as exc:
-        session.rollback()
-        abort(404, description=str(exc))
-    except DomainError as exc:
-        session.rollback()
-        flash(str(exc), "error")
-        return redirect(url_for("batches.view", batch_id=batch_id)), 303
-    session.commit()
-    flash(message, "ok")
-    return redirect(url_for("batches.view", batch_id=target)), 303
+        return message, url_for("batches.view", batch_id=target)
+
+    return run_action(session, decide, back=url_for("batches.view", batch_id=batch_id))

@@ -25,6 +25,7 @@ from correspondence.services.staff import list_staff
 from web import db_session, settings
 from web.access import ALL_STAFF, public, roles
 from web.forms import ActionForm
+from web.outcome import run_action
 
 bp = Blueprint("cases", __name__)
 
@@ -97,7 +98,8 @@ def view(case_id: int):  # type: ignore[no-untyped-def]
 def act(case_id: int, action: str):  # type: ignore[no-untyped-def]
     session = db_session()
     me = current_user.id
-    try:
+
+    def decide() -> tuple[str, str]:
         service.get_case(session, case_id)
         if action == "step":
             raw = request.form.get("step_id", "")
@@ -131,16 +133,9 @@ def act(case_id: int, action: str):  # type: ignore[no-untyped-def]
                 message = "Document added."
         else:
             abort(404, description=f"Unknown case action {action!r}.")
-    except NotFound as exc:
-        session.rollback()
-        abort(404, description=str(exc))
-    except DomainError as exc:
-        session.rollback()
-        flash(str(exc), "error")
-        return redirect(url_for("cases.view", case_id=case_id)), 303
-    session.commit()
-    flash(message, "ok")
-    return redirect(url_for("cases.view", case_id=case_id)), 303
+        return message, url_for("cases.view", case_id=case_id)
+
+    return run_action(session, decide, back=url_for("cases.view", case_id=case_id))
 
 
 @bp.route("/cases/<int:case_id>/documents/<int:document_id>")
