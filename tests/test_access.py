@@ -50,6 +50,8 @@ MATRIX = {
     "letters.run_progress": frozenset({A, S, C}),
     "letters.run_pdf": frozenset({A, S, C}),
     "letters.run_csv": frozenset({A, S, C}),
+    "constituents.view": ALL,
+    "constituents.edit": ALL,
     "cases.index": ALL,
     "cases.new": ALL,
     "cases.view": ALL,

@@ -51,9 +51,24 @@ def create_app(settings: Settings) -> Flask:
     login_manager.init_app(app)
     app.before_request(enforce_access)
 
-    from web import admin, api, auth, batches, calls, cases, dashboard, inbox, letters, messages, quarantine, scans
+    from web import (
+        admin,
+        api,
+        auth,
+        batches,
+        calls,
+        cases,
+        constituents,
+        dashboard,
+        inbox,
+        letters,
+        messages,
+        quarantine,
+        scans,
+    )
 
-    for module in (auth, inbox, messages, dashboard, admin, api, quarantine, calls, scans, batches, letters, cases):
+    for module in (auth, inbox, messages, dashboard, admin, api, quarantine, calls, scans, batches, letters, cases,
+                   constituents):
         app.register_blueprint(module.bp)
 
     app.teardown_appcontext(_close_session)

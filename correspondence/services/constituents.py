@@ -1,0 +1,79 @@
+"""The constituent record: editing with an audit trail, and one timeline of everything about a person."""
+
+from __future__ import annotations
+
+import re
+from dataclasses import dataclass
+from datetime import datetime
+
+from sqlalchemy import select
+from sqlalchemy.orm import Session
+
+from correspondence.errors import NotFound, ValidationFailed
+from correspondence.models import Case, Constituent, DistrictStatus, Message, Response
+from correspondence.services.audit import record
+
+EDITABLE = ("prefix", "first_name", "middle_name", "last_name", "suffix", "address1", "address2", "city", "state",
+            "zip5", "zip4")
+_LIMITS = {"prefix": 60, "first_name": 100, "middle_name": 100, "last_name": 100, "suffix": 30, "address1": 200,
+           "address2": 200, "city": 100, "state": 2, "zip5": 5, "zip4": 4}
+
+
+def get_constituent(session: Session, constituent_id: int) -> Constituent:
+    person = session.get(Constituent, constituent_id)
+    if person is None:
+        raise NotFound(f"no constituent {constituent_id}")
+    return person
+
+
+def update_constituent(session: Session, constituent_id: int, values: dict[str, str], *,
+                       actor_id: int) -> Constituent:
+    """Change names and address; the audit event keeps what each field was and became."""
+    person = get_constituent(session, constituent_id)
+    clean = {k: (values.get(k) or "").strip() or None for k in EDITABLE if k in values}
+    problems = [f"{k} is longer than {_LIMITS[k]} characters" for k, v in clean.items() if v and len(v) > _LIMITS[k]]
+    if clean.get("state") and not re.fullmatch(r"[A-Za-z]{2}", clean["state"]):
+        problems.append("state must be a two-letter abbreviation")
+    if clean.get("zip5") and not re.fullmatch(r"\d{5}", clean["zip5"]):
+        problems.append("ZIP must be 5 digits")
+    if clean.get("zip4") and not re.fullmatch(r"\d{4}", clean["zip4"]):
+        problems.append("ZIP+4 must be 4 digits")
+    if problems:
+        raise ValidationFailed("; ".join(problems))
+    if clean.get("state"):
+        clean["state"] = clean["state"].upper()
+    before = {k: getattr(person, k) for k in clean if getattr(person, k) != clean[k]}
+    if not before:
+        return person
+    for key in before:
+        setattr(person, key, clean[key])
+    if "zip5" in before or "zip4" in before:
+        person.district_status = DistrictStatus.UNKNOWN  # placed again by the next message's district stage
+    record(session, actor_id=actor_id, action="constituent.edit", object_type="constituent", object_id=person.id,
+           before=before, after={k: clean[k] for k in before})
+    return person
+
+
+@dataclass(frozen=True)
+class Entry:
+    at: datetime
+    kind: str  # "message", "response", "case"
+    title: str
+    detail: str
+    ref: int
+
+
+def timeline(session: Session, constituent_id: int, limit: int = 200) -> list[Entry]:
+    """Every message, answer and case of one person, newest first."""
+    entries = [Entry(m.received_at, "message", m.subject or "(no subject)", m.channel.label, m.id)
+               for m in session.scalars(select(Message).where(Message.constituent_id == constituent_id)
+                                        .order_by(Message.received_at.desc()).limit(limit))]
+    entries += [Entry(r.created_at, "response", r.subject, f"{r.method.value} · {r.state.value.replace('_', ' ')}",
+                      r.message_id)
+                for r in session.scalars(select(Response).where(Response.constituent_id == constituent_id)
+                                         .order_by(Response.id.desc()).limit(limit))]
+    entries += [Entry(c.opened_at, "case", c.subject, f"{c.category.name} · {c.status.value.replace('_', ' ')}", c.id)
+                for c in session.scalars(select(Case).where(Case.constituent_id == constituent_id)
+                                         .order_by(Case.opened_at.desc()).limit(limit))]
+    entries.sort(key=lambda e: e.at, reverse=True)
+    return entries[:limit]
