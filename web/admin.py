@@ -23,6 +23,7 @@ from intake.imap import account_from_record, accounts_from_json, check_connectio
 from web import db_session, settings
 from web.access import roles
 from web.forms import ActionForm, StaffForm
+from web.outcome import run_action
 
 bp = Blueprint("admin", __name__, url_prefix="/admin")
 
@@ -122,19 +123,17 @@ def _env_mailboxes(cfg) -> list[str]:  # type: ignore[no-untyped-def]
 def mailbox_add():  # type: ignore[no-untyped-def]
     session = db_session()
     f = request.form
-    try:
+    back = url_for("admin.intake")
+
+    def add() -> tuple[str, str]:
         account = add_mailbox(session, secret_key=settings().secret_key, name=f.get("name", ""),
                               host=f.get("host", ""), port=f.get("port", ""), security=f.get("security", "ssl"),
                               username=f.get("username", ""), password=f.get("password", ""),
                               folders=f.get("folders", ""), processed_folder=f.get("processed_folder", ""),
                               actor_id=current_user.id)
-    except DomainError as exc:
-        session.rollback()
-        flash(f"Mailbox not added: {exc}", "error")
-        return redirect(url_for("admin.intake")), 303
-    session.commit()
-    flash(f"Mailbox {account.name} added; it is polled every minute. Check the connection below.", "ok")
-    return redirect(url_for("admin.intake")), 303
+        return f"Mailbox {account.name} added; it is polled every minute. Check the connection below.", back
+
+    return run_action(session, add, back=back, failed="Mailbox not added: ")
 
 
 @bp.route("/intake/mailboxes/<int:account_id>/check", methods=["POST"])
@@ -180,15 +179,13 @@ def mailbox_active(account_id: int):  # type: ignore[no-untyped-def]
 def district_zip_list():  # type: ignore[no-untyped-def]
     """Replace the office's ZIP list; new mail is placed in or out of district by it."""
     session = db_session()
-    try:
+    back = url_for("admin.intake")
+
+    def save() -> tuple[str, str]:
         zips = set_district_zips(session, request.form.get("zips", ""), actor_id=current_user.id)
-    except DomainError as exc:
-        session.rollback()
-        flash(f"ZIP list not saved: {exc}", "error")
-        return redirect(url_for("admin.intake")), 303
-    session.commit()
-    flash(f"District ZIP list saved: {len(zips)} codes. It applies to mail processed from now on.", "ok")
-    return redirect(url_for("admin.intake")), 303
+        return f"District ZIP list saved: {len(zips)} codes. It applies to mail processed from now on.", back
+
+    return run_action(session, save, back=back, failed="ZIP list not saved: ")
 
 
 @bp.route("/intake/tokens/<int:token_id>/revoke", methods=["POST"])

@@ -10,10 +10,12 @@ from sqlalchemy.orm import Session
 from correspondence.errors import DomainError, NotFound
 
 
-def run_action(session: Session, work: Callable[[], tuple[str, str]], *, back: str):  # type: ignore[no-untyped-def]
+def run_action(session: Session, work: Callable[[], tuple[str, str]], *, back: str,  # type: ignore[no-untyped-def]
+               failed: str = ""):
     """Run work() -> (message, where to go); commit and say the message, or roll back and explain.
 
-    A missing object is a 404; any other refusal goes back to `back` with the reason shown.
+    A missing object is a 404; any other refusal goes back to `back` with the reason shown, after
+    `failed` (e.g. "Mailbox not added: ").
     """
     try:
         message, target = work()
@@ -22,7 +24,7 @@ def run_action(session: Session, work: Callable[[], tuple[str, str]], *, back: s
         abort(404, description=str(exc))
     except DomainError as exc:
         session.rollback()
-        flash(str(exc), "error")
+        flash(f"{failed}{exc}", "error")
         return redirect(back), 303
     session.commit()
     flash(message, "ok")
