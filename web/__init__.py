@@ -64,11 +64,12 @@ def create_app(settings: Settings) -> Flask:
         letters,
         messages,
         quarantine,
+        reports,
         scans,
     )
 
     for module in (auth, inbox, messages, dashboard, admin, api, quarantine, calls, scans, batches, letters, cases,
-                   constituents):
+                   constituents, reports):
         app.register_blueprint(module.bp)
 
     app.teardown_appcontext(_close_session)
@@ -89,6 +90,13 @@ def db_session():  # type: ignore[no-untyped-def]
     return g.db_session
 
 
+def db_write_database() -> Database:
+    """The writing Database, for work a request runs in units of its own (an inline report)."""
+    from flask import current_app
+
+    return current_app.extensions["mailroom.db_write"]
+
+
 def settings() -> Settings:
     from flask import current_app
 
@@ -107,7 +115,26 @@ def _load_staffer(staffer_id: str) -> Staffer | None:
         staffer = db_session().get(Staffer, int(staffer_id))
     except ValueError:
         return None
-    return staffer if staffer is not None and staffer.active else None
+    if staffer is None or not staffer.active:
+        return None
+    return _viewed_as(staffer)
+
+
+def _viewed_as(staffer: Staffer) -> Staffer:
+    """An admin who chose "view as" sees the app as that staffer; g.viewing_admin keeps who they really are."""
+    from flask import session as cookie
+
+    from correspondence.models import Role
+
+    target_id = cookie.get("view_as")
+    if not target_id or staffer.role != Role.ADMIN:
+        return staffer
+    target = db_session().get(Staffer, target_id)
+    if target is None or not target.active or target.id == staffer.id:
+        cookie.pop("view_as", None)
+        return staffer
+    g.viewing_admin = staffer
+    return target
 
 
 def _security_headers(response):  # type: ignore[no-untyped-def]
@@ -142,7 +169,8 @@ def _template_globals() -> dict[str, object]:
 
         return pending_count(db_session())
 
-    return {"office_name": settings().office_name, "can": can, "pending_approvals": pending_approvals}
+    return {"office_name": settings().office_name, "can": can, "pending_approvals": pending_approvals,
+            "viewing_admin": g.get("viewing_admin")}
 
 
 def _register_errors(app: Flask) -> None:

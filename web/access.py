@@ -5,7 +5,7 @@ from __future__ import annotations
 from collections.abc import Callable
 from typing import TypeVar
 
-from flask import abort, current_app, redirect, request, url_for
+from flask import abort, current_app, g, redirect, request, url_for
 from flask_login import current_user
 
 from correspondence.models import Role
@@ -19,6 +19,8 @@ API_TOKEN = "api_token"  # noqa: S105 - the name of an access rule, not a secret
 
 # Routes a staffer whose password is a one-time password may still use.
 _PASSWORD_CHANGE_OK = {"auth.change_password", "auth.logout", "static"}
+# While an admin views the app as another staffer, nothing may be changed except leaving that mode.
+_VIEW_AS_OK = {"auth.stop_view_as", "auth.logout"}
 
 
 def roles(*allowed: Role) -> Callable[[F], F]:
@@ -69,7 +71,11 @@ def enforce_access():  # type: ignore[no-untyped-def]
         if request.path.startswith("/api/"):
             abort(401)
         return redirect(url_for("auth.login", next=request.full_path.rstrip("?")))
-    if current_user.must_change_password and request.endpoint not in _PASSWORD_CHANGE_OK:
+    if g.get("viewing_admin") is not None:
+        if request.method not in ("GET", "HEAD", "OPTIONS") and request.endpoint not in _VIEW_AS_OK:
+            abort(403, description=f"You are viewing Mailroom as {current_user.name}: changes are turned off. "
+                                   "Stop viewing as them to act as yourself.")
+    elif current_user.must_change_password and request.endpoint not in _PASSWORD_CHANGE_OK:
         return redirect(url_for("auth.change_password"))
     if rule == SIGNED_IN:
         return None

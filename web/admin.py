@@ -69,6 +69,8 @@ def staff_action(staffer_id: int, action: str):  # type: ignore[no-untyped-def]
         elif action == "activate":
             set_active(session, staffer_id, True, actor_id=current_user.id)
             message = "Account activated."
+        elif action == "view-as":
+            return _start_view_as(session, staffer_id)
         elif action == "reset-password":
             otp = reset_password(session, staffer_id, actor_id=current_user.id)
             message = f"New one-time password: {otp}"
@@ -83,6 +85,27 @@ def staff_action(staffer_id: int, action: str):  # type: ignore[no-untyped-def]
     session.commit()
     flash(message, "ok")
     return redirect(url_for("admin.staff")), 303
+
+
+def _start_view_as(session, staffer_id: int):  # type: ignore[no-untyped-def]
+    """See Mailroom as this staffer sees it (support, training): read-only, audited, flagged on every page."""
+    from flask import session as cookie
+
+    from correspondence.models import Staffer
+    from correspondence.services.audit import record
+
+    target = session.get(Staffer, staffer_id)
+    if target is None:
+        raise NotFound(f"no staffer {staffer_id}")
+    if target.id == current_user.id or not target.active:
+        flash("Choose another, active staffer to view as.", "error")
+        return redirect(url_for("admin.staff")), 303
+    record(session, actor_id=current_user.id, action="staff.view_as", object_type="staffer", object_id=target.id,
+           detail=f"{current_user.name} viewed Mailroom as {target.name}")
+    session.commit()
+    cookie["view_as"] = target.id
+    flash(f"You are seeing Mailroom as {target.name} ({target.role.value}). Changes are turned off.", "ok")
+    return redirect(url_for("auth.home")), 303
 
 
 @bp.route("/intake", methods=["GET", "POST"])

@@ -77,8 +77,29 @@ def login():  # type: ignore[no-untyped-def]
 def logout():  # type: ignore[no-untyped-def]
     form = ActionForm()
     if form.validate_on_submit():
+        from flask import session as cookie
+
+        cookie.pop("view_as", None)
         logout_user()
     return redirect(url_for("auth.login"))
+
+
+@bp.route("/view-as/stop", methods=["POST"])
+@signed_in
+def stop_view_as():  # type: ignore[no-untyped-def]
+    """Leave "view as" and be yourself again (audited)."""
+    from flask import g
+    from flask import session as cookie
+
+    from correspondence.services.audit import record
+
+    admin = g.get("viewing_admin")
+    target_id = cookie.pop("view_as", None)
+    if admin is not None and target_id:
+        session = db_session()
+        record(session, actor_id=admin.id, action="staff.view_as_stop", object_type="staffer", object_id=target_id)
+        session.commit()
+    return redirect(url_for("admin.staff")), 303
 
 
 @bp.route("/account/password", methods=["GET", "POST"], endpoint="change_password")

@@ -194,7 +194,7 @@ def version_act(version_id: int, action: str):  # type: ignore[no-untyped-def]
         return redirect(url_for("letters.version", version_id=version_id)), 303
     session.commit()
     if reply_run is not None:
-        _enqueue_run(reply_run.id)
+        enqueue_run(reply_run.id)
     flash(message, "ok")
     return redirect(url_for("letters.version", version_id=target)), 303
 
@@ -210,7 +210,7 @@ def reply(message_id: int):  # type: ignore[no-untyped-def]
     if message is None:
         abort(404, description=f"There is no message {message_id}.")
     cfg = settings()
-    approved = _approved_letters(session)
+    approved = approved_letters(session)
     start = next((v for v in approved if str(v.id) == request.args.get("from")), None)
     subject = request.form.get("subject") or (start.subject if start else "Re: {{ message.subject }}")
     body = request.form.get("body") or (start.body if start else
@@ -303,7 +303,7 @@ def answer_batch(batch_id: int):  # type: ignore[no-untyped-def]
     batch = session.get(Batch, batch_id)
     if batch is None:
         abort(404, description=f"There is no batch {batch_id}.")
-    approved = _approved_letters(session, batch.topic_id)
+    approved = approved_letters(session, batch.topic_id)
     if request.method == "POST":
         try:
             version_id = _optional_int(request.form.get("version_id"), "letter")
@@ -315,7 +315,7 @@ def answer_batch(batch_id: int):  # type: ignore[no-untyped-def]
             flash(str(exc), "error")
             return redirect(url_for("letters.answer_batch", batch_id=batch_id)), 303
         session.commit()
-        _enqueue_run(run.id)
+        enqueue_run(run.id)
         return redirect(url_for("letters.run", run_id=run.id)), 303
     counts = plan(session, batch_message_ids(session, batch.id))
     chosen = approved[0] if approved else None
@@ -346,7 +346,7 @@ def answer_selection():  # type: ignore[no-untyped-def]
         query = query or ""
     else:
         query = ""
-    approved = _approved_letters(session)
+    approved = approved_letters(session)
     if request.method == "POST" and request.form.get("confirm") == "1":
         try:
             version_id = _optional_int(request.form.get("version_id"), "letter")
@@ -358,13 +358,13 @@ def answer_selection():  # type: ignore[no-untyped-def]
             flash(str(exc), "error")
             return redirect(url_for("inbox.index")), 303
         session.commit()
-        _enqueue_run(run.id)
+        enqueue_run(run.id)
         return redirect(url_for("letters.run", run_id=run.id)), 303
     return render_template("answer_selection.html", ids=ids, filter_query=query, approved=approved,
                            counts=plan(session, ids), form=ActionForm())
 
 
-def _approved_letters(session, topic_id: int | None = None) -> list[LetterVersion]:  # type: ignore[no-untyped-def]
+def approved_letters(session, topic_id: int | None = None) -> list[LetterVersion]:  # type: ignore[no-untyped-def]
     from correspondence.models import FormLetter
 
     query = (select(LetterVersion).join(FormLetter, FormLetter.current_version_id == LetterVersion.id)
@@ -374,7 +374,7 @@ def _approved_letters(session, topic_id: int | None = None) -> list[LetterVersio
     return list(session.scalars(query.order_by(*order, FormLetter.title)))
 
 
-def _enqueue_run(run_id: int) -> None:
+def enqueue_run(run_id: int) -> None:
     from workers.queues import enqueue_apply
     from workers.redis_conn import connect
 

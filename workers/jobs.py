@@ -35,21 +35,54 @@ def find_unfinished(session, older_than: timedelta) -> list[int]:  # type: ignor
     ))
 
 
+def _stalled_office_jobs(session, older_than: timedelta) -> tuple[list[int], list[int]]:  # type: ignore[no-untyped-def]
+    """CSV imports and reports that were queued or running and never finished (a lost job)."""
+    from correspondence.models import ConstituentImport, ReportRun
+
+    cutoff = utcnow() - older_than
+    imports = list(session.scalars(select(ConstituentImport.id).where(
+        ConstituentImport.state.in_(("queued", "running")), ConstituentImport.created_at < cutoff)))
+    reports = list(session.scalars(select(ReportRun.id).where(
+        ReportRun.state.in_(("queued", "running")), ReportRun.created_at < cutoff)))
+    return imports, reports
+
+
+def run_import(import_id: int) -> dict[str, int]:
+    """Import a mapped CSV of constituents (resumable; see correspondence.services.imports)."""
+    from correspondence.services.imports import run_import as execute
+
+    imp = execute(context.database(), import_id)
+    return {"created": imp.created, "matched": imp.matched, "bad": imp.bad}
+
+
+def run_report(run_id: int) -> str:
+    """Compute a long activity report with progress."""
+    from correspondence.services.reports import execute
+
+    execute(context.database(), run_id)
+    return "done"
+
+
 def run_sweep() -> int:
     """Re-enqueue anything left unfinished. Idempotent: enqueueing by message id is deduplicated."""
     settings = context.settings()
     with context.database().unit_of_work() as session:
         ids = find_unfinished(session, timedelta(minutes=settings.sweep_after_minutes))
     from drafting.send import stalled
-    from workers.queues import enqueue_apply, enqueue_send
+    from workers.queues import enqueue_apply, enqueue_import, enqueue_report, enqueue_send
 
     with context.database().unit_of_work() as session:
         runs, queued, dead = stalled(session, timedelta(minutes=settings.sweep_after_minutes))
+        imports, reports = _stalled_office_jobs(session, timedelta(minutes=settings.sweep_after_minutes))
     redis = connect(settings)
     for message_id in ids:
         enqueue_process(redis, message_id)
     for run_id in runs:
         enqueue_apply(redis, run_id)
+    for import_id in imports:
+        enqueue_import(redis, import_id)
+    for report_id in reports:
+        enqueue_report(redis, report_id)
     # Sending is idempotent per response, so a chunk queued twice sends nothing twice; a dead
     # attempt is turned "uncertain" by the send job itself when it finds it.
     pending = queued + dead

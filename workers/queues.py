@@ -63,6 +63,25 @@ def enqueue_apply(connection: Redis, run_id: int) -> str:
     return job_id
 
 
+def enqueue_once(connection: Redis, function: str, object_id: int, *, job_id: str, queue: str = MAINTENANCE,
+                 timeout: int = 3600) -> str:
+    """Queue a job that works on one record (an import, a report) unless it is already waiting or running."""
+    q = get_queue(queue, connection)
+    existing = q.fetch_job(job_id)
+    if existing is None or existing.get_status(refresh=True) in ("finished", "failed", "canceled", "stopped"):
+        q.enqueue(function, object_id, job_id=job_id, job_timeout=timeout, failure_ttl=FAILURE_TTL,
+                  result_ttl=RESULT_TTL)
+    return job_id
+
+
+def enqueue_import(connection: Redis, import_id: int) -> str:
+    return enqueue_once(connection, "workers.jobs.run_import", import_id, job_id=f"import-{import_id}")
+
+
+def enqueue_report(connection: Redis, run_id: int) -> str:
+    return enqueue_once(connection, "workers.jobs.run_report", run_id, job_id=f"report-{run_id}")
+
+
 def enqueue_send(connection: Redis, response_ids: list[int]) -> str:
     """Queue the delivery of a chunk of email responses (one SMTP connection per chunk).
 

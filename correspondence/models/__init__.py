@@ -18,6 +18,7 @@ from correspondence.models.constituent import (
     Constituent,
     ConstituentEmail,
     ConstituentPhone,
+    ConstituentTag,
     DistrictStatus,
 )
 from correspondence.models.intake import DistrictZip, IntakeCursor, IntakeToken, MailboxAccount
@@ -40,10 +41,15 @@ from correspondence.models.message import (
     Stance,
 )
 from correspondence.models.routing import RoutingRule
+from correspondence.models.segment import ConstituentImport, ReportRun, Segment
 from correspondence.models.staffer import Role, Staffer
 from correspondence.models.topic import LOC_POLICY_AREAS, Topic
 
 __all__ = [
+    "ConstituentTag",
+    "ConstituentImport",
+    "ReportRun",
+    "Segment",
     "StepKind",
     "CaseStep",
     "CaseStatus",

@@ -5,7 +5,7 @@ from __future__ import annotations
 import enum
 from datetime import datetime
 
-from sqlalchemy import Enum, ForeignKey, Integer, String
+from sqlalchemy import Enum, ForeignKey, Index, Integer, String, UniqueConstraint
 from sqlalchemy.orm import Mapped, mapped_column, relationship
 
 from correspondence.models.base import Base, UTCDateTime, utcnow
@@ -38,12 +38,17 @@ class Constituent(Base):
         default=DistrictStatus.UNKNOWN,
     )
     created_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)
+    # Set when this record was merged into another; everything it held moved there (undoable).
+    merged_into_id: Mapped[int | None] = mapped_column(ForeignKey("constituents.id"), index=True)
 
     emails: Mapped[list[ConstituentEmail]] = relationship(
         back_populates="constituent", cascade="all, delete-orphan", order_by="ConstituentEmail.id"
     )
     phones: Mapped[list[ConstituentPhone]] = relationship(
         back_populates="constituent", cascade="all, delete-orphan", order_by="ConstituentPhone.id"
+    )
+    tags: Mapped[list[ConstituentTag]] = relationship(
+        back_populates="constituent", cascade="all, delete-orphan", order_by="ConstituentTag.tag"
     )
 
     @property
@@ -74,3 +79,16 @@ class ConstituentPhone(Base):
     # E.164 form, e.g. +12025550143.
     number: Mapped[str] = mapped_column(String(20), index=True)
     constituent: Mapped[Constituent] = relationship(back_populates="phones")
+
+
+class ConstituentTag(Base):
+    """A label staff give a person ("veteran", "small business owner", "press"); segments filter on it."""
+
+    __tablename__ = "constituent_tags"
+    __table_args__ = (UniqueConstraint("constituent_id", "tag"),
+                      Index("ix_constituent_tags_tag", "tag", "constituent_id"))
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    constituent_id: Mapped[int] = mapped_column(ForeignKey("constituents.id", ondelete="CASCADE"))
+    tag: Mapped[str] = mapped_column(String(60))
+    constituent: Mapped[Constituent] = relationship(back_populates="tags")

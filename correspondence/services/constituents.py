@@ -6,11 +6,11 @@ import re
 from dataclasses import dataclass
 from datetime import datetime
 
-from sqlalchemy import select
+from sqlalchemy import func, select
 from sqlalchemy.orm import Session
 
 from correspondence.errors import NotFound, ValidationFailed
-from correspondence.models import Case, Constituent, DistrictStatus, Message, Response
+from correspondence.models import Case, Constituent, ConstituentTag, DistrictStatus, Message, Response
 from correspondence.services.audit import record
 
 EDITABLE = ("prefix", "first_name", "middle_name", "last_name", "suffix", "address1", "address2", "city", "state",
@@ -77,3 +77,40 @@ def timeline(session: Session, constituent_id: int, limit: int = 200) -> list[En
                                          .order_by(Case.opened_at.desc()).limit(limit))]
     entries.sort(key=lambda e: e.at, reverse=True)
     return entries[:limit]
+
+
+TAG_RE = re.compile(r"[\w][\w .&'/-]{0,59}")
+
+
+def clean_tag(text: str) -> str:
+    tag = " ".join(text.strip().lower().split())
+    if not tag or not TAG_RE.fullmatch(tag):
+        raise ValidationFailed("a tag is 1–60 letters, digits, spaces or . & ' / - (starting with a letter or digit)")
+    return tag
+
+
+def add_tag(session: Session, constituent_id: int, text: str, *, actor_id: int | None) -> str:
+    person = get_constituent(session, constituent_id)
+    tag = clean_tag(text)
+    if any(t.tag == tag for t in person.tags):
+        return tag
+    person.tags.append(ConstituentTag(tag=tag))
+    record(session, actor_id=actor_id, action="constituent.tag", object_type="constituent", object_id=person.id,
+           after={"tag": tag})
+    return tag
+
+
+def remove_tag(session: Session, constituent_id: int, tag: str, *, actor_id: int | None) -> None:
+    person = get_constituent(session, constituent_id)
+    for item in list(person.tags):
+        if item.tag == tag:
+            person.tags.remove(item)
+            record(session, actor_id=actor_id, action="constituent.untag", object_type="constituent",
+                   object_id=person.id, before={"tag": tag})
+            return
+    raise NotFound(f"{person.full_name} has no tag {tag!r}")
+
+
+def all_tags(session: Session) -> list[tuple[str, int]]:
+    return [(t, n) for t, n in session.execute(select(ConstituentTag.tag, func.count()).group_by(ConstituentTag.tag)
+                                               .order_by(ConstituentTag.tag))]

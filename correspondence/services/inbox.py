@@ -12,7 +12,7 @@ from sqlalchemy.orm import Session, joinedload
 from sqlalchemy.sql import Select
 
 from correspondence.errors import ValidationFailed
-from correspondence.models import OPEN_STATUSES, Channel, Message, MessageStatus
+from correspondence.models import OPEN_STATUSES, Channel, Direction, Message, MessageStatus
 
 SORTS = ("newest", "oldest")
 
@@ -104,7 +104,8 @@ def list_inbox(session: Session, flt: InboxFilter, *, after: str | None = None,
     """One page of the inbox, newest (or oldest) first, continuing after an opaque cursor."""
     if flt.sort not in SORTS:
         raise ValidationFailed(f"sort must be one of {', '.join(SORTS)}")
-    query = _apply_filters(select(Message), flt)
+    # Outbound records (a segment's follow-up letters) are not mail to triage.
+    query = _apply_filters(select(Message), flt).where(Message.direction == Direction.INBOUND)
     newest = flt.sort == "newest"
     if after:
         cur = Cursor.decode(after)
@@ -141,4 +142,5 @@ def count_by_status(session: Session, flt: InboxFilter) -> dict[str, int]:
 
 def matching_ids(session: Session, flt: InboxFilter, limit: int = 200_000) -> list[int]:
     """Every message the filter matches (not one page): what "answer all matching" answers."""
-    return list(session.scalars(_apply_filters(select(Message.id), flt).order_by(Message.id).limit(limit)))
+    return list(session.scalars(_apply_filters(select(Message.id), flt).where(Message.direction == Direction.INBOUND)
+                                .order_by(Message.id).limit(limit)))

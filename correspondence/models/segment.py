@@ -1,0 +1,65 @@
+"""Saved constituent segments, CSV imports and activity reports: the constituent record's office tools."""
+
+from __future__ import annotations
+
+from datetime import datetime
+
+from sqlalchemy import JSON, ForeignKey, Integer, String
+from sqlalchemy.orm import Mapped, mapped_column
+
+from correspondence.models.base import Base, UTCDateTime, utcnow
+
+
+class Segment(Base):
+    """A saved filter on constituents (ZIP, city, district, topics, stance, batch, activity, tags)."""
+
+    __tablename__ = "segments"
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    name: Mapped[str] = mapped_column(String(200))
+    # The filter as plain data: see correspondence.services.segments.SegmentFilter.
+    filters: Mapped[dict] = mapped_column(JSON, default=dict)
+    created_by_id: Mapped[int | None] = mapped_column(ForeignKey("staffers.id"))
+    created_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)
+    updated_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow, onupdate=utcnow)
+
+
+class ConstituentImport(Base):
+    """One uploaded CSV of constituents: kept as a file, mapped by a person, then imported by a job."""
+
+    __tablename__ = "constituent_imports"
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    filename: Mapped[str] = mapped_column(String(300))
+    source_sha256: Mapped[str] = mapped_column(ForeignKey("blobs.sha256"))
+    encoding: Mapped[str] = mapped_column(String(30))
+    columns: Mapped[list] = mapped_column(JSON, default=list)
+    mapping: Mapped[dict | None] = mapped_column(JSON)  # column index (as text) -> field name
+    tag: Mapped[str | None] = mapped_column(String(60))  # given to every imported person, e.g. "town hall 2026"
+    state: Mapped[str] = mapped_column(String(20), default="uploaded")  # uploaded, queued, running, done, failed
+    total_rows: Mapped[int] = mapped_column(Integer, default=0)
+    done_rows: Mapped[int] = mapped_column(Integer, default=0)
+    created: Mapped[int] = mapped_column(Integer, default=0)
+    matched: Mapped[int] = mapped_column(Integer, default=0)
+    bad: Mapped[int] = mapped_column(Integer, default=0)
+    bad_rows_sha256: Mapped[str | None] = mapped_column(ForeignKey("blobs.sha256"))
+    error: Mapped[str | None] = mapped_column(String(500))
+    created_by_id: Mapped[int | None] = mapped_column(ForeignKey("staffers.id"))
+    created_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)
+    finished_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
+
+
+class ReportRun(Base):
+    """An activity report over a date range (and optionally a segment), computed by a job for long ranges."""
+
+    __tablename__ = "report_runs"
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    params: Mapped[dict] = mapped_column(JSON, default=dict)
+    state: Mapped[str] = mapped_column(String(20), default="queued")  # queued, running, done, failed
+    progress: Mapped[int] = mapped_column(Integer, default=0)  # percent
+    result: Mapped[dict | None] = mapped_column(JSON)
+    error: Mapped[str | None] = mapped_column(String(500))
+    created_by_id: Mapped[int | None] = mapped_column(ForeignKey("staffers.id"))
+    created_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)
+    finished_at: Mapped[datetime | None] = mapped_column(UTCDateTime)

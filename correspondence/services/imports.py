@@ -1,0 +1,433 @@
+"""CSV import of constituents: upload, map columns, preview, then a job that validates and de-duplicates.
+
+Every row ends up somewhere a person can see: created, matched to an existing record (by email, then
+phone, then exact name + ZIP) and filled in, or reported bad with its reason in a downloadable CSV.
+The file itself is kept (as a blob) so the job can be re-run after a crash: chunks of rows commit with
+the import's progress, and a re-run continues after the last committed chunk.
+"""
+
+from __future__ import annotations
+
+import csv
+import io
+import re
+from collections.abc import Iterator
+from dataclasses import dataclass, field
+
+import phonenumbers
+from sqlalchemy import func, select, update
+from sqlalchemy.orm import Session, selectinload
+
+from correspondence.csvsafe import to_csv
+from correspondence.db import Database
+from correspondence.errors import NotFound, ValidationFailed
+from correspondence.models import (
+    Constituent,
+    ConstituentEmail,
+    ConstituentImport,
+    ConstituentPhone,
+    ConstituentTag,
+    utcnow,
+)
+from correspondence.services.audit import record, record_many
+from correspondence.services.blobs import load_blob, store_blob
+from correspondence.services.constituents import clean_tag
+
+MAX_ROWS = 200_000
+CHUNK = 1000
+FIELDS = {
+    "prefix": "Prefix (Mr., Dr.)", "first_name": "First name", "middle_name": "Middle name",
+    "last_name": "Last name", "suffix": "Suffix", "full_name": "Full name (split into first and last)",
+    "email": "Email", "phone": "Phone", "address1": "Street address", "address2": "Address line 2",
+    "city": "City", "state": "State", "zip": "ZIP code", "tags": "Tags (comma separated)",
+}
+_LIMITS = {"prefix": 60, "first_name": 100, "middle_name": 100, "last_name": 100, "suffix": 30, "address1": 200,
+           "address2": 200, "city": 100, "email": 320}
+_GUESSES = {
+    "prefix": {"prefix", "title", "salutation", "honorific"},
+    "first_name": {"firstname", "first", "fname", "givenname", "forename"},
+    "middle_name": {"middlename", "middle", "middleinitial", "mi"},
+    "last_name": {"lastname", "last", "lname", "surname", "familyname"},
+    "suffix": {"suffix"},
+    "full_name": {"name", "fullname", "constituent", "contactname"},
+    "email": {"email", "emailaddress", "email1", "mail", "e-mail"},
+    "phone": {"phone", "phonenumber", "telephone", "tel", "mobile", "cell", "homephone"},
+    "address1": {"address", "address1", "street", "streetaddress", "addressline1", "mailingaddress"},
+    "address2": {"address2", "addressline2", "apt", "unit", "suite"},
+    "city": {"city", "town", "municipality"},
+    "state": {"state", "st", "province"},
+    "zip": {"zip", "zipcode", "postalcode", "postcode", "zip5"},
+    "tags": {"tags", "tag", "groups", "labels"},
+}
+_EMAIL = re.compile(r"[^@\s<>,;]+@[^@\s<>,;]+\.[A-Za-z]{2,}")
+_FORMULA = re.compile(r"^\s*[=]")
+
+
+@dataclass
+class Parsed:
+    encoding: str
+    delimiter: str
+    columns: list[str]
+    rows: int
+
+
+def decode(data: bytes) -> tuple[str, str]:
+    """The file's text and the encoding it was read in; binary files are refused with the reason."""
+    if not data.strip():
+        raise ValidationFailed("the file is empty")
+    if b"\x00" in data[:65536]:
+        raise ValidationFailed("this is not a CSV text file (it holds binary data, e.g. an Excel .xlsx or a "
+                               "UTF-16 export); in the spreadsheet choose Save As → CSV UTF-8 and upload that")
+    try:
+        return data.decode("utf-8-sig"), "utf-8"
+    except UnicodeDecodeError as exc:
+        utf8_error = exc
+    try:
+        # Excel on Windows saves "CSV" in Windows-1252; read it as that rather than refuse it.
+        return data.decode("cp1252"), "windows-1252"
+    except UnicodeDecodeError:
+        raise ValidationFailed(f"the file is not UTF-8 text (byte 0x{data[utf8_error.start]:02x} at position "
+                               f"{utf8_error.start}); save it as CSV UTF-8 and upload again") from None
+
+
+def _reader(text: str, delimiter: str) -> Iterator[list[str]]:
+    return csv.reader(io.StringIO(text, newline=""), delimiter=delimiter)
+
+
+def sniff(text: str) -> str:
+    sample = text[:20000]
+    try:
+        return csv.Sniffer().sniff(sample, delimiters=",;\t|").delimiter
+    except csv.Error:
+        return ","
+
+
+def parse(data: bytes) -> Parsed:
+    text, encoding = decode(data)
+    delimiter = sniff(text)
+    rows = _reader(text, delimiter)
+    try:
+        header = next(rows)
+    except (StopIteration, csv.Error) as exc:
+        raise ValidationFailed(f"the first line is not a row of column names ({exc})") from None
+    header = [h.strip() for h in header]
+    if not any(header):
+        raise ValidationFailed("the first line must name the columns (First name, Last name, Email, …)")
+    count = 0
+    try:
+        for count, _row in enumerate(rows, start=1):  # noqa: B007 - counted only
+            if count > MAX_ROWS:
+                raise ValidationFailed(f"the file has more than {MAX_ROWS:,} rows; split it into smaller files")
+    except csv.Error as exc:
+        raise ValidationFailed(f"row {count + 1} cannot be read as CSV: {exc}") from None
+    if count == 0:
+        raise ValidationFailed("the file has column names but no rows")
+    return Parsed(encoding, delimiter, header, count)
+
+
+def guess_mapping(columns: list[str]) -> dict[str, str]:
+    mapping: dict[str, str] = {}
+    taken: set[str] = set()
+    for index, name in enumerate(columns):
+        key = re.sub(r"[^a-z0-9-]", "", name.lower())
+        for target, names in _GUESSES.items():
+            if key in names and target not in taken:
+                mapping[str(index)] = target
+                taken.add(target)
+                break
+    return mapping
+
+
+def check_mapping(mapping: dict[str, str], columns: list[str]) -> dict[str, str]:
+    clean: dict[str, str] = {}
+    used: dict[str, str] = {}
+    for index, target in mapping.items():
+        if not target:
+            continue
+        if target not in FIELDS:
+            raise ValidationFailed(f"{target!r} is not a field Mailroom knows")
+        if not index.isdigit() or int(index) >= len(columns):
+            raise ValidationFailed("the mapping names a column the file does not have")
+        if target in used:
+            raise ValidationFailed(f"two columns ({used[target]!r} and {columns[int(index)]!r}) are both mapped to "
+                                   f"{FIELDS[target]}")
+        used[target] = columns[int(index)]
+        clean[index] = target
+    targets = set(clean.values())
+    if not targets & {"first_name", "last_name", "full_name", "email"}:
+        raise ValidationFailed("map at least one column to a name (first, last or full) or to email")
+    return clean
+
+
+def upload(session: Session, data: bytes, filename: str, *, actor_id: int) -> ConstituentImport:
+    parsed = parse(data)
+    digest = store_blob(session, data, "text/csv")
+    imp = ConstituentImport(filename=(filename or "upload.csv")[:300], source_sha256=digest,
+                            encoding=parsed.encoding, columns=parsed.columns, mapping=guess_mapping(parsed.columns),
+                            total_rows=parsed.rows, created_by_id=actor_id)
+    session.add(imp)
+    session.flush()
+    record(session, actor_id=actor_id, action="import.upload", object_type="constituent_import", object_id=imp.id,
+           after={"filename": imp.filename, "rows": parsed.rows, "encoding": parsed.encoding})
+    return imp
+
+
+def get_import(session: Session, import_id: int) -> ConstituentImport:
+    imp = session.get(ConstituentImport, import_id)
+    if imp is None:
+        raise NotFound(f"no import {import_id}")
+    return imp
+
+
+# --- one row --------------------------------------------------------------------------------------
+
+@dataclass
+class Row:
+    number: int  # line in the file, the header being line 1
+    cells: list[str]
+    values: dict[str, str] = field(default_factory=dict)
+    emails: list[str] = field(default_factory=list)
+    phone: str | None = None
+    tags: list[str] = field(default_factory=list)
+    problems: list[str] = field(default_factory=list)
+
+
+def validate_row(number: int, cells: list[str], mapping: dict[str, str], columns: list[str]) -> Row:
+    row = Row(number, cells)
+    raw = {target: (cells[int(i)].strip() if int(i) < len(cells) else "") for i, target in mapping.items()}
+    for target, value in raw.items():
+        if value and _FORMULA.match(value):
+            row.problems.append(f"{FIELDS[target]} looks like a spreadsheet formula ({value[:40]!r})")
+    if row.problems:
+        return row
+    values = {k: v for k, v in raw.items() if v}
+    if "full_name" in values and not (values.get("first_name") or values.get("last_name")):
+        name = values.pop("full_name")
+        if "," in name:
+            last, _, first = name.partition(",")
+        else:
+            first, _, last = name.rpartition(" ")
+        if first.strip():
+            values["first_name"] = first.strip()
+        if last.strip():
+            values["last_name"] = last.strip()
+    values.pop("full_name", None)
+    email = values.pop("email", "")
+    if email:
+        for part in re.split(r"[;,\s]+", email):
+            if not part:
+                continue
+            if _EMAIL.fullmatch(part) and len(part) <= 320:
+                row.emails.append(part.lower())
+            else:
+                row.problems.append(f"email {part[:60]!r} is not an email address")
+    phone = values.pop("phone", "")
+    if phone:
+        try:
+            number_ = phonenumbers.parse(phone, "US")
+            if not phonenumbers.is_possible_number(number_):
+                raise phonenumbers.NumberParseException(0, "impossible")
+            row.phone = phonenumbers.format_number(number_, phonenumbers.PhoneNumberFormat.E164)
+        except phonenumbers.NumberParseException:
+            row.problems.append(f"phone {phone[:30]!r} is not a phone number")
+    state = values.get("state", "")
+    if state:
+        if re.fullmatch(r"[A-Za-z]{2}", state):
+            values["state"] = state.upper()
+        else:
+            row.problems.append(f"state {state[:30]!r} must be a two-letter abbreviation")
+    zip_code = values.pop("zip", "")
+    if zip_code:
+        digits = zip_code.replace("-", "").replace(" ", "")
+        if re.fullmatch(r"\d{4}", digits):
+            digits = "0" + digits  # a spreadsheet dropped the leading zero (New England ZIPs)
+        if re.fullmatch(r"\d{5}(\d{4})?", digits):
+            values["zip5"] = digits[:5]
+            if len(digits) == 9:
+                values["zip4"] = digits[5:]
+        else:
+            row.problems.append(f"ZIP {zip_code[:20]!r} must be 5 digits or ZIP+4")
+    for key, limit in _LIMITS.items():
+        if len(values.get(key, "")) > limit:
+            row.problems.append(f"{FIELDS[key]} is longer than {limit} characters")
+    for text in re.split(r"[,;]", values.pop("tags", "")):
+        if text.strip():
+            try:
+                row.tags.append(clean_tag(text))
+            except ValidationFailed:
+                row.problems.append(f"tag {text.strip()[:60]!r} has characters a tag cannot hold")
+    if not (values.get("first_name") or values.get("last_name") or row.emails):
+        row.problems.append("no name and no email")
+    row.values = values
+    return row
+
+
+def preview(session: Session, imp: ConstituentImport, mapping: dict[str, str], limit: int = 20) -> list[Row]:
+    data = load_blob(session, imp.source_sha256)
+    text, _ = decode(data or b"")
+    rows = _reader(text, sniff(text))
+    next(rows)
+    out = []
+    for number, cells in enumerate(rows, start=2):
+        out.append(validate_row(number, cells, mapping, imp.columns))
+        if len(out) >= limit:
+            break
+    return out
+
+
+def start(session: Session, import_id: int, mapping: dict[str, str], tag: str, *, actor_id: int) -> ConstituentImport:
+    imp = get_import(session, import_id)
+    if imp.state != "uploaded":
+        raise ValidationFailed("this import has already been started")
+    imp.mapping = check_mapping(mapping, imp.columns)
+    imp.tag = clean_tag(tag) if tag.strip() else None
+    imp.state = "queued"
+    record(session, actor_id=actor_id, action="import.start", object_type="constituent_import", object_id=imp.id,
+           after={"mapping": {imp.columns[int(i)]: t for i, t in imp.mapping.items()}, "tag": imp.tag})
+    return imp
+
+
+# --- the job --------------------------------------------------------------------------------------
+
+EDITABLE_FIELDS = ("prefix", "first_name", "middle_name", "last_name", "suffix", "address1", "address2", "city",
+                   "state", "zip5", "zip4")
+
+
+def _apply_chunk(session: Session, rows: list[Row], imp: ConstituentImport, seen: dict[str, int]) -> tuple[int, int]:
+    """Create or fill in the records for one chunk of valid rows; returns (created, matched)."""
+    emails = {e for r in rows for e in r.emails}
+    by_email = dict(session.execute(select(ConstituentEmail.address, ConstituentEmail.constituent_id)
+                                    .where(ConstituentEmail.address.in_(emails)))) if emails else {}
+    phones = {r.phone for r in rows if r.phone}
+    by_phone: dict[str, int] = {}
+    if phones:
+        for number, cid in session.execute(select(ConstituentPhone.number, ConstituentPhone.constituent_id)
+                                           .join(Constituent).where(ConstituentPhone.number.in_(phones),
+                                                                    Constituent.merged_into_id.is_(None))
+                                           .order_by(ConstituentPhone.id)):
+            by_phone.setdefault(number, cid)
+    created_events: list[tuple[object, dict | None]] = []
+    matched_events: list[tuple[object, dict | None]] = []
+    created = matched = 0
+    for row in rows:
+        target_id = None
+        for e in row.emails:
+            target_id = target_id or by_email.get(e) or seen.get("e:" + e)
+        if target_id is None and row.phone:
+            target_id = by_phone.get(row.phone) or seen.get("p:" + row.phone)
+        name_key = "n:" + "|".join((row.values.get("first_name", "").lower(), row.values.get("last_name", "").lower(),
+                                    row.values.get("zip5", "")))
+        if target_id is None and row.values.get("last_name") and row.values.get("zip5"):
+            target_id = seen.get(name_key) or session.scalar(
+                select(Constituent.id).where(Constituent.last_name == row.values["last_name"],
+                                             func.lower(Constituent.first_name) == row.values.get("first_name", "")
+                                             .lower(), Constituent.zip5 == row.values["zip5"],
+                                             Constituent.merged_into_id.is_(None)).limit(1))
+        if target_id is None:
+            person = Constituent(**{k: v for k, v in row.values.items() if k in EDITABLE_FIELDS})
+            session.add(person)
+            created += 1
+            is_new = True
+        else:
+            person = session.get(Constituent, target_id, options=[selectinload(Constituent.emails),
+                                                                   selectinload(Constituent.phones),
+                                                                   selectinload(Constituent.tags)])
+            filled = {}
+            for key, value in row.values.items():
+                if key in EDITABLE_FIELDS and getattr(person, key) is None:
+                    setattr(person, key, value)
+                    filled[key] = value
+            matched += 1
+            is_new = False
+        have_emails = {e.address for e in person.emails} if not is_new else set()
+        for e in row.emails:
+            if e not in have_emails and e not in by_email:
+                person.emails.append(ConstituentEmail(address=e))
+                by_email[e] = -1  # claimed in this chunk; the id is known after the flush
+        if row.phone and (is_new or row.phone not in {p.number for p in person.phones}):
+            person.phones.append(ConstituentPhone(number=row.phone))
+        have_tags = {t.tag for t in person.tags} if not is_new else set()
+        for tag in dict.fromkeys(row.tags + ([imp.tag] if imp.tag else [])):
+            if tag not in have_tags:
+                person.tags.append(ConstituentTag(tag=tag))
+        session.flush()
+        for e in row.emails:
+            seen["e:" + e] = person.id
+        if row.phone:
+            seen["p:" + row.phone] = person.id
+        if row.values.get("last_name") and row.values.get("zip5"):
+            seen[name_key] = person.id
+        if is_new:
+            created_events.append((person.id, {"import_id": imp.id, "row": row.number}))
+        else:
+            matched_events.append((person.id, {"import_id": imp.id, "row": row.number, "filled": filled}))
+    record_many(session, actor_id=imp.created_by_id, action="constituent.import_create", object_type="constituent",
+                events=created_events)
+    record_many(session, actor_id=imp.created_by_id, action="constituent.import_match", object_type="constituent",
+                events=matched_events)
+    return created, matched
+
+
+def run_import(db: Database, import_id: int) -> ConstituentImport:
+    """The job. Safe to run twice: a finished import is left alone, a broken-off one continues."""
+    with db.unit_of_work() as s:
+        imp = get_import(s, import_id)
+        if imp.state == "done":
+            return imp
+        if imp.state == "uploaded":
+            raise ValidationFailed("map the columns and start the import first")
+        imp.state = "running"
+        data = load_blob(s, imp.source_sha256) or b""
+        mapping, columns, resume_at = dict(imp.mapping or {}), list(imp.columns), imp.done_rows
+    text, _ = decode(data)
+    reader = _reader(text, sniff(text))
+    next(reader)
+    bad: list[Row] = []
+    seen: dict[str, int] = {}
+    chunk: list[Row] = []
+    chunk_count = 0
+
+    def flush(rows: list[Row], n: int) -> None:
+        with db.unit_of_work() as s:
+            imp_ = s.get(ConstituentImport, import_id)
+            created, matched = _apply_chunk(s, rows, imp_, seen)
+            s.execute(update(ConstituentImport).where(ConstituentImport.id == import_id).values(
+                done_rows=ConstituentImport.done_rows + n, created=ConstituentImport.created + created,
+                matched=ConstituentImport.matched + matched))
+
+    index = -1
+    try:
+        for index, cells in enumerate(reader):
+            row = validate_row(index + 2, cells, mapping, columns)
+            if row.problems:
+                bad.append(row)
+            if index < resume_at:
+                continue  # committed by an earlier run; only its bad rows are gathered again
+            if not row.problems:
+                chunk.append(row)
+            chunk_count += 1
+            if chunk_count == CHUNK:
+                flush(chunk, chunk_count)
+                chunk, chunk_count = [], 0
+        if chunk_count:
+            flush(chunk, chunk_count)
+    except csv.Error as exc:
+        with db.unit_of_work() as s:
+            s.execute(update(ConstituentImport).where(ConstituentImport.id == import_id).values(
+                state="failed", error=f"the file stops being CSV near line {index + 3}: {exc}"[:500]))
+            return get_import(s, import_id)
+    with db.unit_of_work() as s:
+        imp = s.get(ConstituentImport, import_id)
+        imp.bad = len(bad)
+        if bad:
+            report = to_csv(["line", "problem", *columns],
+                            ([r.number, "; ".join(r.problems), *r.cells] for r in bad))
+            imp.bad_rows_sha256 = store_blob(s, report.encode("utf-8-sig"), "text/csv")
+        imp.state, imp.finished_at = "done", utcnow()
+        record(s, actor_id=imp.created_by_id, action="import.finish", object_type="constituent_import",
+               object_id=imp.id, after={"created": imp.created, "matched": imp.matched, "bad": imp.bad})
+    return imp
+
+
+def recent_imports(session: Session, limit: int = 20) -> list[ConstituentImport]:
+    return list(session.scalars(select(ConstituentImport).order_by(ConstituentImport.id.desc()).limit(limit)))

@@ -1,0 +1,92 @@
+"""The activity report: a date range and a segment (or everyone) → counts, response times, a CSV."""
+
+from __future__ import annotations
+
+import logging
+from datetime import date, timedelta
+
+from flask import Blueprint, Response, abort, flash, jsonify, redirect, render_template, request, url_for
+from flask_login import current_user
+
+from correspondence.csvsafe import rows_to_csv
+from correspondence.errors import DomainError, NotFound
+from correspondence.models import Role
+from correspondence.services import reports
+from correspondence.services.segments import list_segments
+from web import db_session, db_write_database, settings
+from web.access import roles
+from web.forms import ActionForm
+
+bp = Blueprint("reports", __name__, url_prefix="/reports")
+READERS = (Role.ADMIN, Role.SUPERVISOR)
+log = logging.getLogger(__name__)
+
+
+@bp.route("/activity", methods=["GET", "POST"])
+@roles(*READERS)
+def activity():  # type: ignore[no-untyped-def]
+    session = db_session()
+    if request.method == "POST":
+        try:
+            params = reports.parse_params(request.form, session=session)
+            run = reports.start_report(session, params, actor_id=current_user.id)
+        except DomainError as exc:
+            session.rollback()
+            flash(f"No report: {exc}", "error")
+            return redirect(url_for("reports.activity")), 303
+        session.commit()
+        if reports.runs_inline(params):
+            reports.execute(db_write_database(), run.id)
+        else:
+            _enqueue(run.id)
+        return redirect(url_for("reports.view", run_id=run.id)), 303
+    today = date.today()
+    return render_template("report_new.html", segments=list_segments(session), form=ActionForm(),
+                           start=(today - timedelta(days=30)).isoformat(), end=today.isoformat())
+
+
+def _run_or_404(session, run_id: int):  # type: ignore[no-untyped-def]
+    try:
+        return reports.get_run(session, run_id)
+    except NotFound:
+        abort(404, description=f"There is no report {run_id}.")
+
+
+@bp.route("/<int:run_id>")
+@roles(*READERS)
+def view(run_id: int):  # type: ignore[no-untyped-def]
+    session = db_session()
+    run = _run_or_404(session, run_id)
+    segment = None
+    if run.params.get("segment_id"):
+        from correspondence.models import Segment
+
+        segment = session.get(Segment, run.params["segment_id"])
+    return render_template("report.html", run=run, result=run.result, segment=segment)
+
+
+@bp.route("/<int:run_id>.json")
+@roles(*READERS)
+def progress(run_id: int):  # type: ignore[no-untyped-def]
+    run = _run_or_404(db_session(), run_id)
+    return jsonify({"state": run.state, "done": run.progress, "total": 100, "error": run.error})
+
+
+@bp.route("/<int:run_id>.csv")
+@roles(*READERS)
+def download(run_id: int):  # type: ignore[no-untyped-def]
+    run = _run_or_404(db_session(), run_id)
+    if run.result is None:
+        abort(409, description="The report is not finished yet.")
+    return Response(rows_to_csv(("section", "item", "value"), reports.csv_rows(run.result)), mimetype="text/csv",
+                    headers={"Content-Disposition": f'attachment; filename="activity-report-{run.id}.csv"'})
+
+
+def _enqueue(run_id: int) -> None:
+    from workers.queues import enqueue_report
+    from workers.redis_conn import connect
+
+    try:
+        enqueue_report(connect(settings()), run_id)
+    except Exception:  # the sweeper queues reports left waiting
+        log.warning("could not queue report %s", run_id, exc_info=True)
