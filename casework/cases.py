@@ -236,3 +236,90 @@ def list_cases(session: Session, *, caseworker_id: int | None = None, open_only:
     if open_only:
         query = query.where(Case.status.not_in((S.RESOLVED, S.CLOSED)))
     return list(session.scalars(query.order_by(Case.due_at.asc().nulls_last(), Case.id).limit(limit)))
+
+
+def _staffer_or_none(session: Session, raw: str | None) -> int | None:
+    if not raw:
+        return None
+    if not str(raw).isdigit() or session.get(Staffer, int(raw)) is None:
+        raise ValidationFailed("choose a staffer from the list")
+    return int(raw)
+
+
+def _due(raw: str | None):  # type: ignore[no-untyped-def]
+    from datetime import UTC, date, datetime, time
+
+    if not raw:
+        return None
+    try:
+        return datetime.combine(date.fromisoformat(raw.strip()), time(17, 0), UTC)
+    except ValueError:
+        raise ValidationFailed("a due date looks like 2026-12-01") from None
+
+
+def update_details(session: Session, case_id: int, values: dict[str, str], *, actor_id: int) -> Case:
+    """Agency, agency contact, priority, caseworker, due date and subject: checked, audited field by field."""
+    case = get_case(session, case_id)
+    clean: dict[str, object] = {}
+    for key, limit in (("subject", 300), ("agency", 200), ("agency_contact", 300)):
+        if key in values:
+            text = (values[key] or "").strip()
+            if len(text) > limit:
+                raise ValidationFailed(f"{key.replace('_', ' ')} is longer than {limit} characters")
+            if key == "subject" and not text:
+                raise ValidationFailed("a case needs a subject")
+            clean[key] = text or None
+    if "priority" in values:
+        try:
+            clean["priority"] = CasePriority(values["priority"])
+        except ValueError:
+            raise ValidationFailed("choose a priority") from None
+    if "caseworker_id" in values:
+        clean["caseworker_id"] = _staffer_or_none(session, values["caseworker_id"])
+    if "due" in values:
+        clean["due_at"] = _due(values["due"])
+    before = {k: getattr(case, k) for k in clean if getattr(case, k) != clean[k]}
+    if not before:
+        return case
+    for key in before:
+        setattr(case, key, clean[key])
+
+    def plain(v: object) -> object:
+        return v.isoformat() if hasattr(v, "isoformat") else (v.value if hasattr(v, "value") else v)
+
+    record(session, actor_id=actor_id, action="case.edit", object_type="case", object_id=case.id,
+           before={k: plain(v) for k, v in before.items()}, after={k: plain(clean[k]) for k in before})
+    return case
+
+
+def add_step(session: Session, case_id: int, title: str, *, due: str | None, assignee_id: str | None,
+             actor_id: int) -> CaseStep:
+    case = get_case(session, case_id)
+    title = (title or "").strip()
+    if not title:
+        raise ValidationFailed("a step needs a title")
+    if len(title) > 200:
+        raise ValidationFailed("the step title is longer than 200 characters")
+    last = session.scalar(select(CaseStep.position).where(CaseStep.case_id == case.id)
+                          .order_by(CaseStep.position.desc()).limit(1))
+    step = CaseStep(case_id=case.id, position=(last or 0) + 1, title=title, kind=StepKind.TASK, due_at=_due(due),
+                    assignee_id=_staffer_or_none(session, assignee_id) or case.caseworker_id)
+    session.add(step)
+    session.flush()
+    record(session, actor_id=actor_id, action="case.step_add", object_type="case", object_id=case.id,
+           after={"step_id": step.id, "title": title})
+    return step
+
+
+def reassign_step(session: Session, step_id: int, assignee_id: str | None, *, due: str | None,
+                  actor_id: int) -> CaseStep:
+    step = session.get(CaseStep, step_id)
+    if step is None:
+        raise NotFound(f"no step {step_id}")
+    new_assignee, new_due = _staffer_or_none(session, assignee_id), _due(due) if due else step.due_at
+    before = {"assignee_id": step.assignee_id, "due_at": step.due_at.isoformat() if step.due_at else None}
+    step.assignee_id, step.due_at = new_assignee, new_due
+    record(session, actor_id=actor_id, action="case.step_reassign", object_type="case", object_id=step.case_id,
+           before={"step_id": step.id, **before},
+           after={"step_id": step.id, "assignee_id": new_assignee, "due_at": new_due.isoformat() if new_due else None})
+    return step

@@ -59,6 +59,25 @@ MATRIX = {
     "cases.document": ALL,
     "cases.release_pdf": ALL,
     "cases.help_request": PUBLIC,
+    "constituents.index": ALL,
+    "constituents.count_json": ALL,
+    "constituents.export_csv": ALL,
+    "constituents.tags": ALL,
+    "constituents.duplicate_list": ALL,
+    "constituents.merge": ALL,
+    "constituents.undo_merge": ALL,
+    "constituents.save_segment": ALL,
+    "constituents.delete_segment": ALL,
+    "constituents.follow_up": frozenset({A, S, C}),
+    "constituents.import_upload": frozenset({A, S}),
+    "constituents.import_view": frozenset({A, S}),
+    "constituents.import_progress": frozenset({A, S}),
+    "constituents.import_bad_rows": frozenset({A, S}),
+    "reports.activity": frozenset({A, S}),
+    "reports.view": frozenset({A, S}),
+    "reports.progress": frozenset({A, S}),
+    "reports.download": frozenset({A, S}),
+    "auth.stop_view_as": SIGNED_IN,
     "batches.index": ALL,
     "batches.view": ALL,
     "batches.recluster_now": frozenset({A, S, C}),
@@ -87,7 +106,9 @@ SIMPLE_GETS = {"inbox.index": "/inbox/", "batches.index": "/batches/", "letters.
                "admin.staff": "/admin/staff",
                "auth.change_password": "/account/password", "quarantine.index": "/quarantine/",
                "admin.intake": "/admin/intake", "calls.new": "/calls/new", "scans.upload": "/scans/upload",
-               "admin.routing": "/admin/routing"}
+               "admin.routing": "/admin/routing", "constituents.index": "/constituents/",
+               "constituents.import_upload": "/constituents/import", "reports.activity": "/reports/activity",
+               "constituents.duplicate_list": "/constituents/duplicates"}
 
 
 @pytest.mark.parametrize("role", list(Role))

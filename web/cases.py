@@ -19,6 +19,7 @@ from correspondence.models import (
     ConstituentEmail,
     Message,
     Role,
+    Staffer,
 )
 from correspondence.services.blobs import load_blob
 from correspondence.services.staff import list_staff
@@ -90,7 +91,9 @@ def view(case_id: int):  # type: ignore[no-untyped-def]
     return render_template("case.html", case=case, steps=service.steps(session, case.id), notes=notes, docs=docs,
                            messages=messages, history=service.timeline(session, case.id),
                            release_on_file=service.release_on_file(case), statuses=list(CaseStatus),
-                           form=ActionForm())
+                           priorities=list(CasePriority), form=ActionForm(),
+                           staff=list(session.scalars(select(Staffer).where(Staffer.active.is_(True))
+                                                      .order_by(Staffer.name))))
 
 
 @bp.route("/cases/<int:case_id>/<action>", methods=["POST"])
@@ -116,6 +119,24 @@ def act(case_id: int, action: str):  # type: ignore[no-untyped-def]
                 raise ValidationFailed("choose a status") from exc
             service.set_status(session, case_id, target, actor_id=me, outcome=request.form.get("outcome"))
             message = f"Case is now {target.value.replace('_', ' ')}."
+        elif action == "details":
+            service.update_details(session, case_id, {k: request.form.get(k, "") for k in (
+                "subject", "agency", "agency_contact", "priority", "caseworker_id", "due") if k in request.form},
+                actor_id=me)
+            message = "Case details saved."
+        elif action == "add-step":
+            step = service.add_step(session, case_id, request.form.get("title", ""), due=request.form.get("due"),
+                                    assignee_id=request.form.get("assignee_id"), actor_id=me)
+            message = f"Step added: {step.title}."
+        elif action == "reassign-step":
+            raw = request.form.get("step_id", "")
+            if not raw.isdigit():
+                raise ValidationFailed("choose the step")
+            step = service.reassign_step(session, int(raw), request.form.get("assignee_id"),
+                                         due=request.form.get("due"), actor_id=me)
+            if step.case_id != case_id:
+                raise NotFound("that step belongs to another case")
+            message = f"Step updated: {step.title}."
         elif action == "note":
             service.add_note(session, case_id, request.form.get("text", ""), actor_id=me)
             message = "Note added."

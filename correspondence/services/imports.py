@@ -297,7 +297,7 @@ def _apply_chunk(session: Session, rows: list[Row], imp: ConstituentImport, seen
     """Create or fill in the records for one chunk of valid rows; returns (created, matched)."""
     emails = {e for r in rows for e in r.emails}
     by_email = dict(session.execute(select(ConstituentEmail.address, ConstituentEmail.constituent_id)
-                                    .where(ConstituentEmail.address.in_(emails)))) if emails else {}
+                                    .where(ConstituentEmail.address.in_(emails))).all()) if emails else {}
     phones = {r.phone for r in rows if r.phone}
     by_phone: dict[str, int] = {}
     if phones:
@@ -341,9 +341,8 @@ def _apply_chunk(session: Session, rows: list[Row], imp: ConstituentImport, seen
             is_new = False
         have_emails = {e.address for e in person.emails} if not is_new else set()
         for e in row.emails:
-            if e not in have_emails and e not in by_email:
+            if e not in have_emails and e not in by_email and "e:" + e not in seen:
                 person.emails.append(ConstituentEmail(address=e))
-                by_email[e] = -1  # claimed in this chunk; the id is known after the flush
         if row.phone and (is_new or row.phone not in {p.number for p in person.phones}):
             person.phones.append(ConstituentPhone(number=row.phone))
         have_tags = {t.tag for t in person.tags} if not is_new else set()

@@ -12,7 +12,7 @@ from collections import Counter
 from collections.abc import Callable
 from datetime import UTC, date, datetime, time, timedelta
 
-from sqlalchemy import func, select
+from sqlalchemy import func, select, update
 from sqlalchemy.orm import Session
 
 from correspondence.errors import NotFound, ValidationFailed
@@ -147,7 +147,10 @@ def runs_inline(params: dict) -> bool:
 
 
 def execute(db, run_id: int) -> None:  # type: ignore[no-untyped-def]
-    """The job (and the inline path): compute, saving progress as each month is counted."""
+    """The job (and the inline path): compute, committing progress as each month is counted.
+
+    Committing between months also means no single long transaction holds SQLite's write lock.
+    """
     with db.unit_of_work() as s:
         run = s.get(ReportRun, run_id)
         if run is None:
@@ -155,13 +158,13 @@ def execute(db, run_id: int) -> None:  # type: ignore[no-untyped-def]
         if run.state == "done":
             return
         run.state, params = "running", dict(run.params)
-
-    def progress(percent: int) -> None:
-        with db.unit_of_work() as s:
-            s.get(ReportRun, run_id).progress = percent
-
     try:
         with db.unit_of_work() as s:
+
+            def progress(percent: int) -> None:
+                s.execute(update(ReportRun).where(ReportRun.id == run_id).values(progress=percent))
+                s.commit()
+
             result = compute(s, params, progress)
     except Exception as exc:
         with db.unit_of_work() as s:
