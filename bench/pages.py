@@ -28,8 +28,13 @@ from config import Settings  # noqa: E402
 from correspondence.db import Database  # noqa: E402
 from correspondence.migrate import upgrade  # noqa: E402
 from correspondence.models import (  # noqa: E402
+    Case,
+    CaseCategory,
+    CaseStep,
     Channel,
     Constituent,
+    ConstituentEmail,
+    ConstituentTag,
     Message,
     MessageStatus,
     Role,
@@ -57,10 +62,8 @@ def fill(db: Database, n: int, seed: int = 7) -> None:
         s.flush()
         staff_ids = [st.id for st in staff]
         topic_ids = list(s.scalars(select(Topic.id)))
-        s.execute(insert(Constituent), [{"first_name": f"First{i}", "last_name": f"Last{i}", "zip5": "43215",
-                                         "city": "Columbus", "state": "OH", "district_status": "in_district",
-                                         "created_at": now} for i in range(n // 4)])
         n_const = n // 4
+        fill_constituents(s, n_const, rng, now)
     statuses = list(MessageStatus)
     weights = [30, 10, 8, 3, 20, 25, 1, 3]
     channels = list(Channel)
@@ -77,6 +80,7 @@ def fill(db: Database, n: int, seed: int = 7) -> None:
                 "constituent_id": rng.randint(1, n_const), "status": status.value,
                 "assignee_id": rng.choice(staff_ids) if status not in (MessageStatus.NEW,) else None,
                 "topic_id": rng.choice(topic_ids) if rng.random() < 0.6 else None,
+                "stance": rng.choice(("support", "oppose", "neutral", None)),
                 "due_at": received + timedelta(days=14), "processed_at": received, "created_at": received,
                 "updated_at": received,
             })
@@ -85,12 +89,78 @@ def fill(db: Database, n: int, seed: int = 7) -> None:
                 batch.clear()
         if batch:
             conn.execute(insert(Message), batch)
+    with db.unit_of_work() as s:
+        fill_cases(s, n // 50, n_const, staff_ids, rng, now)
     if db.engine.dialect.name == "postgresql":
         with db.engine.connect().execution_options(isolation_level="AUTOCOMMIT") as conn:
             conn.exec_driver_sql("VACUUM ANALYZE")
     else:
         with db.engine.begin() as conn:
             conn.exec_driver_sql("ANALYZE")
+
+
+SURNAMES = (
+    "Smith", "Johnson", "Williams", "Brown", "Jones", "Garcia", "Miller", "Davis", "Rodriguez", "Martinez",
+    "Hernandez", "Lopez", "Gonzalez", "Wilson", "Anderson", "Thomas", "Taylor", "Moore", "Jackson", "Martin",
+    "Lee", "Perez", "Thompson", "White", "Harris", "Sanchez", "Clark", "Ramirez", "Lewis", "Robinson", "Walker",
+    "Young", "Allen", "King", "Wright", "Scott", "Torres", "Nguyen", "Hill", "Flores", "Green", "Adams", "Nelson",
+    "Baker", "Hall", "Rivera", "Campbell", "Mitchell", "Carter", "Roberts"
+)
+FIRST = (
+    "James", "Mary", "Robert", "Patricia", "John", "Jennifer", "Michael", "Linda", "David", "Elizabeth",
+    "William", "Barbara", "Ana", "Wei"
+)
+TAGS = ("veteran", "small business", "press", "donor", "teacher", "farmer")
+
+
+def fill_constituents(s, n_const: int, rng: random.Random, now: datetime) -> None:  # type: ignore[no-untyped-def]
+    """People as an office has them: about one in eight has one of the 50 commonest surnames (so a
+    "Smith" has thousands of namesakes), 30 ZIP codes, most in the district, most with an email,
+    one in ten tagged."""
+    weights = [1 / (rank + 1) for rank in range(len(SURNAMES))]
+    rows, emails, tags = [], [], []
+    for i in range(n_const):
+        zip_index = rng.randrange(30)
+        last = rng.choices(SURNAMES, weights)[0] if rng.random() < 0.12 else f"{rng.choice(SURNAMES)}{i}"
+        rows.append({"id": i + 1, "first_name": rng.choice(FIRST), "last_name": last, "zip5": f"{43001 + zip_index}",
+                     "address1": f"{rng.randint(1, 9999)} {rng.choice(SURNAMES)} St", "city": f"Town {zip_index}",
+                     "state": "OH", "district_status": "in_district" if zip_index < 25 else "out_of_district",
+                     "created_at": now})
+        if rng.random() < 0.8:
+            emails.append({"constituent_id": i + 1, "address": f"person{i}@example.net"})
+        if rng.random() < 0.1:
+            tags.append({"constituent_id": i + 1, "tag": rng.choice(TAGS)})
+        if len(rows) == 5000:
+            s.execute(insert(Constituent), rows)
+            rows.clear()
+    if rows:
+        s.execute(insert(Constituent), rows)
+    for start in range(0, len(emails), 5000):
+        s.execute(insert(ConstituentEmail), emails[start:start + 5000])
+    for start in range(0, len(tags), 5000):
+        s.execute(insert(ConstituentTag), tags[start:start + 5000])
+
+
+def fill_cases(s, n_cases: int, n_const: int, staff_ids: list[int], rng: random.Random,  # type: ignore[no-untyped-def]
+               now: datetime) -> None:
+    categories = list(s.scalars(select(CaseCategory.id)))
+    statuses = ["open", "waiting_on_constituent", "waiting_on_agency", "resolved", "closed"]
+    cases, steps = [], []
+    for i in range(n_cases):
+        opened = now - timedelta(days=rng.random() * 365)
+        status = rng.choices(statuses, [30, 10, 30, 10, 20])[0]
+        worker = rng.choice(staff_ids)
+        cases.append({"id": i + 1, "constituent_id": rng.randint(1, n_const), "category_id": rng.choice(categories),
+                      "subject": f"Case {i}", "status": status, "priority": "normal", "caseworker_id": worker,
+                      "opened_at": opened, "due_at": opened + timedelta(days=45)})
+        for position, kind in enumerate(("release", "inquiry", "agency_response", "inform", "close"), start=1):
+            steps.append({"case_id": i + 1, "position": position, "title": kind, "kind": kind, "assignee_id": worker,
+                          "due_at": opened + timedelta(days=position * 9),
+                          "done_at": opened if status in ("resolved", "closed") else None})
+    for start in range(0, len(cases), 5000):
+        s.execute(insert(Case), cases[start:start + 5000])
+    for start in range(0, len(steps), 5000):
+        s.execute(insert(CaseStep), steps[start:start + 5000])
 
 
 def timed(client, path: str, repeat: int) -> dict[str, float]:
@@ -135,6 +205,10 @@ def main() -> None:
     with db.unit_of_work() as s:
         topic = s.scalar(select(Topic.id).where(Topic.name == "Health"))
         staffer = s.scalar(select(Staffer.id).where(Staffer.email == "bench3@example.org"))
+        # A profile of a person with a common surname (the duplicate check has the most to compare).
+        profile = s.scalar(select(Message.constituent_id).join(Constituent, Constituent.id == Message.constituent_id)
+                           .where(Constituent.last_name == "Smith").limit(1))
+    recent = (datetime.now(UTC) - timedelta(days=30)).date().isoformat()
     first = client.get("/inbox/").get_data(as_text=True)
     nxt = re.search(r'href="([^"]+)" id="next-page"', first).group(1).replace("&amp;", "&")
     pages = {
@@ -143,6 +217,13 @@ def main() -> None:
         "inbox_filtered": f"/inbox/?status=assigned&topic={topic}&assignee={staffer}",
         "inbox_channel_filter": "/inbox/?channel=webform&sort=oldest",
         "dashboard": "/dashboard/",
+        # Issue 6: the constituent record at 250,000 people / 1,000,000 messages.
+        "constituent_profile": f"/constituents/{profile}",
+        "case_list_everyone": "/cases/?who=all",
+        "segment_count_topic_stance": f"/constituents/count.json?topic_id={topic}&stance=oppose",
+        "segment_count_zip_tag": "/constituents/count.json?zips=43001+43002&tags=veteran",
+        "segment_count_recent_in_district": f"/constituents/count.json?district=in_district&active_from={recent}",
+        "segment_page_topic_stance": f"/constituents/?topic_id={topic}&stance=oppose",
     }
     results = {name: timed(client, path, args.repeat) for name, path in pages.items()}
     out = {"backend": db.engine.dialect.name, "messages": args.messages, "fill_seconds": round(fill_s, 1),

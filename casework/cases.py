@@ -9,7 +9,7 @@ import re
 from datetime import timedelta
 
 from sqlalchemy import select
-from sqlalchemy.orm import Session
+from sqlalchemy.orm import Session, selectinload
 
 from correspondence.errors import NotFound, ValidationFailed
 from correspondence.models import (
@@ -235,7 +235,8 @@ def list_cases(session: Session, *, caseworker_id: int | None = None, open_only:
         query = query.where(Case.caseworker_id == caseworker_id)
     if open_only:
         query = query.where(Case.status.not_in((S.RESOLVED, S.CLOSED)))
-    return list(session.scalars(query.order_by(Case.due_at.asc().nulls_last(), Case.id).limit(limit)))
+    return list(session.scalars(query.order_by(Case.due_at.asc().nulls_last(), Case.id).limit(limit).options(
+        selectinload(Case.constituent), selectinload(Case.category), selectinload(Case.caseworker))))
 
 
 def _staffer_or_none(session: Session, raw: str | None) -> int | None:

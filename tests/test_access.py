@@ -60,6 +60,8 @@ MATRIX = {
     "cases.release_pdf": ALL,
     "cases.help_request": PUBLIC,
     "constituents.index": ALL,
+    "inbox.export_csv": ALL,
+    "cases.export_csv": ALL,
     "constituents.count_json": ALL,
     "constituents.export_csv": ALL,
     "constituents.tags": ALL,

@@ -267,3 +267,42 @@ def test_caseworker_runs_a_case_with_the_release_gate(live_server, browser, fact
     page.click("#set-status")
     page.wait_for_selector(".flash.ok")
     assert page.inner_text("#case-status") == "closed"
+
+
+def test_staffer_builds_a_segment_and_downloads_its_csv(live_server, browser, factory, session):
+    from correspondence.models import Stance, Topic
+
+    water = session.scalar(select(Topic).where(Topic.name == "Environmental Protection"))
+    staffer = factory.staffer(role=Role.CORRESPONDENT, name="Sam Ortiz")
+    for i in range(3):
+        person = factory.constituent(first_name=f"Writer{i}", last_name="Oppose", zip5="43215")
+        factory.message(constituent_id=person.id, topic_id=water.id, stance=Stance.OPPOSE)
+    supporter = factory.constituent(first_name="Writer", last_name="Support", zip5="43215")
+    factory.message(constituent_id=supporter.id, topic_id=water.id, stance=Stance.SUPPORT)
+    factory.constituent(first_name="Elsewhere", last_name="Oppose", zip5="43085")
+    session.commit()
+
+    page = _sign_in(browser, live_server, staffer, factory.PASSWORD)
+    page.goto(f"{live_server}/constituents/")
+    from playwright.sync_api import expect
+
+    expect(page.locator("#segment-count")).to_have_text("5")
+    page.fill("#f-zips", "43215")
+    expect(page.locator("#segment-count")).to_have_text("4")  # the live count, before "Show"
+    page.select_option("#f-topic", label="Environmental Protection")
+    page.select_option("#f-stance", value="oppose")
+    expect(page.locator("#segment-count")).to_have_text("3")
+    page.click("#apply-filter")
+    page.wait_for_url("**stance=oppose**")
+    assert page.locator("#members tbody tr").count() == 3
+    page.fill("#segment-name", "Opposed the water rule")
+    page.click("#save-segment")
+    page.wait_for_selector(".flash.ok")
+    assert "Opposed the water rule" in page.inner_text("#saved-segments")
+
+    with page.expect_download() as info:
+        page.click("#download-csv")
+    text = Path(info.value.path()).read_text(encoding="utf-8")
+    lines = text.strip().splitlines()
+    assert lines[0].startswith("id,prefix,first_name,last_name") and len(lines) == 4
+    assert sorted(line.split(",")[2] for line in lines[1:]) == ["Writer0", "Writer1", "Writer2"]

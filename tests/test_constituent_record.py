@@ -409,3 +409,24 @@ def test_case_details_steps_and_reassignment_are_edited_and_audited(client, auth
     session.rollback()
     actions = set(session.scalars(select(AuditEvent.action).where(AuditEvent.object_type == "case")))
     assert {"case.edit", "case.step_add", "case.step_reassign"} <= actions
+
+
+def test_inbox_and_case_lists_download_as_formula_safe_csv(client, auth, session, factory):
+    person = factory.constituent(last_name="@SUM(A1:A9)")
+    factory.message(constituent_id=person.id, subject="=cmd|' /C calc'!A0", from_name="-2+3")
+    factory.message(constituent_id=person.id, subject="Roads", status=MessageStatus.CLOSED)
+    category = session.scalar(select(CaseCategory).where(CaseCategory.name == "Housing"))
+    from casework import cases
+
+    cases.open_case(session, constituent_id=person.id, category_id=category.id, subject="+Rent help",
+                    actor_id=None)
+    session.commit()
+    auth.login("caseworker")
+    rows = list(csv.DictReader(io.StringIO(client.get("/inbox/export.csv").get_data(as_text=True))))
+    assert [r["subject"] for r in rows] == ["'=cmd|' /C calc'!A0"]  # the open filter: the closed one is not in
+    assert rows[0]["from_name"] == "'-2+3"
+    everything = client.get("/inbox/export.csv?status=all").get_data(as_text=True)
+    assert "Roads" in everything
+    case_rows = list(csv.DictReader(io.StringIO(client.get("/cases/export.csv?who=all").get_data(as_text=True))))
+    assert case_rows[0]["subject"] == "'+Rent help" and case_rows[0]["constituent"] == "Pat @SUM(A1:A9)"
+    assert case_rows[0]["category"] == "Housing" and case_rows[0]["release_on_file"] == "no"

@@ -46,6 +46,27 @@ def index():  # type: ignore[no-untyped-def]
                            due=due_steps(session, staffer_id=current_user.id).get(current_user.id, []))
 
 
+@bp.route("/cases/export.csv")
+@roles(*ALL_STAFF)
+def export_csv():  # type: ignore[no-untyped-def]
+    """The case list as CSV (mine or everyone's, open or all), formula-safe."""
+    from correspondence.csvsafe import rows_to_csv
+
+    session = db_session()
+    mine = request.args.get("who", "all") == "mine"
+    items = service.list_cases(session, caseworker_id=current_user.id if mine else None,
+                               open_only=request.args.get("closed") != "1", limit=100_000)
+    header = ("id", "subject", "category", "status", "priority", "constituent_id", "constituent", "agency",
+              "caseworker", "opened", "due", "closed", "release_on_file")
+    rows = ((c.id, c.subject, c.category.name, c.status.value, c.priority.value, c.constituent_id,
+             c.constituent.full_name, c.agency, c.caseworker.name if c.caseworker else "",
+             c.opened_at.date().isoformat(), c.due_at.date().isoformat() if c.due_at else "",
+             c.closed_at.date().isoformat() if c.closed_at else "", "yes" if service.release_on_file(c) else "no")
+            for c in items)
+    return Response(rows_to_csv(header, rows), mimetype="text/csv",
+                    headers={"Content-Disposition": 'attachment; filename="cases.csv"'})
+
+
 @bp.route("/cases/new", methods=["GET", "POST"])
 @roles(*ALL_STAFF)
 def new():  # type: ignore[no-untyped-def]
