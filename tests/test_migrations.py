@@ -10,7 +10,7 @@ from sqlalchemy import inspect, text
 
 from config import Settings
 from correspondence.db import Database
-from correspondence.migrate import current_revision, downgrade, head_revision, upgrade
+from correspondence.migrate import current_revision, downgrade, head_revision, include_object, upgrade
 from correspondence.models import Base
 
 
@@ -37,7 +37,7 @@ def test_head_matches_models(scratch_url):
     upgrade(scratch_url)
     db = Database(scratch_url)
     with db.engine.connect() as conn:
-        ctx = MigrationContext.configure(conn, opts={"compare_type": True})
+        ctx = MigrationContext.configure(conn, opts={"compare_type": True, "include_object": include_object})
         diff = compare_metadata(ctx, Base.metadata)
     db.dispose()
     assert diff == [], f"models and migrations differ: {diff}"

@@ -6,6 +6,7 @@ from alembic import context
 from sqlalchemy import pool
 
 from correspondence.db import make_engine
+from correspondence.migrate import include_object
 from correspondence.models import Base
 
 config = context.config
@@ -23,7 +24,7 @@ def run_migrations_online() -> None:
     engine = make_engine(config.get_main_option("sqlalchemy.url") or "", poolclass=pool.NullPool)
     with engine.connect() as connection:
         context.configure(connection=connection, target_metadata=target_metadata,
-                          render_as_batch=True, compare_type=True)
+                          render_as_batch=True, compare_type=True, include_object=include_object)
         with context.begin_transaction():
             context.run_migrations()
     engine.dispose()

@@ -43,9 +43,10 @@ from correspondence.models.message import (
 from correspondence.models.routing import RoutingRule
 from correspondence.models.segment import ConstituentImport, ReportRun, Segment
 from correspondence.models.staffer import Role, Staffer
-from correspondence.models.topic import LOC_POLICY_AREAS, Topic
+from correspondence.models.topic import LOC_POLICY_AREAS, Topic, TopicModel
 
 __all__ = [
+    "TopicModel",
     "ConstituentTag",
     "ConstituentImport",
     "ReportRun",

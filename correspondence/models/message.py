@@ -99,6 +99,12 @@ class Message(Base):
     assignee_id: Mapped[int | None] = mapped_column(ForeignKey("staffers.id"))
     topic_id: Mapped[int | None] = mapped_column(ForeignKey("topics.id"))
     stance: Mapped[Stance | None] = mapped_column(_enum(Stance, "stance"))
+    # Who coded the topic: "staff", "delivery" (CWC / web form), "batch", "rule", or "model" (applied
+    # automatically above the office's confidence; never used to train the next model).
+    topic_source: Mapped[str | None] = mapped_column(String(20))
+    # The topic model's suggestions while a message is uncoded:
+    # {"model": version, "topics": [[topic_id, p], ...3], "stance": [value, p]}
+    suggestions: Mapped[dict | None] = mapped_column(JSON(none_as_null=True))
     status: Mapped[MessageStatus] = mapped_column(_enum(MessageStatus, "message_status"),
                                                   default=MessageStatus.NEW)
     status_reason: Mapped[str | None] = mapped_column(String(500))
