@@ -5,7 +5,7 @@ from __future__ import annotations
 import enum
 from datetime import datetime
 
-from sqlalchemy import JSON, Boolean, Enum, Float, ForeignKey, Index, Integer, String, Text
+from sqlalchemy import JSON, Boolean, Enum, Float, ForeignKey, Index, Integer, String, Text, text
 from sqlalchemy.orm import Mapped, mapped_column, relationship
 
 from correspondence.models.base import Base, UTCDateTime, utcnow
@@ -82,6 +82,12 @@ class Message(Base):
         Index("ix_messages_constituent_received", "constituent_id", "received_at"),
         Index("ix_messages_unprocessed", "processed_at", "created_at"),
         Index("ix_messages_batch_received", "batch_id", "received_at"),
+        # Segments: "wrote between these dates" and "wrote about this topic with this stance" read only
+        # these indexes, never the table (inbound mail only, the follow-ups we send are not "writing").
+        Index("ix_messages_inbound_received_constituent", "received_at", "constituent_id",
+              postgresql_where=text("direction = 'inbound'"), sqlite_where=text("direction = 'inbound'")),
+        Index("ix_messages_inbound_topic_stance_constituent", "topic_id", "stance", "constituent_id",
+              postgresql_where=text("direction = 'inbound'"), sqlite_where=text("direction = 'inbound'")),
     )
 
     id: Mapped[int] = mapped_column(Integer, primary_key=True)

@@ -1,0 +1,276 @@
+"""One search box across messages, constituents, cases and letters.
+
+Messages use the database's own full-text index behind one interface: SQLite FTS5 (embedded mode)
+or a PostgreSQL tsvector column with a GIN index (scaled mode), both kept current by the statement
+that writes the message (triggers / a generated column; migration 0010). People, cases and letters
+are small tables searched with plain indexed conditions.
+
+The query language: bare words (all must appear, stemmed), "quoted phrases", and field filters
+``from:`` (sender name or address), ``topic:`` (topic name), ``status:``, ``batch:`` (number) and
+``zip:``. Nothing a person types is passed to SQL or to the FTS parser as syntax: words are reduced
+to letters and digits and quoted, so a stray quote, ``*``, ``NEAR`` or ``;`` finds text or nothing,
+never an error.
+"""
+
+from __future__ import annotations
+
+import re
+from dataclasses import dataclass, field
+
+from markupsafe import Markup, escape
+from sqlalchemy import String, and_, cast, func, literal, literal_column, or_, select, text
+from sqlalchemy.orm import Session, joinedload
+
+from correspondence.models import (
+    Case,
+    CaseStatus,
+    Constituent,
+    ConstituentEmail,
+    Direction,
+    FormLetter,
+    Message,
+    MessageStatus,
+    Topic,
+)
+
+CANDIDATES = 2000  # rank the most recent this many matches (a common word can match most of the mailbox)
+FIELDS = ("from", "topic", "status", "batch", "zip")
+_TOKEN = re.compile(r'(\w+):"([^"]*)"?|(\w+):(\S+)|"([^"]*)"?|(\S+)')
+_WORD = re.compile(r"\w+", re.UNICODE)
+START, STOP = "\x02", "\x03"
+
+
+@dataclass
+class Query:
+    words: list[str] = field(default_factory=list)
+    phrases: list[list[str]] = field(default_factory=list)
+    filters: dict[str, str] = field(default_factory=dict)
+    notes: list[str] = field(default_factory=list)
+
+    @property
+    def has_text(self) -> bool:
+        return bool(self.words or self.phrases)
+
+    @property
+    def empty(self) -> bool:
+        return not self.has_text and not self.filters
+
+
+def parse(raw: str) -> Query:
+    query = Query()
+    for match in _TOKEN.finditer((raw or "")[:500]):
+        key = (match.group(1) or match.group(3) or "").lower()
+        value = match.group(2) if match.group(1) else match.group(4)
+        if key:
+            if key in FIELDS and value and value.strip():
+                query.filters[key] = value.strip()
+                continue
+            if key not in FIELDS:
+                # "note:" is not a filter: search for the words instead.
+                query.words += [w.lower() for w in _WORD.findall(f"{key} {value or ''}")]
+                continue
+            continue
+        if match.group(5) is not None:
+            words = [w.lower() for w in _WORD.findall(match.group(5))]
+            if len(words) > 1:
+                query.phrases.append(words)
+            elif words:
+                query.words.append(words[0])
+            continue
+        query.words += [w.lower() for w in _WORD.findall(match.group(6) or "")]
+    query.words = list(dict.fromkeys(query.words))[:20]
+    query.phrases = query.phrases[:5]
+    if "batch" in query.filters and not query.filters["batch"].isdigit():
+        query.notes.append(f"batch: needs a batch number, not {query.filters.pop('batch')!r}")
+    if "status" in query.filters:
+        value = query.filters["status"].lower().replace(" ", "_")
+        if value not in {s.value for s in MessageStatus} | {s.value for s in CaseStatus} | {"open"}:
+            query.notes.append(f"status: {query.filters.pop('status')!r} is not a status")
+        else:
+            query.filters["status"] = value
+    return query
+
+
+def highlight(snippet: str | None) -> Markup:
+    """A snippet with the matched words marked; everything else escaped."""
+    safe = str(escape(snippet or ""))
+    return Markup(safe.replace(START, "<mark>").replace(STOP, "</mark>"))  # noqa: S704 - escaped above; only our markers become tags
+
+
+@dataclass
+class MessageHit:
+    message: Message
+    snippet: Markup
+    rank: float
+
+
+@dataclass
+class Results:
+    query: Query
+    messages: list[MessageHit] = field(default_factory=list)
+    more_messages: bool = False
+    constituents: list[Constituent] = field(default_factory=list)
+    cases: list[Case] = field(default_factory=list)
+    letters: list[FormLetter] = field(default_factory=list)
+
+
+def _message_filters(session: Session, query: Query) -> list:
+    conditions = [Message.direction == Direction.INBOUND]
+    f = query.filters
+    if "from" in f:
+        pattern = "%" + f["from"].lower().replace("\\", "\\\\").replace("%", "\\%").replace("_", "\\_") + "%"
+        conditions.append(or_(func.lower(Message.from_address).like(pattern, escape="\\"),
+                              func.lower(Message.from_name).like(pattern, escape="\\")))
+    if "topic" in f:
+        ids = list(session.scalars(select(Topic.id).where(func.lower(Topic.name).contains(f["topic"].lower(),
+                                                                                          autoescape=True))))
+        conditions.append(Message.topic_id.in_(ids or [-1]))
+    if "status" in f:
+        if f["status"] == "open":
+            from correspondence.models import OPEN_STATUSES
+
+            conditions.append(Message.status.in_(OPEN_STATUSES))
+        elif f["status"] in {s.value for s in MessageStatus}:
+            conditions.append(Message.status == MessageStatus(f["status"]))
+        else:
+            conditions.append(literal(False))
+    if "batch" in f:
+        conditions.append(Message.batch_id == int(f["batch"]))
+    if "zip" in f:
+        conditions.append(Message.constituent_id.in_(select(Constituent.id).where(
+            Constituent.zip5 == f["zip"][:5])))
+    return conditions
+
+
+def _fts5_query(query: Query) -> str:
+    parts = [f'"{w}"' for w in query.words] + ['"' + " ".join(p) + '"' for p in query.phrases]
+    return " ".join(parts)
+
+
+def search_messages(session: Session, query: Query, limit: int = 50) -> tuple[list[MessageHit], bool]:
+    conditions = _message_filters(session, query)
+    if not query.has_text:
+        rows = list(session.scalars(select(Message).where(*conditions).order_by(Message.received_at.desc())
+                                    .limit(limit + 1).options(joinedload(Message.topic))))
+        return [MessageHit(m, highlight((m.body_text or "")[:200]), 0.0) for m in rows[:limit]], len(rows) > limit
+    if session.get_bind().dialect.name == "postgresql":
+        ranked = _postgres(session, query, conditions, limit)
+    else:
+        ranked = _sqlite(session, query, conditions, limit)
+    hits, more = ranked
+    by_id = {m.id: m for m in session.scalars(select(Message).where(Message.id.in_([h[0] for h in hits]))
+                                              .options(joinedload(Message.topic)))}
+    return [MessageHit(by_id[i], highlight(snip), rank) for i, rank, snip in hits if i in by_id], more
+
+
+def _sqlite(session: Session, query: Query, conditions: list, limit: int):  # type: ignore[no-untyped-def]
+    match = _fts5_query(query)
+    fts = text("SELECT rowid FROM messages_fts WHERE messages_fts MATCH :q").columns().bindparams(q=match)
+    fts_ids = fts.subquery("fts")
+    candidates = list(session.scalars(select(Message.id).join(fts_ids, fts_ids.c.rowid == Message.id)
+                                      .where(*conditions).order_by(Message.id.desc()).limit(CANDIDATES + 1)))
+    more = len(candidates) > CANDIDATES
+    candidates = candidates[:CANDIDATES]
+    if not candidates:
+        return [], False
+    # bm25 weights: subject counts most, then the sender, then the body.
+    sql = text(
+        "SELECT rowid, bm25(messages_fts, 8.0, 1.0, 3.0, 3.0) AS rank, "
+        "snippet(messages_fts, 1, :start, :stop, ' … ', 16) AS snip FROM messages_fts "
+        "WHERE messages_fts MATCH :q AND rowid IN (SELECT value FROM json_each(:ids)) ORDER BY rank LIMIT :limit")
+    import json
+
+    rows = session.execute(sql, {"q": match, "start": START, "stop": STOP, "ids": json.dumps(candidates),
+                                 "limit": limit}).all()
+    return [(r[0], -float(r[1]), r[2]) for r in rows], more or len(candidates) > limit
+
+
+def _tsquery(query: Query):  # type: ignore[no-untyped-def]
+    parts = []
+    if query.words:
+        parts.append(func.plainto_tsquery("english", " ".join(query.words)))
+    for phrase in query.phrases:
+        parts.append(func.phraseto_tsquery("english", " ".join(phrase)))
+    combined = parts[0]
+    for part in parts[1:]:
+        combined = combined.op("&&")(part)
+    return combined
+
+
+def _postgres(session: Session, query: Query, conditions: list, limit: int):  # type: ignore[no-untyped-def]
+    tsq = _tsquery(query)
+    vector = literal_column("messages.search_vector")
+    matches = vector.op("@@")(tsq)
+    candidates = list(session.scalars(select(Message.id).where(matches, *conditions)
+                                      .order_by(Message.id.desc()).limit(CANDIDATES + 1)))
+    more = len(candidates) > CANDIDATES
+    candidates = candidates[:CANDIDATES]
+    if not candidates:
+        return [], False
+    rank = func.ts_rank_cd(vector, tsq).label("rank")
+    top = (select(Message.id, rank, Message.body_text).where(Message.id.in_(candidates))
+           .order_by(text("rank DESC"), Message.id.desc()).limit(limit).subquery())
+    options = f"StartSel={START}, StopSel={STOP}, MaxWords=30, MinWords=12, MaxFragments=2, FragmentDelimiter=\" … \""
+    rows = session.execute(select(top.c.id, top.c.rank, func.ts_headline(
+        "english", func.left(top.c.body_text, 20000), tsq, options)).order_by(top.c.rank.desc(), top.c.id.desc())).all()
+    return [(r[0], float(r[1]), r[2]) for r in rows], more or len(candidates) > limit
+
+
+def search_constituents(session: Session, query: Query, limit: int = 20) -> list[Constituent]:
+    words = query.words + [w for p in query.phrases for w in p]
+    conditions = [Constituent.merged_into_id.is_(None)]
+    if "zip" in query.filters:
+        conditions.append(Constituent.zip5 == query.filters["zip"][:5])
+    elif not words:
+        return []
+    if "from" in query.filters:
+        words.append(query.filters["from"].lower())
+    for w in words[:6]:
+        emails = select(ConstituentEmail.constituent_id).where(ConstituentEmail.address.like(
+            w.replace("\\", "").replace("%", "").replace("_", "\\_") + "%", escape="\\"))
+        conditions.append(or_(func.lower(Constituent.last_name) == w, func.lower(Constituent.first_name) == w,
+                              Constituent.zip5 == w[:5], func.lower(Constituent.city) == w,
+                              Constituent.id.in_(emails)))
+    if query.filters.keys() - {"zip", "from"} and not words:
+        return []
+    return list(session.scalars(select(Constituent).where(and_(*conditions)).order_by(Constituent.last_name,
+                                                                                       Constituent.id).limit(limit)))
+
+
+def search_cases(session: Session, query: Query, limit: int = 20) -> list[Case]:
+    words = query.words + [" ".join(p) for p in query.phrases]
+    if not words:
+        return []
+    conditions = [or_(func.lower(Case.subject).contains(w, autoescape=True),
+                      func.lower(Case.agency).contains(w, autoescape=True),
+                      Case.constituent_id.in_(select(Constituent.id).where(func.lower(Constituent.last_name) == w)))
+                  for w in words[:6]]
+    if query.filters.get("status") in {s.value for s in CaseStatus}:
+        conditions.append(Case.status == CaseStatus(query.filters["status"]))
+    if "zip" in query.filters:
+        conditions.append(Case.constituent_id.in_(select(Constituent.id).where(
+            Constituent.zip5 == query.filters["zip"][:5])))
+    return list(session.scalars(select(Case).where(*conditions).order_by(Case.opened_at.desc()).limit(limit)
+                                .options(joinedload(Case.constituent), joinedload(Case.category))))
+
+
+def search_letters(session: Session, query: Query, limit: int = 10) -> list[FormLetter]:
+    words = query.words + [" ".join(p) for p in query.phrases]
+    if not words or query.filters:
+        return []
+    conditions = [or_(func.lower(FormLetter.title).contains(w, autoescape=True),
+                      func.lower(cast(FormLetter.tags, String)).contains(w, autoescape=True)) for w in words[:6]]
+    return list(session.scalars(select(FormLetter).where(FormLetter.one_off_message_id.is_(None), *conditions)
+                                .order_by(FormLetter.title).limit(limit)))
+
+
+def search(session: Session, raw: str) -> Results:
+    query = parse(raw)
+    results = Results(query)
+    if query.empty:
+        return results
+    results.messages, results.more_messages = search_messages(session, query)
+    results.constituents = search_constituents(session, query)
+    results.cases = search_cases(session, query)
+    results.letters = search_letters(session, query)
+    return results
