@@ -122,7 +122,7 @@ def join_message(session: Session, message: Message, cfg: ClusterSettings = CFG)
     session.connection().execute(update(Batch.__table__).where(Batch.__table__.c.id == batch.id)
                                  .values(member_count=Batch.__table__.c.member_count + 1))
     if message.topic_id is None and batch.topic_id is not None:
-        message.topic_id = batch.topic_id
+        message.topic_id, message.topic_source = batch.topic_id, "batch"
     if message.stance is None and batch.stance is not None:
         message.stance = batch.stance
     if batch.assignee_id is not None and message.assignee_id is None and message.status == MessageStatus.NEW:
@@ -250,7 +250,7 @@ def _new_batch(session: Session, members: list[Message], template: Template, *, 
         if m.stance is None and batch.stance is not None:
             m.stance = batch.stance
         if m.topic_id is None and batch.topic_id is not None:
-            m.topic_id = batch.topic_id
+            m.topic_id, m.topic_source = batch.topic_id, "batch"
     record(session, actor_id=actor_id, action="batch.create", object_type="batch", object_id=batch.id,
            after={"by": how, "size": len(members), "source": batch.source, "title": batch.title})
     return batch

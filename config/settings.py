@@ -69,6 +69,8 @@ class Settings:
     smtp_rate_per_second: float = 20.0
     # One-off replies to a single message go through a supervisor's approval (off: the writer sends).
     one_off_approval: bool = True
+    # Topic suggestions at or above this confidence are applied automatically (0 = never).
+    autocode_confidence: float = 0.95
     # What letters say about the office.
     member_name: str = "Representative Jane Doe"
     signature: str = "Sincerely,\n\nJane Doe\nMember of Congress"
@@ -112,6 +114,7 @@ class Settings:
             "reply_to": env.get("MAILROOM_REPLY_TO", ""),
             "smtp_rate_per_second": float(env.get("MAILROOM_SMTP_RATE") or cls.smtp_rate_per_second),
             "one_off_approval": env.get("MAILROOM_ONE_OFF_APPROVAL", "1").lower() in _TRUE,
+            "autocode_confidence": _confidence(env.get("MAILROOM_AUTOCODE_CONFIDENCE", "0.95")),
             "member_name": env.get("MAILROOM_MEMBER_NAME", cls.member_name),
             "signature": env.get("MAILROOM_SIGNATURE", cls.signature).replace("\\n", "\n"),
             "letterhead": env.get("MAILROOM_LETTERHEAD", cls.letterhead),
@@ -162,6 +165,16 @@ def _int(env: Mapping[str, str], name: str, default: int) -> int:
         return int(raw)
     except ValueError as exc:
         raise SettingsError(f"{name}={raw!r} is not a whole number") from exc
+
+
+def _confidence(raw: str) -> float:
+    try:
+        value = float(raw)
+    except ValueError:
+        raise SettingsError(f"MAILROOM_AUTOCODE_CONFIDENCE={raw!r} must be a number from 0 (off) to 1") from None
+    if not 0 <= value <= 1:
+        raise SettingsError(f"MAILROOM_AUTOCODE_CONFIDENCE={raw!r} must be from 0 (off) to 1")
+    return value
 
 
 def _zip_list(raw: str) -> frozenset[str]:

@@ -21,11 +21,13 @@ from sqlalchemy.exc import DBAPIError
 from sqlalchemy.orm import Session
 
 from batching.batches import join_message
+from batching.suggest import active_suggester, suggest_for
 from correspondence.models import (
     Batch,
     Constituent,
     ConstituentEmail,
     ConstituentPhone,
+    Direction,
     DistrictStatus,
     DistrictZip,
     Message,
@@ -55,12 +57,15 @@ class Rules:
     district_zips: frozenset[str] = frozenset()
     cwc_offices: frozenset[str] = frozenset()
     max_attachment_bytes: int = 10 * 1024 * 1024
+    # Topic suggestions at or above this confidence are applied (marked "model"); 0 turns it off.
+    autocode_confidence: float = 0.0
     # Facts looked up once per Rules (one import, one job) rather than once per message.
     cache: dict = field(default_factory=dict, compare=False, hash=False)
 
     @classmethod
     def from_settings(cls, settings) -> Rules:  # type: ignore[no-untyped-def]
-        return cls(settings.district_zips, settings.cwc_offices, settings.max_attachment_bytes)
+        return cls(settings.district_zips, settings.cwc_offices, settings.max_attachment_bytes,
+                   settings.autocode_confidence)
 
 
 @dataclass
@@ -381,7 +386,7 @@ class Classify:
         for name in (message.facts or {}).get("topics", []):
             topic_id = ctx.session.scalar(select(Topic.id).where(func.lower(Topic.name) == str(name).strip().lower()))
             if topic_id is not None:
-                message.topic_id = topic_id
+                message.topic_id, message.topic_source = topic_id, "delivery"
                 return
 
 
@@ -413,8 +418,24 @@ class Route:
             route_message(ctx.session, message, ctx.routing_rules)
 
 
+class Suggest:
+    """Topic and stance suggestions from the active model (batching.suggest) for mail still uncoded;
+    above the office's confidence the topic is applied and marked as the model's."""
+
+    name = "suggest"
+
+    def process(self, message: Message, ctx: Context) -> None:
+        if message.topic_id is not None or message.direction != Direction.INBOUND:
+            return
+        if "suggester" not in ctx.rules.cache:  # the active model, asked once per import chunk or job
+            ctx.rules.cache["suggester"] = active_suggester(ctx.session)
+        suggester = ctx.rules.cache["suggester"]
+        if suggester is not None:
+            suggest_for(ctx.session, [message], suggester=suggester, autocode=ctx.rules.autocode_confidence)
+
+
 STAGES: tuple[Stage, ...] = (Decode(), CheckDelivery(), Clean(), MatchConstituent(), District(), Classify(),
-                             BatchStage(), Route())
+                             BatchStage(), Suggest(), Route())
 
 
 def process_message(session: Session, message_id: int | Message, stages: tuple[Stage, ...] = STAGES, *,

@@ -66,10 +66,11 @@ def create_app(settings: Settings) -> Flask:
         quarantine,
         reports,
         scans,
+        search,
     )
 
     for module in (auth, inbox, messages, dashboard, admin, api, quarantine, calls, scans, batches, letters, cases,
-                   constituents, reports):
+                   constituents, reports, search):
         app.register_blueprint(module.bp)
 
     app.teardown_appcontext(_close_session)
@@ -88,6 +89,27 @@ def db_session():  # type: ignore[no-untyped-def]
         writes = request.method not in ("GET", "HEAD", "OPTIONS")
         g.db_session = current_app.extensions["mailroom.db_write" if writes else "mailroom.db"].sessions()
     return g.db_session
+
+
+def stream_from_database(make_rows):  # type: ignore[no-untyped-def]
+    """Run a generator that reads the database while a response streams, in a session of its own.
+
+    The request's session is closed when the view returns, before a streamed body is sent; a
+    generator that used it would open a transaction nobody closes. This one closes in all cases.
+    """
+    from flask import current_app
+
+    database = current_app.extensions["mailroom.db"]
+
+    def generate():  # type: ignore[no-untyped-def]
+        session = database.sessions()
+        try:
+            yield from make_rows(session)
+        finally:
+            session.rollback()
+            session.close()
+
+    return generate()
 
 
 def db_write_database() -> Database:

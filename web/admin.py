@@ -265,3 +265,49 @@ def routing_deactivate(rule_id: int):  # type: ignore[no-untyped-def]
     session.commit()
     flash("Rule turned off.", "ok")
     return redirect(url_for("admin.routing")), 303
+
+
+@bp.route("/topics")
+@roles(Role.ADMIN, Role.SUPERVISOR)
+def topics():  # type: ignore[no-untyped-def]
+    """Topic suggestions: the model versions, how well each did, retrain now, roll back."""
+    from sqlalchemy import func
+
+    from batching.suggest import SOURCES_NOT_TRAINED, versions
+    from correspondence.models import Message
+
+    session = db_session()
+    coded = session.scalar(select(func.count()).select_from(Message).where(
+        Message.topic_id.is_not(None), func.coalesce(Message.topic_source, "staff").not_in(SOURCES_NOT_TRAINED))) or 0
+    auto = session.scalar(select(func.count()).select_from(Message).where(Message.topic_source == "model")) or 0
+    return render_template("admin_topics.html", versions=versions(session), coded=coded, auto=auto,
+                           threshold=settings().autocode_confidence, form=ActionForm())
+
+
+@bp.route("/topics/retrain", methods=["POST"])
+@roles(Role.ADMIN, Role.SUPERVISOR)
+def topics_retrain():  # type: ignore[no-untyped-def]
+    from workers.queues import enqueue_train_topics
+    from workers.redis_conn import connect
+
+    try:
+        enqueue_train_topics(connect(settings()), current_user.id)
+    except Exception as exc:  # Redis down: say so rather than pretend
+        flash(f"Could not queue the training job ({type(exc).__name__}); try again in a minute.", "error")
+        return redirect(url_for("admin.topics")), 303
+    flash("Training queued: the new version appears here in a minute or two and becomes active.", "ok")
+    return redirect(url_for("admin.topics")), 303
+
+
+@bp.route("/topics/<int:version>/activate", methods=["POST"])
+@roles(Role.ADMIN, Role.SUPERVISOR)
+def topics_activate(version: int):  # type: ignore[no-untyped-def]
+    from batching.suggest import activate
+
+    session = db_session()
+
+    def act() -> tuple[str, str]:
+        activate(session, version, actor_id=current_user.id)
+        return f"Version {version} is now the active model.", url_for("admin.topics")
+
+    return run_action(session, act, back=url_for("admin.topics"))

@@ -14,7 +14,7 @@ from correspondence.models import AuditEvent, Constituent, Message, Role
 from correspondence.models import Response as Answer
 from correspondence.services import constituents as service
 from correspondence.services import duplicates, imports, segments
-from web import db_session
+from web import db_session, stream_from_database
 from web.access import ALL_STAFF, roles
 from web.forms import ActionForm
 from web.outcome import run_action
@@ -204,7 +204,7 @@ def export_csv():  # type: ignore[no-untyped-def]
            object_id=segment.id if segment else 0, after={"filters": flt.to_dict()})
     session.commit()
     name = f"segment-{segment.id}" if segment else "constituents"
-    rows = rows_to_csv(segments.CSV_HEADER, segments.csv_rows(session, flt))
+    rows = rows_to_csv(segments.CSV_HEADER, stream_from_database(lambda s: segments.csv_rows(s, flt)))
     return Response(rows, mimetype="text/csv",
                     headers={"Content-Disposition": f'attachment; filename="{name}.csv"'})
 

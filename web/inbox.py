@@ -15,7 +15,7 @@ from correspondence.models import OPEN_STATUSES, Channel, MessageStatus, Stance,
 from correspondence.services.inbox import SORTS, InboxFilter, list_inbox
 from correspondence.services.messages import BULK_ACTIONS, bulk_apply
 from correspondence.services.staff import list_staff
-from web import db_session, settings
+from web import db_session, settings, stream_from_database
 from web.access import ALL_STAFF, roles
 from web.forms import ActionForm
 
@@ -109,7 +109,7 @@ def index():  # type: ignore[no-untyped-def]
         link=lambda **kw: url_for("inbox.index") + "?" + urlencode(_current_args(after=None, **kw)),
         next_url=(url_for("inbox.index") + "?" + urlencode(_current_args(after=page.next_cursor)))
         if page.next_cursor else None,
-        form=ActionForm(), bulk_actions=BULK_ACTIONS,
+        form=ActionForm(), bulk_actions=BULK_ACTIONS, topic_names={t.id: t.name for t in topics},
     )
 
 
@@ -128,7 +128,7 @@ def export_csv():  # type: ignore[no-untyped-def]
         abort(400, description=str(exc))
     header = ("id", "received", "channel", "from_name", "from_address", "subject", "status", "topic", "stance",
               "assignee", "constituent_id", "batch_id")
-    return Response(rows_to_csv(header, export_rows(db_session(), flt)), mimetype="text/csv",
+    return Response(rows_to_csv(header, stream_from_database(lambda s: export_rows(s, flt))), mimetype="text/csv",
                     headers={"Content-Disposition": 'attachment; filename="messages.csv"'})
 
 

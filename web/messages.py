@@ -73,6 +73,7 @@ def view(message_id: int):  # type: ignore[no-untyped-def]
         original=_original(raw) if message.channel == Channel.EMAIL else None,
         raw_text=_raw_text(raw) if textual else None, raw_kind=blob.content_type if blob else None,
         earlier=earlier_messages(session, message), history=history, topics=topics,
+        topic_names={t.id: t.name for t in topics},
         answers=list(session.scalars(select(Answer).where(Answer.message_id == message.id))),
         letters_sent=list(session.scalars(select(Answer).where(
             Answer.constituent_id == message.constituent_id).order_by(Answer.id.desc()).limit(20)))

@@ -121,7 +121,12 @@ def demo_command(messages: int, constituents: int, seed: int, if_empty: bool) ->
     db = Database.from_settings(settings)
     summary = build_demo_office(db, settings.instance_dir, messages=messages, constituents=constituents,
                                 seed=seed, if_empty=if_empty)
-    click.echo(json.dumps(summary))
+    if summary.get("messages"):
+        # The demo office's coded mail teaches a first topic model, so suggestions show from the start.
+        from workers.jobs import run_train_topics
+
+        summary["topic_model"] = run_train_topics()
+    click.echo(json.dumps(summary, default=str))
 
 
 @cli.group("import")
@@ -202,6 +207,79 @@ def batch_eval(file: str, out: str | None) -> None:
     except ValueError as exc:
         raise click.ClickException(str(exc)) from exc
     click.echo(json.dumps(result))
+
+
+@cli.group("topics")
+def topics_group() -> None:
+    """Topic and stance suggestions: train, evaluate, list and roll back model versions."""
+
+
+@topics_group.command("train", with_appcontext=False)
+def topics_train() -> None:
+    """Train a new model version on everything coded so far and make it active; refresh open mail."""
+    from workers.jobs import run_train_topics
+
+    _logging()
+    click.echo(json.dumps(run_train_topics(), default=str))
+
+
+@topics_group.command("eval", with_appcontext=False)
+@click.argument("file", required=False, type=click.Path(exists=True, dir_okay=False))
+@click.option("--folds", default=5, show_default=True)
+@click.option("--sizes", default="25,50,100,200,400,800,1600,3200", show_default=True,
+              help="Coded-example counts for the learning curve.")
+@click.option("--stance", is_flag=True, help="Evaluate the stance model instead of topics (database only).")
+def topics_eval(file: str | None, folds: int, sizes: str, stance: bool) -> None:
+    """Cross-validated top-1/top-3 accuracy and a learning curve, on the database or FILE (CSV/JSONL: text, label)."""
+    from batching.suggest import coded_examples, evaluate, read_labelled, stance_examples
+    from correspondence.db import Database
+    from correspondence.errors import ValidationFailed
+
+    try:
+        if file:
+            texts, labels = read_labelled(file)
+        else:
+            db = Database.from_settings(Settings.from_env())
+            with db.unit_of_work() as session:
+                texts, labels = (stance_examples if stance else coded_examples)(session)
+            db.dispose()
+        steps = [int(n) for n in sizes.split(",") if n.strip()]
+        result = evaluate(list(texts), list(labels), folds=folds, sizes=steps)
+    except (ValidationFailed, ValueError) as exc:
+        raise click.ClickException(str(exc)) from exc
+    click.echo(json.dumps(result.as_dict()))
+
+
+@topics_group.command("list", with_appcontext=False)
+def topics_list() -> None:
+    """Model versions, newest first, with their held-out accuracy; * marks the active one."""
+    from batching.suggest import versions
+    from correspondence.db import Database
+
+    db = Database.from_settings(Settings.from_env())
+    with db.unit_of_work() as session:
+        for v in versions(session):
+            click.echo(f"{'*' if v.active else ' '} v{v.version}  {v.created_at:%Y-%m-%d %H:%M}  "
+                       f"examples={v.examples} labels={v.labels} {json.dumps(v.metrics or {})}")
+    db.dispose()
+
+
+@topics_group.command("activate", with_appcontext=False)
+@click.argument("version", type=int)
+def topics_activate(version: int) -> None:
+    """Make VERSION the active model (roll back a bad one)."""
+    from batching.suggest import activate
+    from correspondence.db import Database
+    from correspondence.errors import NotFound
+
+    db = Database.from_settings(Settings.from_env(), immediate=True)
+    try:
+        with db.unit_of_work() as session:
+            activate(session, version, actor_id=None)
+    except NotFound as exc:
+        raise click.ClickException(str(exc)) from exc
+    db.dispose()
+    click.echo(f"v{version} is active")
 
 
 @cli.group("staff")

@@ -168,6 +168,27 @@ def run_send(response_ids: list[int]) -> dict[str, int]:
     return {"sent": result.sent, "failed": result.failed, "uncertain": result.uncertain, "skipped": result.skipped}
 
 
+def run_train_topics(actor_id: int = 0) -> dict[str, object]:
+    """Retrain the topic/stance suggester on everything coded so far, then refresh open mail's suggestions.
+
+    Scheduled daily and on demand; with too little coded mail it says so and changes nothing.
+    """
+    from batching.suggest import rescore_open, train
+    from correspondence.errors import ValidationFailed
+
+    settings = context.settings()
+    try:
+        with context.database().unit_of_work() as session:
+            model = train(session, actor_id=actor_id or None)
+            version, metrics = model.version, model.metrics
+    except ValidationFailed as exc:
+        log.info("topic model not trained: %s", exc)
+        return {"trained": False, "reason": str(exc)}
+    with context.database().unit_of_work() as session:
+        scored, applied = rescore_open(session, autocode=settings.autocode_confidence)
+    return {"trained": True, "version": version, "metrics": metrics, "rescored": scored, "applied": applied}
+
+
 def run_case_reminders() -> dict[str, int]:
     """Daily: email each caseworker the steps due or overdue (the Cases page shows the same list)."""
     from email.message import EmailMessage

@@ -82,6 +82,11 @@ def enqueue_report(connection: Redis, run_id: int) -> str:
     return enqueue_once(connection, "workers.jobs.run_report", run_id, job_id=f"report-{run_id}")
 
 
+def enqueue_train_topics(connection: Redis, actor_id: int | None = None) -> str:
+    """The "Retrain now" button: one training job at a time."""
+    return enqueue_once(connection, "workers.jobs.run_train_topics", actor_id or 0, job_id="train-topics-now")
+
+
 def enqueue_send(connection: Redis, response_ids: list[int]) -> str:
     """Queue the delivery of a chunk of email responses (one SMTP connection per chunk).
 
@@ -123,6 +128,7 @@ PERIODIC_JOBS: tuple[PeriodicJob, ...] = (
     PeriodicJob("poll-imap", "workers.jobs.run_poll_imap", INTAKE, 60),
     PeriodicJob("recluster", "workers.jobs.run_recluster", MAINTENANCE, 900),
     PeriodicJob("case-reminders", "workers.jobs.run_case_reminders", MAINTENANCE, 86400),
+    PeriodicJob("train-topics", "workers.jobs.run_train_topics", MAINTENANCE, 86400),
 )
 
 

@@ -146,16 +146,34 @@ def change_status(session: Session, message_id: int, target: S, *, actor_id: int
     return service(session, message_id, actor_id=actor_id)
 
 
-def set_topic(session: Session, message_id: int, topic_id: int | None, *, actor_id: int | None) -> Message:
+def set_topic(session: Session, message_id: int, topic_id: int | None, *, actor_id: int | None,
+              source: str = "staff") -> Message:
     message = get_message(session, message_id)
     if topic_id is not None and session.get(Topic, topic_id) is None:
         raise ValidationFailed(f"no topic {topic_id}")
     if message.topic_id == topic_id:
+        if topic_id is not None and message.topic_source == "model" and source == "staff":
+            message.topic_source = "staff"  # a person confirmed the model's choice: now it teaches the next one
         return message
     before = message.topic_id
     message.topic_id = topic_id
+    message.topic_source = source if topic_id is not None else None
     record(session, actor_id=actor_id, action="message.set_topic", object_type="message",
-           object_id=message.id, before={"topic_id": before}, after={"topic_id": topic_id})
+           object_id=message.id, before={"topic_id": before}, after={"topic_id": topic_id, "source": source})
+    return message
+
+
+def accept_suggestion(session: Session, message_id: int, *, actor_id: int | None) -> Message:
+    """A person takes the model's first topic (and its stance, when the message has none) for this message."""
+    message = get_message(session, message_id)
+    suggestion = message.suggestions or {}
+    if message.topic_id is not None and message.topic_source != "model":
+        raise ValidationFailed("it is coded already")
+    if not suggestion.get("topics"):
+        raise ValidationFailed("there is no suggestion for it yet")
+    set_topic(session, message.id, int(suggestion["topics"][0][0]), actor_id=actor_id, source="staff")
+    if message.stance is None and suggestion.get("stance"):
+        set_stance(session, message.id, Stance(suggestion["stance"][0]), actor_id=actor_id)
     return message
 
 
@@ -172,7 +190,7 @@ def set_stance(session: Session, message_id: int, stance: Stance | None, *,
     return message
 
 
-BULK_ACTIONS = ("assign", "topic", "stance", "close")
+BULK_ACTIONS = ("assign", "topic", "stance", "close", "accept_suggestion")
 
 
 def bulk_apply(session: Session, message_ids: Iterable[int], action: str, value: str | None, *,
@@ -196,6 +214,8 @@ def bulk_apply(session: Session, message_ids: Iterable[int], action: str, value:
                               actor_id=actor_id)
                 elif action == "stance":
                     set_stance(session, message_id, Stance(value) if value else None, actor_id=actor_id)
+                elif action == "accept_suggestion":
+                    accept_suggestion(session, message_id, actor_id=actor_id)
                 else:
                     close_message(session, message_id, actor_id=actor_id)
             changed += 1

@@ -18,7 +18,7 @@ import re
 from dataclasses import dataclass, field
 
 from markupsafe import Markup, escape
-from sqlalchemy import String, and_, cast, func, literal, literal_column, or_, select, text
+from sqlalchemy import Integer, String, and_, cast, column, func, literal, literal_column, or_, select, text
 from sqlalchemy.orm import Session, joinedload
 
 from correspondence.models import (
@@ -165,7 +165,8 @@ def search_messages(session: Session, query: Query, limit: int = 50) -> tuple[li
 
 def _sqlite(session: Session, query: Query, conditions: list, limit: int):  # type: ignore[no-untyped-def]
     match = _fts5_query(query)
-    fts = text("SELECT rowid FROM messages_fts WHERE messages_fts MATCH :q").columns().bindparams(q=match)
+    fts = text("SELECT rowid FROM messages_fts WHERE messages_fts MATCH :q").columns(
+        column("rowid", Integer)).bindparams(q=match)
     fts_ids = fts.subquery("fts")
     candidates = list(session.scalars(select(Message.id).join(fts_ids, fts_ids.c.rowid == Message.id)
                                       .where(*conditions).order_by(Message.id.desc()).limit(CANDIDATES + 1)))

@@ -1,4 +1,5 @@
-// Keyboard triage for the inbox: j/k move, x select, a assign, e close, / search, Enter open.
+// Keyboard triage for the inbox: j/k move, x select, a assign, t accept the suggested topic, e close,
+// / search, Enter open.
 (function () {
   "use strict";
   const table = document.getElementById("messages");
@@ -61,6 +62,7 @@
         if (focus >= 0) { const b = rows()[focus].querySelector("input[name=ids]"); b.checked = !b.checked; refreshSelection(); }
         break;
       case "a": ensureSelection(); assignee.dataset.keyboard = "1"; assignee.focus(); break;
+      case "t": ensureSelection(); if (boxes().some((b) => b.checked)) submit("accept_suggestion"); break;
       case "e": ensureSelection(); if (boxes().some((b) => b.checked)) submit("close"); break;
       case "/": document.getElementById("q").focus(); break;
       case "Enter": if (focus >= 0) window.location = rows()[focus].dataset.href; else return; break;

@@ -1,0 +1,31 @@
+"""One search box: messages (full text, ranked and highlighted), constituents, cases and letters."""
+
+from __future__ import annotations
+
+import logging
+
+from flask import Blueprint, render_template, request
+from sqlalchemy.exc import DBAPIError
+
+from correspondence.services import search as service
+from web import db_session
+from web.access import ALL_STAFF, roles
+
+bp = Blueprint("search", __name__, url_prefix="/search")
+log = logging.getLogger(__name__)
+
+
+@bp.route("/")
+@roles(*ALL_STAFF)
+def index():  # type: ignore[no-untyped-def]
+    raw = request.args.get("q", "")[:500]
+    session = db_session()
+    problem = None
+    try:
+        results = service.search(session, raw)
+    except DBAPIError as exc:  # never a 500 for what a person typed; say what happened instead
+        session.rollback()
+        log.warning("search failed q=%r: %s", raw, exc)
+        results = service.Results(service.parse(""))
+        problem = "That search could not be run; try fewer or simpler words."
+    return render_template("search.html", q=raw, results=results, problem=problem)
