@@ -235,3 +235,55 @@ def test_search_filters_batch_and_topic(session, factory):
     assert ids("topic:health") == {b.id}
     assert ids("water topic:nosuchtopic") == set()
     assert "batch: needs a batch number" in search.parse("batch:abc").notes[0]
+
+
+# --- dashboard analytics --------------------------------------------------------------------------
+
+def test_dashboard_analytics_charts_and_their_csv(client, auth, session, factory):
+    from datetime import timedelta
+
+    from correspondence.models import DistrictStatus, Response, ResponseState
+    from correspondence.services import analytics
+
+    health = session.scalar(select(Topic).where(Topic.name == "Health"))
+    worker = factory.staffer(name="Dana <b>Reyes</b>")
+    inside = factory.constituent(district_status=DistrictStatus.IN_DISTRICT)
+    outside = factory.constituent(district_status=DistrictStatus.OUT_OF_DISTRICT)
+    now = factory_now()
+    batch = Batch(title="Save the clinic", template_text="x")
+    session.add(batch)
+    session.flush()
+    for i in range(6):
+        factory.message(constituent_id=inside.id, topic_id=health.id, stance=Stance.SUPPORT if i < 4 else
+                        Stance.OPPOSE, channel=Channel.CWC, batch_id=batch.id, received_at=now - timedelta(days=1))
+    answered = factory.message(constituent_id=outside.id, topic_id=health.id, assignee_id=worker.id,
+                               received_at=now - timedelta(days=4), status=MessageStatus.RESPONDED)
+    session.add(Response(message_id=answered.id, constituent_id=outside.id, method="email", subject="Re",
+                         body_text="x", email_message_id="<a@x>", state=ResponseState.SENT,
+                         sent_at=now - timedelta(days=1)))
+    factory.message(assignee_id=worker.id, status=MessageStatus.ASSIGNED, received_at=now - timedelta(days=20))
+    session.commit()
+
+    data = analytics.compute(session)
+    charts = data["charts"]
+    assert sum(sum(r[1:]) for r in charts["volume_daily"]["rows"]) == 8
+    assert charts["by_topic"]["rows"][0] == ["Health", 7]
+    assert charts["stance_by_topic"]["rows"][0][:3] == ["Health", 4, 2]
+    assert charts["growing_campaigns"]["rows"][0][:3] == ["Save the clinic", 6, 0]
+    assert charts["response_by_staffer"]["rows"][0] == ["Dana <b>Reyes</b>", 1, 3.0, 3.0]
+    backlog = charts["backlog_over_time"]["rows"][0]
+    assert backlog[0] == "Dana <b>Reyes</b>" and backlog[-1] == 1  # the assigned one is open now
+    assert {r[0]: r[1] for r in charts["district"]["rows"]} == {"in district": 6, "out of district": 1,
+                                                               "unknown": 1}
+
+    auth.login("supervisor")
+    page = client.get("/dashboard/analytics")
+    html = page.get_data(as_text=True)
+    assert page.status_code == 200 and html.count("<svg") >= 8
+    assert "Dana <b>Reyes</b>" not in html and "Dana &lt;b&gt;Reyes&lt;/b&gt;" in html
+    csv_text = client.get("/dashboard/analytics/by_topic.csv").get_data(as_text=True)
+    assert csv_text.splitlines()[:2] == ["topic,messages", "Health,7"]
+    assert client.get("/dashboard/analytics/nope.csv").status_code == 404
+    token = auth.csrf("/dashboard/analytics")
+    assert "Recomputed in" in client.post("/dashboard/analytics/recompute", data={"csrf_token": token},
+                                          follow_redirects=True).get_data(as_text=True)

@@ -8,6 +8,7 @@ from correspondence.models import Role
 from correspondence.services.dashboard import AGE_BUCKETS, backlog
 from web import db_session
 from web.access import roles
+from web.forms import ActionForm
 
 bp = Blueprint("dashboard", __name__, url_prefix="/dashboard")
 
@@ -21,3 +22,52 @@ def index():  # type: ignore[no-untyped-def]
     return render_template("dashboard.html", data=backlog(session),
                            buckets=[label for label, _a, _b in AGE_BUCKETS], cases=case_ageing(session),
                            case_buckets=[label for label, _a, _b in CASE_AGES])
+
+
+@bp.route("/analytics")
+@roles(Role.ADMIN, Role.SUPERVISOR)
+def analytics():  # type: ignore[no-untyped-def]
+    """The office at a glance: read from the latest snapshot (a job refreshes it every five minutes)."""
+    from correspondence.services import analytics as service
+    from web.charts import draw
+
+    session = db_session()
+    snapshot = service.latest(session)
+    if snapshot is None:  # the first visit on a new install: compute once, here, with the writing database
+        from web import db_write_database
+
+        with db_write_database().unit_of_work() as writer:
+            snapshot = service.refresh(writer)  # its values stay loaded after the commit
+    charts = snapshot.data.get("charts", {})
+    return render_template("analytics.html", snapshot=snapshot, charts=charts, draw=draw,
+                           stale=service.is_stale(snapshot), form=ActionForm())
+
+
+@bp.route("/analytics/recompute", methods=["POST"])
+@roles(Role.ADMIN, Role.SUPERVISOR)
+def analytics_recompute():  # type: ignore[no-untyped-def]
+    from flask import flash, redirect, url_for
+
+    from correspondence.services import analytics as service
+
+    session = db_session()
+    snapshot = service.refresh(session)
+    session.commit()
+    flash(f"Recomputed in {snapshot.seconds} s.", "ok")
+    return redirect(url_for("dashboard.analytics")), 303
+
+
+@bp.route("/analytics/<chart>.csv")
+@roles(Role.ADMIN, Role.SUPERVISOR)
+def analytics_csv(chart: str):  # type: ignore[no-untyped-def]
+    from flask import Response, abort
+
+    from correspondence.csvsafe import to_csv
+    from correspondence.services import analytics as service
+
+    snapshot = service.latest(db_session())
+    data = (snapshot.data.get("charts", {}) if snapshot else {}).get(chart)
+    if data is None:
+        abort(404, description=f"There is no chart {chart!r}.")
+    return Response(to_csv(data["columns"], data["rows"]), mimetype="text/csv",
+                    headers={"Content-Disposition": f'attachment; filename="{chart}.csv"'})

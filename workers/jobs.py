@@ -189,6 +189,15 @@ def run_train_topics(actor_id: int = 0) -> dict[str, object]:
     return {"trained": True, "version": version, "metrics": metrics, "rescored": scored, "applied": applied}
 
 
+def run_analytics() -> dict[str, float]:
+    """Recompute the dashboard's analytics snapshot (every five minutes)."""
+    from correspondence.services.analytics import refresh
+
+    with context.database().unit_of_work() as session:
+        snapshot = refresh(session)
+        return {"seconds": snapshot.seconds}
+
+
 def run_case_reminders() -> dict[str, int]:
     """Daily: email each caseworker the steps due or overdue (the Cases page shows the same list)."""
     from email.message import EmailMessage

@@ -129,6 +129,7 @@ PERIODIC_JOBS: tuple[PeriodicJob, ...] = (
     PeriodicJob("recluster", "workers.jobs.run_recluster", MAINTENANCE, 900),
     PeriodicJob("case-reminders", "workers.jobs.run_case_reminders", MAINTENANCE, 86400),
     PeriodicJob("train-topics", "workers.jobs.run_train_topics", MAINTENANCE, 86400),
+    PeriodicJob("analytics", "workers.jobs.run_analytics", MAINTENANCE, 300),
 )
 
 

@@ -41,11 +41,12 @@ from correspondence.models.message import (
     Stance,
 )
 from correspondence.models.routing import RoutingRule
-from correspondence.models.segment import ConstituentImport, ReportRun, Segment
+from correspondence.models.segment import AnalyticsSnapshot, ConstituentImport, ReportRun, Segment
 from correspondence.models.staffer import Role, Staffer
 from correspondence.models.topic import LOC_POLICY_AREAS, Topic, TopicModel
 
 __all__ = [
+    "AnalyticsSnapshot",
     "TopicModel",
     "ConstituentTag",
     "ConstituentImport",

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from datetime import datetime
 
-from sqlalchemy import JSON, ForeignKey, Integer, String
+from sqlalchemy import JSON, Float, ForeignKey, Integer, String
 from sqlalchemy.orm import Mapped, mapped_column
 
 from correspondence.models.base import Base, UTCDateTime, utcnow
@@ -63,3 +63,15 @@ class ReportRun(Base):
     created_by_id: Mapped[int | None] = mapped_column(ForeignKey("staffers.id"))
     created_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)
     finished_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
+
+
+class AnalyticsSnapshot(Base):
+    """The dashboard's charts, computed by a job (correspondence.services.analytics) and read by the page."""
+
+    __tablename__ = "analytics_snapshots"
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    computed_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)
+    days: Mapped[int] = mapped_column(Integer, default=90)
+    seconds: Mapped[float] = mapped_column(Float, default=0.0)
+    data: Mapped[dict] = mapped_column(JSON, default=dict)
