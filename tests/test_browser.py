@@ -306,3 +306,63 @@ def test_staffer_builds_a_segment_and_downloads_its_csv(live_server, browser, fa
     lines = text.strip().splitlines()
     assert lines[0].startswith("id,prefix,first_name,last_name") and len(lines) == 4
     assert sorted(line.split(",")[2] for line in lines[1:]) == ["Writer0", "Writer1", "Writer2"]
+
+
+def test_staff_code_mail_retrain_and_see_suggestions(live_server, browser, factory, session, job_env, redis,
+                                                     monkeypatch):
+    import random
+
+    from playwright.sync_api import expect
+    from rq import SimpleWorker
+
+    from correspondence.models import Message, Topic, TopicModel
+    from tests.test_triage_intelligence import POOLS, _letter
+    from workers.queues import MAINTENANCE, get_queue
+
+    monkeypatch.setenv("MAILROOM_AUTOCODE_CONFIDENCE", "0")  # suggestions only: nothing applied on its own
+    rng = random.Random(11)
+    keyword = {"Health": "insulin", "Education": "school", "Transportation and Public Works": "bridge"}
+    for topic, word in keyword.items():
+        for i in range(10):
+            factory.message(subject=f"{word} letter {i}", body_text=f"{word} {_letter(rng, topic)}")
+    fresh = factory.message(subject="A new letter", body_text="Prescription drug prices keep rising and my "
+                            "insulin costs too much.", received_at=datetime_now())
+    boss = factory.staffer(role=Role.SUPERVISOR, name="Maria Alvarez")
+    session.commit()
+
+    page = _sign_in(browser, live_server, boss, factory.PASSWORD)
+    for topic, word in keyword.items():  # code ten letters per topic the way staff do: filter, select all, set
+        page.goto(f"{live_server}/inbox/?q={word}+letter")
+        expect(page.locator("#messages tbody tr[data-id]")).to_have_count(10)
+        page.check("#select-all")
+        page.select_option("select[name=topic_id]", label=topic)
+        page.click("button[name=action][value=topic]")
+        page.wait_for_selector(".flash.ok")
+    page.goto(f"{live_server}/inbox/?topic=none")
+    assert page.locator(f"tr[data-id='{fresh.id}'] .suggested").count() == 0  # no model yet
+
+    page.goto(f"{live_server}/admin/topics")
+    page.click("#retrain")
+    page.wait_for_selector(".flash.ok")
+    SimpleWorker([get_queue(MAINTENANCE, redis)], connection=redis).work(burst=True)
+    page.reload()
+    expect(page.locator("#model-versions tr.active")).to_contain_text("v1")
+    assert session.scalar(select(TopicModel.examples)) == 30
+
+    page.goto(f"{live_server}/inbox/?topic=none")
+    chips = page.locator(f"tr[data-id='{fresh.id}'] .suggested .chip.first")
+    expect(chips).to_contain_text("Health")
+    page.keyboard.press("j")
+    page.keyboard.press("t")  # accept the suggestion for the focused message
+    page.wait_for_selector(".flash.ok")
+    session.rollback()
+    session.expire_all()
+    health = session.scalar(select(Topic.id).where(Topic.name == "Health"))
+    coded = session.get(Message, fresh.id)
+    assert (coded.topic_id, coded.topic_source) == (health, "staff")
+
+
+def datetime_now():  # type: ignore[no-untyped-def]
+    from correspondence.models import utcnow
+
+    return utcnow()
