@@ -324,3 +324,66 @@ def reassign_step(session: Session, step_id: int, assignee_id: str | None, *, du
            before={"step_id": step.id, **before},
            after={"step_id": step.id, "assignee_id": new_assignee, "due_at": new_due.isoformat() if new_due else None})
     return step
+
+
+STEP_KINDS = {k.value for k in StepKind}
+
+
+def parse_steps(text: str) -> list[dict]:
+    """A step template from lines "kind | title | days" (kind one of release, inquiry, agency_response,
+    inform, close, task; days from the previous step's due date)."""
+    steps_out = []
+    for number, line in enumerate((text or "").splitlines(), start=1):
+        if not line.strip():
+            continue
+        parts = [p.strip() for p in line.split("|")]
+        if len(parts) != 3 or parts[0] not in STEP_KINDS or not parts[1] or not parts[2].isdigit():
+            raise ValidationFailed(f"line {number}: write it as kind | title | days, kind one of "
+                                   f"{', '.join(sorted(STEP_KINDS))}")
+        if len(parts[1]) > 200 or int(parts[2]) > 365:
+            raise ValidationFailed(f"line {number}: the title is at most 200 characters and days at most 365")
+        steps_out.append({"kind": parts[0], "title": parts[1], "days": int(parts[2])})
+    if not steps_out:
+        raise ValidationFailed("a category needs at least one step")
+    return steps_out
+
+
+def save_category(session: Session, name: str, steps_text: str, *, actor_id: int,
+                  category_id: int | None = None) -> CaseCategory:
+    name = (name or "").strip()
+    if not name or len(name) > 100:
+        raise ValidationFailed("a category needs a name of at most 100 characters")
+    template = parse_steps(steps_text)
+    clash = session.scalar(select(CaseCategory.id).where(CaseCategory.name == name))
+    if clash is not None and clash != category_id:
+        raise ValidationFailed(f"there is already a category called {name!r}")
+    if category_id is None:
+        category = CaseCategory(name=name, steps=template, active=True)
+        session.add(category)
+        session.flush()
+        record(session, actor_id=actor_id, action="case_category.create", object_type="case_category",
+               object_id=category.id, after={"name": name, "steps": template})
+    else:
+        category = session.get(CaseCategory, category_id)
+        if category is None:
+            raise NotFound(f"no category {category_id}")
+        before = {"name": category.name, "steps": category.steps}
+        category.name, category.steps = name, template
+        record(session, actor_id=actor_id, action="case_category.edit", object_type="case_category",
+               object_id=category.id, before=before, after={"name": name, "steps": template})
+    return category
+
+
+def set_category_active(session: Session, category_id: int, active: bool, *, actor_id: int) -> CaseCategory:
+    category = session.get(CaseCategory, category_id)
+    if category is None:
+        raise NotFound(f"no category {category_id}")
+    if category.active != active:
+        category.active = active
+        record(session, actor_id=actor_id, action="case_category.active", object_type="case_category",
+               object_id=category.id, before={"active": not active}, after={"active": active})
+    return category
+
+
+def steps_text(category: CaseCategory) -> str:
+    return "\n".join(f"{s['kind']} | {s['title']} | {s['days']}" for s in category.steps or [])

@@ -64,6 +64,7 @@ MATRIX = {
     "admin.topics_retrain": frozenset({A, S}),
     "admin.topics_activate": frozenset({A, S}),
     "search.index": ALL,
+    "admin.case_categories": frozenset({A, S}),
     "dashboard.analytics": frozenset({A, S}),
     "dashboard.analytics_recompute": frozenset({A, S}),
     "dashboard.analytics_csv": frozenset({A, S}),

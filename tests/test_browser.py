@@ -316,7 +316,7 @@ def test_staff_code_mail_retrain_and_see_suggestions(live_server, browser, facto
     from rq import SimpleWorker
 
     from correspondence.models import Message, Topic, TopicModel
-    from tests.test_triage_intelligence import POOLS, _letter
+    from tests.test_triage_intelligence import _letter
     from workers.queues import MAINTENANCE, get_queue
 
     monkeypatch.setenv("MAILROOM_AUTOCODE_CONFIDENCE", "0")  # suggestions only: nothing applied on its own

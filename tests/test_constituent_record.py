@@ -430,3 +430,30 @@ def test_inbox_and_case_lists_download_as_formula_safe_csv(client, auth, session
     case_rows = list(csv.DictReader(io.StringIO(client.get("/cases/export.csv?who=all").get_data(as_text=True))))
     assert case_rows[0]["subject"] == "'+Rent help" and case_rows[0]["constituent"] == "Pat @SUM(A1:A9)"
     assert case_rows[0]["category"] == "Housing" and case_rows[0]["release_on_file"] == "no"
+
+
+def test_the_office_keeps_its_case_categories_and_their_steps(client, auth, session, factory):
+    auth.login("supervisor")
+    token = auth.csrf("/admin/case-categories")
+    refused = client.post("/admin/case-categories", data={"csrf_token": token, "name": "Tribal affairs",
+                                                          "steps": "task | Call | soon"}, follow_redirects=True)
+    assert "kind | title | days" in refused.get_data(as_text=True)
+    added = client.post("/admin/case-categories", data={
+        "csrf_token": token, "name": "Tribal affairs",
+        "steps": "release | Signed release | 5\ninquiry | Ask the BIA | 1\nclose | Close | 10"}, follow_redirects=True)
+    assert "Category Tribal affairs saved." in added.get_data(as_text=True)
+    category = session.scalar(select(CaseCategory).where(CaseCategory.name == "Tribal affairs"))
+    assert [s["kind"] for s in category.steps] == ["release", "inquiry", "close"]
+    from casework import cases
+
+    person = factory.constituent()
+    case = cases.open_case(session, constituent_id=person.id, category_id=category.id, subject="Land title",
+                           actor_id=None)
+    assert [s.title for s in cases.steps(session, case.id)] == ["Signed release", "Ask the BIA", "Close"]
+    session.commit()
+    client.post("/admin/case-categories", data={"csrf_token": token, "category_id": category.id, "active": "0"})
+    session.rollback()
+    assert category.id not in {c.id for c in cases.categories(session)}
+    dup = client.post("/admin/case-categories", data={"csrf_token": token, "name": "Passports",
+                                                      "steps": "task | x | 1"}, follow_redirects=True)
+    assert "already a category called" in dup.get_data(as_text=True)

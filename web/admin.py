@@ -311,3 +311,31 @@ def topics_activate(version: int):  # type: ignore[no-untyped-def]
         return f"Version {version} is now the active model.", url_for("admin.topics")
 
     return run_action(session, act, back=url_for("admin.topics"))
+
+
+@bp.route("/case-categories", methods=["GET", "POST"])
+@roles(Role.ADMIN, Role.SUPERVISOR)
+def case_categories():  # type: ignore[no-untyped-def]
+    """The office's list of case categories and the steps a new case of each starts with."""
+    from casework import cases as casework
+    from correspondence.models import CaseCategory
+
+    session = db_session()
+    if request.method == "POST":
+        raw_id = request.form.get("category_id", "")
+
+        def act() -> tuple[str, str]:
+            if request.form.get("active") in ("0", "1"):
+                category = casework.set_category_active(session, int(raw_id), request.form["active"] == "1",
+                                                        actor_id=current_user.id)
+                return (f"{category.name} is {'offered' if category.active else 'no longer offered'} for new cases.",
+                        url_for("admin.case_categories"))
+            category = casework.save_category(session, request.form.get("name", ""), request.form.get("steps", ""),
+                                              actor_id=current_user.id,
+                                              category_id=int(raw_id) if raw_id.isdigit() else None)
+            return f"Category {category.name} saved.", url_for("admin.case_categories")
+
+        return run_action(session, act, back=url_for("admin.case_categories"), failed="Not saved: ")
+    items = list(session.scalars(select(CaseCategory).order_by(CaseCategory.name)))
+    return render_template("admin_case_categories.html", categories=items, steps_text=casework.steps_text,
+                           form=ActionForm())
