@@ -33,11 +33,9 @@ def analytics():  # type: ignore[no-untyped-def]
 
     session = db_session()
     snapshot = service.latest(session)
-    if snapshot is None:  # the first visit on a new install: compute once, here, with the writing database
-        from web import db_write_database
-
-        with db_write_database().unit_of_work() as writer:
-            snapshot = service.refresh(writer)  # its values stay loaded after the commit
+    if snapshot is None:  # a new install: the job has not run yet; ask for it and say so
+        _enqueue_analytics()
+        return render_template("analytics.html", snapshot=None, charts={}, draw=draw, stale=True, form=ActionForm())
     charts = snapshot.data.get("charts", {})
     return render_template("analytics.html", snapshot=snapshot, charts=charts, draw=draw,
                            stale=service.is_stale(snapshot), form=ActionForm())
@@ -48,13 +46,23 @@ def analytics():  # type: ignore[no-untyped-def]
 def analytics_recompute():  # type: ignore[no-untyped-def]
     from flask import flash, redirect, url_for
 
-    from correspondence.services import analytics as service
-
-    session = db_session()
-    snapshot = service.refresh(session)
-    session.commit()
-    flash(f"Recomputed in {snapshot.seconds} s.", "ok")
+    if _enqueue_analytics():
+        flash("Recomputing: reload this page in a few seconds.", "ok")
+    else:
+        flash("Could not queue the recompute (the queue is not reachable); try again in a minute.", "error")
     return redirect(url_for("dashboard.analytics")), 303
+
+
+def _enqueue_analytics() -> bool:
+    from web import settings
+    from workers.queues import enqueue_analytics
+    from workers.redis_conn import connect
+
+    try:
+        enqueue_analytics(connect(settings()))
+    except Exception:  # Redis down: the periodic job will still come
+        return False
+    return True
 
 
 @bp.route("/analytics/<chart>.csv")

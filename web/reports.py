@@ -13,7 +13,7 @@ from correspondence.errors import DomainError, NotFound
 from correspondence.models import Role
 from correspondence.services import reports
 from correspondence.services.segments import list_segments
-from web import db_session, db_write_database, settings
+from web import db_session, settings
 from web.access import roles
 from web.forms import ActionForm
 
@@ -35,10 +35,7 @@ def activity():  # type: ignore[no-untyped-def]
             flash(f"No report: {exc}", "error")
             return redirect(url_for("reports.activity")), 303
         session.commit()
-        if reports.runs_inline(params):
-            reports.execute(db_write_database(), run.id)
-        else:
-            _enqueue(run.id)
+        _enqueue(run.id)  # always a job: no page waits on counting (DESIGN invariant 6)
         return redirect(url_for("reports.view", run_id=run.id)), 303
     today = date.today()
     return render_template("report_new.html", segments=list_segments(session), form=ActionForm(),

@@ -189,7 +189,7 @@ def run_train_topics(actor_id: int = 0) -> dict[str, object]:
     return {"trained": True, "version": version, "metrics": metrics, "rescored": scored, "applied": applied}
 
 
-def run_analytics() -> dict[str, float]:
+def run_analytics(_unused: int = 0) -> dict[str, float]:
     """Recompute the dashboard's analytics snapshot (every five minutes)."""
     from correspondence.services.analytics import refresh
 

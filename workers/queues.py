@@ -87,6 +87,10 @@ def enqueue_train_topics(connection: Redis, actor_id: int | None = None) -> str:
     return enqueue_once(connection, "workers.jobs.run_train_topics", actor_id or 0, job_id="train-topics-now")
 
 
+def enqueue_analytics(connection: Redis) -> str:
+    return enqueue_once(connection, "workers.jobs.run_analytics", 0, job_id="analytics-now", timeout=900)
+
+
 def enqueue_send(connection: Redis, response_ids: list[int]) -> str:
     """Queue the delivery of a chunk of email responses (one SMTP connection per chunk).
 

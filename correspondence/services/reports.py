@@ -1,7 +1,7 @@
 """The activity report: what came in, what went out and how fast, for a date range and a segment.
 
 Counts come from the database in month-sized windows, so a long range reports progress as it goes
-(a range longer than ``INLINE_DAYS`` runs as a job the page follows) and never holds more than one
+(the report runs as a job the page follows) and never holds more than one
 window's response times at once beyond the list the median needs.
 """
 
@@ -31,7 +31,6 @@ from correspondence.models import (
 from correspondence.services.audit import record
 from correspondence.services.segments import SegmentFilter, apply_filter, get_segment
 
-INLINE_DAYS = 92
 MAX_DAYS = 366 * 10
 
 
@@ -140,10 +139,6 @@ def start_report(session: Session, params: dict, *, actor_id: int) -> ReportRun:
     record(session, actor_id=actor_id, action="report.start", object_type="report_run", object_id=run.id,
            after=params)
     return run
-
-
-def runs_inline(params: dict) -> bool:
-    return (date.fromisoformat(params["end"]) - date.fromisoformat(params["start"])).days <= INLINE_DAYS
 
 
 def execute(db, run_id: int) -> None:  # type: ignore[no-untyped-def]
