@@ -234,6 +234,7 @@ def main() -> None:
         "inbox_filtered": f"/inbox/?status=assigned&topic={topic}&assignee={staffer}",
         "inbox_channel_filter": "/inbox/?channel=webform&sort=oldest",
         "dashboard": "/dashboard/",
+        "dashboard_counted_fresh": "/dashboard/?fresh=1",
         # Issue 6: the constituent record at 250,000 people / 1,000,000 messages.
         "constituent_profile": f"/constituents/{profile}",
         "case_list_everyone": "/cases/?who=all",

@@ -71,6 +71,8 @@ class Settings:
     one_off_approval: bool = True
     # Topic suggestions at or above this confidence are applied automatically (0 = never).
     autocode_confidence: float = 0.95
+    # How long a web process shows the same backlog count before counting again (0 = every time).
+    dashboard_cache_seconds: int = 30
     # What letters say about the office.
     member_name: str = "Representative Jane Doe"
     signature: str = "Sincerely,\n\nJane Doe\nMember of Congress"
@@ -115,6 +117,7 @@ class Settings:
             "smtp_rate_per_second": float(env.get("MAILROOM_SMTP_RATE") or cls.smtp_rate_per_second),
             "one_off_approval": env.get("MAILROOM_ONE_OFF_APPROVAL", "1").lower() in _TRUE,
             "autocode_confidence": _confidence(env.get("MAILROOM_AUTOCODE_CONFIDENCE", "0.95")),
+            "dashboard_cache_seconds": _int(env, "MAILROOM_DASHBOARD_CACHE_SECONDS", 30),
             "member_name": env.get("MAILROOM_MEMBER_NAME", cls.member_name),
             "signature": env.get("MAILROOM_SIGNATURE", cls.signature).replace("\\n", "\n"),
             "letterhead": env.get("MAILROOM_LETTERHEAD", cls.letterhead),
@@ -123,6 +126,8 @@ class Settings:
                                      if o.strip()),
         }
         values.update(overrides)
+        if values.get("testing") and "dashboard_cache_seconds" not in overrides:
+            values["dashboard_cache_seconds"] = 0  # tests look at the dashboard right after changing things
         return cls(**values)  # type: ignore[arg-type]  # keys match the fields above
 
     @property

@@ -18,7 +18,7 @@ import re
 from dataclasses import dataclass, field
 
 from markupsafe import Markup, escape
-from sqlalchemy import Integer, String, and_, cast, column, func, literal, literal_column, or_, select, text
+from sqlalchemy import Integer, String, cast, column, func, literal, literal_column, or_, select, text
 from sqlalchemy.orm import Session, joinedload
 
 from correspondence.models import (
@@ -34,6 +34,10 @@ from correspondence.models import (
 )
 
 CANDIDATES = 2000  # rank the most recent this many matches (a common word can match most of the mailbox)
+# Matches are first looked for among the newest messages, widening only when too few turn up: a
+# common word is answered from the newest 100,000 letters, a rare one from the whole mailbox.
+WINDOWS = (100_000, 1_000_000, None)
+ENOUGH = 200
 FIELDS = ("from", "topic", "status", "batch", "zip")
 _TOKEN = re.compile(r'(\w+):"([^"]*)"?|(\w+):(\S+)|"([^"]*)"?|(\S+)')
 _WORD = re.compile(r"\w+", re.UNICODE)
@@ -142,6 +146,18 @@ def _message_filters(session: Session, query: Query) -> list:
     return conditions
 
 
+def _recent_matches(session: Session, base):  # type: ignore[no-untyped-def]
+    """The newest matching ids (at most CANDIDATES) and whether older matches were left out."""
+    newest = session.scalar(select(func.max(Message.id))) or 0
+    for span in WINDOWS:
+        bounded = span is not None and newest - span > 0
+        query = base.where(Message.id > newest - span) if bounded else base
+        ids = list(session.scalars(query.order_by(Message.id.desc()).limit(CANDIDATES + 1)))
+        if not bounded or len(ids) >= ENOUGH:
+            return ids[:CANDIDATES], len(ids) > CANDIDATES or bounded
+    return ids[:CANDIDATES], len(ids) > CANDIDATES  # pragma: no cover - the last window is unbounded
+
+
 def _fts5_query(query: Query) -> str:
     parts = [f'"{w}"' for w in query.words] + ['"' + " ".join(p) + '"' for p in query.phrases]
     return " ".join(parts)
@@ -168,10 +184,8 @@ def _sqlite(session: Session, query: Query, conditions: list, limit: int):  # ty
     fts = text("SELECT rowid FROM messages_fts WHERE messages_fts MATCH :q").columns(
         column("rowid", Integer)).bindparams(q=match)
     fts_ids = fts.subquery("fts")
-    candidates = list(session.scalars(select(Message.id).join(fts_ids, fts_ids.c.rowid == Message.id)
-                                      .where(*conditions).order_by(Message.id.desc()).limit(CANDIDATES + 1)))
-    more = len(candidates) > CANDIDATES
-    candidates = candidates[:CANDIDATES]
+    candidates, more = _recent_matches(session, select(Message.id).join(fts_ids, fts_ids.c.rowid == Message.id)
+                                       .where(*conditions))
     if not candidates:
         return [], False
     # bm25 weights: subject counts most, then the sender, then the body.
@@ -202,10 +216,7 @@ def _postgres(session: Session, query: Query, conditions: list, limit: int):  # 
     tsq = _tsquery(query)
     vector = literal_column("messages.search_vector")
     matches = vector.op("@@")(tsq)
-    candidates = list(session.scalars(select(Message.id).where(matches, *conditions)
-                                      .order_by(Message.id.desc()).limit(CANDIDATES + 1)))
-    more = len(candidates) > CANDIDATES
-    candidates = candidates[:CANDIDATES]
+    candidates, more = _recent_matches(session, select(Message.id).where(matches, *conditions))
     if not candidates:
         return [], False
     rank = func.ts_rank_cd(vector, tsq).label("rank")
@@ -217,25 +228,36 @@ def _postgres(session: Session, query: Query, conditions: list, limit: int):  # 
     return [(r[0], float(r[1]), r[2]) for r in rows], more or len(candidates) > limit
 
 
+def _name_forms(word: str) -> list[str]:
+    """How a name is likely stored: as typed, Capitalised, UPPER (the last-name index is exact)."""
+    return list(dict.fromkeys((word, word.lower(), word.capitalize(), word.upper(), word.title())))
+
+
 def search_constituents(session: Session, query: Query, limit: int = 20) -> list[Constituent]:
+    """People by last name, ZIP or email address (indexed lookups), narrowed by every other word."""
     words = query.words + [w for p in query.phrases for w in p]
-    conditions = [Constituent.merged_into_id.is_(None)]
-    if "zip" in query.filters:
-        conditions.append(Constituent.zip5 == query.filters["zip"][:5])
-    elif not words:
+    zip_code = query.filters.get("zip", "")[:5]
+    email = query.filters.get("from", "").lower() if "@" in query.filters.get("from", "") else ""
+    if not (words or zip_code or email):
         return []
-    if "from" in query.filters:
-        words.append(query.filters["from"].lower())
+    names = [form for w in words[:6] if not w.isdigit() for form in _name_forms(w)]
+    found = []
+    if names:
+        found.append(Constituent.last_name.in_(names))
+    zips = [w for w in words if len(w) == 5 and w.isdigit()] + ([zip_code] if zip_code else [])
+    if zips:
+        found.append(Constituent.zip5.in_(zips))
+    if email:
+        found.append(Constituent.id.in_(select(ConstituentEmail.constituent_id)
+                                        .where(ConstituentEmail.address == email)))
+    conditions = [Constituent.merged_into_id.is_(None), or_(*found)]
+    if zip_code:
+        conditions.append(Constituent.zip5 == zip_code)
     for w in words[:6]:
-        emails = select(ConstituentEmail.constituent_id).where(ConstituentEmail.address.like(
-            w.replace("\\", "").replace("%", "").replace("_", "\\_") + "%", escape="\\"))
         conditions.append(or_(func.lower(Constituent.last_name) == w, func.lower(Constituent.first_name) == w,
-                              Constituent.zip5 == w[:5], func.lower(Constituent.city) == w,
-                              Constituent.id.in_(emails)))
-    if query.filters.keys() - {"zip", "from"} and not words:
-        return []
-    return list(session.scalars(select(Constituent).where(and_(*conditions)).order_by(Constituent.last_name,
-                                                                                       Constituent.id).limit(limit)))
+                              Constituent.zip5 == w[:5], func.lower(Constituent.city) == w))
+    return list(session.scalars(select(Constituent).where(*conditions)
+                                .order_by(Constituent.last_name, Constituent.id).limit(limit)))
 
 
 def search_cases(session: Session, query: Query, limit: int = 20) -> list[Case]:
@@ -244,7 +266,8 @@ def search_cases(session: Session, query: Query, limit: int = 20) -> list[Case]:
         return []
     conditions = [or_(func.lower(Case.subject).contains(w, autoescape=True),
                       func.lower(Case.agency).contains(w, autoescape=True),
-                      Case.constituent_id.in_(select(Constituent.id).where(func.lower(Constituent.last_name) == w)))
+                      Case.constituent_id.in_(select(Constituent.id).where(
+                          Constituent.last_name.in_(_name_forms(w)))))
                   for w in words[:6]]
     if query.filters.get("status") in {s.value for s in CaseStatus}:
         conditions.append(Case.status == CaseStatus(query.filters["status"]))
