@@ -188,16 +188,20 @@ def _sqlite(session: Session, query: Query, conditions: list, limit: int):  # ty
                                        .where(*conditions))
     if not candidates:
         return [], False
-    # bm25 weights: subject counts most, then the sender, then the body.
-    sql = text(
-        "SELECT rowid, bm25(messages_fts, 8.0, 1.0, 3.0, 3.0) AS rank, "
-        "snippet(messages_fts, 1, :start, :stop, ' … ', 16) AS snip FROM messages_fts "
-        "WHERE messages_fts MATCH :q AND rowid IN (SELECT value FROM json_each(:ids)) ORDER BY rank LIMIT :limit")
-    import json
-
-    rows = session.execute(sql, {"q": match, "start": START, "stop": STOP, "ids": json.dumps(candidates),
-                                 "limit": limit}).all()
-    return [(r[0], -float(r[1]), r[2]) for r in rows], more or len(candidates) > limit
+    # Rank every match in the id range the candidates span (FTS5 seeks rowid ranges in its index),
+    # keep the candidates, then cut snippets for the page only. bm25 weights: subject counts most,
+    # then the sender, then the body.
+    wanted = set(candidates)
+    ranked = session.execute(text(
+        "SELECT rowid, bm25(messages_fts, 8.0, 1.0, 3.0, 3.0) AS rank FROM messages_fts "
+        "WHERE messages_fts MATCH :q AND rowid >= :lo AND rowid <= :hi ORDER BY rank LIMIT :n"),
+        {"q": match, "lo": min(candidates), "hi": max(candidates), "n": 4 * CANDIDATES}).all()
+    top = [(rowid, -float(rank)) for rowid, rank in ranked if rowid in wanted][:limit]
+    snippet = text("SELECT snippet(messages_fts, 1, :start, :stop, ' … ', 16) FROM messages_fts "
+                   "WHERE messages_fts MATCH :q AND rowid = :id")
+    rows = [(rowid, rank, session.scalar(snippet, {"q": match, "start": START, "stop": STOP, "id": rowid}))
+            for rowid, rank in top]
+    return rows, more or len(candidates) > limit
 
 
 def _tsquery(query: Query):  # type: ignore[no-untyped-def]
