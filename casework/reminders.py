@@ -29,7 +29,7 @@ class DueStep:
 
 
 def due_steps(session: Session, *, staffer_id: int | None = None, now: datetime | None = None,
-              within: timedelta = timedelta(days=1)) -> dict[int, list[DueStep]]:
+              within: timedelta = timedelta(days=1), limit: int | None = None) -> dict[int, list[DueStep]]:
     """Open steps of open cases due within a day (or overdue), by the step's assignee (else the caseworker)."""
     now = now or utcnow()
     who = func.coalesce(CaseStep.assignee_id, Case.caseworker_id)
@@ -39,6 +39,8 @@ def due_steps(session: Session, *, staffer_id: int | None = None, now: datetime 
                     who.is_not(None)).order_by(CaseStep.due_at))
     if staffer_id is not None:
         query = query.where(who == staffer_id)
+    if limit is not None:
+        query = query.limit(limit)
     result: dict[int, list[DueStep]] = defaultdict(list)
     for owner, step_id, case_id, title, subject, due in session.execute(query):
         due = due if due.tzinfo else due.replace(tzinfo=now.tzinfo)

@@ -43,7 +43,7 @@ def index():  # type: ignore[no-untyped-def]
     from casework.reminders import due_steps
 
     return render_template("cases.html", cases=items, mine=mine, args=request.args,
-                           due=due_steps(session, staffer_id=current_user.id).get(current_user.id, []))
+                           due=due_steps(session, staffer_id=current_user.id, limit=51).get(current_user.id, []))
 
 
 @bp.route("/cases/export.csv")
