@@ -78,6 +78,13 @@ def create_app(settings: Settings) -> Flask:
     app.context_processor(_template_globals)
     app.add_template_filter(_sanitise, "sanitise")
     _register_errors(app)
+    # Everything built so far (the models, the routes, the templates' environment) lives as long as
+    # the process; freezing it keeps the garbage collector from walking it on every full collection,
+    # which otherwise shows up as the slowest 5% of page times.
+    import gc
+
+    gc.collect()
+    gc.freeze()
     return app
 
 
