@@ -15,7 +15,7 @@ from collections.abc import Iterator
 from dataclasses import dataclass, field
 
 import phonenumbers
-from sqlalchemy import func, select, update
+from sqlalchemy import select, update
 from sqlalchemy.orm import Session, selectinload
 
 from correspondence.csvsafe import to_csv
@@ -294,7 +294,11 @@ EDITABLE_FIELDS = ("prefix", "first_name", "middle_name", "last_name", "suffix",
 
 
 def _apply_chunk(session: Session, rows: list[Row], imp: ConstituentImport, seen: dict[str, int]) -> tuple[int, int]:
-    """Create or fill in the records for one chunk of valid rows; returns (created, matched)."""
+    """Create or fill in the records for one chunk of valid rows; returns (created, matched).
+
+    People already on file are found with three queries per chunk (emails, phones, name + ZIP);
+    people earlier in the file by `seen` (earlier chunks) and `pending` (this chunk); one flush.
+    """
     emails = {e for r in rows for e in r.emails}
     by_email = dict(session.execute(select(ConstituentEmail.address, ConstituentEmail.constituent_id)
                                     .where(ConstituentEmail.address.in_(emails))).all()) if emails else {}
@@ -306,65 +310,78 @@ def _apply_chunk(session: Session, rows: list[Row], imp: ConstituentImport, seen
                                                                     Constituent.merged_into_id.is_(None))
                                            .order_by(ConstituentPhone.id)):
             by_phone.setdefault(number, cid)
-    created_events: list[tuple[object, dict | None]] = []
-    matched_events: list[tuple[object, dict | None]] = []
+    lasts = {r.values["last_name"] for r in rows if r.values.get("last_name") and r.values.get("zip5")}
+    by_name: dict[str, int] = {}
+    if lasts:
+        for cid, first, last, zip5 in session.execute(
+                select(Constituent.id, Constituent.first_name, Constituent.last_name, Constituent.zip5)
+                .where(Constituent.last_name.in_(lasts), Constituent.merged_into_id.is_(None),
+                       Constituent.zip5.in_({r.values["zip5"] for r in rows if r.values.get("zip5")}))
+                .order_by(Constituent.id)):
+            by_name.setdefault(_name_key(first, last, zip5), cid)
+    pending: dict[str, Constituent] = {}
+    touched: list[tuple[Constituent, Row, bool, dict]] = []
     created = matched = 0
+
+    def keys(row: Row) -> list[str]:
+        out = ["e:" + e for e in row.emails] + (["p:" + row.phone] if row.phone else [])
+        if row.values.get("last_name") and row.values.get("zip5"):
+            out.append(_name_key(row.values.get("first_name"), row.values["last_name"], row.values["zip5"]))
+        return out
+
     for row in rows:
-        target_id = None
-        for e in row.emails:
-            target_id = target_id or by_email.get(e) or seen.get("e:" + e)
-        if target_id is None and row.phone:
-            target_id = by_phone.get(row.phone) or seen.get("p:" + row.phone)
-        name_key = "n:" + "|".join((row.values.get("first_name", "").lower(), row.values.get("last_name", "").lower(),
-                                    row.values.get("zip5", "")))
-        if target_id is None and row.values.get("last_name") and row.values.get("zip5"):
-            target_id = seen.get(name_key) or session.scalar(
-                select(Constituent.id).where(Constituent.last_name == row.values["last_name"],
-                                             func.lower(Constituent.first_name) == row.values.get("first_name", "")
-                                             .lower(), Constituent.zip5 == row.values["zip5"],
-                                             Constituent.merged_into_id.is_(None)).limit(1))
-        if target_id is None:
+        person: Constituent | None = None
+        for key in keys(row):
+            if key in pending:
+                person = pending[key]
+                break
+            kind, _, value = key.partition(":")
+            cid = seen.get(key) or (by_email.get(value) if kind == "e" else by_phone.get(value) if kind == "p"
+                                    else by_name.get(key))
+            if cid:
+                person = session.get(Constituent, cid, options=[selectinload(Constituent.emails),
+                                                                 selectinload(Constituent.phones),
+                                                                 selectinload(Constituent.tags)])
+                break
+        filled: dict[str, str] = {}
+        if person is None:
             person = Constituent(**{k: v for k, v in row.values.items() if k in EDITABLE_FIELDS})
             session.add(person)
-            created += 1
             is_new = True
+            created += 1
         else:
-            person = session.get(Constituent, target_id, options=[selectinload(Constituent.emails),
-                                                                   selectinload(Constituent.phones),
-                                                                   selectinload(Constituent.tags)])
-            filled = {}
             for key, value in row.values.items():
                 if key in EDITABLE_FIELDS and getattr(person, key) is None:
                     setattr(person, key, value)
                     filled[key] = value
+            is_new = False  # on file, or earlier in this file: filled in, counted as matched
             matched += 1
-            is_new = False
-        have_emails = {e.address for e in person.emails} if not is_new else set()
+        have_emails = {e.address for e in person.emails}
         for e in row.emails:
-            if e not in have_emails and e not in by_email and "e:" + e not in seen:
+            if e not in have_emails and e not in by_email and "e:" + e not in seen and "e:" + e not in pending:
                 person.emails.append(ConstituentEmail(address=e))
-        if row.phone and (is_new or row.phone not in {p.number for p in person.phones}):
+        if row.phone and row.phone not in {p.number for p in person.phones}:
             person.phones.append(ConstituentPhone(number=row.phone))
-        have_tags = {t.tag for t in person.tags} if not is_new else set()
+        have_tags = {t.tag for t in person.tags}
         for tag in dict.fromkeys(row.tags + ([imp.tag] if imp.tag else [])):
             if tag not in have_tags:
                 person.tags.append(ConstituentTag(tag=tag))
-        session.flush()
-        for e in row.emails:
-            seen["e:" + e] = person.id
-        if row.phone:
-            seen["p:" + row.phone] = person.id
-        if row.values.get("last_name") and row.values.get("zip5"):
-            seen[name_key] = person.id
-        if is_new:
-            created_events.append((person.id, {"import_id": imp.id, "row": row.number}))
-        else:
-            matched_events.append((person.id, {"import_id": imp.id, "row": row.number, "filled": filled}))
+        for key in keys(row):
+            pending.setdefault(key, person)
+        touched.append((person, row, is_new, filled))
+    session.flush()
+    for key, person in pending.items():
+        seen[key] = person.id
     record_many(session, actor_id=imp.created_by_id, action="constituent.import_create", object_type="constituent",
-                events=created_events)
+                events=[(p.id, {"import_id": imp.id, "row": r.number}) for p, r, new, _f in touched if new])
     record_many(session, actor_id=imp.created_by_id, action="constituent.import_match", object_type="constituent",
-                events=matched_events)
+                events=[(p.id, {"import_id": imp.id, "row": r.number, "filled": f})
+                        for p, r, new, f in touched if not new])
     return created, matched
+
+
+def _name_key(first: str | None, last: str | None, zip5: str | None) -> str:
+    return "n:" + "|".join(((first or "").lower(), (last or "").lower(), zip5 or ""))
 
 
 def run_import(db: Database, import_id: int) -> ConstituentImport:
