@@ -1,7 +1,8 @@
 """CSV import of constituents: upload, map columns, preview, then a job that validates and de-duplicates.
 
 Every row ends up somewhere a person can see: created, matched to an existing record (by email, then
-phone, then exact name + ZIP) and filled in, or reported bad with its reason in a downloadable CSV.
+phone, then — for a row with neither — exact name + ZIP) and filled in, or reported bad with its
+reason in a downloadable CSV.
 The file itself is kept (as a blob) so the job can be re-run after a crash: chunks of rows commit with
 the import's progress, and a re-run continues after the last committed chunk.
 """
@@ -325,7 +326,9 @@ def _apply_chunk(session: Session, rows: list[Row], imp: ConstituentImport, seen
 
     def keys(row: Row) -> list[str]:
         out = ["e:" + e for e in row.emails] + (["p:" + row.phone] if row.phone else [])
-        if row.values.get("last_name") and row.values.get("zip5"):
+        # Name + ZIP identifies someone only when the row has no email or phone to go by: two
+        # John Smiths in one ZIP with their own addresses are two people.
+        if not out and row.values.get("last_name") and row.values.get("zip5"):
             out.append(_name_key(row.values.get("first_name"), row.values["last_name"], row.values["zip5"]))
         return out
 
