@@ -1,8 +1,8 @@
 """CSV import of constituents: upload, map columns, preview, then a job that validates and de-duplicates.
 
-Every row ends up somewhere a person can see: created, matched to an existing record (by email, then
-phone, then — for a row with neither — exact name + ZIP) and filled in, or reported bad with its
-reason in a downloadable CSV.
+Every row ends up somewhere a person can see: created, matched to an existing record (by its email;
+a row without one by its phone; a row with neither by exact name + ZIP) and filled in, or reported
+bad with its reason in a downloadable CSV.
 The file itself is kept (as a blob) so the job can be re-run after a crash: chunks of rows commit with
 the import's progress, and a re-run continues after the last committed chunk.
 """
@@ -325,12 +325,16 @@ def _apply_chunk(session: Session, rows: list[Row], imp: ConstituentImport, seen
     created = matched = 0
 
     def keys(row: Row) -> list[str]:
-        out = ["e:" + e for e in row.emails] + (["p:" + row.phone] if row.phone else [])
-        # Name + ZIP identifies someone only when the row has no email or phone to go by: two
-        # John Smiths in one ZIP with their own addresses are two people.
-        if not out and row.values.get("last_name") and row.values.get("zip5"):
-            out.append(_name_key(row.values.get("first_name"), row.values["last_name"], row.values["zip5"]))
-        return out
+        # The strongest identity the row has decides: its email; else its phone (a household shares
+        # one, so a phone never joins two different emails); else its name and ZIP (two John Smiths
+        # in one ZIP with their own addresses are two people).
+        if row.emails:
+            return ["e:" + e for e in row.emails]
+        if row.phone:
+            return ["p:" + row.phone]
+        if row.values.get("last_name") and row.values.get("zip5"):
+            return [_name_key(row.values.get("first_name"), row.values["last_name"], row.values["zip5"])]
+        return []
 
     for row in rows:
         person: Constituent | None = None
@@ -369,7 +373,7 @@ def _apply_chunk(session: Session, rows: list[Row], imp: ConstituentImport, seen
         for tag in dict.fromkeys(row.tags + ([imp.tag] if imp.tag else [])):
             if tag not in have_tags:
                 person.tags.append(ConstituentTag(tag=tag))
-        for key in keys(row):
+        for key in keys(row) + ["e:" + e for e in row.emails] + (["p:" + row.phone] if row.phone else []):
             pending.setdefault(key, person)
         touched.append((person, row, is_new, filled))
     session.flush()
