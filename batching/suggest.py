@@ -49,6 +49,12 @@ def _classifier() -> LogisticRegression:
     return LogisticRegression(C=20.0, max_iter=300, solver="lbfgs")
 
 
+def _fitted_vectorizer(texts: Sequence[str]) -> TfidfVectorizer:
+    vectorizer = _vectorizer() if len(texts) >= 50 else TfidfVectorizer(
+        ngram_range=(1, 2), min_df=1, sublinear_tf=True, strip_accents="unicode", dtype=np.float32)
+    return vectorizer.fit(texts)
+
+
 @dataclass
 class Classifier:
     """One text classifier: a vectorizer, a model and its labels."""
@@ -57,15 +63,16 @@ class Classifier:
     model: LogisticRegression
 
     @classmethod
-    def fit(cls, texts: Sequence[str], labels: Sequence[object]) -> Classifier:
-        vectorizer = _vectorizer() if len(texts) >= 50 else TfidfVectorizer(
-            ngram_range=(1, 2), min_df=1, sublinear_tf=True, strip_accents="unicode", dtype=np.float32)
-        matrix = vectorizer.fit_transform(texts)
-        model = _classifier().fit(matrix, list(labels))
+    def fit(cls, texts: Sequence[str], labels: Sequence[object],
+            vectorizer: TfidfVectorizer | None = None) -> Classifier:
+        """Fit on texts; with a vectorizer already fitted (shared with another model), only the model."""
+        if vectorizer is None:
+            vectorizer = _fitted_vectorizer(texts)
+        model = _classifier().fit(vectorizer.transform(texts), list(labels))
         return cls(vectorizer, model)
 
-    def top(self, texts: Sequence[str], k: int = 3) -> list[list[tuple[object, float]]]:
-        probs = self.model.predict_proba(self.vectorizer.transform(texts))
+    def top(self, texts: Sequence[str], k: int = 3, matrix=None) -> list[list[tuple[object, float]]]:  # type: ignore[no-untyped-def]
+        probs = self.model.predict_proba(self.vectorizer.transform(texts) if matrix is None else matrix)
         classes = self.model.classes_
         out = []
         for row in probs:
@@ -82,8 +89,11 @@ class Suggester:
     stance: Classifier | None
 
     def suggest(self, texts: Sequence[str]) -> list[dict]:
-        topic_rows = self.topics.top(texts, 3) if self.topics else [[] for _ in texts]
-        stance_rows = self.stance.top(texts, 1) if self.stance else [[] for _ in texts]
+        # Both models read the same word features, so a letter is turned into features once.
+        vectorizer = (self.topics or self.stance).vectorizer if (self.topics or self.stance) else None
+        matrix = vectorizer.transform(texts) if vectorizer is not None else None
+        topic_rows = self.topics.top(texts, 3, matrix) if self.topics else [[] for _ in texts]
+        stance_rows = self.stance.top(texts, 1, matrix) if self.stance else [[] for _ in texts]
         return [{"model": self.version, "topics": [[int(t), p] for t, p in topics],
                  "stance": [str(s[0][0]), s[0][1]] if s else None}
                 for topics, s in zip(topic_rows, stance_rows, strict=True)]
@@ -113,9 +123,11 @@ def train(session: Session, *, actor_id: int | None) -> TopicModel:
         raise ValidationFailed(f"code at least {MIN_EXAMPLES} messages with two or more topics first "
                                f"({len(texts)} coded so far)")
     holdout = _holdout_metrics(texts, labels)
-    topics = Classifier.fit(texts, labels)
     s_texts, s_labels = stance_examples(session)
-    stance = Classifier.fit(s_texts, s_labels) if len(s_texts) >= MIN_EXAMPLES and len(set(s_labels)) >= 2 else None
+    vectorizer = _fitted_vectorizer(texts + s_texts)  # one set of word features for both models
+    topics = Classifier.fit(texts, labels, vectorizer)
+    stance = (Classifier.fit(s_texts, s_labels, vectorizer)
+              if len(s_texts) >= MIN_EXAMPLES and len(set(s_labels)) >= 2 else None)
     version = (session.scalar(select(func.max(TopicModel.version))) or 0) + 1
     bundle = Suggester(version, topics, stance)
     digest = store_blob(session, pickle.dumps(bundle, protocol=pickle.HIGHEST_PROTOCOL), "application/x-mailroom-model")

@@ -56,11 +56,40 @@ def write_mbox(path: Path, n: int, target_bytes: int, seed: int = 5) -> int:
     return i
 
 
+TOPIC_OF = {0: "Government Operations and Politics", 1: "Transportation and Public Works", 2: "Social Welfare",
+            3: "Health", 4: "Education", 5: "Education", 6: "Armed Forces and National Security",
+            7: "Government Operations and Politics"}
+
+
+def train_model(db: Database) -> None:
+    """400 coded letters (one sentence's topic each) and a trained model, as an office would have."""
+    from datetime import UTC, datetime
+
+    from sqlalchemy import select
+
+    from batching.suggest import train
+    from correspondence.models import Message, Stance, Topic
+
+    rng = random.Random(9)
+    with db.unit_of_work() as s:
+        topics = {t.name: t.id for t in s.scalars(select(Topic))}
+        for i in range(400):
+            k = i % len(SENTENCES)
+            body = " ".join([SENTENCES[k]] * 2 + [rng.choice(SENTENCES)])
+            s.add(Message(idempotency_key=f"coded:{i}", channel="email", received_at=datetime.now(UTC),
+                          subject=f"Coded {i}", body_text=body, topic_id=topics[TOPIC_OF[k]], topic_source="staff",
+                          stance=Stance.SUPPORT if k % 2 else Stance.OPPOSE, processed_at=datetime.now(UTC)))
+        s.flush()
+        train(s, actor_id=None)
+
+
 def main() -> None:
     ap = argparse.ArgumentParser()
     ap.add_argument("--messages", type=int, default=20_000)
     ap.add_argument("--mbox-mb", type=int, default=0)
     ap.add_argument("--database-url", default=None)
+    ap.add_argument("--with-model", action="store_true",
+                    help="train a topic/stance model on 400 coded letters first, so every letter gets suggestions")
     args = ap.parse_args()
     work = Path(tempfile.mkdtemp(prefix="mailroom-intake-bench-"))
     settings = Settings.from_env({}, instance_dir=work, database_url=args.database_url or f"sqlite:///{work / 'b.db'}",
@@ -70,10 +99,12 @@ def main() -> None:
     mbox = work / "bench.mbox"
     n = write_mbox(mbox, args.messages, args.mbox_mb * 1024 * 1024)
     size_mb = mbox.stat().st_size / 1048576
+    if args.with_model:
+        train_model(db)
     rss_before = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
     t0 = time.perf_counter()
     summary = import_items(db, iter_mbox([mbox]), incoming_email, source="bench", max_bytes=settings.max_message_bytes,
-                           rules=Rules())
+                           rules=Rules(autocode_confidence=0.95 if args.with_model else 0.0))
     seconds = time.perf_counter() - t0
     out = {"backend": db.engine.dialect.name, "messages": n, "mbox_mb": round(size_mb, 1),
            "received": summary.received, "duplicates": summary.duplicates, "failed": summary.failed,
@@ -81,7 +112,8 @@ def main() -> None:
            "peak_rss_mb": round(resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024, 1),
            "rss_before_import_mb": round(rss_before, 1)}
     print(json.dumps(out, indent=2))
-    suffix = f"-{args.mbox_mb}mb" if args.mbox_mb else ""
+    out["with_model"] = args.with_model
+    suffix = (f"-{args.mbox_mb}mb" if args.mbox_mb else "") + ("-model" if args.with_model else "")
     dest = Path(__file__).parent / "results" / f"intake-{out['backend']}{suffix}.json"
     dest.write_text(json.dumps(out, indent=2) + "\n")
 
