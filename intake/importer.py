@@ -15,7 +15,7 @@ from sqlalchemy.orm import Session
 from correspondence.db import Database
 from correspondence.models import Channel, ConstituentEmail, Message, MessageStatus
 from intake.files import Unreadable
-from intake.pipeline import Rules, process_message
+from intake.pipeline import AFTER_SUGGEST, BEFORE_SUGGEST, Rules, process_message, suggest_many
 from intake.receive import Incoming, Received, receive, receive_many
 
 log = logging.getLogger(__name__)
@@ -102,11 +102,19 @@ def _import_chunk(session: Session, batch: list[tuple[str, bytes]], adapter: Ada
         created: dict = {}
         results = receive_many(session, incomings, max_bytes=max_bytes, raw_cache=cache)
         known = _known_senders(session, [r.message for r in results if r.message is not None])
+        rules = rules or Rules()
+        started = []
         for result in results:
             message = None
             if not result.duplicate and not result.quarantined:
-                message = process_message(session, result.message or result.message_id, rules=rules, raw_cache=cache,
-                                          created=created, isolate=False, known_emails=known)
+                message = process_message(session, result.message or result.message_id, BEFORE_SUGGEST, rules=rules,
+                                          raw_cache=cache, created=created, isolate=False, known_emails=known,
+                                          finish=False)
+            started.append((result, message))
+        suggest_many(session, [m for _r, m in started if m is not None], rules)
+        for result, message in started:
+            if message is not None:
+                message = process_message(session, message, AFTER_SUGGEST, rules=rules, isolate=False)
             _count(part, result, message)
         session.commit()
     except Exception:

@@ -436,12 +436,28 @@ class Suggest:
 
 STAGES: tuple[Stage, ...] = (Decode(), CheckDelivery(), Clean(), MatchConstituent(), District(), Classify(),
                              BatchStage(), Suggest(), Route())
+# A batch import runs the stages before Suggest message by message, then suggests for the whole chunk
+# in one call to the model (a letter costs ~0.1 ms that way instead of ~0.7 ms), then routes.
+BEFORE_SUGGEST = STAGES[:-2]
+AFTER_SUGGEST = STAGES[-1:]
+
+
+def suggest_many(session: Session, messages: list[Message], rules: Rules) -> None:
+    """The Suggest stage for many messages at once (a batch import's chunk)."""
+    todo = [m for m in messages if m.topic_id is None and m.direction == Direction.INBOUND
+            and m.status != MessageStatus.QUARANTINED]
+    if not todo:
+        return
+    if "suggester" not in rules.cache:
+        rules.cache["suggester"] = active_suggester(session)
+    if rules.cache["suggester"] is not None:
+        suggest_for(session, todo, suggester=rules.cache["suggester"], autocode=rules.autocode_confidence)
 
 
 def process_message(session: Session, message_id: int | Message, stages: tuple[Stage, ...] = STAGES, *,
                     rules: Rules | None = None, raw_cache: dict[str, bytes] | None = None,
                     created: dict[str, Constituent] | None = None, isolate: bool = True,
-                    known_emails: dict[str, int | None] | None = None) -> Message:
+                    known_emails: dict[str, int | None] | None = None, finish: bool = True) -> Message:
     """Run every stage once; a message already processed is left as it is (safe to run twice).
 
     With isolate (the default) the run is one savepoint, so a failing stage undoes what earlier
@@ -471,5 +487,6 @@ def process_message(session: Session, message_id: int | Message, stages: tuple[S
         reason = f"{current}: unexpected error ({type(exc).__name__}: {str(exc)[:200]})"
     if reason:
         quarantine_message(session, message.id, reason=reason, actor_id=None)
-    message.processed_at = utcnow()
+    if finish or reason:
+        message.processed_at = utcnow()
     return message

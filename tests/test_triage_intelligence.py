@@ -291,3 +291,33 @@ def test_dashboard_analytics_charts_and_their_csv(client, auth, session, factory
     token = auth.csrf("/dashboard/analytics")
     assert "Recomputing" in client.post("/dashboard/analytics/recompute", data={"csrf_token": token},
                                         follow_redirects=True).get_data(as_text=True)
+
+
+def test_a_batch_import_suggests_for_the_whole_chunk_before_routing(session, factory, database, tmp_path):
+    from correspondence.models import RoutingRule
+    from intake.files import iter_mbox
+    from intake.importer import import_items
+    from intake.mail import incoming_email
+
+    topics = _coded(session, factory)
+    suggest.train(session, actor_id=None)
+    owner = factory.staffer(name="Roads person")
+    session.add(RoutingRule(name="roads", topic_id=topics["Transportation and Public Works"].id,
+                            staffer_ids=[owner.id], active=True))
+    session.commit()
+    mbox = tmp_path / "in.mbox"
+    letters = ["The bridge on route nine is crumbling and potholes on main street are worse.",
+               "Our school needs more teachers and college tuition is out of reach.", "Hello."]
+    mbox.write_text("".join(
+        f"From a@b Mon Nov  9 10:00:00 2026\nFrom: Writer {i} <w{i}@example.org>\nSubject: letter\n"
+        f"Message-ID: <imp-{i}@example.org>\nContent-Type: text/plain\n\n{text}\n\n" for i, text in enumerate(letters)))
+    summary = import_items(database, iter_mbox([mbox]), incoming_email, source="test", max_bytes=10_000_000,
+                           rules=Rules(autocode_confidence=0.5))
+    assert summary.received == 3
+    session.rollback()
+    session.expire_all()
+    got = {m.external_id: m for m in session.scalars(select(Message).where(Message.source == "test"))}
+    assert len(got) == 3, got
+    roads, school = got["<imp-0@example.org>"], got["<imp-1@example.org>"]
+    assert roads.topic_source == "model" and roads.assignee_id == owner.id  # auto-coded, then routed by topic
+    assert roads.processed_at is not None and school.suggestions["topics"][0][0] == topics["Education"].id
