@@ -52,7 +52,8 @@ def upgrade() -> None:
         op.execute("CREATE INDEX ix_messages_search ON messages USING gin (search_vector)")
     else:
         # FTS5 over the messages table (external content), kept current by triggers in the same
-        # transaction as the write; porter stemming, accents folded.
+        # transaction as the write; porter stemming, accents folded. A later migration that rebuilds
+        # `messages` with batch "move and copy" must create these three triggers again.
         op.execute("""CREATE VIRTUAL TABLE messages_fts USING fts5(
             subject, body_text, from_name, from_address, content='messages', content_rowid='id',
             tokenize='porter unicode61 remove_diacritics 2')""")
