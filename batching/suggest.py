@@ -12,7 +12,6 @@ examples, for the database or for a CSV/JSONL file of ``text`` and ``label``.
 
 from __future__ import annotations
 
-import io
 import pickle
 import random
 from collections import Counter
@@ -295,29 +294,19 @@ def evaluate(texts: list[str], labels: list, *, folds: int = 5, sizes: Sequence[
 
 
 def read_labelled(path: str) -> tuple[list[str], list[str]]:
-    """A CSV (columns text,label) or JSONL ({"text": …, "label": …}) file of labelled examples."""
-    import csv
-    import json
+    """A CSV or JSONL file of labelled examples (``text``, ``label``), read as `batch eval` reads files."""
+    from pathlib import Path
 
-    texts, labels = [], []
-    with open(path, encoding="utf-8-sig") as handle:
-        if path.endswith((".jsonl", ".json", ".ndjson")):
-            for number, line in enumerate(handle, start=1):
-                if not line.strip():
-                    continue
-                try:
-                    item = json.loads(line)
-                except json.JSONDecodeError as exc:
-                    raise ValidationFailed(f"line {number} is not JSON: {exc}") from None
-                if item.get("text") and item.get("label") not in (None, ""):
-                    texts.append(str(item["text"]))
-                    labels.append(str(item["label"]))
-        else:
-            reader = csv.DictReader(io.StringIO(handle.read()))
-            if not reader.fieldnames or not {"text", "label"} <= set(reader.fieldnames):
-                raise ValidationFailed("the CSV needs the columns text and label")
-            for row in reader:
-                if row.get("text") and row.get("label"):
-                    texts.append(row["text"])
-                    labels.append(row["label"])
-    return texts, labels
+    from batching.evalfile import read_rows
+
+    try:
+        rows = read_rows(Path(path))
+    except ValueError as exc:
+        if "no 'text' column" in str(exc):
+            raise ValidationFailed(f"the file needs the columns text and label ({exc})") from None
+        raise ValidationFailed(str(exc)) from None
+    if rows and "label" not in rows[0]:
+        raise ValidationFailed("the file needs the columns text and label")
+    pairs = [(str(r["text"]), str(r["label"]).strip()) for r in rows
+             if r.get("text") and r.get("label") not in (None, "")]
+    return [t for t, _ in pairs], [label for _, label in pairs]
