@@ -199,6 +199,7 @@ def test_merge_moves_everything_and_undo_puts_it_back(client, auth, session, fac
 
     case = cases.open_case(session, constituent_id=gone.id, category_id=category.id, subject="Refund",
                            actor_id=None)
+    cases.add_note(session, case.id, "Called the IRS liaison", actor_id=factory.staffer().id)
     session.commit()
     auth.login("caseworker")
     compare = client.get(f"/constituents/{keep.id}/merge/{gone.id}").get_data(as_text=True)
@@ -219,6 +220,9 @@ def test_merge_moves_everything_and_undo_puts_it_back(client, auth, session, fac
     assert segments.count(session, segments.SegmentFilter(tags=("veteran",))) == 1  # only the kept record
     merged_page = client.get(f"/constituents/{gone.id}").get_data(as_text=True)
     assert "was merged into" in merged_page
+    kept_page = client.get(f"/constituents/{keep.id}").get_data(as_text=True)
+    assert "another record merged in" in kept_page and "Refund" in kept_page  # the timeline holds the activity
+    assert "Called the IRS liaison" in kept_page  # and the case's notes
 
     event = session.scalar(select(AuditEvent).where(AuditEvent.action == "constituent.merge"))
     undone = client.post(f"/constituents/merges/{event.id}/undo", data={"csrf_token": token},

@@ -63,8 +63,15 @@ class Entry:
     ref: int
 
 
+ACTIVITY_LABELS = {"constituent.edit": "record edited", "constituent.tag": "tagged", "constituent.untag": "tag removed",
+                   "constituent.merge": "another record merged in", "constituent.unmerge": "merge undone",
+                   "constituent.import_create": "created by a CSV import",
+                   "constituent.import_match": "filled in by a CSV import"}
+
+
 def timeline(session: Session, constituent_id: int, limit: int = 200) -> list[Entry]:
-    """Every message, answer and case of one person, newest first."""
+    """Every message, answer, case, case note and change to the record of one person, newest first."""
+    from correspondence.models import AuditEvent, CaseNote
     entries = [Entry(m.received_at, "message", m.subject or "(no subject)", m.channel.label, m.id)
                for m in session.scalars(select(Message).where(Message.constituent_id == constituent_id)
                                         .order_by(Message.received_at.desc()).limit(limit))]
@@ -75,8 +82,29 @@ def timeline(session: Session, constituent_id: int, limit: int = 200) -> list[En
     entries += [Entry(c.opened_at, "case", c.subject, f"{c.category.name} · {c.status.value.replace('_', ' ')}", c.id)
                 for c in session.scalars(select(Case).where(Case.constituent_id == constituent_id)
                                          .order_by(Case.opened_at.desc()).limit(limit))]
+    entries += [Entry(n.created_at, "note", n.text[:120], f"on case {n.case_id}", n.case_id)
+                for n in session.scalars(select(CaseNote).join(Case, Case.id == CaseNote.case_id)
+                                         .where(Case.constituent_id == constituent_id)
+                                         .order_by(CaseNote.id.desc()).limit(limit))]
+    entries += [Entry(e.at, "activity", ACTIVITY_LABELS.get(e.action, e.action), _activity_detail(e), 0)
+                for e in session.scalars(select(AuditEvent).where(AuditEvent.object_type == "constituent",
+                                                                  AuditEvent.object_id == str(constituent_id))
+                                         .order_by(AuditEvent.id.desc()).limit(limit))]
     entries.sort(key=lambda e: e.at, reverse=True)
     return entries[:limit]
+
+
+def _activity_detail(event) -> str:  # type: ignore[no-untyped-def]
+    after = event.after or {}
+    if "tag" in after or "tag" in (event.before or {}):
+        return str(after.get("tag") or (event.before or {}).get("tag"))
+    if event.action == "constituent.edit":
+        return ", ".join(sorted(after))
+    if "merged_id" in after:
+        return f"record {after['merged_id']}"
+    if "import_id" in after:
+        return f"import {after['import_id']}, line {after.get('row')}"
+    return ""
 
 
 TAG_RE = re.compile(r"[\w][\w .&'/-]{0,59}")
