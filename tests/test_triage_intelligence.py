@@ -235,6 +235,13 @@ def test_search_filters_batch_and_topic(session, factory):
     assert ids("topic:health") == {b.id}
     assert ids("water topic:nosuchtopic") == set()
     assert "batch: needs a batch number" in search.parse("batch:abc").notes[0]
+    from datetime import timedelta
+
+    a.received_at = factory_now() - timedelta(days=40)
+    session.flush()
+    since = (factory_now() - timedelta(days=10)).date().isoformat()
+    assert ids(f"water after:{since}") == {b.id} and ids(f"water before:{since}") == {a.id}
+    assert "after: needs a date" in search.parse("after:yesterday").notes[0]
 
 
 # --- dashboard analytics --------------------------------------------------------------------------

@@ -7,8 +7,8 @@ are small tables searched with plain indexed conditions.
 
 The query language: bare words (all must appear, stemmed), "quoted phrases", and field filters
 ``from:`` (sender name or address), ``topic:`` (topic name), ``status:``, ``batch:`` (number) and
-``zip:``. Nothing a person types is passed to SQL or to the FTS parser as syntax: words are reduced
-to letters and digits and quoted, so a stray quote, ``*``, ``NEAR`` or ``;`` finds text or nothing,
+``zip:``, ``after:`` and ``before:`` (dates). Nothing a person types is passed to SQL or to the
+FTS parser as syntax: words are reduced to letters and digits and quoted, so a stray quote, ``*``, ``NEAR`` or ``;`` finds text or nothing,
 never an error.
 """
 
@@ -16,6 +16,7 @@ from __future__ import annotations
 
 import re
 from dataclasses import dataclass, field
+from datetime import UTC, date, datetime, time
 
 from markupsafe import Markup, escape
 from sqlalchemy import Integer, String, cast, column, func, literal, literal_column, or_, select, text
@@ -38,7 +39,7 @@ CANDIDATES = 2000  # rank the most recent this many matches (a common word can m
 # common word is answered from the newest 100,000 letters, a rare one from the whole mailbox.
 WINDOWS = (100_000, 1_000_000, None)
 ENOUGH = 200
-FIELDS = ("from", "topic", "status", "batch", "zip")
+FIELDS = ("from", "topic", "status", "batch", "zip", "after", "before")
 _TOKEN = re.compile(r'(\w+):"([^"]*)"?|(\w+):(\S+)|"([^"]*)"?|(\S+)')
 _WORD = re.compile(r"\w+", re.UNICODE)
 START, STOP = "\x02", "\x03"
@@ -86,6 +87,12 @@ def parse(raw: str) -> Query:
     query.phrases = query.phrases[:5]
     if "batch" in query.filters and not query.filters["batch"].isdigit():
         query.notes.append(f"batch: needs a batch number, not {query.filters.pop('batch')!r}")
+    for key in ("after", "before"):
+        if key in query.filters:
+            try:
+                date.fromisoformat(query.filters[key])
+            except ValueError:
+                query.notes.append(f"{key}: needs a date like 2026-03-01, not {query.filters.pop(key)!r}")
     if "status" in query.filters:
         value = query.filters["status"].lower().replace(" ", "_")
         if value not in {s.value for s in MessageStatus} | {s.value for s in CaseStatus} | {"open"}:
@@ -140,6 +147,10 @@ def _message_filters(session: Session, query: Query) -> list:
             conditions.append(literal(False))
     if "batch" in f:
         conditions.append(Message.batch_id == int(f["batch"]))
+    if "after" in f:
+        conditions.append(Message.received_at >= datetime.combine(date.fromisoformat(f["after"]), time.min, UTC))
+    if "before" in f:
+        conditions.append(Message.received_at < datetime.combine(date.fromisoformat(f["before"]), time.min, UTC))
     if "zip" in f:
         conditions.append(Message.constituent_id.in_(select(Constituent.id).where(
             Constituent.zip5 == f["zip"][:5])))
