@@ -8,8 +8,8 @@ are small tables searched with plain indexed conditions.
 The query language: bare words (all must appear, stemmed), "quoted phrases", and field filters
 ``from:`` (sender name or address), ``topic:`` (topic name), ``status:``, ``batch:`` (number) and
 ``zip:``, ``after:`` and ``before:`` (dates). Nothing a person types is passed to SQL or to the
-FTS parser as syntax: words are reduced to letters and digits and quoted, so a stray quote, ``*``, ``NEAR`` or ``;`` finds text or nothing,
-never an error.
+FTS parser as syntax: words are reduced to letters and digits and quoted, so a stray quote, ``*``,
+``NEAR`` or ``;`` finds text or nothing, never an error.
 """
 
 from __future__ import annotations
