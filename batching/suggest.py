@@ -174,6 +174,34 @@ def activate(session: Session, version: int, *, actor_id: int | None) -> TopicMo
     return row
 
 
+KEEP_VERSIONS = 10
+
+
+def prune_versions(session: Session, keep: int = KEEP_VERSIONS) -> list[str]:
+    """Drop model versions older than the newest `keep` (never the active one); returns the digests
+    whose files the caller removes once this transaction has committed."""
+    from correspondence.models import Blob
+
+    newest = set(session.scalars(select(TopicModel.version).order_by(TopicModel.version.desc()).limit(keep)))
+    old = list(session.scalars(select(TopicModel).where(TopicModel.version.not_in(newest),
+                                                        TopicModel.active.is_(False))))
+    digests = []
+    for row in old:
+        digests.append(row.blob_sha256)
+        session.delete(row)
+    session.flush()
+    gone = [d for d in set(digests) if session.scalar(select(TopicModel.id).where(
+        TopicModel.blob_sha256 == d).limit(1)) is None]
+    for digest in gone:
+        blob = session.get(Blob, digest)
+        if blob is not None:
+            session.delete(blob)
+    if old:
+        record(session, actor_id=None, action="topic_model.prune", object_type="topic_model",
+               object_id=min(r.version for r in old), after={"versions": sorted(r.version for r in old)})
+    return gone
+
+
 def versions(session: Session) -> list[TopicModel]:
     return list(session.scalars(select(TopicModel).order_by(TopicModel.version.desc()).limit(30)))
 

@@ -78,6 +78,10 @@ class BlobStore:
         except FileNotFoundError:
             return None
 
+    def remove(self, digest: str) -> None:
+        """Delete a blob's file (call only after the transaction that dropped its last row committed)."""
+        self.path_for(digest).unlink(missing_ok=True)
+
     def verify(self, digest: str) -> bool:
         """True when the file exists and its content still hashes to its name."""
         data = self.get(digest)

@@ -101,6 +101,12 @@ def test_the_model_learns_suggests_applies_and_rolls_back(session, factory):
     assert suggest.active_suggester(session).version == 1
     actions = [a for a in session.scalars(select(AuditEvent.action).where(AuditEvent.object_type == "topic_model"))]
     assert sorted(actions) == ["topic_model.activate", "topic_model.train", "topic_model.train"]
+    # Old versions are dropped beyond the newest few, never the active one.
+    third = suggest.train(session, actor_id=None)
+    suggest.activate(session, 1, actor_id=None)
+    dropped = suggest.prune_versions(session, keep=1)
+    assert dropped == [second.blob_sha256] or set(dropped) == {second.blob_sha256}
+    assert sorted(v.version for v in suggest.versions(session)) == [1, third.version]
 
 
 def test_intake_pipeline_suggests_for_uncoded_mail(session, factory):

@@ -173,7 +173,7 @@ def run_train_topics(actor_id: int = 0) -> dict[str, object]:
 
     Scheduled daily and on demand; with too little coded mail it says so and changes nothing.
     """
-    from batching.suggest import rescore_open, train
+    from batching.suggest import prune_versions, rescore_open, train
     from correspondence.errors import ValidationFailed
 
     settings = context.settings()
@@ -181,9 +181,14 @@ def run_train_topics(actor_id: int = 0) -> dict[str, object]:
         with context.database().unit_of_work() as session:
             model = train(session, actor_id=actor_id or None)
             version, metrics = model.version, model.metrics
+            dropped = prune_versions(session)
     except ValidationFailed as exc:
         log.info("topic model not trained: %s", exc)
         return {"trained": False, "reason": str(exc)}
+    store = context.database().blobs
+    for digest in dropped:  # after the commit: a row never points at a missing file
+        if store is not None:
+            store.remove(digest)
     with context.database().unit_of_work() as session:
         scored, applied = rescore_open(session, autocode=settings.autocode_confidence)
     return {"trained": True, "version": version, "metrics": metrics, "rescored": scored, "applied": applied}
