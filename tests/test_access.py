@@ -73,6 +73,7 @@ MATRIX = {
     "constituents.count_json": ALL,
     "constituents.export_csv": ALL,
     "constituents.tags": ALL,
+    "constituents.contacts": ALL,
     "constituents.duplicate_list": ALL,
     "constituents.merge": ALL,
     "constituents.undo_merge": ALL,

@@ -464,3 +464,27 @@ def test_the_office_keeps_its_case_categories_and_their_steps(client, auth, sess
     dup = client.post("/admin/case-categories", data={"csrf_token": token, "name": "Passports",
                                                       "steps": "task | x | 1"}, follow_redirects=True)
     assert "already a category called" in dup.get_data(as_text=True)
+
+
+def test_emails_and_phones_are_added_and_removed_with_an_audit_trail(client, auth, session, factory):
+    person = factory.constituent(email="ana@example.org")
+    other = factory.constituent(email="taken@example.org")
+    session.commit()
+    auth.login("correspondent")
+    token = auth.csrf(f"/constituents/{person.id}")
+    post = lambda **data: client.post(f"/constituents/{person.id}/contacts", data={"csrf_token": token, **data},  # noqa: E731
+                                      follow_redirects=True).get_data(as_text=True)
+    assert "Added +16145550143." in post(kind="phone", value="(614) 555-0143")
+    assert "Added ana.work@example.org." in post(kind="email", value="Ana.Work@Example.org")
+    assert "is not a phone number" in post(kind="phone", value="12")
+    assert f"belongs to constituent {other.id}" in post(kind="email", value="taken@example.org")
+    assert "Removed ana@example.org." in post(kind="email", remove="ana@example.org")
+    session.rollback()
+    session.expire_all()
+    person = session.get(Constituent, person.id)
+    assert [e.address for e in person.emails] == ["ana.work@example.org"]
+    assert [p.number for p in person.phones] == ["+16145550143"]
+    actions = [e.action for e in session.scalars(select(AuditEvent).where(
+        AuditEvent.object_id == str(person.id), AuditEvent.object_type == "constituent").order_by(AuditEvent.id))]
+    assert actions == ["constituent.add_phone", "constituent.add_email", "constituent.remove_email"]
+    assert "phone added" in client.get(f"/constituents/{person.id}").get_data(as_text=True)

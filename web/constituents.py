@@ -77,6 +77,24 @@ def tags(constituent_id: int):  # type: ignore[no-untyped-def]
     return run_action(session, change, back=back)
 
 
+@bp.route("/<int:constituent_id>/contacts", methods=["POST"])
+@roles(*ALL_STAFF)
+def contacts(constituent_id: int):  # type: ignore[no-untyped-def]
+    session = db_session()
+    back = url_for("constituents.view", constituent_id=constituent_id)
+
+    def change() -> tuple[str, str]:
+        kind = request.form.get("kind", "")
+        if request.form.get("remove"):
+            service.remove_contact(session, constituent_id, kind, request.form["remove"], actor_id=current_user.id)
+            return f"Removed {request.form['remove']}.", back
+        value = service.add_contact(session, constituent_id, kind, request.form.get("value", ""),
+                                    actor_id=current_user.id)
+        return f"Added {value}.", back
+
+    return run_action(session, change, back=back)
+
+
 # --- duplicates and merge ----------------------------------------------------------------------
 
 @bp.route("/duplicates")

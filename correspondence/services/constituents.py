@@ -66,7 +66,9 @@ class Entry:
 ACTIVITY_LABELS = {"constituent.edit": "record edited", "constituent.tag": "tagged", "constituent.untag": "tag removed",
                    "constituent.merge": "another record merged in", "constituent.unmerge": "merge undone",
                    "constituent.import_create": "created by a CSV import",
-                   "constituent.import_match": "filled in by a CSV import"}
+                   "constituent.import_match": "filled in by a CSV import",
+                   "constituent.add_email": "email added", "constituent.remove_email": "email removed",
+                   "constituent.add_phone": "phone added", "constituent.remove_phone": "phone removed"}
 
 
 def timeline(session: Session, constituent_id: int, limit: int = 200) -> list[Entry]:
@@ -96,8 +98,9 @@ def timeline(session: Session, constituent_id: int, limit: int = 200) -> list[En
 
 def _activity_detail(event) -> str:  # type: ignore[no-untyped-def]
     after = event.after or {}
-    if "tag" in after or "tag" in (event.before or {}):
-        return str(after.get("tag") or (event.before or {}).get("tag"))
+    for key in ("tag", "email", "phone"):
+        if key in after or key in (event.before or {}):
+            return str(after.get(key) or (event.before or {}).get(key))
     if event.action == "constituent.edit":
         return ", ".join(sorted(after))
     if "merged_id" in after:
@@ -142,3 +145,63 @@ def remove_tag(session: Session, constituent_id: int, tag: str, *, actor_id: int
 def all_tags(session: Session) -> list[tuple[str, int]]:
     return [(t, n) for t, n in session.execute(select(ConstituentTag.tag, func.count()).group_by(ConstituentTag.tag)
                                                .order_by(ConstituentTag.tag))]
+
+
+_EMAIL_RE = re.compile(r"[^@\s<>,;]+@[^@\s<>,;]+\.[A-Za-z]{2,}")
+
+
+def normalise_phone(text: str) -> str:
+    """A phone number as E.164 (+16145550100); US numbers may be written any usual way."""
+    import phonenumbers
+
+    try:
+        number = phonenumbers.parse(text.strip(), "US")
+    except phonenumbers.NumberParseException:
+        raise ValidationFailed(f"{text.strip()[:30]!r} is not a phone number") from None
+    if not phonenumbers.is_possible_number(number):
+        raise ValidationFailed(f"{text.strip()[:30]!r} is not a phone number")
+    return phonenumbers.format_number(number, phonenumbers.PhoneNumberFormat.E164)
+
+
+def add_contact(session: Session, constituent_id: int, kind: str, text: str, *, actor_id: int | None) -> str:
+    """Add an email address or a phone number to a person; an email already on another record is refused
+    (merge the two records instead)."""
+    from correspondence.models import ConstituentEmail, ConstituentPhone
+
+    person = get_constituent(session, constituent_id)
+    if kind == "email":
+        address = text.strip().lower()
+        if not _EMAIL_RE.fullmatch(address) or len(address) > 320:
+            raise ValidationFailed(f"{text.strip()[:60]!r} is not an email address")
+        owner = session.scalar(select(ConstituentEmail.constituent_id).where(ConstituentEmail.address == address))
+        if owner == person.id:
+            return address
+        if owner is not None:
+            raise ValidationFailed(f"{address} belongs to constituent {owner}; if they are the same person, "
+                                   "merge the two records")
+        person.emails.append(ConstituentEmail(address=address))
+        value = address
+    elif kind == "phone":
+        value = normalise_phone(text)
+        if value in {p.number for p in person.phones}:
+            return value
+        person.phones.append(ConstituentPhone(number=value))
+    else:
+        raise ValidationFailed("add an email or a phone")
+    record(session, actor_id=actor_id, action=f"constituent.add_{kind}", object_type="constituent",
+           object_id=person.id, after={kind: value})
+    return value
+
+
+def remove_contact(session: Session, constituent_id: int, kind: str, value: str, *, actor_id: int | None) -> None:
+    person = get_constituent(session, constituent_id)
+    items = person.emails if kind == "email" else person.phones if kind == "phone" else None
+    if items is None:
+        raise ValidationFailed("remove an email or a phone")
+    for item in list(items):
+        if (item.address if kind == "email" else item.number) == value:
+            items.remove(item)
+            record(session, actor_id=actor_id, action=f"constituent.remove_{kind}", object_type="constituent",
+                   object_id=person.id, before={kind: value})
+            return
+    raise NotFound(f"{person.full_name} has no {kind} {value!r}")
