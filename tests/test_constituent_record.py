@@ -184,7 +184,7 @@ def test_duplicates_are_found_by_phone_mailbox_and_name_address(session, factory
     assert "same phone" in found[phone_twin.id] and "similar name and address" in found[name_twin.id]
     assert stranger.id not in found
     pairs = {(p.a.id, p.b.id) for p in duplicates.office_candidates(session)}
-    assert (a.id, phone_twin.id) in pairs and (a.id, name_twin.id) in pairs
+    assert (a.id, phone_twin.id) in pairs and (a.id, name_twin.id) in pairs and (a.id, mailbox_twin.id) in pairs
 
 
 def test_merge_moves_everything_and_undo_puts_it_back(client, auth, session, factory):

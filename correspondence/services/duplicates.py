@@ -11,7 +11,7 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 
 from rapidfuzz import fuzz
-from sqlalchemy import func, select, update
+from sqlalchemy import func, or_, select, update
 from sqlalchemy.orm import Session, selectinload
 
 from correspondence.errors import NotFound, ValidationFailed
@@ -135,6 +135,18 @@ def office_candidates(session: Session, limit: int = 100) -> list[Pair]:
             if key not in seen:
                 seen.add(key)
                 pairs.append(Pair(people[0], other, f"same phone {number}", 100))
+    # The same mailbox written two ways ("+news" tags, Gmail's dots) on two records.
+    mailboxes: dict[str, int] = {}
+    for address, cid in session.execute(
+            select(ConstituentEmail.address, ConstituentEmail.constituent_id).join(Constituent).where(
+                live, or_(ConstituentEmail.address.like("%+%@%"), ConstituentEmail.address.like("%@gmail.com"),
+                          ConstituentEmail.address.like("%@googlemail.com"))).order_by(ConstituentEmail.id)):
+        key = normalise_email(address)
+        first = mailboxes.setdefault(key, cid)
+        if first != cid and (min(first, cid), max(first, cid)) not in seen:
+            seen.add((min(first, cid), max(first, cid)))
+            a, b = session.get(Constituent, min(first, cid)), session.get(Constituent, max(first, cid))
+            pairs.append(Pair(a, b, f"same mailbox ({key})", 100))
     groups = (select(Constituent.last_name, Constituent.zip5).where(live, Constituent.last_name.is_not(None),
                                                                     Constituent.zip5.is_not(None))
               .group_by(Constituent.last_name, Constituent.zip5).having(func.count() > 1).limit(limit * 5))
