@@ -13,11 +13,13 @@ from playwright.sync_api import sync_playwright  # noqa: E402
 from sqlalchemy import select  # noqa: E402
 from werkzeug.serving import make_server  # noqa: E402
 
+from batching.suggest import rescore_open, train  # noqa: E402
 from config import Settings  # noqa: E402
 from correspondence.db import Database  # noqa: E402
 from correspondence.demo import build_demo_office  # noqa: E402
-from correspondence.models import Staffer  # noqa: E402
+from correspondence.models import Staffer, Topic  # noqa: E402
 from correspondence.passwords import hash_password  # noqa: E402
+from correspondence.services.analytics import refresh  # noqa: E402
 from web import create_app  # noqa: E402
 from workers.setup import initialise  # noqa: E402
 
@@ -36,6 +38,11 @@ def main() -> None:
         maria = s.scalar(select(Staffer).where(Staffer.email == "maria.alvarez@mailroom.local"))
         maria.password_hash = hash_password(PASSWORD)
         maria.must_change_password = False
+        # A first topic model (suggestions in the inbox) and the analytics snapshot, as the jobs make them.
+        train(s, actor_id=None)
+        rescore_open(s, autocode=0.0)
+        refresh(s)
+        health = s.scalar(select(Topic.id).where(Topic.name == "Health"))
     server = make_server("127.0.0.1", 0, create_app(settings), threaded=True)
     threading.Thread(target=server.serve_forever, daemon=True).start()
     base = f"http://127.0.0.1:{server.server_port}"
@@ -54,6 +61,12 @@ def main() -> None:
         page.keyboard.press("x")
         page.keyboard.press("j")
         page.screenshot(path=str(HERE / "inbox.png"))
+        page.goto(f"{base}/dashboard/analytics")
+        page.screenshot(path=str(HERE / "analytics.png"))
+        page.goto(f'{base}/search/?q="social+security"+status:open')
+        page.screenshot(path=str(HERE / "search.png"))
+        page.goto(f"{base}/constituents/?topic_id={health}&district=in_district")
+        page.screenshot(path=str(HERE / "segment.png"))
         browser.close()
     server.shutdown()
 

@@ -18,7 +18,7 @@ def _legend(names: list[str], y: int) -> list[str]:
     for i, name in enumerate(names):
         out.append(f'<rect x="{x}" y="{y}" width="10" height="10" fill="{PALETTE[i % len(PALETTE)]}"/>'
                    f'<text x="{x + 14}" y="{y + 9}" font-size="11">{escape(name)}</text>')
-        x += 18 + 7 * len(name)
+        x += 24 + 8 * len(name)
     return out
 
 
