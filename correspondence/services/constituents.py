@@ -147,7 +147,7 @@ def all_tags(session: Session) -> list[tuple[str, int]]:
                                                .order_by(ConstituentTag.tag))]
 
 
-_EMAIL_RE = re.compile(r"[^@\s<>,;]+@[^@\s<>,;]+\.[A-Za-z]{2,}")
+EMAIL_RE = re.compile(r"[^@\s<>,;]+@[^@\s<>,;]+\.[A-Za-z]{2,}")
 
 
 def normalise_phone(text: str) -> str:
@@ -171,7 +171,7 @@ def add_contact(session: Session, constituent_id: int, kind: str, text: str, *, 
     person = get_constituent(session, constituent_id)
     if kind == "email":
         address = text.strip().lower()
-        if not _EMAIL_RE.fullmatch(address) or len(address) > 320:
+        if not EMAIL_RE.fullmatch(address) or len(address) > 320:
             raise ValidationFailed(f"{text.strip()[:60]!r} is not an email address")
         owner = session.scalar(select(ConstituentEmail.constituent_id).where(ConstituentEmail.address == address))
         if owner == person.id:

@@ -15,7 +15,6 @@ import re
 from collections.abc import Iterator
 from dataclasses import dataclass, field
 
-import phonenumbers
 from sqlalchemy import select, update
 from sqlalchemy.orm import Session, selectinload
 
@@ -32,7 +31,7 @@ from correspondence.models import (
 )
 from correspondence.services.audit import record, record_many
 from correspondence.services.blobs import load_blob, store_blob
-from correspondence.services.constituents import clean_tag
+from correspondence.services.constituents import EMAIL_RE, clean_tag, normalise_phone
 
 MAX_ROWS = 200_000
 CHUNK = 1000
@@ -60,7 +59,6 @@ _GUESSES = {
     "zip": {"zip", "zipcode", "postalcode", "postcode", "zip5"},
     "tags": {"tags", "tag", "groups", "labels"},
 }
-_EMAIL = re.compile(r"[^@\s<>,;]+@[^@\s<>,;]+\.[A-Za-z]{2,}")
 _FORMULA = re.compile(r"^\s*[=]")
 
 
@@ -218,18 +216,15 @@ def validate_row(number: int, cells: list[str], mapping: dict[str, str], columns
         for part in re.split(r"[;,\s]+", email):
             if not part:
                 continue
-            if _EMAIL.fullmatch(part) and len(part) <= 320:
+            if EMAIL_RE.fullmatch(part) and len(part) <= 320:
                 row.emails.append(part.lower())
             else:
                 row.problems.append(f"email {part[:60]!r} is not an email address")
     phone = values.pop("phone", "")
     if phone:
         try:
-            number_ = phonenumbers.parse(phone, "US")
-            if not phonenumbers.is_possible_number(number_):
-                raise phonenumbers.NumberParseException(0, "impossible")
-            row.phone = phonenumbers.format_number(number_, phonenumbers.PhoneNumberFormat.E164)
-        except phonenumbers.NumberParseException:
+            row.phone = normalise_phone(phone)
+        except ValidationFailed:
             row.problems.append(f"phone {phone[:30]!r} is not a phone number")
     state = values.get("state", "")
     if state:
