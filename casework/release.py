@@ -32,8 +32,8 @@ _ENV = Environment(autoescape=select_autoescape(default=True))
 
 
 def release_pdf(case: Case, settings) -> bytes:  # type: ignore[no-untyped-def]
-    from weasyprint import HTML
+    from drafting.printing import html_to_pdf  # no URL fetched, no file read (issue 12)
 
     html = _ENV.from_string(_PAGE).render(case=case, address=address_block(case.constituent),
                                           office=settings.office_name, member=settings.member_name)
-    return HTML(string=html).write_pdf()
+    return html_to_pdf(html)

@@ -77,6 +77,9 @@ class Settings:
     member_name: str = "Representative Jane Doe"
     signature: str = "Sincerely,\n\nJane Doe\nMember of Congress"
     letterhead: str = "Office of Representative Jane Doe · 1 Capitol Street · Washington, DC 20515"
+    # The budget of one filled-in letter (preview, apply to all, print): output size and wall-clock time.
+    letter_max_kb: int = 256
+    letter_render_seconds: float = 5.0
     # Where raw input and attachments are kept as files (default: the instance folder's blobs/).
     blob_dir_override: Path | None = None
 
@@ -121,6 +124,8 @@ class Settings:
             "member_name": env.get("MAILROOM_MEMBER_NAME", cls.member_name),
             "signature": env.get("MAILROOM_SIGNATURE", cls.signature).replace("\\n", "\n"),
             "letterhead": env.get("MAILROOM_LETTERHEAD", cls.letterhead),
+            "letter_max_kb": _positive(env, "MAILROOM_LETTER_MAX_KB", cls.letter_max_kb),
+            "letter_render_seconds": _positive(env, "MAILROOM_LETTER_RENDER_SECONDS", cls.letter_render_seconds),
             "blob_dir_override": Path(env["MAILROOM_BLOB_DIR"]).resolve() if env.get("MAILROOM_BLOB_DIR") else None,
             "cwc_offices": frozenset(o.strip().upper() for o in env.get("MAILROOM_CWC_OFFICES", "").split(",")
                                      if o.strip()),
@@ -170,6 +175,20 @@ def _int(env: Mapping[str, str], name: str, default: int) -> int:
         return int(raw)
     except ValueError as exc:
         raise SettingsError(f"{name}={raw!r} is not a whole number") from exc
+
+
+def _positive(env: Mapping[str, str], name: str, default: float) -> float:
+    """A number above zero (a whole number when the default is one)."""
+    raw = env.get(name)
+    if raw in (None, ""):
+        return default
+    try:
+        value = int(raw) if isinstance(default, int) else float(raw)
+    except ValueError:
+        raise SettingsError(f"{name}={raw!r} must be a number above 0") from None
+    if not value > 0 or value == float("inf"):
+        raise SettingsError(f"{name}={raw!r} must be a number above 0")
+    return value
 
 
 def _confidence(raw: str) -> float:

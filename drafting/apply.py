@@ -20,7 +20,7 @@ from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session, selectinload
 
 from correspondence.db import Database
-from correspondence.errors import NotFound, ValidationFailed
+from correspondence.errors import NotFound, PermissionDenied, ValidationFailed
 from correspondence.models import (
     ApplyRun,
     Batch,
@@ -40,7 +40,8 @@ from correspondence.services.audit import record
 from correspondence.services.blobs import store_blob
 from correspondence.services.messages import mark_responded
 from correspondence.states import can_move
-from drafting.render import LetterError, Office, context, render
+from drafting.headers import header_text
+from drafting.render import Budget, LetterError, Office, context, render, validate
 
 log = logging.getLogger(__name__)
 
@@ -53,6 +54,10 @@ PAPER_CHANNELS = (Channel.POSTAL, Channel.WALK_IN)
 def office_of(settings) -> Office:  # type: ignore[no-untyped-def]
     return Office(name=settings.office_name, member_name=settings.member_name, signature=settings.signature,
                   letterhead=settings.letterhead)
+
+
+def budget_of(settings) -> Budget:  # type: ignore[no-untyped-def]
+    return Budget(max_bytes=settings.letter_max_kb * 1024, seconds=settings.letter_render_seconds)
 
 
 def has_postal_address(message: Message) -> bool:
@@ -128,6 +133,12 @@ def start_run(session: Session, version_id: int, *, actor_id: int, batch_id: int
         raise NotFound(f"no letter version {version_id}")
     if version.state != VersionState.APPROVED:
         raise ValidationFailed("only an approved version can be sent; send it for review first")
+    problems = validate(version.body) + [f"subject: {p}" for p in validate(version.subject)]
+    if problems:  # it reached the database without the check: refuse it before anything is queued
+        raise ValidationFailed("this letter cannot be sent: " + "; ".join(problems))
+    own = version.letter.one_off_message_id
+    if own is not None and (batch_id is not None or sorted(set(message_ids or ())) != [own]):
+        raise PermissionDenied(f"this is a one-off reply to message {own}; it answers that message only")
     if batch_id is not None:
         batch = session.get(Batch, batch_id)
         if batch is None:
@@ -171,8 +182,10 @@ def respond(session: Session, message: Message, subject_source: str, body_source
     if method is None or not can_move(message.status, MessageStatus.RESPONDED):
         return None
     values = context(message, message.constituent, office_of(settings))
-    subject = render(subject_source, values).strip()[:500] or "Your letter"
-    body = render(body_source, values)
+    budget = budget_of(settings)
+    # The subject becomes a mail header: one line, whatever the merge fields held.
+    subject = header_text(render(subject_source, values, budget))[:500] or "Your letter"
+    body = render(body_source, values, budget)
     response = Response(message_id=message.id, constituent_id=message.constituent_id, version_id=version_id,
                         run_id=run_id, method=method, to_address=message.from_address if method ==
                         DeliveryMethod.EMAIL else None, subject=subject, body_text=body,
@@ -193,8 +206,19 @@ def execute_run(db: Database, run_id: int, settings, *,  # type: ignore[no-untyp
             raise NotFound(f"no apply run {run_id}")
         if run.state == "done":
             return run
-        run.state = "running"
         ids, version_id, actor_id = list(run.message_ids), run.version_id, run.created_by_id
+        own = s.get(LetterVersion, version_id).letter.one_off_message_id
+        refused = None
+        if own is not None and ids != [own]:
+            # A run recorded before start_run checked this: a one-off reply answers its own message only.
+            refused = f"a one-off reply to message {own} answers that message only; nothing was sent"
+            run.state, run.error = "failed", refused
+            record(s, actor_id=None, action="apply_run.refused", object_type="apply_run", object_id=run.id,
+                   detail=refused)
+        else:
+            run.state = "running"
+    if refused is not None:
+        raise PermissionDenied(refused)
     for chunk in _chunks(ids, CHUNK):
         emails: list[int] = []
         made: list[Response] = []

@@ -1,5 +1,12 @@
 """Print-ready letters: one PDF per run (one letter per page, addressed for a #10 window envelope) and
-a CSV of the same addresses for a mail house."""
+a CSV of the same addresses for a mail house.
+
+Every PDF Mailroom makes goes through ``html_to_pdf``, whose URL fetcher refuses every URL (http,
+https, ftp, file...) except inline ``data:``: the pages use no outside assets (fonts come from the
+system through fontconfig, styles are inline), so a letter, a letterhead or a case field can never
+make the server fetch a URL (SSRF) or read a local file into a PDF (``<img src="file:///etc/passwd">``,
+``<link rel="attachment" href="file:///...">``).
+"""
 
 from __future__ import annotations
 
@@ -48,12 +55,26 @@ def print_responses(session: Session, run: ApplyRun) -> list[tuple[Response, Con
     return [(r, constituents.get(r.constituent_id)) for r in rows]
 
 
-def letters_pdf(items: Sequence[tuple[Response, Constituent | None]], office: Office, today: str) -> bytes:
-    from weasyprint import HTML  # imported here: it loads Pango, which only printing needs
+def html_to_pdf(html: str) -> bytes:
+    """The page as a PDF, with no URL fetched and no file read (only inline data: URLs load)."""
+    # Imported here: WeasyPrint loads Pango, which only printing needs.
+    from weasyprint import HTML
+    from weasyprint.urls import URLFetcher
 
+    class NoOutsideResources(URLFetcher):
+        def fetch(self, url, headers=None):  # type: ignore[no-untyped-def]
+            if url[:5].lower() == "data:":
+                return super().fetch(url, headers)
+            raise ValueError(f"printing does not load outside resources: {url[:200]}")
+
+    fetcher = NoOutsideResources(allowed_protocols=("data",), allow_redirects=False, timeout=1)
+    return HTML(string=html, url_fetcher=fetcher).write_pdf()
+
+
+def letters_pdf(items: Sequence[tuple[Response, Constituent | None]], office: Office, today: str) -> bytes:
     html = _ENV.from_string(_PAGE).render(
         office=office, today=today, letters=[{"address": address_block(c), "body": r.body_text} for r, c in items])
-    return HTML(string=html).write_pdf()
+    return html_to_pdf(html)
 
 
 def mail_house_csv(items: Sequence[tuple[Response, Constituent | None]]) -> str:

@@ -1,16 +1,27 @@
 """Merge fields: form letters rendered in Jinja2's sandbox, with strict undefined fields.
 
 A letter sees plain values only (no database objects): ``constituent``, ``message``, ``office``
-and ``today``. ``validate`` refuses, at save time, a syntax error, a field that does not exist and
-any attribute starting with ``_``; the sandbox refuses the rest at render time
-(``{{ ''.__class__ }}`` and friends), and StrictUndefined makes a missing field an error before a
-letter is sent, never a blank in a sent letter.
+and ``today``. ``validate`` is an ALLOW-LIST over the parsed template: a letter may hold literal
+text, known merge fields (``{{ constituent.first_name }}``), string constants, a few safe filters
+(``upper``, ``lower``, ``title``, ``capitalize``, ``trim``, ``default('text')``), ``or``/``and``/``not``,
+``==``/``!=`` and ``{% if %}…{% elif %}…{% else %}…{% endif %}`` — nothing else: no arithmetic
+(``{{ 9**(9**8) }}`` would freeze the process that compiles it), no calls, no loops, no ``[ ]``, no
+macros, imports, ``set`` or blocks. The check runs when a version is saved and again before every
+render (a template that reached the database some other way is refused, never run).
+
+Rendering also has a budget (output size and wall-clock time, checked between output chunks) so a
+letter that is too long when filled in fails with a clear message. A single node cannot be
+interrupted in-process, which is why the allow-list, not the budget, is the real protection: with
+only fields, text and bounded filters allowed, no single node can be expensive. The sandbox and
+StrictUndefined stay underneath (a missing field is an error before a letter is sent, never a blank).
 """
 
 from __future__ import annotations
 
 import html
 import re
+import time
+from collections.abc import Iterator
 from dataclasses import dataclass
 from datetime import date
 from functools import lru_cache
@@ -30,11 +41,29 @@ FIELDS: dict[str, tuple[str, ...]] = {
 }
 FIELD_LIST = [f"{name}.{attr}" if attr else name for name, attrs in FIELDS.items() for attr in (attrs or ("",))]
 
+# The filters a letter may use: each returns a string no longer than its input (or the default).
+SAFE_FILTERS = ("upper", "lower", "title", "capitalize", "trim", "default", "d")
+
 _ENV = SandboxedEnvironment(undefined=StrictUndefined, autoescape=False, keep_trailing_newline=True)
+# Defence in depth behind the allow-list: no globals (range, lipsum, cycler, dict...) and only the safe
+# filters exist in the letters' environment at all.
+_ENV.globals.clear()
+_ENV.filters = {name: _ENV.filters[name] for name in SAFE_FILTERS}
 
 
 class LetterError(ValueError):
     """A letter that cannot be rendered: the text says what to fix."""
+
+
+@dataclass(frozen=True)
+class Budget:
+    """How much one filled-in letter may cost: output size in bytes (UTF-8) and wall-clock seconds."""
+
+    max_bytes: int = 256 * 1024
+    seconds: float = 5.0
+
+
+DEFAULT_BUDGET = Budget()
 
 
 @dataclass(frozen=True)
@@ -93,46 +122,169 @@ def context(message: Message | None, constituent: Constituent | None, office: Of
     }
 
 
+_ARITHMETIC = (nodes.Add, nodes.Sub, nodes.Mul, nodes.Div, nodes.FloorDiv, nodes.Mod, nodes.Pow, nodes.Neg,
+               nodes.Pos)
+_BLOCKS = {nodes.For: "loops ({% for %}) are", nodes.Macro: "macros are", nodes.CallBlock: "{% call %} blocks are",
+           nodes.Import: "imports are", nodes.FromImport: "imports are", nodes.Include: "includes are",
+           nodes.Extends: "{% extends %} is", nodes.Block: "{% block %} is", nodes.Assign: "{% set %} is",
+           nodes.AssignBlock: "{% set %} is", nodes.FilterBlock: "{% filter %} blocks are",
+           nodes.With: "{% with %} is", nodes.Scope: "{% autoescape %} is",
+           nodes.ScopedEvalContextModifier: "{% autoescape %} is", nodes.EvalContextModifier: "{% autoescape %} is"}
+_FIELD_HINT = "merge fields are written like {{ constituent.first_name }}"
+
+
+class _AllowList:
+    """Walks a parsed letter and notes, with its line, everything that is not on the allow-list."""
+
+    def __init__(self) -> None:
+        self.problems: list[str] = []
+
+    def refuse(self, node: nodes.Node, text: str) -> None:
+        lineno = getattr(node, "lineno", None) or next(
+            (n.lineno for n in node.find_all(nodes.Node) if getattr(n, "lineno", None)), None)
+        problem = f"line {lineno}: {text}" if lineno else text
+        if problem not in self.problems:
+            self.problems.append(problem)
+
+    def statement(self, node: nodes.Node) -> None:
+        if isinstance(node, nodes.Output):
+            for child in node.nodes:
+                if not isinstance(child, nodes.TemplateData):
+                    self.expression(child)
+        elif isinstance(node, nodes.If):
+            self.expression(node.test)
+            for child in (*node.body, *node.elif_, *node.else_):
+                self.statement(child)
+        elif isinstance(node, tuple(_BLOCKS)):
+            self.refuse(node, f"{_BLOCKS[type(node)]} not allowed in letters")
+        else:
+            self.refuse(node, f"{type(node).__name__.lower()} is not allowed in letters")
+
+    def expression(self, node: nodes.Node) -> None:
+        if isinstance(node, nodes.Const):
+            if not isinstance(node.value, str):
+                self.refuse(node, "numbers and other constants are not allowed in letters; write them as text")
+        elif isinstance(node, nodes.Name):
+            if node.name not in FIELDS:
+                self.refuse(node, f"'{node.name}' is not a merge field (use one of: {', '.join(FIELDS)})")
+            elif FIELDS[node.name]:
+                self.refuse(node, f"{_FIELD_HINT}; '{node.name}' alone is not a field")
+        elif isinstance(node, nodes.Getattr):
+            if isinstance(node.node, nodes.Name) and node.node.name in FIELDS:
+                if node.attr not in FIELDS[node.node.name]:
+                    self.refuse(node, f"'{node.node.name}.{node.attr}' is not a merge field")
+            elif isinstance(node.node, nodes.Name):
+                self.expression(node.node)  # names the unknown field
+            else:
+                self.refuse(node, f"'{node.attr}' is not a merge field")
+        elif isinstance(node, nodes.Filter):
+            self.filter(node)
+        elif isinstance(node, (nodes.And, nodes.Or)):
+            self.expression(node.left)
+            self.expression(node.right)
+        elif isinstance(node, nodes.Not):
+            self.expression(node.node)
+        elif isinstance(node, nodes.CondExpr):
+            for child in (node.test, node.expr1, node.expr2):
+                if child is not None:
+                    self.expression(child)
+        elif isinstance(node, nodes.Compare):
+            if any(op.op not in ("eq", "ne") for op in node.ops):
+                self.refuse(node, "only == and != comparisons are allowed in letters")
+                return
+            self.expression(node.expr)
+            for op in node.ops:
+                self.expression(op.expr)
+        elif isinstance(node, _ARITHMETIC):
+            self.refuse(node, "arithmetic is not allowed in letters")
+        elif isinstance(node, nodes.Concat):
+            self.refuse(node, "joining with ~ is not allowed in letters; write the text next to the fields")
+        elif isinstance(node, nodes.Call):
+            self.refuse(node, "letters cannot call functions")
+        elif isinstance(node, (nodes.Getitem, nodes.Slice)):
+            self.refuse(node, f"{_FIELD_HINT}, without [ ]")
+        elif isinstance(node, nodes.Test):
+            self.refuse(node, f"'is {node.name}' tests are not allowed in letters; use {{% if field %}}")
+        elif isinstance(node, (nodes.List, nodes.Tuple, nodes.Dict)):
+            self.refuse(node, "lists, tuples and dictionaries are not allowed in letters")
+        else:
+            self.refuse(node, f"{type(node).__name__.lower()} is not allowed in letters")
+
+    def filter(self, node: nodes.Filter) -> None:
+        if node.name not in SAFE_FILTERS:
+            self.refuse(node, f"the filter '{node.name}' is not allowed in letters (use one of: "
+                              f"{', '.join(n for n in SAFE_FILTERS if n != 'd')})")
+            return
+        if node.kwargs or node.dyn_args is not None or node.dyn_kwargs is not None:
+            self.refuse(node, f"the filter '{node.name}' takes no named or spread arguments in letters")
+            return
+        if node.name in ("default", "d"):
+            # default('text') or default('text', true): the replacement must be written text.
+            ok = (1 <= len(node.args) <= 2 and isinstance(node.args[0], nodes.Const)
+                  and isinstance(node.args[0].value, str)
+                  and all(isinstance(a, nodes.Const) and isinstance(a.value, bool) for a in node.args[1:]))
+            if not ok:
+                self.refuse(node, "default takes a text in quotes, like default('Friend')")
+                return
+        elif node.args:
+            self.refuse(node, f"the filter '{node.name}' takes no arguments in letters")
+            return
+        if node.node is not None:
+            self.expression(node.node)
+
+
 def validate(source: str) -> list[str]:
     """Problems a person must fix before the letter can be saved; an empty list means it is good."""
     try:
         tree = _ENV.parse(source)
     except TemplateSyntaxError as exc:
         return [f"line {exc.lineno}: {exc.message}"]
-    problems = []
-    for node in tree.find_all(nodes.Getattr):
-        if node.attr.startswith("_"):
-            problems.append(f"'{node.attr}' is not a merge field")
-        elif isinstance(node.node, nodes.Name) and node.node.name in FIELDS:
-            if node.attr not in FIELDS[node.node.name]:
-                problems.append(f"'{node.node.name}.{node.attr}' is not a merge field")
-        else:
-            problems.append("merge fields are written like {{ constituent.first_name }}")
-    if any(True for _ in tree.find_all(nodes.Getitem)):
-        problems.append("merge fields are written like {{ constituent.first_name }}, without [ ]")
-    for node in tree.find_all(nodes.Name):
-        if node.ctx == "load" and node.name not in FIELDS:
-            problems.append(f"'{node.name}' is not a merge field (use one of: {', '.join(FIELDS)})")
-    if any(True for _ in tree.find_all(nodes.Call)):
-        problems.append("letters cannot call functions")
-    return sorted(set(problems))
+    except RecursionError:
+        return ["the letter is nested too deeply"]
+    check = _AllowList()
+    try:
+        for node in tree.body:
+            check.statement(node)
+    except RecursionError:
+        return ["the letter is nested too deeply"]
+    return check.problems
 
 
 @lru_cache(maxsize=256)
 def _compiled(source: str):  # type: ignore[no-untyped-def]
-    """Checked and compiled once per process: apply to all renders one letter thousands of times."""
+    """Checked and compiled once per process: apply to all renders one letter thousands of times.
+
+    The allow-list runs before compiling: Jinja's compiler folds constants, so compiling
+    ``{{ 9**(9**8) }}`` alone would freeze the process.
+    """
     problems = validate(source)
     if problems:
         raise LetterError("; ".join(problems))
     return _ENV.from_string(source)
 
 
-def render(source: str, values: dict[str, object]) -> str:
+def render(source: str, values: dict[str, object], budget: Budget = DEFAULT_BUDGET) -> str:
+    """The filled-in letter; LetterError when it is not allowed, has a missing field or is over budget."""
     template = _compiled(source)
+    deadline = time.monotonic() + budget.seconds
+    out: list[str] = []
+    size = 0
     try:
-        return template.render(values)
-    except (UndefinedError, SecurityError) as exc:
+        chunks: Iterator[str] = template.generate(values)
+        for chunk in chunks:
+            size += len(chunk.encode("utf-8"))
+            if size > budget.max_bytes:
+                raise LetterError(f"the letter is longer than {budget.max_bytes // 1024} KB when filled in; "
+                                  "shorten it")
+            if time.monotonic() >= deadline:
+                raise LetterError(f"the letter took longer than {budget.seconds:g} seconds to fill in; "
+                                  "simplify it")
+            out.append(chunk)
+    except (UndefinedError, SecurityError, TypeError, ValueError, OverflowError, RecursionError) as exc:
+        if isinstance(exc, LetterError):
+            raise
         raise LetterError(str(exc)) from exc
+    return "".join(out)
 
 
 _PARAGRAPH = re.compile(r"\n\s*\n")

@@ -5,7 +5,9 @@ conversation starts, so a job that finds a response already "sending" knows an e
 died part-way: the letter may or may not have reached the server, so it is marked "uncertain" for
 a person to check and is never resent blindly. A server that answers 4xx (try later) or cannot be
 reached puts the response back to "queued" and the job is retried with backoff; a 5xx refusal marks
-it "failed" with the server's words.
+it "failed" with the server's words. A letter whose email cannot be built (an address Python's mail
+package cannot parse, one that is really two addresses, a non-ASCII address the server cannot take)
+is marked "failed" with the reason and the rest of the chunk goes on: nothing is left "sending".
 """
 
 from __future__ import annotations
@@ -17,6 +19,7 @@ import time
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 from datetime import timedelta
+from email.headerregistry import Address
 from email.message import EmailMessage
 from email.utils import format_datetime
 
@@ -25,6 +28,7 @@ from sqlalchemy import select, update
 from correspondence.db import Database
 from correspondence.models import Channel, Message, Response, ResponseState, utcnow
 from correspondence.services.audit import record
+from drafting.headers import header_text
 from drafting.render import to_html
 
 log = logging.getLogger(__name__)
@@ -65,17 +69,23 @@ class Outgoing:
 
 
 def build_email(letter: Outgoing, settings) -> EmailMessage:  # type: ignore[no-untyped-def]
+    """The letter's email; every header value is one line (``header_text``), and To is exactly one address.
+
+    Raises (ValueError and others from the email package) when the letter cannot be built; the
+    caller marks that one letter failed.
+    """
     email = EmailMessage()
-    email["From"] = settings.mail_from
-    email["To"] = letter.to_address
-    email["Subject"] = letter.subject
-    email["Message-ID"] = letter.email_message_id
+    email["From"] = header_text(settings.mail_from)
+    # Address(addr_spec=...) refuses "a,b@x.org" and friends instead of turning them into two recipients.
+    email["To"] = Address(addr_spec=header_text(letter.to_address))
+    email["Subject"] = header_text(letter.subject) or "Your letter"
+    email["Message-ID"] = header_text(letter.email_message_id)
     email["Date"] = format_datetime(utcnow())
     if settings.reply_to:
-        email["Reply-To"] = settings.reply_to
+        email["Reply-To"] = header_text(settings.reply_to)
     if letter.in_reply_to:
-        email["In-Reply-To"] = letter.in_reply_to
-        email["References"] = letter.in_reply_to
+        email["In-Reply-To"] = header_text(letter.in_reply_to)
+        email["References"] = header_text(letter.in_reply_to)
     email.set_content(letter.body_text)
     email.add_alternative(f"<!doctype html><html><body>{to_html(letter.body_text)}</body></html>", subtype="html")
     return email
@@ -99,8 +109,8 @@ def connect(settings) -> smtplib.SMTP:  # type: ignore[no-untyped-def]
     return client
 
 
-def _claim(db: Database, response_id: int, settings,  # type: ignore[no-untyped-def]
-           finish: tuple[int, ResponseState, str | None] | None = None) -> tuple[EmailMessage | None, str]:
+def _claim(db: Database, response_id: int,
+           finish: tuple[int, ResponseState, str | None] | None = None) -> tuple[Outgoing | None, str]:
     """Record the attempt (commit) before any byte goes to the server.
 
     ``finish`` is the previous letter's outcome, recorded in the same transaction: one commit per
@@ -127,7 +137,7 @@ def _claim(db: Database, response_id: int, settings,  # type: ignore[no-untyped-
             return None, "skipped"
         r.state, r.sending_since, r.attempts = ResponseState.SENDING, utcnow(), r.attempts + 1
         letter = Outgoing.of(r, row.channel, row.external_id)
-    return build_email(letter, settings), "claimed"  # built after the commit: the write lock is free
+    return letter, "claimed"  # the email is built after the commit: the write lock is free
 
 
 def _finish(db: Database, response_id: int, state: ResponseState, error: str | None = None) -> None:
@@ -155,11 +165,19 @@ def send_responses(db: Database, response_ids: Sequence[int], settings) -> SendR
     sent: tuple[int, ResponseState, str | None] | None = None  # recorded with the next claim
     try:
         for response_id in response_ids:
-            email, outcome = _claim(db, response_id, settings, finish=sent)
+            letter, outcome = _claim(db, response_id, finish=sent)
             sent = None
-            if email is None:
+            if letter is None:
                 result.uncertain += outcome == "uncertain"
                 result.skipped += outcome != "uncertain"
+                continue
+            try:
+                email = build_email(letter, settings)
+            except Exception as exc:  # whatever this one letter's fault is, the rest of the chunk goes on
+                log.warning("letter cannot be built response_id=%s error=%r", response_id, exc)
+                _finish(db, response_id, ResponseState.FAILED,
+                        f"the email could not be built: {type(exc).__name__}: {exc}"[:500])
+                result.failed += 1
                 continue
             if client is None:
                 try:
@@ -185,6 +203,20 @@ def send_responses(db: Database, response_ids: Sequence[int], settings) -> SendR
             except smtplib.SMTPRecipientsRefused as exc:
                 _finish(db, response_id, ResponseState.FAILED, f"recipient refused: {exc.recipients}"[:500])
                 result.failed += 1
+            except smtplib.SMTPNotSupportedError as exc:
+                # Raised before MAIL FROM (e.g. a non-ASCII address and no SMTPUTF8): nothing went out.
+                _finish(db, response_id, ResponseState.FAILED, f"the server cannot take this letter: {exc}"[:500])
+                result.failed += 1
+            except (ValueError, TypeError) as exc:
+                # smtplib could not encode this letter (UnicodeError is a ValueError): its data never went
+                # out. Reset the half-started transaction so the next letter starts clean.
+                _finish(db, response_id, ResponseState.FAILED,
+                        f"the email could not be encoded: {type(exc).__name__}: {exc}"[:500])
+                result.failed += 1
+                try:
+                    client.rset()
+                except (OSError, smtplib.SMTPException):
+                    client = None
             except (OSError, smtplib.SMTPException) as exc:
                 # The connection broke mid-conversation: the server may have the letter.
                 _finish(db, response_id, ResponseState.UNCERTAIN, f"connection lost while sending: {exc}"[:500])

@@ -12,7 +12,7 @@ from correspondence.errors import DomainError, NotFound, ValidationFailed
 from correspondence.models import ApplyRun, LetterVersion, ReviewComment, Role, Stance, Topic, VersionState
 from correspondence.services.blobs import load_blob
 from drafting import letters as service
-from drafting.apply import batch_message_ids, office_of, plan, start_run
+from drafting.apply import batch_message_ids, budget_of, office_of, plan, start_run
 from drafting.printing import mail_house_csv, print_responses
 from drafting.render import FIELD_LIST, LetterError, context, render
 from web import db_session, settings
@@ -134,7 +134,8 @@ def version(version_id: int):  # type: ignore[no-untyped-def]
     preview = preview_error = None
     try:
         values = context(sample, sample.constituent if sample else None, office_of(settings()))
-        preview = (render(v.subject, values), render(v.body, values))
+        budget = budget_of(settings())
+        preview = (render(v.subject, values, budget), render(v.body, values, budget))
     except LetterError as exc:
         preview_error = str(exc)
     base = session.get(LetterVersion, v.based_on_id) if v.based_on_id else None

@@ -210,6 +210,7 @@ def run_case_reminders() -> dict[str, int]:
     from casework.reminders import due_steps, reminder_text
     from correspondence.models import Staffer
     from correspondence.services.audit import record
+    from drafting.headers import header_text
     from drafting.send import TryLater
     from drafting.send import connect as smtp_connect
 
@@ -229,8 +230,8 @@ def run_case_reminders() -> dict[str, int]:
             if staffer is None or not staffer.active or client is None:
                 continue
             email = EmailMessage()
-            email["From"], email["To"] = settings.mail_from, staffer.email
-            email["Subject"] = f"{len(steps)} case steps due or overdue"
+            email["From"], email["To"] = header_text(settings.mail_from), header_text(staffer.email)
+            email["Subject"] = header_text(f"{len(steps)} case steps due or overdue")
             email.set_content(reminder_text(staffer.name, steps, f"http://{settings.bind}"))
             client.send_message(email)
             sent += 1
