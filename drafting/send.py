@@ -19,6 +19,7 @@ import time
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 from datetime import timedelta
+from email import errors, policy
 from email.headerregistry import Address
 from email.message import EmailMessage
 from email.utils import format_datetime
@@ -68,6 +69,25 @@ class Outgoing:
                    incoming if incoming and incoming.startswith("<") else None)
 
 
+def _one_recipient(value: str | None) -> Address | str:
+    """Exactly one address: "a,b@x.org" or "a:b@x.org" would otherwise become other recipients."""
+    text = header_text(value)
+    try:
+        return Address(addr_spec=text)
+    except errors.NonASCIILocalPartDefect:
+        # Allowed with SMTPUTF8 (RFC 6531): smtplib refuses it if the server cannot take it.
+        parsed = policy.default.header_factory("To", text).addresses
+        if len(parsed) == 1 and parsed[0].addr_spec == text:
+            return text
+        raise ValueError(f"{text!r} is not one email address") from None
+
+
+def _one_address(email: EmailMessage, name: str) -> None:
+    """A From or Reply-To that parses as a group or a list (a ':' or ',' in the name) is refused."""
+    if len(email[name].addresses) != 1:
+        raise ValueError(f"{name} must be exactly one address (check MAILROOM_MAIL_FROM / MAILROOM_REPLY_TO)")
+
+
 def build_email(letter: Outgoing, settings) -> EmailMessage:  # type: ignore[no-untyped-def]
     """The letter's email; every header value is one line (``header_text``), and To is exactly one address.
 
@@ -76,13 +96,14 @@ def build_email(letter: Outgoing, settings) -> EmailMessage:  # type: ignore[no-
     """
     email = EmailMessage()
     email["From"] = header_text(settings.mail_from)
-    # Address(addr_spec=...) refuses "a,b@x.org" and friends instead of turning them into two recipients.
-    email["To"] = Address(addr_spec=header_text(letter.to_address))
+    _one_address(email, "From")
+    email["To"] = _one_recipient(letter.to_address)
     email["Subject"] = header_text(letter.subject) or "Your letter"
     email["Message-ID"] = header_text(letter.email_message_id)
     email["Date"] = format_datetime(utcnow())
     if settings.reply_to:
         email["Reply-To"] = header_text(settings.reply_to)
+        _one_address(email, "Reply-To")
     if letter.in_reply_to:
         email["In-Reply-To"] = header_text(letter.in_reply_to)
         email["References"] = header_text(letter.in_reply_to)

@@ -61,7 +61,7 @@ def test_template_injection_is_refused(attack):
 
 
 def test_validation_names_unknown_fields_and_syntax_errors():
-    assert validate("{{ constituent.shoe_size }}") == ["'constituent.shoe_size' is not a merge field"]
+    assert validate("{{ constituent.shoe_size }}") == ["line 1: 'constituent.shoe_size' is not a merge field"]
     assert validate("{{ constituent.first_name ") and "line 1" in validate("{{ constituent.first_name ")[0]
     assert validate(BODY) == []
     text = render(BODY, context(None, Constituent(prefix="Mr", last_name="Reyes", city="Dublin"), _office()))
