@@ -6,7 +6,7 @@ from flask import Blueprint, abort, flash, redirect, render_template, request, u
 from flask_login import current_user
 from sqlalchemy import func, select
 
-from correspondence.errors import DomainError, NotFound
+from correspondence.errors import DomainError, NotFound, PermissionDenied
 from correspondence.models import Message, MessageStatus, Role
 from correspondence.services.messages import list_quarantined, release_message, retry_message
 from web import db_session
@@ -40,6 +40,9 @@ def act(message_id: int, action: str):  # type: ignore[no-untyped-def]
             abort(404, description=f"Unknown action {action!r}.")
     except NotFound:
         abort(404, description=f"There is no message {message_id}.")
+    except PermissionDenied as exc:
+        session.rollback()
+        abort(403, description=str(exc))
     except DomainError as exc:
         session.rollback()
         flash(str(exc), "error")
