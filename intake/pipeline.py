@@ -17,7 +17,7 @@ from typing import Protocol
 import nh3
 from rapidfuzz import fuzz
 from sqlalchemy import func, select
-from sqlalchemy.exc import DBAPIError
+from sqlalchemy.exc import DataError, DBAPIError
 from sqlalchemy.orm import Session
 
 from batching.batches import join_message
@@ -40,7 +40,7 @@ from correspondence.services.blobs import load_blob, store_blob
 from correspondence.services.messages import get_message, quarantine_message
 from correspondence.services.routing import list_rules, route_message
 from intake.mail import parse_email
-from intake.sanitise import clean_html
+from intake.sanitise import clean_html, one_line, one_line_person
 from intake.scans import REVIEW_BELOW, ScanUnreadable, extract_text, sender_from_text
 
 log = logging.getLogger(__name__)
@@ -159,14 +159,14 @@ class Decode:
                                "against the scan")
         sender = sender_from_text(scan.text)
         if sender and not facts.get("constituent"):
-            facts["constituent"] = sender
-            name = " ".join(x for x in (sender.get("first_name"), sender.get("last_name")) if x)
+            facts["constituent"] = one_line_person(sender)
+            name = one_line(" ".join(x for x in (sender.get("first_name"), sender.get("last_name")) if x))
             message.from_name = message.from_name or name or None
         message.facts = facts
         message.body_text = scan.text
         subject = re.search(r"^(?:Re|RE|Subject):\s*(.{3,200})$", scan.text, re.MULTILINE)
         if subject:
-            message.subject = subject.group(1).strip()
+            message.subject = one_line(subject.group(1)) or ""
         elif message.from_name:
             message.subject = f"Letter from {message.from_name}"
 
@@ -454,6 +454,10 @@ def suggest_many(session: Session, messages: list[Message], rules: Rules) -> Non
         suggest_for(session, todo, suggester=rules.cache["suggester"], autocode=rules.autocode_confidence)
 
 
+def _first_line(error: object) -> str:
+    return (str(error).strip().splitlines() or [type(error).__name__])[0][:200]
+
+
 def process_message(session: Session, message_id: int | Message, stages: tuple[Stage, ...] = STAGES, *,
                     rules: Rules | None = None, raw_cache: dict[str, bytes] | None = None,
                     created: dict[str, Constituent] | None = None, isolate: bool = True,
@@ -477,8 +481,17 @@ def process_message(session: Session, message_id: int | Message, stages: tuple[S
                 stage.process(message, ctx)
     except StageFailed as exc:
         reason = f"{current}: {exc}"
+    except DataError as exc:
+        if not isolate:
+            raise  # no savepoint to roll back to: the batch is retried message by message
+        # The database refused a value of this message (a number out of range, text it cannot
+        # store): running again would fail the same way, so a person gets it with the reason.
+        log.warning("database refused a value stage=%s message_id=%s: %s", current, message.id, exc.orig)
+        reason = f"{current}: the database refused a value of this message ({_first_line(exc.orig)})"
     except DBAPIError:
-        raise  # the database, not the message, is the problem: fail the job so it runs again
+        # Connection lost, deadlock, serialization failure, a locked database: the database, not
+        # the message, is the problem. Fail the job so RQ (and later the sweeper) runs it again.
+        raise
     except Exception as exc:
         if not isolate:
             raise  # the batch is retried message by message, each in its own savepoint

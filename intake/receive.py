@@ -13,6 +13,7 @@ from correspondence.models import Channel, Message, MessageStatus, Stance, utcno
 from correspondence.services.audit import record, record_many
 from correspondence.services.blobs import store_blob, store_blobs
 from correspondence.services.messages import quarantine_message
+from intake.sanitise import one_line, one_line_person
 
 # Oversized input is quarantined, not dropped: this much of it is kept for a person to look at.
 KEEP_OF_OVERSIZED = 1024 * 1024
@@ -49,6 +50,14 @@ class Incoming:
     stance: Stance | None = None
     facts: dict | None = None
     quarantine_reason: str | None = None
+
+    def __post_init__(self) -> None:
+        # Every adapter (email, web form, CWC, social, phone, scans) builds one of these, so this is
+        # the one place subjects and names lose their line breaks; the raw input keeps them.
+        self.subject = one_line(self.subject) or ""
+        self.from_name = one_line(self.from_name)
+        if self.facts and isinstance(self.facts.get("constituent"), dict):
+            self.facts = {**self.facts, "constituent": one_line_person(self.facts["constituent"])}
 
 
 def _build(item: Incoming, max_bytes: int) -> tuple[Message, bytes | None, str | None]:
