@@ -41,7 +41,7 @@ from correspondence.services.messages import get_message, quarantine_message
 from correspondence.services.routing import list_rules, route_message
 from intake.mail import parse_email
 from intake.sanitise import clean_html, one_line, one_line_person
-from intake.scans import REVIEW_BELOW, ScanUnreadable, extract_text, sender_from_text
+from intake.scans import REVIEW_BELOW, ScanText, ScanUnreadable, extract_text, sender_from_text
 
 log = logging.getLogger(__name__)
 
@@ -149,6 +149,11 @@ class Decode:
             raise StageFailed(str(exc)) from exc
         if not scan.text.strip():
             raise StageFailed("no text could be read from the scan")
+        Decode._apply_scan(message, ctx, scan)
+
+    @staticmethod
+    def _apply_scan(message: Message, ctx: Context, scan: ScanText) -> None:
+        """The text, page images, sender and subject a scan gave, onto its message."""
         images = [store_blob(ctx.session, p.image_png, "image/png") if p.image_png else None for p in scan.pages]
         facts = dict(message.facts or {})
         facts["ocr"] = {"confidence": scan.confidence,

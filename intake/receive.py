@@ -68,17 +68,15 @@ def _build(item: Incoming, max_bytes: int) -> tuple[Message, bytes | None, str |
         reason = (f"the input is {len(raw) / 1048576:.1f} MB, over the {max_bytes / 1048576:.0f} MB limit; "
                   f"the first {KEEP_OF_OVERSIZED // 1024} KB are kept")
         raw = raw[:KEEP_OF_OVERSIZED]
+    # Every text field is cut to its column when the row is written (correspondence.models.fit),
+    # and the message notes which; the idempotency key is cut here because look-ups use it first.
     message = Message(
         idempotency_key=item.key[:255], channel=item.channel, received_at=item.received_at or utcnow(),
-        subject=(item.subject or "")[:500], body_text=item.body_text or "", body_html=item.body_html,
-        from_name=(item.from_name or None) and item.from_name[:200],
-        from_address=(item.from_address or None) and item.from_address[:320],
-        source=item.source[:100], external_id=(item.external_id or None) and item.external_id[:255],
-        campaign_id=(item.campaign_id or None) and item.campaign_id[:200],
-        organization=(item.organization or None) and item.organization[:300],
-        organization_statement=item.organization_statement,
-        delivery_agent=(item.delivery_agent or None) and item.delivery_agent[:300],
-        stance=item.stance, facts=item.facts, status=MessageStatus.NEW,
+        subject=item.subject or "", body_text=item.body_text or "", body_html=item.body_html,
+        from_name=item.from_name or None, from_address=item.from_address or None, source=item.source,
+        external_id=item.external_id or None, campaign_id=item.campaign_id or None,
+        organization=item.organization or None, organization_statement=item.organization_statement,
+        delivery_agent=item.delivery_agent or None, stance=item.stance, facts=item.facts, status=MessageStatus.NEW,
     )
     return message, raw, reason
 
