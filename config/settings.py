@@ -79,6 +79,11 @@ class Settings:
     letterhead: str = "Office of Representative Jane Doe · 1 Capitol Street · Washington, DC 20515"
     # Where raw input and attachments are kept as files (default: the instance folder's blobs/).
     blob_dir_override: Path | None = None
+    # What one scanned upload may cost before it is quarantined with the reason (intake.scans.ScanLimits).
+    scan_max_pages: int = 50
+    scan_max_page_points: int = 2000
+    scan_max_pixels: int = 50_000_000
+    scan_ocr_seconds: int = 90
 
     @classmethod
     def from_env(cls, env: Mapping[str, str] | None = None, **overrides: object) -> Settings:
@@ -122,6 +127,10 @@ class Settings:
             "signature": env.get("MAILROOM_SIGNATURE", cls.signature).replace("\\n", "\n"),
             "letterhead": env.get("MAILROOM_LETTERHEAD", cls.letterhead),
             "blob_dir_override": Path(env["MAILROOM_BLOB_DIR"]).resolve() if env.get("MAILROOM_BLOB_DIR") else None,
+            "scan_max_pages": _positive(env, "MAILROOM_SCAN_MAX_PAGES", cls.scan_max_pages),
+            "scan_max_page_points": _positive(env, "MAILROOM_SCAN_MAX_PAGE_POINTS", cls.scan_max_page_points),
+            "scan_max_pixels": _positive(env, "MAILROOM_SCAN_MAX_PIXELS", cls.scan_max_pixels),
+            "scan_ocr_seconds": _positive(env, "MAILROOM_SCAN_OCR_SECONDS", cls.scan_ocr_seconds),
             "cwc_offices": frozenset(o.strip().upper() for o in env.get("MAILROOM_CWC_OFFICES", "").split(",")
                                      if o.strip()),
         }
@@ -170,6 +179,13 @@ def _int(env: Mapping[str, str], name: str, default: int) -> int:
         return int(raw)
     except ValueError as exc:
         raise SettingsError(f"{name}={raw!r} is not a whole number") from exc
+
+
+def _positive(env: Mapping[str, str], name: str, default: int) -> int:
+    value = _int(env, name, default)
+    if value < 1:
+        raise SettingsError(f"{name}={value!r} must be 1 or more")
+    return value
 
 
 def _confidence(raw: str) -> float:

@@ -41,7 +41,7 @@ from correspondence.services.messages import get_message, quarantine_message
 from correspondence.services.routing import list_rules, route_message
 from intake.mail import parse_email
 from intake.sanitise import clean_html, one_line, one_line_person
-from intake.scans import REVIEW_BELOW, ScanText, ScanUnreadable, extract_text, sender_from_text
+from intake.scans import REVIEW_BELOW, ScanLimits, ScanText, ScanUnreadable, extract_text, sender_from_text
 
 log = logging.getLogger(__name__)
 
@@ -59,13 +59,18 @@ class Rules:
     max_attachment_bytes: int = 10 * 1024 * 1024
     # Topic suggestions at or above this confidence are applied (marked "model"); 0 turns it off.
     autocode_confidence: float = 0.0
+    # Pages, page size, pixels and reading time one scanned upload may cost.
+    scan_limits: ScanLimits = ScanLimits()
     # Facts looked up once per Rules (one import, one job) rather than once per message.
     cache: dict = field(default_factory=dict, compare=False, hash=False)
 
     @classmethod
     def from_settings(cls, settings) -> Rules:  # type: ignore[no-untyped-def]
         return cls(settings.district_zips, settings.cwc_offices, settings.max_attachment_bytes,
-                   settings.autocode_confidence)
+                   settings.autocode_confidence, ScanLimits(
+                       max_pages=settings.scan_max_pages, max_page_points=settings.scan_max_page_points,
+                       max_pixels=settings.scan_max_pixels, ocr_seconds=settings.scan_ocr_seconds,
+                       ocr_page_seconds=min(settings.scan_ocr_seconds, ScanLimits.ocr_page_seconds)))
 
 
 @dataclass
@@ -144,7 +149,7 @@ class Decode:
     def _read_scan(message: Message, ctx: Context) -> None:
         raw = ctx.raw_cache.get(message.raw_sha256 or "") or load_blob(ctx.session, message.raw_sha256 or "") or b""
         try:
-            scan = extract_text(raw)
+            scan = extract_text(raw, ctx.rules.scan_limits)
         except ScanUnreadable as exc:
             raise StageFailed(str(exc)) from exc
         if not scan.text.strip():
