@@ -260,6 +260,9 @@ class CheckDelivery:
             raise StageFailed(f"bad address: state {person.get('state')!r} is not a two-letter abbreviation")
 
 
+MAX_EMAIL = 254
+
+
 class MatchConstituent:
     """Link the message to its constituent: exact email, then phone, else a new record."""
 
@@ -271,6 +274,10 @@ class MatchConstituent:
         s = ctx.session
         person = (message.facts or {}).get("constituent") or {}
         address = (person.get("email") or message.from_address or "").strip().lower() or None
+        if address and len(address) > MAX_EMAIL:
+            # No real mailbox is this long (RFC 5321); cut to its column, two such "addresses" could
+            # collide on the unique index and fail every retry. It stays on the message and in the raw input.
+            address = None
         phone = _digits(person.get("phone"))
         # Look-ups must not flush the batch on every query; constituents created earlier in this
         # batch are found in ctx.created instead.

@@ -256,3 +256,20 @@ def test_stage_failed_still_quarantines(session, factory):
     process_message(session, m.id, (Refuse(),))
     assert m.status == MessageStatus.QUARANTINED and m.status_reason == "refuse: no"
     assert session.scalar(select(Constituent.id)) is None
+
+
+def test_two_absurdly_long_sender_addresses_do_not_collide_on_the_email_index(client, session, redis, job_env):
+    headers = _token(session)
+    ids = []
+    for n in (1, 2):
+        raw = (CWC.replace(b"a1b2c3d4e5f60718293a4b5c6d7e8f90", f"long-email-{n}".encode())
+               .replace(b"Rosa.Martinez@example.net", b"x" * 400 + f"{n}@example.net".encode())
+               .replace(b"<Phone>(614) 555-0142</Phone>", b"").replace(b"Martinez", f"Writer{n}".encode()))
+        response = client.post("/api/v1/intake/cwc", data=raw, headers=headers)
+        assert response.status_code == 202, response.get_json()
+        ids.append(response.get_json()["message_id"])
+    _work(redis)
+    for message_id in ids:
+        m = _fresh(session, message_id)
+        assert m.status == MessageStatus.NEW and m.processed_at is not None, m.status_reason
+        assert len(m.from_address) == 320
