@@ -61,15 +61,15 @@ def test_archived_mail_is_brought_back_by_triage_staff_only(session, factory):
     assert archived.status == S.NEW
 
 
-def test_a_deactivated_or_unknown_staffer_makes_no_move(session, factory):
+def test_a_deactivated_or_unknown_staffer_makes_no_restricted_move(session, factory):
     gone = factory.staffer(role="admin", active=False)
-    m = factory.message()
+    m = factory.message(status=S.QUARANTINED, status_reason="decode: hostile")
     with pytest.raises(PermissionDenied, match="active staff account"):
-        svc.close_message(session, m.id, actor_id=gone.id)
+        svc.release_message(session, m.id, actor_id=gone.id)
     with pytest.raises(PermissionDenied):
-        svc.close_message(session, m.id, actor_id=987654)
-    svc.close_message(session, m.id, actor_id=None)  # the system (jobs, intake) is not a staffer
-    assert m.status == S.CLOSED
+        svc.release_message(session, m.id, actor_id=987654)
+    svc.release_message(session, m.id, actor_id=None)  # the system (jobs, intake) is not a staffer
+    assert m.status == S.NEW
 
 
 def test_caseworker_may_still_work_ordinary_mail_and_the_page_offers_only_allowed_moves(client, auth, factory,

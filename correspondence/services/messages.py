@@ -8,9 +8,9 @@ from sqlalchemy import select
 from sqlalchemy.orm import Session
 
 from correspondence.errors import InvalidTransition, NotFound, PermissionDenied, ValidationFailed
-from correspondence.models import Message, MessageStatus, Role, Staffer, Stance, Topic
+from correspondence.models import Message, MessageStatus, Staffer, Stance, Topic
 from correspondence.services.audit import record
-from correspondence.states import check_actor, check_move
+from correspondence.states import ANY_STAFF, check_actor, check_move, roles_for_move
 
 S = MessageStatus
 
@@ -22,15 +22,16 @@ def get_message(session: Session, message_id: int) -> Message:
     return message
 
 
-def actor_role(session: Session, actor_id: int | None) -> Role | None:
-    """The role a move is checked against: None for the system (intake, jobs); an unknown or
-    deactivated staffer may make no move at all."""
-    if actor_id is None:
-        return None
+def check_actor_may_move(session: Session, message: Message, target: S, actor_id: int | None) -> None:
+    """Raise PermissionDenied unless the actor may make this move. The system (no actor: intake, jobs)
+    may make any allowed move; a move kept for some roles needs an active staffer with one of them.
+    Moves open to every staffer look nobody up, so a job started by someone since deactivated finishes."""
+    if actor_id is None or roles_for_move(message.status, target) == ANY_STAFF:
+        return
     actor = session.get(Staffer, actor_id)
     if actor is None or not actor.active:
         raise PermissionDenied("an active staff account is needed")
-    return actor.role
+    check_actor(message.status, target, actor.role)
 
 
 def _move(session: Session, message: Message, target: S, *, actor_id: int | None, action: str,
@@ -38,7 +39,7 @@ def _move(session: Session, message: Message, target: S, *, actor_id: int | None
           extra_after: dict | None = None) -> Message:
     """Apply one allowed transition, made by someone allowed to make it, and write its audit event."""
     check_move(message.status, target)
-    check_actor(message.status, target, actor_role(session, actor_id))
+    check_actor_may_move(session, message, target, actor_id)
     before = {"status": message.status.value, **(extra_before or {})}
     message.status = target
     message.status_reason = reason
