@@ -7,8 +7,9 @@ from flask_login import current_user
 from sqlalchemy import func, select
 
 from correspondence.errors import DomainError, NotFound, PermissionDenied
-from correspondence.models import Message, MessageStatus, Role
+from correspondence.models import Message, MessageStatus
 from correspondence.services.messages import list_quarantined, release_message, retry_message
+from correspondence.states import TRIAGE as STATE_TRIAGE
 from web import db_session
 from web.access import roles
 from web.api import _enqueue
@@ -16,7 +17,8 @@ from web.forms import ActionForm
 
 bp = Blueprint("quarantine", __name__, url_prefix="/quarantine")
 
-TRIAGE = (Role.ADMIN, Role.SUPERVISOR, Role.CORRESPONDENT)
+# The same staff the service lets release quarantined mail (correspondence.states.MESSAGE_MOVE_ROLES).
+TRIAGE = sorted(STATE_TRIAGE)
 
 
 @bp.route("/")
