@@ -2,12 +2,15 @@
 
 from __future__ import annotations
 
+import json
 import os
 import secrets
 from collections.abc import Mapping
 from dataclasses import dataclass
 from pathlib import Path
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
+
+from correspondence.network import plain_text_refused
 
 _TRUE = {"1", "true", "yes", "on"}
 
@@ -82,6 +85,19 @@ class Settings:
     letter_render_seconds: float = 5.0
     # Where raw input and attachments are kept as files (default: the instance folder's blobs/).
     blob_dir_override: Path | None = None
+    # What one scanned upload may cost before it is quarantined with the reason (intake.scans.ScanLimits).
+    scan_max_pages: int = 50
+    scan_max_page_points: int = 2000
+    scan_max_pixels: int = 50_000_000
+    scan_ocr_seconds: int = 90
+
+    def __post_init__(self) -> None:
+        # Clear-text mail connections only to this machine (a local relay or a test server): anywhere
+        # else the password and every letter would cross the network readable.
+        if self.smtp_security == "none" and self.smtp_host and (refused := plain_text_refused("SMTP", self.smtp_host)):
+            raise SettingsError(f"MAILROOM_SMTP_SECURITY=none with MAILROOM_SMTP_HOST={self.smtp_host!r}: {refused}")
+        if (refused := _imap_plain_text(self.imap_accounts_json)) is not None:
+            raise SettingsError(f"MAILROOM_IMAP_ACCOUNTS: {refused}")
 
     @classmethod
     def from_env(cls, env: Mapping[str, str] | None = None, **overrides: object) -> Settings:
@@ -127,6 +143,10 @@ class Settings:
             "letter_max_kb": _positive(env, "MAILROOM_LETTER_MAX_KB", cls.letter_max_kb),
             "letter_render_seconds": _positive(env, "MAILROOM_LETTER_RENDER_SECONDS", cls.letter_render_seconds),
             "blob_dir_override": Path(env["MAILROOM_BLOB_DIR"]).resolve() if env.get("MAILROOM_BLOB_DIR") else None,
+            "scan_max_pages": _positive(env, "MAILROOM_SCAN_MAX_PAGES", cls.scan_max_pages),
+            "scan_max_page_points": _positive(env, "MAILROOM_SCAN_MAX_PAGE_POINTS", cls.scan_max_page_points),
+            "scan_max_pixels": _positive(env, "MAILROOM_SCAN_MAX_PIXELS", cls.scan_max_pixels),
+            "scan_ocr_seconds": _positive(env, "MAILROOM_SCAN_OCR_SECONDS", cls.scan_ocr_seconds),
             "cwc_offices": frozenset(o.strip().upper() for o in env.get("MAILROOM_CWC_OFFICES", "").split(",")
                                      if o.strip()),
         }
@@ -175,6 +195,21 @@ def _int(env: Mapping[str, str], name: str, default: int) -> int:
         return int(raw)
     except ValueError as exc:
         raise SettingsError(f"{name}={raw!r} is not a whole number") from exc
+
+
+def _imap_plain_text(raw: str) -> str | None:
+    """Why an account in MAILROOM_IMAP_ACCOUNTS may not be used (no TLS to another machine), or None.
+    Other mistakes in the list are reported where it is read (intake.imap.accounts_from_json)."""
+    try:
+        accounts = json.loads(raw) if raw.strip() else []
+    except ValueError:
+        return None
+    for account in accounts if isinstance(accounts, list) else []:
+        if isinstance(account, dict) and not account.get("ssl", True) and not account.get("starttls", False):
+            refused = plain_text_refused("IMAP", str(account.get("host") or ""))
+            if refused:
+                return f"account {account.get('name')!r}: {refused}"
+    return None
 
 
 def _positive(env: Mapping[str, str], name: str, default: float) -> float:

@@ -1,9 +1,10 @@
-"""The message status state machine: every allowed move, in one table."""
+"""The message status state machine: every allowed move, and who may make it, in two tables."""
 
 from __future__ import annotations
 
-from correspondence.errors import InvalidTransition
+from correspondence.errors import InvalidTransition, PermissionDenied
 from correspondence.models.message import MessageStatus as S
+from correspondence.models.staffer import Role
 
 MESSAGE_TRANSITIONS: dict[S, frozenset[S]] = {
     # NEW and ASSIGNED may go straight to RESPONDED: an approved form letter answers them (apply to all).
@@ -17,6 +18,22 @@ MESSAGE_TRANSITIONS: dict[S, frozenset[S]] = {
     S.ARCHIVED: frozenset({S.NEW}),
 }
 
+ANY_STAFF = frozenset(Role)
+# Mail triage: the people who work the quarantine (the page of the same name is theirs too).
+TRIAGE = frozenset({Role.ADMIN, Role.SUPERVISOR, Role.CORRESPONDENT})
+
+# Who may make a move, where it is narrower than "any active staffer"; (None, target) means from
+# any status. Quarantined mail is untrusted input a person has not yet looked at: only triage
+# staff may let it into the inbox or put it away. An archived message may once have been
+# quarantined, so bringing one back is theirs as well (otherwise archive-then-restore would be a
+# way round the first rule). The system (no actor: intake, jobs) may make every allowed move.
+MESSAGE_MOVE_ROLES: dict[tuple[S | None, S], frozenset[Role]] = {
+    (S.QUARANTINED, S.NEW): TRIAGE,
+    (S.QUARANTINED, S.ARCHIVED): TRIAGE,
+    (S.ARCHIVED, S.NEW): TRIAGE,
+    (None, S.QUARANTINED): TRIAGE,
+}
+
 
 def can_move(current: S, target: S) -> bool:
     return target in MESSAGE_TRANSITIONS[current]
@@ -26,3 +43,20 @@ def check_move(current: S, target: S) -> None:
     """Raise InvalidTransition unless the table allows current -> target."""
     if not can_move(current, target):
         raise InvalidTransition(f"a message cannot go from {current.value} to {target.value}")
+
+
+def roles_for_move(current: S, target: S) -> frozenset[Role]:
+    return MESSAGE_MOVE_ROLES.get((current, target)) or MESSAGE_MOVE_ROLES.get((None, target)) or ANY_STAFF
+
+
+def may_move(current: S, target: S, role: Role | None) -> bool:
+    """Whether a staffer with this role (None: the system) may make the move; the table must allow it too."""
+    return can_move(current, target) and (role is None or role in roles_for_move(current, target))
+
+
+def check_actor(current: S, target: S, role: Role | None) -> None:
+    """Raise PermissionDenied unless this role (None: the system) may move a message current -> target."""
+    if role is not None and role not in roles_for_move(current, target):
+        allowed = ", ".join(sorted(r.value for r in roles_for_move(current, target)))
+        raise PermissionDenied(f"a {role.value} may not move a message from {current.value} to {target.value} "
+                               f"(only {allowed})")

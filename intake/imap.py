@@ -19,6 +19,7 @@ from sqlalchemy.orm import Session
 from correspondence import secretbox
 from correspondence.db import Database
 from correspondence.models import IntakeCursor, MailboxAccount
+from correspondence.network import plain_text_refused
 from correspondence.secretbox import SecretUnreadable
 from intake.importer import Summary, _merge, import_items
 from intake.mail import incoming_email
@@ -46,10 +47,18 @@ class ImapAccount:
         missing = [k for k in ("name", "host", "username", "password") if not data.get(k)]
         if missing:
             raise ValueError(f"IMAP account needs {', '.join(missing)}")
-        return cls(name=str(data["name"]), host=str(data["host"]), username=str(data["username"]),
-                   password=str(data["password"]), port=int(data.get("port", 993)), ssl=bool(data.get("ssl", True)),
-                   starttls=bool(data.get("starttls", False)), folders=tuple(data.get("folders", ("INBOX",))),
-                   processed_folder=data.get("processed_folder") or None)
+        account = cls(name=str(data["name"]), host=str(data["host"]), username=str(data["username"]),
+                      password=str(data["password"]), port=int(data.get("port", 993)),
+                      ssl=bool(data.get("ssl", True)), starttls=bool(data.get("starttls", False)),
+                      folders=tuple(data.get("folders", ("INBOX",))),
+                      processed_folder=data.get("processed_folder") or None)
+        if (refused := account.plain_text_refused()) is not None:
+            raise ValueError(f"IMAP account {account.name!r}: {refused}")
+        return account
+
+    def plain_text_refused(self) -> str | None:
+        """Why this account may not connect (no TLS to another machine), or None."""
+        return None if self.ssl or self.starttls else plain_text_refused("IMAP", self.host)
 
 
 def accounts_from_db(session: Session, secret_key: str) -> list[ImapAccount]:
@@ -86,7 +95,15 @@ class PollResult:
     folders: dict[str, int] = field(default_factory=dict)
 
 
+class InsecureConnection(ValueError):
+    """A clear-text connection to another machine was asked for and refused."""
+
+
 def connect(account: ImapAccount, *, timeout: float = 60) -> IMAPClient:
+    # Checked again here, not only when an account is saved: a row saved before the rule, or
+    # edited in the database, must still not send a password in clear text over the network.
+    if (refused := account.plain_text_refused()) is not None:
+        raise InsecureConnection(refused)
     client = IMAPClient(account.host, port=account.port, ssl=account.ssl, timeout=timeout)
     if account.starttls:
         client.starttls()

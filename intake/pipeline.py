@@ -17,7 +17,7 @@ from typing import Protocol
 import nh3
 from rapidfuzz import fuzz
 from sqlalchemy import func, select
-from sqlalchemy.exc import DBAPIError
+from sqlalchemy.exc import DataError, DBAPIError
 from sqlalchemy.orm import Session
 
 from batching.batches import join_message
@@ -40,8 +40,8 @@ from correspondence.services.blobs import load_blob, store_blob
 from correspondence.services.messages import get_message, quarantine_message
 from correspondence.services.routing import list_rules, route_message
 from intake.mail import parse_email
-from intake.sanitise import clean_html
-from intake.scans import REVIEW_BELOW, ScanUnreadable, extract_text, sender_from_text
+from intake.sanitise import clean_html, one_line, one_line_person
+from intake.scans import REVIEW_BELOW, ScanLimits, ScanText, ScanUnreadable, extract_text, sender_from_text
 
 log = logging.getLogger(__name__)
 
@@ -59,13 +59,18 @@ class Rules:
     max_attachment_bytes: int = 10 * 1024 * 1024
     # Topic suggestions at or above this confidence are applied (marked "model"); 0 turns it off.
     autocode_confidence: float = 0.0
+    # Pages, page size, pixels and reading time one scanned upload may cost.
+    scan_limits: ScanLimits = ScanLimits()
     # Facts looked up once per Rules (one import, one job) rather than once per message.
     cache: dict = field(default_factory=dict, compare=False, hash=False)
 
     @classmethod
     def from_settings(cls, settings) -> Rules:  # type: ignore[no-untyped-def]
         return cls(settings.district_zips, settings.cwc_offices, settings.max_attachment_bytes,
-                   settings.autocode_confidence)
+                   settings.autocode_confidence, ScanLimits(
+                       max_pages=settings.scan_max_pages, max_page_points=settings.scan_max_page_points,
+                       max_pixels=settings.scan_max_pixels, ocr_seconds=settings.scan_ocr_seconds,
+                       ocr_page_seconds=min(settings.scan_ocr_seconds, ScanLimits.ocr_page_seconds)))
 
 
 @dataclass
@@ -144,11 +149,16 @@ class Decode:
     def _read_scan(message: Message, ctx: Context) -> None:
         raw = ctx.raw_cache.get(message.raw_sha256 or "") or load_blob(ctx.session, message.raw_sha256 or "") or b""
         try:
-            scan = extract_text(raw)
+            scan = extract_text(raw, ctx.rules.scan_limits)
         except ScanUnreadable as exc:
             raise StageFailed(str(exc)) from exc
         if not scan.text.strip():
             raise StageFailed("no text could be read from the scan")
+        Decode._apply_scan(message, ctx, scan)
+
+    @staticmethod
+    def _apply_scan(message: Message, ctx: Context, scan: ScanText) -> None:
+        """The text, page images, sender and subject a scan gave, onto its message."""
         images = [store_blob(ctx.session, p.image_png, "image/png") if p.image_png else None for p in scan.pages]
         facts = dict(message.facts or {})
         facts["ocr"] = {"confidence": scan.confidence,
@@ -159,14 +169,14 @@ class Decode:
                                "against the scan")
         sender = sender_from_text(scan.text)
         if sender and not facts.get("constituent"):
-            facts["constituent"] = sender
-            name = " ".join(x for x in (sender.get("first_name"), sender.get("last_name")) if x)
+            facts["constituent"] = one_line_person(sender)
+            name = one_line(" ".join(x for x in (sender.get("first_name"), sender.get("last_name")) if x))
             message.from_name = message.from_name or name or None
         message.facts = facts
         message.body_text = scan.text
         subject = re.search(r"^(?:Re|RE|Subject):\s*(.{3,200})$", scan.text, re.MULTILINE)
         if subject:
-            message.subject = subject.group(1).strip()
+            message.subject = one_line(subject.group(1)) or ""
         elif message.from_name:
             message.subject = f"Letter from {message.from_name}"
 
@@ -250,6 +260,9 @@ class CheckDelivery:
             raise StageFailed(f"bad address: state {person.get('state')!r} is not a two-letter abbreviation")
 
 
+MAX_EMAIL = 254
+
+
 class MatchConstituent:
     """Link the message to its constituent: exact email, then phone, else a new record."""
 
@@ -261,6 +274,10 @@ class MatchConstituent:
         s = ctx.session
         person = (message.facts or {}).get("constituent") or {}
         address = (person.get("email") or message.from_address or "").strip().lower() or None
+        if address and len(address) > MAX_EMAIL:
+            # No real mailbox is this long (RFC 5321); cut to its column, two such "addresses" could
+            # collide on the unique index and fail every retry. It stays on the message and in the raw input.
+            address = None
         phone = _digits(person.get("phone"))
         # Look-ups must not flush the batch on every query; constituents created earlier in this
         # batch are found in ctx.created instead.
@@ -454,6 +471,10 @@ def suggest_many(session: Session, messages: list[Message], rules: Rules) -> Non
         suggest_for(session, todo, suggester=rules.cache["suggester"], autocode=rules.autocode_confidence)
 
 
+def _first_line(error: object) -> str:
+    return (str(error).strip().splitlines() or [type(error).__name__])[0][:200]
+
+
 def process_message(session: Session, message_id: int | Message, stages: tuple[Stage, ...] = STAGES, *,
                     rules: Rules | None = None, raw_cache: dict[str, bytes] | None = None,
                     created: dict[str, Constituent] | None = None, isolate: bool = True,
@@ -477,8 +498,17 @@ def process_message(session: Session, message_id: int | Message, stages: tuple[S
                 stage.process(message, ctx)
     except StageFailed as exc:
         reason = f"{current}: {exc}"
+    except DataError as exc:
+        if not isolate:
+            raise  # no savepoint to roll back to: the batch is retried message by message
+        # The database refused a value of this message (a number out of range, text it cannot
+        # store): running again would fail the same way, so a person gets it with the reason.
+        log.warning("database refused a value stage=%s message_id=%s: %s", current, message.id, exc.orig)
+        reason = f"{current}: the database refused a value of this message ({_first_line(exc.orig)})"
     except DBAPIError:
-        raise  # the database, not the message, is the problem: fail the job so it runs again
+        # Connection lost, deadlock, serialization failure, a locked database: the database, not
+        # the message, is the problem. Fail the job so RQ (and later the sweeper) runs it again.
+        raise
     except Exception as exc:
         if not isolate:
             raise  # the batch is retried message by message, each in its own savepoint

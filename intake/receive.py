@@ -13,6 +13,7 @@ from correspondence.models import Channel, Message, MessageStatus, Stance, utcno
 from correspondence.services.audit import record, record_many
 from correspondence.services.blobs import store_blob, store_blobs
 from correspondence.services.messages import quarantine_message
+from intake.sanitise import one_line, one_line_person
 
 # Oversized input is quarantined, not dropped: this much of it is kept for a person to look at.
 KEEP_OF_OVERSIZED = 1024 * 1024
@@ -50,6 +51,14 @@ class Incoming:
     facts: dict | None = None
     quarantine_reason: str | None = None
 
+    def __post_init__(self) -> None:
+        # Every adapter (email, web form, CWC, social, phone, scans) builds one of these, so this is
+        # the one place subjects and names lose their line breaks; the raw input keeps them.
+        self.subject = one_line(self.subject) or ""
+        self.from_name = one_line(self.from_name)
+        if self.facts and isinstance(self.facts.get("constituent"), dict):
+            self.facts = {**self.facts, "constituent": one_line_person(self.facts["constituent"])}
+
 
 def _build(item: Incoming, max_bytes: int) -> tuple[Message, bytes | None, str | None]:
     """The message row for an item, the raw bytes to keep, and a quarantine reason if any."""
@@ -59,17 +68,15 @@ def _build(item: Incoming, max_bytes: int) -> tuple[Message, bytes | None, str |
         reason = (f"the input is {len(raw) / 1048576:.1f} MB, over the {max_bytes / 1048576:.0f} MB limit; "
                   f"the first {KEEP_OF_OVERSIZED // 1024} KB are kept")
         raw = raw[:KEEP_OF_OVERSIZED]
+    # Every text field is cut to its column when the row is written (correspondence.models.fit),
+    # and the message notes which; the idempotency key is cut here because look-ups use it first.
     message = Message(
         idempotency_key=item.key[:255], channel=item.channel, received_at=item.received_at or utcnow(),
-        subject=(item.subject or "")[:500], body_text=item.body_text or "", body_html=item.body_html,
-        from_name=(item.from_name or None) and item.from_name[:200],
-        from_address=(item.from_address or None) and item.from_address[:320],
-        source=item.source[:100], external_id=(item.external_id or None) and item.external_id[:255],
-        campaign_id=(item.campaign_id or None) and item.campaign_id[:200],
-        organization=(item.organization or None) and item.organization[:300],
-        organization_statement=item.organization_statement,
-        delivery_agent=(item.delivery_agent or None) and item.delivery_agent[:300],
-        stance=item.stance, facts=item.facts, status=MessageStatus.NEW,
+        subject=item.subject or "", body_text=item.body_text or "", body_html=item.body_html,
+        from_name=item.from_name or None, from_address=item.from_address or None, source=item.source,
+        external_id=item.external_id or None, campaign_id=item.campaign_id or None,
+        organization=item.organization or None, organization_statement=item.organization_statement,
+        delivery_agent=item.delivery_agent or None, stance=item.stance, facts=item.facts, status=MessageStatus.NEW,
     )
     return message, raw, reason
 

@@ -9,6 +9,8 @@ from __future__ import annotations
 import hashlib
 import io
 import re
+import time
+import warnings
 from dataclasses import dataclass, field
 
 from correspondence.models import Channel
@@ -49,6 +51,45 @@ class ScanUnreadable(ValueError):
     """The file is not a PDF or an image Mailroom can read."""
 
 
+class ScanTooLarge(ScanUnreadable):
+    """The scan is over a limit (pages, page size, pixels, reading time); the text says which."""
+
+
+@dataclass(frozen=True)
+class ScanLimits:
+    """What one upload may cost, checked from the file's header before any page is rendered or decoded.
+
+    The defaults take any real letter (a 30-page letter with enclosures, tabloid pages, 600 dpi
+    scans) and refuse what only an attack or a mistake produces: a 10,000-page PDF, a page a
+    quarter of a kilometre wide, a 30000 x 30000 image that is 100 KB on disk and gigabytes decoded.
+    """
+
+    max_pages: int = 50
+    max_page_points: int = 2000  # longest side of a PDF page, in points (1/72 in): 27.8 in
+    max_pixels: int = 50_000_000  # one page image, as uploaded or as rendered at RENDER_DPI
+    ocr_seconds: float = 90.0  # everything read from one upload, text layers and OCR together
+    ocr_page_seconds: float = 60.0  # one page in Tesseract
+
+
+class _Budget:
+    """The reading-time budget of one upload."""
+
+    def __init__(self, limits: ScanLimits) -> None:
+        self.limits = limits
+        self.deadline = time.monotonic() + limits.ocr_seconds
+
+    def left(self) -> float:
+        remaining = self.deadline - time.monotonic()
+        if remaining <= 0:
+            raise self.exceeded()
+        return min(remaining, self.limits.ocr_page_seconds)
+
+    def exceeded(self) -> ScanTooLarge:
+        return ScanTooLarge(f"reading the scan took longer than its {self.limits.ocr_seconds:g} s budget "
+                            f"({self.limits.ocr_page_seconds:g} s a page); split it into smaller files, or raise "
+                            "MAILROOM_SCAN_OCR_SECONDS")
+
+
 def kind_of(data: bytes) -> str:
     if data[:5] == b"%PDF-":
         return "pdf"
@@ -61,8 +102,11 @@ def kind_of(data: bytes) -> str:
     raise ScanUnreadable("not a PDF, PNG, JPEG or TIFF file")
 
 
-def ocr_image(image) -> Page:  # type: ignore[no-untyped-def]
-    """One page image through Tesseract: text rebuilt line by line, and the mean word confidence."""
+def ocr_image(image, *, timeout: float = 0) -> Page:  # type: ignore[no-untyped-def]
+    """One page image through Tesseract: text rebuilt line by line, and the mean word confidence.
+
+    With a timeout (seconds) Tesseract is stopped when it runs longer, and RuntimeError is raised.
+    """
     import pytesseract
     from PIL import Image, ImageFilter
 
@@ -70,7 +114,8 @@ def ocr_image(image) -> Page:  # type: ignore[no-untyped-def]
     # A 3x3 median filter removes scanner speckle (which otherwise ruins recognition) and leaves
     # 300 dpi text intact.
     cleaned = gray.filter(ImageFilter.MedianFilter(3))
-    data = pytesseract.image_to_data(cleaned, lang="eng", config="--psm 3", output_type=pytesseract.Output.DICT)
+    data = pytesseract.image_to_data(cleaned, lang="eng", config="--psm 3", output_type=pytesseract.Output.DICT,
+                                     timeout=timeout)
     lines: dict[tuple[int, int, int], list[str]] = {}
     confidences = []
     for i, word in enumerate(data["text"]):
@@ -93,34 +138,114 @@ def ocr_image(image) -> Page:  # type: ignore[no-untyped-def]
     return Page("\n".join(text_lines), round(mean, 1), "ocr", png.getvalue())
 
 
-def extract_text(data: bytes) -> ScanText:
+def extract_text(data: bytes, limits: ScanLimits | None = None) -> ScanText:
+    """The text of every page; ScanTooLarge (with the reason for a person) when the scan is over a limit."""
+    limits = limits or ScanLimits()
     kind = kind_of(data)
-    result = ScanText()
+    budget = _Budget(limits)
     if kind == "pdf":
-        import pypdf
-        import pypdfium2
+        return _extract_pdf(data, limits, budget)
+    return _extract_image(data, limits, budget)
 
+
+def _too_many_pages(count: int, limits: ScanLimits) -> ScanTooLarge:
+    return ScanTooLarge(f"the scan has {count} pages; at most {limits.max_pages} are read from one upload "
+                        "(split it into smaller files, or raise MAILROOM_SCAN_MAX_PAGES)")
+
+
+def _too_many_pixels(number: int, width: int, height: int, limits: ScanLimits) -> ScanTooLarge:
+    return ScanTooLarge(f"page {number} is {width} x {height} pixels ({width * height / 1e6:.0f} megapixels); at "
+                        f"most {limits.max_pixels / 1e6:.0f} megapixels a page are read (MAILROOM_SCAN_MAX_PIXELS)")
+
+
+def _check_pdf_pages(data: bytes, limits: ScanLimits):  # type: ignore[no-untyped-def]
+    """Open the PDF with pdfium and check page count and sizes from the page tree, rendering nothing."""
+    import pypdfium2
+
+    try:
+        document = pypdfium2.PdfDocument(data)
+    except Exception as exc:  # pdfium refuses broken and encrypted files alike
+        raise ScanUnreadable(f"the PDF cannot be read ({type(exc).__name__})") from exc
+    count = len(document)
+    if count > limits.max_pages:
+        document.close()
+        raise _too_many_pages(count, limits)
+    scale = RENDER_DPI / 72
+    for index in range(count):
+        width, height = document.get_page_size(index)
+        if max(width, height) > limits.max_page_points:
+            document.close()
+            raise ScanTooLarge(f"page {index + 1} is {width:.0f} x {height:.0f} points ({width / 72:.0f} x "
+                               f"{height / 72:.0f} in); pages up to {limits.max_page_points} points "
+                               f"({limits.max_page_points / 72:.0f} in) a side are read "
+                               "(MAILROOM_SCAN_MAX_PAGE_POINTS)")
+        pixels_w, pixels_h = round(width * scale), round(height * scale)
+        if pixels_w * pixels_h > limits.max_pixels:
+            document.close()
+            raise _too_many_pixels(index + 1, pixels_w, pixels_h, limits)
+    return document
+
+
+def _extract_pdf(data: bytes, limits: ScanLimits, budget: _Budget) -> ScanText:
+    import pypdf
+
+    result = ScanText()
+    rendered = _check_pdf_pages(data, limits)
+    try:
         try:
             reader = pypdf.PdfReader(io.BytesIO(data))
-            layers = [(page.extract_text() or "") for page in reader.pages]
+            pages = reader.pages
         except Exception as exc:
             raise ScanUnreadable(f"the PDF cannot be read ({type(exc).__name__})") from exc
-        rendered = None
-        for number, layer in enumerate(layers):
+        for number in range(len(rendered)):
+            budget.left()
+            try:
+                layer = (pages[number].extract_text() or "") if number < len(pages) else ""
+            except Exception as exc:
+                raise ScanUnreadable(f"the PDF cannot be read ({type(exc).__name__})") from exc
             if len(layer.strip()) >= TEXT_LAYER_MIN_CHARS:
                 result.pages.append(Page(layer, 100.0, "text-layer"))
                 continue
-            if rendered is None:
-                rendered = pypdfium2.PdfDocument(data)
             image = rendered[number].render(scale=RENDER_DPI / 72).to_pil()
-            result.pages.append(ocr_image(image))
-        return result
+            result.pages.append(_ocr(image, budget))
+    finally:
+        rendered.close()
+    return result
+
+
+def _ocr(image, budget: _Budget) -> Page:  # type: ignore[no-untyped-def]
+    try:
+        return ocr_image(image, timeout=budget.left())
+    except RuntimeError as exc:  # pytesseract's "Tesseract process timeout"
+        if "timeout" not in str(exc).lower():
+            raise
+        raise budget.exceeded() from exc
+
+
+def _extract_image(data: bytes, limits: ScanLimits, budget: _Budget) -> ScanText:
     from PIL import Image, ImageSequence, UnidentifiedImageError
 
+    # Pillow's own bomb check, backing ours: it refuses to open anything over twice this.
+    Image.MAX_IMAGE_PIXELS = limits.max_pixels
+    result = ScanText()
     try:
-        with Image.open(io.BytesIO(data)) as img:
-            for frame in ImageSequence.Iterator(img):
-                result.pages.append(ocr_image(frame.copy()))
+        with warnings.catch_warnings():
+            # Between one and two times the limit Pillow only warns; the check below refuses it.
+            warnings.simplefilter("ignore", Image.DecompressionBombWarning)
+            img = Image.open(io.BytesIO(data))  # reads the header only; nothing is decoded yet
+        with img:
+            frames = getattr(img, "n_frames", 1)
+            if frames > limits.max_pages:
+                raise _too_many_pages(frames, limits)
+            for number, frame in enumerate(ImageSequence.Iterator(img), 1):
+                width, height = frame.size
+                if width * height > limits.max_pixels:
+                    raise _too_many_pixels(number, width, height, limits)
+                budget.left()
+                result.pages.append(_ocr(frame.copy(), budget))
+    except Image.DecompressionBombError as exc:
+        raise ScanTooLarge(f"the image is over twice the {limits.max_pixels / 1e6:.0f} megapixels a page may have "
+                           f"(MAILROOM_SCAN_MAX_PIXELS): {exc}") from exc
     except (UnidentifiedImageError, OSError) as exc:
         raise ScanUnreadable(f"the image cannot be read ({type(exc).__name__})") from exc
     return result

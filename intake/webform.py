@@ -23,8 +23,11 @@ ALIASES = {"name_prefix": "prefix", "name_first": "first_name", "first": "first_
            "address_zip4": "zip4", "phone_number": "phone", "email_address": "email", "issue": "topic",
            "body": "message", "comments": "message"}
 
-LIMITS = {"message": 20000, "subject": 300, "street": 200, "street2": 200, "city": 100, "prefix": 60,
-          "first_name": 100, "last_name": 100, "topic": 200, "submission_id": 120}
+# Only absurd lengths are refused: a long but real name, city or subject is taken and cut to its
+# column when stored (correspondence.models.fit), the full value kept in the raw submission, so a
+# constituent's letter is never turned away for a 150-character name.
+LIMITS = {"message": 20000, "subject": 2000, "street": 1000, "street2": 1000, "city": 1000, "prefix": 1000,
+          "first_name": 1000, "last_name": 1000, "topic": 1000, "submission_id": 120}
 
 
 class WebformInvalid(ValueError):

@@ -142,4 +142,5 @@ def test_check_connection_reports_a_wrong_password(dovecot, client, auth, sessio
     row = session.scalar(select(MailboxAccount))
     page = client.post(f"/admin/intake/mailboxes/{row.id}/check", data={"csrf_token": token},
                        follow_redirects=True).get_data(as_text=True)
-    assert "Bad: failed: LoginError" in page
+    assert "Bad: failed: could not connect or sign in; check host, port and credentials" in page
+    assert "LoginError" not in page and "AUTHENTICATIONFAILED" not in page

@@ -9,7 +9,7 @@ from flask import Blueprint, Response, abort, flash, redirect, render_template, 
 from flask_login import current_user
 from sqlalchemy import select
 
-from correspondence.errors import DomainError, NotFound
+from correspondence.errors import DomainError, NotFound, PermissionDenied
 from correspondence.models import AuditEvent, Blob, Channel, MessageStatus, Stance, Topic
 from correspondence.models import Response as Answer
 from correspondence.services.blobs import load_blob
@@ -22,7 +22,7 @@ from correspondence.services.messages import (
     set_topic,
 )
 from correspondence.services.staff import list_staff
-from correspondence.states import MESSAGE_TRANSITIONS
+from correspondence.states import may_move
 from web import db_session
 from web.access import ALL_STAFF, roles
 from web.forms import ActionForm
@@ -67,7 +67,7 @@ def view(message_id: int):  # type: ignore[no-untyped-def]
         select(AuditEvent).where(AuditEvent.object_type == "message", AuditEvent.object_id == str(message.id))
         .order_by(AuditEvent.at.desc()).limit(50)))
     topics = list(session.scalars(select(Topic).where(Topic.active.is_(True)).order_by(Topic.name)))
-    allowed = [t for t in BUTTON_TARGETS if t in MESSAGE_TRANSITIONS[message.status]]
+    allowed = [t for t in BUTTON_TARGETS if may_move(message.status, t, current_user.role)]
     return render_template(
         "message.html", message=message,
         original=_original(raw) if message.channel == Channel.EMAIL else None,
@@ -109,6 +109,9 @@ def act(message_id: int, action: str):  # type: ignore[no-untyped-def]
             abort(404, description=f"Unknown action {action!r}.")
     except NotFound:
         abort(404, description=f"There is no message {message_id}.")
+    except PermissionDenied as exc:
+        session.rollback()
+        abort(403, description=str(exc))
     except (DomainError, ValueError) as exc:
         session.rollback()
         flash(str(exc), "error")

@@ -6,9 +6,10 @@ from flask import Blueprint, abort, flash, redirect, render_template, request, u
 from flask_login import current_user
 from sqlalchemy import func, select
 
-from correspondence.errors import DomainError, NotFound
-from correspondence.models import Message, MessageStatus, Role
+from correspondence.errors import DomainError, NotFound, PermissionDenied
+from correspondence.models import Message, MessageStatus
 from correspondence.services.messages import list_quarantined, release_message, retry_message
+from correspondence.states import TRIAGE as STATE_TRIAGE
 from web import db_session
 from web.access import roles
 from web.api import _enqueue
@@ -16,7 +17,8 @@ from web.forms import ActionForm
 
 bp = Blueprint("quarantine", __name__, url_prefix="/quarantine")
 
-TRIAGE = (Role.ADMIN, Role.SUPERVISOR, Role.CORRESPONDENT)
+# The same staff the service lets release quarantined mail (correspondence.states.MESSAGE_MOVE_ROLES).
+TRIAGE = sorted(STATE_TRIAGE)
 
 
 @bp.route("/")
@@ -40,6 +42,9 @@ def act(message_id: int, action: str):  # type: ignore[no-untyped-def]
             abort(404, description=f"Unknown action {action!r}.")
     except NotFound:
         abort(404, description=f"There is no message {message_id}.")
+    except PermissionDenied as exc:
+        session.rollback()
+        abort(403, description=str(exc))
     except DomainError as exc:
         session.rollback()
         flash(str(exc), "error")

@@ -42,8 +42,10 @@ def enqueue_process(connection: Redis, message_id: int) -> str:
             return job_id
         if status == "started" and not _abandoned(existing):
             return job_id
+    # A message's own faults are quarantined by the pipeline; what still fails the job is the
+    # database (connection lost, deadlock), which is worth a few more tries before the sweeper's.
     queue.enqueue("workers.jobs.run_process_message", message_id, job_id=job_id,
-                  failure_ttl=FAILURE_TTL, result_ttl=RESULT_TTL)
+                  failure_ttl=FAILURE_TTL, result_ttl=RESULT_TTL, retry=NETWORK_RETRY)
     return job_id
 
 

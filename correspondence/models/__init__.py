@@ -1,5 +1,6 @@
 """All models, imported here so metadata is complete for migrations."""
 
+from correspondence.models import fit as _fit  # noqa: F401 - registers the cut-to-column listeners
 from correspondence.models.audit import AuditEvent, AuditLogIsAppendOnly
 from correspondence.models.base import Base, utcnow
 from correspondence.models.batch import Batch, BatchShingle, BatchStatus

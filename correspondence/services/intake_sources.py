@@ -10,6 +10,7 @@ from sqlalchemy.orm import Session
 from correspondence import secretbox
 from correspondence.errors import NotFound, ValidationFailed
 from correspondence.models import DistrictZip, MailboxAccount, utcnow
+from correspondence.network import plain_text_refused
 from correspondence.services.audit import record
 
 SECURITY = ("ssl", "starttls", "none")
@@ -25,7 +26,7 @@ def add_mailbox(session: Session, *, secret_key: str, name: str, host: str, port
         errors.append("name the mailbox")
     elif session.scalar(select(MailboxAccount.id).where(MailboxAccount.name == name)) is not None:
         errors.append(f"a mailbox named {name!r} exists already")
-    if not re.fullmatch(r"[A-Za-z0-9.-]{1,253}", host):
+    if not re.fullmatch(r"[A-Za-z0-9.-]{1,253}|\[?[0-9A-Fa-f:.]{2,45}\]?", host):
         errors.append("host must be a host name or IP address")
     try:
         port_number = int(port or (993 if security == "ssl" else 143))
@@ -36,6 +37,8 @@ def add_mailbox(session: Session, *, secret_key: str, name: str, host: str, port
         port_number = 0
     if security not in SECURITY:
         errors.append("security must be ssl, starttls or none")
+    elif security == "none" and (refused := plain_text_refused("IMAP", host)):
+        errors.append(refused)
     if not username:
         errors.append("enter the user name")
     if not password:

@@ -7,10 +7,10 @@ from collections.abc import Iterable
 from sqlalchemy import select
 from sqlalchemy.orm import Session
 
-from correspondence.errors import InvalidTransition, NotFound, ValidationFailed
+from correspondence.errors import InvalidTransition, NotFound, PermissionDenied, ValidationFailed
 from correspondence.models import Message, MessageStatus, Staffer, Stance, Topic
 from correspondence.services.audit import record
-from correspondence.states import check_move
+from correspondence.states import ANY_STAFF, check_actor, check_move, roles_for_move
 
 S = MessageStatus
 
@@ -22,11 +22,24 @@ def get_message(session: Session, message_id: int) -> Message:
     return message
 
 
+def check_actor_may_move(session: Session, message: Message, target: S, actor_id: int | None) -> None:
+    """Raise PermissionDenied unless the actor may make this move. The system (no actor: intake, jobs)
+    may make any allowed move; a move kept for some roles needs an active staffer with one of them.
+    Moves open to every staffer look nobody up, so a job started by someone since deactivated finishes."""
+    if actor_id is None or roles_for_move(message.status, target) == ANY_STAFF:
+        return
+    actor = session.get(Staffer, actor_id)
+    if actor is None or not actor.active:
+        raise PermissionDenied("an active staff account is needed")
+    check_actor(message.status, target, actor.role)
+
+
 def _move(session: Session, message: Message, target: S, *, actor_id: int | None, action: str,
           reason: str | None = None, extra_before: dict | None = None,
           extra_after: dict | None = None) -> Message:
-    """Apply one allowed transition and write its audit event."""
+    """Apply one allowed transition, made by someone allowed to make it, and write its audit event."""
     check_move(message.status, target)
+    check_actor_may_move(session, message, target, actor_id)
     before = {"status": message.status.value, **(extra_before or {})}
     message.status = target
     message.status_reason = reason
@@ -219,7 +232,7 @@ def bulk_apply(session: Session, message_ids: Iterable[int], action: str, value:
                 else:
                     close_message(session, message_id, actor_id=actor_id)
             changed += 1
-        except (ValidationFailed, NotFound, InvalidTransition, ValueError) as exc:
+        except (ValidationFailed, NotFound, InvalidTransition, PermissionDenied, ValueError) as exc:
             # One message that cannot take the action is reported; the rest still go on.
             problems.append(f"message {message_id}: {exc}")
     return changed, problems
