@@ -12,6 +12,7 @@ from correspondence.models.case import (
     CasePriority,
     CaseStatus,
     CaseStep,
+    HelpRequest,
     StepKind,
 )
 from correspondence.models.constituent import (
@@ -54,6 +55,7 @@ __all__ = [
     "Segment",
     "StepKind",
     "CaseStep",
+    "HelpRequest",
     "CaseStatus",
     "CasePriority",
     "CaseNote",
