@@ -190,7 +190,11 @@ def record_release(session: Session, case_id: int, data: bytes, filename: str, c
 
 def record_e_signature(session: Session, case_id: int, *, typed_name: str, ip: str | None,
                        actor_id: int | None = None) -> Case:
-    """The constituent typed their name to sign the release online; kept with time and IP."""
+    """A signature already proven some other way (demo data): it is on file at once.
+
+    A signature typed on the public help form never comes here; it goes through
+    casework.help_requests, which puts it on file only once the email and the name are proven.
+    """
     case = get_case(session, case_id)
     typed = " ".join(typed_name.split())
     if len(typed) < 3:

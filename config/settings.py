@@ -79,6 +79,10 @@ class Settings:
     letterhead: str = "Office of Representative Jane Doe · 1 Capitol Street · Washington, DC 20515"
     # Where raw input and attachments are kept as files (default: the instance folder's blobs/).
     blob_dir_override: Path | None = None
+    # The address the public reaches Mailroom at, for links in emails (default: http://<bind>).
+    public_url: str = ""
+    # The public help form refuses a submission sent sooner than this after the form was served (bots).
+    help_min_fill_seconds: int = 3
 
     @classmethod
     def from_env(cls, env: Mapping[str, str] | None = None, **overrides: object) -> Settings:
@@ -124,8 +128,12 @@ class Settings:
             "blob_dir_override": Path(env["MAILROOM_BLOB_DIR"]).resolve() if env.get("MAILROOM_BLOB_DIR") else None,
             "cwc_offices": frozenset(o.strip().upper() for o in env.get("MAILROOM_CWC_OFFICES", "").split(",")
                                      if o.strip()),
+            "public_url": _public_url(env.get("MAILROOM_PUBLIC_URL", "")),
+            "help_min_fill_seconds": _int(env, "MAILROOM_HELP_MIN_FILL_SECONDS", cls.help_min_fill_seconds),
         }
         values.update(overrides)
+        if values.get("testing") and "help_min_fill_seconds" not in overrides:
+            values["help_min_fill_seconds"] = 0  # tests post the form right after loading it
         if values.get("testing") and "dashboard_cache_seconds" not in overrides:
             values["dashboard_cache_seconds"] = 0  # tests look at the dashboard right after changing things
         return cls(**values)  # type: ignore[arg-type]  # keys match the fields above
@@ -151,6 +159,10 @@ class Settings:
         return self.instance_dir / "redis.sock"
 
     @property
+    def base_url(self) -> str:
+        return self.public_url or f"http://{self.bind}"
+
+    @property
     def zone(self) -> ZoneInfo:
         return ZoneInfo(self.timezone)
 
@@ -170,6 +182,13 @@ def _int(env: Mapping[str, str], name: str, default: int) -> int:
         return int(raw)
     except ValueError as exc:
         raise SettingsError(f"{name}={raw!r} is not a whole number") from exc
+
+
+def _public_url(raw: str) -> str:
+    url = raw.strip().rstrip("/")
+    if url and not (url.startswith(("https://", "http://")) and len(url) > 8 and not any(c.isspace() for c in url)):
+        raise SettingsError(f"MAILROOM_PUBLIC_URL={raw!r} must be an http(s) address, e.g. https://help.example.gov")
+    return url
 
 
 def _confidence(raw: str) -> float:
