@@ -211,8 +211,16 @@ def document(case_id: int, document_id: int):  # type: ignore[no-untyped-def]
     data = load_blob(session, doc.sha256) if doc is not None and doc.case_id == case_id else None
     if data is None:
         abort(404, description="There is no such document.")
-    return Response(data, mimetype=doc.content_type,
-                    headers={"Content-Disposition": f'attachment; filename="{doc.filename}"'})
+    from io import BytesIO
+
+    from flask import send_file
+
+    from casework.files import clean_filename
+
+    # send_file writes RFC 6266 filename*=UTF-8''… for names beyond ASCII; cleaning again here covers
+    # names stored before uploads were cleaned (a CR or LF in a header would be a 500).
+    return send_file(BytesIO(data), mimetype=doc.content_type, as_attachment=True,
+                     download_name=clean_filename(doc.filename), etag=False, max_age=0)
 
 
 @bp.route("/cases/<int:case_id>/release.pdf")
