@@ -10,7 +10,8 @@ from sqlalchemy import select
 
 from casework import cases as svc
 from correspondence.errors import ValidationFailed
-from correspondence.models import AuditEvent, Case, CaseCategory, CaseStatus, CaseStep, StepKind
+from correspondence.models import Case, CaseCategory, CaseStatus, CaseStep, StepKind
+
 
 def _blank_pdf() -> bytes:
     from pypdf import PdfWriter
