@@ -153,6 +153,7 @@ def set_status(session: Session, case_id: int, target: CaseStatus, *, actor_id: 
 
 def _document(session: Session, case: Case, data: bytes, filename: str, content_type: str, *,
               actor_id: int | None, is_release: bool) -> CaseDocument:
+    """Store an upload; `content_type` (the browser's claim) is ignored in favour of what the bytes are."""
     if not data:
         raise ValidationFailed("the file is empty")
     if len(data) > MAX_DOCUMENT_BYTES:
