@@ -5,12 +5,12 @@ Every change goes through a function here that checks it and writes an audit eve
 
 from __future__ import annotations
 
-import re
 from datetime import timedelta
 
 from sqlalchemy import select
 from sqlalchemy.orm import Session, selectinload
 
+from casework.files import clean_filename, detect_type
 from correspondence.errors import NotFound, ValidationFailed
 from correspondence.models import (
     AuditEvent,
@@ -153,13 +153,18 @@ def set_status(session: Session, case_id: int, target: CaseStatus, *, actor_id: 
 
 def _document(session: Session, case: Case, data: bytes, filename: str, content_type: str, *,
               actor_id: int | None, is_release: bool) -> CaseDocument:
+    """Store an upload; `content_type` (the browser's claim) is ignored in favour of what the bytes are."""
     if not data:
         raise ValidationFailed("the file is empty")
     if len(data) > MAX_DOCUMENT_BYTES:
         raise ValidationFailed(f"the file is over {MAX_DOCUMENT_BYTES // 1048576} MB")
+    # What the file is comes from its bytes: a browser's type or a ".pdf" name proves nothing.
+    content_type = detect_type(data) or ""
     if content_type not in DOCUMENT_TYPES:
-        raise ValidationFailed("upload a PDF or an image (PNG, JPEG, TIFF)")
-    name = re.sub(r"[^\w .()-]+", "_", filename or "document")[:200] or "document"
+        what = "a signed release" if is_release else "a case document"
+        raise ValidationFailed(f"{what} must be a PDF or an image (PNG, JPEG, TIFF); this file is neither, "
+                               "whatever its name says")
+    name = clean_filename(filename)
     doc = CaseDocument(case_id=case.id, sha256=store_blob(session, data, content_type), filename=name,
                        content_type=content_type, size=len(data), is_release=is_release, uploaded_by_id=actor_id)
     session.add(doc)
@@ -190,7 +195,11 @@ def record_release(session: Session, case_id: int, data: bytes, filename: str, c
 
 def record_e_signature(session: Session, case_id: int, *, typed_name: str, ip: str | None,
                        actor_id: int | None = None) -> Case:
-    """The constituent typed their name to sign the release online; kept with time and IP."""
+    """A signature already proven some other way (demo data): it is on file at once.
+
+    A signature typed on the public help form never comes here; it goes through
+    casework.help_requests, which puts it on file only once the email and the name are proven.
+    """
     case = get_case(session, case_id)
     typed = " ".join(typed_name.split())
     if len(typed) < 3:

@@ -91,6 +91,11 @@ class Settings:
     scan_max_pixels: int = 50_000_000
     scan_ocr_seconds: int = 90
 
+    # The address the public reaches Mailroom at, for links in emails (default: http://<bind>).
+    public_url: str = ""
+    # The public help form refuses a submission sent sooner than this after the form was served (bots).
+    help_min_fill_seconds: int = 3
+
     def __post_init__(self) -> None:
         # Clear-text mail connections only to this machine (a local relay or a test server): anywhere
         # else the password and every letter would cross the network readable.
@@ -149,8 +154,12 @@ class Settings:
             "scan_ocr_seconds": _positive(env, "MAILROOM_SCAN_OCR_SECONDS", cls.scan_ocr_seconds),
             "cwc_offices": frozenset(o.strip().upper() for o in env.get("MAILROOM_CWC_OFFICES", "").split(",")
                                      if o.strip()),
+            "public_url": _public_url(env.get("MAILROOM_PUBLIC_URL", "")),
+            "help_min_fill_seconds": _int(env, "MAILROOM_HELP_MIN_FILL_SECONDS", cls.help_min_fill_seconds),
         }
         values.update(overrides)
+        if values.get("testing") and "help_min_fill_seconds" not in overrides:
+            values["help_min_fill_seconds"] = 0  # tests post the form right after loading it
         if values.get("testing") and "dashboard_cache_seconds" not in overrides:
             values["dashboard_cache_seconds"] = 0  # tests look at the dashboard right after changing things
         return cls(**values)  # type: ignore[arg-type]  # keys match the fields above
@@ -174,6 +183,10 @@ class Settings:
     @property
     def redis_socket_path(self) -> Path:
         return self.instance_dir / "redis.sock"
+
+    @property
+    def base_url(self) -> str:
+        return self.public_url or f"http://{self.bind}"
 
     @property
     def zone(self) -> ZoneInfo:
@@ -224,6 +237,13 @@ def _positive(env: Mapping[str, str], name: str, default: float) -> float:
     if not value > 0 or value == float("inf"):
         raise SettingsError(f"{name}={raw!r} must be a number above 0")
     return value
+
+
+def _public_url(raw: str) -> str:
+    url = raw.strip().rstrip("/")
+    if url and not (url.startswith(("https://", "http://")) and len(url) > 8 and not any(c.isspace() for c in url)):
+        raise SettingsError(f"MAILROOM_PUBLIC_URL={raw!r} must be an http(s) address, e.g. https://help.example.gov")
+    return url
 
 
 def _confidence(raw: str) -> float:

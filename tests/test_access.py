@@ -59,6 +59,8 @@ MATRIX = {
     "cases.document": ALL,
     "cases.release_pdf": ALL,
     "cases.help_request": PUBLIC,
+    "cases.help_received": PUBLIC,
+    "cases.help_confirm": PUBLIC,
     "constituents.index": ALL,
     "admin.topics": frozenset({A, S}),
     "admin.topics_retrain": frozenset({A, S}),

@@ -240,7 +240,9 @@ def test_caseworker_runs_a_case_with_the_release_gate(live_server, browser, fact
     message = factory.message(constituent_id=person.id, subject="My passport is stuck")
     session.commit()
     release = tmp_path / "signed-release.pdf"
-    release.write_bytes(b"%PDF-1.4\n1 0 obj<<>>endobj\ntrailer<<>>\n%%EOF\n")
+    from tests.test_cases import PDF
+
+    release.write_bytes(PDF)  # a real PDF: releases are checked by content
 
     page = _sign_in(browser, live_server, worker, factory.PASSWORD)
     page.goto(f"{live_server}/messages/{message.id}")

@@ -3,6 +3,8 @@ help-request form that opens a case with an electronic signature."""
 
 from __future__ import annotations
 
+import logging
+
 from flask import Blueprint, Response, abort, flash, redirect, render_template, request, url_for
 from flask_login import current_user
 from sqlalchemy import select
@@ -10,13 +12,10 @@ from sqlalchemy import select
 from casework import cases as service
 from correspondence.errors import DomainError, NotFound, ValidationFailed
 from correspondence.models import (
-    CaseCategory,
     CaseDocument,
     CaseNote,
     CasePriority,
     CaseStatus,
-    Constituent,
-    ConstituentEmail,
     Message,
     Role,
     Staffer,
@@ -29,6 +28,7 @@ from web.forms import ActionForm
 from web.outcome import run_action
 
 bp = Blueprint("cases", __name__)
+log = logging.getLogger(__name__)
 
 CASE_ROLES = (Role.ADMIN, Role.SUPERVISOR, Role.CASEWORKER)
 
@@ -109,9 +109,15 @@ def view(case_id: int):  # type: ignore[no-untyped-def]
                                 .order_by(CaseDocument.id.desc())))
     messages = list(session.scalars(select(Message).where(Message.constituent_id == case.constituent_id)
                                     .order_by(Message.received_at.desc()).limit(10)))
+    from casework.help_requests import by_case, release_reason
+
+    help_request = by_case(session, case.id)
+    on_file = service.release_on_file(case)
     return render_template("case.html", case=case, steps=service.steps(session, case.id), notes=notes, docs=docs,
                            messages=messages, history=service.timeline(session, case.id),
-                           release_on_file=service.release_on_file(case), statuses=list(CaseStatus),
+                           help_request=help_request,
+                           release_reason=release_reason(help_request) if help_request and not on_file else None,
+                           release_on_file=on_file, statuses=list(CaseStatus),
                            priorities=list(CasePriority), form=ActionForm(),
                            staff=list(session.scalars(select(Staffer).where(Staffer.active.is_(True))
                                                       .order_by(Staffer.name))))
@@ -173,11 +179,28 @@ def act(case_id: int, action: str):  # type: ignore[no-untyped-def]
             else:
                 service.add_document(session, case_id, data, upload.filename, kind, actor_id=me)
                 message = "Document added."
+        elif action in ("confirm-match", "reject-match"):
+            from casework.help_requests import decide_match
+            from correspondence.models import utcnow
+
+            same = action == "confirm-match"
+            done = decide_match(session, case_id, same_person=same, actor_id=me, now=utcnow())
+            message = (f"Joined to {done.case.constituent.full_name}'s record." if same else
+                       "Kept as a separate person: the possible match is set aside.")
+        elif action == "resend-link":
+            from casework.help_requests import resend_confirmation
+
+            effects.append(resend_confirmation(session, case_id, actor_id=me))
+            message = "A new confirmation link is on its way to the constituent."
         else:
             abort(404, description=f"Unknown case action {action!r}.")
         return message, url_for("cases.view", case_id=case_id)
 
-    return run_action(session, decide, back=url_for("cases.view", case_id=case_id))
+    effects: list = []
+    answer = run_action(session, decide, back=url_for("cases.view", case_id=case_id))
+    if effects:  # only a returned (so committed) action adds effects: send after the commit
+        _dispatch(effects)
+    return answer
 
 
 @bp.route("/cases/<int:case_id>/documents/<int:document_id>")
@@ -188,8 +211,16 @@ def document(case_id: int, document_id: int):  # type: ignore[no-untyped-def]
     data = load_blob(session, doc.sha256) if doc is not None and doc.case_id == case_id else None
     if data is None:
         abort(404, description="There is no such document.")
-    return Response(data, mimetype=doc.content_type,
-                    headers={"Content-Disposition": f'attachment; filename="{doc.filename}"'})
+    from io import BytesIO
+
+    from flask import send_file
+
+    from casework.files import clean_filename
+
+    # send_file writes RFC 6266 filename*=UTF-8''… for names beyond ASCII; cleaning again here covers
+    # names stored before uploads were cleaned (a CR or LF in a header would be a 500).
+    return send_file(BytesIO(data), mimetype=doc.content_type, as_attachment=True,
+                     download_name=clean_filename(doc.filename), etag=False, max_age=0)
 
 
 @bp.route("/cases/<int:case_id>/release.pdf")
@@ -210,53 +241,97 @@ def release_pdf(case_id: int):  # type: ignore[no-untyped-def]
 @bp.route("/help", methods=["GET", "POST"])
 @public
 def help_request():  # type: ignore[no-untyped-def]
-    """The office's public kickoff form: asks for help, opens a case, signs the release online."""
+    """The office's public kickoff form: asks for help and signs the release online (proven later by email)."""
+    from flask import session as cookie
+
+    from casework import help_requests as helpdesk
+    from correspondence.models import utcnow
+    from web.humans import HONEYPOT_FIELD, STAMP_FIELD, NotAPerson, check_submission, issue_stamp
+
     session = db_session()
-    cats = service.categories(session)
     errors: dict[str, str] = {}
     form = ActionForm()
     f = request.form
-    if request.method == "POST" and form.validate_on_submit():
-        values = {k: (f.get(k) or "").strip() for k in ("first_name", "last_name", "email", "phone", "street",
-                                                         "city", "state", "zip5", "description", "signature")}
-        for key, label in (("first_name", "first name"), ("last_name", "last name"), ("email", "email"),
-                           ("street", "street"), ("city", "city"), ("state", "state"), ("zip5", "ZIP code"),
-                           ("description", "what you need help with")):
-            if not values[key]:
-                errors[key] = f"enter your {label}"
-        if values["zip5"] and not (len(values["zip5"]) == 5 and values["zip5"].isdigit()):
-            errors["zip5"] = "must be 5 digits"
-        if values["email"] and "@" not in values["email"]:
-            errors["email"] = "is not an email address"
-        category = session.get(CaseCategory, int(f["category_id"])) if f.get("category_id", "").isdigit() else None
-        if category is None:
-            errors["category_id"] = "choose what your request is about"
-        if f.get("consent") != "yes":
-            errors["consent"] = "tick the box to authorise the office to act for you"
-        full = f"{values['first_name']} {values['last_name']}".strip().lower()
-        if " ".join(values["signature"].lower().split()) != " ".join(full.split()):
-            errors["signature"] = "type your full name exactly as above to sign"
-        if not errors:
-            address = values["email"].lower()
-            person_id = session.scalar(select(ConstituentEmail.constituent_id)
-                                       .where(ConstituentEmail.address == address))
-            if person_id is None:
-                person = Constituent(first_name=values["first_name"][:100], last_name=values["last_name"][:100],
-                                     address1=values["street"][:200], city=values["city"][:100],
-                                     state=values["state"][:2].upper(), zip5=values["zip5"])
-                person.emails.append(ConstituentEmail(address=address[:320]))
-                session.add(person)
-                session.flush()
-                person_id = person.id
-            case = service.open_case(session, constituent_id=person_id, category_id=category.id,
-                                     subject=values["description"][:120], actor_id=None,
-                                     priority=CasePriority.NORMAL)
-            service.add_note(session, case.id, f"Request from the help form:\n{values['description']}",
-                             actor_id=None)
-            service.record_e_signature(session, case.id, typed_name=values["signature"], ip=request.remote_addr)
+    stamp = f.get(STAMP_FIELD, "")
+    if request.method == "POST":
+        if not form.validate_on_submit():
+            abort(400, description="The form expired; reload the page and try again.")
+        try:
+            key = check_submission(settings().secret_key, stamp, f.get(HONEYPOT_FIELD),
+                                   min_seconds=settings().help_min_fill_seconds)
+        except NotAPerson as exc:
+            abort(400, description=f"Your request was not accepted: {exc}. Reload the page, fill in the form "
+                                   "and send it again, or call the office.")
+        values = helpdesk.HelpValues(**{k: f.get(k) or "" for k in (
+            "first_name", "last_name", "email", "phone", "street", "city", "state", "zip5", "category_id",
+            "description", "signature")}, consent=f.get("consent") == "yes")
+        try:
+            done = helpdesk.submit_help_request(session, values, idempotency_key=key, ip=request.remote_addr,
+                                                now=utcnow())
+        except helpdesk.HelpFormInvalid as exc:
+            session.rollback()
+            errors = exc.errors
+        except DomainError as exc:
+            session.rollback()
+            errors = {"form": str(exc)}
+        else:
+            reference = done.request.reference
             session.commit()
-            return render_template("help_done.html", case_id=case.id)
-    elif request.method == "POST":
-        errors = {"form": "the form expired; reload the page and try again"}
-    return render_template("help.html", categories=cats, errors=errors, values=f, form=form,
-                           office=settings().office_name), 400 if errors else 200
+            _dispatch(done.effects)
+            # Post/redirect/get: the reference travels in the signed session cookie, never in the URL,
+            # so the "received" page cannot be used to look up anyone else's request.
+            cookie["help_reference"] = reference
+            return redirect(url_for("cases.help_received")), 303
+    else:
+        stamp = issue_stamp(settings().secret_key)
+    return render_template("help.html", categories=service.categories(session), errors=errors, values=f,
+                           form=form, office=settings().office_name, stamp=stamp,
+                           honeypot=HONEYPOT_FIELD), 400 if errors else 200
+
+
+@bp.route("/help/received")
+@public
+def help_received():  # type: ignore[no-untyped-def]
+    """Where the help form lands (also after a refresh or a resubmission): this browser's reference only."""
+    from flask import session as cookie
+
+    return render_template("help_done.html", reference=cookie.get("help_reference"))
+
+
+@bp.route("/help/confirm/<token>", methods=["GET", "POST"])
+@public
+def help_confirm(token: str):  # type: ignore[no-untyped-def]
+    """The one-time link from the email: a page with a button (mail scanners that open links confirm nothing)."""
+    from casework import help_requests as helpdesk
+    from correspondence.models import utcnow
+
+    session = db_session()
+    form = ActionForm()
+    try:
+        if request.method == "POST":
+            if not form.validate_on_submit():
+                abort(400, description="The form expired; reload the page and try again.")
+            help_request, reason = helpdesk.confirm_email(session, token[:200], now=utcnow())
+            reference = help_request.reference
+            session.commit()
+            return render_template("help_confirm.html", state="confirmed", reference=reference,
+                                   release_on_file=reason is None, form=form)
+        help_request = helpdesk.find_by_token(session, token[:200], now=utcnow())
+    except helpdesk.ConfirmLinkInvalid as exc:
+        session.rollback()
+        return render_template("help_confirm.html", state="invalid", problem=str(exc), form=form), 410
+    return render_template("help_confirm.html", state="ask", reference=help_request.reference,
+                           typed_name=help_request.typed_name, form=form)
+
+
+def _dispatch(effects) -> None:  # type: ignore[no-untyped-def]
+    """After the commit: queue the emails the service asked for. A Redis outage loses nothing that matters:
+    the case page shows the link was never sent and offers to send it again."""
+    from workers.queues import enqueue_help_confirmation
+    from workers.redis_conn import connect
+
+    for effect in effects:
+        try:
+            enqueue_help_confirmation(connect(settings()), effect.object_id)
+        except Exception:
+            log.warning("could not queue help confirmation request_id=%s", effect.object_id, exc_info=True)

@@ -240,3 +240,27 @@ def run_case_reminders() -> dict[str, int]:
         if client is not None:
             client.quit()
     return {"caseworkers": len(due), "emailed": sent}
+
+
+def run_help_confirmation(request_id: int) -> str:
+    """Email a help request's one-time link. The link is made and committed (as a hash) before SMTP is
+    touched; a second run makes a new link that replaces the first, so at most one link ever works."""
+    from casework.help_requests import confirmation_email, issue_confirmation
+    from correspondence.models import utcnow
+    from drafting.send import connect as smtp_connect
+
+    settings = context.settings()
+    with context.database().unit_of_work() as session:
+        issued = issue_confirmation(session, request_id, now=utcnow())
+        if issued is None:
+            return "nothing to confirm"
+        request, token = issued
+        email = confirmation_email(request, f"{settings.base_url}/help/confirm/{token}",
+                                   office_name=settings.office_name, mail_from=settings.mail_from)
+    client = smtp_connect(settings)  # TryLater fails the job; the case page offers "send again"
+    try:
+        client.send_message(email)
+    finally:
+        client.quit()
+    log.info("help confirmation sent request_id=%s", request_id)
+    return "sent"

@@ -153,3 +153,9 @@ def enqueue_due_periodic(connection: Redis, now: datetime | None = None,
             enqueued.append(job_id)
             log.info("periodic enqueued job_id=%s", job_id)
     return enqueued
+
+
+def enqueue_help_confirmation(connection: Redis, request_id: int) -> str:
+    """Queue the email that carries a help request's one-time link (one waiting job per request)."""
+    return enqueue_once(connection, "workers.jobs.run_help_confirmation", request_id,
+                        job_id=f"help-confirm-{request_id}", queue=OUTBOUND, timeout=120)

@@ -13,6 +13,7 @@ from correspondence.models.case import (
     CasePriority,
     CaseStatus,
     CaseStep,
+    HelpRequest,
     StepKind,
 )
 from correspondence.models.constituent import (
@@ -55,6 +56,7 @@ __all__ = [
     "Segment",
     "StepKind",
     "CaseStep",
+    "HelpRequest",
     "CaseStatus",
     "CasePriority",
     "CaseNote",

@@ -127,3 +127,41 @@ class CaseDocument(Base):
     is_release: Mapped[bool] = mapped_column(Boolean, default=False)
     uploaded_by_id: Mapped[int | None] = mapped_column(ForeignKey("staffers.id"))
     created_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)
+
+
+class HelpRequest(Base):
+    """A request from the public help form, kept apart from what staff know until it is proven.
+
+    The case it opened sits on a constituent record of its own, made from what the person typed. When
+    the email (or phone) is already on file for someone, that person is only a *possible match* until a
+    caseworker confirms it. The typed signature counts as a privacy release only once the signer has
+    followed the one-time link emailed to the address, and the signed name matches the record's name.
+    """
+
+    __tablename__ = "help_requests"
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    case_id: Mapped[int] = mapped_column(ForeignKey("cases.id"), unique=True)
+    # What the person is told: random, never the sequential case id.
+    reference: Mapped[str] = mapped_column(String(16), unique=True)
+    # The form's single-use key: a refresh or a resubmission finds this row instead of making a new case.
+    idempotency_key: Mapped[str] = mapped_column(String(64), unique=True)
+    email: Mapped[str] = mapped_column(String(320))
+    phone: Mapped[str | None] = mapped_column(String(30))
+    typed_name: Mapped[str] = mapped_column(String(200))
+    signed_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)
+    ip: Mapped[str | None] = mapped_column(String(64))
+    # Someone already on file with this email or phone; "pending" until a caseworker decides.
+    possible_match_id: Mapped[int | None] = mapped_column(ForeignKey("constituents.id"))
+    match_state: Mapped[str] = mapped_column(String(20), default="none", server_default="none")
+    match_decided_by_id: Mapped[int | None] = mapped_column(ForeignKey("staffers.id"))
+    match_decided_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
+    # The email proof: only the SHA-256 of the one-time token is kept, with its expiry.
+    email_token_hash: Mapped[str | None] = mapped_column(String(64), unique=True)
+    email_token_expires_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
+    email_sent_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
+    email_confirmed_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
+    created_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)
+
+    case: Mapped[Case] = relationship()
+    possible_match: Mapped[Constituent | None] = relationship(foreign_keys=[possible_match_id])
