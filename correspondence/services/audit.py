@@ -18,7 +18,6 @@ from sqlalchemy.orm import Session
 
 from correspondence.models import AuditEvent, utcnow
 
-
 # (admin id, viewed staffer id) while an admin views the app as another staffer; else None.
 _acting_for: ContextVar[tuple[int, int] | None] = ContextVar("mailroom_acting_for", default=None)
 
