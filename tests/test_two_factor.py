@@ -172,7 +172,8 @@ def test_admin_resets_a_second_factor_audited(strict_app, factory, session):
     _enrol(client, session, supervisor)
     boss = strict_app.test_client()
     _password(boss, admin)
-    response = boss.post(f"/admin/staff/{supervisor.id}/reset-2fa", data={"csrf_token": csrf_token(boss, "/admin/staff")})
+    response = boss.post(f"/admin/staff/{supervisor.id}/reset-2fa",
+                         data={"csrf_token": csrf_token(boss, "/admin/staff")})
     assert response.status_code == 303
     _fresh(session)
     event = session.scalar(select(AuditEvent).where(AuditEvent.action == "staffer.second_factor_reset"))
@@ -210,3 +211,26 @@ def test_totp_replay_is_refused_by_the_service(session, factory):
     with pytest.raises(second_factor.ValidationFailed):
         second_factor.verify_code(session, staffer.id, older, secret_key="k", remote_addr=None, policy=policy,
                                   now=now + 30)
+
+
+def test_first_start_admin_with_the_default_setting_changes_password_then_enrols(settings, factory, session):
+    """`make run`: the demo admin signs in with a one-time password, chooses a password, then enrols."""
+    from config import Settings
+    from web import create_app
+
+    assert Settings.require_2fa == frozenset({"admin", "supervisor"})
+    app = create_app(dataclasses.replace(settings, require_2fa=Settings.require_2fa))
+    admin = factory.staffer(role=Role.ADMIN, must_change_password=True)
+    session.commit()
+    client = app.test_client()
+    assert _password(client, admin).headers["Location"].endswith("/account/password")
+    assert client.get("/inbox/").headers["Location"].endswith("/account/password")
+    response = client.post("/account/password", data={"csrf_token": csrf_token(client, "/account/password"),
+                                                      "current": Factory.PASSWORD, "new": "a long new password"})
+    assert response.status_code == 302
+    assert client.get("/dashboard/").headers["Location"].endswith("/account/two-factor")
+    assert client.get("/account/two-factor").status_code == 200
+    _enrol(client, session, admin)
+    assert client.get("/dashboard/").status_code == 200
+    app.extensions["mailroom.db"].dispose()
+    app.extensions["mailroom.db_write"].dispose()
