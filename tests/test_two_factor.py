@@ -234,3 +234,24 @@ def test_first_start_admin_with_the_default_setting_changes_password_then_enrols
     assert client.get("/dashboard/").status_code == 200
     app.extensions["mailroom.db"].dispose()
     app.extensions["mailroom.db_write"].dispose()
+
+
+def test_cli_resets_a_locked_out_admins_second_factor(settings, session, factory):
+    from click.testing import CliRunner
+
+    from tests.conftest import cli_env
+    from workers.cli import cli
+
+    admin = factory.staffer(role=Role.ADMIN)
+    second_factor.start_totp(session, admin.id, secret_key="k")
+    second_factor.confirm_totp(session, admin.id, pyotp.TOTP(
+        second_factor.pending_totp_secret(admin, secret_key="k")).now(), secret_key="k")
+    session.commit()
+    result = CliRunner().invoke(cli, ["staff", "reset-2fa", "--email", admin.email], env=cli_env(settings))
+    assert result.exit_code == 0, result.output
+    _fresh(session)
+    assert session.get(Staffer, admin.id).totp_confirmed_at is None
+    assert session.scalar(select(AuditEvent.actor_id).where(AuditEvent.action == "staffer.second_factor_reset")) \
+        is None
+    missing = CliRunner().invoke(cli, ["staff", "reset-2fa", "--email", "nobody@example.org"], env=cli_env(settings))
+    assert missing.exit_code != 0 and "no staff account" in missing.output

@@ -253,7 +253,7 @@ def security_keys(session: Session, staffer_id: int) -> list[WebAuthnCredential]
 
 # --- admin ----------------------------------------------------------------------------------------
 
-def reset_second_factor(session: Session, staffer_id: int, *, actor_id: int) -> Staffer:
+def reset_second_factor(session: Session, staffer_id: int, *, actor_id: int | None) -> Staffer:
     """Remove the staffer's app, keys and recovery codes (lost phone); they enrol again at next sign-in."""
     staffer = get_staffer(session, staffer_id)
     before = {"totp": staffer.totp_confirmed_at is not None, "keys": len(security_keys(session, staffer.id))}
