@@ -184,3 +184,13 @@ def test_a_session_cookie_without_an_epoch_is_refused(app, factory, session):
     assert _signed_out(client)
     session.rollback()
     assert session.get(Staffer, staffer.id).session_epoch == 0
+
+
+def test_old_attempts_are_pruned_by_the_daily_job(job_env, session):
+    from workers.jobs import run_prune_login_attempts
+
+    session.add_all([LoginAttempt(email="a@example.org", remote_addr="x", at=utcnow() - timedelta(days=40)),
+                     LoginAttempt(email="a@example.org", remote_addr="x", at=utcnow() - timedelta(days=2))])
+    session.commit()
+    assert run_prune_login_attempts() == 1
+    assert _attempts(session) == 1

@@ -6,7 +6,7 @@ import math
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 
-from sqlalchemy import func, select
+from sqlalchemy import delete, func, select
 from sqlalchemy.orm import Session
 
 from correspondence.errors import NotFound, PermissionDenied, ValidationFailed
@@ -138,6 +138,12 @@ def note_attempt(session: Session, *, email: str, remote_addr: str | None, succe
     """Keep one password or code check for throttling (kept apart from the audit log, which says who)."""
     session.add(LoginAttempt(email=email.strip().lower()[:320], remote_addr=(remote_addr or "")[:64],
                              succeeded=succeeded, at=utcnow()))
+
+
+def prune_login_attempts(session: Session, *, older_than: timedelta = timedelta(days=31)) -> int:
+    """Forget attempts older than anything the throttle reads (the "known address" look-back is 30 days)."""
+    result = session.execute(delete(LoginAttempt).where(LoginAttempt.at < utcnow() - older_than))
+    return result.rowcount or 0  # type: ignore[attr-defined]
 
 
 def has_second_factor(session: Session, staffer: Staffer) -> bool:
