@@ -295,7 +295,7 @@ def two_factor():  # type: ignore[no-untyped-def]
     qr_svg = None
     if secret:
         uri = totp_uri(secret, email=staffer.email, issuer=f"Mailroom ({settings().office_name})"[:60])
-        qr_svg = Markup(segno.make(uri, error="m").svg_inline(scale=4, omitsize=False))  # noqa: S704 - segno's own SVG
+        qr_svg = Markup(segno.make(uri, error="m").svg_inline(scale=4, light="#fff", omitsize=False))  # noqa: S704 - segno's own SVG
     required = current_user.role.value in settings().require_2fa
     return render_template("account_2fa.html", staffer=staffer, secret=secret, qr_svg=qr_svg, form=CodeForm(),
                            action=ActionForm(), keys=security_keys(session, staffer.id), required=required,
