@@ -50,6 +50,12 @@ class Settings:
     secure_cookies: bool = False
     login_attempts: int = 5
     login_window_minutes: int = 15
+    # Failed sign-ins from one client address (any accounts) within the window before it is refused.
+    login_address_attempts: int = 20
+    # An account's back-off after login_attempts failures doubles per failure up to this many minutes.
+    login_backoff_max_minutes: int = 15
+    # Roles that must sign in with a second factor (TOTP or a security key) as well as a password.
+    require_2fa: frozenset[str] = frozenset({"admin", "supervisor"})
     page_size: int = 50
     sweep_after_minutes: int = 10
     max_message_bytes: int = 25 * 1024 * 1024
@@ -125,6 +131,10 @@ class Settings:
             "bind": env.get("MAILROOM_BIND", cls.bind),
             "secure_cookies": env.get("MAILROOM_SECURE_COOKIES", "").lower() in _TRUE,
             "login_attempts": _int(env, "MAILROOM_LOGIN_ATTEMPTS", cls.login_attempts),
+            "login_address_attempts": _int(env, "MAILROOM_LOGIN_ADDRESS_ATTEMPTS", cls.login_address_attempts),
+            "login_backoff_max_minutes": _int(env, "MAILROOM_LOGIN_BACKOFF_MAX_MINUTES",
+                                              cls.login_backoff_max_minutes),
+            "require_2fa": _roles(env.get("MAILROOM_REQUIRE_2FA", "admin,supervisor")),
             "page_size": _int(env, "MAILROOM_PAGE_SIZE", cls.page_size),
             "sweep_after_minutes": _int(env, "MAILROOM_SWEEP_AFTER_MINUTES", cls.sweep_after_minutes),
             "max_message_bytes": _int(env, "MAILROOM_MAX_MESSAGE_BYTES", cls.max_message_bytes),
@@ -198,6 +208,16 @@ def _choice(env: Mapping[str, str], name: str, allowed: tuple[str, ...], default
     if value not in allowed:
         raise SettingsError(f"{name}={value!r} must be one of {', '.join(allowed)}")
     return value
+
+
+def _roles(raw: str) -> frozenset[str]:
+    """Role names from a comma-separated list (MAILROOM_REQUIRE_2FA); empty means no role must enrol."""
+    known = ("admin", "supervisor", "correspondent", "caseworker")
+    names = frozenset(r.strip().lower() for r in raw.split(",") if r.strip())
+    bad = sorted(names - set(known))
+    if bad:
+        raise SettingsError(f"MAILROOM_REQUIRE_2FA has unknown roles {', '.join(bad)}; use {', '.join(known)}")
+    return names
 
 
 def _int(env: Mapping[str, str], name: str, default: int) -> int:

@@ -43,3 +43,13 @@ def test_settings_are_frozen(tmp_path):
 def test_bad_values_are_named(tmp_path, name, value):
     with pytest.raises(SettingsError, match=name):
         Settings.from_env({"MAILROOM_INSTANCE_DIR": str(tmp_path), name: value})
+
+
+def test_roles_that_must_use_two_factor_sign_in(tmp_path):
+    env = {"MAILROOM_INSTANCE_DIR": str(tmp_path), "SECRET_KEY": "x"}
+    assert Settings.from_env(env).require_2fa == frozenset({"admin", "supervisor"})
+    assert Settings.from_env({**env, "MAILROOM_REQUIRE_2FA": " Caseworker, admin "}).require_2fa == \
+        frozenset({"caseworker", "admin"})
+    assert Settings.from_env({**env, "MAILROOM_REQUIRE_2FA": ""}).require_2fa == frozenset()
+    with pytest.raises(SettingsError, match="MAILROOM_REQUIRE_2FA"):
+        Settings.from_env({**env, "MAILROOM_REQUIRE_2FA": "admin,root"})

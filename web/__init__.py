@@ -135,27 +135,44 @@ def settings() -> Settings:
 
 
 def _close_session(_exc: BaseException | None) -> None:
+    token = g.pop("acting_for_token", None)
+    if token is not None:
+        from correspondence.services.audit import reset_acting_for
+
+        reset_acting_for(token)
     session = g.pop("db_session", None)
     if session is not None:
         session.close()
 
 
 @login_manager.user_loader
-def _load_staffer(staffer_id: str) -> Staffer | None:
+def _load_staffer(user_id: str) -> Staffer | None:
+    """The session's staffer, if it is still theirs: active, and begun in their current session epoch.
+
+    The id Flask-Login keeps (in the session and in any remember-me cookie) is "id:epoch"
+    (Staffer.get_id); signing out, a password change, deactivation or a role change moves the
+    epoch on, and every session that began before is signed out on its next request.
+    """
+    raw_id, _, raw_epoch = user_id.partition(":")
     try:
-        staffer = db_session().get(Staffer, int(staffer_id))
+        staffer_id, epoch = int(raw_id), int(raw_epoch)
     except ValueError:
         return None
-    if staffer is None or not staffer.active:
+    staffer = db_session().get(Staffer, staffer_id)
+    if staffer is None or not staffer.active or staffer.session_epoch != epoch:
         return None
     return _viewed_as(staffer)
 
 
 def _viewed_as(staffer: Staffer) -> Staffer:
-    """An admin who chose "view as" sees the app as that staffer; g.viewing_admin keeps who they really are."""
+    """An admin who chose "view as" sees the app as that staffer; g.viewing_admin keeps who they really are.
+
+    For the rest of the request every audit event is the admin's, on behalf of that staffer.
+    """
     from flask import session as cookie
 
     from correspondence.models import Role
+    from correspondence.services.audit import set_acting_for
 
     target_id = cookie.get("view_as")
     if not target_id or staffer.role != Role.ADMIN:
@@ -165,6 +182,7 @@ def _viewed_as(staffer: Staffer) -> Staffer:
         cookie.pop("view_as", None)
         return staffer
     g.viewing_admin = staffer
+    g.acting_for_token = set_acting_for((staffer.id, target.id))
     return target
 
 

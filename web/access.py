@@ -21,6 +21,15 @@ API_TOKEN = "api_token"  # noqa: S105 - the name of an access rule, not a secret
 _PASSWORD_CHANGE_OK = {"auth.change_password", "auth.logout", "static"}
 # While an admin views the app as another staffer, nothing may be changed except leaving that mode.
 _VIEW_AS_OK = {"auth.stop_view_as", "auth.logout"}
+# Downloads of constituent data (CSV, PDF, case documents): refused while an admin views as someone,
+# so nothing leaves the office under another staffer's name. tests/test_access.py checks that every
+# route serving a file is listed here.
+EXPORTS = {"inbox.export_csv", "cases.export_csv", "cases.document", "cases.release_pdf",
+           "constituents.export_csv", "constituents.import_bad_rows", "dashboard.analytics_csv",
+           "letters.run_pdf", "letters.run_csv", "reports.download"}
+# Routes a staffer whose role must use a second factor may use before they have set one up.
+_ENROL_OK = {"auth.two_factor", "auth.totp_start", "auth.totp_confirm", "auth.key_register_options",
+             "auth.key_register", "auth.recovery_codes", "auth.change_password", "auth.logout", "static"}
 
 
 def roles(*allowed: Role) -> Callable[[F], F]:
@@ -51,6 +60,17 @@ def signed_in(view: F) -> F:
     return view
 
 
+def _must_enrol() -> bool:
+    """This staffer's role must use a second factor (MAILROOM_REQUIRE_2FA) and they have none yet."""
+    from correspondence.services.staff import has_second_factor
+
+    if current_user.role.value not in current_app.extensions["mailroom.settings"].require_2fa:
+        return False
+    from web import db_session
+
+    return not has_second_factor(db_session(), current_user)  # type: ignore[arg-type]
+
+
 def access_rule(endpoint: str | None) -> object:
     if endpoint == "static":
         return PUBLIC
@@ -75,8 +95,13 @@ def enforce_access():  # type: ignore[no-untyped-def]
         if request.method not in ("GET", "HEAD", "OPTIONS") and request.endpoint not in _VIEW_AS_OK:
             abort(403, description=f"You are viewing Mailroom as {current_user.name}: changes are turned off. "
                                    "Stop viewing as them to act as yourself.")
+        if request.endpoint in EXPORTS:
+            abort(403, description=f"You are viewing Mailroom as {current_user.name}: downloads of constituent "
+                                   "data are turned off. Stop viewing as them to download as yourself.")
     elif current_user.must_change_password and request.endpoint not in _PASSWORD_CHANGE_OK:
         return redirect(url_for("auth.change_password"))
+    elif request.endpoint not in _ENROL_OK and _must_enrol():
+        return redirect(url_for("auth.two_factor"))
     if rule == SIGNED_IN:
         return None
     if current_user.role not in rule:  # type: ignore[operator]

@@ -74,6 +74,11 @@ def staff_action(staffer_id: int, action: str):  # type: ignore[no-untyped-def]
             message = "Account activated."
         elif action == "view-as":
             return _start_view_as(session, staffer_id)
+        elif action == "reset-2fa":
+            from correspondence.services.second_factor import reset_second_factor
+
+            reset_second_factor(session, staffer_id, actor_id=current_user.id)
+            message = "Second factor removed; they set one up again at their next sign-in."
         elif action == "reset-password":
             otp = reset_password(session, staffer_id, actor_id=current_user.id)
             message = f"New one-time password: {otp}"

@@ -21,6 +21,11 @@ class PasswordForm(FlaskForm):
     submit = SubmitField("Change password")
 
 
+class CodeForm(FlaskForm):
+    code = StringField("Code", validators=[DataRequired(), Length(max=40)])
+    submit = SubmitField("Continue")
+
+
 class ActionForm(FlaskForm):
     """A bare form: only the CSRF token, for buttons that post a fixed action."""
 

@@ -308,5 +308,24 @@ def staff_create(name: str, email: str, role: str) -> None:
     click.echo(f"Created {staffer.email} ({role}); one-time password: {otp}")
 
 
+@staff_group.command("reset-2fa", with_appcontext=False)
+@click.option("--email", required=True)
+def staff_reset_2fa(email: str) -> None:
+    """Remove a staffer's authenticator app, security keys and recovery codes (the only admin lost them)."""
+    from sqlalchemy import select
+
+    from correspondence.db import Database
+    from correspondence.models import Staffer
+    from correspondence.services.second_factor import reset_second_factor
+
+    db = Database.from_settings(Settings.from_env())
+    with db.unit_of_work() as session:
+        staffer_id = session.scalar(select(Staffer.id).where(Staffer.email == email.strip().lower()))
+        if staffer_id is None:
+            raise click.ClickException(f"no staff account for {email}")
+        reset_second_factor(session, staffer_id, actor_id=None)
+    click.echo(f"Second factor removed for {email}; they set one up again at their next sign-in.")
+
+
 if __name__ == "__main__":
     cli()

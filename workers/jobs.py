@@ -203,6 +203,14 @@ def run_analytics(_unused: int = 0) -> dict[str, float]:
         return {"seconds": snapshot.seconds}
 
 
+def run_prune_login_attempts() -> int:
+    """Daily: drop sign-in attempts older than the throttle looks at. Idempotent."""
+    from correspondence.services.staff import prune_login_attempts
+
+    with context.database().unit_of_work() as session:
+        return prune_login_attempts(session)
+
+
 def run_case_reminders() -> dict[str, int]:
     """Daily: email each caseworker the steps due or overdue (the Cases page shows the same list)."""
     from email.message import EmailMessage

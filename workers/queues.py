@@ -136,6 +136,7 @@ PERIODIC_JOBS: tuple[PeriodicJob, ...] = (
     PeriodicJob("case-reminders", "workers.jobs.run_case_reminders", MAINTENANCE, 86400),
     PeriodicJob("train-topics", "workers.jobs.run_train_topics", MAINTENANCE, 86400),
     PeriodicJob("analytics", "workers.jobs.run_analytics", MAINTENANCE, 300),
+    PeriodicJob("prune-login-attempts", "workers.jobs.run_prune_login_attempts", MAINTENANCE, 86400),
 )
 
 

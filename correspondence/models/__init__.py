@@ -43,11 +43,15 @@ from correspondence.models.message import (
     Stance,
 )
 from correspondence.models.routing import RoutingRule
+from correspondence.models.security import LoginAttempt, RecoveryCode, WebAuthnCredential
 from correspondence.models.segment import AnalyticsSnapshot, ConstituentImport, ReportRun, Segment
 from correspondence.models.staffer import Role, Staffer
 from correspondence.models.topic import LOC_POLICY_AREAS, Topic, TopicModel
 
 __all__ = [
+    "LoginAttempt",
+    "RecoveryCode",
+    "WebAuthnCredential",
     "AnalyticsSnapshot",
     "TopicModel",
     "ConstituentTag",

@@ -5,7 +5,7 @@ from __future__ import annotations
 import enum
 from datetime import datetime
 
-from sqlalchemy import Boolean, Enum, Integer, String
+from sqlalchemy import Boolean, Enum, Integer, String, text
 from sqlalchemy.orm import Mapped, mapped_column
 
 from correspondence.models.base import Base, UTCDateTime, utcnow
@@ -33,6 +33,13 @@ class Staffer(Base):
     must_change_password: Mapped[bool] = mapped_column(Boolean, default=False)
     created_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)
     last_login_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
+    # Bumped to end every session of this staffer: each session stores the epoch it began in.
+    session_epoch: Mapped[int] = mapped_column(Integer, default=0, server_default=text("0"))
+    # TOTP secret encrypted with correspondence.secretbox; active once confirmed with a code.
+    totp_secret: Mapped[str | None] = mapped_column(String(255))
+    totp_confirmed_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
+    # The last 30-second step a code was accepted for, so the same code cannot be used twice.
+    totp_last_step: Mapped[int | None] = mapped_column(Integer)
 
     # Flask-Login protocol, kept here so the web layer needs no wrapper class.
     @property
@@ -48,7 +55,9 @@ class Staffer(Base):
         return False
 
     def get_id(self) -> str:
-        return str(self.id)
+        # The epoch travels with the id (session and remember-me cookie alike), so bumping it
+        # signs out every session that began before; see web._load_staffer.
+        return f"{self.id}:{self.session_epoch or 0}"
 
     def __repr__(self) -> str:
         return f"<Staffer {self.id} {self.email} {self.role}>"

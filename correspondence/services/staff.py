@@ -2,13 +2,15 @@
 
 from __future__ import annotations
 
-from datetime import timedelta
+import math
+from dataclasses import dataclass
+from datetime import datetime, timedelta
 
-from sqlalchemy import func, select
+from sqlalchemy import delete, func, select
 from sqlalchemy.orm import Session
 
 from correspondence.errors import NotFound, PermissionDenied, ValidationFailed
-from correspondence.models import AuditEvent, Role, Staffer, utcnow
+from correspondence.models import LoginAttempt, Role, Staffer, WebAuthnCredential, utcnow
 from correspondence.passwords import hash_password, needs_rehash, one_time_password, verify_password
 from correspondence.services.audit import record
 
@@ -16,7 +18,11 @@ MIN_PASSWORD_LENGTH = 12
 
 
 class TooManyAttempts(PermissionDenied):
-    """Sign-in is paused for this account after repeated failures."""
+    """Sign-in is paused for this account or client address after repeated failures."""
+
+    def __init__(self, message: str, retry_after: int = 60) -> None:
+        super().__init__(message)
+        self.retry_after = retry_after
 
 
 def _normalise_email(email: str) -> str:
@@ -64,37 +70,133 @@ def create_staffer(
     return staffer, otp
 
 
+@dataclass(frozen=True)
+class SignInPolicy:
+    """How sign-in slows attackers down: per client address and, with back-off, per account."""
+
+    account_attempts: int = 5  # failures in a row an account allows before it backs off
+    address_attempts: int = 20  # failures (any accounts) one address may make per window
+    window: timedelta = timedelta(minutes=15)
+    backoff_base: timedelta = timedelta(seconds=30)
+    backoff_max: timedelta = timedelta(minutes=15)
+    # An address this account signed in from lately is "known": only its own failures slow it down.
+    known_address_for: timedelta = timedelta(days=30)
+
+
 def recent_failures(session: Session, email: str, window: timedelta) -> int:
     since = utcnow() - window
     return session.scalar(
-        select(func.count(AuditEvent.id)).where(
-            AuditEvent.action == "login.failed",
-            AuditEvent.object_type == "login",
-            AuditEvent.object_id == email[:64],
-            AuditEvent.at >= since,
-        )
+        select(func.count(LoginAttempt.id)).where(
+            LoginAttempt.email == email[:320], LoginAttempt.succeeded.is_(False), LoginAttempt.at >= since)
     ) or 0
+
+
+def _retry_after(until: datetime, now: datetime) -> int:
+    return max(1, math.ceil((until - now).total_seconds()))
+
+
+def check_sign_in_allowed(session: Session, *, email: str, remote_addr: str | None, policy: SignInPolicy,
+                          now: datetime | None = None) -> None:
+    """Refuse (TooManyAttempts) before any password hash or code is checked, from counts alone.
+
+    Two limits: a client address that failed too often lately, whichever accounts it tried; and an
+    account that failed several times in a row, which then waits 30 s, 1 min, 2 min... up to
+    backoff_max after each further failure (it slows down, it does not lock). Failures from other
+    addresses do not slow down an address this account recently signed in from, so an attacker
+    elsewhere cannot keep the owner out.
+    """
+    now = now or utcnow()
+    email = email.strip().lower()[:320]
+    addr = (remote_addr or "")[:64]
+    if addr:
+        count, oldest = session.execute(
+            select(func.count(LoginAttempt.id), func.min(LoginAttempt.at)).where(
+                LoginAttempt.remote_addr == addr, LoginAttempt.succeeded.is_(False),
+                LoginAttempt.at >= now - policy.window)).one()
+        if count >= policy.address_attempts:
+            raise TooManyAttempts("too many failed sign-ins from your network; wait a few minutes and try again",
+                                  retry_after=_retry_after(oldest + policy.window, now))
+    horizon = now - timedelta(days=1)
+    last_ok = session.scalar(select(func.max(LoginAttempt.at)).where(
+        LoginAttempt.email == email, LoginAttempt.succeeded.is_(True), LoginAttempt.at >= horizon))
+    failures = select(func.count(LoginAttempt.id), func.max(LoginAttempt.at)).where(
+        LoginAttempt.email == email, LoginAttempt.succeeded.is_(False), LoginAttempt.at > (last_ok or horizon))
+    if addr and session.scalar(select(LoginAttempt.id).where(
+            LoginAttempt.email == email, LoginAttempt.remote_addr == addr, LoginAttempt.succeeded.is_(True),
+            LoginAttempt.at >= now - policy.known_address_for).limit(1)) is not None:
+        failures = failures.where(LoginAttempt.remote_addr == addr)
+    count, last = session.execute(failures).one()
+    if count >= policy.account_attempts and last is not None:
+        steps = min(count - policy.account_attempts, 20)
+        wait = min(policy.backoff_base * (2 ** steps), policy.backoff_max)
+        if last + wait > now:
+            raise TooManyAttempts("too many failed sign-ins; wait a few minutes and try again",
+                                  retry_after=_retry_after(last + wait, now))
+
+
+def note_attempt(session: Session, *, email: str, remote_addr: str | None, succeeded: bool) -> None:
+    """Keep one password or code check for throttling (kept apart from the audit log, which says who)."""
+    session.add(LoginAttempt(email=email.strip().lower()[:320], remote_addr=(remote_addr or "")[:64],
+                             succeeded=succeeded, at=utcnow()))
+
+
+def prune_login_attempts(session: Session, *, older_than: timedelta = timedelta(days=31)) -> int:
+    """Forget attempts older than anything the throttle reads (the "known address" look-back is 30 days)."""
+    result = session.execute(delete(LoginAttempt).where(LoginAttempt.at < utcnow() - older_than))
+    return result.rowcount or 0  # type: ignore[attr-defined]
+
+
+def has_second_factor(session: Session, staffer: Staffer) -> bool:
+    if staffer.totp_confirmed_at is not None:
+        return True
+    return session.scalar(select(WebAuthnCredential.id).where(
+        WebAuthnCredential.staffer_id == staffer.id).limit(1)) is not None
+
+
+def complete_sign_in(session: Session, staffer: Staffer, *, remote_addr: str | None, method: str) -> Staffer:
+    """The staffer passed every factor: note the success (it resets the account's back-off) and audit it."""
+    note_attempt(session, email=staffer.email, remote_addr=remote_addr, succeeded=True)
+    staffer.last_login_at = utcnow()
+    record(session, actor_id=staffer.id, action="login.succeeded", object_type="staffer", object_id=staffer.id,
+           detail=f"{method} from {remote_addr}" if remote_addr else method)
+    return staffer
 
 
 def authenticate(
     session: Session, *, email: str, password: str, max_attempts: int, window: timedelta,
-    remote_addr: str | None = None,
+    remote_addr: str | None = None, policy: SignInPolicy | None = None,
 ) -> Staffer | None:
-    """Return the staffer when the password is right; failures are audited and throttled."""
+    """Return the staffer when the password is right; failures are noted, audited and throttled.
+
+    The throttle is checked first, so a refused attempt costs no argon2 work and leaves no new row.
+    A staffer with a second factor is not signed in yet: success is noted only when that passes
+    (otherwise a known password would reset the back-off that also limits wrong codes).
+    """
+    policy = policy or SignInPolicy(account_attempts=max_attempts, window=window)
     email = email.strip().lower()
-    if recent_failures(session, email, window) >= max_attempts:
-        raise TooManyAttempts("too many failed sign-ins; wait a few minutes and try again")
+    check_sign_in_allowed(session, email=email, remote_addr=remote_addr, policy=policy)
     staffer = session.scalar(select(Staffer).where(Staffer.email == email))
     ok = verify_password(staffer.password_hash if staffer else None, password)
     if not ok or staffer is None or not staffer.active:
+        note_attempt(session, email=email, remote_addr=remote_addr, succeeded=False)
         record(session, actor_id=None, action="login.failed", object_type="login",
                object_id=email[:64], detail=f"from {remote_addr}" if remote_addr else None)
         return None
     if needs_rehash(staffer.password_hash):
         staffer.password_hash = hash_password(password)
-    staffer.last_login_at = utcnow()
-    record(session, actor_id=staffer.id, action="login.succeeded", object_type="staffer",
-           object_id=staffer.id, detail=f"from {remote_addr}" if remote_addr else None)
+    if has_second_factor(session, staffer):
+        record(session, actor_id=staffer.id, action="login.password_ok", object_type="staffer",
+               object_id=staffer.id, detail=f"second factor next, from {remote_addr}" if remote_addr else None)
+        return staffer
+    return complete_sign_in(session, staffer, remote_addr=remote_addr, method="password")
+
+
+def end_sessions(session: Session, staffer_id: int, *, actor_id: int | None, reason: str) -> Staffer:
+    """End every session of this staffer by bumping the epoch each session carries (audited)."""
+    staffer = get_staffer(session, staffer_id)
+    staffer.session_epoch = (staffer.session_epoch or 0) + 1
+    record(session, actor_id=actor_id, action="staffer.sessions_ended", object_type="staffer",
+           object_id=staffer.id, detail=reason)
     return staffer
 
 
@@ -110,7 +212,8 @@ def change_password(session: Session, staffer_id: int, *, current: str, new: str
     staffer.must_change_password = False
     record(session, actor_id=staffer.id, action="staffer.password_changed", object_type="staffer",
            object_id=staffer.id)
-    return staffer
+    # Every other session ends; the caller re-stores the new epoch in the session that changed it.
+    return end_sessions(session, staffer.id, actor_id=staffer.id, reason="password changed")
 
 
 def set_role(session: Session, staffer_id: int, role: Role, *, actor_id: int) -> Staffer:
@@ -121,7 +224,7 @@ def set_role(session: Session, staffer_id: int, role: Role, *, actor_id: int) ->
     staffer.role = Role(role)
     record(session, actor_id=actor_id, action="staffer.role_changed", object_type="staffer",
            object_id=staffer.id, before={"role": before}, after={"role": staffer.role.value})
-    return staffer
+    return end_sessions(session, staffer.id, actor_id=actor_id, reason="role changed")
 
 
 def set_active(session: Session, staffer_id: int, active: bool, *, actor_id: int) -> Staffer:
@@ -132,7 +235,7 @@ def set_active(session: Session, staffer_id: int, active: bool, *, actor_id: int
     staffer.active = active
     record(session, actor_id=actor_id, action="staffer.activated" if active else "staffer.deactivated",
            object_type="staffer", object_id=staffer.id, before={"active": before}, after={"active": active})
-    return staffer
+    return end_sessions(session, staffer.id, actor_id=actor_id, reason="deactivated" if not active else "activated")
 
 
 def reset_password(session: Session, staffer_id: int, *, actor_id: int) -> str:
@@ -143,4 +246,5 @@ def reset_password(session: Session, staffer_id: int, *, actor_id: int) -> str:
     staffer.must_change_password = True
     record(session, actor_id=actor_id, action="staffer.password_reset", object_type="staffer",
            object_id=staffer.id)
+    end_sessions(session, staffer.id, actor_id=actor_id, reason="password reset by an admin")
     return otp
