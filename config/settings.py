@@ -10,6 +10,8 @@ from pathlib import Path
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
 _TRUE = {"1", "true", "yes", "on"}
+# Sessions, CSRF tokens and stored mailbox passwords are keyed by SECRET_KEY: a short one can be guessed.
+SECRET_KEY_MIN_LENGTH = 32
 
 
 class SettingsError(ValueError):
@@ -95,7 +97,7 @@ class Settings:
             "instance_dir": instance_dir,
             "database_url": _normalise_db_url(database_url),
             "redis_url": env.get("REDIS_URL") or None,
-            "secret_key": env.get("SECRET_KEY") or _secret_key(instance_dir),
+            "secret_key": _checked_secret_key(env.get("SECRET_KEY") or _secret_key(instance_dir)),
             "office_name": env.get("MAILROOM_OFFICE_NAME", cls.office_name),
             "timezone": tz,
             "bind": env.get("MAILROOM_BIND", cls.bind),
@@ -153,6 +155,15 @@ class Settings:
     @property
     def zone(self) -> ZoneInfo:
         return ZoneInfo(self.timezone)
+
+
+def _checked_secret_key(key: str) -> str:
+    """SECRET_KEY (from the environment or the instance's secret_key file) must be long enough to resist guessing."""
+    if len(key) < SECRET_KEY_MIN_LENGTH:
+        raise SettingsError(f"SECRET_KEY is {len(key)} characters; it must be at least {SECRET_KEY_MIN_LENGTH} "
+                            "(unset it to use the instance's generated key, or use e.g. "
+                            "`python -c 'import secrets; print(secrets.token_urlsafe(48))'`)")
+    return key
 
 
 def _choice(env: Mapping[str, str], name: str, allowed: tuple[str, ...], default: str) -> str:

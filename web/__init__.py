@@ -176,6 +176,9 @@ def _security_headers(response):  # type: ignore[no-untyped-def]
     response.headers.setdefault("Permissions-Policy", "camera=(), microphone=(), geolocation=()")
     if request.endpoint != "static":
         response.headers.setdefault("Cache-Control", "no-store")
+    if settings().secure_cookies:
+        # Secure cookies mean the site is served over HTTPS: tell browsers never to use plain HTTP for it.
+        response.headers.setdefault("Strict-Transport-Security", "max-age=31536000; includeSubDomains")
     return response
 
 
