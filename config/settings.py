@@ -23,7 +23,7 @@ def _secret_key(instance_dir: Path) -> str:
     path = instance_dir / "secret_key"
     if path.exists():
         return path.read_text().strip()
-    instance_dir.mkdir(parents=True, exist_ok=True)
+    instance_dir.mkdir(parents=True, exist_ok=True, mode=0o700)
     key = secrets.token_urlsafe(48)
     # O_EXCL so two processes starting together cannot write different keys.
     try:
