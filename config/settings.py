@@ -12,6 +12,14 @@ from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 _TRUE = {"1", "true", "yes", "on"}
 # Sessions, CSRF tokens and stored mailbox passwords are keyed by SECRET_KEY: a short one can be guessed.
 SECRET_KEY_MIN_LENGTH = 32
+# Rate limits on the public endpoints (web/ratelimit.py), per client address (per token on the API) and
+# for everyone together. MAILROOM_RATE_LIMITS overrides any of them: "help.client=5/minute login.global=off".
+DEFAULT_RATE_LIMITS = (
+    ("help.client", "10/minute"), ("help.global", "300/minute"),
+    ("login.client", "20/minute"), ("login.global", "600/minute"),
+    ("api.token", "600/minute"), ("api.global", "3000/minute"),
+    ("public.client", "120/minute"), ("public.global", "6000/minute"),
+)
 
 
 class SettingsError(ValueError):
@@ -81,6 +89,10 @@ class Settings:
     letterhead: str = "Office of Representative Jane Doe · 1 Capitol Street · Washington, DC 20515"
     # Where raw input and attachments are kept as files (default: the instance folder's blobs/).
     blob_dir_override: Path | None = None
+    # (rule, limit) pairs for web/ratelimit.py; a limit is `limits` syntax ("10/minute;100/hour") or "off".
+    rate_limits: tuple[tuple[str, str], ...] = DEFAULT_RATE_LIMITS
+    # How many reverse proxies in front of Mailroom set X-Forwarded-For/-Proto (0: trust no such header).
+    trusted_proxies: int = 0
 
     @classmethod
     def from_env(cls, env: Mapping[str, str] | None = None, **overrides: object) -> Settings:
@@ -124,6 +136,8 @@ class Settings:
             "signature": env.get("MAILROOM_SIGNATURE", cls.signature).replace("\\n", "\n"),
             "letterhead": env.get("MAILROOM_LETTERHEAD", cls.letterhead),
             "blob_dir_override": Path(env["MAILROOM_BLOB_DIR"]).resolve() if env.get("MAILROOM_BLOB_DIR") else None,
+            "rate_limits": _rate_limits(env.get("MAILROOM_RATE_LIMITS", "")),
+            "trusted_proxies": _count(env, "MAILROOM_TRUSTED_PROXIES", cls.trusted_proxies),
             "cwc_offices": frozenset(o.strip().upper() for o in env.get("MAILROOM_CWC_OFFICES", "").split(",")
                                      if o.strip()),
         }
@@ -131,6 +145,10 @@ class Settings:
         if values.get("testing") and "dashboard_cache_seconds" not in overrides:
             values["dashboard_cache_seconds"] = 0  # tests look at the dashboard right after changing things
         return cls(**values)  # type: ignore[arg-type]  # keys match the fields above
+
+    @property
+    def rate_limit_map(self) -> dict[str, str]:
+        return dict(self.rate_limits)
 
     @property
     def is_sqlite(self) -> bool:
@@ -181,6 +199,33 @@ def _int(env: Mapping[str, str], name: str, default: int) -> int:
         return int(raw)
     except ValueError as exc:
         raise SettingsError(f"{name}={raw!r} is not a whole number") from exc
+
+
+def _count(env: Mapping[str, str], name: str, default: int) -> int:
+    value = _int(env, name, default)
+    if value < 0:
+        raise SettingsError(f"{name}={value} must be 0 or more")
+    return value
+
+
+def _rate_limits(raw: str) -> tuple[tuple[str, str], ...]:
+    """The default rate limits with MAILROOM_RATE_LIMITS ("rule=limit ...", whitespace separated) applied."""
+    from limits import parse_many
+
+    limits = dict(DEFAULT_RATE_LIMITS)
+    for entry in raw.split():
+        rule, sep, value = entry.partition("=")
+        if not sep or rule not in limits:
+            raise SettingsError(f"MAILROOM_RATE_LIMITS: {entry!r} is not rule=limit with a rule among "
+                                f"{', '.join(limits)}")
+        if value.lower() != "off":
+            try:
+                parse_many(value)
+            except ValueError as exc:
+                raise SettingsError(f"MAILROOM_RATE_LIMITS: {value!r} for {rule} is not a limit like "
+                                    "10/minute (or off)") from exc
+        limits[rule] = value.lower() if value.lower() == "off" else value
+    return tuple(limits.items())
 
 
 def _confidence(raw: str) -> float:

@@ -92,6 +92,9 @@ def _clean_tables(request: pytest.FixtureRequest) -> Iterator[None]:
 
 @pytest.fixture
 def settings(tmp_path: Path, database_url: str, database: Database, redis_server: str, blob_dir: Path) -> Settings:
+    from web.ratelimit import clear
+
+    clear(redis_server)  # each test starts with fresh rate-limit counts (the limits themselves stay on)
     return Settings.from_env({}, instance_dir=tmp_path / "instance", database_url=database_url,
                              secret_key=TEST_SECRET_KEY, redis_url=redis_server, testing=True,
                              blob_dir_override=blob_dir)

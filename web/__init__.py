@@ -45,6 +45,16 @@ def create_app(settings: Settings) -> Flask:
     app.extensions["mailroom.db"] = Database.from_settings(settings)
     # Requests that change state take SQLite's write lock up front (see make_engine); pages only read.
     app.extensions["mailroom.db_write"] = Database.from_settings(settings, immediate=True)
+    if settings.trusted_proxies:
+        # Behind that many reverse proxies, the client address and scheme come from their X-Forwarded-* headers.
+        from werkzeug.middleware.proxy_fix import ProxyFix
+
+        n = settings.trusted_proxies
+        app.wsgi_app = ProxyFix(app.wsgi_app, x_for=n, x_proto=n)  # type: ignore[method-assign]
+    from web import ratelimit
+
+    # Rate limits first: a flood of refused or forged requests counts as much as good ones.
+    ratelimit.init_app(app, settings)
 
     # CSRFProtect checks the token of every POST before any view runs, so views do not check again.
     csrf.init_app(app)
