@@ -27,6 +27,11 @@ CSP = ("default-src 'self'; img-src 'self' data:; style-src 'self'; script-src '
 
 def create_app(settings: Settings) -> Flask:
     app = Flask(__name__, instance_path=str(settings.instance_dir), instance_relative_config=False)
+    # Ids in paths stop at 2**63-1 (bigger is a 404) and JSON bodies at a nesting depth (web/inputs.py).
+    from web.inputs import BoundedIntConverter, BoundedRequest
+
+    app.url_map.converters["int"] = BoundedIntConverter
+    app.request_class = BoundedRequest
     app.config.update(
         SECRET_KEY=settings.secret_key,
         TESTING=settings.testing,

@@ -23,6 +23,7 @@ from markupsafe import Markup, escape
 from sqlalchemy import Integer, String, cast, column, func, literal, literal_column, or_, select, text
 from sqlalchemy.orm import Session, joinedload
 
+from correspondence.ids import parse_id
 from correspondence.models import (
     Case,
     CaseStatus,
@@ -103,7 +104,7 @@ def parse(raw: str) -> Query:
         query.words += [w.lower() for w in _WORD.findall(match.group(6) or "")]
     query.words = list(dict.fromkeys(query.words))[:20]
     query.phrases = query.phrases[:5]
-    if "batch" in query.filters and not query.filters["batch"].isdigit():
+    if "batch" in query.filters and parse_id(query.filters["batch"]) is None:
         query.notes.append(f"batch: needs a batch number, not {query.filters.pop('batch')!r}")
     for key in ("after", "before"):
         if key in query.filters:

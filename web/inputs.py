@@ -1,0 +1,57 @@
+"""Numbers and bodies from outside, bounded where they enter: ids in paths and queries, JSON depth.
+
+A database id is a 64-bit signed integer; a bigger number in a URL or a form cannot name anything,
+and handed to the database it fails with an overflow (a 500) instead of "not found". Deeply nested
+JSON makes Python's parser recurse until it raises RecursionError, which no view expects.
+"""
+
+from __future__ import annotations
+
+import re
+
+from flask import Request
+from werkzeug.exceptions import BadRequest
+from werkzeug.routing import IntegerConverter
+
+from correspondence.ids import MAX_ID, parse_id
+
+__all__ = ["MAX_ID", "BoundedIntConverter", "BoundedRequest", "json_depth_ok", "parse_id"]
+
+MAX_JSON_DEPTH = 32
+# A JSON string (skipped whole, escapes included) or a bracket: the only things depth depends on.
+_JSON_TOKENS = re.compile(rb'"[^"\\]*(?:\\.[^"\\]*)*"?|[\[\]{}]', re.S)
+
+
+class BoundedIntConverter(IntegerConverter):
+    """`<int:...>` in every route: ASCII digits only, at most 2**63-1 (larger is a 404, like any unknown id)."""
+
+    regex = r"[0-9]+"
+
+    def __init__(self, map, *args, **kwargs) -> None:  # type: ignore[no-untyped-def]  # noqa: A002 - werkzeug's name
+        kwargs.setdefault("max", MAX_ID)
+        super().__init__(map, *args, **kwargs)
+
+
+def json_depth_ok(data: bytes, limit: int = MAX_JSON_DEPTH) -> bool:
+    """Whether JSON text nests objects/arrays no deeper than limit (strings are skipped; not a validator)."""
+    depth = 0
+    for token in _JSON_TOKENS.finditer(data):
+        char = token.group()[:1]
+        if char in (b"[", b"{"):
+            depth += 1
+            if depth > limit:
+                return False
+        elif char in (b"]", b"}"):
+            depth -= 1
+    return True
+
+
+class BoundedRequest(Request):
+    """Flask's request, refusing JSON nested deeper than MAX_JSON_DEPTH (400) before it is parsed."""
+
+    def get_json(self, force: bool = False, silent: bool = False, cache: bool = True):  # type: ignore[no-untyped-def, override]
+        if (force or self.is_json) and not json_depth_ok(self.get_data(cache=True)):
+            if silent:
+                return None
+            raise BadRequest(f"The JSON body nests deeper than {MAX_JSON_DEPTH} levels.")
+        return super().get_json(force=force, silent=silent, cache=cache)
