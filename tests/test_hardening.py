@@ -30,7 +30,8 @@ def test_message_text_cannot_forge_search_highlights_or_markup(client, auth, ses
     auth.login("correspondent")
     page = client.get("/search/", query_string={"q": "flooding"}).get_data(as_text=True)
     snippet = _snippet_of(page, message.id)
-    assert "<script>" not in snippet and "&lt;script&gt;" in snippet
+    # Escaped (SQLite's snippet) or dropped as a tag (PostgreSQL's ts_headline): never markup.
+    assert "<script" not in snippet and "alert(1)" in snippet
     assert re.findall(r"<mark>(.*?)</mark>", snippet) == ["flooding"]
     assert "\x02" not in snippet and "\x03" not in snippet
     # Filters alone show the start of the body: escaped, never highlighted.

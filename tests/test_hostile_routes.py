@@ -14,8 +14,9 @@ from correspondence.services.tokens import create_token
 
 ROOT = Path(__file__).resolve().parent.parent
 HUGE = "99999999999999999999999"
-HOSTILE = [HUGE, "9223372036854775808", "18446744073709551616", "-1", "-9223372036854775809", "0", "1.5",
-           "1e999", "nan", "²", "١٢", "é", "../", "..%2f..%2fetc%2fpasswd", "\x00", "x" * 5000, " 1", "[]"]
+HOSTILE = [HUGE, "2147483648", "9223372036854775807", "9223372036854775808", "18446744073709551616", "-1",
+           "-9223372036854775809", "0", "1.5", "1e999", "nan", "²", "١٢", "é", "../", "..%2f..%2fetc%2fpasswd", "\x00",
+           "x" * 5000, " 1", "[]"]
 _VARIABLE = re.compile(r"<(?:[^:<>]+:)?([^<>]+)>")
 
 
@@ -90,7 +91,7 @@ def _walk(app, client, csrf: str, *, queries: bool, real: dict[str, str] | None 
                 actions = _actions() if "action" in variables else [""]
                 for action in actions:
                     url = _fill(rule.rule, "action", action, real) if action else _fill(rule.rule, None, "", real)
-                    for value in (HUGE, "9223372036854775808", "-1", "²", "\x00", "x" * 5000, "../"):
+                    for value in (HUGE, "2147483648", "9223372036854775808", "-1", "²", "\x00", "x" * 5000, "../"):
                         check("POST", url, data={"csrf_token": csrf, **{n: value for n in names}})
             if queries and method == "GET":
                 base = _fill(rule.rule, None, "1", real)
@@ -130,9 +131,10 @@ def test_every_route_with_hostile_values_signed_out(roomy_app):
 def test_huge_ids_in_paths_are_not_found(client, auth):
     auth.login(Role.ADMIN)
     for path in (f"/messages/{HUGE}", f"/cases/{HUGE}", "/messages/9223372036854775808",
-                 f"/constituents/{HUGE}", f"/batches/{HUGE}"):
+                 f"/constituents/{HUGE}", f"/batches/{HUGE}", "/cases/9223372036854775807"):
         assert client.get(path).status_code == 404, path
-    assert client.get("/messages/9223372036854775807").status_code == 404  # the largest id: just not there
+    assert client.get("/messages/2147483647").status_code == 404  # the largest id: just not there
+    assert client.get("/messages/2147483648").status_code == 404  # past PostgreSQL's INTEGER
 
 
 @pytest.mark.parametrize("depth", [33, 100_000])
@@ -144,3 +146,12 @@ def test_deeply_nested_json_is_a_400_on_the_api(client, session, redis, depth):
                            headers={"Authorization": f"Bearer {plain}"})
     assert response.status_code == 400
     assert response.get_json()["error"]["code"] == 400
+
+
+def test_a_nul_character_in_a_query_or_form_field_is_a_400(client, auth):
+    # PostgreSQL cannot store NUL in text: before, a sign-in or a search with one was a 500 there.
+    token = auth.csrf("/login")
+    assert client.post("/login", data={"email": "a\x00@example.org", "password": "x", "csrf_token": token}
+                       ).status_code == 400
+    auth.login(Role.ADMIN)
+    assert client.get("/search/", query_string={"q": "roads\x00"}).status_code == 400

@@ -27,7 +27,7 @@ CSP = ("default-src 'self'; img-src 'self' data:; style-src 'self'; script-src '
 
 def create_app(settings: Settings) -> Flask:
     app = Flask(__name__, instance_path=str(settings.instance_dir), instance_relative_config=False)
-    # Ids in paths stop at 2**63-1 (bigger is a 404) and JSON bodies at a nesting depth (web/inputs.py).
+    # Ids in paths stop at the id columns' range (bigger is a 404) and JSON bodies at a nesting depth (web/inputs.py).
     from web.inputs import BoundedIntConverter, BoundedRequest
 
     app.url_map.converters["int"] = BoundedIntConverter
@@ -60,6 +60,9 @@ def create_app(settings: Settings) -> Flask:
 
     # Rate limits first: a flood of refused or forged requests counts as much as good ones.
     ratelimit.init_app(app, settings)
+    from web.inputs import refuse_nul_characters
+
+    app.before_request(refuse_nul_characters)
 
     # CSRFProtect checks the token of every POST before any view runs, so views do not check again.
     csrf.init_app(app)
@@ -235,6 +238,9 @@ def _register_errors(app: Flask) -> None:
     @app.errorhandler(Exception)
     def _crash(exc: Exception):  # type: ignore[no-untyped-def]
         app.logger.exception("unhandled error path=%s", request.path)
+        session = g.get("db_session")
+        if session is not None:
+            session.rollback()  # the error page reads the database too; a failed transaction would fail it again
         return _error_page(500, "Something went wrong on our side. The error has been logged.")
 
 

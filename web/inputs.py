@@ -1,8 +1,10 @@
 """Numbers and bodies from outside, bounded where they enter: ids in paths and queries, JSON depth.
 
-A database id is a 64-bit signed integer; a bigger number in a URL or a form cannot name anything,
-and handed to the database it fails with an overflow (a 500) instead of "not found". Deeply nested
-JSON makes Python's parser recurse until it raises RecursionError, which no view expects.
+A database id fits its INTEGER column (correspondence/ids.py); a bigger number in a URL or a form
+cannot name anything, and handed to the database it fails with an overflow (a 500) instead of
+"not found". Deeply nested
+JSON makes Python's parser recurse until it raises RecursionError, which no view expects. A NUL
+character in a field cannot be stored in a PostgreSQL text column.
 """
 
 from __future__ import annotations
@@ -15,7 +17,7 @@ from werkzeug.routing import IntegerConverter
 
 from correspondence.ids import MAX_ID, parse_id
 
-__all__ = ["MAX_ID", "BoundedIntConverter", "BoundedRequest", "json_depth_ok", "parse_id"]
+__all__ = ["MAX_ID", "BoundedIntConverter", "BoundedRequest", "json_depth_ok", "parse_id", "refuse_nul_characters"]
 
 MAX_JSON_DEPTH = 32
 # A JSON string (skipped whole, escapes included) or a bracket: the only things depth depends on.
@@ -23,7 +25,7 @@ _JSON_TOKENS = re.compile(rb'"[^"\\]*(?:\\.[^"\\]*)*"?|[\[\]{}]', re.S)
 
 
 class BoundedIntConverter(IntegerConverter):
-    """`<int:...>` in every route: ASCII digits only, at most 2**63-1 (larger is a 404, like any unknown id)."""
+    """`<int:...>` in every route: ASCII digits only, at most MAX_ID (larger is a 404, like any unknown id)."""
 
     regex = r"[0-9]+"
 
@@ -55,3 +57,16 @@ class BoundedRequest(Request):
                 return None
             raise BadRequest(f"The JSON body nests deeper than {MAX_JSON_DEPTH} levels.")
         return super().get_json(force=force, silent=silent, cache=cache)
+
+
+def refuse_nul_characters() -> None:
+    """before_request hook: a NUL in a query or form field is never typed text; PostgreSQL cannot store it."""
+    from flask import abort, request
+
+    fields = [request.args]
+    if request.method == "POST" and request.mimetype in ("application/x-www-form-urlencoded", "multipart/form-data"):
+        fields.append(request.form)
+    for multi in fields:
+        for key, values in multi.lists():
+            if "\x00" in key or any("\x00" in v for v in values):
+                abort(400, description="A field contains a NUL character, which is never part of typed text.")
