@@ -65,7 +65,7 @@ class Limiter:
         # Short timeouts: a limiter that waits on a stuck Redis would hang the public pages with it.
         self.redis = MovingWindowRateLimiter(RedisStorage(url, key_prefix=KEY_PREFIX, wrap_exceptions=True,
                                                           socket_connect_timeout=0.5, socket_timeout=0.5))
-        self.memory = MovingWindowRateLimiter(MemoryStorage())
+        self._memory: MovingWindowRateLimiter | None = None  # made on first need: it starts a timer thread
         self._redis_down_until = 0.0
 
     def check(self, group: str, who: str) -> Refusal | None:
@@ -86,7 +86,9 @@ class Limiter:
                 self._redis_down_until = time.monotonic() + RETRY_REDIS_AFTER
                 log.warning("rate limiter: redis unreachable, limiting in this process's memory for %ss: %s",
                             RETRY_REDIS_AFTER, exc)
-        return self.memory.hit(item, *identifiers), self.memory
+        if self._memory is None:
+            self._memory = MovingWindowRateLimiter(MemoryStorage())
+        return self._memory.hit(item, *identifiers), self._memory
 
 
 def init_app(app: Flask, settings: Settings) -> None:
