@@ -73,6 +73,16 @@ def database(database_url: str, blob_dir: Path) -> Iterator[Database]:
 
 
 @pytest.fixture(autouse=True)
+def _restore_umask() -> Iterator[None]:
+    """`mailroom init/run/worker` set umask 077 (workers/setup.py); run in-process by CliRunner, that
+    would leave later tests' files unreadable to the servers they start (Dovecot reads its passwd file)."""
+    previous = os.umask(0o022)
+    os.umask(previous)
+    yield
+    os.umask(previous)
+
+
+@pytest.fixture(autouse=True)
 def _clean_tables(request: pytest.FixtureRequest) -> Iterator[None]:
     """Empty every table but the seeded topics after each test that touched the database."""
     yield
