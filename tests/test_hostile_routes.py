@@ -155,3 +155,13 @@ def test_a_nul_character_in_a_query_or_form_field_is_a_400(client, auth):
                        ).status_code == 400
     auth.login(Role.ADMIN)
     assert client.get("/search/", query_string={"q": "roads\x00"}).status_code == 400
+
+
+def test_a_nul_character_in_api_json_is_a_400(client, session, redis):
+    # Before, a web form delivery with "\u0000" in a field was a 500 on PostgreSQL (text cannot hold NUL).
+    _t, plain = create_token(session, name="website", actor_id=None)
+    session.commit()
+    form = {"first_name": "Dana\u0000", "last_name": "Reyes", "street": "55 Elm St", "city": "Columbus",
+            "state": "oh", "zip5": "43215", "email": "dana@example.org", "message": "hello\u0000 there"}
+    response = client.post("/api/v1/intake/webform", json=form, headers={"Authorization": f"Bearer {plain}"})
+    assert response.status_code == 400 and "NUL" in response.get_json()["error"]["message"]

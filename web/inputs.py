@@ -48,15 +48,29 @@ def json_depth_ok(data: bytes, limit: int = MAX_JSON_DEPTH) -> bool:
     return True
 
 
+def _has_nul(value: object) -> bool:
+    """Whether parsed JSON holds a NUL in any key or string (its depth is already bounded)."""
+    if isinstance(value, str):
+        return "\x00" in value
+    if isinstance(value, dict):
+        return any(_has_nul(k) or _has_nul(v) for k, v in value.items())
+    if isinstance(value, list):
+        return any(_has_nul(v) for v in value)
+    return False
+
+
 class BoundedRequest(Request):
-    """Flask's request, refusing JSON nested deeper than MAX_JSON_DEPTH (400) before it is parsed."""
+    """Flask's request, refusing (400) JSON nested deeper than MAX_JSON_DEPTH before it is parsed,
+    and JSON whose strings hold a NUL (\\u0000), which no text column can store."""
 
     def get_json(self, force: bool = False, silent: bool = False, cache: bool = True):  # type: ignore[no-untyped-def, override]
+        # Raised even when silent: silent covers text that is not JSON, and these are refusals with a reason.
         if (force or self.is_json) and not json_depth_ok(self.get_data(cache=True)):
-            if silent:
-                return None
             raise BadRequest(f"The JSON body nests deeper than {MAX_JSON_DEPTH} levels.")
-        return super().get_json(force=force, silent=silent, cache=cache)
+        data = super().get_json(force=force, silent=silent, cache=cache)
+        if _has_nul(data):
+            raise BadRequest("The JSON body contains a NUL character, which is never part of typed text.")
+        return data
 
 
 def refuse_nul_characters() -> None:
