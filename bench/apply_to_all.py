@@ -137,7 +137,8 @@ def main() -> None:
     smtp = Controller(handler, hostname="127.0.0.1", port=smtp_port)
     smtp.start()
     url = f"sqlite:///{work / 'apply.db'}"
-    env = {**os.environ, "DATABASE_URL": url, "MAILROOM_INSTANCE_DIR": str(work), "SECRET_KEY": "bench",
+    env = {**os.environ, "DATABASE_URL": url, "MAILROOM_INSTANCE_DIR": str(work),
+           "SECRET_KEY": "bench-secret-key-0123456789abcdef0123",
            "MAILROOM_BLOB_DIR": str(work / "blobs"), "REDIS_URL": f"unix://{work / 'redis.sock'}",
            "MAILROOM_SMTP_HOST": "127.0.0.1", "MAILROOM_SMTP_PORT": str(smtp_port), "MAILROOM_SMTP_SECURITY": "none",
            "MAILROOM_SMTP_RATE": "0", "MAILROOM_SWEEP_AFTER_MINUTES": "0", "MAILROOM_LOG_LEVEL": "WARNING"}

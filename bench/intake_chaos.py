@@ -79,7 +79,8 @@ def main() -> None:
     redis_server = RedisServer(work / "redis.sock")
     redis_server.start()
     url = f"sqlite:///{work / 'chaos.db'}"
-    env = {**os.environ, "DATABASE_URL": url, "MAILROOM_INSTANCE_DIR": str(work), "SECRET_KEY": "chaos",
+    env = {**os.environ, "DATABASE_URL": url, "MAILROOM_INSTANCE_DIR": str(work),
+           "SECRET_KEY": "chaos-bench-secret-key-0123456789abcdef",
            "REDIS_URL": f"unix://{work / 'redis.sock'}", "MAILROOM_SWEEP_AFTER_MINUTES": "0",
            "MAILROOM_LOG_LEVEL": "WARNING"}
     upgrade(url)

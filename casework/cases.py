@@ -12,6 +12,7 @@ from sqlalchemy.orm import Session, selectinload
 
 from casework.files import clean_filename, detect_type
 from correspondence.errors import NotFound, ValidationFailed
+from correspondence.ids import parse_id
 from correspondence.models import (
     AuditEvent,
     Case,
@@ -251,7 +252,7 @@ def list_cases(session: Session, *, caseworker_id: int | None = None, open_only:
 def _staffer_or_none(session: Session, raw: str | None) -> int | None:
     if not raw:
         return None
-    if not str(raw).isdigit() or session.get(Staffer, int(raw)) is None:
+    if parse_id(str(raw)) is None or session.get(Staffer, parse_id(str(raw))) is None:
         raise ValidationFailed("choose a staffer from the list")
     return int(raw)
 

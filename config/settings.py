@@ -13,6 +13,16 @@ from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 from correspondence.network import plain_text_refused
 
 _TRUE = {"1", "true", "yes", "on"}
+# Sessions, CSRF tokens and stored mailbox passwords are keyed by SECRET_KEY: a short one can be guessed.
+SECRET_KEY_MIN_LENGTH = 32
+# Rate limits on the public endpoints (web/ratelimit.py), per client address (per token on the API) and
+# for everyone together. MAILROOM_RATE_LIMITS overrides any of them: "help.client=5/minute login.global=off".
+DEFAULT_RATE_LIMITS = (
+    ("help.client", "10/minute"), ("help.global", "300/minute"),
+    ("login.client", "20/minute"), ("login.global", "600/minute"),
+    ("api.token", "600/minute"), ("api.global", "3000/minute"),
+    ("public.client", "120/minute"), ("public.global", "6000/minute"),
+)
 
 
 class SettingsError(ValueError):
@@ -24,7 +34,7 @@ def _secret_key(instance_dir: Path) -> str:
     path = instance_dir / "secret_key"
     if path.exists():
         return path.read_text().strip()
-    instance_dir.mkdir(parents=True, exist_ok=True)
+    instance_dir.mkdir(parents=True, exist_ok=True, mode=0o700)
     key = secrets.token_urlsafe(48)
     # O_EXCL so two processes starting together cannot write different keys.
     try:
@@ -96,11 +106,14 @@ class Settings:
     scan_max_page_points: int = 2000
     scan_max_pixels: int = 50_000_000
     scan_ocr_seconds: int = 90
-
     # The address the public reaches Mailroom at, for links in emails (default: http://<bind>).
     public_url: str = ""
     # The public help form refuses a submission sent sooner than this after the form was served (bots).
     help_min_fill_seconds: int = 3
+    # (rule, limit) pairs for web/ratelimit.py; a limit is `limits` syntax ("10/minute;100/hour") or "off".
+    rate_limits: tuple[tuple[str, str], ...] = DEFAULT_RATE_LIMITS
+    # How many reverse proxies in front of Mailroom set X-Forwarded-For/-Proto (0: trust no such header).
+    trusted_proxies: int = 0
 
     def __post_init__(self) -> None:
         # Clear-text mail connections only to this machine (a local relay or a test server): anywhere
@@ -125,7 +138,7 @@ class Settings:
             "instance_dir": instance_dir,
             "database_url": _normalise_db_url(database_url),
             "redis_url": env.get("REDIS_URL") or None,
-            "secret_key": env.get("SECRET_KEY") or _secret_key(instance_dir),
+            "secret_key": _checked_secret_key(env.get("SECRET_KEY") or _secret_key(instance_dir)),
             "office_name": env.get("MAILROOM_OFFICE_NAME", cls.office_name),
             "timezone": tz,
             "bind": env.get("MAILROOM_BIND", cls.bind),
@@ -162,6 +175,8 @@ class Settings:
             "scan_max_page_points": _positive(env, "MAILROOM_SCAN_MAX_PAGE_POINTS", cls.scan_max_page_points),
             "scan_max_pixels": _positive(env, "MAILROOM_SCAN_MAX_PIXELS", cls.scan_max_pixels),
             "scan_ocr_seconds": _positive(env, "MAILROOM_SCAN_OCR_SECONDS", cls.scan_ocr_seconds),
+            "rate_limits": _rate_limits(env.get("MAILROOM_RATE_LIMITS", "")),
+            "trusted_proxies": _count(env, "MAILROOM_TRUSTED_PROXIES", cls.trusted_proxies),
             "cwc_offices": frozenset(o.strip().upper() for o in env.get("MAILROOM_CWC_OFFICES", "").split(",")
                                      if o.strip()),
             "public_url": _public_url(env.get("MAILROOM_PUBLIC_URL", "")),
@@ -173,6 +188,10 @@ class Settings:
         if values.get("testing") and "dashboard_cache_seconds" not in overrides:
             values["dashboard_cache_seconds"] = 0  # tests look at the dashboard right after changing things
         return cls(**values)  # type: ignore[arg-type]  # keys match the fields above
+
+    @property
+    def rate_limit_map(self) -> dict[str, str]:
+        return dict(self.rate_limits)
 
     @property
     def is_sqlite(self) -> bool:
@@ -201,6 +220,15 @@ class Settings:
     @property
     def zone(self) -> ZoneInfo:
         return ZoneInfo(self.timezone)
+
+
+def _checked_secret_key(key: str) -> str:
+    """SECRET_KEY (from the environment or the instance's secret_key file) must be long enough to resist guessing."""
+    if len(key) < SECRET_KEY_MIN_LENGTH:
+        raise SettingsError(f"SECRET_KEY is {len(key)} characters; it must be at least {SECRET_KEY_MIN_LENGTH} "
+                            "(unset it to use the instance's generated key, or use e.g. "
+                            "`python -c 'import secrets; print(secrets.token_urlsafe(48))'`)")
+    return key
 
 
 def _choice(env: Mapping[str, str], name: str, allowed: tuple[str, ...], default: str) -> str:
@@ -264,6 +292,33 @@ def _public_url(raw: str) -> str:
     if url and not (url.startswith(("https://", "http://")) and len(url) > 8 and not any(c.isspace() for c in url)):
         raise SettingsError(f"MAILROOM_PUBLIC_URL={raw!r} must be an http(s) address, e.g. https://help.example.gov")
     return url
+
+
+def _count(env: Mapping[str, str], name: str, default: int) -> int:
+    value = _int(env, name, default)
+    if value < 0:
+        raise SettingsError(f"{name}={value} must be 0 or more")
+    return value
+
+
+def _rate_limits(raw: str) -> tuple[tuple[str, str], ...]:
+    """The default rate limits with MAILROOM_RATE_LIMITS ("rule=limit ...", whitespace separated) applied."""
+    from limits import parse_many
+
+    limits = dict(DEFAULT_RATE_LIMITS)
+    for entry in raw.split():
+        rule, sep, value = entry.partition("=")
+        if not sep or rule not in limits:
+            raise SettingsError(f"MAILROOM_RATE_LIMITS: {entry!r} is not rule=limit with a rule among "
+                                f"{', '.join(limits)}")
+        if value.lower() != "off":
+            try:
+                parse_many(value)
+            except ValueError as exc:
+                raise SettingsError(f"MAILROOM_RATE_LIMITS: {value!r} for {rule} is not a limit like "
+                                    "10/minute (or off)") from exc
+        limits[rule] = value.lower() if value.lower() == "off" else value
+    return tuple(limits.items())
 
 
 def _confidence(raw: str) -> float:

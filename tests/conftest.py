@@ -21,12 +21,14 @@ from tests.factories import Factory
 
 REQUIRE_SERVICES = os.environ.get("MAILROOM_REQUIRE_SERVICES") == "1" or os.environ.get("CI") == "true"
 KEEP_TABLES = {"topics", "alembic_version", "case_categories"}
+# SECRET_KEY from the environment must be at least 32 characters (config/settings.py).
+TEST_SECRET_KEY = "test-secret-key-0123456789abcdef0123456789"
 
 
 def cli_env(settings: Settings) -> dict[str, str]:
     """The environment a `mailroom` command needs to use the test database and blob folder."""
     return {"DATABASE_URL": settings.database_url, "MAILROOM_INSTANCE_DIR": str(settings.instance_dir),
-            "MAILROOM_BLOB_DIR": str(settings.blob_dir), "SECRET_KEY": "x"}
+            "MAILROOM_BLOB_DIR": str(settings.blob_dir), "SECRET_KEY": TEST_SECRET_KEY}
 
 
 def need(condition: bool, reason: str) -> None:
@@ -50,7 +52,7 @@ def _reset_postgres(url: str) -> None:
 def database_url(tmp_path_factory: pytest.TempPathFactory) -> str:
     url = os.environ.get("TEST_DATABASE_URL")
     if url:
-        url = Settings.from_env({"DATABASE_URL": url, "SECRET_KEY": "x"}).database_url
+        url = Settings.from_env({"DATABASE_URL": url, "SECRET_KEY": TEST_SECRET_KEY}).database_url
         _reset_postgres(url)
     else:
         url = f"sqlite:///{tmp_path_factory.mktemp('db') / 'mailroom.db'}"
@@ -68,6 +70,16 @@ def database(database_url: str, blob_dir: Path) -> Iterator[Database]:
     db = Database(database_url, blob_dir=blob_dir)
     yield db
     db.dispose()
+
+
+@pytest.fixture(autouse=True)
+def _restore_umask() -> Iterator[None]:
+    """`mailroom init/run/worker` set umask 077 (workers/setup.py); run in-process by CliRunner, that
+    would leave later tests' files unreadable to the servers they start (Dovecot reads its passwd file)."""
+    previous = os.umask(0o022)
+    os.umask(previous)
+    yield
+    os.umask(previous)
 
 
 @pytest.fixture(autouse=True)
@@ -90,8 +102,11 @@ def _clean_tables(request: pytest.FixtureRequest) -> Iterator[None]:
 
 @pytest.fixture
 def settings(tmp_path: Path, database_url: str, database: Database, redis_server: str, blob_dir: Path) -> Settings:
+    from web.ratelimit import clear
+
+    clear(redis_server)  # each test starts with fresh rate-limit counts (the limits themselves stay on)
     return Settings.from_env({}, instance_dir=tmp_path / "instance", database_url=database_url,
-                             secret_key="test-secret-key", redis_url=redis_server, testing=True,
+                             secret_key=TEST_SECRET_KEY, redis_url=redis_server, testing=True,
                              blob_dir_override=blob_dir,
                              # Existing tests sign admins in with a password only; 2FA tests turn this on.
                              require_2fa=frozenset())
@@ -176,7 +191,7 @@ def redis_server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
 
     inst = tmp_path_factory.mktemp("redis")
     embedded = EmbeddedRedis(Settings.from_env({}, instance_dir=inst, database_url="sqlite://",
-                                               secret_key="x", redis_url=None))
+                                               secret_key=TEST_SECRET_KEY, redis_url=None))
     try:
         yield embedded.start()
     finally:

@@ -8,6 +8,7 @@ from click.testing import CliRunner
 from batching.cluster import NOT_A_BATCH, cluster_texts
 from batching.evaluate import pairwise_scores
 from batching.normalise import core_lines, normalise
+from tests.conftest import TEST_SECRET_KEY
 from workers.cli import cli
 
 TEMPLATES = {
@@ -108,7 +109,8 @@ def test_batch_eval_command(tmp_path):
             fh.write(json.dumps(row) + "\n")
         fh.write(json.dumps({"id": "o1", "text": "Please fix the bridge on Route 9.", "label": ""}) + "\n")
     out = tmp_path / "assignments.jsonl"
-    result = CliRunner().invoke(cli, ["batch", "eval", str(path), "--out", str(out)], env={"SECRET_KEY": "x"})
+    result = CliRunner().invoke(cli, ["batch", "eval", str(path), "--out", str(out)],
+                                env={"SECRET_KEY": TEST_SECRET_KEY})
     assert result.exit_code == 0, result.output
     report = json.loads(result.output)
     assert report["n"] == 31 and report["batches"] == 1 and report["pairwise_f1"] == 1.0
@@ -118,9 +120,9 @@ def test_batch_eval_command(tmp_path):
     assert rows[-1] == {"id": "o1", "batch": None} and rows[0]["batch"] == 0
     csv_path = tmp_path / "mail.csv"
     csv_path.write_text("id,text\n1,Vote no on the rail bill\n2,Vote no on the rail bill\n3,Vote no on the rail bill\n")
-    result = CliRunner().invoke(cli, ["batch", "eval", str(csv_path)], env={"SECRET_KEY": "x"})
+    result = CliRunner().invoke(cli, ["batch", "eval", str(csv_path)], env={"SECRET_KEY": TEST_SECRET_KEY})
     assert json.loads(result.output)["batches"] == 1 and "pairwise_f1" not in json.loads(result.output)
     bad = tmp_path / "bad.csv"
     bad.write_text("id,body\n1,x\n")
-    result = CliRunner().invoke(cli, ["batch", "eval", str(bad)], env={"SECRET_KEY": "x"})
+    result = CliRunner().invoke(cli, ["batch", "eval", str(bad)], env={"SECRET_KEY": TEST_SECRET_KEY})
     assert result.exit_code != 0 and "no 'text' column" in result.output

@@ -27,13 +27,14 @@ from drafting.apply import execute_run, office_of, plan, start_run
 from drafting.printing import letters_pdf, mail_house_csv, print_responses
 from drafting.render import LetterError, address_block, context, render, salutation, validate
 from drafting.send import send_responses
+from tests.conftest import TEST_SECRET_KEY
 
 BODY = ("{{ constituent.salutation }}\n\nThank you for writing to me about {{ message.subject }}. "
         "I support clean water for every family in {{ constituent.city }}.\n\n{{ office.signature }}")
 
 
 def _office():  # type: ignore[no-untyped-def]
-    return office_of(Settings.from_env({"SECRET_KEY": "x"}, instance_dir="/tmp/unused"))
+    return office_of(Settings.from_env({"SECRET_KEY": TEST_SECRET_KEY}, instance_dir="/tmp/unused"))
 
 
 def test_salutation_and_address_fall_back_sensibly():

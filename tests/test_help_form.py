@@ -269,10 +269,10 @@ def test_form_errors_are_shown_and_keep_the_stamp(client, session):
 def test_help_form_settings_come_from_the_environment(tmp_path):
     from config.settings import Settings, SettingsError
 
-    built = Settings.from_env({"MAILROOM_PUBLIC_URL": "https://help.example.gov/", "SECRET_KEY": "x",
+    built = Settings.from_env({"MAILROOM_PUBLIC_URL": "https://help.example.gov/", "SECRET_KEY": "x" * 40,
                                "MAILROOM_HELP_MIN_FILL_SECONDS": "5"}, instance_dir=tmp_path)
     assert built.base_url == "https://help.example.gov" and built.help_min_fill_seconds == 5
     with pytest.raises(SettingsError, match="MAILROOM_PUBLIC_URL"):
-        Settings.from_env({"MAILROOM_PUBLIC_URL": "javascript:alert(1)", "SECRET_KEY": "x"}, instance_dir=tmp_path)
+        Settings.from_env({"MAILROOM_PUBLIC_URL": "javascript:alert(1)", "SECRET_KEY": "x" * 40}, instance_dir=tmp_path)
     with pytest.raises(SettingsError, match="MAILROOM_HELP_MIN_FILL_SECONDS"):
-        Settings.from_env({"MAILROOM_HELP_MIN_FILL_SECONDS": "soon", "SECRET_KEY": "x"}, instance_dir=tmp_path)
+        Settings.from_env({"MAILROOM_HELP_MIN_FILL_SECONDS": "soon", "SECRET_KEY": "x" * 40}, instance_dir=tmp_path)

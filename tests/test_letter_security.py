@@ -69,7 +69,7 @@ HOSTILE = [
 
 
 def _office():  # type: ignore[no-untyped-def]
-    return office_of(Settings.from_env({"SECRET_KEY": "x"}, instance_dir="/tmp/unused"))
+    return office_of(Settings.from_env({"SECRET_KEY": "x" * 40}, instance_dir="/tmp/unused"))
 
 
 # --- item 3: templates that could hang a worker -------------------------------------------------------------
@@ -191,8 +191,8 @@ def test_render_budget_caps_size_and_time():
                                              ("MAILROOM_LETTER_RENDER_SECONDS", "nan")])
 def test_render_budget_settings_are_checked(name, value):
     with pytest.raises(SettingsError, match=name):
-        Settings.from_env({"SECRET_KEY": "x", name: value}, instance_dir="/tmp/unused")
-    ok = Settings.from_env({"SECRET_KEY": "x", "MAILROOM_LETTER_MAX_KB": "64",
+        Settings.from_env({"SECRET_KEY": "x" * 40, name: value}, instance_dir="/tmp/unused")
+    ok = Settings.from_env({"SECRET_KEY": "x" * 40, "MAILROOM_LETTER_MAX_KB": "64",
                             "MAILROOM_LETTER_RENDER_SECONDS": "0.5"}, instance_dir="/tmp/unused")
     assert (ok.letter_max_kb, ok.letter_render_seconds) == (64, 0.5)
 

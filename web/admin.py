@@ -25,6 +25,7 @@ from intake.imap import InsecureConnection, account_from_record, accounts_from_j
 from web import db_session, settings
 from web.access import roles
 from web.forms import ActionForm, StaffForm
+from web.inputs import parse_id
 from web.outcome import run_action
 
 log = logging.getLogger(__name__)
@@ -253,7 +254,7 @@ def routing():  # type: ignore[no-untyped-def]
         topic = request.form.get("topic_id", "")
         staff_ids = request.form.getlist("staffer_ids")
         try:
-            if not all(s.isdigit() for s in staff_ids) or (topic and not topic.isdigit()):
+            if not all(parse_id(s) for s in staff_ids) or (topic and not parse_id(topic)):
                 raise DomainError("choose topics and staff from the lists")
             create_rule(session, name=request.form.get("name", ""), topic_id=int(topic) if topic else None,
                         channel=request.form.get("channel") or None, staffer_ids=[int(s) for s in staff_ids],
@@ -350,7 +351,7 @@ def case_categories():  # type: ignore[no-untyped-def]
                         url_for("admin.case_categories"))
             category = casework.save_category(session, request.form.get("name", ""), request.form.get("steps", ""),
                                               actor_id=current_user.id,
-                                              category_id=int(raw_id) if raw_id.isdigit() else None)
+                                              category_id=parse_id(raw_id))
             return f"Category {category.name} saved.", url_for("admin.case_categories")
 
         return run_action(session, act, back=url_for("admin.case_categories"), failed="Not saved: ")

@@ -16,6 +16,7 @@ from correspondence.services.staff import list_staff
 from web import db_session, settings
 from web.access import ALL_STAFF, roles
 from web.forms import ActionForm
+from web.inputs import parse_id
 from web.outcome import run_action
 
 log = logging.getLogger(__name__)
@@ -69,7 +70,7 @@ def view(batch_id: int):  # type: ignore[no-untyped-def]
         abort(404, description=f"There is no batch {batch_id}.")
     added_only = request.args.get("added") == "1"
     after = request.args.get("after", "")
-    page = queries.members(session, batch.id, added_only=added_only, after_id=int(after) if after.isdigit() else None)
+    page = queries.members(session, batch.id, added_only=added_only, after_id=parse_id(after))
     events = service.undoable_events(session, batch.id)
     history = list(session.scalars(select(AuditEvent).where(AuditEvent.object_type == "batch",
                                                             AuditEvent.object_id == str(batch.id))
@@ -87,9 +88,10 @@ def _int(name: str) -> int | None:
     raw = request.form.get(name, "")
     if raw in ("", "none"):
         return None
-    if not raw.isdigit():
-        raise ValidationFailed(f"{name}: {raw!r} is not a number")
-    return int(raw)
+    value = parse_id(raw)
+    if value is None:
+        raise ValidationFailed(f"{name}: {raw[:40]!r} is not a number")
+    return value
 
 
 @bp.route("/<int:batch_id>/<action>", methods=["POST"])
@@ -108,7 +110,7 @@ def act(batch_id: int, action: str):  # type: ignore[no-untyped-def]
             service.merge_batches(session, batch_id, other, actor_id=me)
             message = f"Batch {other} merged into this one."
         elif action == "split":
-            ids = [int(v) for v in request.form.getlist("message_id") if v.isdigit()]
+            ids = [n for v in request.form.getlist("message_id") if (n := parse_id(v))]
             new = service.split_members(session, batch_id, ids, actor_id=me)
             message, target = f"{new.member_count} letters split into batch {new.id}.", new.id
         elif action == "remove":

@@ -16,6 +16,7 @@ from intake.receive import receive
 from web import db_session, settings
 from web.access import ALL_STAFF, roles
 from web.forms import ActionForm
+from web.inputs import parse_id
 
 bp = Blueprint("calls", __name__, url_prefix="/calls")
 
@@ -36,8 +37,8 @@ def new():  # type: ignore[no-untyped-def]
             result = receive(session, item, max_bytes=settings().max_message_bytes)
             message = process_message(session, result.message_id, rules=Rules.from_settings(settings()))
             topic = request.form.get("topic_id", "")
-            if topic.isdigit():
-                set_topic(session, message.id, int(topic), actor_id=current_user.id)
+            if parse_id(topic):
+                set_topic(session, message.id, parse_id(topic), actor_id=current_user.id)
             session.commit()
             flash("Logged." if not result.duplicate else "That was already logged.", "ok")
             return redirect(url_for("messages.view", message_id=result.message_id)), 303

@@ -25,6 +25,7 @@ from correspondence.services.staff import list_staff
 from web import db_session, settings
 from web.access import ALL_STAFF, public, roles
 from web.forms import ActionForm
+from web.inputs import parse_id
 from web.outcome import run_action
 
 bp = Blueprint("cases", __name__)
@@ -73,7 +74,8 @@ def new():  # type: ignore[no-untyped-def]
     """Open a case from a message (the usual way) — the constituent and subject come with it."""
     session = db_session()
     raw = request.values.get("message_id", "")
-    message = session.get(Message, int(raw)) if raw.isdigit() else None
+    message_id = parse_id(raw)
+    message = session.get(Message, message_id) if message_id else None
     if message is None:
         abort(400, description="Open a case from a message: its page has an \"Open a case\" button.")
     error = None
@@ -81,9 +83,8 @@ def new():  # type: ignore[no-untyped-def]
         try:
             category = request.form.get("category_id", "")
             worker = request.form.get("caseworker_id", "")
-            case = service.open_from_message(session, message.id, category_id=int(category) if category.isdigit()
-                                             else 0, actor_id=current_user.id,
-                                             caseworker_id=int(worker) if worker.isdigit() else None)
+            case = service.open_from_message(session, message.id, category_id=parse_id(category) or 0,
+                                             actor_id=current_user.id, caseworker_id=parse_id(worker))
         except DomainError as exc:
             session.rollback()
             error = str(exc)
@@ -133,9 +134,9 @@ def act(case_id: int, action: str):  # type: ignore[no-untyped-def]
         service.get_case(session, case_id)
         if action == "step":
             raw = request.form.get("step_id", "")
-            if not raw.isdigit():
+            if parse_id(raw) is None:
                 raise ValidationFailed("choose the step")
-            step = service.complete_step(session, int(raw), actor_id=me)
+            step = service.complete_step(session, parse_id(raw), actor_id=me)
             if step.case_id != case_id:
                 raise NotFound("that step belongs to another case")
             message = f"Done: {step.title}."
@@ -157,9 +158,9 @@ def act(case_id: int, action: str):  # type: ignore[no-untyped-def]
             message = f"Step added: {step.title}."
         elif action == "reassign-step":
             raw = request.form.get("step_id", "")
-            if not raw.isdigit():
+            if parse_id(raw) is None:
                 raise ValidationFailed("choose the step")
-            step = service.reassign_step(session, int(raw), request.form.get("assignee_id"),
+            step = service.reassign_step(session, parse_id(raw), request.form.get("assignee_id"),
                                          due=request.form.get("due"), actor_id=me)
             if step.case_id != case_id:
                 raise NotFound("that step belongs to another case")

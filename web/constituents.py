@@ -17,6 +17,7 @@ from correspondence.services import duplicates, imports, segments
 from web import db_session, stream_from_database
 from web.access import ALL_STAFF, roles
 from web.forms import ActionForm
+from web.inputs import parse_id
 from web.outcome import run_action
 
 bp = Blueprint("constituents", __name__, url_prefix="/constituents")
@@ -150,14 +151,15 @@ def undo_merge(event_id: int):  # type: ignore[no-untyped-def]
 def _filter_from_request(session):  # type: ignore[no-untyped-def]
     """The filter in the query string, or a saved segment's (?segment=N); (filter, segment, error)."""
     segment = None
-    if request.args.get("segment", "").isdigit() and not request.args.get("edited"):
+    segment_id = parse_id(request.args.get("segment", ""))
+    if segment_id and not request.args.get("edited"):
         try:
-            segment = segments.get_segment(session, int(request.args["segment"]))
+            segment = segments.get_segment(session, segment_id)
         except NotFound:
             abort(404, description="There is no such segment.")
         return segments.SegmentFilter.from_dict(segment.filters), segment, None
-    if request.args.get("segment", "").isdigit():
-        segment = session.get(segments.Segment, int(request.args["segment"]))
+    if segment_id:
+        segment = session.get(segments.Segment, segment_id)
     try:
         return segments.parse_filter(request.args, getlist=request.args.getlist), segment, None
     except ValidationFailed as exc:
@@ -185,7 +187,7 @@ def index():  # type: ignore[no-untyped-def]
     if error:
         flash(error, "error")
     after = request.args.get("after", "0")
-    after_id = int(after) if after.isdigit() else 0
+    after_id = parse_id(after) or 0
     people = segments.members(session, flt, limit=50, after_id=after_id)
     topics = list(session.scalars(select(Topic).where(Topic.active.is_(True)).order_by(Topic.name)))
     names = {t.id: t.name for t in topics}
@@ -243,7 +245,7 @@ def save_segment():  # type: ignore[no-untyped-def]
         flt = segments.parse_filter(args, getlist=args.getlist)
         segment_id = request.form.get("segment_id", "")
         segment = segments.save_segment(session, request.form.get("name", ""), flt, actor_id=current_user.id,
-                                        segment_id=int(segment_id) if segment_id.isdigit() else None)
+                                        segment_id=parse_id(segment_id))
         return f"Segment “{segment.name}” saved.", url_for("constituents.index", segment=segment.id)
 
     return run_action(session, act, back=back, failed="Not saved: ")

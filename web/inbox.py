@@ -18,6 +18,7 @@ from correspondence.services.staff import list_staff
 from web import db_session, settings, stream_from_database
 from web.access import ALL_STAFF, roles
 from web.forms import ActionForm
+from web.inputs import parse_id
 
 bp = Blueprint("inbox", __name__, url_prefix="/inbox")
 
@@ -46,8 +47,8 @@ def parse_filter(args: MultiDict[str, str], me: int) -> InboxFilter:
     if topic := args.get("topic"):
         if topic == "none":
             kwargs["uncoded"] = True
-        elif topic.isdigit():
-            kwargs["topic_id"] = int(topic)
+        elif parse_id(topic):
+            kwargs["topic_id"] = parse_id(topic)
         else:
             errors.append(f"topic: {topic!r} is not a topic")
     if assignee := args.get("assignee"):
@@ -55,8 +56,8 @@ def parse_filter(args: MultiDict[str, str], me: int) -> InboxFilter:
             kwargs["unassigned"] = True
         elif assignee == "me":
             kwargs["assignee_id"] = me
-        elif assignee.isdigit():
-            kwargs["assignee_id"] = int(assignee)
+        elif parse_id(assignee):
+            kwargs["assignee_id"] = parse_id(assignee)
         else:
             errors.append(f"assignee: {assignee!r} is not a staffer")
     for key, field in (("from", "received_from"), ("to", "received_to")):
@@ -137,7 +138,7 @@ def export_csv():  # type: ignore[no-untyped-def]
 def bulk():  # type: ignore[no-untyped-def]
     action = request.form.get("action", "")
     raw_ids = request.form.getlist("ids")
-    if not all(i.isdigit() for i in raw_ids):
+    if not all(parse_id(i) for i in raw_ids):
         abort(400, description="The selection contains something that is not a message.")
     values = {"assign": request.form.get("assignee_id"), "topic": request.form.get("topic_id"),
               "stance": request.form.get("stance"), "close": None}

@@ -18,6 +18,7 @@ from drafting.render import FIELD_LIST, LetterError, context, render
 from web import db_session, settings
 from web.access import ALL_STAFF, roles
 from web.forms import ActionForm
+from web.inputs import parse_id
 
 log = logging.getLogger(__name__)
 
@@ -35,9 +36,10 @@ def _topics(session):  # type: ignore[no-untyped-def]
 def _optional_int(raw: str | None, name: str) -> int | None:
     if not raw:
         return None
-    if not raw.isdigit():
-        raise ValidationFailed(f"{name}: {raw!r} is not a number")
-    return int(raw)
+    value = parse_id(raw)
+    if value is None:
+        raise ValidationFailed(f"{name}: {raw[:40]!r} is not a number")
+    return value
 
 
 def _stance(raw: str | None) -> Stance | None:
@@ -337,7 +339,7 @@ def answer_selection():  # type: ignore[no-untyped-def]
 
     session = db_session()
     query = request.form.get("filter") if request.method == "POST" else urlencode(list(request.args.items(multi=True)))
-    ids = sorted({int(i) for i in request.form.getlist("ids") if i.isdigit()}) if request.method == "POST" else []
+    ids = sorted({n for i in request.form.getlist("ids") if (n := parse_id(i))}) if request.method == "POST" else []
     if not ids:
         try:
             flt = parse_filter(MultiDict(parse_qs(query or "", keep_blank_values=False)), current_user.id)

@@ -26,6 +26,7 @@ from correspondence.states import may_move
 from web import db_session
 from web.access import ALL_STAFF, roles
 from web.forms import ActionForm
+from web.inputs import parse_id
 
 bp = Blueprint("messages", __name__, url_prefix="/messages")
 
@@ -96,11 +97,11 @@ def act(message_id: int, action: str):  # type: ignore[no-untyped-def]
     value = request.form.get("value", "")
     try:
         if action == "assign":
-            if not value.isdigit():
+            if parse_id(value) is None:
                 raise DomainError("choose a staffer to assign to")
-            assign_message(session, message_id, int(value), actor_id=current_user.id)
+            assign_message(session, message_id, parse_id(value), actor_id=current_user.id)
         elif action == "topic":
-            set_topic(session, message_id, int(value) if value.isdigit() else None, actor_id=current_user.id)
+            set_topic(session, message_id, parse_id(value), actor_id=current_user.id)
         elif action == "stance":
             set_stance(session, message_id, Stance(value) if value else None, actor_id=current_user.id)
         elif action == "status":

@@ -35,9 +35,11 @@ cli = FlaskGroup(create_app=_create_app, add_default_commands=False,
 @click.option("--admin-name", default="Office Administrator", show_default=True)
 def init_command(admin_email: str, admin_name: str) -> None:
     """Create or migrate the database; on a new database, create the first admin account."""
-    from workers.setup import initialise
+    from workers.setup import initialise, protect_instance
 
-    result = initialise(Settings.from_env(), admin_email=admin_email, admin_name=admin_name)
+    settings = Settings.from_env()
+    protect_instance(settings)
+    result = initialise(settings, admin_email=admin_email, admin_name=admin_name)
     if result.one_time_password:
         click.echo(f"Created admin account {result.admin_email}")
         click.echo(f"One-time password: {result.one_time_password}  (you will choose a new one at sign-in)")
@@ -51,10 +53,11 @@ def init_command(admin_email: str, admin_name: str) -> None:
 def run_command(workers: int, web_workers: int) -> None:
     """Start Redis (embedded unless REDIS_URL is set), RQ workers, the scheduler and the web server."""
     from workers.runner import Runner
-    from workers.setup import initialise
+    from workers.setup import initialise, protect_instance
 
     _logging()
     settings = Settings.from_env()
+    protect_instance(settings)  # before Redis, workers and gunicorn start: they inherit the umask
     result = initialise(settings)
     if result.one_time_password:
         click.echo(f"Created admin account {result.admin_email}, one-time password: "
@@ -72,9 +75,12 @@ def worker_command(queues: tuple[str, ...], burst: bool) -> None:
     import workers.jobs  # noqa: F401 - imported once here, so each forked job does not import it again
     from workers.queues import QUEUE_NAMES, get_queue
     from workers.redis_conn import connect
+    from workers.setup import protect_instance
 
     _logging()
-    connection = connect(Settings.from_env())
+    settings = Settings.from_env()
+    protect_instance(settings)
+    connection = connect(settings)
     names = queues or QUEUE_NAMES
     worker = Worker([get_queue(n, connection) for n in names], connection=connection)
     # No RQ scheduler process: periodic jobs come from `mailroom scheduler`, and a forked RQ

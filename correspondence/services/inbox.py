@@ -12,6 +12,7 @@ from sqlalchemy.orm import Session, joinedload
 from sqlalchemy.sql import Select
 
 from correspondence.errors import ValidationFailed
+from correspondence.ids import parse_id
 from correspondence.models import OPEN_STATUSES, Channel, Direction, Message, MessageStatus
 
 SORTS = ("newest", "oldest")
@@ -53,8 +54,11 @@ class Cursor:
             received_at = datetime.fromisoformat(stamp)
             if received_at.tzinfo is None:
                 raise ValueError("naive")
-            return cls(received_at.astimezone(UTC), int(ident))
-        except (ValueError, binascii.Error, UnicodeDecodeError) as exc:
+            ident_id = parse_id(ident)
+            if ident_id is None:
+                raise ValueError("not an id")
+            return cls(received_at.astimezone(UTC), ident_id)
+        except (ValueError, OverflowError, binascii.Error, UnicodeDecodeError) as exc:
             raise ValidationFailed("that page link is not valid; start again from the first page") from exc
 
 

@@ -15,6 +15,7 @@ FTS parser as syntax: words are reduced to letters and digits and quoted, so a s
 from __future__ import annotations
 
 import re
+import secrets
 from dataclasses import dataclass, field
 from datetime import UTC, date, datetime, time
 
@@ -22,6 +23,7 @@ from markupsafe import Markup, escape
 from sqlalchemy import Integer, String, cast, column, func, literal, literal_column, or_, select, text
 from sqlalchemy.orm import Session, joinedload
 
+from correspondence.ids import parse_id
 from correspondence.models import (
     Case,
     CaseStatus,
@@ -42,7 +44,24 @@ ENOUGH = 200
 FIELDS = ("from", "topic", "status", "batch", "zip", "after", "before")
 _TOKEN = re.compile(r'(\w+):"([^"]*)"?|(\w+):(\S+)|"([^"]*)"?|(\S+)')
 _WORD = re.compile(r"\w+", re.UNICODE)
-START, STOP = "\x02", "\x03"
+
+
+@dataclass(frozen=True)
+class Markers:
+    """Where the database marks a matched word in a snippet, chosen afresh for every search.
+
+    snippet()/ts_headline() put these around matches, and highlight() turns exactly these into <mark>.
+    They carry 128 random bits, so text in a message cannot contain them and so cannot forge a
+    highlight or smuggle markup: anything else, control characters included, is escaped as text.
+    """
+
+    start: str
+    stop: str
+
+    @classmethod
+    def new(cls) -> Markers:
+        token = secrets.token_hex(16)
+        return cls(f"mrk{token}s", f"mrk{token}e")
 
 
 @dataclass
@@ -85,7 +104,7 @@ def parse(raw: str) -> Query:
         query.words += [w.lower() for w in _WORD.findall(match.group(6) or "")]
     query.words = list(dict.fromkeys(query.words))[:20]
     query.phrases = query.phrases[:5]
-    if "batch" in query.filters and not query.filters["batch"].isdigit():
+    if "batch" in query.filters and parse_id(query.filters["batch"]) is None:
         query.notes.append(f"batch: needs a batch number, not {query.filters.pop('batch')!r}")
     for key in ("after", "before"):
         if key in query.filters:
@@ -102,10 +121,22 @@ def parse(raw: str) -> Query:
     return query
 
 
-def highlight(snippet: str | None) -> Markup:
-    """A snippet with the matched words marked; everything else escaped."""
-    safe = str(escape(snippet or ""))
-    return Markup(safe.replace(START, "<mark>").replace(STOP, "</mark>"))  # noqa: S704 - escaped above; only our markers become tags
+_CONTROL = re.compile(r"[\x00-\x08\x0b\x0c\x0e-\x1f\x7f]")
+
+
+def highlight(snippet: str | None, markers: Markers | None = None) -> Markup:
+    """A snippet with the matched words marked (only this search's own markers); everything else escaped."""
+    text = _CONTROL.sub("", snippet or "")
+    if markers is None:
+        return escape(text)
+    out: list[str] = []
+    for i, piece in enumerate(text.split(markers.start)):
+        inner, sep, rest = piece.partition(markers.stop)
+        if i == 0 or not sep:  # text before the first mark, or a start cut off without its stop
+            out.append(str(escape(piece.replace(markers.stop, ""))))
+            continue
+        out.append(f"<mark>{escape(inner)}</mark>{escape(rest.replace(markers.stop, ''))}")
+    return Markup("".join(out))  # noqa: S704 - every piece was escaped; only this search's markers became tags
 
 
 @dataclass
@@ -180,17 +211,18 @@ def search_messages(session: Session, query: Query, limit: int = 50) -> tuple[li
         rows = list(session.scalars(select(Message).where(*conditions).order_by(Message.received_at.desc())
                                     .limit(limit + 1).options(joinedload(Message.topic))))
         return [MessageHit(m, highlight((m.body_text or "")[:200]), 0.0) for m in rows[:limit]], len(rows) > limit
+    markers = Markers.new()
     if session.get_bind().dialect.name == "postgresql":
-        ranked = _postgres(session, query, conditions, limit)
+        ranked = _postgres(session, query, conditions, limit, markers)
     else:
-        ranked = _sqlite(session, query, conditions, limit)
+        ranked = _sqlite(session, query, conditions, limit, markers)
     hits, more = ranked
     by_id = {m.id: m for m in session.scalars(select(Message).where(Message.id.in_([h[0] for h in hits]))
                                               .options(joinedload(Message.topic)))}
-    return [MessageHit(by_id[i], highlight(snip), rank) for i, rank, snip in hits if i in by_id], more
+    return [MessageHit(by_id[i], highlight(snip, markers), rank) for i, rank, snip in hits if i in by_id], more
 
 
-def _sqlite(session: Session, query: Query, conditions: list, limit: int):  # type: ignore[no-untyped-def]
+def _sqlite(session: Session, query: Query, conditions: list, limit: int, markers: Markers):  # type: ignore[no-untyped-def]
     match = _fts5_query(query)
     fts = text("SELECT rowid FROM messages_fts WHERE messages_fts MATCH :q").columns(
         column("rowid", Integer)).bindparams(q=match)
@@ -210,7 +242,8 @@ def _sqlite(session: Session, query: Query, conditions: list, limit: int):  # ty
     top = [(rowid, -float(rank)) for rowid, rank in ranked if rowid in wanted][:limit]
     snippet = text("SELECT snippet(messages_fts, 1, :start, :stop, ' … ', 16) FROM messages_fts "
                    "WHERE messages_fts MATCH :q AND rowid = :id")
-    rows = [(rowid, rank, session.scalar(snippet, {"q": match, "start": START, "stop": STOP, "id": rowid}))
+    rows = [(rowid, rank, session.scalar(snippet, {"q": match, "start": markers.start, "stop": markers.stop,
+                                                       "id": rowid}))
             for rowid, rank in top]
     return rows, more or len(candidates) > limit
 
@@ -227,7 +260,7 @@ def _tsquery(query: Query):  # type: ignore[no-untyped-def]
     return combined
 
 
-def _postgres(session: Session, query: Query, conditions: list, limit: int):  # type: ignore[no-untyped-def]
+def _postgres(session: Session, query: Query, conditions: list, limit: int, markers: Markers):  # type: ignore[no-untyped-def]
     tsq = _tsquery(query)
     vector = literal_column("messages.search_vector")
     matches = vector.op("@@")(tsq)
@@ -237,7 +270,8 @@ def _postgres(session: Session, query: Query, conditions: list, limit: int):  # 
     rank = func.ts_rank_cd(vector, tsq).label("rank")
     top = (select(Message.id, rank, Message.body_text).where(Message.id.in_(candidates))
            .order_by(text("rank DESC"), Message.id.desc()).limit(limit).subquery())
-    options = f"StartSel={START}, StopSel={STOP}, MaxWords=30, MinWords=12, MaxFragments=2, FragmentDelimiter=\" … \""
+    options = (f"StartSel={markers.start}, StopSel={markers.stop}, MaxWords=30, MinWords=12, MaxFragments=2, "
+               "FragmentDelimiter=\" … \"")
     rows = session.execute(select(top.c.id, top.c.rank, func.ts_headline(
         "english", func.left(top.c.body_text, 20000), tsq, options)).order_by(top.c.rank.desc(), top.c.id.desc())).all()
     return [(r[0], float(r[1]), r[2]) for r in rows], more or len(candidates) > limit

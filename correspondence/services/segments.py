@@ -18,6 +18,7 @@ from sqlalchemy.orm import Session, selectinload
 from sqlalchemy.sql import Select
 
 from correspondence.errors import NotFound, ValidationFailed
+from correspondence.ids import parse_id
 from correspondence.models import (
     Batch,
     Channel,
@@ -115,15 +116,14 @@ def parse_filter(form: Mapping[str, str], *, getlist=None) -> SegmentFilter:  # 
     topic_ids: list[int] = []
     for raw in raw_topics:
         if raw:
-            try:
-                topic_ids.append(int(raw))
-            except ValueError:
-                problems.append(f"{raw!r} is not a topic")
+            if (topic_id := parse_id(raw.strip())) is None:
+                problems.append(f"{raw[:40]!r} is not a topic")
+            else:
+                topic_ids.append(topic_id)
     batch_id = None
     if (form.get("batch_id") or "").strip():
-        try:
-            batch_id = int(form["batch_id"].strip())
-        except ValueError:
+        batch_id = parse_id(form["batch_id"].strip())
+        if batch_id is None:
             problems.append("batch must be a batch number")
     dates: dict[str, date | None] = {}
     for key in ("active_from", "active_to"):

@@ -1,0 +1,86 @@
+"""Numbers and bodies from outside, bounded where they enter: ids in paths and queries, JSON depth.
+
+A database id fits its INTEGER column (correspondence/ids.py); a bigger number in a URL or a form
+cannot name anything, and handed to the database it fails with an overflow (a 500) instead of
+"not found". Deeply nested
+JSON makes Python's parser recurse until it raises RecursionError, which no view expects. A NUL
+character in a field cannot be stored in a PostgreSQL text column.
+"""
+
+from __future__ import annotations
+
+import re
+
+from flask import Request
+from werkzeug.exceptions import BadRequest
+from werkzeug.routing import IntegerConverter
+
+from correspondence.ids import MAX_ID, parse_id
+
+__all__ = ["MAX_ID", "BoundedIntConverter", "BoundedRequest", "json_depth_ok", "parse_id", "refuse_nul_characters"]
+
+MAX_JSON_DEPTH = 32
+# A JSON string (skipped whole, escapes included) or a bracket: the only things depth depends on.
+_JSON_TOKENS = re.compile(rb'"[^"\\]*(?:\\.[^"\\]*)*"?|[\[\]{}]', re.S)
+
+
+class BoundedIntConverter(IntegerConverter):
+    """`<int:...>` in every route: ASCII digits only, at most MAX_ID (larger is a 404, like any unknown id)."""
+
+    regex = r"[0-9]+"
+
+    def __init__(self, map, *args, **kwargs) -> None:  # type: ignore[no-untyped-def]  # noqa: A002 - werkzeug's name
+        kwargs.setdefault("max", MAX_ID)
+        super().__init__(map, *args, **kwargs)
+
+
+def json_depth_ok(data: bytes, limit: int = MAX_JSON_DEPTH) -> bool:
+    """Whether JSON text nests objects/arrays no deeper than limit (strings are skipped; not a validator)."""
+    depth = 0
+    for token in _JSON_TOKENS.finditer(data):
+        char = token.group()[:1]
+        if char in (b"[", b"{"):
+            depth += 1
+            if depth > limit:
+                return False
+        elif char in (b"]", b"}"):
+            depth -= 1
+    return True
+
+
+def _has_nul(value: object) -> bool:
+    """Whether parsed JSON holds a NUL in any key or string (its depth is already bounded)."""
+    if isinstance(value, str):
+        return "\x00" in value
+    if isinstance(value, dict):
+        return any(_has_nul(k) or _has_nul(v) for k, v in value.items())
+    if isinstance(value, list):
+        return any(_has_nul(v) for v in value)
+    return False
+
+
+class BoundedRequest(Request):
+    """Flask's request, refusing (400) JSON nested deeper than MAX_JSON_DEPTH before it is parsed,
+    and JSON whose strings hold a NUL (\\u0000), which no text column can store."""
+
+    def get_json(self, force: bool = False, silent: bool = False, cache: bool = True):  # type: ignore[no-untyped-def, override]
+        # Raised even when silent: silent covers text that is not JSON, and these are refusals with a reason.
+        if (force or self.is_json) and not json_depth_ok(self.get_data(cache=True)):
+            raise BadRequest(f"The JSON body nests deeper than {MAX_JSON_DEPTH} levels.")
+        data = super().get_json(force=force, silent=silent, cache=cache)
+        if _has_nul(data):
+            raise BadRequest("The JSON body contains a NUL character, which is never part of typed text.")
+        return data
+
+
+def refuse_nul_characters() -> None:
+    """before_request hook: a NUL in a query or form field is never typed text; PostgreSQL cannot store it."""
+    from flask import abort, request
+
+    fields = [request.args]
+    if request.method == "POST" and request.mimetype in ("application/x-www-form-urlencoded", "multipart/form-data"):
+        fields.append(request.form)
+    for multi in fields:
+        for key, values in multi.lists():
+            if "\x00" in key or any("\x00" in v for v in values):
+                abort(400, description="A field contains a NUL character, which is never part of typed text.")
