@@ -5,6 +5,7 @@ Each test performs the attack through the HTTP app (or the service) and checks i
 
 from __future__ import annotations
 
+from dataclasses import replace
 from datetime import timedelta
 
 import pytest
@@ -16,6 +17,14 @@ from correspondence.passwords import VERIFICATIONS
 from correspondence.services import staff as svc
 from tests.conftest import csrf_token
 from tests.factories import Factory
+
+
+@pytest.fixture
+def settings(settings):  # type: ignore[no-untyped-def]
+    """These tests are about the sign-in service's own throttle, which must hold without the web tier's
+    per-minute limiter (tests/test_ratelimit.py covers that layer); its sign-in limits are off here."""
+    return replace(settings, rate_limits=tuple((rule, "off" if rule.startswith("login.") else limit)
+                                               for rule, limit in settings.rate_limits))
 
 
 def _post_login(client, email: str, password: str, addr: str = "127.0.0.1"):  # type: ignore[no-untyped-def]
