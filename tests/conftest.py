@@ -224,3 +224,21 @@ def smtp_server():  # type: ignore[no-untyped-def]
     server = SmtpServer().start()
     yield server
     server.stop()
+
+
+CHROMIUM = os.environ.get("MAILROOM_CHROMIUM", "/usr/bin/chromium")
+
+
+@pytest.fixture
+def browser():  # type: ignore[no-untyped-def]
+    """Debian's Chromium, headless, driven by Playwright (no downloaded browser)."""
+    import shutil
+
+    need(Path(CHROMIUM).exists() or bool(shutil.which("chromium")), f"Chromium not found at {CHROMIUM}")
+    sync_api = pytest.importorskip("playwright.sync_api")
+    with sync_api.sync_playwright() as p:
+        b = p.chromium.launch(executable_path=CHROMIUM, headless=True, args=[
+            "--no-sandbox", "--disable-gpu", "--disable-quic", "--no-first-run",
+            "--disable-background-networking", "--disable-component-update", "--disable-sync"])
+        yield b
+        b.close()

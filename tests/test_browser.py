@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import io
 import os
-import shutil
 import threading
 from pathlib import Path
 
@@ -13,11 +12,9 @@ from sqlalchemy import select
 from werkzeug.serving import make_server
 
 from correspondence.models import MessageStatus, Role
-from tests.conftest import need
 
 pytestmark = pytest.mark.browser
 
-CHROMIUM = os.environ.get("MAILROOM_CHROMIUM", "/usr/bin/chromium")
 
 
 @pytest.fixture
@@ -29,17 +26,6 @@ def live_server(app):
     server.shutdown()
     thread.join(5)
 
-
-@pytest.fixture
-def browser():
-    need(Path(CHROMIUM).exists() or bool(shutil.which("chromium")), f"Chromium not found at {CHROMIUM}")
-    sync_api = pytest.importorskip("playwright.sync_api")
-    with sync_api.sync_playwright() as p:
-        b = p.chromium.launch(executable_path=CHROMIUM, headless=True, args=[
-            "--no-sandbox", "--disable-gpu", "--disable-quic", "--no-first-run",
-            "--disable-background-networking", "--disable-component-update", "--disable-sync"])
-        yield b
-        b.close()
 
 
 def _sign_in(browser, live_server, staffer, password):  # type: ignore[no-untyped-def]

@@ -4,21 +4,16 @@ the two-factor page, then signs in with it. The page's JS is the static web/stat
 from __future__ import annotations
 
 import dataclasses
-import os
-import shutil
 import threading
-from pathlib import Path
 
 import pytest
 from sqlalchemy import select
 from werkzeug.serving import make_server
 
 from correspondence.models import AuditEvent, Role, WebAuthnCredential
-from tests.conftest import need
 
 pytestmark = pytest.mark.browser
 
-CHROMIUM = os.environ.get("MAILROOM_CHROMIUM", "/usr/bin/chromium")
 
 
 @pytest.fixture
@@ -40,17 +35,6 @@ def live_server(settings):  # type: ignore[no-untyped-def]
     app.extensions["mailroom.db"].dispose()
     app.extensions["mailroom.db_write"].dispose()
 
-
-@pytest.fixture
-def browser():  # type: ignore[no-untyped-def]
-    need(Path(CHROMIUM).exists() or bool(shutil.which("chromium")), f"Chromium not found at {CHROMIUM}")
-    sync_api = pytest.importorskip("playwright.sync_api")
-    with sync_api.sync_playwright() as p:
-        b = p.chromium.launch(executable_path=CHROMIUM, headless=True, args=[
-            "--no-sandbox", "--disable-gpu", "--disable-quic", "--no-first-run",
-            "--disable-background-networking", "--disable-component-update", "--disable-sync"])
-        yield b
-        b.close()
 
 
 def _password_step(page, live_server, staffer, password):  # type: ignore[no-untyped-def]
