@@ -8,7 +8,9 @@ from __future__ import annotations
 import pytest
 from sqlalchemy import func, select
 
-from correspondence.models import LetterVersion
+from correspondence.errors import PermissionDenied
+from correspondence.models import LetterVersion, Role
+from correspondence.services.second_factor import reset_second_factor
 from drafting.render import LetterError, render, validate
 
 # Letters that pass a walk of the parsed template but that Python cannot compile (too many levels of
@@ -47,3 +49,19 @@ def test_ordinary_nesting_still_renders():
     assert validate(template) == []
     values = {"constituent": {"first_name": "ana ", "last_name": "Diaz", "city": "", "state": "OH"}}
     assert render(template, values) == "ANA"
+
+
+@pytest.mark.parametrize("role", ["supervisor", "caseworker", "correspondent"])
+def test_only_an_admin_can_reset_a_second_factor_in_the_service(session, factory, role):
+    """Item 11's rule for item 9: removing someone's second factor is checked where it is done."""
+    target = factory.staffer(Role.ADMIN, totp_secret="x", totp_confirmed_at=None)
+    attacker = factory.staffer(role)
+    session.commit()
+    epoch = target.session_epoch
+    with pytest.raises(PermissionDenied):
+        reset_second_factor(session, target.id, actor_id=attacker.id)
+    session.rollback()
+    assert session.get(type(target), target.id).session_epoch == epoch
+    admin = factory.staffer(Role.ADMIN)
+    reset_second_factor(session, target.id, actor_id=admin.id)
+    reset_second_factor(session, target.id, actor_id=None)  # the shell (a locked-out sole admin)
