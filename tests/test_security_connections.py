@@ -17,6 +17,7 @@ from correspondence.models import MailboxAccount
 from correspondence.network import is_loopback
 from correspondence.services.intake_sources import add_mailbox
 from intake.imap import ImapAccount, InsecureConnection, accounts_from_json, check_connection
+from tests.conftest import TEST_SECRET_KEY
 
 GENERIC = "could not connect or sign in; check host, port and credentials"
 
@@ -75,7 +76,7 @@ def test_settings_refuse_clear_text_smtp_and_imap_to_another_machine(tmp_path):
 
 def test_a_clear_text_row_saved_before_the_rule_never_connects(client, auth, session):
     row = MailboxAccount(name="Old", host="imap.example.org", port=143, security="none", username="u",
-                         password_encrypted=secretbox.encrypt("test-secret-key", "p"), folders=["INBOX"])
+                         password_encrypted=secretbox.encrypt(TEST_SECRET_KEY, "p"), folders=["INBOX"])
     session.add(row)
     session.commit()
     with pytest.raises(InsecureConnection):
