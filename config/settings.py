@@ -21,6 +21,7 @@ DEFAULT_RATE_LIMITS = (
     ("help.client", "10/minute"), ("help.global", "300/minute"),
     ("login.client", "20/minute"), ("login.global", "600/minute"),
     ("api.token", "600/minute"), ("api.global", "3000/minute"),
+    ("api.client", "600/minute"),
     ("public.client", "120/minute"), ("public.global", "6000/minute"),
 )
 

@@ -131,6 +131,10 @@ _BLOCKS = {nodes.For: "loops ({% for %}) are", nodes.Macro: "macros are", nodes.
            nodes.With: "{% with %} is", nodes.Scope: "{% autoescape %} is",
            nodes.ScopedEvalContextModifier: "{% autoescape %} is", nodes.EvalContextModifier: "{% autoescape %} is"}
 _FIELD_HINT = "merge fields are written like {{ constituent.first_name }}"
+# How deeply ifs, filters and and/or/not may nest. A letter needs a handful; a hundred nested ifs or a few
+# hundred chained filters pass a walk of the tree but break Python's compiler (too many indentation levels,
+# nested parentheses, or recursion in Jinja's code generator), which was a 500 on preview and a crashed job.
+MAX_NESTING = 32
 
 
 class _AllowList:
@@ -233,6 +237,16 @@ class _AllowList:
             self.expression(node.node)
 
 
+def _nesting(tree: nodes.Node) -> int:
+    """The deepest chain of nodes in the parsed letter, counted without recursion."""
+    deepest, stack = 0, [(tree, 0)]
+    while stack:
+        node, depth = stack.pop()
+        deepest = max(deepest, depth)
+        stack.extend((child, depth + 1) for child in node.iter_child_nodes())
+    return deepest
+
+
 def validate(source: str) -> list[str]:
     """Problems a person must fix before the letter can be saved; an empty list means it is good."""
     try:
@@ -241,6 +255,8 @@ def validate(source: str) -> list[str]:
         return [f"line {exc.lineno}: {exc.message}"]
     except RecursionError:
         return ["the letter is nested too deeply"]
+    if _nesting(tree) > MAX_NESTING:
+        return [f"the letter is nested too deeply (at most {MAX_NESTING} levels of ifs, filters and and/or/not)"]
     check = _AllowList()
     try:
         for node in tree.body:
@@ -260,7 +276,10 @@ def _compiled(source: str):  # type: ignore[no-untyped-def]
     problems = validate(source)
     if problems:
         raise LetterError("; ".join(problems))
-    return _ENV.from_string(source)
+    try:
+        return _ENV.from_string(source)
+    except (SyntaxError, RecursionError, MemoryError) as exc:  # what Python's compiler cannot take
+        raise LetterError(f"the letter is nested too deeply to be compiled ({type(exc).__name__})") from exc
 
 
 def render(source: str, values: dict[str, object], budget: Budget = DEFAULT_BUDGET) -> str:

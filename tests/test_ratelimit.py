@@ -155,3 +155,17 @@ def test_rate_limit_settings_are_checked_by_name(tmp_path):
             Settings.from_env({**env, "MAILROOM_RATE_LIMITS": bad})
     with pytest.raises(SettingsError, match="MAILROOM_TRUSTED_PROXIES"):
         Settings.from_env({**env, "MAILROOM_TRUSTED_PROXIES": "-1"})
+
+
+def test_rotating_made_up_tokens_do_not_escape_the_per_client_limit(make_app, session, redis):
+    """Issue 12 re-check: each new token had a fresh budget, so one client could spend the global one."""
+    client = make_app(api_client="3/minute", api_token="100/minute").test_client()
+    addr = {"REMOTE_ADDR": "192.0.2.77"}
+    for i in range(3):
+        assert client.post("/api/v1/intake/webform", json={}, headers={"Authorization": f"Bearer made-up-{i}"},
+                           environ_base=addr).status_code == 401
+    _assert_limited(client.post("/api/v1/intake/webform", json={}, headers={"Authorization": "Bearer made-up-9"},
+                                environ_base=addr))
+    # Another client is not held back, and the limit is per address, not per token there either.
+    assert client.post("/api/v1/intake/webform", json={}, headers={"Authorization": "Bearer made-up-9"},
+                       environ_base={"REMOTE_ADDR": "192.0.2.78"}).status_code == 401

@@ -8,7 +8,8 @@ without anyone remembering to. Staff pages are not limited here and never touch 
 | ------ | ------------------------------------- | ----------------------------- | ------------- |
 | help   | the public help form, GET and POST    | client address                | help.global   |
 | login  | POST /login                           | client address                | login.global  |
-| api    | the intake API                        | the token presented           | api.global    |
+| api    | the intake API                        | the token presented, and the  | api.global    |
+|        |                                       | client address (api.client)   |               |
 | public | anything else public (/healthz, ...)  | client address                | public.global |
 
 The limits (`limits` library, moving window) come from Settings.rate_limits. An answer over a limit
@@ -68,9 +69,14 @@ class Limiter:
         self._memory: MovingWindowRateLimiter | None = None  # made on first need: it starts a timer thread
         self._redis_down_until = 0.0
 
-    def check(self, group: str, who: str) -> Refusal | None:
+    def check(self, group: str, who: str, address: str | None = None) -> Refusal | None:
         """Count one request of `who` in `group`; a Refusal when a per-client or the global limit is spent."""
-        for scope, key in (("client" if group != "api" else "token", who), ("global", "*")):
+        scopes = [("client" if group != "api" else "token", who), ("global", "*")]
+        if group == "api" and address is not None and address != who:
+            # A token is only what the caller says: one sending a new made-up token each time would have a
+            # fresh budget every request and could spend everyone's. The address is counted too.
+            scopes.insert(1, ("client", address))
+        for scope, key in scopes:
             for item in self.limits.get(f"{group}.{scope}", []):
                 allowed, limiter = self._hit(item, group, scope, key)
                 if not allowed:
@@ -124,7 +130,8 @@ def _limit():  # type: ignore[no-untyped-def]
     group = _group()
     if group is None:
         return None
-    refusal = current_app.extensions["mailroom.ratelimit"].check(group, _who(group))
+    refusal = current_app.extensions["mailroom.ratelimit"].check(group, _who(group),
+                                                                 f"addr:{request.remote_addr or '-'}")
     if refusal is None:
         return None
     from web import _error_page

@@ -35,8 +35,8 @@ from webauthn.helpers.structs import (
     UserVerificationRequirement,
 )
 
-from correspondence.errors import ValidationFailed
-from correspondence.models import RecoveryCode, Staffer, WebAuthnCredential, utcnow
+from correspondence.errors import PermissionDenied, ValidationFailed
+from correspondence.models import RecoveryCode, Role, Staffer, WebAuthnCredential, utcnow
 from correspondence.secretbox import decrypt, encrypt
 from correspondence.services.audit import record
 from correspondence.services.staff import (
@@ -254,7 +254,15 @@ def security_keys(session: Session, staffer_id: int) -> list[WebAuthnCredential]
 # --- admin ----------------------------------------------------------------------------------------
 
 def reset_second_factor(session: Session, staffer_id: int, *, actor_id: int | None) -> Staffer:
-    """Remove the staffer's app, keys and recovery codes (lost phone); they enrol again at next sign-in."""
+    """Remove the staffer's app, keys and recovery codes (lost phone); they enrol again at next sign-in.
+
+    Only an active admin may (actor_id None is the shell: `mailroom staff reset-2fa`); checked here, not only
+    on the route, because removing a second factor is half of taking over an account.
+    """
+    if actor_id is not None:
+        actor = session.get(Staffer, actor_id)
+        if actor is None or not actor.active or actor.role != Role.ADMIN:
+            raise PermissionDenied("only an admin may reset a staffer's second factor")
     staffer = get_staffer(session, staffer_id)
     before = {"totp": staffer.totp_confirmed_at is not None, "keys": len(security_keys(session, staffer.id))}
     staffer.totp_secret = None
