@@ -162,14 +162,18 @@ def _live(session: Session, person_id: int | None) -> Constituent | None:
     return person
 
 
-def _possible_match(session: Session, email: str, phone: str | None) -> Constituent | None:
-    """Someone on file with this email, else this phone: only ever a suggestion."""
+def _possible_match(session: Session, email: str, phone: str | None) -> tuple[Constituent | None, str | None]:
+    """Someone on file with this email, else this phone, and which of the two: only ever a suggestion."""
     owner = session.scalar(select(ConstituentEmail.constituent_id).where(ConstituentEmail.address == email))
-    if owner is None and phone:
+    if owner is not None:
+        return _live(session, owner), "email"
+    if phone:
         owner = session.scalar(select(ConstituentPhone.constituent_id).join(Constituent)
                                .where(ConstituentPhone.number == phone, Constituent.merged_into_id.is_(None))
                                .order_by(ConstituentPhone.id).limit(1))
-    return _live(session, owner)
+        if owner is not None:
+            return _live(session, owner), "phone"
+    return None, None
 
 
 def _new_reference(session: Session) -> str:
@@ -200,7 +204,7 @@ def submit_help_request(session: Session, values: HelpValues, *, idempotency_key
     if errors or category is None:
         raise HelpFormInvalid(errors)
     email = values.email.strip().lower()
-    match = _possible_match(session, email, phone)
+    match, match_by = _possible_match(session, email, phone)
     typed = " ".join(values.signature.split())
     try:
         with session.begin_nested():
@@ -226,6 +230,7 @@ def submit_help_request(session: Session, values: HelpValues, *, idempotency_key
             request = HelpRequest(case_id=case.id, reference=_new_reference(session), idempotency_key=key,
                                   email=email, phone=phone, typed_name=typed, signed_at=now, ip=(ip or "")[:64],
                                   possible_match_id=match.id if match else None,
+                                  match_by=match_by if match else None,
                                   match_state=MATCH_PENDING if match else MATCH_NONE, created_at=now)
             session.add(request)
             session.flush()
@@ -249,7 +254,12 @@ def release_reason(request: HelpRequest) -> str | None:
     if request.match_state == MATCH_PENDING:
         who = request.possible_match.full_name if request.possible_match else "someone on file"
         return (f"a caseworker must first decide whether this request is from {who} "
-                f"(possible match, same email or phone)")
+                f"(possible match, same {request.match_by or 'email or phone'})")
+    if request.match_state == MATCH_CONFIRMED and request.match_by == "phone":
+        # Anyone can type a person's phone number and prove an email of their own: joined on the phone
+        # alone, the proven email is not theirs, so only a signed document can be their release.
+        return (f"the confirmed email {request.email} was not on the matched record (the match was by phone "
+                f"only), so the online signature cannot stand as their release: upload a signed release")
     person = request.case.constituent
     if not signed_name_matches(request.typed_name, person):
         return f"signed name '{request.typed_name}' does not match the record '{person.full_name}'"

@@ -160,12 +160,12 @@ def test_expired_and_unknown_links_are_refused(session, factory):
     assert reason is None and svc.release_on_file(request.case)
 
 
-def _submit(session, *, name: str, email: str, key: str) -> HelpRequest:  # type: ignore[no-untyped-def]
+def _submit(session, *, name: str, email: str, key: str, phone: str = "") -> HelpRequest:  # type: ignore[no-untyped-def]
     first, last = name.rsplit(" ", 1)
     category = session.scalar(select(CaseCategory).where(CaseCategory.name == "IRS"))
     return helpdesk.submit_help_request(session, helpdesk.HelpValues(
-        first_name=first, last_name=last, email=email, street="2 Main St", city="Dayton", state="OH", zip5="45402",
-        category_id=str(category.id), description="Refund missing", consent=True, signature=name),
+        first_name=first, last_name=last, email=email, phone=phone, street="2 Main St", city="Dayton", state="OH",
+        zip5="45402", category_id=str(category.id), description="Refund missing", consent=True, signature=name),
         idempotency_key=key, ip="198.51.100.1", now=utcnow()).request
 
 
@@ -193,6 +193,25 @@ def test_a_confirmed_match_needs_the_signed_name_to_match_the_record(client, aut
     case = session.get(Case, case_id)
     assert case.constituent_id == person.id and not svc.release_on_file(case)
     assert session.scalar(select(AuditEvent.actor_id).where(AuditEvent.action == "help_request.match_confirmed"))
+
+
+def test_a_victims_phone_and_an_email_of_ones_own_never_make_their_release(session, factory):
+    """The attacker types the victim's name and phone, proves an email of their own, and a caseworker,
+    seeing the phone match, joins the request to the victim: the signature still is not their release."""
+    victim = factory.constituent(first_name="Dana", last_name="Reyes", email="dana@example.org")
+    victim.phones.append(ConstituentPhone(number="+16145550100"))
+    caseworker = factory.staffer(role="caseworker")
+    request = _submit(session, name="Dana Reyes", email="attacker@example.net", phone="614-555-0100",
+                      key="p" * 32)
+    assert request.possible_match_id == victim.id and request.match_by == "phone"
+    _r, token = helpdesk.issue_confirmation(session, request.id, now=utcnow())
+    _r, reason = helpdesk.confirm_email(session, token, now=utcnow())
+    assert "same phone" in reason
+    helpdesk.decide_match(session, request.case_id, same_person=True, actor_id=caseworker.id, now=utcnow())
+    request = session.get(HelpRequest, request.id)
+    assert request.case.constituent_id == victim.id  # joined, names match, email proven...
+    assert not svc.release_on_file(request.case)  # ...and still no release on the victim's file
+    assert "match was by phone only" in helpdesk.release_reason(request)
 
 
 def test_a_matching_name_is_normalised_and_a_rejected_match_stays_apart(session, factory):

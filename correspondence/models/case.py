@@ -154,6 +154,9 @@ class HelpRequest(Base):
     # Someone already on file with this email or phone; "pending" until a caseworker decides.
     possible_match_id: Mapped[int | None] = mapped_column(ForeignKey("constituents.id"))
     match_state: Mapped[str] = mapped_column(String(20), default="none", server_default="none")
+    # What the possible match shares with the request: "email", or "phone" only (then the proven email
+    # says nothing about that person, so the online signature cannot be their release).
+    match_by: Mapped[str | None] = mapped_column(String(8))
     match_decided_by_id: Mapped[int | None] = mapped_column(ForeignKey("staffers.id"))
     match_decided_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
     # The email proof: only the SHA-256 of the one-time token is kept, with its expiry.

@@ -29,6 +29,7 @@ def upgrade() -> None:
     sa.Column('ip', sa.String(length=64), nullable=True),
     sa.Column('possible_match_id', sa.Integer(), nullable=True),
     sa.Column('match_state', sa.String(length=20), server_default='none', nullable=False),
+    sa.Column('match_by', sa.String(length=8), nullable=True),
     sa.Column('match_decided_by_id', sa.Integer(), nullable=True),
     sa.Column('match_decided_at', sa.DateTime(timezone=True), nullable=True),
     sa.Column('email_token_hash', sa.String(length=64), nullable=True),
