@@ -77,3 +77,19 @@ def test_worker_tightens_the_instance_on_start(tmp_path, redis, redis_server):
     done = _mailroom(["worker", "--burst"], {"MAILROOM_INSTANCE_DIR": str(instance), "REDIS_URL": redis_server})
     assert done.returncode == 0, done.stderr
     assert _mode(instance) == 0o700 and _mode(key) == 0o600
+
+
+def test_every_command_creates_private_files_even_outside_the_instance(tmp_path):
+    """`mailroom import` (like demo) writes raw input to the blob folder, which may live elsewhere."""
+    env = {"MAILROOM_INSTANCE_DIR": str(tmp_path / "instance"), "MAILROOM_BLOB_DIR": str(tmp_path / "blobs")}
+    assert _mailroom(["init"], env).returncode == 0
+    letter = tmp_path / "letter.eml"
+    letter.write_text("From: Ana <ana@example.org>\r\nTo: office@example.gov\r\nSubject: Bridge\r\n"
+                      "Message-ID: <modes-1@example.org>\r\n\r\nPlease fix the bridge.\r\n")
+    done = _mailroom(["import", "eml", str(letter)], env)
+    assert done.returncode == 0, done.stderr
+    blobs = tmp_path / "blobs"
+    stored = [p for p in blobs.rglob("*") if p.is_file()]
+    assert stored, "the raw email was not kept"
+    assert {_mode(p) for p in stored} == {0o600}
+    assert {_mode(p) for p in [blobs, *(p for p in blobs.rglob("*") if p.is_dir())]} == {0o700}

@@ -26,8 +26,19 @@ def _logging() -> None:
                         format="%(asctime)s level=%(levelname)s logger=%(name)s %(message)s")
 
 
-cli = FlaskGroup(create_app=_create_app, add_default_commands=False,
-                 help="Mailroom: constituent correspondence and casework.")
+class _PrivateFilesGroup(FlaskGroup):
+    """Every command (demo, import, ...) creates files only Mailroom's own user can read (umask 077);
+    init, run and worker also tighten what already exists (workers.setup.protect_instance)."""
+
+    def invoke(self, ctx: click.Context):  # type: ignore[no-untyped-def]
+        from workers.setup import PRIVATE_UMASK
+
+        os.umask(PRIVATE_UMASK)
+        return super().invoke(ctx)
+
+
+cli = _PrivateFilesGroup(create_app=_create_app, add_default_commands=False,
+                         help="Mailroom: constituent correspondence and casework.")
 
 
 @cli.command("init", with_appcontext=False)
