@@ -19,7 +19,7 @@ import unicodedata
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 
-from sqlalchemy import select
+from sqlalchemy import func, select
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session
 
@@ -44,6 +44,8 @@ REFERENCE_LENGTH = 10
 CONFIRM_LINK_VALID = timedelta(hours=48)
 DECIDERS = frozenset({Role.ADMIN, Role.SUPERVISOR, Role.CASEWORKER})
 MATCH_NONE, MATCH_PENDING, MATCH_CONFIRMED, MATCH_REJECTED = "none", "pending", "confirmed", "rejected"
+# Automatic confirmation links one address may receive a day, from other requests (a caseworker can still send).
+LINKS_PER_ADDRESS_PER_DAY = 3
 
 
 @dataclass(frozen=True)
@@ -78,7 +80,8 @@ class ConfirmLinkInvalid(ValidationFailed):
 
 @dataclass(frozen=True)
 class Effect:
-    """Work to run after the commit: "send_help_confirmation" for a help request id."""
+    """Work to run after the commit: "send_help_confirmation" (the automatic first link, capped per address)
+    or "resend_help_confirmation" (a caseworker asked) for a help request id."""
 
     name: str
     object_id: int
@@ -288,14 +291,27 @@ def _settle(session: Session, request: HelpRequest, *, actor_id: int | None, now
     return reason
 
 
-def issue_confirmation(session: Session, request_id: int, *, now: datetime) -> tuple[HelpRequest, str] | None:
+def issue_confirmation(session: Session, request_id: int, *, now: datetime,
+                       by_staff: bool = False) -> tuple[HelpRequest, str] | None:
     """A fresh one-time link for the request's email (only its hash is kept); None if there is nothing to prove.
 
     A new link replaces any earlier one, so sending again (a retry, "send again") leaves one valid link.
+    The automatic link is withheld (audited) when other requests already had LINKS_PER_ADDRESS_PER_DAY links
+    sent to the same address in a day: the public form cannot make the office mail anyone over and over.
+    A caseworker's "send again" is not capped.
     """
     request = session.get(HelpRequest, request_id)
     if request is None or request.email_confirmed_at is not None:
         return None
+    if not by_staff:
+        recent = session.scalar(select(func.count(HelpRequest.id)).where(
+            HelpRequest.email == request.email, HelpRequest.id != request.id,
+            HelpRequest.email_sent_at > now - timedelta(days=1))) or 0
+        if recent >= LINKS_PER_ADDRESS_PER_DAY:
+            record(session, actor_id=None, action="help_request.link_withheld", object_type="case",
+                   object_id=request.case_id, detail=f"{recent} links already sent to this address today",
+                   after={"email": request.email})
+            return None
     token = secrets.token_urlsafe(32)
     request.email_token_hash = token_digest(token)
     request.email_token_expires_at = now + CONFIRM_LINK_VALID
@@ -372,7 +388,7 @@ def resend_confirmation(session: Session, case_id: int, *, actor_id: int) -> Eff
         raise ValidationFailed("the email is confirmed already")
     record(session, actor_id=actor_id, action="help_request.resend", object_type="case", object_id=case_id,
            after={"email": request.email})
-    return Effect("send_help_confirmation", request.id)
+    return Effect("resend_help_confirmation", request.id)
 
 
 def confirmation_email(request: HelpRequest, link: str, *, office_name: str, mail_from: str):  # type: ignore[no-untyped-def]

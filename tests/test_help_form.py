@@ -295,3 +295,17 @@ def test_help_form_settings_come_from_the_environment(tmp_path):
         Settings.from_env({"MAILROOM_PUBLIC_URL": "javascript:alert(1)", "SECRET_KEY": "x" * 40}, instance_dir=tmp_path)
     with pytest.raises(SettingsError, match="MAILROOM_HELP_MIN_FILL_SECONDS"):
         Settings.from_env({"MAILROOM_HELP_MIN_FILL_SECONDS": "soon", "SECRET_KEY": "x" * 40}, instance_dir=tmp_path)
+
+
+def test_the_form_cannot_make_the_office_mail_one_address_over_and_over(session, factory):
+    """Anyone can type a stranger's address into the form: past a few links a day to one address, the
+    automatic link is withheld (audited); a caseworker's "send again" still goes."""
+    caseworker = factory.staffer(role="caseworker")
+    requests = [_submit(session, name="Lee Park", email="stranger@example.org", key=f"{n:032d}") for n in range(5)]
+    issued = [helpdesk.issue_confirmation(session, r.id, now=utcnow()) for r in requests]
+    assert [i is not None for i in issued] == [True] * helpdesk.LINKS_PER_ADDRESS_PER_DAY + [False] * 2
+    withheld = select(func.count(AuditEvent.id)).where(AuditEvent.action == "help_request.link_withheld")
+    assert session.scalar(withheld) == 2
+    effect = helpdesk.resend_confirmation(session, requests[-1].case_id, actor_id=caseworker.id)
+    assert effect.name == "resend_help_confirmation"
+    assert helpdesk.issue_confirmation(session, requests[-1].id, now=utcnow(), by_staff=True) is not None

@@ -333,6 +333,7 @@ def _dispatch(effects) -> None:  # type: ignore[no-untyped-def]
 
     for effect in effects:
         try:
-            enqueue_help_confirmation(connect(settings()), effect.object_id)
+            enqueue_help_confirmation(connect(settings()), effect.object_id,
+                                      by_staff=effect.name == "resend_help_confirmation")
         except Exception:
             log.warning("could not queue help confirmation request_id=%s", effect.object_id, exc_info=True)

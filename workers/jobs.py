@@ -250,7 +250,12 @@ def run_case_reminders() -> dict[str, int]:
     return {"caseworkers": len(due), "emailed": sent}
 
 
-def run_help_confirmation(request_id: int) -> str:
+def run_help_confirmation_by_staff(request_id: int) -> str:
+    """A caseworker's "send again": the same as the automatic link, without the per-address cap."""
+    return run_help_confirmation(request_id, by_staff=True)
+
+
+def run_help_confirmation(request_id: int, by_staff: bool = False) -> str:
     """Email a help request's one-time link. The link is made and committed (as a hash) before SMTP is
     touched; a second run makes a new link that replaces the first, so at most one link ever works."""
     from casework.help_requests import confirmation_email, issue_confirmation
@@ -259,7 +264,7 @@ def run_help_confirmation(request_id: int) -> str:
 
     settings = context.settings()
     with context.database().unit_of_work() as session:
-        issued = issue_confirmation(session, request_id, now=utcnow())
+        issued = issue_confirmation(session, request_id, now=utcnow(), by_staff=by_staff)
         if issued is None:
             return "nothing to confirm"
         request, token = issued

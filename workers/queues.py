@@ -156,7 +156,10 @@ def enqueue_due_periodic(connection: Redis, now: datetime | None = None,
     return enqueued
 
 
-def enqueue_help_confirmation(connection: Redis, request_id: int) -> str:
-    """Queue the email that carries a help request's one-time link (one waiting job per request)."""
+def enqueue_help_confirmation(connection: Redis, request_id: int, *, by_staff: bool = False) -> str:
+    """Queue the email that carries a help request's one-time link (one waiting job per request and kind)."""
+    if by_staff:
+        return enqueue_once(connection, "workers.jobs.run_help_confirmation_by_staff", request_id,
+                            job_id=f"help-resend-{request_id}", queue=OUTBOUND, timeout=120)
     return enqueue_once(connection, "workers.jobs.run_help_confirmation", request_id,
                         job_id=f"help-confirm-{request_id}", queue=OUTBOUND, timeout=120)
