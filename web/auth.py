@@ -84,7 +84,9 @@ def sign_in_policy() -> SignInPolicy:
 
 def _too_many(exc: TooManyAttempts):  # type: ignore[no-untyped-def]
     """429 with Retry-After, so clients (and people) know when to try again."""
-    body = render_template("error.html", code=429, title="Too many attempts", message=str(exc))
+    wait = max(1, round(exc.retry_after / 60))
+    body = render_template("error.html", code=429, title="Too many attempts",
+                           message=f"{exc} (you can try again in about {wait} minute{'' if wait == 1 else 's'}).")
     return body, 429, {"Retry-After": str(exc.retry_after)}
 
 
@@ -298,7 +300,7 @@ def two_factor():  # type: ignore[no-untyped-def]
     if secret:
         uri = totp_uri(secret, email=staffer.email, issuer=f"Mailroom ({settings().office_name})"[:60])
         qr_svg = Markup(segno.make(uri, error="m").svg_inline(  # noqa: S704 - segno's own SVG
-            scale=4, light="#fff", omitsize=False, title="QR code to scan with your authenticator app"))
+            scale=4, light="#fff", omitsize=True, title="QR code to scan with your authenticator app"))
     required = current_user.role.value in settings().require_2fa
     return render_template("account_2fa.html", staffer=staffer, secret=secret, qr_svg=qr_svg, form=CodeForm(),
                            totp_link=uri if secret else None,
