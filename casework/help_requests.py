@@ -129,21 +129,21 @@ def _check(session: Session, v: HelpValues) -> tuple[dict[str, str], CaseCategor
     for key, limit in (("first_name", 100), ("last_name", 100), ("email", 320), ("street", 200), ("city", 100),
                        ("description", 5000), ("signature", 200)):
         if len(getattr(v, key).strip()) > limit:
-            errors[key] = f"is longer than {limit} characters"
+            errors[key] = f"this is longer than {limit} characters: please shorten it"
     zip5, state = v.zip5.strip(), v.state.strip()
     if zip5 and not (len(zip5) == 5 and zip5.isdigit()):
-        errors["zip5"] = "must be 5 digits"
+        errors["zip5"] = "the ZIP code must be 5 digits, e.g. 43054"
     if state and not (len(state) == 2 and state.isalpha() and state.isascii()):
-        errors["state"] = "is the two-letter state code, e.g. OH"
+        errors["state"] = "enter the two-letter state code, e.g. OH"
     email = v.email.strip().lower()
     if email and not EMAIL_RE.fullmatch(email):
-        errors["email"] = "is not an email address"
+        errors["email"] = "this is not an email address: check it has the form name@example.com"
     phone = None
     if v.phone.strip():
         try:
             phone = normalise_phone(v.phone)
         except ValidationFailed:
-            errors["phone"] = "is not a phone number"
+            errors["phone"] = "this is not a phone number: check it, or leave it empty"
     category = session.get(CaseCategory, int(v.category_id)) if v.category_id.strip().isdigit() else None
     if category is None or not category.active:
         errors["category_id"] = "choose what your request is about"
@@ -151,7 +151,7 @@ def _check(session: Session, v: HelpValues) -> tuple[dict[str, str], CaseCategor
         errors["consent"] = "tick the box to authorise the office to act for you"
     full = name_key(f"{v.first_name} {v.last_name}")
     if not full or name_key(v.signature) != full:
-        errors["signature"] = "type your full name exactly as above to sign"
+        errors["signature"] = "type your full name exactly as in the name fields above (first and last name) to sign"
     return errors, category, phone
 
 

@@ -200,7 +200,8 @@ class _AllowList:
             for op in node.ops:
                 self.expression(op.expr)
         elif isinstance(node, _ARITHMETIC):
-            self.refuse(node, "arithmetic is not allowed in letters")
+            self.refuse(node, "arithmetic is not allowed in letters (no + - * / % or **, and no repeating text "
+                              "with *): write the text itself")
         elif isinstance(node, nodes.Concat):
             self.refuse(node, "joining with ~ is not allowed in letters; write the text next to the fields")
         elif isinstance(node, nodes.Call):

@@ -87,7 +87,7 @@ def test_the_forged_release_attack_no_longer_works(client, auth, session, factor
     # The caseworker sees why, and who it might be.
     auth.login("caseworker")
     page = client.get(f"/cases/{case.id}").get_data(as_text=True)
-    assert "possible match: <a" in page and "Ana Lopez" in page
+    assert 'id="possible-match"' in page and "Possible match</dt>" in page and "Ana Lopez" in page
     assert "email not yet confirmed" in page and "No signed privacy release on file" in page
     # The inquiry cannot go out on that signature.
     inquiry = next(s for s in svc.steps(session, case.id) if s.kind == StepKind.INQUIRY)

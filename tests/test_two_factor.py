@@ -55,7 +55,7 @@ def _enrol(client, session, staffer) -> tuple[str, list[str]]:  # type: ignore[n
     assert client.post("/account/two-factor/app", data={"csrf_token": token}).status_code == 303
     page = client.get("/account/two-factor").get_data(as_text=True)
     assert "<svg" in page  # the QR code, inline
-    secret = re.search(r'id="totp-secret">([A-Z2-7]+)<', page).group(1)
+    secret = re.search(r'id="totp-secret">([A-Z2-7 ]+)<', page).group(1).replace(" ", "")  # shown in groups of four
     _fresh(session)
     stored = session.get(Staffer, staffer.id).totp_secret
     assert stored and secret not in stored  # kept encrypted

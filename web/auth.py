@@ -84,7 +84,9 @@ def sign_in_policy() -> SignInPolicy:
 
 def _too_many(exc: TooManyAttempts):  # type: ignore[no-untyped-def]
     """429 with Retry-After, so clients (and people) know when to try again."""
-    body = render_template("error.html", code=429, title="Too many attempts", message=str(exc))
+    wait = max(1, round(exc.retry_after / 60))
+    body = render_template("error.html", code=429, title="Too many attempts",
+                           message=f"{exc} (you can try again in about {wait} minute{'' if wait == 1 else 's'}).")
     return body, 429, {"Retry-After": str(exc.retry_after)}
 
 
@@ -151,6 +153,7 @@ def second_factor():  # type: ignore[no-untyped-def]
     session = db_session()
     form = CodeForm()
     status = 200
+    error = None
     if request.method == "POST":
         if form.validate_on_submit():
             try:
@@ -161,15 +164,16 @@ def second_factor():  # type: ignore[no-untyped-def]
                 return _too_many(exc)
             except ValidationFailed as exc:
                 session.commit()  # the failed attempt counts toward the back-off
-                flash(str(exc), "error")
+                error = str(exc)
                 status = 401
             else:
                 session.commit()
                 return _finish_sign_in(staffer)
         else:
+            error = "enter the code from your authenticator app, or a recovery code"
             status = 400
     return render_template("login_2fa.html", form=form, has_app=staffer.totp_confirmed_at is not None,
-                           has_keys=bool(security_keys(session, staffer.id))), status
+                           has_keys=bool(security_keys(session, staffer.id)), error=error), status
 
 
 def _rp() -> tuple[str, str]:
@@ -295,9 +299,11 @@ def two_factor():  # type: ignore[no-untyped-def]
     qr_svg = None
     if secret:
         uri = totp_uri(secret, email=staffer.email, issuer=f"Mailroom ({settings().office_name})"[:60])
-        qr_svg = Markup(segno.make(uri, error="m").svg_inline(scale=4, light="#fff", omitsize=False))  # noqa: S704 - segno's own SVG
+        qr_svg = Markup(segno.make(uri, error="m").svg_inline(  # noqa: S704 - segno's own SVG
+            scale=4, light="#fff", omitsize=True, title="QR code to scan with your authenticator app"))
     required = current_user.role.value in settings().require_2fa
     return render_template("account_2fa.html", staffer=staffer, secret=secret, qr_svg=qr_svg, form=CodeForm(),
+                           totp_link=uri if secret else None,
                            action=ActionForm(), keys=security_keys(session, staffer.id), required=required,
                            enrolled=has_second_factor(session, staffer),
                            codes_left=unused_recovery_codes(session, staffer.id))
@@ -322,13 +328,13 @@ def totp_confirm():  # type: ignore[no-untyped-def]
     session = db_session()
     form = CodeForm()
     if not form.validate_on_submit():
-        flash("Enter the six-digit code from your app.", "error")
+        flash("enter the six-digit code from your app", "field-error")
         return redirect(url_for("auth.two_factor")), 303
     try:
         codes = confirm_totp(session, current_user.id, form.code.data or "", secret_key=settings().secret_key)
     except ValidationFailed as exc:
         session.rollback()
-        flash(str(exc), "error")
+        flash(str(exc), "field-error")  # shown next to the code field (base.html leaves it out of the top)
         return redirect(url_for("auth.two_factor")), 303
     session.commit()
     return render_template("recovery_codes.html", codes=codes, just_enrolled=True)
