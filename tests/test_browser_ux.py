@@ -4,21 +4,16 @@ whose two answers look different."""
 
 from __future__ import annotations
 
-import os
-import shutil
 import threading
-from pathlib import Path
 
 import pytest
 from sqlalchemy import select
 from werkzeug.serving import make_server
 
 from correspondence.models import HelpRequest, Role
-from tests.conftest import need
 
 pytestmark = pytest.mark.browser
 
-CHROMIUM = os.environ.get("MAILROOM_CHROMIUM", "/usr/bin/chromium")
 PHONE = {"width": 390, "height": 844}
 
 
@@ -31,16 +26,6 @@ def live_server(app):  # type: ignore[no-untyped-def]
     server.shutdown()
     thread.join(5)
 
-
-@pytest.fixture
-def browser():  # type: ignore[no-untyped-def]
-    need(Path(CHROMIUM).exists() or bool(shutil.which("chromium")), f"Chromium not found at {CHROMIUM}")
-    sync_api = pytest.importorskip("playwright.sync_api")
-    with sync_api.sync_playwright() as p:
-        b = p.chromium.launch(executable_path=CHROMIUM, headless=True, args=[
-            "--no-sandbox", "--disable-gpu", "--disable-background-networking", "--no-first-run"])
-        yield b
-        b.close()
 
 
 def _overflow(page) -> int:  # type: ignore[no-untyped-def]
