@@ -255,3 +255,14 @@ def test_cli_resets_a_locked_out_admins_second_factor(settings, session, factory
         is None
     missing = CliRunner().invoke(cli, ["staff", "reset-2fa", "--email", "nobody@example.org"], env=cli_env(settings))
     assert missing.exit_code != 0 and "no staff account" in missing.output
+
+
+def test_the_enrolment_page_offers_no_navigation_that_only_leads_back(strict_app, factory, session):
+    supervisor = factory.staffer(role=Role.SUPERVISOR)
+    session.commit()
+    client = strict_app.test_client()
+    _password(client, supervisor)
+    page = client.get("/account/two-factor").get_data(as_text=True)
+    assert "<nav>" not in page and "Sign out" in page
+    _enrol(client, session, supervisor)
+    assert "<nav>" in client.get("/account/two-factor").get_data(as_text=True)

@@ -102,6 +102,8 @@ def enforce_access():  # type: ignore[no-untyped-def]
         return redirect(url_for("auth.change_password"))
     elif request.endpoint not in _ENROL_OK and _must_enrol():
         return redirect(url_for("auth.two_factor"))
+    elif request.endpoint in _ENROL_OK and _must_enrol():
+        g.must_enrol = True  # the page shows no navigation that would only lead back here
     if rule == SIGNED_IN:
         return None
     if current_user.role not in rule:  # type: ignore[operator]
