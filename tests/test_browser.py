@@ -4,28 +4,14 @@ from __future__ import annotations
 
 import io
 import os
-import threading
 from pathlib import Path
 
 import pytest
 from sqlalchemy import select
-from werkzeug.serving import make_server
 
 from correspondence.models import MessageStatus, Role
 
 pytestmark = pytest.mark.browser
-
-
-
-@pytest.fixture
-def live_server(app):
-    server = make_server("127.0.0.1", 0, app, threaded=True)
-    thread = threading.Thread(target=server.serve_forever, daemon=True)
-    thread.start()
-    yield f"http://127.0.0.1:{server.server_port}"
-    server.shutdown()
-    thread.join(5)
-
 
 
 def _sign_in(browser, live_server, staffer, password):  # type: ignore[no-untyped-def]
