@@ -10,8 +10,8 @@ from __future__ import annotations
 
 import re
 
-# Exactly the characters str.splitlines() breaks on (tests/test_drafting.py derives the same set from it).
-LINE_BREAKS = "\n\r\v\f\x1c\x1d\x1e\x85\u2028\u2029"
+from correspondence.text import LINE_BREAKS
+
 _BREAKS = re.compile(f"[{re.escape(LINE_BREAKS)}]+")
 # Other control characters (NUL, backspace, DEL...) never belong in a header either.
 _CONTROLS = re.compile("[\x00-\x08\x0e-\x1b\x1f\x7f]")

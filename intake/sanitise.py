@@ -7,6 +7,8 @@ import re
 
 import nh3
 
+from correspondence.text import LINE_BREAKS
+
 _TAGS = set(nh3.ALLOWED_TAGS) - {"img"}
 
 
@@ -18,7 +20,7 @@ def clean_html(markup: str | None) -> str:
 # Every character str.splitlines() breaks on (CR, LF, VT, FF, FS, GS, RS, NEL, LINE and PARAGRAPH
 # SEPARATOR), plus NUL: none belongs in a one-line value, and any of them in a subject or a name
 # could split an email header built from it later.
-_LINE_BREAKS = re.compile("[\r\n\x0b\x0c\x1c\x1d\x1e\x85\u2028\u2029\x00]+")
+_LINE_BREAKS = re.compile(f"[{re.escape(LINE_BREAKS)}\x00]+")
 # The person fields a letter's address block and headers are built from.
 PERSON_ONE_LINE = ("prefix", "first_name", "middle_name", "last_name", "suffix", "title", "organization",
                    "address1", "address2", "city", "state", "zip5", "zip4", "phone", "email")
