@@ -161,6 +161,7 @@ def build_demo_office(db: Database, instance_dir: Path, *, messages: int = 20000
     with db.unit_of_work() as session:
         summary["batching"] = recluster(session).as_dict()
         summary["letters"] = _demo_letters(session)
+        summary["history"] = _demo_history(session, Path(str(summary["truth"])), seed=seed)
         summary["cases"] = _demo_cases(session, Path(str(summary["truth"])))
     return summary
 
@@ -196,7 +197,8 @@ def _demo_cases(session: Session, truth: Path, limit: int = 40) -> int:
 
 
 def _demo_letters(session: Session) -> int:
-    """Form letters for the two largest campaigns: one approved, one waiting for the supervisor."""
+    """The office's approved library (one letter per campaign and per everyday topic), and one new letter for
+    the second-largest campaign waiting for the supervisor."""
     from correspondence.models import Batch, Staffer
     from drafting import letters
 
@@ -204,8 +206,10 @@ def _demo_letters(session: Session) -> int:
     writer = session.scalar(select(Staffer).where(Staffer.email == "devon.carter@mailroom.local"))
     if supervisor is None or writer is None:
         return 0
-    made = 0
+    made = len(_demo_library(session, writer.id, supervisor.id))
     for i, batch in enumerate(session.scalars(select(Batch).order_by(Batch.member_count.desc()).limit(2))):
+        if i == 0:
+            continue  # the library answers the largest campaign; the queue shows a letter for the next one
         body = ("{{ constituent.salutation }}\n\nThank you for contacting me about " + batch.title.lower()
                 + ". I read every letter from {{ constituent.city or 'our district' }}, and I appreciate "
                 "hearing your views on this issue.\n\nI will keep your thoughts in mind as Congress takes up "
@@ -213,10 +217,99 @@ def _demo_letters(session: Session) -> int:
         version = letters.create_letter(session, title=f"Response: {batch.title}"[:300], body=body,
                                         topic_id=batch.topic_id, stance=batch.stance, actor_id=writer.id)
         letters.submit(session, version.id, actor_id=writer.id)
-        if i == 0:
-            letters.approve(session, version.id, actor_id=supervisor.id)
         made += 1
     return made
+
+
+def _demo_library(session: Session, writer_id: int, supervisor_id: int) -> dict[str, int]:
+    """Approved letters, keyed "campaign:<key>" or "topic:<name>" to the letter's id."""
+    from correspondence import demo_letters as L
+    from drafting import letters
+
+    topics = {t.name: t.id for t in session.scalars(select(Topic))}
+    made: dict[str, int] = {}
+    wanted = [(f"campaign:{key}", L.CAMPAIGN_LETTERS[key], topic, Stance(stance), True)
+              for key, topic, stance, *_rest in T.CAMPAIGNS if key in L.CAMPAIGN_LETTERS]
+    wanted += [(f"topic:{name}", L.TOPIC_LETTERS[name], name, None, False) for name in T.ORGANIC
+               if name in L.TOPIC_LETTERS]
+    for key, (title, paragraph), topic, stance, campaign in wanted:
+        version = letters.create_letter(session, title=title, body=L.letter_body(title, paragraph, campaign=campaign),
+                                        topic_id=topics.get(topic), stance=stance, actor_id=writer_id,
+                                        tags=["campaign" if campaign else "general"])
+        letters.submit(session, version.id, actor_id=writer_id)
+        letters.approve(session, version.id, actor_id=supervisor_id)
+        made[key] = version.letter_id
+    return made
+
+
+def _demo_history(session: Session, truth: Path, *, seed: int = 1) -> int:
+    """The office's past answers: a sent Response for each older message the demo marked responded.
+
+    A campaign copy was answered with its campaign's letter, a letter in the writer's own words with its
+    topic's letter; one campaign copy in twelve on a topic that has a general letter got that one instead
+    (offices are not perfectly consistent, and the suggestion should not look better than it is). Casework
+    was answered by hand: no form letter. Inserted in bulk; the suggestion (drafting/choose.py) learns from it.
+    """
+    from sqlalchemy import insert, update
+    from sqlalchemy.orm import selectinload
+
+    from config import Settings
+    from correspondence import demo_letters as L
+    from correspondence.models import FormLetter, LetterVersion, Response, ResponseState
+    from drafting.apply import delivery_for
+    from drafting.headers import header_text
+    from drafting.render import Office, context, render
+
+    keys = {title: f"campaign:{key}" for key, (title, _p) in L.CAMPAIGN_LETTERS.items()}
+    keys.update({title: f"topic:{topic}" for topic, (title, _p) in L.TOPIC_LETTERS.items()})
+    library = {keys[letter.title]: version for letter, version in session.execute(
+        select(FormLetter, LetterVersion).join(LetterVersion, LetterVersion.id == FormLetter.current_version_id)
+        .where(FormLetter.title.in_(list(keys)), FormLetter.one_off_message_id.is_(None)))}
+    if not library:
+        return 0
+    with truth.open() as fh:
+        truth_rows = {row["id"]: row for row in map(json.loads, fh)}
+    campaign_topic = {key: topic for key, topic, *_rest in T.CAMPAIGNS}
+    # The office as the settings describe it by default (the demo runs without the web app's settings).
+    office = Office(name=Settings.office_name, member_name=Settings.member_name, signature=Settings.signature,
+                    letterhead=Settings.letterhead)
+    rng = random.Random(seed * 7919)
+    now = datetime.now(UTC)
+    rows: list[dict] = []
+    used: dict[int, int] = {}
+    responded = (select(Message).where(Message.status == MessageStatus.RESPONDED).order_by(Message.id)
+                 .options(selectinload(Message.constituent), selectinload(Message.topic)))
+    for message in session.scalars(responded):
+        info = truth_rows.get(message.id) or {}
+        version = None
+        if info.get("kind") == "campaign":
+            version = library.get(f"campaign:{info['campaign']}")
+            general = library.get(f"topic:{campaign_topic.get(info['campaign'])}")
+            if general is not None and rng.random() < 0.08:
+                version = general
+        elif info.get("kind") == "organic":
+            version = library.get(f"topic:{info.get('topic')}")
+        method = delivery_for(message)
+        if version is None or method is None:
+            continue
+        values = context(message, message.constituent, office)
+        sent = min(now - timedelta(hours=1), message.received_at + timedelta(days=rng.uniform(2, 9)))
+        rows.append({"message_id": message.id, "constituent_id": message.constituent_id, "version_id": version.id,
+                     "method": method, "state": ResponseState.SENT,
+                     "to_address": message.from_address if method.value == "email" else None,
+                     "subject": header_text(render(version.subject, values))[:500] or "Your letter",
+                     "body_text": render(version.body, values),
+                     "email_message_id": f"<demo.{message.id}@house.example>",
+                     "attempts": 1, "sent_at": sent, "created_at": sent})
+        used[version.letter_id] = used.get(version.letter_id, 0) + 1
+    for start in range(0, len(rows), 2000):
+        session.execute(insert(Response), rows[start:start + 2000])
+    for letter_id, count in used.items():
+        session.execute(update(FormLetter).where(FormLetter.id == letter_id)
+                        .values(usage_count=FormLetter.usage_count + count, last_used_at=now))
+    record(session, actor_id=None, action="demo.history", object_type="office", object_id="demo",
+           after={"responses": len(rows), "letters": len(used)})
+    return len(rows)
 
 
 def _build(session: Session, instance_dir: Path, n_messages: int, n_constituents: int,
@@ -324,7 +417,7 @@ def _build(session: Session, instance_dir: Path, n_messages: int, n_constituents
             )
             _demo_status(rng, message, now, correspondents, caseworkers if kind == "casework" else correspondents)
             session.add(message)
-            info = {"campaign": campaign_key, "kind": kind}
+            info = {"campaign": campaign_key, "kind": kind, "topic": topic_name}
             if kind == "casework":
                 info["category"] = category
             batch.append((message, info))

@@ -299,6 +299,44 @@ def topics_activate(version: int) -> None:
     click.echo(f"v{version} is active")
 
 
+@cli.group("letters")
+def letters_group() -> None:
+    """Form letters: how well the suggested letter matches the office's own choices."""
+
+
+@letters_group.command("eval", with_appcontext=False)
+@click.argument("file", required=False, type=click.Path(exists=True, dir_okay=False))
+@click.option("--folds", default=5, show_default=True)
+@click.option("--model", default=None, help="Model to evaluate (default: the one pages use).")
+def letters_eval(file: str | None, folds: int, model: str | None) -> None:
+    """Top-1/top-3 accuracy of the suggested letter by cross-validation, and a learning curve, on the office's
+    history (read only) or on FILE (JSONL: {"text": ..., "letter": ...})."""
+    from correspondence.errors import ValidationFailed
+    from drafting.choose import DEFAULT_MODEL, evaluate, history, read_history_file, report_table
+
+    try:
+        if file:
+            texts, labels = read_history_file(file)
+        else:
+            from sqlalchemy.orm import Session
+
+            from correspondence.db import Database
+
+            db = Database.from_settings(Settings.from_env())
+            session = Session(bind=db.engine)
+            try:
+                texts, labels = history(session)
+            finally:
+                session.rollback()  # read only: nothing is ever written
+                session.close()
+                db.dispose()
+        result = evaluate(texts, labels, folds=folds, model=model or DEFAULT_MODEL)
+    except (ValidationFailed, ValueError, OSError) as exc:
+        raise click.ClickException(str(exc)) from exc
+    click.echo(report_table(result))
+    click.echo(json.dumps(result.as_dict()))
+
+
 @cli.group("staff")
 def staff_group() -> None:
     """Manage staff accounts."""
