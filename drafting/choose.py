@@ -527,7 +527,7 @@ def _candidates(session: Session, ids: list[int], kind: str, limit: int = 10) ->
             query = (select(Message.id, func.coalesce(_FILLED, 0))
                      .outerjoin(Constituent, Constituent.id == Message.constituent_id)
                      .where(Message.id.in_(chunk)).order_by(func.coalesce(_FILLED, 0), Message.id).limit(limit))
-        found.extend(session.execute(query).tuples())
+        found.extend((row[0], row[1]) for row in session.execute(query))
         if kind != "fewest" and len(found) >= limit:
             break
     if kind == "fewest":

@@ -56,6 +56,7 @@ MATRIX = {
     "letters.answer_selection": frozenset({A, S, C}),
     "letters.settle_response": frozenset({A, S, C}),
     "letters.answer_batch": frozenset({A, S, C}),
+    "letters.preview": frozenset({A, S, C}),
     "letters.run": frozenset({A, S, C}),
     "letters.run_progress": frozenset({A, S, C}),
     "letters.run_pdf": frozenset({A, S, C}),

@@ -367,6 +367,42 @@ def answer_selection():  # type: ignore[no-untyped-def]
                            counts=plan(session, ids), form=ActionForm())
 
 
+@bp.route("/letters/preview")
+@roles(*SENDERS)
+def preview():  # type: ignore[no-untyped-def]
+    """A letter rendered for three real recipients of a batch (?batch_id=) or a selection (?ids=1,2,3 or
+    ?filter=<inbox filter>); ?partial=1 returns only the fragment the answer pages load beside the choice."""
+    from urllib.parse import parse_qs
+
+    from werkzeug.datastructures import MultiDict
+
+    from correspondence.services.inbox import matching_ids
+    from drafting.choose import preview as render_previews
+    from web.inbox import parse_filter
+
+    session = db_session()
+    try:
+        version_id = _optional_int(request.args.get("version_id"), "letter")
+        batch_id = _optional_int(request.args.get("batch_id"), "batch")
+        if version_id is None:
+            raise ValidationFailed("choose a letter to preview")
+        if batch_id is not None:
+            ids = batch_message_ids(session, batch_id)
+        elif request.args.get("ids"):
+            ids = [n for raw in request.args["ids"].split(",")[:5000] if (n := parse_id(raw.strip()))]
+        else:
+            flt = parse_filter(MultiDict(parse_qs(request.args.get("filter", ""))), current_user.id)
+            ids = matching_ids(session, flt)
+        previews = render_previews(session, version_id, ids, settings())
+    except NotFound as exc:
+        abort(404, description=str(exc))
+    except DomainError as exc:
+        abort(400, description=str(exc))
+    version_ = session.get(LetterVersion, version_id)
+    template = "_preview.html" if request.args.get("partial") == "1" else "letter_preview.html"
+    return render_template(template, previews=previews, version=version_)
+
+
 def approved_letters(session, topic_id: int | None = None) -> list[LetterVersion]:  # type: ignore[no-untyped-def]
     from correspondence.models import FormLetter
 

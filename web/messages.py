@@ -69,19 +69,31 @@ def view(message_id: int):  # type: ignore[no-untyped-def]
         .order_by(AuditEvent.at.desc()).limit(50)))
     topics = list(session.scalars(select(Topic).where(Topic.active.is_(True)).order_by(Topic.name)))
     allowed = [t for t in BUTTON_TARGETS if may_move(message.status, t, current_user.role)]
+    answers = list(session.scalars(select(Answer).where(Answer.message_id == message.id)))
     return render_template(
         "message.html", message=message,
         original=_original(raw) if message.channel == Channel.EMAIL else None,
         raw_text=_raw_text(raw) if textual else None, raw_kind=blob.content_type if blob else None,
         earlier=earlier_messages(session, message), history=history, topics=topics,
         topic_names={t.id: t.name for t in topics},
-        answers=list(session.scalars(select(Answer).where(Answer.message_id == message.id))),
+        answers=answers, suggested_letter=_suggested_letter(session, message.id) if not answers else None,
         letters_sent=list(session.scalars(select(Answer).where(
             Answer.constituent_id == message.constituent_id).order_by(Answer.id.desc()).limit(20)))
         if message.constituent_id else [],
         staff=list_staff(session, active_only=True), stances=list(Stance), allowed=allowed,
         form=ActionForm(),
     )
+
+
+# The message page offers the learnt suggestion only when the history points to it this clearly.
+SUGGEST_AT = 0.3
+
+
+def _suggested_letter(session, message_id: int):  # type: ignore[no-untyped-def]
+    from drafting.choose import suggest_for_message
+
+    top = suggest_for_message(session, message_id, k=1)
+    return top[0] if top and top[0].score >= SUGGEST_AT else None
 
 
 def _raw_text(raw: bytes | None) -> str | None:
