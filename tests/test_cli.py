@@ -3,7 +3,16 @@ import json
 from click.testing import CliRunner
 from sqlalchemy import func, select
 
-from correspondence.models import Message, Role, Staffer
+from correspondence.models import (
+    LetterVersion,
+    Message,
+    MessageStatus,
+    Response,
+    ResponseState,
+    Role,
+    Staffer,
+    VersionState,
+)
 from tests.conftest import cli_env
 from workers.cli import cli
 
@@ -26,7 +35,17 @@ def test_demo_office_and_truth_file(settings, session):
     assert result.exit_code == 0, result.output
     summary = json.loads(result.output)
     assert summary["messages"] == 600 and summary["campaign"] > summary["organic"] > 0
-    assert summary["batching"]["new_batches"] >= 5 and summary["letters"] == 2 and summary["cases"] >= 5
+    assert summary["batching"]["new_batches"] >= 5 and summary["cases"] >= 5
+    # The library: a letter per campaign (31) and per everyday topic (9), approved; one more waits for review.
+    assert summary["letters"] == 41
+    states = dict(session.execute(select(LetterVersion.state, func.count()).group_by(LetterVersion.state)).all())
+    assert states == {VersionState.APPROVED: 40, VersionState.IN_REVIEW: 1}
+    # Its history: sent answers for older responded mail, each with the letter that answered it.
+    answered = session.scalar(select(func.count(Response.id)).where(Response.version_id.is_not(None),
+                                                                    Response.state == ResponseState.SENT))
+    assert answered == summary["history"] > 50
+    assert session.scalar(select(func.count(Response.id)).join(Message, Message.id == Response.message_id)
+                          .where(Message.status != MessageStatus.RESPONDED)) == 0
     assert session.scalar(select(func.count(Message.id))) == 600
     with open(summary["truth"]) as fh:
         truth = [json.loads(line) for line in fh]
