@@ -344,3 +344,29 @@ def test_eval_cli_on_history_and_file(settings, session, factory, office, tmp_pa
     bad.write_text('{"text": "no letter"}\n')
     refused = runner.invoke(cli, ["letters", "eval", str(bad)], env=cli_env(settings))
     assert refused.exit_code != 0 and "needs" in refused.output
+
+
+def test_browser_choosing_a_letter_shows_its_preview(live_server, browser, factory, session, office):
+    """On the answer page, choosing a letter loads it as three real recipients will receive it."""
+    from tests.test_browser import _sign_in
+    from tests.test_drafting import _batch
+
+    batch, made = _batch(session, factory)
+    made[1].batch_additions = ["Our well water tastes of iron."]
+    first = office.letter("Clean water reply", None, None)
+    second = office.letter("Water quality, second letter", None, None,
+                           body="{{ constituent.salutation }}\n\nSecond letter for {{ constituent.first_name }}.")
+    sender = factory.staffer(role=Role.CORRESPONDENT)
+    session.commit()
+    page = _sign_in(browser, live_server, sender, factory.PASSWORD)
+    page.goto(f"{live_server}/batches/{batch.id}/answer")
+    page.check(f"input[name=version_id][value='{second.id}']")
+    page.wait_for_selector("#letter-preview .letter-preview-card")
+    cards = page.locator("#letter-preview .letter-preview-card")
+    assert cards.count() == 3
+    text = page.inner_text("#letter-preview")
+    assert "Second letter for Em1." in text and "Our well water tastes of iron." in text
+    assert "By post to" in text and "0 Main St" in text  # the first letter that came on paper
+    page.check(f"input[name=version_id][value='{first.id}']")
+    page.wait_for_function("!document.querySelector('#letter-preview').innerText.includes('Second letter')")
+    assert "Thank you for writing about" in page.inner_text("#letter-preview")
