@@ -463,3 +463,75 @@ def test_a_supervisor_delegates_and_ends_it_from_the_approvals_page(client, auth
     _fresh(session)
     assert delegation.active_delegation(session, stand_in.id) is None
 
+
+
+# --- In a real browser ----------------------------------------------------------------------------------
+
+def _sign_in(browser, live_server, staffer, password):  # type: ignore[no-untyped-def]
+    page = browser.new_context(viewport={"width": 1400, "height": 900}).new_page()
+    page.goto(f"{live_server}/login")
+    page.fill("input[name=email]", staffer.email)
+    page.fill("input[name=password]", password)
+    page.click("input[type=submit]")
+    page.wait_for_load_state("networkidle")
+    return page
+
+
+@pytest.mark.browser
+def test_browser_send_for_review_without_saving_sends_the_typed_text(live_server, browser, factory, session):
+    writer = factory.staffer(role="correspondent", name="Devon Carter")
+    v = letters.create_letter(session, title="Clean water", body=BODY, actor_id=writer.id)
+    session.commit()
+    page = _sign_in(browser, live_server, writer, factory.PASSWORD)
+    page.goto(f"{live_server}/letters/versions/{v.id}")
+    typed = page.input_value("#letter-body").replace("I support the bill.",
+                                                     "I support the bill.\n\nI will vote for it this spring.")
+    page.fill("#letter-body", typed)
+    page.fill("#letter-subject", "Your letter about water")
+    page.click("#submit-review")  # not "Save draft" first
+    page.wait_for_selector(".flash.ok")
+    assert page.inner_text("#version-state") == "in review"
+    _fresh(session)
+    sent = session.get(LetterVersion, v.id)
+    assert sent.state == VersionState.IN_REVIEW and sent.subject == "Your letter about water"
+    # The browser posted CRLF line endings; the letter is stored with "\n" and has four paragraphs.
+    assert "I will vote for it this spring." in sent.body and "\r" not in sent.body
+    assert len(letters.paragraphs(sent.body)) == 4
+    assert page.locator("ol.paragraphs > li").count() == 4
+
+
+@pytest.mark.browser
+def test_browser_a_delegate_approves_and_the_writer_is_told(live_server, browser, factory, session):
+    boss = factory.staffer(role="supervisor", name="Maria Alvarez")
+    stand_in = factory.staffer(role="correspondent", name="Sam Rivera")
+    writer = factory.staffer(role="correspondent", name="Devon Carter")
+    v, _ = _in_review(session, factory, author=writer)
+    session.commit()
+
+    sup = _sign_in(browser, live_server, boss, factory.PASSWORD)
+    sup.goto(f"{live_server}/approvals/")
+    sup.select_option("#delegate-id", str(stand_in.id))
+    sup.click("#delegate-submit")  # today, for one day (the form's defaults)
+    sup.wait_for_selector(".flash.ok")
+    assert "Sam Rivera may approve letters on your behalf" in sup.inner_text(".flash.ok")
+    assert "Sam Rivera" in sup.inner_text("#delegations table")
+
+    sam = _sign_in(browser, live_server, stand_in, factory.PASSWORD)
+    sam.click("#delegate-approvals")
+    assert "You approve on behalf of Maria Alvarez" in sam.inner_text("#acting-for")
+    sam.click("table.approvals a")
+    sam.click("#approve")
+    sam.wait_for_selector(".flash.ok")
+    assert sam.inner_text("#version-state") == "approved"
+    _fresh(session)
+    event = session.scalar(select(AuditEvent).where(AuditEvent.action == "letter_version.approve"))
+    assert event.actor_id == stand_in.id and event.on_behalf_of_id == boss.id
+    assert event.detail == "on behalf of Maria Alvarez"
+
+    devon = _sign_in(browser, live_server, writer, factory.PASSWORD)
+    assert devon.inner_text("#notice-badge") == "1"
+    devon.click("#notices-link")
+    assert "Sam Rivera (for Maria Alvarez) approved" in devon.inner_text("#notices")
+    devon.click("#notices .open-notice")
+    devon.wait_for_url(f"**/letters/versions/{v.id}")
+    assert devon.locator("#notice-badge").count() == 0
