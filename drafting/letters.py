@@ -3,8 +3,13 @@
     draft ──submit──▶ in_review ──approve──▶ approved ──(a newer version approved, or retire)──▶ retired
                           └──request changes──▶ changes_requested ──new version──▶ (new) draft
 
-Only a supervisor or an admin approves or requests changes, never on their own version; an
-approved version is never edited (editing makes a new version). Every transition is audited.
+Only a supervisor or an admin approves or requests changes, never on their own version (or a
+staffer they delegated approval to while away: drafting.delegation); an approved version is never
+edited (editing makes a new version). Every transition is audited, and the author is told of each
+decision by a notice (correspondence.services.notices).
+
+Line endings are normalised to "\n" when a letter is saved (a browser posts "\r\n"), and paragraphs
+(for review comments and the diff) are split on blank lines whatever the line endings.
 """
 
 from __future__ import annotations
@@ -12,6 +17,8 @@ from __future__ import annotations
 import difflib
 import re
 from collections.abc import Sequence
+from dataclasses import dataclass, field
+from datetime import datetime, timedelta
 
 from sqlalchemy import func, or_, select
 from sqlalchemy.orm import Session
@@ -32,6 +39,8 @@ from correspondence.models import (
     utcnow,
 )
 from correspondence.services.audit import record
+from correspondence.services.notices import notify
+from drafting.delegation import active_delegation
 from drafting.render import validate
 
 V = VersionState
@@ -66,6 +75,19 @@ def get_letter(session: Session, letter_id: int) -> FormLetter:
     return letter
 
 
+def normalise_newlines(text: str) -> str:
+    """"\r\n" and a lone "\r" become "\n": letters typed in a browser arrive with CRLF line endings."""
+    return text.replace("\r\n", "\n").replace("\r", "\n")
+
+
+_PARAGRAPH_BREAK = re.compile(r"\n[ \t]*\n\s*")
+
+
+def paragraphs(body: str) -> list[str]:
+    """The letter's paragraphs (separated by blank lines), as review comments number them from 1."""
+    return [p.strip("\n") for p in _PARAGRAPH_BREAK.split(normalise_newlines(body)) if p.strip()]
+
+
 def _check(subject: str, body: str) -> None:
     problems = validate(body) + [f"subject: {p}" for p in validate(subject)]
     if not body.strip():
@@ -75,14 +97,20 @@ def _check(subject: str, body: str) -> None:
 
 
 def _move(session: Session, version: LetterVersion, target: VersionState, *, actor_id: int, action: str,
-          detail: str | None = None) -> LetterVersion:
+          detail: str | None = None, on_behalf_of: Staffer | None = None) -> LetterVersion:
     if target not in TRANSITIONS[version.state]:
         raise ValidationFailed(f"a version that is {version.state.value.replace('_', ' ')} cannot become "
                                f"{target.value.replace('_', ' ')}")
     before = version.state.value
     version.state = target
-    record(session, actor_id=actor_id, action=action, object_type="letter_version", object_id=version.id,
-           before={"state": before}, after={"state": target.value}, detail=detail)
+    after: dict[str, object] = {"state": target.value}
+    if on_behalf_of is not None:  # a delegate's decision names the supervisor it was made for
+        after["on_behalf_of"] = on_behalf_of.id
+        detail = f"on behalf of {on_behalf_of.name}" + (f": {detail}" if detail else "")
+    event = record(session, actor_id=actor_id, action=action, object_type="letter_version", object_id=version.id,
+                   before={"state": before}, after=after, detail=detail)
+    if on_behalf_of is not None and event.on_behalf_of_id is None:
+        event.on_behalf_of_id = on_behalf_of.id
     return version
 
 
@@ -94,7 +122,8 @@ def create_letter(session: Session, *, title: str, body: str, subject: str = "",
         raise ValidationFailed("give the letter a title")
     if topic_id is not None and session.get(Topic, topic_id) is None:
         raise ValidationFailed(f"no topic {topic_id}")
-    subject = subject.strip() or "Re: {{ message.subject }}"
+    subject = normalise_newlines(subject).strip() or "Re: {{ message.subject }}"
+    body = normalise_newlines(body)
     _check(subject, body)
     letter = FormLetter(title=title[:300], topic_id=topic_id, stance=stance,
                         tags=sorted({t.strip().lower() for t in tags if t.strip()}), created_by_id=actor_id)
@@ -125,6 +154,7 @@ def edit_draft(session: Session, version_id: int, *, body: str, subject: str, ac
         raise ValidationFailed("only a draft can be edited; make a new version of this one instead")
     if version.author_id != actor_id:
         raise PermissionDenied("only the author edits a draft; make your own version of it")
+    body, subject = normalise_newlines(body), normalise_newlines(subject)
     _check(subject, body)
     before = {"subject": version.subject, "body_chars": len(version.body)}
     version.body, version.subject = body, subject.strip()[:300]
@@ -148,29 +178,67 @@ def new_version(session: Session, version_id: int, *, actor_id: int) -> LetterVe
     return version
 
 
-def submit(session: Session, version_id: int, *, actor_id: int) -> LetterVersion:
+def submit(session: Session, version_id: int, *, actor_id: int, subject: str | None = None,
+           body: str | None = None) -> LetterVersion:
+    """Send a draft for review. Given the editor's subject and body, save them first (the same checks
+    as edit_draft), so what goes to review is always what the writer sees; if they cannot be saved,
+    nothing is sent."""
     version = get_version(session, version_id)
     if version.author_id != actor_id:
         raise PermissionDenied("the author submits their own draft for review")
+    if version.state == V.DRAFT and (subject is not None or body is not None):
+        new_subject = normalise_newlines(subject if subject is not None else version.subject).strip()[:300]
+        new_body = normalise_newlines(body if body is not None else version.body)
+        if (new_subject, new_body) != (version.subject, version.body):
+            try:
+                edit_draft(session, version.id, body=new_body, subject=new_subject, actor_id=actor_id)
+            except ValidationFailed as exc:
+                raise ValidationFailed(f"Not sent for review: your changes could not be saved ({exc}). "
+                                       "Correct the letter and send it again.") from exc
     _check(version.subject, version.body)
     version.submitted_at = utcnow()
     return _move(session, version, V.IN_REVIEW, actor_id=actor_id, action="letter_version.submit")
 
 
-def _reviewer(session: Session, version: LetterVersion, actor_id: int) -> Staffer:
+def _reviewer(session: Session, version: LetterVersion, actor_id: int) -> tuple[Staffer, Staffer | None]:
+    """The reviewer, and the supervisor they act for when approval was delegated to them (else None)."""
     staffer = _staffer(session, actor_id)
+    on_behalf_of = None
     if staffer.role not in APPROVERS:
-        raise PermissionDenied("only a supervisor approves letters")
+        delegation = active_delegation(session, actor_id)
+        if delegation is None:
+            raise PermissionDenied("only a supervisor approves letters")
+        on_behalf_of = delegation.supervisor
     if version.author_id == actor_id:
         raise PermissionDenied("nobody approves their own version; another supervisor must review it")
-    return staffer
+    return staffer, on_behalf_of
+
+
+def may_review(session: Session, staffer_id: int) -> bool:
+    """A supervisor or admin, or a staffer approving for one while they are away."""
+    staffer = session.get(Staffer, staffer_id)
+    if staffer is None or not staffer.active:
+        return False
+    return staffer.role in APPROVERS or active_delegation(session, staffer_id) is not None
+
+
+def _tell_author(session: Session, version: LetterVersion, reviewer: Staffer, on_behalf_of: Staffer | None,
+                 kind: str, what: str, comment: str = "") -> None:
+    if version.author_id is None or version.author_id == reviewer.id:
+        return
+    who = reviewer.name + (f" (for {on_behalf_of.name})" if on_behalf_of else "")
+    text = f"{who} {what} \u201c{version.letter.title}\u201d version {version.number}"
+    if comment.strip():
+        text += f": {comment.strip()}"
+    notify(session, version.author_id, kind=kind, link=f"/letters/versions/{version.id}", actor_id=reviewer.id,
+           text=text[:500])
 
 
 def approve(session: Session, version_id: int, *, actor_id: int) -> LetterVersion:
     version = get_version(session, version_id)
-    _reviewer(session, version, actor_id)
+    reviewer, on_behalf_of = _reviewer(session, version, actor_id)
     _check(version.subject, version.body)
-    _move(session, version, V.APPROVED, actor_id=actor_id, action="letter_version.approve")
+    _move(session, version, V.APPROVED, actor_id=actor_id, action="letter_version.approve", on_behalf_of=on_behalf_of)
     version.decided_by_id, version.decided_at = actor_id, utcnow()
     letter = version.letter
     previous = session.get(LetterVersion, letter.current_version_id) if letter.current_version_id else None
@@ -178,26 +246,33 @@ def approve(session: Session, version_id: int, *, actor_id: int) -> LetterVersio
         _move(session, previous, V.RETIRED, actor_id=actor_id, action="letter_version.retire",
               detail=f"replaced by version {version.number}")
     letter.current_version_id = version.id
+    _tell_author(session, version, reviewer, on_behalf_of, "letter.approved", "approved")
     return version
 
 
 def request_changes(session: Session, version_id: int, *, comment: str, actor_id: int,
                     paragraph: int | None = None) -> LetterVersion:
     version = get_version(session, version_id)
-    _reviewer(session, version, actor_id)
+    reviewer, on_behalf_of = _reviewer(session, version, actor_id)
     if not comment.strip():
         raise ValidationFailed("say what should change")
     add_comment(session, version.id, text=comment, paragraph=paragraph, actor_id=actor_id)
     version.decided_by_id, version.decided_at = actor_id, utcnow()
-    return _move(session, version, V.CHANGES_REQUESTED, actor_id=actor_id, action="letter_version.request_changes",
-                 detail=comment[:500])
+    _move(session, version, V.CHANGES_REQUESTED, actor_id=actor_id, action="letter_version.request_changes",
+          detail=comment[:500], on_behalf_of=on_behalf_of)
+    _tell_author(session, version, reviewer, on_behalf_of, "letter.changes_requested",
+                 f"asked for changes to{' paragraph ' + str(paragraph) + ' of' if paragraph else ''}",
+                 comment)
+    return version
 
 
 def add_comment(session: Session, version_id: int, *, text: str, actor_id: int,
                 paragraph: int | None = None) -> ReviewComment:
-    get_version(session, version_id)
+    version = get_version(session, version_id)
     if not text.strip():
         raise ValidationFailed("the comment is empty")
+    if paragraph is not None and paragraph > len(paragraphs(version.body)):
+        raise ValidationFailed(f"this version has {len(paragraphs(version.body))} paragraphs, not {paragraph}")
     comment = ReviewComment(version_id=version_id, author_id=actor_id, text=text.strip()[:5000],
                             paragraph=paragraph if paragraph and paragraph > 0 else None)
     session.add(comment)
@@ -256,7 +331,7 @@ _WORDS = re.compile(r"\s+|[^\s]+")
 
 def word_diff(old: str, new: str) -> list[tuple[str, str]]:
     """(op, text) pieces: op is "same", "del" or "add"; whitespace kept so the text reads naturally."""
-    a, b = _WORDS.findall(old), _WORDS.findall(new)
+    a, b = _WORDS.findall(normalise_newlines(old)), _WORDS.findall(normalise_newlines(new))
     pieces: list[tuple[str, str]] = []
     for tag, i1, i2, j1, j2 in difflib.SequenceMatcher(a=a, b=b, autojunk=False).get_opcodes():
         if tag == "equal":
@@ -268,20 +343,88 @@ def word_diff(old: str, new: str) -> list[tuple[str, str]]:
     return pieces
 
 
-def approval_queue(session: Session) -> list[tuple[LetterVersion, list[tuple[Batch, int]], int]]:
+# Two paragraphs this alike (difflib's ratio on their words) are one paragraph changed, shown word by word;
+# less alike, the old one is shown removed and the new one added.
+SAME_PARAGRAPH = 0.5
+
+
+@dataclass
+class ParagraphChange:
+    """One paragraph of the diff: op is "same", "del", "add" or "changed" (then words holds the word diff)."""
+
+    op: str
+    text: str
+    words: list[tuple[str, str]] = field(default_factory=list)
+
+
+def paragraph_diff(old: str, new: str) -> list[ParagraphChange]:
+    """The changes from one version's body to another's, paragraph by paragraph, words inside changed ones."""
+    a, b = paragraphs(old), paragraphs(new)
+    result: list[ParagraphChange] = []
+    for tag, i1, i2, j1, j2 in difflib.SequenceMatcher(a=a, b=b, autojunk=False).get_opcodes():
+        if tag == "equal":
+            result.extend(ParagraphChange("same", p) for p in a[i1:i2])
+            continue
+        olds, news = a[i1:i2], b[j1:j2]
+        # Pair old and new paragraphs in order while they stay alike; the rest are removed or added.
+        while olds and news:
+            ratio = difflib.SequenceMatcher(a=_WORDS.findall(olds[0]), b=_WORDS.findall(news[0]),
+                                            autojunk=False).ratio()
+            if ratio < SAME_PARAGRAPH:
+                break
+            result.append(ParagraphChange("changed", news[0], word_diff(olds.pop(0), news[0])))
+            news.pop(0)
+        result.extend(ParagraphChange("del", p) for p in olds)
+        result.extend(ParagraphChange("add", p) for p in news)
+    return result
+
+
+# Versions waiting longer than these are flagged on the approval queue (the longest that applies).
+AGE_FLAGS: tuple[tuple[timedelta, str], ...] = ((timedelta(hours=72), "over 72 h"), (timedelta(hours=24), "over 24 h"))
+
+
+@dataclass
+class QueueItem:
+    """A version in review with the batches waiting on it, the letters it holds back and how long it waited."""
+
+    version: LetterVersion
+    batches: list[tuple[Batch, int]]
+    held: int
+    waited: timedelta
+    flag: str | None
+
+    def __getitem__(self, index: int) -> object:  # (version, batches, held), as callers index it
+        return (self.version, self.batches, self.held)[index]
+
+    @property
+    def waited_text(self) -> str:
+        hours = int(self.waited.total_seconds() // 3600)
+        if hours < 1:
+            return f"{max(0, int(self.waited.total_seconds() // 60))} min"
+        return f"{hours} h" if hours < 48 else f"{hours // 24} days {hours % 24} h"
+
+
+def review_age(version: LetterVersion, now: datetime) -> tuple[timedelta, str | None]:
+    """How long a version has been in review (since submitted_at), and its age flag, if any."""
+    waited = now - (version.submitted_at or version.created_at)
+    return waited, next((label for limit, label in AGE_FLAGS if waited > limit), None)
+
+
+def approval_queue(session: Session, now: datetime | None = None) -> list[QueueItem]:
     """Versions in review, oldest first, each with the batches waiting on its letter and their size.
 
     A batch waits on a letter when the letter's topic and stance match the batch's (or a run of an
     earlier version of the letter was applied to it). The one holding the most letters is seen first.
     """
+    now = now or utcnow()
     pending = list(session.scalars(select(LetterVersion).where(LetterVersion.state == V.IN_REVIEW)
                                    .order_by(LetterVersion.submitted_at, LetterVersion.id)))
-    result = []
+    result: list[QueueItem] = []
     for version in pending:
         letter = version.letter
         waiting: list[tuple[Batch, int]] = []
         if letter.one_off_message_id is not None:
-            result.append((version, [], 1))
+            result.append(QueueItem(version, [], 1, *review_age(version, now)))
             continue
         if letter.topic_id is not None:
             query = select(Batch).where(Batch.topic_id == letter.topic_id, Batch.status.in_(("open",
@@ -290,8 +433,8 @@ def approval_queue(session: Session) -> list[tuple[LetterVersion, list[tuple[Bat
                 query = query.where(Batch.stance == letter.stance)
             waiting = [(b, b.member_count) for b in session.scalars(query.order_by(Batch.member_count.desc())
                                                                      .limit(5))]
-        result.append((version, waiting, sum(n for _b, n in waiting)))
-    result.sort(key=lambda item: (-item[2], item[0].submitted_at or item[0].created_at))
+        result.append(QueueItem(version, waiting, sum(n for _b, n in waiting), *review_age(version, now)))
+    result.sort(key=lambda item: (-item.held, item.version.submitted_at or item.version.created_at))
     return result
 
 

@@ -52,6 +52,11 @@ MATRIX = {
     "letters.version": ALL,
     "letters.version_act": ALL,
     "letters.approvals": frozenset({A, S}),
+    "letters.delegate": frozenset({A, S}),
+    "letters.end_delegation": frozenset({A, S}),
+    "letters.notices": SIGNED_IN,
+    "letters.notice_read": SIGNED_IN,
+    "letters.notices_read_all": SIGNED_IN,
     "letters.reply": frozenset({A, S, C}),
     "letters.answer_selection": frozenset({A, S, C}),
     "letters.settle_response": frozenset({A, S, C}),
@@ -132,7 +137,7 @@ SIMPLE_GETS = {"inbox.index": "/inbox/", "batches.index": "/batches/", "letters.
                "admin.intake": "/admin/intake", "calls.new": "/calls/new", "scans.upload": "/scans/upload",
                "admin.routing": "/admin/routing", "constituents.index": "/constituents/",
                "constituents.import_upload": "/constituents/import", "reports.activity": "/reports/activity",
-               "constituents.duplicate_list": "/constituents/duplicates"}
+               "constituents.duplicate_list": "/constituents/duplicates", "letters.notices": "/notices/"}
 
 
 @pytest.mark.parametrize("role", list(Role))
@@ -142,6 +147,13 @@ def test_roles_are_enforced_on_pages(client, auth, role):
         allowed = MATRIX[endpoint] == SIGNED_IN or role in MATRIX[endpoint]
         status = client.get(path).status_code
         assert status == (200 if allowed else 403), (role, path, status)
+
+
+def test_only_the_approval_queue_opens_to_an_approval_delegate():
+    """The one exception to the role matrix: an active approval delegate sees the queue (and nothing else)."""
+    from web.access import APPROVAL_DELEGATE_OK
+
+    assert frozenset({"letters.approvals"}) == APPROVAL_DELEGATE_OK
 
 
 def test_signed_out_visitors_are_sent_to_sign_in(client):

@@ -1,8 +1,13 @@
-"""Form letters: the library, the editor with preview, review and approval, and apply to all."""
+"""Form letters: the library, the editor with preview, review and approval, and apply to all.
+
+Also the writer's notices (a letter approved, changes asked for) and approval delegation, which
+belong to review: their routes live here beside the approval queue.
+"""
 
 from __future__ import annotations
 
 import logging
+from datetime import UTC, date, datetime, time, timedelta
 
 from flask import Blueprint, Response, abort, flash, jsonify, redirect, render_template, request, url_for
 from flask_login import current_user
@@ -16,7 +21,7 @@ from drafting.apply import batch_message_ids, budget_of, office_of, plan, start_
 from drafting.printing import mail_house_csv, print_responses
 from drafting.render import FIELD_LIST, LetterError, context, render
 from web import db_session, settings
-from web.access import ALL_STAFF, roles
+from web.access import ALL_STAFF, roles, signed_in
 from web.forms import ActionForm
 from web.inputs import parse_id
 
@@ -132,6 +137,12 @@ def version(version_id: int):  # type: ignore[no-untyped-def]
         v = service.get_version(session, version_id)
     except NotFound:
         abort(404, description=f"There is no letter version {version_id}.")
+    return _version_page(session, v)
+
+
+def _version_page(session, v: LetterVersion, *, draft: tuple[str, str] | None = None,  # type: ignore[no-untyped-def]
+                  error: str | None = None):
+    """The version page; `draft` is the editor's text when saving or sending it failed, so none of it is lost."""
     sample = service.sample_message(session, v.letter)
     preview = preview_error = None
     try:
@@ -147,9 +158,12 @@ def version(version_id: int):  # type: ignore[no-untyped-def]
         comments = list(session.scalars(select(ReviewComment).where(ReviewComment.version_id == base.id)
                                         .order_by(ReviewComment.id))) + comments
     return render_template("letter_version.html", v=v, preview=preview, preview_error=preview_error, sample=sample,
-                           diff=service.word_diff(base.body, v.body) if base else None, base=base,
+                           diff=service.paragraph_diff(base.body, v.body) if base else None, base=base,
                            comments=comments, form=ActionForm(), fields=FIELD_LIST,
-                           paragraphs=[p for p in v.body.split("\n\n") if p.strip()])
+                           paragraphs=service.paragraphs(v.body),
+                           may_review=service.may_review(session, current_user.id),
+                           draft_subject=draft[0] if draft else v.subject, draft_body=draft[1] if draft else v.body,
+                           error=error), 400 if error else 200
 
 
 @bp.route("/letters/versions/<int:version_id>/<action>", methods=["POST"])
@@ -166,7 +180,8 @@ def version_act(version_id: int, action: str):  # type: ignore[no-untyped-def]
             service.edit_draft(session, version_id, body=f.get("body", ""), subject=f.get("subject", ""), actor_id=me)
             message = "Draft saved."
         elif action == "submit":
-            service.submit(session, version_id, actor_id=me)
+            # The draft page posts the editor's text with "Send for review", so unsaved edits go with it.
+            service.submit(session, version_id, actor_id=me, subject=f.get("subject"), body=f.get("body"))
             message = "Sent for review: a supervisor will approve it or ask for changes."
         elif action == "approve":
             approved = service.approve(session, version_id, actor_id=me)
@@ -193,11 +208,17 @@ def version_act(version_id: int, action: str):  # type: ignore[no-untyped-def]
         abort(404, description=f"There is no letter version {version_id}.")
     except DomainError as exc:
         session.rollback()
+        if action in ("edit", "submit") and "body" in f:  # show the page again with the writer's text kept
+            return _version_page(session, service.get_version(session, version_id),
+                                 draft=(f.get("subject", ""), f.get("body", "")), error=str(exc))
         flash(str(exc), "error")
         return redirect(url_for("letters.version", version_id=version_id)), 303
+    author_id = session.get(LetterVersion, version_id).author_id if action in ("approve", "request_changes") else None
     session.commit()
     if reply_run is not None:
         enqueue_run(reply_run.id)
+    if author_id is not None:
+        _email_notices(author_id)
     flash(message, "ok")
     return redirect(url_for("letters.version", version_id=target)), 303
 
@@ -290,10 +311,149 @@ def settle_response(response_id: int, action: str):  # type: ignore[no-untyped-d
 
 
 @bp.route("/approvals/")
-@roles(*APPROVERS)
+@roles(*APPROVERS)  # and an active approval delegate: web.access.APPROVAL_DELEGATE_OK
 def approvals():  # type: ignore[no-untyped-def]
+    from drafting import delegation
+
     session = db_session()
-    return render_template("approvals.html", queue=service.approval_queue(session), form=ActionForm())
+    return render_template("approvals.html", queue=service.approval_queue(session), form=ActionForm(),
+                           delegations=delegation.current_delegations(session),
+                           candidates=delegation.delegate_candidates(session),
+                           acting_for=delegation.active_delegation(session, current_user.id),
+                           today=datetime.now(settings().zone).date())
+
+
+def _day_start(raw: str | None, name: str, *, next_day: bool = False) -> datetime:
+    """A date from the form, as the start of that day (or of the day after) in the office's time zone, in UTC."""
+    try:
+        day = date.fromisoformat((raw or "").strip())
+    except ValueError as exc:
+        raise ValidationFailed(f"{name}: give a date (YYYY-MM-DD)") from exc
+    if next_day:
+        day += timedelta(days=1)
+    return datetime.combine(day, time(), tzinfo=settings().zone).astimezone(UTC)
+
+
+@bp.route("/approvals/delegations", methods=["POST"])
+@roles(*APPROVERS)
+def delegate():  # type: ignore[no-untyped-def]
+    """A supervisor away: lend their approval to a colleague for a range of days (inclusive)."""
+    from drafting.delegation import delegate_approval
+
+    session = db_session()
+    f = request.form
+    try:
+        delegate_id = _optional_int(f.get("delegate_id"), "delegate")
+        if delegate_id is None:
+            raise ValidationFailed("choose who approves while you are away")
+        made = delegate_approval(session, delegate_id=delegate_id, actor_id=current_user.id,
+                                 starts_at=_day_start(f.get("starts_on"), "first day"),
+                                 ends_at=_day_start(f.get("ends_on"), "last day", next_day=True))
+    except DomainError as exc:
+        session.rollback()
+        flash(str(exc), "error")
+    else:
+        name = made.delegate.name
+        session.commit()
+        flash(f"{name} may approve letters on your behalf for those days.", "ok")
+    return redirect(url_for("letters.approvals")), 303
+
+
+@bp.route("/approvals/delegations/<int:delegation_id>/end", methods=["POST"])
+@roles(*APPROVERS)
+def end_delegation(delegation_id: int):  # type: ignore[no-untyped-def]
+    from drafting.delegation import end_delegation as end
+
+    session = db_session()
+    try:
+        end(session, delegation_id, actor_id=current_user.id)
+    except NotFound:
+        abort(404, description=f"There is no delegation {delegation_id}.")
+    except DomainError as exc:
+        session.rollback()
+        flash(str(exc), "error")
+    else:
+        session.commit()
+        flash("Delegation ended.", "ok")
+    return redirect(url_for("letters.approvals")), 303
+
+
+@bp.route("/notices/")
+@signed_in
+def notices():  # type: ignore[no-untyped-def]
+    """The signed-in staffer's own notices (nobody sees another's)."""
+    from correspondence.services.notices import notices_for
+
+    return render_template("notices.html", notices=notices_for(db_session(), current_user.id), form=ActionForm())
+
+
+@bp.route("/notices/<int:notice_id>/read", methods=["POST"])
+@signed_in
+def notice_read(notice_id: int):  # type: ignore[no-untyped-def]
+    from correspondence.services.notices import mark_read
+
+    session = db_session()
+    try:
+        notice = mark_read(session, notice_id, actor_id=current_user.id)
+    except NotFound:
+        abort(404, description=f"There is no notice {notice_id}.")
+    link = notice.link
+    session.commit()
+    if request.form.get("open") == "1" and link.startswith("/") and not link.startswith("//"):
+        return redirect(link), 303
+    return redirect(url_for("letters.notices")), 303
+
+
+@bp.route("/notices/read-all", methods=["POST"])
+@signed_in
+def notices_read_all():  # type: ignore[no-untyped-def]
+    from correspondence.services.notices import mark_all_read
+
+    session = db_session()
+    count = mark_all_read(session, actor_id=current_user.id)
+    session.commit()
+    flash(f"{count} notices marked read." if count != 1 else "1 notice marked read.", "ok")
+    return redirect(url_for("letters.notices")), 303
+
+
+def _email_notices(staffer_id: int) -> None:
+    """After the commit: queue the email copy of a staffer's new notices, when SMTP is set up.
+
+    The notice is already saved; if the queue cannot be reached it stays in the app, unemailed.
+    """
+    if not settings().smtp_host:
+        return
+    from workers.queues import enqueue_notice_emails
+    from workers.redis_conn import connect
+
+    try:
+        enqueue_notice_emails(connect(settings()), staffer_id)
+    except Exception:  # the notice is kept; only its email copy is skipped
+        log.warning("could not queue notice emails staffer_id=%s", staffer_id, exc_info=True)
+
+
+@bp.app_context_processor
+def _review_globals() -> dict[str, object]:
+    """Template helpers for the nav partial (_notices.html) and the dashboard's review figures."""
+
+    def unread_notices() -> int:
+        from correspondence.services.notices import unread_count
+
+        return unread_count(db_session(), current_user.id) if current_user.is_authenticated else 0
+
+    def approval_delegate() -> bool:
+        """Signed in as a staffer approving for an absent supervisor (not a supervisor themselves)."""
+        if not current_user.is_authenticated or current_user.role in APPROVERS:
+            return False
+        return service.may_review(db_session(), current_user.id)
+
+    def review_times():  # type: ignore[no-untyped-def]
+        from correspondence.services.dashboard import review_times as compute
+
+        return compute(db_session())
+
+    return {"unread_notices": unread_notices, "approval_delegate": approval_delegate, "review_times": review_times,
+            "office_zone": settings().zone, "one_day": timedelta(days=1)}
 
 
 @bp.route("/batches/<int:batch_id>/answer", methods=["GET", "POST"])

@@ -277,3 +277,42 @@ def run_help_confirmation(request_id: int, by_staff: bool = False) -> str:
         client.quit()
     log.info("help confirmation sent request_id=%s", request_id)
     return "sent"
+
+
+def run_notice_emails(staffer_id: int) -> int:
+    """Email a staffer the notices they have not been emailed yet (fresh and unread ones only).
+
+    Each notice is marked emailed after the server accepts it, in its own commit; a crash between the
+    two sends that one again on the next run (notices need not be exactly-once, and are never lost:
+    the in-app notice is the record). An unreachable server raises, so RQ keeps the failed job.
+    """
+    from email.message import EmailMessage
+
+    from correspondence.services.notices import mark_emailed, unsent_emails
+    from drafting.headers import header_text
+    from drafting.send import connect as smtp_connect
+
+    settings = context.settings()
+    if not settings.smtp_host:
+        return 0
+    with context.database().unit_of_work() as session:
+        pending = [(n.id, n.text, n.link, s.email, s.name) for n, s in unsent_emails(session, staffer_id)]
+    if not pending:
+        return 0
+    client = smtp_connect(settings)
+    sent = 0
+    try:
+        for notice_id, text, link, address, name in pending:
+            email = EmailMessage()
+            email["From"], email["To"] = header_text(settings.mail_from), header_text(address)
+            email["Subject"] = header_text(f"Mailroom: {text}"[:150])
+            email.set_content(f"{name},\n\n{text}\n\n{settings.base_url}{link}\n\n"
+                              "(Also on your Notices page in Mailroom.)\n")
+            client.send_message(email)
+            with context.database().unit_of_work() as session:
+                mark_emailed(session, notice_id)
+            sent += 1
+    finally:
+        client.quit()
+    log.info("notice emails sent staffer_id=%s count=%s", staffer_id, sent)
+    return sent

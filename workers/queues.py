@@ -163,3 +163,9 @@ def enqueue_help_confirmation(connection: Redis, request_id: int, *, by_staff: b
                             job_id=f"help-resend-{request_id}", queue=OUTBOUND, timeout=120)
     return enqueue_once(connection, "workers.jobs.run_help_confirmation", request_id,
                         job_id=f"help-confirm-{request_id}", queue=OUTBOUND, timeout=120)
+
+
+def enqueue_notice_emails(connection: Redis, staffer_id: int) -> str:
+    """Queue the email copies of a staffer's new notices (one waiting job per staffer covers them all)."""
+    return enqueue_once(connection, "workers.jobs.run_notice_emails", staffer_id,
+                        job_id=f"notice-emails-{staffer_id}", queue=OUTBOUND, timeout=120)

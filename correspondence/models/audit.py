@@ -18,7 +18,8 @@ class AuditEvent(Base):
     id: Mapped[int] = mapped_column(Integer, primary_key=True)
     at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow, index=True)
     actor_id: Mapped[int | None] = mapped_column(ForeignKey("staffers.id"))
-    # Set while an admin "views as" a staffer: actor_id is the admin, this is the staffer viewed.
+    # Set while an admin "views as" a staffer: actor_id is the admin, this is the staffer viewed. Also set
+    # on a delegated approval decision: actor_id is the delegate, this is the supervisor they decided for.
     on_behalf_of_id: Mapped[int | None] = mapped_column(ForeignKey("staffers.id"))
     action: Mapped[str] = mapped_column(String(60), index=True)
     object_type: Mapped[str] = mapped_column(String(40))

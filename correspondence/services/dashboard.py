@@ -87,3 +87,65 @@ def _aware(value: datetime | None) -> datetime | None:
     if value is None or value.tzinfo is not None:
         return value
     return value.replace(tzinfo=UTC)
+
+
+# --- Review times (issue 13, "Faster review"): how long letters take to draft and to be approved. ---
+
+REVIEW_WINDOW_DAYS = 90
+
+
+@dataclass
+class ReviewTimes:
+    """Days to draft (letter created → first sent for review) apart from days in review (sent → decided).
+
+    Both over versions decided / letters first submitted in the last `window_days`; one-off replies
+    are left out of days to draft (they are written and sent for review in one step).
+    """
+
+    window_days: int
+    drafted: int  # letters first sent for review in the window
+    draft_median_days: float | None
+    decided: int  # versions approved or returned in the window
+    review_median_days: float | None
+    waiting: int  # versions in review now
+    oldest_waiting_days: float | None
+
+
+def _median(values: list[float]) -> float | None:
+    if not values:
+        return None
+    ordered = sorted(values)
+    middle = len(ordered) // 2
+    return ordered[middle] if len(ordered) % 2 else (ordered[middle - 1] + ordered[middle]) / 2
+
+
+def _days(delta: timedelta) -> float:
+    return max(0.0, delta.total_seconds() / 86400)
+
+
+def review_times(session: Session, now: datetime | None = None, window_days: int = REVIEW_WINDOW_DAYS) -> ReviewTimes:
+    from correspondence.models import FormLetter, LetterVersion, VersionState
+
+    now = now or utcnow()
+    since = now - timedelta(days=window_days)
+    decided = [(_aware(s), _aware(d)) for s, d in session.execute(
+        select(LetterVersion.submitted_at, LetterVersion.decided_at).where(
+            LetterVersion.decided_at >= since, LetterVersion.submitted_at.is_not(None),
+            LetterVersion.state.in_((VersionState.APPROVED, VersionState.CHANGES_REQUESTED, VersionState.RETIRED))))]
+    first_submitted = (select(LetterVersion.letter_id, func.min(LetterVersion.submitted_at).label("first"))
+                       .group_by(LetterVersion.letter_id).subquery())
+    drafted = [(_aware(c), _aware(f)) for c, f in session.execute(
+        select(FormLetter.created_at, first_submitted.c.first)
+        .join(first_submitted, first_submitted.c.letter_id == FormLetter.id)
+        .where(first_submitted.c.first >= since, FormLetter.one_off_message_id.is_(None)))]
+    waiting = [_aware(s) for s in session.scalars(select(LetterVersion.submitted_at).where(
+        LetterVersion.state == VersionState.IN_REVIEW, LetterVersion.submitted_at.is_not(None)))]
+    return ReviewTimes(
+        window_days=window_days,
+        drafted=len(drafted),
+        draft_median_days=_median([_days(f - c) for c, f in drafted if c and f]),
+        decided=len(decided),
+        review_median_days=_median([_days(d - s) for s, d in decided if s and d]),
+        waiting=len(waiting),
+        oldest_waiting_days=max((_days(now - s) for s in waiting if s), default=None),
+    )
