@@ -42,7 +42,11 @@ def view(constituent_id: int):  # type: ignore[no-untyped-def]
                                                             AuditEvent.object_id == str(person.id))
                                    .order_by(AuditEvent.id.desc()).limit(50)))
     merged_into = session.get(Constituent, person.merged_into_id) if person.merged_into_id else None
-    return render_template("constituent.html", person=person, timeline=service.timeline(session, person.id),
+    from casework.cases import may_see_private
+
+    me = current_user._get_current_object()
+    history = service.timeline(session, person.id, notes_of=lambda case: may_see_private(me, case))
+    return render_template("constituent.html", person=person, timeline=history,
                            changes=changes, fields=service.EDITABLE, form=ActionForm(), merged_into=merged_into,
                            candidates=[] if merged_into else duplicates.candidates_for(session, person.id),
                            merges=duplicates.merges_of(session, person.id))

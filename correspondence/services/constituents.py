@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import re
+from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import datetime
 
@@ -71,8 +72,13 @@ ACTIVITY_LABELS = {"constituent.edit": "record edited", "constituent.tag": "tagg
                    "constituent.add_phone": "phone added", "constituent.remove_phone": "phone removed"}
 
 
-def timeline(session: Session, constituent_id: int, limit: int = 200) -> list[Entry]:
-    """Every message, answer, case, case note and change to the record of one person, newest first."""
+def timeline(session: Session, constituent_id: int, limit: int = 200, *,
+             notes_of: Callable[[Case], bool] | None = None) -> list[Entry]:
+    """Every message, answer, case, case note and change to the record of one person, newest first.
+
+    Case notes are need-to-know: only those of cases for which `notes_of(case)` is true are listed
+    (the web passes casework.cases.may_see_private for the viewer); without it, none are.
+    """
     from correspondence.models import AuditEvent, CaseNote
     entries = [Entry(m.received_at, "message", m.subject or "(no subject)", m.channel.label, m.id)
                for m in session.scalars(select(Message).where(Message.constituent_id == constituent_id)
@@ -84,10 +90,12 @@ def timeline(session: Session, constituent_id: int, limit: int = 200) -> list[En
     entries += [Entry(c.opened_at, "case", c.subject, f"{c.category.name} · {c.status.value.replace('_', ' ')}", c.id)
                 for c in session.scalars(select(Case).where(Case.constituent_id == constituent_id)
                                          .order_by(Case.opened_at.desc()).limit(limit))]
-    entries += [Entry(n.created_at, "note", n.text[:120], f"on case {n.case_id}", n.case_id)
-                for n in session.scalars(select(CaseNote).join(Case, Case.id == CaseNote.case_id)
-                                         .where(Case.constituent_id == constituent_id)
-                                         .order_by(CaseNote.id.desc()).limit(limit))]
+    if notes_of is not None:
+        visible = {c.id for c in session.scalars(select(Case).where(Case.constituent_id == constituent_id))
+                   if notes_of(c)}
+        entries += [Entry(n.created_at, "note", n.text[:120], f"on case {n.case_id}", n.case_id)
+                    for n in session.scalars(select(CaseNote).where(CaseNote.case_id.in_(visible))
+                                             .order_by(CaseNote.id.desc()).limit(limit))]
     entries += [Entry(e.at, "activity", ACTIVITY_LABELS.get(e.action, e.action), _activity_detail(e), 0)
                 for e in session.scalars(select(AuditEvent).where(AuditEvent.object_type == "constituent",
                                                                   AuditEvent.object_id == str(constituent_id))
