@@ -175,7 +175,7 @@ def _filter_query(flt) -> str:  # type: ignore[no-untyped-def]
     pairs = [("zips", " ".join(data["zips"])), ("city", data["city"]), ("district", data["district"]),
              ("stance", data["stance"]), ("batch_id", data["batch_id"] or ""),
              ("active_from", data["active_from"] or ""), ("active_to", data["active_to"] or ""),
-             ("tags", ", ".join(data["tags"]))]
+             ("tags", ", ".join(data["tags"])), ("find", data["find"])]
     pairs += [("topic_id", t) for t in data["topic_ids"]]
     return urlencode([(k, v) for k, v in pairs if v])
 
@@ -198,7 +198,8 @@ def index():  # type: ignore[no-untyped-def]
     return render_template("constituents.html", flt=flt, segment=segment, total=segments.count(session, flt),
                            people=people, topics=topics, description=flt.describe(names),
                            saved=segments.list_segments(session), query=_filter_query(flt),
-                           next_after=people[-1].id if len(people) == 50 else None, form=ActionForm(),
+                           next_after=people[-1].id if len(people) == 50 else None, after_id=after_id,
+                           form=ActionForm(),
                            tags=service.all_tags(session)[:200])
 
 
