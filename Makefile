@@ -25,7 +25,8 @@ $(STAMP): pyproject.toml | $(BIN)/python
 # init's output (the framed one-time password on a new database) is held in a shell variable, never a
 # file, and printed after the demo office has loaded, just before the server starts.
 run: $(STAMP)
-	@init_output="$$($(BIN)/mailroom init)" || exit 1; \
+	@mkdir -p instance; \
+	init_output="$$($(BIN)/mailroom init)" || exit 1; \
 	echo "Loading the demo office if the database is empty (details in $(DEMO_LOG))..."; \
 	$(BIN)/mailroom demo --if-empty >$(DEMO_LOG) 2>&1 \
 	  || { tail -n 30 $(DEMO_LOG); echo "The demo office could not be loaded; the whole log is $(DEMO_LOG)"; exit 1; }; \
