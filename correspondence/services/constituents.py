@@ -198,8 +198,12 @@ def find_conditions(text: str) -> list:
     if not text:
         return []
     if "@" in text and " " not in text:
+        address = text.lower()
+        # A whole address is one look-up in the unique index; the start of one ("ana.lopez@") is a scan.
+        whole = EMAIL_RE.fullmatch(address) is not None
         return [Constituent.id.in_(select(ConstituentEmail.constituent_id).where(
-            ConstituentEmail.address.startswith(text.lower(), autoescape=True)))]
+            ConstituentEmail.address == address if whole else
+            ConstituentEmail.address.startswith(address, autoescape=True)))]
     zips, bad = parse_zip_list(text)
     if len(zips) == 1 and not bad:
         code = zips.pop()
