@@ -198,8 +198,6 @@ def not_an_email(raw: bytes) -> str | None:
         head = head.split(b"\n", 1)[1]
     head = re.split(rb"\r?\n\r?\n", head.lstrip(b"\r\n"), maxsplit=1)[0]
     lines = head.splitlines() or [b""]
-    if b"\x00" in head:
-        return "not an email: the header block holds NUL bytes (binary data, not text)"
     if not _FIELD_LINE.match(lines[0]):
         return "not an email: it does not start with header lines (From:, Subject:, ...)"
     for number, line in enumerate(lines[:500], 1):
