@@ -11,7 +11,7 @@ from sqlalchemy import select
 from sqlalchemy.orm import Session, selectinload
 
 from casework.files import clean_filename, detect_type
-from correspondence.errors import NotFound, ValidationFailed
+from correspondence.errors import NotFound, PermissionDenied, ValidationFailed
 from correspondence.ids import parse_id
 from correspondence.models import (
     AuditEvent,
@@ -24,6 +24,7 @@ from correspondence.models import (
     CaseStep,
     Constituent,
     Message,
+    Role,
     Staffer,
     StepKind,
     utcnow,
@@ -45,6 +46,67 @@ DOCUMENT_TYPES = ("application/pdf", "image/png", "image/jpeg", "image/tiff")
 
 class PrivacyReleaseMissing(ValidationFailed):
     """The Privacy Act: an agency will not discuss a constituent's file without their signed consent."""
+
+
+# --- need to know: notes, documents and the signed release -------------------------------------------
+# Casework holds what a constituent told the office about their health, benefits, debts and immigration
+# status, and a Privacy Act release with their signature. Every staffer may see that a case exists and
+# its summary (subject, category, status, steps, whether a release is on file); the private parts are
+# for the case's caseworker, supervisors and admins only. Views call these functions; they never decide.
+PRIVATE_ROLES = frozenset({Role.ADMIN, Role.SUPERVISOR})
+# Timeline events that carry private detail (a document's name, the signer's name and address).
+PRIVATE_ACTIONS = frozenset({"case.note", "case.document", "case.release"})
+PRIVATE_EXPLAINED = ("Notes, documents and the signed release of a case are seen only by its caseworker, "
+                     "supervisors and admins.")
+
+
+class PrivateToCase(PermissionDenied):
+    """The staffer is not the case's caseworker, a supervisor or an admin."""
+
+
+def may_see_private(staffer: Staffer | None, case: Case) -> bool:
+    """Whether this staffer may read and add the case's notes, documents and signed release."""
+    if staffer is None or not staffer.active:
+        return False
+    return staffer.role in PRIVATE_ROLES or (case.caseworker_id is not None and staffer.id == case.caseworker_id)
+
+
+def check_private(staffer: Staffer | None, case: Case) -> None:
+    if not may_see_private(staffer, case):
+        raise PrivateToCase(PRIVATE_EXPLAINED)
+
+
+def _check_actor(session: Session, actor_id: int | None, case: Case) -> None:
+    """A staffer adding to the private parts must be allowed to read them; the system (None) always is."""
+    if actor_id is not None:
+        check_private(session.get(Staffer, actor_id), case)
+
+
+def private_notes(session: Session, case: Case, viewer: Staffer | None) -> list[CaseNote] | None:
+    """The case's notes, newest first, or None when the viewer may not see them."""
+    if not may_see_private(viewer, case):
+        return None
+    return list(session.scalars(select(CaseNote).where(CaseNote.case_id == case.id).order_by(CaseNote.id.desc())
+                                .options(selectinload(CaseNote.author))))
+
+
+def private_documents(session: Session, case: Case, viewer: Staffer | None) -> list[CaseDocument] | None:
+    """The case's documents (the signed release among them), newest first, or None when not allowed."""
+    if not may_see_private(viewer, case):
+        return None
+    return list(session.scalars(select(CaseDocument).where(CaseDocument.case_id == case.id)
+                                .order_by(CaseDocument.id.desc())))
+
+
+def get_document(session: Session, case_id: int, document_id: int, *, viewer: Staffer | None) -> CaseDocument:
+    """One document of one case, for a viewer allowed to see it (NotFound before PrivateToCase: an id
+    that is not this case's says nothing either way)."""
+    case = get_case(session, case_id)
+    doc = session.get(CaseDocument, document_id)
+    if doc is None or doc.case_id != case.id:
+        raise NotFound("there is no such document")
+    check_private(viewer, case)
+    return doc
 
 
 def get_case(session: Session, case_id: int) -> Case:
@@ -176,6 +238,7 @@ def _document(session: Session, case: Case, data: bytes, filename: str, content_
 def add_document(session: Session, case_id: int, data: bytes, filename: str, content_type: str, *,
                  actor_id: int) -> CaseDocument:
     case = get_case(session, case_id)
+    _check_actor(session, actor_id, case)
     doc = _document(session, case, data, filename, content_type, actor_id=actor_id, is_release=False)
     record(session, actor_id=actor_id, action="case.document", object_type="case", object_id=case.id,
            after={"document_id": doc.id, "filename": doc.filename})
@@ -186,6 +249,7 @@ def record_release(session: Session, case_id: int, data: bytes, filename: str, c
                    actor_id: int) -> Case:
     """The signed release, uploaded: it is on file from now, and the release step is done."""
     case = get_case(session, case_id)
+    _check_actor(session, actor_id, case)
     doc = _document(session, case, data, filename, content_type, actor_id=actor_id, is_release=True)
     case.release_received_at, case.release_sha256, case.release_method = utcnow(), doc.sha256, "upload"
     record(session, actor_id=actor_id, action="case.release", object_type="case", object_id=case.id,
@@ -222,6 +286,7 @@ def _finish_release_steps(session: Session, case: Case, actor_id: int | None) ->
 
 def add_note(session: Session, case_id: int, text: str, *, actor_id: int) -> CaseNote:
     case = get_case(session, case_id)
+    _check_actor(session, actor_id, case)
     if not text.strip():
         raise ValidationFailed("the note is empty")
     note = CaseNote(case_id=case.id, author_id=actor_id, text=text.strip()[:10000])
@@ -232,10 +297,16 @@ def add_note(session: Session, case_id: int, text: str, *, actor_id: int) -> Cas
     return note
 
 
-def timeline(session: Session, case_id: int) -> list[AuditEvent]:
-    return list(session.scalars(select(AuditEvent).where(AuditEvent.object_type == "case",
-                                                         AuditEvent.object_id == str(case_id))
-                                .order_by(AuditEvent.at.desc(), AuditEvent.id.desc()).limit(200)))
+def timeline(session: Session, case_id: int, *, viewer: Staffer | None = None,
+             everything: bool = False) -> list[AuditEvent]:
+    """The case's history, newest first. Events about notes, documents and the release (which name
+    them) are left out unless the viewer may see the private parts, or `everything` (an audit) is asked."""
+    query = select(AuditEvent).where(AuditEvent.object_type == "case", AuditEvent.object_id == str(case_id))
+    if not everything:
+        case = get_case(session, case_id)
+        if not may_see_private(viewer, case):
+            query = query.where(AuditEvent.action.not_in(PRIVATE_ACTIONS))
+    return list(session.scalars(query.order_by(AuditEvent.at.desc(), AuditEvent.id.desc()).limit(200)))
 
 
 def list_cases(session: Session, *, caseworker_id: int | None = None, open_only: bool = True,

@@ -68,6 +68,19 @@ def _district_zips() -> tuple[list[dict], list[dict]]:
     return inside, outside
 
 
+def _office_zip_list(session: Session, inside: list[dict]) -> int:
+    """The demo office keeps its district's ZIP list (Admin → Intake), as a real office would: mail that
+    people add to the demo (a call, a letter, an email) is then placed in or out of the district.
+
+    An office that already keeps a list keeps it; the demo only fills an empty one.
+    """
+    from correspondence.services.intake_sources import district_zips, set_district_zips
+
+    if district_zips(session):
+        return 0
+    return len(set_district_zips(session, " ".join(sorted(z["zip_code"] for z in inside)), actor_id=None))
+
+
 def _typos(rng: random.Random, text: str, rate: float) -> str:
     """Swap two neighbouring letters in a few words, the way people type."""
     words = text.split(" ")
@@ -328,6 +341,7 @@ def _build(session: Session, instance_dir: Path, n_messages: int, n_constituents
     caseworkers = [s for s in staff if s.role == Role.CASEWORKER]
 
     inside, outside = _district_zips()
+    _office_zip_list(session, inside)
     people: list[Person] = []
     used_emails: set[str] = set(session.scalars(select(ConstituentEmail.address)))
     for i in range(n_constituents):

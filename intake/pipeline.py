@@ -36,10 +36,11 @@ from correspondence.models import (
     Topic,
     utcnow,
 )
+from correspondence.services.audit import record
 from correspondence.services.blobs import load_blob, store_blob
 from correspondence.services.messages import get_message, quarantine_message
 from correspondence.services.routing import list_rules, route_message
-from intake.mail import parse_email
+from intake.mail import address_from_signature, parse_email
 from intake.sanitise import clean_html, one_line, one_line_person
 from intake.scans import REVIEW_BELOW, ScanLimits, ScanText, ScanUnreadable, extract_text, sender_from_text
 
@@ -134,6 +135,10 @@ class Decode:
                                           f"{limit / 1048576:.0f} MB limit for one attachment")
             if parsed.problems:
                 message.facts = {**(message.facts or {}), "decode_problems": parsed.problems[:10]}
+            # Read before Clean drops the signature block; FillAddress may put it on the sender's record.
+            signature = address_from_signature(parsed.text or "")
+            if signature:
+                message.facts = {**(message.facts or {}), "signature_address": one_line_person(signature)}
         if message.raw_sha256 and message.channel.value == "postal" and not message.body_text:
             self._read_scan(message, ctx)
         if message.body_html:
@@ -360,6 +365,36 @@ class MatchConstituent:
         return True
 
 
+class FillAddress:
+    """An email sender's postal address from their signature block, on a record that has none.
+
+    Only a record with no street and no ZIP is filled (an address someone typed or imported always
+    wins); an existing record's change is audited like an edit. District runs next and places them.
+    """
+
+    name = "fill-address"
+    FIELDS = ("address1", "address2", "city", "state", "zip5", "zip4")
+
+    def process(self, message: Message, ctx: Context) -> None:
+        found = (message.facts or {}).get("signature_address")
+        if not found:
+            return
+        person = message.constituent or (ctx.session.get(Constituent, message.constituent_id)
+                                         if message.constituent_id else None)
+        if person is None or person.address1 or person.zip5:
+            return
+        # A message not yet flushed does not load its constituent by id: link the object, so District sees it.
+        message.constituent = person
+        values = {k: found.get(k) for k in self.FIELDS if found.get(k)}
+        for key, value in values.items():
+            setattr(person, key, value)
+        person.district_status = DistrictStatus.UNKNOWN
+        if person.id is not None:  # a record made by this very message is new, not edited
+            record(ctx.session, actor_id=None, action="constituent.edit", object_type="constituent",
+                   object_id=person.id, before={k: None for k in values}, after=values,
+                   detail=f"address from the signature of message {message.id}")
+
+
 _STREET_WORDS = {"street": "st", "avenue": "ave", "road": "rd", "drive": "dr", "lane": "ln", "boulevard": "blvd",
                  "court": "ct", "place": "pl", "north": "n", "south": "s", "east": "e", "west": "w",
                  "apartment": "apt", "suite": "ste"}
@@ -451,8 +486,8 @@ class Suggest:
             suggest_for(ctx.session, [message], suggester=suggester, autocode=ctx.rules.autocode_confidence)
 
 
-STAGES: tuple[Stage, ...] = (Decode(), CheckDelivery(), Clean(), MatchConstituent(), District(), Classify(),
-                             BatchStage(), Suggest(), Route())
+STAGES: tuple[Stage, ...] = (Decode(), CheckDelivery(), Clean(), MatchConstituent(), FillAddress(), District(),
+                             Classify(), BatchStage(), Suggest(), Route())
 # A batch import runs the stages before Suggest message by message, then suggests for the whole chunk
 # in one call to the model (a letter costs ~0.1 ms that way instead of ~0.7 ms), then routes.
 BEFORE_SUGGEST = STAGES[:-2]

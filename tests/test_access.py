@@ -194,3 +194,34 @@ def test_security_headers_and_cookie_flags(client, auth):
                                            "csrf_token": token})
     cookie = next(c for c in response.headers.getlist("Set-Cookie") if c.startswith("mailroom_session="))
     assert "HttpOnly" in cookie and "SameSite=Lax" in cookie
+
+
+# Casework's private parts (notes, documents, signed releases, the filled-in release form): beyond the
+# route's role rule, casework.cases.may_see_private allows only these roles, plus the case's own caseworker.
+CASE_PRIVATE_ROLES = frozenset({A, S})
+CASE_PRIVATE_ROUTES = ("cases.document", "cases.release_pdf")
+
+
+@pytest.mark.parametrize("role", list(Role))
+def test_case_private_parts_follow_the_need_to_know_rule(client, auth, session, factory, role):
+    from sqlalchemy import select
+
+    from casework import cases
+    from correspondence.models import CaseCategory
+    from tests.test_cases import PDF
+
+    assert cases.PRIVATE_ROLES == CASE_PRIVATE_ROLES
+    assert all(MATRIX[e] == ALL for e in CASE_PRIVATE_ROUTES)  # the role rule lets all in; the service decides
+    me = auth.login(role)
+    owner = factory.staffer(role=W)
+    category = session.scalar(select(CaseCategory).where(CaseCategory.name == "IRS"))
+    theirs = cases.open_case(session, constituent_id=factory.constituent().id, category_id=category.id,
+                             subject="Refund", actor_id=None, caseworker_id=owner.id)
+    mine = cases.open_case(session, constituent_id=factory.constituent().id, category_id=category.id,
+                           subject="Refund", actor_id=None, caseworker_id=me.id)
+    docs = {c.id: cases.add_document(session, c.id, PDF, "a.pdf", "application/pdf", actor_id=None)
+            for c in (theirs, mine)}
+    session.commit()
+    for case, allowed in ((theirs, role in CASE_PRIVATE_ROLES), (mine, True)):
+        assert client.get(f"/cases/{case.id}/documents/{docs[case.id].id}").status_code == (200 if allowed else 403)
+        assert client.get(f"/cases/{case.id}/release.pdf").status_code == (200 if allowed else 403)

@@ -46,7 +46,8 @@ def test_one_time_password_must_be_changed_first(client, auth):
     assert response.status_code == 302 and response.headers["Location"].endswith("/account/password")
     token = auth.csrf("/account/password")
     response = client.post("/account/password", data={"csrf_token": token, "current": auth.factory.PASSWORD,
-                                                      "new": "a brand new long password"})
+                                                      "new": "a brand new long password",
+                                                      "confirm": "a brand new long password"})
     assert response.status_code == 302
     assert client.get("/inbox/").status_code == 200
 

@@ -18,11 +18,11 @@ from correspondence.services.blobs import store_blob
 from tests.test_cases import PDF
 
 
-def _case(session, factory):  # type: ignore[no-untyped-def]
+def _case(session, factory, caseworker_id=None):  # type: ignore[no-untyped-def]
     person = factory.constituent(first_name="Zoë", last_name="Brontë")
     category = session.scalar(select(CaseCategory).where(CaseCategory.name == "Passports"))
     case = svc.open_case(session, constituent_id=person.id, category_id=category.id, subject="Passport",
-                         actor_id=None)
+                         actor_id=None, caseworker_id=caseworker_id)
     session.commit()
     return case
 
@@ -38,8 +38,8 @@ NAMES = ["Relevé d’impôt 😀.pdf", 'quote"d\r\nSet-Cookie: stolen=1.pdf', "
 
 
 def test_non_ascii_and_hostile_names_download_with_rfc6266(client, auth, session, factory):
-    case = _case(session, factory)
-    auth.login("caseworker")
+    worker = auth.login("caseworker")  # the case's own caseworker: documents are need-to-know
+    case = _case(session, factory, worker.id)
     token = auth.csrf(f"/cases/{case.id}")
     for name in NAMES:
         added = client.post(f"/cases/{case.id}/document", data={"csrf_token": token,
@@ -62,21 +62,21 @@ def test_non_ascii_and_hostile_names_download_with_rfc6266(client, auth, session
 
 def test_a_name_stored_before_cleaning_never_breaks_the_download(client, auth, session, factory):
     """A row written before names were cleaned (CR/LF and all) still downloads: 200, not 500."""
-    case = _case(session, factory)
+    worker = auth.login("caseworker")
+    case = _case(session, factory, worker.id)
     sha = store_blob(session, PDF, "application/pdf")
     doc = CaseDocument(case_id=case.id, sha256=sha, filename='old\r\nname "x" ✓.pdf', content_type="application/pdf",
                        size=len(PDF))
     session.add(doc)
     session.commit()
-    auth.login("caseworker")
     answer = client.get(f"/cases/{case.id}/documents/{doc.id}")
     assert answer.status_code == 200 and "filename*=UTF-8''old%20name%20%22x%22%20%E2%9C%93.pdf" in \
         answer.headers["Content-Disposition"]
 
 
 def test_a_signed_release_is_checked_by_content_not_by_name(client, auth, session, factory):
-    case = _case(session, factory)
-    auth.login("caseworker")
+    worker = auth.login("caseworker")  # the case's own caseworker: documents are need-to-know
+    case = _case(session, factory, worker.id)
     token = auth.csrf(f"/cases/{case.id}")
     html = b"<!doctype html><html><body><script>alert(1)</script>I agree</body></html>"
     refused = client.post(f"/cases/{case.id}/release", data={

@@ -55,3 +55,35 @@ def test_demo_office_and_truth_file(settings, session):
     again = runner.invoke(cli, ["demo", "--messages", "10", "--if-empty"], env=cli_env(settings))
     assert "skipped" in again.output
     assert session.scalar(select(func.count(Message.id))) == 600
+
+
+def test_the_demo_office_keeps_its_district_zip_list(settings, session, tmp_path):
+    """Mail someone adds to the demo office is placed in or out of the district, not "district unknown"."""
+    from correspondence.models import Constituent, DistrictStatus
+    from correspondence.services.intake_sources import district_zips
+
+    runner = CliRunner()
+    assert runner.invoke(cli, ["demo", "--messages", "60", "--constituents", "40", "--seed", "5"],
+                         env=cli_env(settings)).exit_code == 0
+    zips = district_zips(session)
+    inside = set(session.scalars(select(Constituent.zip5).where(
+        Constituent.district_status == DistrictStatus.IN_DISTRICT)))
+    outside = set(session.scalars(select(Constituent.zip5).where(
+        Constituent.district_status == DistrictStatus.OUT_OF_DISTRICT)))
+    assert len(zips) >= 20 and inside <= zips and not outside & zips
+    home, away = sorted(zips)[0], "90210"
+    mail = tmp_path / "mail"
+    mail.mkdir()
+    for n, code in enumerate((home, away)):
+        (mail / f"{n}.eml").write_text(
+            f"From: New Writer {n} <new.writer{n}@example.org>\nSubject: Hello\nMessage-ID: <new-{n}@x>\n\n"
+            f"Please help.\n\nThanks,\nNew Writer\n12 Main Street\nSomewhere, OH {code}\n")
+    done = runner.invoke(cli, ["import", "eml", str(mail)], env=cli_env(settings))
+    assert done.exit_code == 0, done.output
+    session.rollback()  # a fresh read: the import committed in another connection
+    placed = dict(session.execute(select(Constituent.zip5, Constituent.district_status).where(
+        Constituent.zip5.in_((home, away)), Constituent.address1 == "12 Main Street")).all())
+    assert placed == {home: DistrictStatus.IN_DISTRICT, away: DistrictStatus.OUT_OF_DISTRICT}
+    # A second demo run (an office that already keeps a list) leaves the list alone.
+    assert runner.invoke(cli, ["demo", "--messages", "5", "--seed", "6"], env=cli_env(settings)).exit_code == 0
+    assert district_zips(session) == zips

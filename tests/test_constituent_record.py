@@ -199,9 +199,9 @@ def test_merge_moves_everything_and_undo_puts_it_back(client, auth, session, fac
 
     case = cases.open_case(session, constituent_id=gone.id, category_id=category.id, subject="Refund",
                            actor_id=None)
-    cases.add_note(session, case.id, "Called the IRS liaison", actor_id=factory.staffer().id)
+    cases.add_note(session, case.id, "Called the IRS liaison", actor_id=factory.staffer(role="supervisor").id)
     session.commit()
-    auth.login("caseworker")
+    auth.login("supervisor")  # case notes are need-to-know: a supervisor sees them in the timeline
     compare = client.get(f"/constituents/{keep.id}/merge/{gone.id}").get_data(as_text=True)
     assert "5 Main St" in compare and "ana.l@example.org" in compare
     token = auth.csrf(f"/constituents/{keep.id}/merge/{gone.id}")

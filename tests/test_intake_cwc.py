@@ -120,8 +120,8 @@ def test_cli_import_prints_summary(settings, tmp_path):
     (tmp_path / "broken.xml").write_bytes(b"<CWC><oops>")
     env = cli_env(settings)
     result = CliRunner().invoke(cli, ["import", "cwc", str(tmp_path)], env=env)
-    assert result.exit_code == 0, result.output
-    summary = json.loads(result.output)
+    assert result.exit_code == 1, result.output  # one delivery was quarantined: not a clean import
+    summary = json.loads(result.stdout)
     assert summary["received"] == 2 and summary["quarantined"] == 1 and summary["failed"] == 0
     assert any("not well-formed" in reason for reason in summary["reasons"])
 

@@ -128,7 +128,8 @@ def _signed_out(client) -> bool:  # type: ignore[no-untyped-def]
 def test_changing_the_password_ends_every_other_session(app, factory, session):
     _staffer, laptop, phone = _signed_in_twice(app, factory, session)
     response = laptop.post("/account/password", data={"csrf_token": csrf_token(laptop, "/account/password"),
-                                                      "current": Factory.PASSWORD, "new": "a new and long password"})
+                                                      "current": Factory.PASSWORD, "new": "a new and long password",
+                                                      "confirm": "a new and long password"})
     assert response.status_code == 302
     assert laptop.get("/inbox/").status_code == 200  # the session that changed it goes on
     assert _signed_out(phone)

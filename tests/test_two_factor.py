@@ -226,7 +226,8 @@ def test_first_start_admin_with_the_default_setting_changes_password_then_enrols
     assert _password(client, admin).headers["Location"].endswith("/account/password")
     assert client.get("/inbox/").headers["Location"].endswith("/account/password")
     response = client.post("/account/password", data={"csrf_token": csrf_token(client, "/account/password"),
-                                                      "current": Factory.PASSWORD, "new": "a long new password"})
+                                                      "current": Factory.PASSWORD, "new": "a long new password",
+                                                      "confirm": "a long new password"})
     assert response.status_code == 302
     assert client.get("/dashboard/").headers["Location"].endswith("/account/two-factor")
     assert client.get("/account/two-factor").status_code == 200

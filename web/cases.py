@@ -12,8 +12,6 @@ from sqlalchemy import select
 from casework import cases as service
 from correspondence.errors import DomainError, NotFound, ValidationFailed
 from correspondence.models import (
-    CaseDocument,
-    CaseNote,
     CasePriority,
     CaseStatus,
     Message,
@@ -105,9 +103,10 @@ def view(case_id: int):  # type: ignore[no-untyped-def]
         case = service.get_case(session, case_id)
     except NotFound:
         abort(404, description=f"There is no case {case_id}.")
-    notes = list(session.scalars(select(CaseNote).where(CaseNote.case_id == case.id).order_by(CaseNote.id.desc())))
-    docs = list(session.scalars(select(CaseDocument).where(CaseDocument.case_id == case.id)
-                                .order_by(CaseDocument.id.desc())))
+    me = current_user._get_current_object()
+    # None when this staffer is not on the case (nor a supervisor or admin): the page says the parts exist.
+    notes = service.private_notes(session, case, me)
+    docs = service.private_documents(session, case, me)
     messages = list(session.scalars(select(Message).where(Message.constituent_id == case.constituent_id)
                                     .order_by(Message.received_at.desc()).limit(10)))
     from casework.help_requests import by_case, release_reason
@@ -115,7 +114,8 @@ def view(case_id: int):  # type: ignore[no-untyped-def]
     help_request = by_case(session, case.id)
     on_file = service.release_on_file(case)
     return render_template("case.html", case=case, steps=service.steps(session, case.id), notes=notes, docs=docs,
-                           messages=messages, history=service.timeline(session, case.id),
+                           messages=messages, history=service.timeline(session, case.id, viewer=me),
+                           may_see_private=notes is not None, private_explained=service.PRIVATE_EXPLAINED,
                            help_request=help_request,
                            release_reason=release_reason(help_request) if help_request and not on_file else None,
                            release_on_file=on_file, statuses=list(CaseStatus),
@@ -208,8 +208,13 @@ def act(case_id: int, action: str):  # type: ignore[no-untyped-def]
 @roles(*ALL_STAFF)
 def document(case_id: int, document_id: int):  # type: ignore[no-untyped-def]
     session = db_session()
-    doc = session.get(CaseDocument, document_id)
-    data = load_blob(session, doc.sha256) if doc is not None and doc.case_id == case_id else None
+    try:
+        doc = service.get_document(session, case_id, document_id, viewer=current_user._get_current_object())
+    except NotFound:
+        abort(404, description="There is no such document.")
+    except service.PrivateToCase as exc:
+        abort(403, description=str(exc))
+    data = load_blob(session, doc.sha256)
     if data is None:
         abort(404, description="There is no such document.")
     from io import BytesIO
@@ -233,8 +238,12 @@ def release_pdf(case_id: int):  # type: ignore[no-untyped-def]
     session = db_session()
     try:
         case = service.get_case(session, case_id)
+        # The form carries the constituent's details and is part of the release: need to know, like the rest.
+        service.check_private(current_user._get_current_object(), case)
     except NotFound:
         abort(404, description=f"There is no case {case_id}.")
+    except service.PrivateToCase as exc:
+        abort(403, description=str(exc))
     return Response(build(case, settings()), mimetype="application/pdf",
                     headers={"Content-Disposition": f'attachment; filename="privacy-release-case-{case_id}.pdf"'})
 

@@ -42,7 +42,11 @@ def view(constituent_id: int):  # type: ignore[no-untyped-def]
                                                             AuditEvent.object_id == str(person.id))
                                    .order_by(AuditEvent.id.desc()).limit(50)))
     merged_into = session.get(Constituent, person.merged_into_id) if person.merged_into_id else None
-    return render_template("constituent.html", person=person, timeline=service.timeline(session, person.id),
+    from casework.cases import may_see_private
+
+    me = current_user._get_current_object()
+    history = service.timeline(session, person.id, notes_of=lambda case: may_see_private(me, case))
+    return render_template("constituent.html", person=person, timeline=history,
                            changes=changes, fields=service.EDITABLE, form=ActionForm(), merged_into=merged_into,
                            candidates=[] if merged_into else duplicates.candidates_for(session, person.id),
                            merges=duplicates.merges_of(session, person.id))
@@ -171,7 +175,7 @@ def _filter_query(flt) -> str:  # type: ignore[no-untyped-def]
     pairs = [("zips", " ".join(data["zips"])), ("city", data["city"]), ("district", data["district"]),
              ("stance", data["stance"]), ("batch_id", data["batch_id"] or ""),
              ("active_from", data["active_from"] or ""), ("active_to", data["active_to"] or ""),
-             ("tags", ", ".join(data["tags"]))]
+             ("tags", ", ".join(data["tags"])), ("find", data["find"])]
     pairs += [("topic_id", t) for t in data["topic_ids"]]
     return urlencode([(k, v) for k, v in pairs if v])
 
@@ -194,7 +198,8 @@ def index():  # type: ignore[no-untyped-def]
     return render_template("constituents.html", flt=flt, segment=segment, total=segments.count(session, flt),
                            people=people, topics=topics, description=flt.describe(names),
                            saved=segments.list_segments(session), query=_filter_query(flt),
-                           next_after=people[-1].id if len(people) == 50 else None, form=ActionForm(),
+                           next_after=people[-1].id if len(people) == 50 else None, after_id=after_id,
+                           form=ActionForm(),
                            tags=service.all_tags(session)[:200])
 
 

@@ -4,9 +4,9 @@ from __future__ import annotations
 
 from flask_wtf import FlaskForm
 from wtforms import EmailField, HiddenField, PasswordField, SelectField, StringField, SubmitField
-from wtforms.validators import DataRequired, Email, Length
+from wtforms.validators import DataRequired, EqualTo, Length
 
-from correspondence.models import Role
+from correspondence.models.staffer import DEFAULT_ROLE, STAFF_ROLES
 
 
 class LoginForm(FlaskForm):
@@ -18,6 +18,9 @@ class LoginForm(FlaskForm):
 class PasswordForm(FlaskForm):
     current = PasswordField("Current password", validators=[DataRequired()])
     new = PasswordField("New password (at least 12 characters)", validators=[DataRequired(), Length(12, 1024)])
+    confirm = PasswordField("New password again", validators=[
+        DataRequired(message="type the new password a second time"),
+        EqualTo("new", message="the two new passwords are not the same; type them again")])
     submit = SubmitField("Change password")
 
 
@@ -34,6 +37,9 @@ class ActionForm(FlaskForm):
 
 class StaffForm(FlaskForm):
     name = StringField("Name", validators=[DataRequired(), Length(max=200)])
-    email = EmailField("Email", validators=[DataRequired(), Email(check_deliverability=False), Length(max=320)])
-    role = SelectField("Role", choices=[(r.value, r.value.title()) for r in Role])
+    # The address is checked by correspondence.services.staff.staff_email (syntax only, so an office's
+    # own domains such as mailroom.local are accepted), which names what is wrong.
+    email = EmailField("Email", validators=[DataRequired(), Length(max=320)])
+    # Least privileged first, and chosen unless the admin picks another.
+    role = SelectField("Role", choices=[(r.value, r.value.title()) for r in STAFF_ROLES], default=DEFAULT_ROLE.value)
     submit = SubmitField("Create account")

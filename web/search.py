@@ -10,6 +10,7 @@ from sqlalchemy.exc import DBAPIError
 from correspondence.services import search as service
 from web import db_session
 from web.access import ALL_STAFF, roles
+from web.inputs import parse_id
 
 bp = Blueprint("search", __name__, url_prefix="/search")
 log = logging.getLogger(__name__)
@@ -19,10 +20,11 @@ log = logging.getLogger(__name__)
 @roles(*ALL_STAFF)
 def index():  # type: ignore[no-untyped-def]
     raw = request.args.get("q", "")[:500]
+    page = parse_id(request.args.get("page", "")) or 1  # anything but a positive number is the first page
     session = db_session()
     problem = None
     try:
-        results = service.search(session, raw)
+        results = service.search(session, raw, page=page)
     except DBAPIError as exc:  # never a 500 for what a person typed; say what happened instead
         session.rollback()
         log.warning("search failed q=%r: %s", raw, exc)

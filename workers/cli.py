@@ -14,6 +14,10 @@ from flask.cli import FlaskGroup
 
 from config import Settings
 
+# correspondence.models.staffer.STAFF_ROLES by value, least privileged first (the first is the default);
+# spelled out so `mailroom --help` need not import the models (tests/test_safe_defaults.py checks they agree).
+ROLE_CHOICES = ("correspondent", "caseworker", "supervisor", "admin")
+
 
 def _create_app():  # type: ignore[no-untyped-def]
     from web import create_app
@@ -40,6 +44,48 @@ class _PrivateFilesGroup(FlaskGroup):
 cli = _PrivateFilesGroup(create_app=_create_app, add_default_commands=False,
                          help="Mailroom: constituent correspondence and casework.")
 
+# How long a writing command waits, in all, for the write lock of an embedded (SQLite) database that
+# the running app, a worker or an import holds; each try already waits busy_timeout (30 s) itself.
+LOCK_WAIT_SECONDS = 300
+
+
+def _writer(settings: Settings):  # type: ignore[no-untyped-def]
+    """A database for a command that writes, beside a running app in the embedded mode.
+
+    Transactions start with BEGIN IMMEDIATE: a deferred one that read first could not take the write
+    lock after another process committed ("database is locked" at once, SQLite cannot upgrade a stale
+    snapshot); an immediate one waits its turn (busy_timeout) instead.
+    """
+    from correspondence.db import Database
+
+    return Database.from_settings(settings, immediate=True)
+
+
+def _locked(exc: BaseException) -> bool:
+    from sqlalchemy.exc import OperationalError
+
+    return isinstance(exc, OperationalError) and "database is locked" in str(exc.orig)
+
+
+def _waiting_for_lock(work, *, waited_for: float = LOCK_WAIT_SECONDS):  # type: ignore[no-untyped-def]
+    """Run work(); while the database stays locked longer than busy_timeout, say so and try again."""
+    deadline = time.monotonic() + waited_for
+    while True:
+        try:
+            return work()
+        except Exception as exc:
+            if not _locked(exc) or time.monotonic() > deadline:
+                raise
+            click.echo("The database is busy (the running app or an import is writing); waiting…", err=True)
+            time.sleep(1)
+
+
+def _frame(lines: list[str]) -> str:
+    """Lines in a box, so the one thing to copy stands out at the end of pages of output."""
+    width = max(len(line) for line in lines)
+    rule = "+" + "-" * (width + 2) + "+"
+    return "\n".join([rule, *(f"| {line.ljust(width)} |" for line in lines), rule])
+
 
 @cli.command("init", with_appcontext=False)
 @click.option("--admin-email", default="admin@mailroom.local", show_default=True)
@@ -50,10 +96,13 @@ def init_command(admin_email: str, admin_name: str) -> None:
 
     settings = Settings.from_env()
     protect_instance(settings)
-    result = initialise(settings, admin_email=admin_email, admin_name=admin_name)
+    result = _waiting_for_lock(lambda: initialise(settings, admin_email=admin_email, admin_name=admin_name))
     if result.one_time_password:
-        click.echo(f"Created admin account {result.admin_email}")
-        click.echo(f"One-time password: {result.one_time_password}  (you will choose a new one at sign-in)")
+        # Printed last and framed: `make run` shows it after everything else, where nobody misses it.
+        click.echo("Database created.")
+        click.echo(_frame([f"Admin account:     {result.admin_email}",
+                           f"One-time password: {result.one_time_password}",
+                           "Sign in with it; you choose your own password at once."]))
     else:
         click.echo("Database is up to date.")
 
@@ -71,8 +120,8 @@ def run_command(workers: int, web_workers: int) -> None:
     protect_instance(settings)  # before Redis, workers and gunicorn start: they inherit the umask
     result = initialise(settings)
     if result.one_time_password:
-        click.echo(f"Created admin account {result.admin_email}, one-time password: "
-                   f"{result.one_time_password}")
+        click.echo(_frame([f"Admin account:     {result.admin_email}",
+                           f"One-time password: {result.one_time_password}"]))
     sys.exit(Runner(settings, workers=workers, web_workers=web_workers).serve_forever())
 
 
@@ -131,11 +180,11 @@ def scheduler_command(interval: float) -> None:
 @click.option("--if-empty", is_flag=True, help="Do nothing when the database already holds messages.")
 def demo_command(messages: int, constituents: int, seed: int, if_empty: bool) -> None:
     """Fill the database with a believable demo office."""
-    from correspondence.db import Database
     from correspondence.demo import build_demo_office
 
     settings = Settings.from_env()
-    db = Database.from_settings(settings)
+    db = _writer(settings)
+    # Not retried as a whole: the demo is two transactions, and a second run would add a second office.
     summary = build_demo_office(db, settings.instance_dir, messages=messages, constituents=constituents,
                                 seed=seed, if_empty=if_empty)
     if summary.get("messages"):
@@ -164,6 +213,12 @@ def _import(kind: str, paths: tuple[str, ...]) -> None:
                            rules=Rules.from_settings(settings))
     db.dispose()
     click.echo(json.dumps(summary.as_dict()))
+    if summary.failed or summary.quarantined:
+        # A script (cron, a migration from another system) must notice: every item is accounted for in
+        # the summary above, and the quarantined ones wait for a person under Quarantine.
+        click.echo(f"{summary.failed} item(s) failed and {summary.quarantined} were quarantined; "
+                   "see the summary above.", err=True)
+        sys.exit(1)
 
 
 for _kind, _help in (("eml", "Import .eml files (directories are walked)."),
@@ -345,22 +400,52 @@ def staff_group() -> None:
 @staff_group.command("create", with_appcontext=False)
 @click.option("--name", required=True)
 @click.option("--email", required=True)
-@click.option("--role", type=click.Choice(["admin", "supervisor", "correspondent", "caseworker"]),
-              required=True)
+@click.option("--role", type=click.Choice(ROLE_CHOICES), default=ROLE_CHOICES[0],
+              show_default=True, help="Correspondent (the least privileged) unless you say otherwise.")
 def staff_create(name: str, email: str, role: str) -> None:
     """Create a staff account with a one-time password."""
-    from correspondence.db import Database
     from correspondence.errors import ValidationFailed
     from correspondence.models import Role
     from correspondence.services.staff import create_staffer
 
-    db = Database.from_settings(Settings.from_env())
-    try:
+    db = _writer(Settings.from_env())
+
+    def work():  # type: ignore[no-untyped-def]
         with db.unit_of_work() as session:
             staffer, otp = create_staffer(session, name=name, email=email, role=Role(role), actor_id=None)
+            return staffer.email, otp
+
+    try:
+        address, otp = _waiting_for_lock(work)
     except ValidationFailed as exc:
         raise click.ClickException(str(exc)) from exc
-    click.echo(f"Created {staffer.email} ({role}); one-time password: {otp}")
+    finally:
+        db.dispose()
+    click.echo(f"Created {address} ({role}).")
+    click.echo(_frame([f"One-time password: {otp}", "They choose their own at their first sign-in."]))
+
+
+@staff_group.command("reset-password", with_appcontext=False)
+@click.argument("email")
+def staff_reset_password(email: str) -> None:
+    """Give EMAIL a new one-time password (printed once), end their sessions; they choose a new one at sign-in."""
+    from correspondence.errors import NotFound
+    from correspondence.services.staff import reset_password_by_email
+
+    db = _writer(Settings.from_env())
+
+    def work():  # type: ignore[no-untyped-def]
+        with db.unit_of_work() as session:
+            return reset_password_by_email(session, email, actor_id=None)
+
+    try:
+        otp = _waiting_for_lock(work)
+    except NotFound as exc:
+        raise click.ClickException(str(exc)) from exc
+    finally:
+        db.dispose()
+    click.echo(f"Password reset for {email.strip().lower()}; every session of theirs is signed out.")
+    click.echo(_frame([f"One-time password: {otp}", "They must choose a new password when they sign in."]))
 
 
 @staff_group.command("reset-2fa", with_appcontext=False)
@@ -369,16 +454,24 @@ def staff_reset_2fa(email: str) -> None:
     """Remove a staffer's authenticator app, security keys and recovery codes (the only admin lost them)."""
     from sqlalchemy import select
 
-    from correspondence.db import Database
     from correspondence.models import Staffer
     from correspondence.services.second_factor import reset_second_factor
 
-    db = Database.from_settings(Settings.from_env())
-    with db.unit_of_work() as session:
-        staffer_id = session.scalar(select(Staffer.id).where(Staffer.email == email.strip().lower()))
-        if staffer_id is None:
+    db = _writer(Settings.from_env())
+
+    def work() -> bool:
+        with db.unit_of_work() as session:
+            staffer_id = session.scalar(select(Staffer.id).where(Staffer.email == email.strip().lower()))
+            if staffer_id is None:
+                return False
+            reset_second_factor(session, staffer_id, actor_id=None)
+            return True
+
+    try:
+        if not _waiting_for_lock(work):
             raise click.ClickException(f"no staff account for {email}")
-        reset_second_factor(session, staffer_id, actor_id=None)
+    finally:
+        db.dispose()
     click.echo(f"Second factor removed for {email}; they set one up again at their next sign-in.")
 
 

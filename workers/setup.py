@@ -57,7 +57,8 @@ def initialise(settings: Settings, *, admin_email: str = "admin@mailroom.local",
                admin_name: str = "Office Administrator") -> InitResult:
     settings.instance_dir.mkdir(parents=True, exist_ok=True, mode=0o700)
     upgrade(settings.database_url)
-    db = Database.from_settings(settings)
+    # Immediate: `mailroom init` may run beside a running app; it waits for the write lock, never fails on it.
+    db = Database.from_settings(settings, immediate=True)
     try:
         with db.unit_of_work() as session:
             if session.scalar(select(func.count(Staffer.id))):

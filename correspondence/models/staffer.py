@@ -18,6 +18,13 @@ class Role(enum.StrEnum):
     CASEWORKER = "caseworker"
 
 
+# Least privileged first. A correspondent works the mail every role can read, and cannot work a case or read
+# its private parts (notes, documents, releases: casework.cases.may_see_private) — the
+# office's most sensitive data — so it is the role a new account gets unless someone chooses another.
+STAFF_ROLES = (Role.CORRESPONDENT, Role.CASEWORKER, Role.SUPERVISOR, Role.ADMIN)
+DEFAULT_ROLE = STAFF_ROLES[0]
+
+
 class Staffer(Base):
     __tablename__ = "staffers"
 

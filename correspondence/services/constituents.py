@@ -3,15 +3,26 @@
 from __future__ import annotations
 
 import re
+from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import datetime
 
-from sqlalchemy import func, select
+from sqlalchemy import func, or_, select
 from sqlalchemy.orm import Session
 
 from correspondence.errors import NotFound, ValidationFailed
-from correspondence.models import Case, Constituent, ConstituentTag, DistrictStatus, Message, Response
+from correspondence.models import (
+    Case,
+    Constituent,
+    ConstituentEmail,
+    ConstituentPhone,
+    ConstituentTag,
+    DistrictStatus,
+    Message,
+    Response,
+)
 from correspondence.services.audit import record
+from correspondence.services.intake_sources import parse_zip_list
 
 EDITABLE = ("prefix", "first_name", "middle_name", "last_name", "suffix", "address1", "address2", "city", "state",
             "zip5", "zip4")
@@ -71,8 +82,13 @@ ACTIVITY_LABELS = {"constituent.edit": "record edited", "constituent.tag": "tagg
                    "constituent.add_phone": "phone added", "constituent.remove_phone": "phone removed"}
 
 
-def timeline(session: Session, constituent_id: int, limit: int = 200) -> list[Entry]:
-    """Every message, answer, case, case note and change to the record of one person, newest first."""
+def timeline(session: Session, constituent_id: int, limit: int = 200, *,
+             notes_of: Callable[[Case], bool] | None = None) -> list[Entry]:
+    """Every message, answer, case, case note and change to the record of one person, newest first.
+
+    Case notes are need-to-know: only those of cases for which `notes_of(case)` is true are listed
+    (the web passes casework.cases.may_see_private for the viewer); without it, none are.
+    """
     from correspondence.models import AuditEvent, CaseNote
     entries = [Entry(m.received_at, "message", m.subject or "(no subject)", m.channel.label, m.id)
                for m in session.scalars(select(Message).where(Message.constituent_id == constituent_id)
@@ -84,10 +100,12 @@ def timeline(session: Session, constituent_id: int, limit: int = 200) -> list[En
     entries += [Entry(c.opened_at, "case", c.subject, f"{c.category.name} · {c.status.value.replace('_', ' ')}", c.id)
                 for c in session.scalars(select(Case).where(Case.constituent_id == constituent_id)
                                          .order_by(Case.opened_at.desc()).limit(limit))]
-    entries += [Entry(n.created_at, "note", n.text[:120], f"on case {n.case_id}", n.case_id)
-                for n in session.scalars(select(CaseNote).join(Case, Case.id == CaseNote.case_id)
-                                         .where(Case.constituent_id == constituent_id)
-                                         .order_by(CaseNote.id.desc()).limit(limit))]
+    if notes_of is not None:
+        visible = {c.id for c in session.scalars(select(Case).where(Case.constituent_id == constituent_id))
+                   if notes_of(c)}
+        entries += [Entry(n.created_at, "note", n.text[:120], f"on case {n.case_id}", n.case_id)
+                    for n in session.scalars(select(CaseNote).where(CaseNote.case_id.in_(visible))
+                                             .order_by(CaseNote.id.desc()).limit(limit))]
     entries += [Entry(e.at, "activity", ACTIVITY_LABELS.get(e.action, e.action), _activity_detail(e), 0)
                 for e in session.scalars(select(AuditEvent).where(AuditEvent.object_type == "constituent",
                                                                   AuditEvent.object_id == str(constituent_id))
@@ -161,6 +179,54 @@ def normalise_phone(text: str) -> str:
     if not phonenumbers.is_possible_number(number):
         raise ValidationFailed(f"{text.strip()[:30]!r} is not a phone number")
     return phonenumbers.format_number(number, phonenumbers.PhoneNumberFormat.E164)
+
+
+FIND_MAX = 200  # characters of a "find a person" search that are read
+
+
+def find_conditions(text: str) -> list:
+    """Conditions on Constituent for the one "find a person" box: a name, an email, a phone number, a
+    street or a ZIP — whichever the text is. Conservative: every word must match something of the person.
+
+    - an email address (or its start): the person's addresses;
+    - a phone number, written any usual way: normalised to E.164 (normalise_phone) and matched exactly;
+      seven digits or more that are not a whole number match the end of a number (555-0100);
+    - a ZIP (12345 or 12345-6789, read by parse_zip_list): the ZIP;
+    - otherwise each word: the start of the first or last name, part of the street, the city, or the ZIP.
+    """
+    text = " ".join(text.split())[:FIND_MAX]
+    if not text:
+        return []
+    if "@" in text and " " not in text:
+        address = text.lower()
+        # A whole address is one look-up in the unique index; the start of one ("ana.lopez@") is a scan.
+        whole = EMAIL_RE.fullmatch(address) is not None
+        return [Constituent.id.in_(select(ConstituentEmail.constituent_id).where(
+            ConstituentEmail.address == address if whole else
+            ConstituentEmail.address.startswith(address, autoescape=True)))]
+    zips, bad = parse_zip_list(text)
+    if len(zips) == 1 and not bad:
+        code = zips.pop()
+        conditions = [Constituent.zip5 == code[:5]]
+        return conditions + ([Constituent.zip4 == code[5:]] if len(code) == 9 else [])
+    digits = re.sub(r"\D", "", text)
+    if len(digits) >= 7 and re.fullmatch(r"[\d\s().+-]+", text):
+        try:
+            number = normalise_phone(text)
+        except ValidationFailed:
+            number = None
+        phones = select(ConstituentPhone.constituent_id)
+        phones = (phones.where(ConstituentPhone.number == number) if number and len(digits) >= 10
+                  else phones.where(ConstituentPhone.number.endswith(digits, autoescape=True)))
+        return [Constituent.id.in_(phones)]
+    conditions = []
+    for word in text.lower().replace(",", " ").split()[:8]:
+        conditions.append(or_(func.lower(Constituent.first_name).startswith(word, autoescape=True),
+                              func.lower(Constituent.last_name).startswith(word, autoescape=True),
+                              func.lower(Constituent.address1).contains(word, autoescape=True),
+                              func.lower(Constituent.city) == word,
+                              Constituent.zip5 == word[:5]))
+    return conditions
 
 
 def add_contact(session: Session, constituent_id: int, kind: str, text: str, *, actor_id: int | None) -> str:

@@ -99,7 +99,7 @@ def parse_zip_list(text: str) -> tuple[set[str], list[str]]:
     return good, bad
 
 
-def set_district_zips(session: Session, text: str, *, actor_id: int) -> set[str]:
+def set_district_zips(session: Session, text: str, *, actor_id: int | None) -> set[str]:
     """Replace the office's ZIP list; a list with any unreadable entry is refused whole."""
     zips, bad = parse_zip_list(text)
     if bad:

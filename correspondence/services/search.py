@@ -37,6 +37,7 @@ from correspondence.models import (
 )
 
 CANDIDATES = 2000  # rank the most recent this many matches (a common word can match most of the mailbox)
+PAGE_SIZE = 50  # messages per page of results; pages go on to the end of the ranked matches
 # Matches are first looked for among the newest messages, widening only when too few turn up: a
 # common word is answered from the newest 100,000 letters, a rare one from the whole mailbox.
 WINDOWS = (100_000, 1_000_000, None)
@@ -150,7 +151,15 @@ class MessageHit:
 class Results:
     query: Query
     messages: list[MessageHit] = field(default_factory=list)
-    more_messages: bool = False
+    more_messages: bool = False  # a next page, or older matches beyond the ranked ones
+    page: int = 1
+    next_page: bool = False
+    capped: bool = False  # older matches exist beyond the CANDIDATES newest, which are the ones ranked
+
+    @property
+    def first_number(self) -> int:
+        """The position of the first message on this page (1 on the first page)."""
+        return (self.page - 1) * PAGE_SIZE + 1
     constituents: list[Constituent] = field(default_factory=list)
     cases: list[Case] = field(default_factory=list)
     letters: list[FormLetter] = field(default_factory=list)
@@ -205,32 +214,48 @@ def _fts5_query(query: Query) -> str:
     return " ".join(parts)
 
 
-def search_messages(session: Session, query: Query, limit: int = 50) -> tuple[list[MessageHit], bool]:
+def search_messages(session: Session, query: Query, limit: int = PAGE_SIZE,
+                    offset: int = 0) -> tuple[list[MessageHit], bool]:
+    """One page of matching messages, best first; and whether there is more (a next page or older matches)."""
+    hits, has_next, capped = page_of_messages(session, query, limit=limit, offset=offset)
+    return hits, has_next or capped
+
+
+def page_of_messages(session: Session, query: Query, *, limit: int = PAGE_SIZE,
+                     offset: int = 0) -> tuple[list[MessageHit], bool, bool]:
+    """(hits, whether a next page exists, whether older matches lie beyond the ranked CANDIDATES).
+
+    Filters alone list every match newest first, page after page. With words, the newest CANDIDATES
+    matches are ranked and paged through; older ones are reached by narrowing (a date or more words).
+    """
     conditions = _message_filters(session, query)
     if not query.has_text:
-        rows = list(session.scalars(select(Message).where(*conditions).order_by(Message.received_at.desc())
-                                    .limit(limit + 1).options(joinedload(Message.topic))))
-        return [MessageHit(m, highlight((m.body_text or "")[:200]), 0.0) for m in rows[:limit]], len(rows) > limit
+        rows = list(session.scalars(select(Message).where(*conditions)
+                                    .order_by(Message.received_at.desc(), Message.id.desc())
+                                    .offset(offset).limit(limit + 1).options(joinedload(Message.topic))))
+        return ([MessageHit(m, highlight((m.body_text or "")[:200]), 0.0) for m in rows[:limit]],
+                len(rows) > limit, False)
     markers = Markers.new()
     if session.get_bind().dialect.name == "postgresql":
-        ranked = _postgres(session, query, conditions, limit, markers)
+        hits, has_next, capped = _postgres(session, query, conditions, limit, offset, markers)
     else:
-        ranked = _sqlite(session, query, conditions, limit, markers)
-    hits, more = ranked
+        hits, has_next, capped = _sqlite(session, query, conditions, limit, offset, markers)
     by_id = {m.id: m for m in session.scalars(select(Message).where(Message.id.in_([h[0] for h in hits]))
                                               .options(joinedload(Message.topic)))}
-    return [MessageHit(by_id[i], highlight(snip, markers), rank) for i, rank, snip in hits if i in by_id], more
+    return ([MessageHit(by_id[i], highlight(snip, markers), rank) for i, rank, snip in hits if i in by_id],
+            has_next, capped)
 
 
-def _sqlite(session: Session, query: Query, conditions: list, limit: int, markers: Markers):  # type: ignore[no-untyped-def]
+def _sqlite(session: Session, query: Query, conditions: list, limit: int, offset: int,  # type: ignore[no-untyped-def]
+            markers: Markers):
     match = _fts5_query(query)
     fts = text("SELECT rowid FROM messages_fts WHERE messages_fts MATCH :q").columns(
         column("rowid", Integer)).bindparams(q=match)
     fts_ids = fts.subquery("fts")
-    candidates, more = _recent_matches(session, select(Message.id).join(fts_ids, fts_ids.c.rowid == Message.id)
-                                       .where(*conditions))
+    candidates, capped = _recent_matches(session, select(Message.id).join(fts_ids, fts_ids.c.rowid == Message.id)
+                                         .where(*conditions))
     if not candidates:
-        return [], False
+        return [], False, False
     # Rank every match in the id range the candidates span (FTS5 seeks rowid ranges in its index),
     # keep the candidates, then cut snippets for the page only. bm25 weights: subject counts most,
     # then the sender, then the body.
@@ -239,13 +264,14 @@ def _sqlite(session: Session, query: Query, conditions: list, limit: int, marker
         "SELECT rowid, bm25(messages_fts, 8.0, 1.0, 3.0, 3.0) AS rank FROM messages_fts "
         "WHERE messages_fts MATCH :q AND rowid >= :lo AND rowid <= :hi ORDER BY rank LIMIT :n"),
         {"q": match, "lo": min(candidates), "hi": max(candidates), "n": 4 * CANDIDATES}).all()
-    top = [(rowid, -float(rank)) for rowid, rank in ranked if rowid in wanted][:limit]
+    ordered = [(rowid, -float(rank)) for rowid, rank in ranked if rowid in wanted]
+    top = ordered[offset:offset + limit]
     snippet = text("SELECT snippet(messages_fts, 1, :start, :stop, ' … ', 16) FROM messages_fts "
                    "WHERE messages_fts MATCH :q AND rowid = :id")
     rows = [(rowid, rank, session.scalar(snippet, {"q": match, "start": markers.start, "stop": markers.stop,
                                                        "id": rowid}))
             for rowid, rank in top]
-    return rows, more or len(candidates) > limit
+    return rows, len(ordered) > offset + limit, capped
 
 
 def _tsquery(query: Query):  # type: ignore[no-untyped-def]
@@ -260,21 +286,22 @@ def _tsquery(query: Query):  # type: ignore[no-untyped-def]
     return combined
 
 
-def _postgres(session: Session, query: Query, conditions: list, limit: int, markers: Markers):  # type: ignore[no-untyped-def]
+def _postgres(session: Session, query: Query, conditions: list, limit: int, offset: int,  # type: ignore[no-untyped-def]
+              markers: Markers):
     tsq = _tsquery(query)
     vector = literal_column("messages.search_vector")
     matches = vector.op("@@")(tsq)
-    candidates, more = _recent_matches(session, select(Message.id).where(matches, *conditions))
+    candidates, capped = _recent_matches(session, select(Message.id).where(matches, *conditions))
     if not candidates:
-        return [], False
+        return [], False, False
     rank = func.ts_rank_cd(vector, tsq).label("rank")
     top = (select(Message.id, rank, Message.body_text).where(Message.id.in_(candidates))
-           .order_by(text("rank DESC"), Message.id.desc()).limit(limit).subquery())
+           .order_by(text("rank DESC"), Message.id.desc()).offset(offset).limit(limit + 1).subquery())
     options = (f"StartSel={markers.start}, StopSel={markers.stop}, MaxWords=30, MinWords=12, MaxFragments=2, "
                "FragmentDelimiter=\" … \"")
     rows = session.execute(select(top.c.id, top.c.rank, func.ts_headline(
         "english", func.left(top.c.body_text, 20000), tsq, options)).order_by(top.c.rank.desc(), top.c.id.desc())).all()
-    return [(r[0], float(r[1]), r[2]) for r in rows], more or len(candidates) > limit
+    return [(r[0], float(r[1]), r[2]) for r in rows[:limit]], len(rows) > limit, capped
 
 
 def _name_forms(word: str) -> list[str]:
@@ -337,12 +364,19 @@ def search_letters(session: Session, query: Query, limit: int = 10) -> list[Form
                                 .order_by(FormLetter.title).limit(limit)))
 
 
-def search(session: Session, raw: str) -> Results:
+MAX_PAGE = 10_000  # a page number beyond any mailbox; bigger ones are read as this (no huge OFFSET)
+
+
+def search(session: Session, raw: str, *, page: int = 1) -> Results:
+    """Page `page` of the messages (PAGE_SIZE each) and the first matching people, cases and letters."""
     query = parse(raw)
-    results = Results(query)
+    page = min(max(page, 1), MAX_PAGE)
+    results = Results(query, page=page)
     if query.empty:
         return results
-    results.messages, results.more_messages = search_messages(session, query)
+    results.messages, results.next_page, results.capped = page_of_messages(
+        session, query, limit=PAGE_SIZE, offset=(page - 1) * PAGE_SIZE)
+    results.more_messages = results.next_page or results.capped
     results.constituents = search_constituents(session, query)
     results.cases = search_cases(session, query)
     results.letters = search_letters(session, query)

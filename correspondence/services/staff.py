@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import math
+import re
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 
@@ -25,11 +26,36 @@ class TooManyAttempts(PermissionDenied):
         self.retry_after = retry_after
 
 
-def _normalise_email(email: str) -> str:
+# RFC 5322 dot-atom local part (RFC 6531 lets it hold any non-ASCII letter too).
+_ATEXT = r"[A-Za-z0-9!#$%&'*+/=?^_`{|}~\u0080-\U0010ffff-]+"
+_LOCAL_PART = re.compile(rf"{_ATEXT}(\.{_ATEXT})*")
+_DOMAIN_LABEL = re.compile(r"[a-z0-9]([a-z0-9-]{0,61}[a-z0-9])?")
+
+
+def staff_email(email: str) -> str:
+    """A staff address, lower-cased, when its syntax is valid — whatever the domain.
+
+    Deliberately syntax only: special-use and private domains (mailroom.local, *.test, *.example,
+    an office's internal name) are accepted, because an office's own addresses need not be
+    deliverable from the Internet and the sign-in is by password, not by mail. email-validator
+    refuses those names whatever its options, so the rules are written out here (RFC 5321/5322).
+    """
     email = email.strip().lower()
-    if "@" not in email or len(email) > 320:
-        raise ValidationFailed("enter a valid email address")
+    local, at, domain = email.rpartition("@")
+    if not at or not local or not domain or len(email) > 320 or len(local) > 64:
+        raise ValidationFailed("enter a valid email address (name@domain)")
+    if not _LOCAL_PART.fullmatch(local):
+        raise ValidationFailed(f"{email[:80]!r} is not a valid email address: the part before @ has a character "
+                               "an address cannot have (or two dots in a row)")
+    try:
+        ascii_domain = domain.encode("idna").decode("ascii")
+    except UnicodeError:
+        raise ValidationFailed(f"{email[:80]!r} is not a valid email address: the domain is not valid") from None
+    labels = ascii_domain.split(".")
+    if len(ascii_domain) > 253 or not all(_DOMAIN_LABEL.fullmatch(label) for label in labels):
+        raise ValidationFailed(f"{email[:80]!r} is not a valid email address: the domain after @ is not valid")
     return email
+
 
 
 def get_staffer(session: Session, staffer_id: int) -> Staffer:
@@ -51,7 +77,7 @@ def create_staffer(
     password: str | None = None,
 ) -> tuple[Staffer, str | None]:
     """Create an account; without a password, return a one-time password the staffer must change."""
-    email = _normalise_email(email)
+    email = staff_email(email)
     if not name.strip():
         raise ValidationFailed("enter the staffer's name")
     if session.scalar(select(Staffer.id).where(Staffer.email == email)) is not None:
@@ -238,7 +264,15 @@ def set_active(session: Session, staffer_id: int, active: bool, *, actor_id: int
     return end_sessions(session, staffer.id, actor_id=actor_id, reason="deactivated" if not active else "activated")
 
 
-def reset_password(session: Session, staffer_id: int, *, actor_id: int) -> str:
+def reset_password_by_email(session: Session, email: str, *, actor_id: int | None) -> str:
+    """reset_password for the account with this address (the `mailroom staff reset-password` command)."""
+    staffer_id = session.scalar(select(Staffer.id).where(Staffer.email == email.strip().lower()))
+    if staffer_id is None:
+        raise NotFound(f"no staff account for {email.strip()[:320]}")
+    return reset_password(session, staffer_id, actor_id=actor_id)
+
+
+def reset_password(session: Session, staffer_id: int, *, actor_id: int | None) -> str:
     """Give the staffer a new one-time password they must change at next sign-in."""
     staffer = get_staffer(session, staffer_id)
     otp = one_time_password()
