@@ -28,7 +28,7 @@ from datetime import datetime, timedelta
 
 from sqlalchemy import func, insert, select, update
 from sqlalchemy.exc import IntegrityError
-from sqlalchemy.orm import Session, selectinload
+from sqlalchemy.orm import Session, load_only, selectinload
 
 from correspondence.db import Database
 from correspondence.errors import NotFound, PermissionDenied, ValidationFailed
@@ -51,7 +51,7 @@ from correspondence.models import (
 )
 from correspondence.services.audit import record
 from correspondence.services.blobs import store_blob
-from correspondence.services.messages import answers_left, close_message, queue_answer
+from correspondence.services.messages import answers_left, close_message, queue_answers
 from correspondence.states import ANSWERABLE, can_move
 from drafting.headers import header_text
 from drafting.render import Budget, LetterError, Office, context, render, validate
@@ -225,7 +225,11 @@ class Facts:
 
 def _load_people(session: Session, people: Sequence[Sequence[int]]) -> list[list[Message]]:
     ids = [mid for person in people for mid in person]
+    # Only what the rules and the merge fields read: not the bodies, the raw input or the suggestions.
     loaded = {m.id: m for m in session.scalars(select(Message).where(Message.id.in_(ids)).options(
+        load_only(Message.id, Message.channel, Message.received_at, Message.from_address, Message.subject,
+                  Message.constituent_id, Message.topic_id, Message.batch_id, Message.batch_additions,
+                  Message.status),
         selectinload(Message.constituent), selectinload(Message.topic)))}
     return [[loaded[mid] for mid in person if mid in loaded] for person in people]
 
@@ -537,9 +541,7 @@ def _record_letters(session: Session, made: Sequence[tuple[Response, Decision]],
     rows = [{"message_id": m.id, "response_id": r.id} for r, d in made for m in d.covered]
     if rows:
         session.execute(insert(ResponseMessage), rows)
-    for response, decision in made:
-        for m in decision.covered:
-            queue_answer(session, m, actor_id=actor_id, response_id=response.id)
+    queue_answers(session, [(m.id, m.status, r.id) for r, d in made for m in d.covered], actor_id=actor_id)
 
 
 def _close(session: Session, decision: Decision, *, actor_id: int | None) -> None:

@@ -6,7 +6,9 @@ Real SQLite/PostgreSQL, a real Redis for the jobs, a real SMTP server (aiosmtpd)
 from __future__ import annotations
 
 import logging
+import os
 from datetime import UTC, datetime, timedelta
+from pathlib import Path
 
 import pytest
 from sqlalchemy import func, select
@@ -385,6 +387,8 @@ def test_no_smtp_leaves_letters_queued_logs_one_line_per_sweep_and_shows_a_banne
     auth.login("admin")
     page = client.get("/inbox/")  # any page, for an admin
     assert page.status_code == 200 and "Email sending is not set up: 3 letters waiting" in page.get_data(as_text=True)
+    dashboard = client.get("/dashboard/?fresh=1").get_data(as_text=True)
+    assert 'id="answer-queued-count">3<' in dashboard and 'id="open-total">0<' in dashboard  # not open work
 
 
 @pytest.mark.browser
@@ -401,6 +405,7 @@ def test_dry_run_options_recount_and_go_with_the_confirm(live_server, browser, f
                     from_address="away@example.org", batch_id=batch.id)
     factory.message(constituent_id=factory.constituent().id, from_address="added@example.org", batch_id=batch.id,
                     batch_additions=["My own words."])
+    batch.member_count = 4
     session.commit()
 
     page = _sign_in(browser, live_server, sender, factory.PASSWORD)
@@ -414,7 +419,8 @@ def test_dry_run_options_recount_and_go_with_the_confirm(live_server, browser, f
     assert page.inner_text("#will-letters") == "1"
     assert page.inner_text("#skip-out_of_district") == "1" and page.inner_text("#skip-personal_additions") == "1"
     assert page.is_checked("#opt-leave-additions")
-    page.screenshot(path=str(tmp_path / "dry-run.png"), full_page=True)
+    shots = Path(os.environ.get("MAILROOM_SCREENSHOT_DIR", tmp_path))
+    page.screenshot(path=str(shots / "dry-run.png"), full_page=True)
     page.click("#confirm-send")
     page.wait_for_url("**/runs/**")
     session.rollback()  # a fresh snapshot: the job committed in its own sessions

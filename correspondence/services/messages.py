@@ -10,7 +10,7 @@ from sqlalchemy.orm import Session
 from correspondence.errors import InvalidTransition, NotFound, PermissionDenied, ValidationFailed
 from correspondence.models import Message, MessageStatus, ResponseMessage, Staffer, Stance, Topic, utcnow
 from correspondence.services.audit import record, record_many
-from correspondence.states import ANY_STAFF, check_actor, check_move, roles_for_move
+from correspondence.states import ANY_STAFF, can_move, check_actor, check_move, roles_for_move
 
 S = MessageStatus
 
@@ -94,6 +94,22 @@ def queue_answer(session: Session, message: Message, *, actor_id: int | None, re
     """A letter answering this message is made and waits to leave."""
     return _move(session, message, S.ANSWER_QUEUED, actor_id=actor_id, action="message.answer_queued",
                  extra_after={"response_id": response_id})
+
+
+def queue_answers(session: Session, answered: list[tuple[int, S, int]], *, actor_id: int | None) -> None:
+    """Many messages (id, current status, response id) answered by letters just made, in one UPDATE and one
+    INSERT of audit events (apply to all makes tens of thousands). The caller has checked each status may
+    move to ANSWER_QUEUED (``correspondence.states.ANSWERABLE``); the UPDATE checks again."""
+    if not answered:
+        return
+    allowed = [status for status in S if can_move(status, S.ANSWER_QUEUED)]
+    for chunk in (answered[i:i + 500] for i in range(0, len(answered), 500)):
+        session.execute(update(Message).where(Message.id.in_([m for m, _s, _r in chunk]), Message.status.in_(allowed))
+                        .values(status=S.ANSWER_QUEUED, status_reason=None, updated_at=utcnow())
+                        .execution_options(synchronize_session=False))
+    record_many(session, actor_id=actor_id, action="message.answer_queued", object_type="message",
+                events=[(m, {"status": S.ANSWER_QUEUED.value, "from": before.value, "response_id": r})
+                        for m, before, r in answered])
 
 
 def answers_left(session: Session, response_ids: list[int], *, actor_id: int | None = None,
