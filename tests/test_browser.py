@@ -187,7 +187,8 @@ def test_letter_from_draft_to_approval_to_every_member(live_server, browser, fac
 
     lc.goto(f"{live_server}/batches/{batch.id}")
     lc.click("#answer-all")
-    assert (lc.inner_text("#will-email"), lc.inner_text("#will-print"), lc.inner_text("#skip-no_address")) == ("4", "3", "1")
+    assert (lc.inner_text("#will-email"), lc.inner_text("#will-print"),
+            lc.inner_text("#skip-no_address")) == ("4", "3", "1")
     lc.click("#confirm-send")
     lc.wait_for_selector("#run-progress")
     SimpleWorker([get_queue(OUTBOUND, redis)], connection=redis).work(burst=True)
