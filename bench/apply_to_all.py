@@ -1,10 +1,14 @@
 """Apply to all at scale, then delivery to a real SMTP server, then delivery while workers are killed.
 
-    python bench/apply_to_all.py [--messages 50000] [--postal-share 0.02] [--workers 2] [--kills 30]
+    python bench/apply_to_all.py [--messages 50000] [--people 30000] [--postal-share 0.02] [--workers 2]
+                                 [--kills 30] [--render-only]
 
-1. A batch of --messages letters (email, and a share on paper with a postal address) and an
-   approved letter. The apply job (drafting.apply.execute_run, in this process) renders one
-   response per member and queues the email deliveries in Redis: "render_and_queue_seconds".
+1. A batch of --messages letters from --people people (every person writes at least once; the rest
+   of the letters are second, third... copies from people picked at random, as campaign mail is),
+   email and a share on paper with a postal address, and an approved letter. The apply job
+   (drafting.apply.execute_run, in this process) groups the batch by person, renders ONE letter per
+   person covering all their messages, and queues the email deliveries in Redis:
+   "render_and_queue_seconds", with "letters", "people", "messages" and "covered" (messages answered).
    The print file for the postal share is built separately: "print_seconds", "print_pages".
 2. --workers `mailroom worker outbound` processes send the queued emails to a local aiosmtpd:
    "send_per_second".
@@ -13,6 +17,7 @@
    Counted at the SMTP server: letters received twice (must be 0), and letters never received,
    split into those a person is asked to check ("uncertain": the worker died between recording
    its attempt and finishing it) and those simply lost (must be 0).
+--render-only stops after step 1 (and the print file).
 Prints JSON and writes bench/results/apply_to_all.json.
 """
 
@@ -79,8 +84,10 @@ class Counting:
         return "250 OK"
 
 
-def fill_batch(db: Database, n: int, postal_share: float, tag: str, seed: int) -> int:
+def fill_batch(db: Database, n: int, postal_share: float, tag: str, seed: int, people: int | None = None) -> int:
+    """n messages from `people` people (default: one each); a person's messages share their address and channel."""
     rng = random.Random(seed)
+    people = min(people or n, n)
     now = datetime.now(UTC)
     with db.unit_of_work() as s:
         batch = Batch(title=f"Clean water {tag}", template_text="Protect clean water.", member_count=n)
@@ -88,20 +95,26 @@ def fill_batch(db: Database, n: int, postal_share: float, tag: str, seed: int) -
         s.flush()
         batch_id = batch.id
         first = s.scalar(select(func.coalesce(func.max(Constituent.id), 0)))
+    # Message i is from person i for the first `people` messages, then from a person picked at random.
+    writer = list(range(people)) + [rng.randrange(people) for _ in range(n - people)]
+    paper = [rng.random() < postal_share for _ in range(people)]
     with db.engine.begin() as conn:
-        for start in range(0, n, 5000):
-            size = min(5000, n - start)
+        for start in range(0, people, 5000):
+            size = min(5000, people - start)
             conn.execute(insert(Constituent), [
                 {"prefix": rng.choice(["Ms", "Mr", "Dr", None]), "first_name": f"First{start + i}",
                  "last_name": f"Last{start + i}", "address1": f"{start + i} Main St", "city": "Columbus",
                  "state": "OH", "zip5": "43215", "district_status": "in_district", "created_at": now}
                 for i in range(size)])
+        for start in range(0, n, 5000):
+            size = min(5000, n - start)
             conn.execute(insert(Message), [
                 {"idempotency_key": f"{tag}:{start + i}",
-                 "channel": "postal" if rng.random() < postal_share else "email", "direction": "inbound",
-                 "received_at": now - timedelta(minutes=i), "from_address": f"writer{tag}{start + i}@example.org",
+                 "channel": "postal" if paper[writer[start + i]] else "email", "direction": "inbound",
+                 "received_at": now - timedelta(minutes=start + i),
+                 "from_address": f"writer{tag}{writer[start + i]}@example.org",
                  "subject": "Clean water", "body_text": "Please protect clean water.",
-                 "constituent_id": first + start + i + 1, "status": "new", "batch_id": batch_id,
+                 "constituent_id": first + writer[start + i] + 1, "status": "new", "batch_id": batch_id,
                  "processed_at": now, "created_at": now, "updated_at": now, "batch_pinned": False}
                 for i in range(size)])
     return batch_id
@@ -122,6 +135,8 @@ def wait_sent(db: Database, run_id: int, timeout: float) -> float:
 def main() -> None:
     ap = argparse.ArgumentParser()
     ap.add_argument("--messages", type=int, default=50_000)
+    ap.add_argument("--people", type=int, default=30_000)
+    ap.add_argument("--render-only", action="store_true")
     ap.add_argument("--chaos-messages", type=int, default=10_000)
     ap.add_argument("--postal-share", type=float, default=0.02)
     ap.add_argument("--workers", type=int, default=2)
@@ -168,7 +183,7 @@ def main() -> None:
 
     result: dict[str, object] = {"messages": args.messages, "workers": args.workers}
     # 1. Render and queue.
-    batch_id = fill_batch(db, args.messages, args.postal_share, "a", 1)
+    batch_id = fill_batch(db, args.messages, args.postal_share, "a", 1, args.people)
     with db.unit_of_work() as s:
         run_id = start_run(s, version_id, batch_id=batch_id, actor_id=writer_id).id
     t0 = time.perf_counter()
@@ -176,7 +191,9 @@ def main() -> None:
     result["render_and_queue_seconds"] = round(time.perf_counter() - t0, 1)
     with db.unit_of_work() as s:
         run = s.get(ApplyRun, run_id)
-        result["responses_created"] = run.created_count
+        result["letters"] = run.created_count
+        result["people"] = run.people
+        result["covered"] = run.covered
         t0 = time.perf_counter()
         items = print_responses(s, run)
         pdf = letters_pdf(items, office_of(settings), "November 28, 2026")
@@ -187,6 +204,14 @@ def main() -> None:
                                                                 Response.method == "email"))
     result["queued_jobs"] = get_queue(OUTBOUND, redis).count
     print("rendered", result, file=sys.stderr, flush=True)
+    out = ROOT / "bench" / "results" / "apply_to_all.json"
+    if args.render_only:
+        smtp.stop()
+        redis_server.stop()
+        out.parent.mkdir(exist_ok=True)
+        out.write_text(json.dumps(result, indent=2) + "\n")
+        print(json.dumps(result, indent=2))
+        return
     # 2. Send.
     workers = [spawn() for _ in range(args.workers)]
     seconds = wait_sent(db, run_id, 1800)
@@ -195,7 +220,8 @@ def main() -> None:
     result["send_per_second"] = round(emails / seconds, 1) if seconds else None
 
     # 3. The same with workers killed.
-    chaos_batch = fill_batch(db, args.chaos_messages, args.postal_share, "b", 2)
+    chaos_batch = fill_batch(db, args.chaos_messages, args.postal_share, "b", 2,
+                             args.chaos_messages * args.people // max(args.messages, 1))
     with db.unit_of_work() as s:
         chaos_run = start_run(s, version_id, batch_id=chaos_batch, actor_id=writer_id).id
     execute_run(db, chaos_run, settings, enqueue_email=enqueue_email)
@@ -239,7 +265,6 @@ def main() -> None:
     }
     smtp.stop()
     redis_server.stop()
-    out = ROOT / "bench" / "results" / "apply_to_all.json"
     out.parent.mkdir(exist_ok=True)
     out.write_text(json.dumps(result, indent=2) + "\n")
     print(json.dumps(result, indent=2))

@@ -29,6 +29,7 @@ from sqlalchemy import select, update
 from correspondence.db import Database
 from correspondence.models import Channel, Message, Response, ResponseState, utcnow
 from correspondence.services.audit import record
+from correspondence.services.messages import answers_left
 from drafting.headers import header_text
 from drafting.render import to_html
 
@@ -167,7 +168,8 @@ def _finish(db: Database, response_id: int, state: ResponseState, error: str | N
 
 
 def _record_outcome(s, response_id: int, state: ResponseState, error: str | None) -> None:  # type: ignore[no-untyped-def]
-    """The outcome of an attempt this worker claimed (so the letter is "sending"): one UPDATE, one event."""
+    """The outcome of an attempt this worker claimed (so the letter is "sending"): one UPDATE, one event;
+    when the server took it, one more UPDATE moves the messages it answers to "responded" (and their events)."""
     values: dict[str, object] = {"state": state, "last_error": error}
     if state == ResponseState.SENT:
         values["sent_at"] = utcnow()
@@ -175,6 +177,8 @@ def _record_outcome(s, response_id: int, state: ResponseState, error: str | None
               .values(**values).execution_options(synchronize_session=False))
     record(s, actor_id=None, action=f"response.{state.value}", object_type="response", object_id=response_id,
            before={"state": "sending"}, after={"state": state.value}, detail=error)
+    if state == ResponseState.SENT:
+        answers_left(s, [response_id], how="email accepted by the server")
 
 
 def send_responses(db: Database, response_ids: Sequence[int], settings) -> SendResult:  # type: ignore[no-untyped-def]
@@ -298,4 +302,7 @@ def settle(session, response_id: int, action: str, *, actor_id: int) -> Response
     r.state = target
     record(session, actor_id=actor_id, action=f"response.{action}", object_type="response", object_id=r.id,
            before={"state": before}, after={"state": target.value})
+    if target == ResponseState.SENT:
+        session.flush()
+        answers_left(session, [r.id], actor_id=actor_id, how="a person recorded that the letter arrived")
     return r

@@ -146,7 +146,8 @@ def test_follow_up_to_a_segment_goes_through_apply_to_all_once(client, auth, ses
     assert {r.method.value for r in answers} == {"email", "print"}
     assert "Thank you for standing with us" in answers[0].body_text
     follow_ups = list(session.scalars(select(Message).where(Message.direction == Direction.OUTBOUND)))
-    assert len(follow_ups) == 4 and all(m.status == MessageStatus.RESPONDED for m in follow_ups)
+    # Rendered, not yet sent (no SMTP here) nor printed (no print file built): answer queued.
+    assert len(follow_ups) == 4 and all(m.status == MessageStatus.ANSWER_QUEUED for m in follow_ups)
     # Outbound records are not mail to triage.
     inbox = list_inbox(session, InboxFilter(statuses=tuple(MessageStatus)), with_counts=False)
     assert not any(m.direction == Direction.OUTBOUND for m in inbox.messages)

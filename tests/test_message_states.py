@@ -3,7 +3,7 @@
 import pytest
 from sqlalchemy import select
 
-from correspondence.errors import InvalidTransition, ValidationFailed
+from correspondence.errors import InvalidTransition, PermissionDenied, ValidationFailed
 from correspondence.models import AuditEvent, AuditLogIsAppendOnly, MessageStatus, Stance
 from correspondence.services import messages as svc
 from correspondence.states import MESSAGE_TRANSITIONS, can_move
@@ -18,8 +18,12 @@ def test_every_status_has_a_row_and_targets_are_statuses():
 
 @pytest.mark.parametrize(("current", "target", "allowed"), [
     (S.NEW, S.ASSIGNED, True), (S.ASSIGNED, S.IN_PROGRESS, True), (S.IN_PROGRESS, S.AWAITING_APPROVAL, True),
-    (S.AWAITING_APPROVAL, S.RESPONDED, True), (S.RESPONDED, S.CLOSED, True), (S.NEW, S.QUARANTINED, True),
-    (S.QUARANTINED, S.NEW, True), (S.NEW, S.RESPONDED, True),
+    (S.AWAITING_APPROVAL, S.ANSWER_QUEUED, True), (S.RESPONDED, S.CLOSED, True), (S.NEW, S.QUARANTINED, True),
+    (S.QUARANTINED, S.NEW, True), (S.NEW, S.ANSWER_QUEUED, True), (S.ANSWER_QUEUED, S.RESPONDED, True),
+    (S.ANSWER_QUEUED, S.IN_PROGRESS, True), (S.ANSWER_QUEUED, S.CLOSED, True), (S.IN_PROGRESS, S.RESPONDED, True),
+    # "Responded" means the answer left: nothing skips "answer queued" but a person recording a reply
+    # they made outside Mailroom on a message they are working.
+    (S.NEW, S.RESPONDED, False), (S.ASSIGNED, S.RESPONDED, False), (S.AWAITING_APPROVAL, S.RESPONDED, False),
     (S.NEW, S.AWAITING_APPROVAL, False), (S.CLOSED, S.AWAITING_APPROVAL, False),
     (S.ARCHIVED, S.CLOSED, False), (S.QUARANTINED, S.ASSIGNED, False),
 ])
@@ -39,15 +43,19 @@ def test_full_life_of_a_message_is_audited(session, factory):
     svc.assign_message(session, m.id, lc.id, actor_id=lc.id)
     svc.start_work(session, m.id, actor_id=lc.id)
     svc.submit_for_approval(session, m.id, actor_id=lc.id)
-    svc.mark_responded(session, m.id, actor_id=lc.id)
+    svc.queue_answer(session, m, actor_id=lc.id, response_id=7)
+    with pytest.raises(PermissionDenied, match="only the system"):
+        svc.mark_responded(session, m.id, actor_id=lc.id)  # only the letter leaving says it was answered
+    svc.mark_responded(session, m.id, actor_id=None)
     svc.close_message(session, m.id, actor_id=lc.id)
     assert m.status == S.CLOSED
     events = _events(session, m.id)
     assert [e.action for e in events] == ["message.assign", "message.start", "message.submit_for_approval",
-                                          "message.responded", "message.close"]
+                                          "message.answer_queued", "message.responded", "message.close"]
+    assert events[3].after == {"status": "answer_queued", "response_id": 7}
     assert events[0].before == {"status": "new", "assignee_id": None}
     assert events[0].after == {"status": "assigned", "assignee_id": lc.id}
-    assert all(e.actor_id == lc.id for e in events)
+    assert [e.actor_id for e in events] == [lc.id] * 4 + [None, lc.id]  # the system saw the letter leave
 
 
 def test_refused_transition_changes_nothing(session, factory):

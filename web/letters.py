@@ -17,7 +17,16 @@ from correspondence.errors import DomainError, NotFound, ValidationFailed
 from correspondence.models import ApplyRun, LetterVersion, ReviewComment, Role, Stance, Topic, VersionState
 from correspondence.services.blobs import load_blob
 from drafting import letters as service
-from drafting.apply import batch_message_ids, budget_of, office_of, plan, start_run
+from drafting.apply import (
+    Options,
+    Policy,
+    batch_message_ids,
+    budget_of,
+    office_of,
+    plan,
+    start_run,
+    waiting_emails,
+)
 from drafting.printing import mail_house_csv, print_responses
 from drafting.render import FIELD_LIST, LetterError, context, render
 from web import db_session, settings
@@ -32,6 +41,35 @@ bp = Blueprint("letters", __name__)
 WRITERS = ALL_STAFF
 APPROVERS = (Role.SUPERVISOR, Role.ADMIN)
 SENDERS = (Role.ADMIN, Role.SUPERVISOR, Role.CORRESPONDENT)
+
+
+@bp.app_context_processor
+def _email_banner() -> dict[str, object]:
+    """The no-SMTP banner (``_banners.html``): counted only when sending is not set up, on the state index."""
+
+    def email_waiting() -> int:
+        return waiting_emails(db_session())
+
+    return {"smtp_configured": bool(settings().smtp_host), "email_waiting": email_waiting}
+
+
+OPTION_KEYS = ("district", "skip_answered_campaign", "leave_additions")
+
+
+def _options() -> Options:
+    """The dry run's options: from the confirm form, else from the query the options form made (GET)."""
+    source = request.form if request.method == "POST" and any(k in request.form for k in OPTION_KEYS) \
+        else request.args
+    try:
+        return Options.from_mapping({k: source.get(k) for k in OPTION_KEYS})
+    except ValidationFailed as exc:
+        abort(400, description=str(exc))
+
+
+def _planned_version(approved: list[LetterVersion]) -> LetterVersion | None:
+    """The letter the dry run is worked out for: the one asked for (?version_id=), else the first offered."""
+    wanted = request.args.get("version_id")
+    return next((v for v in approved if str(v.id) == wanted), approved[0] if approved else None)
 
 
 def _topics(session):  # type: ignore[no-untyped-def]
@@ -472,7 +510,7 @@ def answer_batch(batch_id: int):  # type: ignore[no-untyped-def]
             version_id = _optional_int(request.form.get("version_id"), "letter")
             if version_id is None:
                 raise ValidationFailed("choose the approved letter to send")
-            run = start_run(session, version_id, batch_id=batch.id, actor_id=current_user.id)
+            run = start_run(session, version_id, batch_id=batch.id, actor_id=current_user.id, options=_options())
         except DomainError as exc:
             session.rollback()
             flash(str(exc), "error")
@@ -480,9 +518,12 @@ def answer_batch(batch_id: int):  # type: ignore[no-untyped-def]
         session.commit()
         enqueue_run(run.id)
         return redirect(url_for("letters.run", run_id=run.id)), 303
-    counts = plan(session, batch_message_ids(session, batch.id))
-    chosen = approved[0] if approved else None
+    options = _options()
+    chosen = _planned_version(approved)
+    counts = plan(session, batch_message_ids(session, batch.id), version_id=chosen.id if chosen else None,
+                  options=options, policy=Policy.of(settings()))
     return render_template("answer_batch.html", batch=batch, approved=approved, counts=counts, chosen=chosen,
+                           options=options, policy=Policy.of(settings()), show_smtp_banner=True,
                            form=ActionForm())
 
 
@@ -515,7 +556,7 @@ def answer_selection():  # type: ignore[no-untyped-def]
             version_id = _optional_int(request.form.get("version_id"), "letter")
             if version_id is None:
                 raise ValidationFailed("choose the approved letter to send")
-            run = start_run(session, version_id, message_ids=ids, actor_id=current_user.id)
+            run = start_run(session, version_id, message_ids=ids, actor_id=current_user.id, options=_options())
         except DomainError as exc:
             session.rollback()
             flash(str(exc), "error")
@@ -523,8 +564,13 @@ def answer_selection():  # type: ignore[no-untyped-def]
         session.commit()
         enqueue_run(run.id)
         return redirect(url_for("letters.run", run_id=run.id)), 303
-    return render_template("answer_selection.html", ids=ids, filter_query=query, approved=approved,
-                           counts=plan(session, ids), form=ActionForm())
+    options = _options()
+    chosen = _planned_version(approved)
+    counts = plan(session, ids, version_id=chosen.id if chosen else None, options=options,
+                  policy=Policy.of(settings()))
+    return render_template("answer_selection.html", ids=ids, filter_query=query, approved=approved, chosen=chosen,
+                           counts=counts, options=options, policy=Policy.of(settings()), show_smtp_banner=True,
+                           form=ActionForm())
 
 
 @bp.route("/letters/preview")
@@ -594,7 +640,7 @@ def _run_or_404(session, run_id: int) -> ApplyRun:  # type: ignore[no-untyped-de
 @roles(*SENDERS)
 def run(run_id: int):  # type: ignore[no-untyped-def]
     item = _run_or_404(db_session(), run_id)
-    return render_template("run.html", run=item, form=ActionForm())
+    return render_template("run.html", run=item, show_smtp_banner=True, form=ActionForm())
 
 
 @bp.route("/runs/<int:run_id>.json")
@@ -602,15 +648,23 @@ def run(run_id: int):  # type: ignore[no-untyped-def]
 def run_progress(run_id: int):  # type: ignore[no-untyped-def]
     from sqlalchemy import func
 
+    from correspondence.models import Message, MessageStatus, ResponseMessage
     from correspondence.models import Response as Answer
 
     session = db_session()
     item = _run_or_404(session, run_id)
     states = dict(session.execute(select(Answer.state, func.count()).where(Answer.run_id == run_id)
                                   .group_by(Answer.state)).all())
+    answers = dict(session.execute(select(Message.status, func.count()).where(
+        Message.id.in_(select(ResponseMessage.message_id).join(Answer, Answer.id == ResponseMessage.response_id)
+                       .where(Answer.run_id == run_id))).group_by(Message.status)).all())
     return jsonify({"state": item.state, "total": item.total, "done": item.done, "created": item.created_count,
-                    "skipped": item.skipped, "error": item.error, "print_ready": bool(item.print_sha256),
-                    "delivery": {k.value: v for k, v in states.items()}})
+                    "letters": item.created_count, "people": item.people, "people_done": item.people_done,
+                    "covered": item.covered, "closed": item.closed, "skipped": item.skipped, "error": item.error,
+                    "print_ready": bool(item.print_sha256), "counts": item.counts or {},
+                    "delivery": {k.value: v for k, v in states.items()},
+                    "messages": {"answer_queued": answers.get(MessageStatus.ANSWER_QUEUED, 0),
+                                 "responded": answers.get(MessageStatus.RESPONDED, 0)}})
 
 
 @bp.route("/runs/<int:run_id>/letters.pdf")

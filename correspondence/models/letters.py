@@ -5,7 +5,7 @@ from __future__ import annotations
 import enum
 from datetime import datetime
 
-from sqlalchemy import JSON, Boolean, ForeignKey, Index, Integer, String, Text, UniqueConstraint
+from sqlalchemy import JSON, Boolean, ForeignKey, Index, Integer, String, Text, UniqueConstraint, text
 from sqlalchemy.orm import Mapped, mapped_column, relationship
 
 from correspondence.models.base import Base, UTCDateTime, utcnow
@@ -112,6 +112,16 @@ class ApplyRun(Base):
     done: Mapped[int] = mapped_column(Integer, default=0)
     created_count: Mapped[int] = mapped_column(Integer, default=0)
     skipped: Mapped[int] = mapped_column(Integer, default=0)
+    # What the person chose on the dry run (district, skip_answered_campaign, leave_additions).
+    options: Mapped[dict] = mapped_column(JSON, default=dict)
+    # People in the selection, and how far the run has got through them (the resume point).
+    people: Mapped[int] = mapped_column(Integer, default=0)
+    people_done: Mapped[int] = mapped_column(Integer, default=0)
+    # Letters made (created_count) cover this many messages; messages closed by a skip rule.
+    covered: Mapped[int] = mapped_column(Integer, default=0)
+    closed: Mapped[int] = mapped_column(Integer, default=0)
+    # Messages per dry-run category ("already_answered", "frequent_writer", ...), as the run found them.
+    counts: Mapped[dict] = mapped_column(JSON, default=dict)
     print_sha256: Mapped[str | None] = mapped_column(String(64))
     error: Mapped[str | None] = mapped_column(String(500))
     created_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)
@@ -121,15 +131,28 @@ class ApplyRun(Base):
 
 
 class Response(Base):
-    """The answer to one incoming message: exactly one per message."""
+    """One letter to one person, answering every message of theirs it covers (``ResponseMessage``).
+
+    ``message_id`` is the person's latest message among them: the letter renders with it and an email
+    threads In-Reply-To it.
+    """
 
     __tablename__ = "responses"
-    __table_args__ = (Index("ix_responses_run_state", "run_id", "state"),)
+    __table_args__ = (
+        Index("ix_responses_run_state", "run_id", "state"),
+        # The no-SMTP banner and the sweeper count queued letters on every page: an index, not a scan.
+        Index("ix_responses_state", "state"),
+        # The same person never gets the same form letter (any version) twice, even from two runs at once.
+        Index("uq_responses_constituent_letter", "constituent_id", "letter_id", unique=True,
+              postgresql_where=text("constituent_id IS NOT NULL AND letter_id IS NOT NULL"),
+              sqlite_where=text("constituent_id IS NOT NULL AND letter_id IS NOT NULL")),
+    )
 
     id: Mapped[int] = mapped_column(Integer, primary_key=True)
     message_id: Mapped[int] = mapped_column(ForeignKey("messages.id"), unique=True)
     constituent_id: Mapped[int | None] = mapped_column(ForeignKey("constituents.id"), index=True)
     version_id: Mapped[int | None] = mapped_column(ForeignKey("letter_versions.id"))
+    letter_id: Mapped[int | None] = mapped_column(ForeignKey("form_letters.id"))
     run_id: Mapped[int | None] = mapped_column(ForeignKey("apply_runs.id"))
     method: Mapped[DeliveryMethod] = mapped_column(_enum(DeliveryMethod, "delivery_method"))
     state: Mapped[ResponseState] = mapped_column(_enum(ResponseState, "response_state"),
@@ -147,3 +170,12 @@ class Response(Base):
     created_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)
 
     version: Mapped[LetterVersion | None] = relationship()
+
+
+class ResponseMessage(Base):
+    """Which letter answered a message: one row per message, so no message is answered twice."""
+
+    __tablename__ = "response_messages"
+
+    message_id: Mapped[int] = mapped_column(ForeignKey("messages.id"), primary_key=True)
+    response_id: Mapped[int] = mapped_column(ForeignKey("responses.id"), index=True)

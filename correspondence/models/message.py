@@ -48,6 +48,8 @@ class MessageStatus(enum.StrEnum):
     ASSIGNED = "assigned"
     IN_PROGRESS = "in_progress"
     AWAITING_APPROVAL = "awaiting_approval"
+    # An answer is rendered and waiting to leave (email queued, letter waiting for its print file).
+    ANSWER_QUEUED = "answer_queued"
     RESPONDED = "responded"
     CLOSED = "closed"
     QUARANTINED = "quarantined"

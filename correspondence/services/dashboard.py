@@ -42,6 +42,11 @@ class Backlog:
     def open_total(self) -> int:
         return sum(self.by_status.get(s.value, 0) for s in OPEN_STATUSES)
 
+    @property
+    def answer_queued(self) -> int:
+        """Answered by a letter that has not left yet: not open work for anyone, but not done either."""
+        return self.by_status.get(MessageStatus.ANSWER_QUEUED.value, 0)
+
 
 def backlog(session: Session, now: datetime | None = None) -> Backlog:
     """Open work per staffer. Each age bucket is its own range count, which the

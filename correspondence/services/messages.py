@@ -4,13 +4,13 @@ from __future__ import annotations
 
 from collections.abc import Iterable
 
-from sqlalchemy import select
+from sqlalchemy import select, update
 from sqlalchemy.orm import Session
 
 from correspondence.errors import InvalidTransition, NotFound, PermissionDenied, ValidationFailed
-from correspondence.models import Message, MessageStatus, Staffer, Stance, Topic
-from correspondence.services.audit import record
-from correspondence.states import ANY_STAFF, check_actor, check_move, roles_for_move
+from correspondence.models import Message, MessageStatus, ResponseMessage, Staffer, Stance, Topic, utcnow
+from correspondence.services.audit import record, record_many
+from correspondence.states import ANY_STAFF, can_move, check_actor, check_move, roles_for_move
 
 S = MessageStatus
 
@@ -90,6 +90,48 @@ def mark_responded(session: Session, message_id: int, *, actor_id: int | None) -
                  action="message.responded")
 
 
+def queue_answer(session: Session, message: Message, *, actor_id: int | None, response_id: int) -> Message:
+    """A letter answering this message is made and waits to leave."""
+    return _move(session, message, S.ANSWER_QUEUED, actor_id=actor_id, action="message.answer_queued",
+                 extra_after={"response_id": response_id})
+
+
+def queue_answers(session: Session, answered: list[tuple[int, S, int]], *, actor_id: int | None) -> None:
+    """Many messages (id, current status, response id) answered by letters just made, in one UPDATE and one
+    INSERT of audit events (apply to all makes tens of thousands). The caller has checked each status may
+    move to ANSWER_QUEUED (``correspondence.states.ANSWERABLE``); the UPDATE checks again."""
+    if not answered:
+        return
+    allowed = [status for status in S if can_move(status, S.ANSWER_QUEUED)]
+    for chunk in (answered[i:i + 500] for i in range(0, len(answered), 500)):
+        session.execute(update(Message).where(Message.id.in_([m for m, _s, _r in chunk]), Message.status.in_(allowed))
+                        .values(status=S.ANSWER_QUEUED, status_reason=None, updated_at=utcnow())
+                        .execution_options(synchronize_session=False))
+    record_many(session, actor_id=actor_id, action="message.answer_queued", object_type="message",
+                events=[(m, {"status": S.ANSWER_QUEUED.value, "from": before.value, "response_id": r})
+                        for m, before, r in answered])
+
+
+def answers_left(session: Session, response_ids: list[int], *, actor_id: int | None = None,
+                 how: str) -> int:
+    """The letters have left (the server took the email, the print file is made): every message they
+    answer that is still answer-queued becomes responded. One UPDATE and one INSERT of audit events,
+    whatever the number of messages, so the send path stays one statement per letter."""
+    if not response_ids:
+        return 0
+    moved = list(session.execute(
+        update(Message)
+        .where(Message.id.in_(select(ResponseMessage.message_id).where(ResponseMessage.response_id.in_(response_ids))),
+               Message.status == S.ANSWER_QUEUED)
+        .values(status=S.RESPONDED, status_reason=None, updated_at=utcnow())
+        .returning(Message.id)
+        .execution_options(synchronize_session=False)).scalars())
+    record_many(session, actor_id=actor_id, action="message.responded", object_type="message",
+                events=[(message_id, {"status": S.RESPONDED.value, "from": S.ANSWER_QUEUED.value, "how": how})
+                        for message_id in moved])
+    return len(moved)
+
+
 def close_message(session: Session, message_id: int, *, actor_id: int | None,
                   reason: str | None = None) -> Message:
     return _move(session, get_message(session, message_id), S.CLOSED, actor_id=actor_id,
@@ -151,7 +193,7 @@ TRANSITION_SERVICES = {
 def change_status(session: Session, message_id: int, target: S, *, actor_id: int | None) -> Message:
     """Move a message to a chosen status through that transition's own service."""
     message = get_message(session, message_id)
-    if target == S.IN_PROGRESS and message.status in (S.CLOSED, S.RESPONDED):
+    if target == S.IN_PROGRESS and message.status in (S.CLOSED, S.RESPONDED, S.ANSWER_QUEUED):
         return reopen_message(session, message_id, actor_id=actor_id)
     service = TRANSITION_SERVICES.get(target)
     if service is None:

@@ -9,8 +9,14 @@
     bar.value = data.done;
     document.getElementById("run-percent").textContent = Math.round(100 * data.done / (data.total || 1));
     document.getElementById("run-state").textContent = data.state;
-    document.getElementById("run-created").textContent = data.created;
-    document.getElementById("run-skipped").textContent = data.skipped;
+    document.getElementById("run-letters").textContent = data.letters;
+    document.getElementById("run-people-answered").textContent = data.letters;
+    document.getElementById("run-covered").textContent = data.covered;
+    document.getElementById("run-people").textContent = data.people;
+    document.getElementById("run-closed").textContent = data.closed;
+    document.getElementById("run-skipped").textContent = data.skipped - data.closed;
+    document.getElementById("run-answer-queued").textContent = data.messages.answer_queued;
+    document.getElementById("run-responded").textContent = data.messages.responded;
     const parts = Object.entries(data.delivery).map(([k, v]) => k.replace("_", " ") + " " + v);
     document.getElementById("run-delivery").textContent = parts.length ? parts.join(" · ") : "—";
     if (data.error) {
