@@ -268,7 +268,7 @@ def _demo_history(session: Session, truth: Path, *, seed: int = 1) -> int:
 
     from config import Settings
     from correspondence import demo_letters as L
-    from correspondence.models import FormLetter, LetterVersion, Response, ResponseState
+    from correspondence.models import FormLetter, LetterVersion, Response, ResponseMessage, ResponseState
     from drafting.apply import delivery_for
     from drafting.headers import header_text
     from drafting.render import Office, context, render
@@ -290,6 +290,8 @@ def _demo_history(session: Session, truth: Path, *, seed: int = 1) -> int:
     now = datetime.now(UTC)
     rows: list[dict] = []
     used: dict[int, int] = {}
+    first: dict[tuple[int | None, int], int] = {}  # (person, letter) -> the message their letter answered
+    also: dict[int, int] = {}  # a later message -> the message whose letter also answered it
     responded = (select(Message).where(Message.status == MessageStatus.RESPONDED).order_by(Message.id)
                  .options(selectinload(Message.constituent), selectinload(Message.topic)))
     for message in session.scalars(responded):
@@ -305,9 +307,16 @@ def _demo_history(session: Session, truth: Path, *, seed: int = 1) -> int:
         method = delivery_for(message)
         if version is None or method is None:
             continue
+        person = (message.constituent_id, version.letter_id)
+        if message.constituent_id is not None and person in first:
+            # One letter per person: a later copy from someone who already had this letter is covered by it.
+            also[message.id] = first[person]
+            continue
+        first[person] = message.id
         values = context(message, message.constituent, office)
         sent = min(now - timedelta(hours=1), message.received_at + timedelta(days=rng.uniform(2, 9)))
         rows.append({"message_id": message.id, "constituent_id": message.constituent_id, "version_id": version.id,
+                     "letter_id": version.letter_id,
                      "method": method, "state": ResponseState.SENT,
                      "to_address": message.from_address if method.value == "email" else None,
                      "subject": header_text(render(version.subject, values))[:500] or "Your letter",
@@ -317,6 +326,15 @@ def _demo_history(session: Session, truth: Path, *, seed: int = 1) -> int:
         used[version.letter_id] = used.get(version.letter_id, 0) + 1
     for start in range(0, len(rows), 2000):
         session.execute(insert(Response), rows[start:start + 2000])
+    answered = [row["message_id"] for row in rows]
+    response_of: dict[int, int] = {}
+    for start in range(0, len(answered), 900):
+        response_of.update(session.execute(select(Response.message_id, Response.id)
+                                           .where(Response.message_id.in_(answered[start:start + 900]))).all())
+    links = [{"message_id": m, "response_id": r} for m, r in response_of.items()]
+    links += [{"message_id": m, "response_id": response_of[f]} for m, f in also.items() if f in response_of]
+    for start in range(0, len(links), 5000):
+        session.execute(insert(ResponseMessage), links[start:start + 5000])
     for letter_id, count in used.items():
         session.execute(update(FormLetter).where(FormLetter.id == letter_id)
                         .values(usage_count=FormLetter.usage_count + count, last_used_at=now))

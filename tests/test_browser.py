@@ -189,6 +189,12 @@ def test_letter_from_draft_to_approval_to_every_member(live_server, browser, fac
     lc.click("#answer-all")
     assert (lc.inner_text("#will-email"), lc.inner_text("#will-print"),
             lc.inner_text("#skip-no_address")) == ("4", "3", "1")
+    # The letter has no topic, so it is not chosen for the staffer and must be confirmed as a mismatch.
+    assert lc.locator("input[type=radio][name=version_id]:checked").count() == 0
+    lc.locator("input[type=radio][name=version_id]").first.click()
+    lc.wait_for_url("**version_id=**")
+    assert lc.locator("input[type=radio][name=version_id]:checked").count() == 1
+    lc.check("#confirm-mismatch")
     lc.click("#confirm-send")
     lc.wait_for_selector("#run-progress")
     SimpleWorker([get_queue(OUTBOUND, redis)], connection=redis).work(burst=True)

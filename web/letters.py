@@ -66,10 +66,31 @@ def _options() -> Options:
         abort(400, description=str(exc))
 
 
-def _planned_version(approved: list[LetterVersion]) -> LetterVersion | None:
-    """The letter the dry run is worked out for: the one asked for (?version_id=), else the first offered."""
-    wanted = request.args.get("version_id")
-    return next((v for v in approved if str(v.id) == wanted), approved[0] if approved else None)
+def _planned_version(ranked) -> LetterVersion | None:  # type: ignore[no-untyped-def]
+    """The letter the dry run is worked out for: the one asked for (?version_id=, or the letter a confirm
+    form chose), else the suggested one — which exists only when a letter fits this mail."""
+    wanted = request.values.get("version_id")
+    asked = next((r.version for r in ranked if str(r.version.id) == wanted), None)
+    return asked or next((r.version for r in ranked if r.suggested), None)
+
+
+def _confirm(session, ids: list[int], batch_id: int | None, options: Options):  # type: ignore[no-untyped-def]
+    """Start the run the dry run showed, or say why not.
+
+    Returns (run, None) when started; (None, version) when the staffer chose another letter than the one
+    the numbers on the page were for: the page is shown again for that letter, to be confirmed again, so
+    the dry run's numbers are always what confirming does."""
+    from drafting.choose import check_choice
+
+    version_id = _optional_int(request.form.get("version_id"), "letter")
+    if version_id is None:
+        raise ValidationFailed("choose the approved letter to send")
+    chosen = check_choice(session, version_id, ids, batch_id, request.form.get("confirm_mismatch") == "1")
+    if request.form.get("planned_version") != str(version_id):
+        return None, chosen.version
+    if batch_id is not None:
+        return start_run(session, version_id, batch_id=batch_id, actor_id=current_user.id, options=options), None
+    return start_run(session, version_id, message_ids=ids, actor_id=current_user.id, options=options), None
 
 
 def _topics(session):  # type: ignore[no-untyped-def]
@@ -504,27 +525,30 @@ def answer_batch(batch_id: int):  # type: ignore[no-untyped-def]
     batch = session.get(Batch, batch_id)
     if batch is None:
         abort(404, description=f"There is no batch {batch_id}.")
-    approved = approved_letters(session, batch.topic_id)
+    from drafting.choose import rank_letters
+
+    ids = batch_message_ids(session, batch.id)
+    options = _options()
+    ranked = rank_letters(session, ids, batch_id=batch.id)
+    chosen = _planned_version(ranked)
+    again = None
     if request.method == "POST":
         try:
-            version_id = _optional_int(request.form.get("version_id"), "letter")
-            if version_id is None:
-                raise ValidationFailed("choose the approved letter to send")
-            run = start_run(session, version_id, batch_id=batch.id, actor_id=current_user.id, options=_options())
+            run, again = _confirm(session, ids, batch.id, options)
         except DomainError as exc:
             session.rollback()
-            flash(str(exc), "error")
-            return redirect(url_for("letters.answer_batch", batch_id=batch_id)), 303
-        session.commit()
-        enqueue_run(run.id)
-        return redirect(url_for("letters.run", run_id=run.id)), 303
-    options = _options()
-    chosen = _planned_version(approved)
-    counts = plan(session, batch_message_ids(session, batch.id), version_id=chosen.id if chosen else None,
-                  options=options, policy=Policy.of(settings()))
-    return render_template("answer_batch.html", batch=batch, approved=approved, counts=counts, chosen=chosen,
-                           options=options, policy=Policy.of(settings()), show_smtp_banner=True,
-                           form=ActionForm())
+            flash(str(exc), "error")  # the page again, the staffer's options and selection kept
+            run = None
+        if run is not None:
+            session.commit()
+            enqueue_run(run.id)
+            return redirect(url_for("letters.run", run_id=run.id)), 303
+        chosen = again or chosen
+    counts = plan(session, ids, version_id=chosen.id if chosen else None, options=options,
+                  policy=Policy.of(settings()))
+    return render_template("answer_batch.html", batch=batch, approved=[r.version for r in ranked], ranked=ranked,
+                           counts=counts, chosen=chosen, again=again, options=options,
+                           policy=Policy.of(settings()), show_smtp_banner=True, form=ActionForm())
 
 
 @bp.route("/letters/answer", methods=["GET", "POST"])
@@ -550,27 +574,29 @@ def answer_selection():  # type: ignore[no-untyped-def]
         query = query or ""
     else:
         query = ""
-    approved = approved_letters(session)
+    from drafting.choose import rank_letters
+
+    options = _options()
+    ranked = rank_letters(session, ids)
+    chosen = _planned_version(ranked)
+    again = None
     if request.method == "POST" and request.form.get("confirm") == "1":
         try:
-            version_id = _optional_int(request.form.get("version_id"), "letter")
-            if version_id is None:
-                raise ValidationFailed("choose the approved letter to send")
-            run = start_run(session, version_id, message_ids=ids, actor_id=current_user.id, options=_options())
+            run, again = _confirm(session, ids, None, options)
         except DomainError as exc:
             session.rollback()
-            flash(str(exc), "error")
-            return redirect(url_for("inbox.index")), 303
-        session.commit()
-        enqueue_run(run.id)
-        return redirect(url_for("letters.run", run_id=run.id)), 303
-    options = _options()
-    chosen = _planned_version(approved)
+            flash(str(exc), "error")  # the page again, the staffer's options and selection kept
+            run = None
+        if run is not None:
+            session.commit()
+            enqueue_run(run.id)
+            return redirect(url_for("letters.run", run_id=run.id)), 303
+        chosen = again or chosen
     counts = plan(session, ids, version_id=chosen.id if chosen else None, options=options,
                   policy=Policy.of(settings()))
-    return render_template("answer_selection.html", ids=ids, filter_query=query, approved=approved, chosen=chosen,
-                           counts=counts, options=options, policy=Policy.of(settings()), show_smtp_banner=True,
-                           form=ActionForm())
+    return render_template("answer_selection.html", ids=ids, filter_query=query, approved=[r.version for r in ranked],
+                           ranked=ranked, chosen=chosen, again=again, counts=counts, options=options,
+                           policy=Policy.of(settings()), show_smtp_banner=True, form=ActionForm())
 
 
 @bp.route("/letters/preview")

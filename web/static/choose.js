@@ -26,7 +26,16 @@
     }
 
     form.addEventListener("change", function (event) {
-      if (event.target.name === "version_id") { show(); }
+      if (event.target.name !== "version_id") { return; }
+      var planned = form.querySelector("input[name=planned_version]");
+      if (form.getAttribute("data-recount") === "1" && planned && planned.value !== event.target.value) {
+        // A batch's numbers depend on the letter (who has had it already): count again for this one.
+        var url = new URL(window.location.href);
+        url.searchParams.set("version_id", event.target.value);
+        window.location.assign(url.toString());
+        return;
+      }
+      show();
     });
     show();
   });
