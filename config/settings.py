@@ -89,6 +89,9 @@ class Settings:
     smtp_rate_per_second: float = 20.0
     # One-off replies to a single message go through a supervisor's approval (off: the writer sends).
     one_off_approval: bool = True
+    # A writer may approve their own letter or reply when it is built only from approved standard
+    # paragraphs (drafting.paragraphs); off: every version waits for a supervisor.
+    approved_paragraphs_skip_review: bool = False
     # Topic suggestions at or above this confidence are applied automatically (0 = never).
     autocode_confidence: float = 0.95
     # How long a web process shows the same backlog count before counting again (0 = every time).
@@ -164,6 +167,8 @@ class Settings:
             "reply_to": env.get("MAILROOM_REPLY_TO", ""),
             "smtp_rate_per_second": float(env.get("MAILROOM_SMTP_RATE") or cls.smtp_rate_per_second),
             "one_off_approval": env.get("MAILROOM_ONE_OFF_APPROVAL", "1").lower() in _TRUE,
+            "approved_paragraphs_skip_review":
+                env.get("MAILROOM_APPROVED_PARAGRAPHS_SKIP_REVIEW", "").lower() in _TRUE,
             "autocode_confidence": _confidence(env.get("MAILROOM_AUTOCODE_CONFIDENCE", "0.95")),
             "dashboard_cache_seconds": _int(env, "MAILROOM_DASHBOARD_CACHE_SECONDS", 30),
             "member_name": env.get("MAILROOM_MEMBER_NAME", cls.member_name),

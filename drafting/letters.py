@@ -32,6 +32,7 @@ from correspondence.models import (
     utcnow,
 )
 from correspondence.services.audit import record
+from drafting.paragraphs import own_approval_reason
 from drafting.render import validate
 
 V = VersionState
@@ -166,11 +167,16 @@ def _reviewer(session: Session, version: LetterVersion, actor_id: int) -> Staffe
     return staffer
 
 
-def approve(session: Session, version_id: int, *, actor_id: int) -> LetterVersion:
+def approve(session: Session, version_id: int, *, actor_id: int, skip_review: bool = False) -> LetterVersion:
+    """skip_review: the office lets an author approve their own version built only from approved paragraphs."""
     version = get_version(session, version_id)
-    _reviewer(session, version, actor_id)
+    why = None
+    if skip_review and version.author_id == actor_id:  # only when built from approved paragraphs; audited why
+        why = own_approval_reason(session, version, actor_id=actor_id)
+    else:
+        _reviewer(session, version, actor_id)
     _check(version.subject, version.body)
-    _move(session, version, V.APPROVED, actor_id=actor_id, action="letter_version.approve")
+    _move(session, version, V.APPROVED, actor_id=actor_id, action="letter_version.approve", detail=why)
     version.decided_by_id, version.decided_at = actor_id, utcnow()
     letter = version.letter
     previous = session.get(LetterVersion, letter.current_version_id) if letter.current_version_id else None

@@ -42,6 +42,7 @@ from correspondence.models.message import (
     MessageStatus,
     Stance,
 )
+from correspondence.models.paragraphs import ParagraphRevision, ParagraphState, StandardParagraph
 from correspondence.models.routing import RoutingRule
 from correspondence.models.security import LoginAttempt, RecoveryCode, WebAuthnCredential
 from correspondence.models.segment import AnalyticsSnapshot, ConstituentImport, ReportRun, Segment
@@ -49,6 +50,9 @@ from correspondence.models.staffer import Role, Staffer
 from correspondence.models.topic import LOC_POLICY_AREAS, Topic, TopicModel
 
 __all__ = [
+    "ParagraphRevision",
+    "ParagraphState",
+    "StandardParagraph",
     "LoginAttempt",
     "RecoveryCode",
     "WebAuthnCredential",
