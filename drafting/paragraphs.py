@@ -406,8 +406,9 @@ def approve_own(session: Session, version_id: int, *, actor_id: int, office_allo
     if version.author_id != actor_id:
         raise PermissionDenied("only the author approves their own version this way")
     if version.state == VersionState.DRAFT:
-        if body is not None and (body != version.body or (subject is not None and subject.strip() != version.subject)):
-            letters.edit_draft(session, version.id, body=body, subject=version.subject if subject is None else subject,
-                               actor_id=actor_id)
+        body = None if body is None else normalise_newlines(body)  # browsers post CRLF
+        subject = version.subject if subject is None else subject.strip()
+        if body is not None and (body != normalise_newlines(version.body) or subject != version.subject):
+            letters.edit_draft(session, version.id, body=body, subject=subject, actor_id=actor_id)
         letters.submit(session, version.id, actor_id=actor_id)
     return letters.approve(session, version.id, actor_id=actor_id, skip_review=office_allows)

@@ -446,3 +446,46 @@ def test_writer_inserts_a_paragraph_into_a_new_letter_and_sees_the_mark(live_ser
     assert page.inner_text("#built-from-approved").strip() == "Built only from approved paragraphs"
     page.screenshot(path=str(shots / f"paragraph-mark-{'js' if javascript else 'nojs'}.png"), full_page=True)
     context.close()
+
+
+def test_demo_office_has_approved_paragraphs_for_its_main_topics(session, factory):
+    from correspondence.demo import DEMO_PARAGRAPHS, _demo_paragraphs
+
+    factory.staffer(role="supervisor", email="maria.alvarez@mailroom.local")
+    factory.staffer(role="correspondent", email="devon.carter@mailroom.local")
+    assert _demo_paragraphs(session) == len(DEMO_PARAGRAPHS)
+    water = [p.title for p, _r in library.approved_for(session, _topic(session).id)]
+    assert water == ["Clean water", "Keep in touch", "Thanks for writing"]  # the topic's own first, then general
+    texts = {r.text for _p, r in library.approved_for(session)}
+    letter = "\n\n".join(["{{ constituent.salutation }}", DEMO_PARAGRAPHS[0][2], DEMO_PARAGRAPHS[2][2],
+                          "{{ office.signature }}"])
+    assert len(texts) == len(DEMO_PARAGRAPHS) and built_from_approved(session, letter)
+
+
+def test_writer_approves_own_draft_from_the_editor_with_the_text_on_screen(app, auth, session, factory, settings):
+    app.extensions["mailroom.settings"] = dataclasses.replace(settings, approved_paragraphs_skip_review=True)
+    client = app.test_client()
+    auth.client = client
+    _approved(session, factory, THANKS, title="Thanks for writing")
+    _approved(session, factory, CLOSE, title="Keep in touch")
+    session.commit()
+    writer = auth.login("correspondent")
+    version = letters.create_letter(session, title="Built", actor_id=writer.id,
+                                    body=f"{{{{ constituent.salutation }}}}\n\n{THANKS}\n\n{{{{ office.signature }}}}")
+    session.commit()
+    page = client.get(f"/letters/versions/{version.id}").get_data(as_text=True)
+    assert re.search(r'<button type="submit" form="letter-edit-form" formaction="[^"]*/approve_own"[^>]*'
+                     r'id="approve-own">Approve \(built from approved paragraphs\)', page)
+    token = auth.csrf(f"/letters/versions/{version.id}")
+    # Words typed but not saved that nobody approved: refused, and nothing is saved or moved.
+    client.post(f"/letters/versions/{version.id}/approve_own", data={
+        "csrf_token": token, "subject": "Re: {{ message.subject }}", "body": version.body + "\r\n\r\nMy own P.S."})
+    _fresh(session)
+    assert version.state == VersionState.DRAFT and "P.S." not in version.body
+    done = client.post(f"/letters/versions/{version.id}/approve_own", data={
+        "csrf_token": token, "subject": "Re: {{ message.subject }}",
+        "body": version.body.replace("\n", "\r\n") + "\r\n\r\n" + CLOSE})
+    assert done.status_code == 303
+    _fresh(session)
+    assert version.state == VersionState.APPROVED and version.body.endswith(CLOSE) and "\r" not in version.body
+    assert _events(session, "letter_version.approve")[-1].detail == SELF_APPROVAL_REASON
