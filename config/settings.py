@@ -91,6 +91,9 @@ class Settings:
     one_off_approval: bool = True
     # Office policy: answer a person on the same topic or campaign at most once per this many days (0 = off).
     frequent_writer_days: int = 0
+    # A writer may approve their own letter or reply when it is built only from approved standard
+    # paragraphs (drafting.paragraphs); off: every version waits for a supervisor.
+    approved_paragraphs_skip_review: bool = False
     # Topic suggestions at or above this confidence are applied automatically (0 = never).
     autocode_confidence: float = 0.95
     # How long a web process shows the same backlog count before counting again (0 = every time).
@@ -167,6 +170,8 @@ class Settings:
             "smtp_rate_per_second": float(env.get("MAILROOM_SMTP_RATE") or cls.smtp_rate_per_second),
             "one_off_approval": env.get("MAILROOM_ONE_OFF_APPROVAL", "1").lower() in _TRUE,
             "frequent_writer_days": _count(env, "MAILROOM_FREQUENT_WRITER_DAYS", cls.frequent_writer_days),
+            "approved_paragraphs_skip_review":
+                env.get("MAILROOM_APPROVED_PARAGRAPHS_SKIP_REVIEW", "").lower() in _TRUE,
             "autocode_confidence": _confidence(env.get("MAILROOM_AUTOCODE_CONFIDENCE", "0.95")),
             "dashboard_cache_seconds": _int(env, "MAILROOM_DASHBOARD_CACHE_SECONDS", 30),
             "member_name": env.get("MAILROOM_MEMBER_NAME", cls.member_name),

@@ -175,6 +175,7 @@ def build_demo_office(db: Database, instance_dir: Path, *, messages: int = 20000
         summary["batching"] = recluster(session).as_dict()
         summary["letters"] = _demo_letters(session)
         summary["history"] = _demo_history(session, Path(str(summary["truth"])), seed=seed)
+        summary["paragraphs"] = _demo_paragraphs(session)
         summary["cases"] = _demo_cases(session, Path(str(summary["truth"])))
     return summary
 
@@ -341,6 +342,55 @@ def _demo_history(session: Session, truth: Path, *, seed: int = 1) -> int:
     record(session, actor_id=None, action="demo.history", object_type="office", object_id="demo",
            after={"responses": len(rows), "letters": len(used)})
     return len(rows)
+
+
+# Standard paragraphs of the demo office: (title, topic or None for general, text).
+DEMO_PARAGRAPHS = (
+    ("Thanks for writing", None,
+     "Thank you for contacting me about {{ message.subject }}. I read every letter from "
+     "{{ constituent.city or 'our district' }}, and I appreciate hearing your views."),
+    ("Keep in touch", None,
+     "Please do not hesitate to contact my office again if I can be of help with this or any other matter."),
+    ("Clean water", "Environmental Protection",
+     "Every family deserves safe drinking water. I support funding to replace lead pipes and to hold "
+     "polluters responsible for cleaning up our rivers and lakes."),
+    ("Drug prices and Medicaid", "Health",
+     "Health care costs weigh on too many families. I will keep working to lower prescription drug prices "
+     "and to protect the coverage that seniors and children rely on."),
+    ("Energy jobs", "Energy",
+     "I support an energy policy that keeps bills affordable, creates good jobs here at home and protects "
+     "our coast."),
+    ("Public lands", "Public Lands and Natural Resources",
+     "Our national forests and parks belong to all Americans. I will oppose efforts to sell off public lands "
+     "and support keeping them open for hunting, fishing and recreation."),
+    ("Open internet", "Science, Technology, Communications",
+     "An open internet matters to small businesses, students and families. I support rules that keep "
+     "internet providers from blocking or slowing lawful content."),
+    ("Social Security", "Social Welfare",
+     "Social Security is a promise to workers who paid into it their whole lives. I will oppose cuts to the "
+     "benefits seniors have earned."),
+)
+
+
+def _demo_paragraphs(session: Session) -> int:
+    """A handful of approved standard paragraphs for the office's main topics, and general ones."""
+    from correspondence.models import Staffer
+    from drafting import paragraphs
+
+    supervisor = session.scalar(select(Staffer).where(Staffer.email == "maria.alvarez@mailroom.local"))
+    writer = session.scalar(select(Staffer).where(Staffer.email == "devon.carter@mailroom.local"))
+    if supervisor is None or writer is None:
+        return 0
+    topics = {t.name: t.id for t in session.scalars(select(Topic))}
+    made = 0
+    for title, topic, text in DEMO_PARAGRAPHS:
+        if topic is not None and topic not in topics:
+            continue
+        revision = paragraphs.propose_paragraph(session, title=title, text=text, actor_id=writer.id,
+                                                topic_id=topics[topic] if topic else None)
+        paragraphs.approve_revision(session, revision.id, actor_id=supervisor.id)
+        made += 1
+    return made
 
 
 def _build(session: Session, instance_dir: Path, n_messages: int, n_constituents: int,

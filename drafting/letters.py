@@ -41,6 +41,7 @@ from correspondence.models import (
 from correspondence.services.audit import record
 from correspondence.services.notices import notify
 from drafting.delegation import active_delegation
+from drafting.paragraphs import own_approval_reason
 from drafting.render import validate
 
 V = VersionState
@@ -234,11 +235,18 @@ def _tell_author(session: Session, version: LetterVersion, reviewer: Staffer, on
            text=text[:500])
 
 
-def approve(session: Session, version_id: int, *, actor_id: int) -> LetterVersion:
+def approve(session: Session, version_id: int, *, actor_id: int, skip_review: bool = False) -> LetterVersion:
+    """skip_review: the office lets an author approve their own version built only from approved paragraphs."""
     version = get_version(session, version_id)
-    reviewer, on_behalf_of = _reviewer(session, version, actor_id)
+    why, on_behalf_of = None, None
+    if skip_review and version.author_id == actor_id:  # only when built from approved paragraphs; audited why
+        why = own_approval_reason(session, version, actor_id=actor_id)
+        reviewer = _staffer(session, actor_id)
+    else:
+        reviewer, on_behalf_of = _reviewer(session, version, actor_id)
     _check(version.subject, version.body)
-    _move(session, version, V.APPROVED, actor_id=actor_id, action="letter_version.approve", on_behalf_of=on_behalf_of)
+    _move(session, version, V.APPROVED, actor_id=actor_id, action="letter_version.approve", detail=why,
+          on_behalf_of=on_behalf_of)
     version.decided_by_id, version.decided_at = actor_id, utcnow()
     letter = version.letter
     previous = session.get(LetterVersion, letter.current_version_id) if letter.current_version_id else None

@@ -66,6 +66,11 @@ MATRIX = {
     "letters.run_progress": frozenset({A, S, C}),
     "letters.run_pdf": frozenset({A, S, C}),
     "letters.run_csv": frozenset({A, S, C}),
+    "paragraphs.library": ALL,
+    "paragraphs.propose": ALL,
+    "paragraphs.paragraph": ALL,
+    "paragraphs.act": ALL,
+    "paragraphs.insert_into_draft": ALL,
     "constituents.view": ALL,
     "constituents.edit": ALL,
     "cases.index": ALL,
@@ -131,7 +136,8 @@ def test_every_route_has_the_expected_rule(app):
 
 
 SIMPLE_GETS = {"inbox.index": "/inbox/", "batches.index": "/batches/", "letters.library": "/letters/",
-               "letters.new": "/letters/new", "letters.approvals": "/approvals/", "dashboard.index": "/dashboard/",
+               "letters.new": "/letters/new", "letters.approvals": "/approvals/",
+               "paragraphs.library": "/paragraphs/", "dashboard.index": "/dashboard/",
                "admin.staff": "/admin/staff",
                "auth.change_password": "/account/password", "quarantine.index": "/quarantine/",
                "admin.intake": "/admin/intake", "calls.new": "/calls/new", "scans.upload": "/scans/upload",

@@ -81,6 +81,7 @@ def create_app(settings: Settings) -> Flask:
         inbox,
         letters,
         messages,
+        paragraphs,
         quarantine,
         reports,
         scans,
@@ -88,7 +89,7 @@ def create_app(settings: Settings) -> Flask:
     )
 
     for module in (auth, inbox, messages, dashboard, admin, api, quarantine, calls, scans, batches, letters, cases,
-                   constituents, reports, search):
+                   constituents, reports, search, paragraphs):
         app.register_blueprint(module.bp)
 
     app.teardown_appcontext(_close_session)

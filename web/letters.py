@@ -27,12 +27,14 @@ from drafting.apply import (
     start_run,
     waiting_emails,
 )
+from drafting.paragraphs import approve_own
 from drafting.printing import mail_house_csv, print_responses
 from drafting.render import FIELD_LIST, LetterError, context, render
 from web import db_session, settings
 from web.access import ALL_STAFF, roles, signed_in
 from web.forms import ActionForm
 from web.inputs import parse_id
+from web.paragraphs import own_approval_notice, posted_with_paragraph
 
 log = logging.getLogger(__name__)
 
@@ -134,7 +136,11 @@ def new():  # type: ignore[no-untyped-def]
     session = db_session()
     form = ActionForm()
     error = None
-    if request.method == "POST":
+    values = request.form
+    if request.method == "POST" and "insert_paragraph" in values:  # the paragraph library, without JavaScript
+        body, error = posted_with_paragraph(session, values)
+        values = {**values.to_dict(), "body": body}
+    elif request.method == "POST":
         f = request.form
         try:
             version = service.create_letter(
@@ -149,7 +155,7 @@ def new():  # type: ignore[no-untyped-def]
             flash("Letter saved as a draft. Preview it, then send it for review.", "ok")
             return redirect(url_for("letters.version", version_id=version.id)), 303
     return render_template("letter_new.html", form=form, topics=_topics(session), stances=list(Stance),
-                           values=request.form, error=error, fields=FIELD_LIST), 400 if error else 200
+                           values=values, error=error, fields=FIELD_LIST), 400 if error else 200
 
 
 @bp.route("/letters/<int:letter_id>")
@@ -242,8 +248,12 @@ def version_act(version_id: int, action: str):  # type: ignore[no-untyped-def]
             # The draft page posts the editor's text with "Send for review", so unsaved edits go with it.
             service.submit(session, version_id, actor_id=me, subject=f.get("subject"), body=f.get("body"))
             message = "Sent for review: a supervisor will approve it or ask for changes."
-        elif action == "approve":
-            approved = service.approve(session, version_id, actor_id=me)
+        elif action in ("approve", "approve_own"):  # approve_own: the author's, built from approved paragraphs
+            if action == "approve_own":
+                approved = approve_own(session, version_id, actor_id=me, body=f.get("body"), subject=f.get("subject"),
+                                       office_allows=settings().approved_paragraphs_skip_review)
+            else:
+                approved = service.approve(session, version_id, actor_id=me)
             message = "Approved: this version is now the one letters go out with."
             if approved.letter.one_off_message_id is not None:  # a one-off reply goes out once approved
                 reply_run = start_run(session, approved.id, message_ids=[approved.letter.one_off_message_id],
@@ -299,13 +309,16 @@ def reply(message_id: int):  # type: ignore[no-untyped-def]
     body = request.form.get("body") or (start.body if start else
                                         "{{ constituent.salutation }}\n\n\n\n{{ office.signature }}")
     error = None
-    if request.method == "POST":
+    if request.method == "POST" and "insert_paragraph" in request.form:  # the paragraph library, without JavaScript
+        body, error = posted_with_paragraph(session, request.form)
+    elif request.method == "POST":
         try:
             if cfg.one_off_approval:
                 version = service.start_reply(session, message.id, subject=subject, body=body,
                                               actor_id=current_user.id)
                 session.commit()
-                flash("Reply sent to a supervisor for approval; it goes out when approved.", "ok")
+                flash(own_approval_notice(session, version)
+                      or "Reply sent to a supervisor for approval; it goes out when approved.", "ok")
                 return redirect(url_for("letters.version", version_id=version.id)), 303
             from drafting.apply import respond
 

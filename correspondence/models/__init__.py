@@ -44,6 +44,7 @@ from correspondence.models.message import (
     Stance,
 )
 from correspondence.models.notices import ApprovalDelegation, Notice
+from correspondence.models.paragraphs import ParagraphRevision, ParagraphState, StandardParagraph
 from correspondence.models.routing import RoutingRule
 from correspondence.models.security import LoginAttempt, RecoveryCode, WebAuthnCredential
 from correspondence.models.segment import AnalyticsSnapshot, ConstituentImport, ReportRun, Segment
@@ -53,6 +54,9 @@ from correspondence.models.topic import LOC_POLICY_AREAS, Topic, TopicModel
 __all__ = [
     "ApprovalDelegation",
     "Notice",
+    "ParagraphRevision",
+    "ParagraphState",
+    "StandardParagraph",
     "LoginAttempt",
     "RecoveryCode",
     "WebAuthnCredential",
