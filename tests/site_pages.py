@@ -31,7 +31,7 @@ QUERIES = {"letters.answer_selection": "?status=new", "search.index": "?q=water"
 # A staffer who signed in with a password only is sent from the second-factor page to sign in again.
 SIGNED_OUT_ONLY = {"auth.second_factor"}
 
-# A long unbroken line (a pasted URL, a 3,000-character title) must wrap, never widen the page.
+# A long unbroken line (a pasted URL) and a very long title must wrap, never widen the page.
 LONG_WORD = "https://example.org/" + "averyveryverylongpathsegment" * 30
 LONG_TITLE = ("Keep public lands public " * 120).strip()
 
@@ -95,12 +95,13 @@ def seed_office(db: Database, instance_dir: Path, settings) -> dict[str, int]:  
         if version.state.value != "approved":
             letters.approve(s, version.id, actor_id=boss.id)
         message = s.scalar(select(Message).where(Message.constituent_id.is_not(None)).order_by(Message.id))
-        message.subject = LONG_TITLE[:998]
+        message.subject = LONG_TITLE[:500]  # the longest subject the record holds
         message.body_text = f"Please read {LONG_WORD} before the vote.\n\n" + message.body_text
         category = s.scalar(select(CaseCategory).order_by(CaseCategory.id))
         case = cases.open_case(s, constituent_id=person.id, category_id=category.id, subject=LONG_TITLE[:300],
                                actor_id=writer.id, source_message_id=message.id)
         cases.add_note(s, case.id, "Called the agency. " + LONG_WORD, actor_id=writer.id)
+        cases.add_note(s, case.id, "x" * 10000, actor_id=writer.id)  # the longest note, one unbroken word
         flt = segments.parse_filter({"zips": person.zip5 or ""})
         segment = segments.save_segment(s, "Writers from " + (person.zip5 or "the district"), flt, actor_id=boss.id)
         today = date.today()
