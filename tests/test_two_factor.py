@@ -264,6 +264,6 @@ def test_the_enrolment_page_offers_no_navigation_that_only_leads_back(strict_app
     client = strict_app.test_client()
     _password(client, supervisor)
     page = client.get("/account/two-factor").get_data(as_text=True)
-    assert "<nav>" not in page and "Sign out" in page
+    assert '<nav aria-label="Main">' not in page and "Sign out" in page
     _enrol(client, session, supervisor)
-    assert "<nav>" in client.get("/account/two-factor").get_data(as_text=True)
+    assert '<nav aria-label="Main">' in client.get("/account/two-factor").get_data(as_text=True)

@@ -1,0 +1,131 @@
+"""Every page of the site, for every role: the list the layout and accessibility tests walk.
+
+The list is built from the app's url_map and each view's access rule (web/access.py), so a new page is
+visited without anyone remembering to add it; a new GET route that is not a page (a file, JSON) must be
+named in NOT_PAGES, and a new id in a URL must be given a seeded object in `seed_office`, or the tests fail.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from datetime import date, timedelta
+from pathlib import Path
+
+from flask import Flask
+from sqlalchemy import select
+
+from correspondence.db import Database
+from correspondence.models import Role
+from web.access import API_TOKEN, PUBLIC, SIGNED_IN
+
+# GET routes that answer with something other than an HTML page (files, JSON, images, a health check).
+NOT_PAGES = {
+    "static", "auth.health", "inbox.export_csv", "cases.export_csv", "cases.document", "cases.release_pdf",
+    "constituents.export_csv", "constituents.count_json", "constituents.import_bad_rows",
+    "constituents.import_progress", "dashboard.analytics_csv", "letters.run_pdf", "letters.run_csv",
+    "letters.run_progress", "reports.download", "reports.progress", "messages.page_image",
+}
+# Query strings that make a page show what it exists to show.
+QUERIES = {"letters.answer_selection": "?status=new", "search.index": "?q=water",
+           "cases.new": "?message_id={message_id}"}
+# A staffer who signed in with a password only is sent from the second-factor page to sign in again.
+SIGNED_OUT_ONLY = {"auth.second_factor"}
+
+# A long unbroken line (a pasted URL) and a very long title must wrap, never widen the page.
+LONG_WORD = "https://example.org/" + "averyveryverylongpathsegment" * 30
+LONG_TITLE = ("Keep public lands public " * 120).strip()
+
+
+@dataclass(frozen=True)
+class Page:
+    endpoint: str
+    path: str
+
+
+def _kind(app: Flask, endpoint: str) -> object:
+    return getattr(app.view_functions[endpoint], "_mailroom_access", None)
+
+
+def pages_for(app: Flask, role: Role | None, ids: dict[str, int]) -> list[Page]:
+    """The pages `role` may open (None: a visitor who is not signed in), with ids filled from `ids`."""
+    found = []
+    with app.test_request_context():
+        from flask import url_for
+
+        for rule in sorted(app.url_map.iter_rules(), key=lambda r: r.rule):
+            if "GET" not in (rule.methods or ()) or rule.endpoint in NOT_PAGES:
+                continue
+            access = _kind(app, rule.endpoint)
+            if access == API_TOKEN:
+                continue
+            if role is None:
+                if access != PUBLIC:
+                    continue
+            elif access == PUBLIC:
+                if rule.endpoint in SIGNED_OUT_ONLY or rule.endpoint.startswith("cases.help"):
+                    continue  # the public help form is checked once, signed out
+            elif access != SIGNED_IN and role not in access:  # type: ignore[operator]
+                continue
+            # An id for one endpoint ("reports.view:run_id") wins over the shared one ("run_id").
+            values = {a: ids.get(f"{rule.endpoint}:{a}", ids.get(a)) for a in rule.arguments}
+            missing = [a for a, v in values.items() if v is None]
+            assert not missing, f"{rule.endpoint} needs a seeded {missing} in tests/site_pages.py"
+            path = url_for(rule.endpoint, **values)
+            found.append(Page(rule.endpoint, path + QUERIES.get(rule.endpoint, "").format(**ids)))
+    return found
+
+
+def seed_office(db: Database, instance_dir: Path, settings) -> dict[str, int]:  # type: ignore[no-untyped-def]
+    """A small demo office plus one of every object a page shows: returns the ids a URL needs."""
+    from casework import cases
+    from correspondence.demo import build_demo_office
+    from correspondence.models import Batch, CaseCategory, Constituent, LetterVersion, Message, Staffer
+    from correspondence.services import imports, reports, segments
+    from drafting import apply, letters
+
+    build_demo_office(db, instance_dir, messages=240, constituents=80, seed=7)
+    with db.unit_of_work() as s:
+        writer = s.scalar(select(Staffer).where(Staffer.email == "devon.carter@mailroom.local"))
+        boss = s.scalar(select(Staffer).where(Staffer.email == "maria.alvarez@mailroom.local"))
+        people = list(s.scalars(select(Constituent).order_by(Constituent.id).limit(2)))
+        person = people[0]
+        person.address1 = LONG_WORD[:200]
+        batch = s.scalar(select(Batch).order_by(Batch.member_count.desc()))
+        version = s.scalar(select(LetterVersion).order_by(LetterVersion.id))
+        if version.state.value != "approved":
+            letters.approve(s, version.id, actor_id=boss.id)
+        message = s.scalar(select(Message).where(Message.constituent_id.is_not(None)).order_by(Message.id))
+        message.subject = LONG_TITLE[:500]  # the longest subject the record holds
+        message.body_text = f"Please read {LONG_WORD} before the vote.\n\n" + message.body_text
+        category = s.scalar(select(CaseCategory).order_by(CaseCategory.id))
+        case = cases.open_case(s, constituent_id=person.id, category_id=category.id, subject=LONG_TITLE[:300],
+                               actor_id=writer.id, source_message_id=message.id)
+        cases.add_note(s, case.id, "Called the agency. " + LONG_WORD, actor_id=writer.id)
+        cases.add_note(s, case.id, "x" * 10000, actor_id=writer.id)  # the longest note, one unbroken word
+        flt = segments.parse_filter({"zips": person.zip5 or ""})
+        segment = segments.save_segment(s, "Writers from " + (person.zip5 or "the district"), flt, actor_id=boss.id)
+        today = date.today()
+        report = reports.start_report(s, {"start": (today - timedelta(days=90)).isoformat(),
+                                          "end": today.isoformat(), "segment_id": None}, actor_id=boss.id)
+        upload = imports.upload(s, b"first_name,last_name,email,zip\nAna,Lopez,ana@example.org,43215\n"
+                                   b"Bo,Ng,not-an-email,4321\n", "people.csv", actor_id=boss.id)
+        run = apply.start_run(s, version.id, actor_id=writer.id, batch_id=batch.id)
+        ids = {"message_id": message.id, "batch_id": batch.id, "letter_id": version.letter_id,
+               "version_id": version.id, "case_id": case.id, "constituent_id": person.id,
+               "keep_id": people[0].id, "other_id": people[1].id, "segment_id": segment.id,
+               "run_id": run.id, "import_id": upload.id, "token": "not-a-real-link", "number": 1,
+               "reports.view:run_id": report.id}
+    reports.execute(db, ids["reports.view:run_id"])
+    apply.execute_run(db, ids["run_id"], settings)  # no email queue, no print file: the run page still shows it
+    return ids
+
+
+def sign_in(context, base: str, email: str, password: str):  # type: ignore[no-untyped-def]
+    page = context.new_page()
+    page.goto(f"{base}/login")
+    page.fill("input[name=email]", email)
+    page.fill("input[name=password]", password)
+    page.click("main [type=submit]")
+    page.wait_for_load_state()
+    assert "/login" not in page.url, f"{email} could not sign in"
+    return page
