@@ -247,3 +247,14 @@ def test_history_on_the_message_page_is_words_with_ago(client, auth, factory, se
     assert "Priya Shah assigned this to Devon Carter · <time" in page
     assert ">2 hours ago</time>" in page
     assert "assignee_id" not in page and "&#34;status&#34;" not in page
+
+
+def test_a_letter_version_shows_its_history_in_words(client, auth, session):
+    from drafting.letters import create_letter, submit
+
+    me = auth.login("correspondent", name="Priya Shah")
+    version = create_letter(session, title="Bridge funding", body="Dear friend,\n\nThank you.", actor_id=me.id)
+    submit(session, version.id, actor_id=me.id)
+    session.commit()
+    page = client.get(f"/letters/versions/{version.id}").get_data(as_text=True)
+    assert "Priya Shah submitted this version for approval · <time" in page and "just now</time>" in page

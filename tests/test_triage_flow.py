@@ -128,6 +128,10 @@ def test_question_mark_opens_the_keyboard_help_as_a_dialog(live_server, browser,
         page.keyboard.press("j")  # keys do nothing behind an open dialog
         page.keyboard.press("Escape")
         assert not page.locator("#keys-help").is_visible()
+        page.click("[data-keys-help]")  # pointer users have a button for it
+        assert page.get_by_role("dialog", name="Keyboard").is_visible()
+        page.click("#keys-help-close")
+        assert not page.locator("#keys-help").is_visible()
 
 
 @browser_test

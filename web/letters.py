@@ -11,6 +11,7 @@ from sqlalchemy import select
 from correspondence.errors import DomainError, NotFound, ValidationFailed
 from correspondence.models import ApplyRun, LetterVersion, ReviewComment, Role, Stance, Topic, VersionState
 from correspondence.services.blobs import load_blob
+from correspondence.services.history import history_of
 from drafting import letters as service
 from drafting.apply import batch_message_ids, budget_of, office_of, plan, start_run
 from drafting.printing import mail_house_csv, print_responses
@@ -149,7 +150,8 @@ def version(version_id: int):  # type: ignore[no-untyped-def]
     return render_template("letter_version.html", v=v, preview=preview, preview_error=preview_error, sample=sample,
                            diff=service.word_diff(base.body, v.body) if base else None, base=base,
                            comments=comments, form=ActionForm(), fields=FIELD_LIST,
-                           paragraphs=[p for p in v.body.split("\n\n") if p.strip()])
+                           paragraphs=[p for p in v.body.split("\n\n") if p.strip()],
+                           history=history_of(session, "letter_version", v.id))
 
 
 @bp.route("/letters/versions/<int:version_id>/<action>", methods=["POST"])
