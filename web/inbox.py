@@ -131,7 +131,7 @@ def index():  # type: ignore[no-untyped-def]
     topics = list(session.scalars(select(Topic).where(Topic.active.is_(True)).order_by(Topic.name)))
     staff = list_staff(session, active_only=True)
     batch_ids = {m.batch_id for m in page.messages if m.batch_id}
-    batches = dict(session.execute(select(Batch.id, Batch.title).where(Batch.id.in_(batch_ids))).tuples().all()) \
+    batches = dict(session.execute(select(Batch.id, Batch.title).where(Batch.id.in_(batch_ids))).all()) \
         if batch_ids else {}
     context = list_args(request.args)
     status_links = [("open", "Open")] + [(s.value, s.value.replace("_", " ").capitalize())
