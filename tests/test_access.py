@@ -31,6 +31,7 @@ MATRIX = {
     "auth.key_register": SIGNED_IN,
     "inbox.index": ALL,
     "inbox.bulk": ALL,
+    "inbox.undo": ALL,
     "messages.view": ALL,
     "messages.act": ALL,
     "messages.page_image": ALL,

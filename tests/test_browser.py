@@ -57,6 +57,7 @@ def test_supervisor_assigns_with_keyboard_and_sees_dashboard_change(live_server,
     page.keyboard.press("a")
     assert page.evaluate("document.activeElement.id") == "bulk-assignee"
     page.select_option("#bulk-assignee", label="Devon Carter")
+    page.keyboard.press("Enter")  # choosing alone sends nothing: Enter (or the Assign button) does
     page.wait_for_load_state("networkidle")
     page.wait_for_selector(".flash.ok")
     assert "1 message updated" in page.inner_text(".flash.ok")

@@ -96,6 +96,12 @@ def create_app(settings: Settings) -> Flask:
     app.after_request(_security_headers)
     app.context_processor(_template_globals)
     app.add_template_filter(_sanitise, "sanitise")
+    from web.times import ago, local, local_iso
+
+    # Every time a page shows is the office's wall-clock time (MAILROOM_TIMEZONE), never UTC.
+    app.add_template_filter(local, "local")
+    app.add_template_filter(local_iso, "local_iso")
+    app.add_template_filter(ago, "ago")
     _register_errors(app)
     # Everything built so far (the models, the routes, the templates' environment) lives as long as
     # the process; freezing it keeps the garbage collector from walking it on every full collection,

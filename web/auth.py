@@ -60,7 +60,12 @@ def _safe_next(target: str | None) -> str | None:
 
 
 def home_for(role: Role) -> str:
-    return url_for("dashboard.index") if role in (Role.ADMIN, Role.SUPERVISOR) else url_for("inbox.index")
+    """Supervisors and admins start at the backlog; correspondents and caseworkers at their own mail, oldest first."""
+    from web.inbox import MY_MAIL
+
+    if role in (Role.ADMIN, Role.SUPERVISOR):
+        return url_for("dashboard.index")
+    return url_for("inbox.index", **MY_MAIL)
 
 
 @bp.route("/")

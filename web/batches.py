@@ -11,7 +11,8 @@ from sqlalchemy import select
 from batching import batches as service
 from batching import queries
 from correspondence.errors import NotFound, ValidationFailed
-from correspondence.models import AuditEvent, BatchStatus, Role, Stance, Topic
+from correspondence.models import BatchStatus, Role, Stance, Topic
+from correspondence.services.history import history_of
 from correspondence.services.staff import list_staff
 from web import db_session, settings
 from web.access import ALL_STAFF, roles
@@ -72,9 +73,7 @@ def view(batch_id: int):  # type: ignore[no-untyped-def]
     after = request.args.get("after", "")
     page = queries.members(session, batch.id, added_only=added_only, after_id=parse_id(after))
     events = service.undoable_events(session, batch.id)
-    history = list(session.scalars(select(AuditEvent).where(AuditEvent.object_type == "batch",
-                                                            AuditEvent.object_id == str(batch.id))
-                                   .order_by(AuditEvent.id.desc()).limit(20)))
+    history = history_of(session, "batch", batch.id, limit=20)
     return render_template(
         "batch.html", batch=batch, members=page, added_only=added_only,
         with_additions=queries.count_with_additions(session, batch.id), geo=queries.geography(session, batch.id),

@@ -19,6 +19,7 @@ from correspondence.models import (
     Staffer,
 )
 from correspondence.services.blobs import load_blob
+from correspondence.services.history import describe
 from correspondence.services.staff import list_staff
 from web import db_session, settings
 from web.access import ALL_STAFF, public, roles
@@ -114,7 +115,7 @@ def view(case_id: int):  # type: ignore[no-untyped-def]
     help_request = by_case(session, case.id)
     on_file = service.release_on_file(case)
     return render_template("case.html", case=case, steps=service.steps(session, case.id), notes=notes, docs=docs,
-                           messages=messages, history=service.timeline(session, case.id, viewer=me),
+                           messages=messages, history=describe(session, service.timeline(session, case.id, viewer=me)),
                            may_see_private=notes is not None, private_explained=service.PRIVATE_EXPLAINED,
                            help_request=help_request,
                            release_reason=release_reason(help_request) if help_request and not on_file else None,

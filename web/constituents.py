@@ -14,6 +14,7 @@ from correspondence.models import AuditEvent, Constituent, Message, Role
 from correspondence.models import Response as Answer
 from correspondence.services import constituents as service
 from correspondence.services import duplicates, imports, segments
+from correspondence.services.history import history_of
 from web import db_session, stream_from_database
 from web.access import ALL_STAFF, roles
 from web.forms import ActionForm
@@ -38,9 +39,7 @@ def _person_or_404(session, constituent_id: int) -> Constituent:  # type: ignore
 def view(constituent_id: int):  # type: ignore[no-untyped-def]
     session = db_session()
     person = _person_or_404(session, constituent_id)
-    changes = list(session.scalars(select(AuditEvent).where(AuditEvent.object_type == "constituent",
-                                                            AuditEvent.object_id == str(person.id))
-                                   .order_by(AuditEvent.id.desc()).limit(50)))
+    changes = history_of(session, "constituent", person.id)
     merged_into = session.get(Constituent, person.merged_into_id) if person.merged_into_id else None
     from casework.cases import may_see_private
 

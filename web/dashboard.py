@@ -31,7 +31,8 @@ def index():  # type: ignore[no-untyped-def]
     ttl = current_app.extensions["mailroom.settings"].dashboard_cache_seconds
     cached = current_app.extensions.get("mailroom.backlog")
     if cached is None or time.monotonic() - cached[0] >= ttl or request.args.get("fresh"):
-        cached = (time.monotonic(), backlog(session), case_ageing(session))
+        cached = (time.monotonic(), backlog(session, zone=current_app.extensions["mailroom.settings"].zone),
+                  case_ageing(session))
         current_app.extensions["mailroom.backlog"] = cached
     return render_template("dashboard.html", data=cached[1], age_seconds=int(time.monotonic() - cached[0]),
                            buckets=[label for label, _a, _b in AGE_BUCKETS], cases=cached[2],

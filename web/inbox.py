@@ -2,17 +2,18 @@
 
 from __future__ import annotations
 
-from datetime import date
+from datetime import UTC, date, datetime
 from urllib.parse import urlencode
 
 from flask import Blueprint, abort, flash, redirect, render_template, request, url_for
+from flask import session as cookie
 from flask_login import current_user
 from sqlalchemy import select
 from werkzeug.datastructures import MultiDict
 
 from correspondence.errors import ValidationFailed
-from correspondence.models import OPEN_STATUSES, Channel, MessageStatus, Stance, Topic
-from correspondence.services.inbox import SORTS, InboxFilter, list_inbox
+from correspondence.models import OPEN_STATUSES, Batch, Channel, MessageStatus, Stance, Topic
+from correspondence.services.inbox import SORTS, UNDO_WINDOW, InboxFilter, list_inbox, undo_close
 from correspondence.services.messages import BULK_ACTIONS, bulk_apply
 from correspondence.services.staff import list_staff
 from web import db_session, settings, stream_from_database
@@ -76,7 +77,35 @@ def parse_filter(args: MultiDict[str, str], me: int) -> InboxFilter:
     kwargs["sort"] = sort
     if errors:
         raise ValidationFailed("; ".join(errors))
+    kwargs["zone"] = settings().zone
     return InboxFilter(**kwargs)  # type: ignore[arg-type]
+
+
+def list_args(args: MultiDict[str, str]) -> dict[str, str]:
+    """The filter and sort of an inbox list (not its page), to carry from the list to a message and back."""
+    return {k: v for k in FILTER_KEYS if (v := args.get(k, "")) and len(v) <= 200}
+
+
+# A correspondent's or caseworker's own work, oldest first: where they land and the "My mail" link.
+MY_MAIL = {"assignee": "me", "sort": "oldest"}
+
+
+def remember_undo(message_ids: list[int]) -> None:
+    """Offer "Undo" for these just-closed messages on the next page shown (like a flash, once)."""
+    cookie["undo_close"] = {"ids": message_ids[:500], "at": datetime.now(UTC).isoformat()}
+
+
+def take_undo() -> dict[str, object] | None:
+    """The pending undo offer, if any and still within its window; it is shown once."""
+    offer = cookie.pop("undo_close", None)
+    if not offer:
+        return None
+    try:
+        if datetime.now(UTC) - datetime.fromisoformat(offer["at"]) > UNDO_WINDOW:
+            return None
+        return {"ids": [int(i) for i in offer["ids"]]}
+    except (KeyError, TypeError, ValueError):
+        return None
 
 
 def _current_args(**changes: str | None) -> dict[str, str]:
@@ -101,6 +130,10 @@ def index():  # type: ignore[no-untyped-def]
     session = db_session()
     topics = list(session.scalars(select(Topic).where(Topic.active.is_(True)).order_by(Topic.name)))
     staff = list_staff(session, active_only=True)
+    batch_ids = {m.batch_id for m in page.messages if m.batch_id}
+    batches = dict(session.execute(select(Batch.id, Batch.title).where(Batch.id.in_(batch_ids))).all()) \
+        if batch_ids else {}
+    context = list_args(request.args)
     status_links = [("open", "Open")] + [(s.value, s.value.replace("_", " ").capitalize())
                                          for s in MessageStatus] + [("all", "All")]
     return render_template(
@@ -111,6 +144,8 @@ def index():  # type: ignore[no-untyped-def]
         next_url=(url_for("inbox.index") + "?" + urlencode(_current_args(after=page.next_cursor)))
         if page.next_cursor else None,
         form=ActionForm(), bulk_actions=BULK_ACTIONS, topic_names={t.id: t.name for t in topics},
+        batches=batches, open_url=lambda m: url_for("messages.view", message_id=m.id, **context),
+        my_mail_url=url_for("inbox.index", **MY_MAIL), undo=take_undo(),
     )
 
 
@@ -154,9 +189,33 @@ def bulk():  # type: ignore[no-untyped-def]
     flash(f"{action.capitalize()}: {changed} message{'s' if changed != 1 else ''} updated.", "ok")
     for problem in problems[:10]:
         flash(problem, "error")
+    if action == "close" and changed:
+        remember_undo([int(i) for i in raw_ids])
+    return redirect(_back())
+
+
+@bp.route("/undo", methods=["POST"])
+@roles(*ALL_STAFF)
+def undo():  # type: ignore[no-untyped-def]
+    """Take back the closes this staffer just made (the "Undo" offered after `e` or Close)."""
+    raw_ids = request.form.getlist("ids")
+    if not raw_ids or not all(parse_id(i) for i in raw_ids):
+        abort(400, description="The undo does not name the messages it is for.")
+    session = db_session()
+    restored, problems = undo_close(session, [int(i) for i in raw_ids], actor_id=current_user.id)
+    session.commit()
+    if restored:
+        flash(f"Undone: {restored} message{'s' if restored != 1 else ''} reopened as before.", "ok")
+    elif not problems:
+        flash("Nothing to undo: undo works for ten minutes after you close a message.", "error")
+    for problem in problems[:10]:
+        flash(problem, "error")
     return redirect(_back())
 
 
 def _back() -> str:
     target = request.form.get("next", "")
-    return target if target.startswith("/inbox") and not target.startswith("//") else url_for("inbox.index")
+    # Only back to our own pages: a path that starts with one of these cannot name another site.
+    if target.startswith(("/inbox", "/messages/")):
+        return target
+    return url_for("inbox.index")

@@ -16,6 +16,7 @@ from sqlalchemy import select
 from correspondence.errors import DomainError, NotFound, ValidationFailed
 from correspondence.models import ApplyRun, LetterVersion, ReviewComment, Role, Stance, Topic, VersionState
 from correspondence.services.blobs import load_blob
+from correspondence.services.history import history_of
 from drafting import letters as service
 from drafting.apply import (
     Options,
@@ -228,7 +229,7 @@ def _version_page(session, v: LetterVersion, *, draft: tuple[str, str] | None = 
                            paragraphs=service.paragraphs(v.body),
                            may_review=service.may_review(session, current_user.id),
                            draft_subject=draft[0] if draft else v.subject, draft_body=draft[1] if draft else v.body,
-                           error=error), 400 if error else 200
+                           history=history_of(session, "letter_version", v.id), error=error), 400 if error else 200
 
 
 @bp.route("/letters/versions/<int:version_id>/<action>", methods=["POST"])

@@ -4,28 +4,35 @@ from __future__ import annotations
 
 from email import policy
 from email.parser import BytesParser
+from urllib.parse import parse_qsl, urlencode
 
 from flask import Blueprint, Response, abort, flash, redirect, render_template, request, url_for
 from flask_login import current_user
 from sqlalchemy import select
+from werkzeug.datastructures import MultiDict
 
-from correspondence.errors import DomainError, NotFound, PermissionDenied
-from correspondence.models import AuditEvent, Blob, Channel, MessageStatus, Stance, Topic
+from correspondence.errors import DomainError, NotFound, PermissionDenied, ValidationFailed
+from correspondence.models import Blob, Channel, MessageStatus, ResponseMessage, Stance, Topic
 from correspondence.models import Response as Answer
 from correspondence.services.blobs import load_blob
+from correspondence.services.history import history_of
+from correspondence.services.inbox import InboxFilter, neighbours, triage
 from correspondence.services.messages import (
+    accept_suggestion,
     assign_message,
     change_status,
     earlier_messages,
     get_message,
     set_stance,
     set_topic,
+    unassign_message,
 )
 from correspondence.services.staff import list_staff
 from correspondence.states import may_move
 from web import db_session
 from web.access import ALL_STAFF, roles
 from web.forms import ActionForm
+from web.inbox import list_args, parse_filter, remember_undo, take_undo
 from web.inputs import parse_id
 
 bp = Blueprint("messages", __name__, url_prefix="/messages")
@@ -64,17 +71,22 @@ def view(message_id: int):  # type: ignore[no-untyped-def]
     raw = load_blob(session, blob.sha256) if blob is not None else None
     textual = blob is not None and blob.content_type.split("/")[0] in ("text", "message") or (
         blob is not None and blob.content_type in ("application/xml", "application/json"))
-    history = list(session.scalars(
-        select(AuditEvent).where(AuditEvent.object_type == "message", AuditEvent.object_id == str(message.id))
-        .order_by(AuditEvent.at.desc()).limit(50)))
     topics = list(session.scalars(select(Topic).where(Topic.active.is_(True)).order_by(Topic.name)))
     allowed = [t for t in BUTTON_TARGETS if may_move(message.status, t, current_user.role)]
-    answers = list(session.scalars(select(Answer).where(Answer.message_id == message.id)))
+    # The letter that answered it: one letter per person covers all of their messages in a run.
+    answers = list(session.scalars(select(Answer).join(ResponseMessage, ResponseMessage.response_id == Answer.id)
+                                   .where(ResponseMessage.message_id == message.id)))
+    context = list_args(request.args)
+    previous_id, next_id = neighbours(session, _list_filter(context), message)
     return render_template(
-        "message.html", message=message,
+        "message.html", message=message, list_query=urlencode(context), list_url=_list_url(context),
+        previous_url=url_for("messages.view", message_id=previous_id, **context) if previous_id else None,
+        next_url=url_for("messages.view", message_id=next_id, **context) if next_id else None,
+        undo=take_undo(),
         original=_original(raw) if message.channel == Channel.EMAIL else None,
         raw_text=_raw_text(raw) if textual else None, raw_kind=blob.content_type if blob else None,
-        earlier=earlier_messages(session, message), history=history, topics=topics,
+        earlier=earlier_messages(session, message), history=history_of(session, "message", message.id),
+        topics=topics,
         topic_names={t.id: t.name for t in topics},
         answers=answers, suggested_letter=_suggested_letter(session, message.id) if not answers else None,
         letters_sent=list(session.scalars(select(Answer).where(
@@ -96,6 +108,18 @@ def _suggested_letter(session, message_id: int):  # type: ignore[no-untyped-def]
     return top[0] if top and top[0].score >= SUGGEST_AT else None
 
 
+def _list_filter(context: dict[str, str]) -> InboxFilter:
+    """The inbox list the staffer came from (its filter and sort ride along in the URL); the open inbox if none."""
+    try:
+        return parse_filter(MultiDict(context), current_user.id)
+    except ValidationFailed:
+        return parse_filter(MultiDict(), current_user.id)
+
+
+def _list_url(context: dict[str, str]) -> str:
+    return url_for("inbox.index") + ("?" + urlencode(context) if context else "")
+
+
 def _raw_text(raw: bytes | None) -> str | None:
     if raw is None:
         return None
@@ -107,11 +131,29 @@ def _raw_text(raw: bytes | None) -> str | None:
 def act(message_id: int, action: str):  # type: ignore[no-untyped-def]
     session = db_session()
     value = request.form.get("value", "")
+    # The list the staffer is working through comes back with every form, so "next" means next in it.
+    context = list_args(MultiDict(parse_qsl(request.form.get("list", ""))))
+    here = url_for("messages.view", message_id=message_id, **context)
     try:
         if action == "assign":
-            if parse_id(value) is None:
+            if value == "none":
+                unassign_message(session, message_id, actor_id=current_user.id)
+            elif parse_id(value) is None:
                 raise DomainError("choose a staffer to assign to")
-            assign_message(session, message_id, parse_id(value), actor_id=current_user.id)
+            else:
+                assign_message(session, message_id, parse_id(value), actor_id=current_user.id)
+        elif action == "triage":
+            form = request.form
+            if form.get("topic") and parse_id(form["topic"]) is None:
+                raise DomainError("choose a topic from the list")
+            if form.get("assignee") and parse_id(form["assignee"]) is None:
+                raise DomainError("choose a staffer from the list")
+            triage(session, message_id, topic_id=parse_id(form.get("topic", "")) if form.get("topic") else None,
+                   stance=Stance(form["stance"]) if form.get("stance") else None,
+                   assignee_id=parse_id(form.get("assignee", "")) if form.get("assignee") else None,
+                   actor_id=current_user.id)
+        elif action == "accept_suggestion":
+            accept_suggestion(session, message_id, actor_id=current_user.id)
         elif action == "topic":
             set_topic(session, message_id, parse_id(value), actor_id=current_user.id)
         elif action == "stance":
@@ -128,10 +170,22 @@ def act(message_id: int, action: str):  # type: ignore[no-untyped-def]
     except (DomainError, ValueError) as exc:
         session.rollback()
         flash(str(exc), "error")
-        return redirect(url_for("messages.view", message_id=message_id)), 303
+        return redirect(here), 303
     session.commit()
-    flash("Saved.", "ok")
-    return redirect(url_for("messages.view", message_id=message_id)), 303
+    closed = action == "status" and value == MessageStatus.CLOSED.value
+    if closed:
+        flash("Closed.", "ok")
+        remember_undo([message_id])
+    else:
+        flash("Saved.", "ok")
+    if request.form.get("go") == "next":
+        message = get_message(session, message_id)
+        _previous, next_id = neighbours(session, _list_filter(context), message)
+        if next_id is None:
+            flash("That was the last message in this list.", "ok")
+            return redirect(_list_url(context)), 303
+        return redirect(url_for("messages.view", message_id=next_id, **context)), 303
+    return redirect(here), 303
 
 
 @bp.route("/<int:message_id>/pages/<int:number>")

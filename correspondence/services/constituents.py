@@ -74,14 +74,6 @@ class Entry:
     ref: int
 
 
-ACTIVITY_LABELS = {"constituent.edit": "record edited", "constituent.tag": "tagged", "constituent.untag": "tag removed",
-                   "constituent.merge": "another record merged in", "constituent.unmerge": "merge undone",
-                   "constituent.import_create": "created by a CSV import",
-                   "constituent.import_match": "filled in by a CSV import",
-                   "constituent.add_email": "email added", "constituent.remove_email": "email removed",
-                   "constituent.add_phone": "phone added", "constituent.remove_phone": "phone removed"}
-
-
 def timeline(session: Session, constituent_id: int, limit: int = 200, *,
              notes_of: Callable[[Case], bool] | None = None) -> list[Entry]:
     """Every message, answer, case, case note and change to the record of one person, newest first.
@@ -89,7 +81,7 @@ def timeline(session: Session, constituent_id: int, limit: int = 200, *,
     Case notes are need-to-know: only those of cases for which `notes_of(case)` is true are listed
     (the web passes casework.cases.may_see_private for the viewer); without it, none are.
     """
-    from correspondence.models import AuditEvent, CaseNote
+    from correspondence.models import CaseNote
     entries = [Entry(m.received_at, "message", m.subject or "(no subject)", m.channel.label, m.id)
                for m in session.scalars(select(Message).where(Message.constituent_id == constituent_id)
                                         .order_by(Message.received_at.desc()).limit(limit))]
@@ -106,26 +98,13 @@ def timeline(session: Session, constituent_id: int, limit: int = 200, *,
         entries += [Entry(n.created_at, "note", n.text[:120], f"on case {n.case_id}", n.case_id)
                     for n in session.scalars(select(CaseNote).where(CaseNote.case_id.in_(visible))
                                              .order_by(CaseNote.id.desc()).limit(limit))]
-    entries += [Entry(e.at, "activity", ACTIVITY_LABELS.get(e.action, e.action), _activity_detail(e), 0)
-                for e in session.scalars(select(AuditEvent).where(AuditEvent.object_type == "constituent",
-                                                                  AuditEvent.object_id == str(constituent_id))
-                                         .order_by(AuditEvent.id.desc()).limit(limit))]
+    # Changes to the record read as sentences with who made them (services/history.py), never raw data.
+    from correspondence.services.history import history_of
+
+    entries += [Entry(line.at, "activity", line.sentence, "", 0)
+                for line in history_of(session, "constituent", constituent_id, limit=limit)]
     entries.sort(key=lambda e: e.at, reverse=True)
     return entries[:limit]
-
-
-def _activity_detail(event) -> str:  # type: ignore[no-untyped-def]
-    after = event.after or {}
-    for key in ("tag", "email", "phone"):
-        if key in after or key in (event.before or {}):
-            return str(after.get(key) or (event.before or {}).get(key))
-    if event.action == "constituent.edit":
-        return ", ".join(sorted(after))
-    if "merged_id" in after:
-        return f"record {after['merged_id']}"
-    if "import_id" in after:
-        return f"import {after['import_id']}, line {after.get('row')}"
-    return ""
 
 
 TAG_RE = re.compile(r"[\w][\w .&'/-]{0,59}")

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from dataclasses import dataclass, field
-from datetime import UTC, datetime, timedelta
+from datetime import UTC, datetime, time, timedelta, tzinfo
 
 from sqlalchemy import case, func, select
 from sqlalchemy.orm import Session
@@ -48,9 +48,18 @@ class Backlog:
         return self.by_status.get(MessageStatus.ANSWER_QUEUED.value, 0)
 
 
-def backlog(session: Session, now: datetime | None = None) -> Backlog:
+def local_midnight(day_offset: int, now: datetime, zone: tzinfo) -> datetime:
+    """The UTC moment the office's calendar day `day_offset` days from today (in `zone`) begins."""
+    today = now.astimezone(zone).date()
+    return datetime.combine(today + timedelta(days=day_offset), time.min, zone).astimezone(UTC)
+
+
+def backlog(session: Session, now: datetime | None = None, zone: tzinfo = UTC) -> Backlog:
     """Open work per staffer. Each age bucket is its own range count, which the
-    (assignee_id, status, received_at, due_at) index answers without reading a row."""
+    (assignee_id, status, received_at, due_at) index answers without reading a row.
+
+    Ages and "overdue" count the office's calendar days (zone): mail from 11 pm yesterday is one day old
+    this morning, and a message due today is not overdue until tomorrow."""
     now = now or utcnow()
     open_work = Message.status.in_(OPEN_STATUSES)
     staff = {s.id: StafferBacklog(s.id, s.name, s.role.value)
@@ -66,19 +75,19 @@ def backlog(session: Session, now: datetime | None = None) -> Backlog:
                                                 f"#{assignee_id}", who.role.value if who else "")
         return staff[assignee_id]
 
-    overdue = func.sum(case((Message.due_at < now, 1), else_=0))
+    overdue = func.sum(case((Message.due_at < local_midnight(0, now, zone), 1), else_=0))
     totals = select(Message.assignee_id, func.count(), func.min(Message.received_at), overdue).where(
         open_work).group_by(Message.assignee_id)
     for assignee_id, count, oldest, n_overdue in session.execute(totals):
         row = row_for(assignee_id)
         row.open_items, row.oldest, row.overdue = count, _aware(oldest), int(n_overdue or 0)
     for i, (_label, young, old) in enumerate(AGE_BUCKETS):
-        # Ages are whole days: "0-2 days" is received within the last 3 days, and so on.
+        # Ages are whole local days: "0-2 days" is received today, yesterday or the day before, and so on.
         query = select(Message.assignee_id, func.count()).where(open_work)
         if young:
-            query = query.where(Message.received_at <= now - timedelta(days=young))
+            query = query.where(Message.received_at < local_midnight(1 - young, now, zone))
         if old is not None:
-            query = query.where(Message.received_at > now - timedelta(days=old + 1))
+            query = query.where(Message.received_at >= local_midnight(-old, now, zone))
         for assignee_id, count in session.execute(query.group_by(Message.assignee_id)):
             row_for(assignee_id).buckets[i] = count
     by_status = {s.value: 0 for s in MessageStatus}

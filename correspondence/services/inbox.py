@@ -4,8 +4,9 @@ from __future__ import annotations
 
 import base64
 import binascii
+from collections.abc import Iterable
 from dataclasses import dataclass, field, replace
-from datetime import UTC, date, datetime, time, timedelta
+from datetime import UTC, date, datetime, time, timedelta, tzinfo
 
 from sqlalchemy import and_, func, or_, select
 from sqlalchemy.orm import Session, joinedload
@@ -13,7 +14,18 @@ from sqlalchemy.sql import Select
 
 from correspondence.errors import ValidationFailed
 from correspondence.ids import parse_id
-from correspondence.models import OPEN_STATUSES, Channel, Direction, Message, MessageStatus
+from correspondence.models import (
+    OPEN_STATUSES,
+    AuditEvent,
+    Channel,
+    Direction,
+    Message,
+    MessageStatus,
+    Stance,
+    utcnow,
+)
+from correspondence.services.audit import record
+from correspondence.services.messages import assign_message, get_message, set_stance, set_topic, unassign_message
 
 SORTS = ("newest", "oldest")
 
@@ -32,6 +44,8 @@ class InboxFilter:
     received_to: date | None = None
     text: str = ""
     sort: str = "newest"
+    # "From" and "to" dates are the office's calendar days (MAILROOM_TIMEZONE), not UTC days.
+    zone: tzinfo = UTC
 
     def without_status(self) -> InboxFilter:
         return replace(self, statuses=tuple(MessageStatus))
@@ -87,9 +101,9 @@ def _apply_filters(query: Select, flt: InboxFilter, *, with_status: bool = True)
     elif flt.assignee_id is not None:
         query = query.where(Message.assignee_id == flt.assignee_id)
     if flt.received_from is not None:
-        query = query.where(Message.received_at >= datetime.combine(flt.received_from, time.min, UTC))
+        query = query.where(Message.received_at >= datetime.combine(flt.received_from, time.min, flt.zone))
     if flt.received_to is not None:
-        end = datetime.combine(flt.received_to + timedelta(days=1), time.min, UTC)
+        end = datetime.combine(flt.received_to + timedelta(days=1), time.min, flt.zone)
         query = query.where(Message.received_at < end)
     text = flt.text.strip()
     if text:
@@ -151,7 +165,9 @@ def matching_ids(session: Session, flt: InboxFilter, limit: int = 200_000) -> li
 
 
 def export_rows(session: Session, flt: InboxFilter, page: int = 2000):  # type: ignore[no-untyped-def]
-    """Every matching message as a row, read in pages by id so a large export never sits in memory."""
+    """Every matching message as a row, read in pages by id so a large export never sits in memory.
+
+    Times are the office's wall-clock time (the filter's zone), with its offset."""
     after = 0
     while True:
         rows = list(session.scalars(_apply_filters(select(Message), flt)
@@ -161,8 +177,83 @@ def export_rows(session: Session, flt: InboxFilter, page: int = 2000):  # type: 
         if not rows:
             return
         for m in rows:
-            yield (m.id, m.received_at.isoformat(timespec="minutes"), m.channel.label, m.from_name, m.from_address,
+            received = m.received_at.astimezone(flt.zone).isoformat(timespec="minutes")
+            yield (m.id, received, m.channel.label, m.from_name, m.from_address,
                    m.subject, m.status.value, m.topic.name if m.topic else "", m.stance.value if m.stance else "",
                    m.assignee.name if m.assignee else "", m.constituent_id or "", m.batch_id or "")
         after = rows[-1].id
         session.expunge_all()
+
+
+def neighbours(session: Session, flt: InboxFilter, message: Message) -> tuple[int | None, int | None]:
+    """The messages just above and below this one in the list the staffer came from (same filter, same sort).
+
+    Keyset on (received_at, id), so it is two index lookups however long the list; the message itself
+    need not still match the filter (assigning it may have taken it out of "unassigned")."""
+    base = _apply_filters(select(Message.id), flt).where(Message.direction == Direction.INBOUND)
+    earlier = or_(Message.received_at < message.received_at,
+                  and_(Message.received_at == message.received_at, Message.id < message.id))
+    later = or_(Message.received_at > message.received_at,
+                and_(Message.received_at == message.received_at, Message.id > message.id))
+    down = (Message.received_at.desc(), Message.id.desc())
+    up = (Message.received_at.asc(), Message.id.asc())
+    if flt.sort == "newest":  # further down a newest-first list is further back in time
+        below, above = base.where(earlier).order_by(*down), base.where(later).order_by(*up)
+    else:
+        below, above = base.where(later).order_by(*up), base.where(earlier).order_by(*down)
+    return session.scalar(above.limit(1)), session.scalar(below.limit(1))
+
+
+def triage(session: Session, message_id: int, *, topic_id: int | None, stance: Stance | None,
+           assignee_id: int | None, actor_id: int) -> Message:
+    """Code topic and stance and assign (or unassign) in one step; each change is its own audited move.
+
+    Saving the form with the model's topic still chosen confirms it (the person saw it and kept it).
+    "Nobody" on a message that has an assignee unassigns it through the unassign service."""
+    message = get_message(session, message_id)
+    set_topic(session, message_id, topic_id, actor_id=actor_id)
+    set_stance(session, message_id, stance, actor_id=actor_id)
+    if assignee_id is None:
+        if message.assignee_id is not None:
+            unassign_message(session, message_id, actor_id=actor_id)
+    elif assignee_id != message.assignee_id:
+        assign_message(session, message_id, assignee_id, actor_id=actor_id)
+    return message
+
+
+# How long a staffer may take back a close ("e") they made.
+UNDO_WINDOW = timedelta(minutes=10)
+
+
+def undo_close(session: Session, message_ids: Iterable[int], *, actor_id: int, now: datetime | None = None,
+               window: timedelta = UNDO_WINDOW) -> tuple[int, list[str]]:
+    """Take back closes this staffer made within the window: each message gets the status the close replaced.
+
+    This is the close undone, not a new move through the workflow (closed mail otherwise only goes on to
+    "in progress" or "archived"), so it holds only while the close is the last thing that happened to the
+    message; anything since (a reopen, an answer) and the close stands. Messages this staffer did not just
+    close are left alone. Returns (restored, problems)."""
+    now = now or utcnow()
+    restored, problems = 0, []
+    for message_id in sorted(set(message_ids))[:500]:
+        close = session.scalar(select(AuditEvent).where(
+            AuditEvent.object_type == "message", AuditEvent.object_id == str(message_id),
+            AuditEvent.action == "message.close", AuditEvent.actor_id == actor_id,
+            AuditEvent.at >= now - window).order_by(AuditEvent.id.desc()).limit(1))
+        if close is None:
+            continue
+        later = session.scalar(select(func.count()).select_from(AuditEvent).where(
+            AuditEvent.object_type == "message", AuditEvent.object_id == str(message_id),
+            AuditEvent.id > close.id))
+        message = session.get(Message, message_id)
+        previous = (close.before or {}).get("status")
+        if later or message is None or message.status != MessageStatus.CLOSED or previous is None:
+            problems.append(f"message {message_id} changed after it was closed, so it stays as it is now")
+            continue
+        message.status = MessageStatus(previous)
+        message.status_reason = None
+        record(session, actor_id=actor_id, action="message.undo_close", object_type="message",
+               object_id=message_id, before={"status": MessageStatus.CLOSED.value}, after={"status": previous},
+               detail="close undone")
+        restored += 1
+    return restored, problems

@@ -262,7 +262,10 @@ def bulk_apply(session: Session, message_ids: Iterable[int], action: str, value:
     for message_id in ids:
         try:
             with session.begin_nested():
-                if action == "assign":
+                if action == "assign" and value == "none":  # "— nobody —": take it back off whoever has it
+                    if get_message(session, message_id).assignee_id is not None:
+                        unassign_message(session, message_id, actor_id=actor_id)
+                elif action == "assign":
                     assign_message(session, message_id, _int(value, "staffer"), actor_id=actor_id)
                 elif action == "topic":
                     set_topic(session, message_id, _int(value, "topic") if value else None,

@@ -1,5 +1,5 @@
 // Keyboard triage for the inbox: j/k move, x select, a assign, t accept the suggested topic, e close,
-// / search, Enter open.
+// u undo the close, / search, Enter open (? help is keys.js).
 (function () {
   "use strict";
   const table = document.getElementById("messages");
@@ -45,14 +45,15 @@
     if (!row || e.target.closest("input, a")) return;
     window.location = row.dataset.href;
   });
+  // Typing in the focused select only chooses (a letter jumps to the first staffer with it); nothing is
+  // sent until Enter or the Assign button, so a keyboard user searching the list never assigns by accident.
   assignee.addEventListener("keydown", (e) => {
-    if (e.key === "Enter" && assignee.value) { e.preventDefault(); submit("assign"); }
+    if (e.key === "Enter" && assignee.value) { e.preventDefault(); ensureSelection(); submit("assign"); }
     if (e.key === "Escape") { assignee.blur(); }
   });
-  assignee.addEventListener("change", () => { if (assignee.dataset.keyboard === "1" && assignee.value) submit("assign"); });
 
   document.addEventListener("keydown", (e) => {
-    if (e.ctrlKey || e.metaKey || e.altKey) return;
+    if (e.ctrlKey || e.metaKey || e.altKey || document.querySelector("dialog[open]")) return;
     const t = e.target;
     if (t && (t.tagName === "INPUT" && t.type !== "checkbox" || t.tagName === "SELECT" || t.tagName === "TEXTAREA")) return;
     switch (e.key) {
@@ -61,9 +62,10 @@
       case "x":
         if (focus >= 0) { const b = rows()[focus].querySelector("input[name=ids]"); b.checked = !b.checked; refreshSelection(); }
         break;
-      case "a": ensureSelection(); assignee.dataset.keyboard = "1"; assignee.focus(); break;
+      case "a": ensureSelection(); assignee.focus(); break;
       case "t": ensureSelection(); if (boxes().some((b) => b.checked)) submit("accept_suggestion"); break;
       case "e": ensureSelection(); if (boxes().some((b) => b.checked)) submit("close"); break;
+      case "u": { const undo = document.getElementById("undo-close"); if (undo) undo.click(); else return; break; }
       case "/": document.getElementById("q").focus(); break;
       case "Enter": if (focus >= 0) window.location = rows()[focus].dataset.href; else return; break;
       default: return;
