@@ -17,7 +17,7 @@ from batching.suggest import rescore_open, train  # noqa: E402
 from config import Settings  # noqa: E402
 from correspondence.db import Database  # noqa: E402
 from correspondence.demo import build_demo_office  # noqa: E402
-from correspondence.models import Staffer, Topic  # noqa: E402
+from correspondence.models import Batch, Staffer, Topic  # noqa: E402
 from correspondence.passwords import hash_password  # noqa: E402
 from correspondence.services.analytics import refresh  # noqa: E402
 from web import create_app  # noqa: E402
@@ -43,13 +43,14 @@ def main() -> None:
         rescore_open(s, autocode=0.0)
         refresh(s)
         health = s.scalar(select(Topic.id).where(Topic.name == "Health"))
+        biggest = s.scalar(select(Batch.id).order_by(Batch.member_count.desc()).limit(1))
     server = make_server("127.0.0.1", 0, create_app(settings), threaded=True)
     threading.Thread(target=server.serve_forever, daemon=True).start()
     base = f"http://127.0.0.1:{server.server_port}"
     with sync_playwright() as p:
         browser = p.chromium.launch(executable_path="/usr/bin/chromium", args=[
             "--no-sandbox", "--disable-gpu", "--disable-background-networking", "--disable-component-update"])
-        page = browser.new_page(viewport={"width": 1400, "height": 860})
+        page = browser.new_page(viewport={"width": 1280, "height": 800})
         page.goto(f"{base}/login")
         page.fill("input[name=email]", "maria.alvarez@mailroom.local")
         page.fill("input[name=password]", PASSWORD)
@@ -67,6 +68,26 @@ def main() -> None:
         page.screenshot(path=str(HERE / "search.png"))
         page.goto(f"{base}/constituents/?topic_id={health}&district=in_district")
         page.screenshot(path=str(HERE / "segment.png"))
+        # The dry run of the largest campaign: the suggested letter chosen, its preview for three recipients.
+        page.goto(f"{base}/batches/{biggest}/answer")
+        page.wait_for_selector("#letter-preview article.letter-preview-card",
+                               timeout=15000)
+        page.screenshot(path=str(HERE / "dry-run-preview.png"), full_page=True)
+        # The same desk on a phone (390 px): the inbox and a message, with the menu open on the first.
+        phone = browser.new_context(viewport={"width": 390, "height": 844}, device_scale_factor=2,
+                                    is_mobile=True, has_touch=True)
+        page = phone.new_page()
+        page.goto(f"{base}/login")
+        page.fill("input[name=email]", "maria.alvarez@mailroom.local")
+        page.fill("input[name=password]", PASSWORD)
+        page.click("input[type=submit]")
+        page.wait_for_url("**/dashboard/")
+        page.goto(f"{base}/inbox/")
+        page.screenshot(path=str(HERE / "inbox-phone.png"))
+        page.click("#menu-button")
+        page.screenshot(path=str(HERE / "menu-phone.png"))
+        page.goto(f"{base}/batches/{biggest}")
+        page.screenshot(path=str(HERE / "batch-phone.png"))
         browser.close()
     server.shutdown()
 

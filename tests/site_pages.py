@@ -100,8 +100,8 @@ def seed_office(db: Database, instance_dir: Path, settings) -> dict[str, int]:  
         category = s.scalar(select(CaseCategory).order_by(CaseCategory.id))
         case = cases.open_case(s, constituent_id=person.id, category_id=category.id, subject=LONG_TITLE[:300],
                                actor_id=writer.id, source_message_id=message.id)
-        cases.add_note(s, case.id, "Called the agency. " + LONG_WORD, actor_id=writer.id)
-        cases.add_note(s, case.id, "x" * 10000, actor_id=writer.id)  # the longest note, one unbroken word
+        cases.add_note(s, case.id, "Called the agency. " + LONG_WORD, actor_id=boss.id)
+        cases.add_note(s, case.id, "x" * 10000, actor_id=boss.id)  # the longest note, one unbroken word
         flt = segments.parse_filter({"zips": person.zip5 or ""})
         segment = segments.save_segment(s, "Writers from " + (person.zip5 or "the district"), flt, actor_id=boss.id)
         today = date.today()
