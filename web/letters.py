@@ -400,11 +400,13 @@ def _day_start(raw: str | None, name: str, *, next_day: bool = False) -> datetim
     """A date from the form, as the start of that day (or of the day after) in the office's time zone, in UTC."""
     try:
         day = date.fromisoformat((raw or "").strip())
+        if next_day:
+            day += timedelta(days=1)
+        return datetime.combine(day, time(), tzinfo=settings().zone).astimezone(UTC)
     except ValueError as exc:
         raise ValidationFailed(f"{name}: give a date (YYYY-MM-DD)") from exc
-    if next_day:
-        day += timedelta(days=1)
-    return datetime.combine(day, time(), tzinfo=settings().zone).astimezone(UTC)
+    except OverflowError as exc:  # 9999-12-31 has no day after; 0001-01-01 east of UTC has no UTC
+        raise ValidationFailed(f"{name}: that date is out of range") from exc
 
 
 @bp.route("/approvals/delegations", methods=["POST"])
@@ -578,7 +580,10 @@ def answer_selection():  # type: ignore[no-untyped-def]
 
     session = db_session()
     query = request.form.get("filter") if request.method == "POST" else urlencode(list(request.args.items(multi=True)))
-    ids = sorted({n for i in request.form.getlist("ids") if (n := parse_id(i))}) if request.method == "POST" else []
+    posted = request.form.getlist("ids") if request.method == "POST" else []
+    ids = sorted({n for i in posted if (n := parse_id(i))})
+    if posted and not ids:  # a selection of nothing usable is not "everything the inbox filter matches"
+        abort(400, description="The selection names no messages.")
     if not ids:
         try:
             flt = parse_filter(MultiDict(parse_qs(query or "", keep_blank_values=False)), current_user.id)
