@@ -34,7 +34,7 @@ from sklearn.pipeline import FeatureUnion
 from sqlalchemy import case, func, or_, select
 from sqlalchemy.orm import Session, selectinload
 
-from correspondence.errors import NotFound, ValidationFailed
+from correspondence.errors import NotFound, PermissionDenied, ValidationFailed
 from correspondence.models import (
     Batch,
     Constituent,
@@ -225,6 +225,10 @@ def check_choice(session: Session, version_id: int, message_ids: Sequence[int], 
                  confirmed: bool) -> RankedLetter:
     """The chosen letter, if it may be sent to this mail: an approved current letter that fits, or one the
     staffer confirmed after being told how it differs. Raises ValidationFailed otherwise."""
+    version = session.get(LetterVersion, version_id)
+    own = version.letter.one_off_message_id if version is not None else None
+    if own is not None:
+        raise PermissionDenied(f"this is a one-off reply to message {own}; it answers that message only")
     ranked = rank_letters(session, message_ids, batch_id=batch_id, learn=False)
     chosen = next((r for r in ranked if r.version.id == version_id), None)
     if chosen is None:
@@ -503,7 +507,7 @@ class Preview:
 
 
 def _answerable(message: Message) -> bool:
-    return delivery_for(message) is not None and can_move(message.status, MessageStatus.RESPONDED)
+    return delivery_for(message) is not None and can_move(message.status, MessageStatus.ANSWER_QUEUED)
 
 
 # How many of a constituent's name and address fields are filled in (fewer: a letter that reads thinner).

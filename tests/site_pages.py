@@ -27,7 +27,8 @@ NOT_PAGES = {
 }
 # Query strings that make a page show what it exists to show.
 QUERIES = {"letters.answer_selection": "?status=new", "search.index": "?q=water",
-           "cases.new": "?message_id={message_id}"}
+           "cases.new": "?message_id={message_id}",
+           "letters.preview": "?version_id={version_id}&batch_id={batch_id}"}
 # A staffer who signed in with a password only is sent from the second-factor page to sign in again.
 SIGNED_OUT_ONLY = {"auth.second_factor"}
 
@@ -110,11 +111,15 @@ def seed_office(db: Database, instance_dir: Path, settings) -> dict[str, int]:  
         upload = imports.upload(s, b"first_name,last_name,email,zip\nAna,Lopez,ana@example.org,43215\n"
                                    b"Bo,Ng,not-an-email,4321\n", "people.csv", actor_id=boss.id)
         run = apply.start_run(s, version.id, actor_id=writer.id, batch_id=batch.id)
+        from drafting import paragraphs
+
+        paragraph_id = paragraphs.propose_paragraph(s, title="Thanks " + LONG_WORD[:200], actor_id=writer.id,
+                                                    text="Thank you for writing. " + LONG_WORD).paragraph_id
         ids = {"message_id": message.id, "batch_id": batch.id, "letter_id": version.letter_id,
                "version_id": version.id, "case_id": case.id, "constituent_id": person.id,
                "keep_id": people[0].id, "other_id": people[1].id, "segment_id": segment.id,
                "run_id": run.id, "import_id": upload.id, "token": "not-a-real-link", "number": 1,
-               "reports.view:run_id": report.id}
+               "reports.view:run_id": report.id, "paragraph_id": paragraph_id}
     reports.execute(db, ids["reports.view:run_id"])
     apply.execute_run(db, ids["run_id"], settings)  # no email queue, no print file: the run page still shows it
     return ids

@@ -360,13 +360,16 @@ def test_browser_choosing_a_letter_shows_its_preview(live_server, browser, facto
     session.commit()
     page = _sign_in(browser, live_server, sender, factory.PASSWORD)
     page.goto(f"{live_server}/batches/{batch.id}/answer")
-    page.check(f"input[name=version_id][value='{second.id}']")
+    # Choosing a letter on a batch counts the dry run again for it (the page reloads with ?version_id=).
+    page.click(f"input[type=radio][name=version_id][value='{second.id}']")
+    page.wait_for_url(f"**version_id={second.id}**")
     page.wait_for_selector("#letter-preview .letter-preview-card")
     cards = page.locator("#letter-preview .letter-preview-card")
     assert cards.count() == 3
     text = page.inner_text("#letter-preview")
     assert "Second letter for Em1." in text and "Our well water tastes of iron." in text
     assert "By post to" in text and "0 Main St" in text  # the first letter that came on paper
-    page.check(f"input[name=version_id][value='{first.id}']")
+    page.click(f"input[type=radio][name=version_id][value='{first.id}']")
+    page.wait_for_url(f"**version_id={first.id}**")
     page.wait_for_function("!document.querySelector('#letter-preview').innerText.includes('Second letter')")
     assert "Thank you for writing about" in page.inner_text("#letter-preview")

@@ -49,6 +49,10 @@ ACTIONS = [
     "staffer.role_changed", "staffer.second_factor_reset", "staffer.security_key_added", "staffer.sessions_ended",
     "staffer.totp_enabled",
     "topic_model.activate", "topic_model.prune", "topic_model.train",
+    "approval_delegation.create", "approval_delegation.end", "demo.history", "message.answer_queued",
+    "notice.create", "notice.email", "notice.read", "notice.read_all", "paragraph.create", "paragraph.retire",
+    "paragraph_revision.approve", "paragraph_revision.decline", "paragraph_revision.edit",
+    "paragraph_revision.propose", "paragraph_revision.retire", "paragraph_revision.withdraw",
 ]
 
 _ACTION_LINE = re.compile(r"action=|else \"")
@@ -145,14 +149,14 @@ def test_every_action_reads_as_a_sentence_with_names_not_ids_or_json(session, fa
 def test_an_unknown_action_gets_a_readable_sentence_never_json(session, factory):
     priya = factory.staffer(name="Priya Shah")
     devon = factory.staffer(name="Devon Carter")
-    event = AuditEvent(actor_id=priya.id, action="message.answer_queued", object_type="message", object_id="3",
+    event = AuditEvent(actor_id=priya.id, action="message.future_thing", object_type="message", object_id="3",
                        before={"status": "assigned", "assignee_id": devon.id},
                        after={"status": "answer_queued", "assignee_id": None, "response_id": 77,
                               "extra": {"deep": [1, 2]}}, at=datetime.now(UTC))
     session.add(event)
     session.flush()
     [line] = describe(session, [event])
-    assert line.sentence.startswith("Priya Shah: answer queued (message)")
+    assert line.sentence.startswith("Priya Shah: future thing (message)")
     assert "the status from assigned to answer queued" in line.sentence
     assert "the assignee from Devon Carter to nobody" in line.sentence
     assert "77" not in line.sentence and "{" not in line.sentence and "deep" not in line.sentence

@@ -8,7 +8,7 @@ from urllib.parse import parse_qsl, urlencode
 
 from flask import Blueprint, Response, abort, flash, redirect, render_template, request, url_for
 from flask_login import current_user
-from sqlalchemy import select
+from sqlalchemy import or_, select
 from werkzeug.datastructures import MultiDict
 
 from correspondence.errors import DomainError, NotFound, PermissionDenied, ValidationFailed
@@ -74,8 +74,9 @@ def view(message_id: int):  # type: ignore[no-untyped-def]
     topics = list(session.scalars(select(Topic).where(Topic.active.is_(True)).order_by(Topic.name)))
     allowed = [t for t in BUTTON_TARGETS if may_move(message.status, t, current_user.role)]
     # The letter that answered it: one letter per person covers all of their messages in a run.
-    answers = list(session.scalars(select(Answer).join(ResponseMessage, ResponseMessage.response_id == Answer.id)
-                                   .where(ResponseMessage.message_id == message.id)))
+    answers = list(session.scalars(select(Answer).where(or_(
+        Answer.message_id == message.id,
+        Answer.id.in_(select(ResponseMessage.response_id).where(ResponseMessage.message_id == message.id))))))
     context = list_args(request.args)
     previous_id, next_id = neighbours(session, _list_filter(context), message)
     return render_template(

@@ -190,7 +190,10 @@ SENTENCES: dict[str, Callable[[_Event], str]] = {
     "message.unassign": lambda x: f"{x.who} unassigned this from {x.staff(x.b.get('assignee_id'))}",
     "message.start": lambda x: _status_move(x, "started work on this"),
     "message.submit_for_approval": lambda x: _status_move(x, "sent this for approval"),
-    "message.responded": lambda x: _status_move(x, "marked this responded"),
+    "message.responded": lambda x: (f"Responded: the answer left ({words(x.a['how'])})" if x.a.get("how")
+                                    else _status_move(x, "marked this responded")),
+    "message.answer_queued": lambda x: f"{x.who} answered this with a letter; it is queued to leave"
+                                       + (f" (was {words(x.a['from'])})" if x.a.get("from") else ""),
     "message.close": lambda x: _status_move(x, "closed this"),
     "message.reopen": lambda x: _status_move(x, "reopened this"),
     "message.quarantine": lambda x: _status_move(x, "quarantined this"),
@@ -224,6 +227,23 @@ SENTENCES: dict[str, Callable[[_Event], str]] = {
     "letter_version.approve": lambda x: _status_move(x, "approved this version"),
     "letter_version.request_changes": lambda x: _status_move(x, "asked for changes"),
     "letter_version.retire": lambda x: _status_move(x, "retired this version"),
+    "approval_delegation.create": lambda x: f"{x.who} let {x.staff(x.a.get('delegate_id'))} approve letters for "
+                                            f"{x.staff(x.a.get('supervisor_id'))} from {words(x.a.get('starts_at'))} "
+                                            f"to {words(x.a.get('ends_at'))}",
+    "approval_delegation.end": lambda x: f"{x.who} ended a delegation of approval",
+    "notice.create": lambda x: f"{x.who} sent a notice{x.detail}",
+    "notice.email": lambda x: f"{x.who} emailed a notice{x.detail}",
+    "notice.read": lambda x: f"{x.who} read a notice",
+    "notice.read_all": lambda x: f"{x.who} marked every notice read",
+    "paragraph.create": lambda x: f"{x.who} created the standard paragraph “{x.a.get('title', '')}”",
+    "paragraph.retire": lambda x: f"{x.who} retired this standard paragraph",
+    "paragraph_revision.propose": lambda x: f"{x.who} proposed revision {x.a.get('number', '')} of a paragraph",
+    "paragraph_revision.edit": lambda x: f"{x.who} edited a proposed paragraph",
+    "paragraph_revision.approve": lambda x: _status_move(x, "approved this paragraph"),
+    "paragraph_revision.decline": lambda x: _status_move(x, "declined this paragraph"),
+    "paragraph_revision.withdraw": lambda x: _status_move(x, "withdrew this paragraph"),
+    "paragraph_revision.retire": lambda x: _status_move(x, "retired this paragraph revision"),
+    "demo.history": lambda x: "The demo office's past answers were loaded",
     "letter_version.comment": lambda x: f"{x.who} commented"
                                         + (f" on paragraph {x.a['paragraph']}" if x.a.get("paragraph") else ""),
     "response.queued": lambda x: f"{x.who} queued the letter to be sent again",
@@ -354,7 +374,9 @@ def _who(e: AuditEvent, names: _Names) -> str:
     if e.actor_id is None:
         return SYSTEM
     who = names.staffer(e.actor_id)
-    if e.on_behalf_of_id:
+    if e.on_behalf_of_id and e.action.startswith("letter_version."):  # a delegate deciding for a supervisor
+        who += f" (for {names.staffer(e.on_behalf_of_id)})"
+    elif e.on_behalf_of_id:
         who += f" (viewing as {names.staffer(e.on_behalf_of_id)})"
     return who
 
