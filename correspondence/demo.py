@@ -221,6 +221,13 @@ def _demo_letters(session: Session) -> int:
     if supervisor is None or writer is None:
         return 0
     made = len(_demo_library(session, writer.id, supervisor.id))
+    # The library's approvals are the office's past: the writer read those notices long ago.
+    from sqlalchemy import update
+
+    from correspondence.models import Notice, utcnow
+
+    session.execute(update(Notice).where(Notice.staffer_id == writer.id, Notice.read_at.is_(None))
+                    .values(read_at=utcnow()))
     for i, batch in enumerate(session.scalars(select(Batch).order_by(Batch.member_count.desc()).limit(2))):
         if i == 0:
             continue  # the library answers the largest campaign; the queue shows a letter for the next one

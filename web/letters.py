@@ -85,6 +85,8 @@ def _confirm(session, ids: list[int], batch_id: int | None, options: Options):  
     the dry run's numbers are always what confirming does."""
     from drafting.choose import check_choice
 
+    if not ids:
+        raise ValidationFailed("there are no messages to answer: nothing is selected, or the filter matches nothing")
     version_id = _optional_int(request.form.get("version_id"), "letter")
     if version_id is None:
         raise ValidationFailed("choose the approved letter to send")
