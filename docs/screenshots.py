@@ -30,8 +30,9 @@ HERE = Path(__file__).resolve().parent
 def main() -> None:
     inst = Path(tempfile.mkdtemp(prefix="mailroom-shots-"))
     # Screenshots show the desk, not the second-factor enrolment a real supervisor goes through first.
-    settings = Settings.from_env({"MAILROOM_REQUIRE_2FA": ""}, instance_dir=inst, database_url=f"sqlite:///{inst / 'm.db'}",
-                                 secret_key="shots", redis_url="redis://unused")
+    settings = Settings.from_env({"MAILROOM_REQUIRE_2FA": ""}, instance_dir=inst,
+                                 database_url=f"sqlite:///{inst / 'm.db'}", secret_key="shots",
+                                 redis_url="redis://unused")
     initialise(settings)
     db = Database.from_settings(settings)
     build_demo_office(db, inst, messages=3000, constituents=800, seed=1)

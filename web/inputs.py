@@ -84,3 +84,15 @@ def refuse_nul_characters() -> None:
         for key, values in multi.lists():
             if "\x00" in key or any("\x00" in v for v in values):
                 abort(400, description="A field contains a NUL character, which is never part of typed text.")
+
+
+def optional_id(raw: str | None, name: str) -> int | None:
+    """An optional id from a form or query: None when empty, else a bounded id, else a message naming it."""
+    from correspondence.errors import ValidationFailed
+
+    if not raw:
+        return None
+    value = parse_id(raw)
+    if value is None:
+        raise ValidationFailed(f"{name}: {raw[:40]!r} is not a number")
+    return value

@@ -34,7 +34,7 @@ from drafting.render import FIELD_LIST, LetterError, context, render
 from web import db_session, settings
 from web.access import ALL_STAFF, roles, signed_in
 from web.forms import ActionForm
-from web.inputs import parse_id
+from web.inputs import optional_id, parse_id
 from web.paragraphs import own_approval_notice, posted_with_paragraph
 
 log = logging.getLogger(__name__)
@@ -87,7 +87,7 @@ def _confirm(session, ids: list[int], batch_id: int | None, options: Options):  
 
     if not ids:
         raise ValidationFailed("there are no messages to answer: nothing is selected, or the filter matches nothing")
-    version_id = _optional_int(request.form.get("version_id"), "letter")
+    version_id = optional_id(request.form.get("version_id"), "letter")
     if version_id is None:
         raise ValidationFailed("choose the approved letter to send")
     chosen = check_choice(session, version_id, ids, batch_id, request.form.get("confirm_mismatch") == "1")
@@ -102,15 +102,6 @@ def _topics(session):  # type: ignore[no-untyped-def]
     return list(session.scalars(select(Topic).where(Topic.active.is_(True)).order_by(Topic.name)))
 
 
-def _optional_int(raw: str | None, name: str) -> int | None:
-    if not raw:
-        return None
-    value = parse_id(raw)
-    if value is None:
-        raise ValidationFailed(f"{name}: {raw[:40]!r} is not a number")
-    return value
-
-
 def _stance(raw: str | None) -> Stance | None:
     try:
         return Stance(raw) if raw else None
@@ -123,7 +114,7 @@ def _stance(raw: str | None) -> Stance | None:
 def library():  # type: ignore[no-untyped-def]
     session = db_session()
     try:
-        topic_id = _optional_int(request.args.get("topic"), "topic")
+        topic_id = optional_id(request.args.get("topic"), "topic")
         stance = _stance(request.args.get("stance"))
     except ValidationFailed as exc:
         abort(400, description=str(exc))
@@ -148,7 +139,7 @@ def new():  # type: ignore[no-untyped-def]
         try:
             version = service.create_letter(
                 session, title=f.get("title", ""), body=f.get("body", ""), subject=f.get("subject", ""),
-                topic_id=_optional_int(f.get("topic_id"), "topic"), stance=_stance(f.get("stance")),
+                topic_id=optional_id(f.get("topic_id"), "topic"), stance=_stance(f.get("stance")),
                 tags=f.get("tags", "").split(","), actor_id=current_user.id)
         except DomainError as exc:
             session.rollback()
@@ -264,11 +255,11 @@ def version_act(version_id: int, action: str):  # type: ignore[no-untyped-def]
                 message = "Approved: the reply is on its way."
         elif action == "request_changes":
             service.request_changes(session, version_id, comment=f.get("comment", ""), actor_id=me,
-                                    paragraph=_optional_int(f.get("paragraph"), "paragraph"))
+                                    paragraph=optional_id(f.get("paragraph"), "paragraph"))
             message = "Changes requested; the author sees your comment."
         elif action == "comment":
             service.add_comment(session, version_id, text=f.get("comment", ""), actor_id=me,
-                                paragraph=_optional_int(f.get("paragraph"), "paragraph"))
+                                paragraph=optional_id(f.get("paragraph"), "paragraph"))
             message = "Comment added."
         elif action == "new_version":
             target = service.new_version(session, version_id, actor_id=me).id
@@ -420,7 +411,7 @@ def delegate():  # type: ignore[no-untyped-def]
     session = db_session()
     f = request.form
     try:
-        delegate_id = _optional_int(f.get("delegate_id"), "delegate")
+        delegate_id = optional_id(f.get("delegate_id"), "delegate")
         if delegate_id is None:
             raise ValidationFailed("choose who approves while you are away")
         made = delegate_approval(session, delegate_id=delegate_id, actor_id=current_user.id,
@@ -543,30 +534,8 @@ def answer_batch(batch_id: int):  # type: ignore[no-untyped-def]
     batch = session.get(Batch, batch_id)
     if batch is None:
         abort(404, description=f"There is no batch {batch_id}.")
-    from drafting.choose import rank_letters
-
-    ids = batch_message_ids(session, batch.id)
-    options = _options()
-    ranked = rank_letters(session, ids, batch_id=batch.id)
-    chosen = _planned_version(ranked)
-    again = None
-    if request.method == "POST":
-        try:
-            run, again = _confirm(session, ids, batch.id, options)
-        except DomainError as exc:
-            session.rollback()
-            flash(str(exc), "error")  # the page again, the staffer's options and selection kept
-            run = None
-        if run is not None:
-            session.commit()
-            enqueue_run(run.id)
-            return redirect(url_for("letters.run", run_id=run.id)), 303
-        chosen = again or chosen
-    counts = plan(session, ids, version_id=chosen.id if chosen else None, options=options,
-                  policy=Policy.of(settings()))
-    return render_template("answer_batch.html", batch=batch, approved=[r.version for r in ranked], ranked=ranked,
-                           counts=counts, chosen=chosen, again=again, options=options,
-                           policy=Policy.of(settings()), show_smtp_banner=True, form=ActionForm())
+    return _answer_page(session, batch_message_ids(session, batch.id), batch.id, "answer_batch.html",
+                        request.method == "POST", batch=batch)
 
 
 @bp.route("/letters/answer", methods=["GET", "POST"])
@@ -595,15 +564,22 @@ def answer_selection():  # type: ignore[no-untyped-def]
         query = query or ""
     else:
         query = ""
+    return _answer_page(session, ids, None, "answer_selection.html",
+                        request.method == "POST" and request.form.get("confirm") == "1", ids=ids, filter_query=query)
+
+
+def _answer_page(session, message_ids: list[int], batch_id: int | None, template: str, confirming: bool,  # type: ignore[no-untyped-def]
+                 **page):
+    """The dry run and the letter choice of an apply to all (a batch, or a selection), and its confirm."""
     from drafting.choose import rank_letters
 
     options = _options()
-    ranked = rank_letters(session, ids)
+    ranked = rank_letters(session, message_ids, batch_id=batch_id)
     chosen = _planned_version(ranked)
     again = None
-    if request.method == "POST" and request.form.get("confirm") == "1":
+    if confirming:
         try:
-            run, again = _confirm(session, ids, None, options)
+            run, again = _confirm(session, message_ids, batch_id, options)
         except DomainError as exc:
             session.rollback()
             flash(str(exc), "error")  # the page again, the staffer's options and selection kept
@@ -613,11 +589,11 @@ def answer_selection():  # type: ignore[no-untyped-def]
             enqueue_run(run.id)
             return redirect(url_for("letters.run", run_id=run.id)), 303
         chosen = again or chosen
-    counts = plan(session, ids, version_id=chosen.id if chosen else None, options=options,
-                  policy=Policy.of(settings()))
-    return render_template("answer_selection.html", ids=ids, filter_query=query, approved=[r.version for r in ranked],
-                           ranked=ranked, chosen=chosen, again=again, counts=counts, options=options,
-                           policy=Policy.of(settings()), show_smtp_banner=True, form=ActionForm())
+    policy = Policy.of(settings())
+    counts = plan(session, message_ids, version_id=chosen.id if chosen else None, options=options, policy=policy)
+    return render_template(template, approved=[r.version for r in ranked], ranked=ranked, counts=counts,
+                           chosen=chosen, again=again, options=options, policy=policy, show_smtp_banner=True,
+                           form=ActionForm(), **page)
 
 
 @bp.route("/letters/preview")
@@ -635,8 +611,8 @@ def preview():  # type: ignore[no-untyped-def]
 
     session = db_session()
     try:
-        version_id = _optional_int(request.args.get("version_id"), "letter")
-        batch_id = _optional_int(request.args.get("batch_id"), "batch")
+        version_id = optional_id(request.args.get("version_id"), "letter")
+        batch_id = optional_id(request.args.get("batch_id"), "batch")
         if version_id is None:
             raise ValidationFailed("choose a letter to preview")
         if batch_id is not None:

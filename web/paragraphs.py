@@ -22,7 +22,7 @@ from drafting import paragraphs as service
 from web import db_session, settings
 from web.access import ALL_STAFF, roles
 from web.forms import ActionForm
-from web.inputs import parse_id
+from web.inputs import optional_id, parse_id
 from web.outcome import run_action
 
 bp = Blueprint("paragraphs", __name__)
@@ -34,18 +34,9 @@ def _topics(session: Session) -> list[Topic]:
     return list(session.scalars(select(Topic).where(Topic.active.is_(True)).order_by(Topic.name)))
 
 
-def _optional_id(raw: str | None, name: str) -> int | None:
-    if not raw:
-        return None
-    value = parse_id(raw)
-    if value is None:
-        raise ValidationFailed(f"{name}: {raw[:40]!r} is not a number")
-    return value
-
-
 def _library_page(session: Session, *, values: Mapping[str, str], error: str | None = None):  # type: ignore[no-untyped-def]
     try:
-        topic_id = _optional_id(request.args.get("topic"), "topic")
+        topic_id = optional_id(request.args.get("topic"), "topic")
     except ValidationFailed as exc:
         abort(400, description=str(exc))
     entries = service.library(session, topic_id=topic_id, include_retired=request.args.get("retired") == "1")
@@ -66,7 +57,7 @@ def propose():  # type: ignore[no-untyped-def]
     f = request.form
     try:
         revision = service.propose_paragraph(session, title=f.get("title", ""), text=f.get("text", ""),
-                                             topic_id=_optional_id(f.get("topic_id"), "topic"),
+                                             topic_id=optional_id(f.get("topic_id"), "topic"),
                                              actor_id=current_user.id)
     except DomainError as exc:
         session.rollback()
@@ -100,7 +91,7 @@ def act(paragraph_id: int, action: str):  # type: ignore[no-untyped-def]
     here = url_for("paragraphs.paragraph", paragraph_id=paragraph_id)
 
     def revision_id() -> int:
-        value = _optional_id(f.get("revision_id"), "revision")
+        value = optional_id(f.get("revision_id"), "revision")
         revision = session.get(ParagraphRevision, value) if value else None
         if revision is None or revision.paragraph_id != paragraph_id:
             raise NotFound("no such revision of this paragraph")
@@ -134,7 +125,7 @@ def insert_into_draft(version_id: int):  # type: ignore[no-untyped-def]
     back = url_for("letters.version", version_id=version_id)
 
     def work() -> tuple[str, str]:
-        paragraph_id = _optional_id(f.get("insert_paragraph"), "paragraph")
+        paragraph_id = optional_id(f.get("insert_paragraph"), "paragraph")
         if paragraph_id is None:
             raise ValidationFailed("choose a paragraph to insert")
         version = letters.get_version(session, version_id)
@@ -150,7 +141,7 @@ def posted_with_paragraph(session: Session, form: Mapping[str, str]) -> tuple[st
     """For the new-letter and reply pages: the posted body with the chosen paragraph inserted, or it and why not."""
     body = form.get("body", "")
     try:
-        paragraph_id = _optional_id(form.get("insert_paragraph"), "paragraph")
+        paragraph_id = optional_id(form.get("insert_paragraph"), "paragraph")
         if paragraph_id is None:
             raise ValidationFailed("choose a paragraph to insert")
         return service.with_paragraph(session, body, paragraph_id), None
