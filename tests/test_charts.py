@@ -100,7 +100,8 @@ def test_long_outside_text_does_not_widen_the_pages(live_server, browser, factor
     session.add(batch)
     session.flush()
     for _n in range(3):
-        factory.message(constituent_id=person.id, subject=title[:500], body_text="lands " + "w" * 5000, batch_id=batch.id)
+        factory.message(constituent_id=person.id, subject=title[:500], body_text="lands " + "w" * 5000,
+                        batch_id=batch.id)
     category = session.scalar(select(CaseCategory).where(CaseCategory.name == "IRS"))
     case = cases.open_case(session, constituent_id=person.id, category_id=category.id, subject=title,
                            actor_id=supervisor.id, caseworker_id=supervisor.id)
