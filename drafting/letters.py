@@ -40,6 +40,8 @@ from correspondence.models import (
 )
 from correspondence.services.audit import record
 from correspondence.services.notices import notify
+from correspondence.services.staff import active_staffer
+from correspondence.text import normalise_newlines
 from drafting.delegation import active_delegation
 from drafting.paragraphs import own_approval_reason
 from drafting.render import validate
@@ -55,13 +57,6 @@ TRANSITIONS: dict[VersionState, frozenset[VersionState]] = {
 APPROVERS = (Role.SUPERVISOR, Role.ADMIN)
 
 
-def _staffer(session: Session, staffer_id: int) -> Staffer:
-    staffer = session.get(Staffer, staffer_id)
-    if staffer is None or not staffer.active:
-        raise PermissionDenied("an active staff account is needed")
-    return staffer
-
-
 def get_version(session: Session, version_id: int) -> LetterVersion:
     version = session.get(LetterVersion, version_id)
     if version is None:
@@ -74,11 +69,6 @@ def get_letter(session: Session, letter_id: int) -> FormLetter:
     if letter is None:
         raise NotFound(f"no form letter {letter_id}")
     return letter
-
-
-def normalise_newlines(text: str) -> str:
-    """"\r\n" and a lone "\r" become "\n": letters typed in a browser arrive with CRLF line endings."""
-    return text.replace("\r\n", "\n").replace("\r", "\n")
 
 
 _PARAGRAPH_BREAK = re.compile(r"\n[ \t]*\n\s*")
@@ -117,7 +107,7 @@ def _move(session: Session, version: LetterVersion, target: VersionState, *, act
 
 def create_letter(session: Session, *, title: str, body: str, subject: str = "", topic_id: int | None = None,
                   stance: Stance | None = None, tags: Sequence[str] = (), actor_id: int) -> LetterVersion:
-    _staffer(session, actor_id)
+    active_staffer(session, actor_id)
     title = title.strip()
     if not title:
         raise ValidationFailed("give the letter a title")
@@ -166,7 +156,7 @@ def edit_draft(session: Session, version_id: int, *, body: str, subject: str, ac
 
 def new_version(session: Session, version_id: int, *, actor_id: int) -> LetterVersion:
     """Start a new draft from any version (the way to change an approved or returned letter)."""
-    _staffer(session, actor_id)
+    active_staffer(session, actor_id)
     source = get_version(session, version_id)
     number = (session.scalar(select(func.max(LetterVersion.number))
                              .where(LetterVersion.letter_id == source.letter_id)) or 0) + 1
@@ -203,7 +193,7 @@ def submit(session: Session, version_id: int, *, actor_id: int, subject: str | N
 
 def _reviewer(session: Session, version: LetterVersion, actor_id: int) -> tuple[Staffer, Staffer | None]:
     """The reviewer, and the supervisor they act for when approval was delegated to them (else None)."""
-    staffer = _staffer(session, actor_id)
+    staffer = active_staffer(session, actor_id)
     on_behalf_of = None
     if staffer.role not in APPROVERS:
         delegation = active_delegation(session, actor_id)
@@ -241,7 +231,7 @@ def approve(session: Session, version_id: int, *, actor_id: int, skip_review: bo
     why, on_behalf_of = None, None
     if skip_review and version.author_id == actor_id:  # only when built from approved paragraphs; audited why
         why = own_approval_reason(session, version, actor_id=actor_id)
-        reviewer = _staffer(session, actor_id)
+        reviewer = active_staffer(session, actor_id)
     else:
         reviewer, on_behalf_of = _reviewer(session, version, actor_id)
     _check(version.subject, version.body)
@@ -292,7 +282,7 @@ def add_comment(session: Session, version_id: int, *, text: str, actor_id: int,
 
 def retire_letter(session: Session, letter_id: int, *, actor_id: int) -> FormLetter:
     letter = get_letter(session, letter_id)
-    staffer = _staffer(session, actor_id)
+    staffer = active_staffer(session, actor_id)
     if staffer.role not in APPROVERS:
         raise PermissionDenied("only a supervisor retires letters")
     if not letter.retired:

@@ -40,13 +40,14 @@ from correspondence.models import (
     ParagraphRevision,
     ParagraphState,
     Role,
-    Staffer,
     StandardParagraph,
     Topic,
     VersionState,
     utcnow,
 )
 from correspondence.services.audit import record
+from correspondence.services.staff import active_staffer
+from correspondence.text import normalise_newlines
 from drafting.render import validate
 
 P = ParagraphState
@@ -74,10 +75,6 @@ _SIGNATURE_AT_END = re.compile(r"(?:^|\n[ \t]*\n)\s*(\{\{\s*office\.signature\s*
 
 
 # --- text ------------------------------------------------------------------------------------------
-
-def normalise_newlines(text: str) -> str:
-    return text.replace("\r\n", "\n").replace("\r", "\n")
-
 
 def normalise_paragraph(text: str) -> str:
     """One paragraph as it is compared and stored: LF line ends, no trailing spaces, no blank space around it."""
@@ -142,13 +139,6 @@ def insert_text(body: str, text: str) -> str:
 
 
 # --- the library -----------------------------------------------------------------------------------
-
-def _staffer(session: Session, staffer_id: int) -> Staffer:
-    staffer = session.get(Staffer, staffer_id)
-    if staffer is None or not staffer.active:
-        raise PermissionDenied("an active staff account is needed")
-    return staffer
-
 
 def get_paragraph(session: Session, paragraph_id: int) -> StandardParagraph:
     paragraph = session.get(StandardParagraph, paragraph_id)
@@ -220,7 +210,7 @@ def _new_revision(session: Session, paragraph: StandardParagraph, text: str, *, 
 def propose_paragraph(session: Session, *, title: str, text: str, topic_id: int | None = None,
                       actor_id: int) -> ParagraphRevision:
     """A new standard paragraph, proposed: it is offered to writers once a supervisor approves it."""
-    _staffer(session, actor_id)
+    active_staffer(session, actor_id)
     title = title.strip()
     if not title:
         raise ValidationFailed("give the paragraph a title")
@@ -240,7 +230,7 @@ def revise_paragraph(session: Session, paragraph_id: int, *, text: str, actor_id
 
     The author of the open proposal edits it in place; anyone else waits until it is decided.
     """
-    _staffer(session, actor_id)
+    active_staffer(session, actor_id)
     paragraph = get_paragraph(session, paragraph_id)
     if paragraph.retired:
         raise ValidationFailed("this paragraph is retired; propose a new one instead")
@@ -264,7 +254,7 @@ def revise_paragraph(session: Session, paragraph_id: int, *, text: str, actor_id
 def approve_revision(session: Session, revision_id: int, *, actor_id: int) -> ParagraphRevision:
     """A supervisor or admin (never the author) approves a proposal; the revision it replaces is retired."""
     revision = get_revision(session, revision_id)
-    staffer = _staffer(session, actor_id)
+    staffer = active_staffer(session, actor_id)
     if staffer.role not in APPROVERS:
         raise PermissionDenied("only a supervisor approves standard paragraphs")
     if revision.author_id == actor_id:
@@ -284,7 +274,7 @@ def approve_revision(session: Session, revision_id: int, *, actor_id: int) -> Pa
 def withdraw_revision(session: Session, revision_id: int, *, actor_id: int, reason: str = "") -> ParagraphRevision:
     """Its author withdraws a proposal, or a supervisor declines it (saying why)."""
     revision = get_revision(session, revision_id)
-    staffer = _staffer(session, actor_id)
+    staffer = active_staffer(session, actor_id)
     if revision.author_id != actor_id and staffer.role not in APPROVERS:
         raise PermissionDenied("only the author or a supervisor takes a proposal back")
     declined = revision.author_id != actor_id
@@ -301,7 +291,7 @@ def retire_paragraph(session: Session, paragraph_id: int, *, actor_id: int) -> S
     """A supervisor retires a paragraph: it is no longer offered, and letters using it no longer count as built
     only from approved paragraphs."""
     paragraph = get_paragraph(session, paragraph_id)
-    staffer = _staffer(session, actor_id)
+    staffer = active_staffer(session, actor_id)
     if staffer.role not in APPROVERS:
         raise PermissionDenied("only a supervisor retires standard paragraphs")
     if paragraph.retired:
@@ -377,7 +367,7 @@ def own_approval_reason(session: Session, version: LetterVersion, *, actor_id: i
 
     Called by drafting.letters.approve only when the office allows it (the setting), so this decides the words.
     """
-    _staffer(session, actor_id)
+    active_staffer(session, actor_id)
     if version.author_id != actor_id:
         raise PermissionDenied("only the author approves a version built from approved paragraphs themselves")
     if not standard_subject(version.subject):

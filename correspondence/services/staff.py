@@ -58,6 +58,14 @@ def staff_email(email: str) -> str:
 
 
 
+def active_staffer(session: Session, staffer_id: int) -> Staffer:
+    """The acting staffer, who must exist and be active (a deactivated account acts no more)."""
+    staffer = session.get(Staffer, staffer_id)
+    if staffer is None or not staffer.active:
+        raise PermissionDenied("an active staff account is needed")
+    return staffer
+
+
 def get_staffer(session: Session, staffer_id: int) -> Staffer:
     staffer = session.get(Staffer, staffer_id)
     if staffer is None:
