@@ -19,9 +19,9 @@ sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 from sqlalchemy import select  # noqa: E402
 
 from correspondence.db import Database  # noqa: E402
-from correspondence.demo import build_demo_office  # noqa: E402
 from correspondence.migrate import upgrade  # noqa: E402
 from correspondence.models import Message  # noqa: E402
+from demo.office import build_demo_office  # noqa: E402
 
 
 def write_corpus(messages: int, seed: int, out: Path) -> int:

@@ -21,10 +21,10 @@ sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
 from sqlalchemy import insert, select  # noqa: E402
 
+from constituents import segments  # noqa: E402
 from correspondence.db import Database  # noqa: E402
 from correspondence.migrate import upgrade  # noqa: E402
 from correspondence.models import Constituent, ConstituentEmail, ConstituentPhone, DistrictStatus  # noqa: E402
-from correspondence.services import segments  # noqa: E402
 
 FIRST = ["Ana", "Bea", "Cal", "Dee", "Eli", "Fay", "Gus", "Hal", "Ivy", "Jo", "Kai", "Lee", "Mo", "Ned", "Oz", "Pat"]
 LAST = ["Lopez", "Smith", "Okafor", "Nguyen", "Brown", "Garcia", "Miller", "Davis", "Wilson", "Anderson", "Shah",

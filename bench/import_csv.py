@@ -27,10 +27,10 @@ sys.path.insert(0, str(ROOT))
 from sqlalchemy import func, select  # noqa: E402
 
 from config import Settings  # noqa: E402
+from constituents import imports  # noqa: E402
 from correspondence.db import Database  # noqa: E402
 from correspondence.migrate import upgrade  # noqa: E402
 from correspondence.models import Constituent, ConstituentEmail, ConstituentImport  # noqa: E402
-from correspondence.services import imports  # noqa: E402
 
 FIRST = ("Ana", "José", "Wei", "Mary", "John", "Fatima", "Olga", "Sam", "Lee", "Priya")
 LAST = ("García", "Nguyen", "Smith", "O'Brien", "Müller", "Johnson", "Kowalski", "Brown", "Lee", "Díaz")

@@ -67,7 +67,7 @@ def train_model(db: Database) -> None:
 
     from sqlalchemy import select
 
-    from batching.suggest import train
+    from coding.suggest import train
     from correspondence.models import Message, Stance, Topic
 
     rng = random.Random(9)

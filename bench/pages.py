@@ -100,7 +100,7 @@ def fill(db: Database, n: int, seed: int = 7) -> None:
 
 
 def _sentences() -> list[str]:
-    from correspondence import demo_texts as T
+    from demo import texts as T
 
     pool = [s for sentences in T.ORGANIC.values() for s in sentences] + [s for c in T.CAMPAIGNS for s in c[5]]
     return [s.replace("{street}", "Main Street").replace("{num}", "9") for s in pool if "{" not in s.replace(
@@ -250,7 +250,7 @@ def main() -> None:
         "search_zip": "/search/?q=zip:43001",
         "dashboard_analytics": "/dashboard/analytics",
     }
-    from correspondence.services.analytics import refresh
+    from insight.analytics import refresh
 
     with Database.from_settings(settings, immediate=True).unit_of_work() as s:
         analytics_seconds = refresh(s).seconds  # what the five-minute job costs

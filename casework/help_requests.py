@@ -24,6 +24,7 @@ from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session
 
 from casework.cases import _finish_release_steps, add_note, get_case, open_case
+from constituents.records import EMAIL_RE, normalise_phone
 from correspondence.errors import NotFound, PermissionDenied, ValidationFailed
 from correspondence.models import (
     CaseCategory,
@@ -36,7 +37,6 @@ from correspondence.models import (
     Staffer,
 )
 from correspondence.services.audit import record
-from correspondence.services.constituents import EMAIL_RE, normalise_phone
 
 # No 0/O, 1/I/L or U/V look-alikes: people read these codes out on the phone.
 REFERENCE_ALPHABET = "23456789ABCDEFGHJKMNPQRSTWXYZ"
@@ -352,7 +352,7 @@ def _decider(session: Session, actor_id: int) -> Staffer:
 
 def decide_match(session: Session, case_id: int, *, same_person: bool, actor_id: int, now: datetime) -> HelpRequest:
     """A caseworker says whether the request is from the possible match; only "same" joins it to their record."""
-    from correspondence.services.duplicates import merge
+    from constituents.duplicates import merge
 
     _decider(session, actor_id)
     get_case(session, case_id)

@@ -38,7 +38,7 @@ def head_revision(url: str) -> str | None:
     return ScriptDirectory.from_config(alembic_config(url)).get_current_head()
 
 
-# Full-text search objects that migrations create by hand, per database (correspondence.services.search):
+# Full-text search objects that migrations create by hand, per database (insight.search):
 # SQLite's FTS5 table and its shadow tables, PostgreSQL's generated tsvector column and its GIN index.
 SEARCH_OBJECTS = ("messages_fts", "search_vector", "ix_messages_search")
 

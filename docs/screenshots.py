@@ -13,13 +13,13 @@ from playwright.sync_api import sync_playwright  # noqa: E402
 from sqlalchemy import select  # noqa: E402
 from werkzeug.serving import make_server  # noqa: E402
 
-from batching.suggest import rescore_open, train  # noqa: E402
+from coding.suggest import rescore_open, train  # noqa: E402
 from config import Settings  # noqa: E402
 from correspondence.db import Database  # noqa: E402
-from correspondence.demo import build_demo_office  # noqa: E402
 from correspondence.models import Batch, Staffer, Topic  # noqa: E402
 from correspondence.passwords import hash_password  # noqa: E402
-from correspondence.services.analytics import refresh  # noqa: E402
+from demo.office import build_demo_office  # noqa: E402
+from insight.analytics import refresh  # noqa: E402
 from web import create_app  # noqa: E402
 from workers.setup import initialise  # noqa: E402
 

@@ -21,7 +21,7 @@ from sqlalchemy.exc import DataError, DBAPIError
 from sqlalchemy.orm import Session
 
 from batching.batches import join_message
-from batching.suggest import active_suggester, suggest_for
+from coding.suggest import active_suggester, suggest_for
 from correspondence.models import (
     Batch,
     Constituent,
@@ -471,7 +471,7 @@ class Route:
 
 
 class Suggest:
-    """Topic and stance suggestions from the active model (batching.suggest) for mail still uncoded;
+    """Topic and stance suggestions from the active model (coding.suggest) for mail still uncoded;
     above the office's confidence the topic is applied and marked as the model's."""
 
     name = "suggest"

@@ -79,10 +79,11 @@ def pages_for(app: Flask, role: Role | None, ids: dict[str, int]) -> list[Page]:
 def seed_office(db: Database, instance_dir: Path, settings) -> dict[str, int]:  # type: ignore[no-untyped-def]
     """A small demo office plus one of every object a page shows: returns the ids a URL needs."""
     from casework import cases
-    from correspondence.demo import build_demo_office
+    from constituents import imports, segments
     from correspondence.models import Batch, CaseCategory, Constituent, LetterVersion, Message, Staffer
-    from correspondence.services import imports, reports, segments
+    from demo.office import build_demo_office
     from drafting import apply, letters
+    from insight import reports
 
     build_demo_office(db, instance_dir, messages=240, constituents=80, seed=7)
     with db.unit_of_work() as s:

@@ -15,6 +15,7 @@ from sqlalchemy import func, select
 from sqlalchemy.exc import IntegrityError
 
 from config import Settings
+from constituents import segments
 from correspondence.models import (
     ApplyRun,
     AuditEvent,
@@ -29,7 +30,6 @@ from correspondence.models import (
     Role,
     Topic,
 )
-from correspondence.services import segments
 from drafting import letters
 from drafting.apply import Options, Policy, execute_run, plan, start_run
 from drafting.send import send_responses

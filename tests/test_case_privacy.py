@@ -5,8 +5,8 @@ import pytest
 from sqlalchemy import select
 
 from casework import cases as svc
+from constituents import records as constituents
 from correspondence.models import CaseCategory, Role
-from correspondence.services import constituents
 from tests.test_cases import PDF
 
 NOTE = "Her VA claim number is 123-45-6789; she is recovering from surgery"

@@ -91,7 +91,7 @@ def test_long_outside_text_does_not_widen_the_pages(live_server, browser, factor
     from sqlalchemy import select
 
     from casework import cases
-    from correspondence.services import analytics
+    from insight import analytics
 
     supervisor = factory.staffer(role=Role.SUPERVISOR)
     person = factory.constituent(first_name="Ana", last_name="Lopez", address1="Z" * 200)

@@ -11,6 +11,8 @@ import pytest
 from sqlalchemy import func, select
 
 from config import Settings
+from constituents import duplicates, imports, segments
+from constituents import records as constituents
 from correspondence.errors import ValidationFailed
 from correspondence.models import (
     AuditEvent,
@@ -31,10 +33,10 @@ from correspondence.models import (
     Stance,
     Topic,
 )
-from correspondence.services import constituents, duplicates, imports, reports, segments
 from correspondence.services.inbox import InboxFilter, list_inbox
 from drafting import letters
 from drafting.apply import execute_run
+from insight import reports
 
 BODY = "{{ constituent.salutation }}\n\nThank you for standing with us on clean water.\n\n{{ office.signature }}"
 

@@ -6,8 +6,8 @@ import re
 import pytest
 from sqlalchemy import select
 
+from constituents import segments
 from correspondence.models import Constituent, ConstituentPhone, Role
-from correspondence.services import segments
 
 
 def _find(session, text):  # type: ignore[no-untyped-def]

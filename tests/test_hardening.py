@@ -9,7 +9,7 @@ import pytest
 
 from config import Settings
 from config.settings import SettingsError
-from correspondence.services import search
+from insight import search
 from tests.conftest import TEST_SECRET_KEY
 
 

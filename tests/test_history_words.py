@@ -10,8 +10,8 @@ from zoneinfo import ZoneInfo
 from sqlalchemy import event as sa_event
 
 from correspondence.models import AuditEvent, MessageStatus, Role, Topic
-from correspondence.services.dashboard import backlog
 from correspondence.services.history import SENTENCES, describe
+from insight.dashboard import backlog
 
 ROOT = Path(__file__).resolve().parent.parent
 

@@ -2,7 +2,7 @@ from datetime import UTC, datetime, timedelta
 
 from correspondence.models import AuditEvent, MessageStatus, Role, Topic
 from correspondence.services.blobs import store_blob
-from correspondence.services.dashboard import backlog
+from insight.dashboard import backlog
 
 RAW = b"""From: Pat Lopez <pat@example.net>
 To: office@house.example

@@ -449,7 +449,7 @@ def test_writer_inserts_a_paragraph_into_a_new_letter_and_sees_the_mark(live_ser
 
 
 def test_demo_office_has_approved_paragraphs_for_its_main_topics(session, factory):
-    from correspondence.demo import DEMO_PARAGRAPHS, _demo_paragraphs
+    from demo.office import DEMO_PARAGRAPHS, _demo_paragraphs
 
     factory.staffer(role="supervisor", email="maria.alvarez@mailroom.local")
     factory.staffer(role="correspondent", email="devon.carter@mailroom.local")

@@ -11,8 +11,8 @@ from sqlalchemy import select
 from correspondence.errors import NotFound, PermissionDenied, ValidationFailed
 from correspondence.models import AuditEvent, LetterVersion, Notice, VersionState, utcnow
 from correspondence.services import notices
-from correspondence.services.dashboard import review_times
 from drafting import delegation, letters
+from insight.dashboard import review_times
 
 BODY = ("{{ constituent.salutation }}\n\nThank you for writing about clean water. I support the bill.\n\n"
         "{{ office.signature }}")

@@ -8,7 +8,7 @@ import random
 import pytest
 from sqlalchemy import func, select
 
-from batching import suggest
+from coding import suggest
 from correspondence.errors import ValidationFailed
 from correspondence.models import (
     AuditEvent,
@@ -19,8 +19,8 @@ from correspondence.models import (
     Stance,
     Topic,
 )
-from correspondence.services import search
 from correspondence.services.messages import set_topic
+from insight import search
 from intake.pipeline import Rules, process_message
 
 POOLS = {
@@ -256,7 +256,7 @@ def test_dashboard_analytics_charts_and_their_csv(client, auth, session, factory
     from datetime import timedelta
 
     from correspondence.models import DistrictStatus, Response, ResponseState
-    from correspondence.services import analytics
+    from insight import analytics
 
     health = session.scalar(select(Topic).where(Topic.name == "Health"))
     worker = factory.staffer(name="Dana <b>Reyes</b>")

@@ -292,7 +292,7 @@ def topics():  # type: ignore[no-untyped-def]
     """Topic suggestions: the model versions, how well each did, retrain now, roll back."""
     from sqlalchemy import func
 
-    from batching.suggest import SOURCES_NOT_TRAINED, versions
+    from coding.suggest import SOURCES_NOT_TRAINED, versions
     from correspondence.models import Message
 
     session = db_session()
@@ -321,7 +321,7 @@ def topics_retrain():  # type: ignore[no-untyped-def]
 @bp.route("/topics/<int:version>/activate", methods=["POST"])
 @roles(Role.ADMIN, Role.SUPERVISOR)
 def topics_activate(version: int):  # type: ignore[no-untyped-def]
-    from batching.suggest import activate
+    from coding.suggest import activate
 
     session = db_session()
 

@@ -8,12 +8,12 @@ from flask import Blueprint, Response, abort, flash, jsonify, redirect, render_t
 from flask_login import current_user
 from sqlalchemy import func, select
 
+from constituents import duplicates, imports, segments
+from constituents import records as service
 from correspondence.csvsafe import rows_to_csv
 from correspondence.errors import DomainError, NotFound, ValidationFailed
 from correspondence.models import AuditEvent, Constituent, Message, Role
 from correspondence.models import Response as Answer
-from correspondence.services import constituents as service
-from correspondence.services import duplicates, imports, segments
 from correspondence.services.history import history_of
 from web import db_session, stream_from_database
 from web.access import ALL_STAFF, roles

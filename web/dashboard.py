@@ -5,7 +5,7 @@ from __future__ import annotations
 from flask import Blueprint, render_template
 
 from correspondence.models import Role
-from correspondence.services.dashboard import AGE_BUCKETS, backlog
+from insight.dashboard import AGE_BUCKETS, backlog
 from web import db_session
 from web.access import roles
 from web.forms import ActionForm
@@ -43,7 +43,7 @@ def index():  # type: ignore[no-untyped-def]
 @roles(Role.ADMIN, Role.SUPERVISOR)
 def analytics():  # type: ignore[no-untyped-def]
     """The office at a glance: read from the latest snapshot (a job refreshes it every five minutes)."""
-    from correspondence.services import analytics as service
+    from insight import analytics as service
     from web.charts import draw
 
     session = db_session()
@@ -86,7 +86,7 @@ def analytics_csv(chart: str):  # type: ignore[no-untyped-def]
     from flask import Response, abort
 
     from correspondence.csvsafe import to_csv
-    from correspondence.services import analytics as service
+    from insight import analytics as service
 
     snapshot = service.latest(db_session())
     data = (snapshot.data.get("charts", {}) if snapshot else {}).get(chart)

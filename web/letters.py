@@ -516,7 +516,7 @@ def _review_globals() -> dict[str, object]:
         return service.may_review(db_session(), current_user.id)
 
     def review_times():  # type: ignore[no-untyped-def]
-        from correspondence.services.dashboard import review_times as compute
+        from insight.dashboard import review_times as compute
 
         return compute(db_session())
 

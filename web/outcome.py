@@ -7,18 +7,27 @@ from collections.abc import Callable
 from flask import abort, flash, redirect
 from sqlalchemy.orm import Session
 
+from correspondence.effects import Effect
 from correspondence.errors import DomainError, NotFound
 
+Step = tuple[str, str] | tuple[str, str, tuple[Effect, ...]]
 
-def run_action(session: Session, work: Callable[[], tuple[str, str]], *, back: str,  # type: ignore[no-untyped-def]
+
+def run_action(session: Session, work: Callable[[], Step], *, back: str,  # type: ignore[no-untyped-def]
                failed: str = ""):
-    """Run work() -> (message, where to go); commit and say the message, or roll back and explain.
+    """Run work() -> (message, where to go[, effects]); commit, queue the effects and say the message,
+    or roll back and explain.
 
     A missing object is a 404; any other refusal goes back to `back` with the reason shown, after
-    `failed` (e.g. "Mailbox not added: ").
+    `failed` (e.g. "Mailbox not added: "). Effects (jobs) are queued only after the commit
+    (workers.effects.dispatch), so a job never sees a transaction that did not happen.
     """
+    from workers.effects import dispatch
+
     try:
-        message, target = work()
+        step = work()
+        message, target = step[0], step[1]
+        effects: tuple[Effect, ...] = step[2] if len(step) > 2 else ()  # type: ignore[misc]
     except NotFound as exc:
         session.rollback()
         abort(404, description=str(exc))
@@ -27,5 +36,6 @@ def run_action(session: Session, work: Callable[[], tuple[str, str]], *, back: s
         flash(f"{failed}{exc}", "error")
         return redirect(back), 303
     session.commit()
+    dispatch(effects)
     flash(message, "ok")
     return redirect(target), 303

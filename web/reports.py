@@ -8,11 +8,11 @@ from datetime import date, timedelta
 from flask import Blueprint, Response, abort, flash, jsonify, redirect, render_template, request, url_for
 from flask_login import current_user
 
+from constituents.segments import list_segments
 from correspondence.csvsafe import rows_to_csv
 from correspondence.errors import DomainError, NotFound
 from correspondence.models import Role
-from correspondence.services import reports
-from correspondence.services.segments import list_segments
+from insight import reports
 from web import db_session, settings
 from web.access import roles
 from web.forms import ActionForm

@@ -7,7 +7,7 @@ import logging
 from flask import Blueprint, render_template, request
 from sqlalchemy.exc import DBAPIError
 
-from correspondence.services import search as service
+from insight import search as service
 from web import db_session
 from web.access import ALL_STAFF, roles
 from web.inputs import parse_id

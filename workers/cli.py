@@ -180,7 +180,7 @@ def scheduler_command(interval: float) -> None:
 @click.option("--if-empty", is_flag=True, help="Do nothing when the database already holds messages.")
 def demo_command(messages: int, constituents: int, seed: int, if_empty: bool) -> None:
     """Fill the database with a believable demo office."""
-    from correspondence.demo import build_demo_office
+    from demo.office import build_demo_office
 
     settings = Settings.from_env()
     db = _writer(settings)
@@ -303,7 +303,7 @@ def topics_train() -> None:
 @click.option("--stance", is_flag=True, help="Evaluate the stance model instead of topics (database only).")
 def topics_eval(file: str | None, folds: int, sizes: str, stance: bool) -> None:
     """Cross-validated top-1/top-3 accuracy and a learning curve, on the database or FILE (CSV/JSONL: text, label)."""
-    from batching.suggest import coded_examples, evaluate, read_labelled, stance_examples
+    from coding.suggest import coded_examples, evaluate, read_labelled, stance_examples
     from correspondence.db import Database
     from correspondence.errors import ValidationFailed
 
@@ -325,7 +325,7 @@ def topics_eval(file: str | None, folds: int, sizes: str, stance: bool) -> None:
 @topics_group.command("list", with_appcontext=False)
 def topics_list() -> None:
     """Model versions, newest first, with their held-out accuracy; * marks the active one."""
-    from batching.suggest import versions
+    from coding.suggest import versions
     from correspondence.db import Database
 
     db = Database.from_settings(Settings.from_env())
@@ -340,7 +340,7 @@ def topics_list() -> None:
 @click.argument("version", type=int)
 def topics_activate(version: int) -> None:
     """Make VERSION the active model (roll back a bad one)."""
-    from batching.suggest import activate
+    from coding.suggest import activate
     from correspondence.db import Database
     from correspondence.errors import NotFound
 

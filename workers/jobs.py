@@ -48,8 +48,8 @@ def _stalled_office_jobs(session, older_than: timedelta) -> tuple[list[int], lis
 
 
 def run_import(import_id: int) -> dict[str, int]:
-    """Import a mapped CSV of constituents (resumable; see correspondence.services.imports)."""
-    from correspondence.services.imports import run_import as execute
+    """Import a mapped CSV of constituents (resumable; see constituents.imports)."""
+    from constituents.imports import run_import as execute
 
     imp = execute(context.database(), import_id)
     return {"created": imp.created, "matched": imp.matched, "bad": imp.bad}
@@ -57,7 +57,7 @@ def run_import(import_id: int) -> dict[str, int]:
 
 def run_report(run_id: int) -> str:
     """Compute a long activity report with progress."""
-    from correspondence.services.reports import execute
+    from insight.reports import execute
 
     execute(context.database(), run_id)
     return "done"
@@ -190,7 +190,7 @@ def run_train_topics(actor_id: int = 0) -> dict[str, object]:
 
     Scheduled daily and on demand; with too little coded mail it says so and changes nothing.
     """
-    from batching.suggest import prune_versions, rescore_open, train
+    from coding.suggest import prune_versions, rescore_open, train
     from correspondence.errors import ValidationFailed
 
     settings = context.settings()
@@ -213,7 +213,7 @@ def run_train_topics(actor_id: int = 0) -> dict[str, object]:
 
 def run_analytics(_unused: int = 0) -> dict[str, float]:
     """Recompute the dashboard's analytics snapshot (every five minutes)."""
-    from correspondence.services.analytics import refresh
+    from insight.analytics import refresh
 
     with context.database().unit_of_work() as session:
         snapshot = refresh(session)

@@ -93,6 +93,16 @@ def enqueue_analytics(connection: Redis) -> str:
     return enqueue_once(connection, "workers.jobs.run_analytics", 0, job_id="analytics-now", timeout=900)
 
 
+def enqueue_recluster(connection: Redis) -> str:
+    """The "Re-group now" button: one waiting clustering run at a time (the job itself holds a lock)."""
+    q = get_queue(MAINTENANCE, connection)
+    existing = q.fetch_job("recluster-now")
+    if existing is None or existing.get_status(refresh=True) in ("finished", "failed", "canceled", "stopped"):
+        q.enqueue("workers.jobs.run_recluster", job_id="recluster-now", failure_ttl=FAILURE_TTL,
+                  result_ttl=RESULT_TTL)
+    return "recluster-now"
+
+
 def enqueue_send(connection: Redis, response_ids: list[int]) -> str:
     """Queue the delivery of a chunk of email responses (one SMTP connection per chunk).
 

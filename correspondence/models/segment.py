@@ -17,7 +17,7 @@ class Segment(Base):
 
     id: Mapped[int] = mapped_column(Integer, primary_key=True)
     name: Mapped[str] = mapped_column(String(200))
-    # The filter as plain data: see correspondence.services.segments.SegmentFilter.
+    # The filter as plain data: see constituents.segments.SegmentFilter.
     filters: Mapped[dict] = mapped_column(JSON, default=dict)
     created_by_id: Mapped[int | None] = mapped_column(ForeignKey("staffers.id"))
     created_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)
@@ -66,7 +66,7 @@ class ReportRun(Base):
 
 
 class AnalyticsSnapshot(Base):
-    """The dashboard's charts, computed by a job (correspondence.services.analytics) and read by the page."""
+    """The dashboard's charts, computed by a job (insight.analytics) and read by the page."""
 
     __tablename__ = "analytics_snapshots"
 

@@ -15,6 +15,7 @@ from datetime import UTC, date, datetime, time, timedelta
 from sqlalchemy import func, select, update
 from sqlalchemy.orm import Session
 
+from constituents.segments import SegmentFilter, apply_filter, get_segment
 from correspondence.errors import NotFound, ValidationFailed
 from correspondence.models import (
     Case,
@@ -29,7 +30,6 @@ from correspondence.models import (
     utcnow,
 )
 from correspondence.services.audit import record
-from correspondence.services.segments import SegmentFilter, apply_filter, get_segment
 
 MAX_DAYS = 366 * 10
 

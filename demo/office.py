@@ -18,7 +18,6 @@ from faker import Faker
 from sqlalchemy import func, select
 from sqlalchemy.orm import Session
 
-from correspondence import demo_texts as T
 from correspondence.db import Database
 from correspondence.models import (
     Channel,
@@ -36,6 +35,7 @@ from correspondence.models import (
 from correspondence.services.audit import record
 from correspondence.services.blobs import store_blob
 from correspondence.services.staff import create_staffer
+from demo import texts as T
 
 DISTRICT_STATE, DISTRICT_COUNTY = "OH", "Franklin County"
 
@@ -244,7 +244,7 @@ def _demo_letters(session: Session) -> int:
 
 def _demo_library(session: Session, writer_id: int, supervisor_id: int) -> dict[str, int]:
     """Approved letters, keyed "campaign:<key>" or "topic:<name>" to the letter's id."""
-    from correspondence import demo_letters as L
+    from demo import letters as L
     from drafting import letters
 
     topics = {t.name: t.id for t in session.scalars(select(Topic))}
@@ -275,8 +275,8 @@ def _demo_history(session: Session, truth: Path, *, seed: int = 1) -> int:
     from sqlalchemy.orm import selectinload
 
     from config import Settings
-    from correspondence import demo_letters as L
     from correspondence.models import FormLetter, LetterVersion, Response, ResponseMessage, ResponseState
+    from demo import letters as L
     from drafting.apply import delivery_for
     from drafting.headers import header_text
     from drafting.render import Office, context, render

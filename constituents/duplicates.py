@@ -14,6 +14,7 @@ from rapidfuzz import fuzz
 from sqlalchemy import func, or_, select, update
 from sqlalchemy.orm import Session, selectinload
 
+from constituents.records import EDITABLE, get_constituent
 from correspondence.errors import NotFound, ValidationFailed
 from correspondence.models import (
     AuditEvent,
@@ -26,7 +27,6 @@ from correspondence.models import (
     Response,
 )
 from correspondence.services.audit import record
-from correspondence.services.constituents import EDITABLE, get_constituent
 
 NAME_MIN = 88  # rapidfuzz token_sort_ratio of the full names
 ADDRESS_MIN = 80  # rapidfuzz ratio of the normalised street addresses

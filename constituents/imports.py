@@ -18,6 +18,7 @@ from dataclasses import dataclass, field
 from sqlalchemy import select, update
 from sqlalchemy.orm import Session, selectinload
 
+from constituents.records import EMAIL_RE, clean_tag, normalise_phone
 from correspondence.csvsafe import to_csv
 from correspondence.db import Database
 from correspondence.errors import NotFound, ValidationFailed
@@ -31,7 +32,6 @@ from correspondence.models import (
 )
 from correspondence.services.audit import record, record_many
 from correspondence.services.blobs import load_blob, store_blob
-from correspondence.services.constituents import EMAIL_RE, clean_tag, normalise_phone
 
 MAX_ROWS = 200_000
 CHUNK = 1000

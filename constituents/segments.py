@@ -17,6 +17,7 @@ from sqlalchemy import func, select
 from sqlalchemy.orm import Session, selectinload
 from sqlalchemy.sql import Select
 
+from constituents.records import FIND_MAX, find_conditions
 from correspondence.errors import NotFound, ValidationFailed
 from correspondence.ids import parse_id
 from correspondence.models import (
@@ -34,7 +35,6 @@ from correspondence.models import (
     Topic,
 )
 from correspondence.services.audit import record
-from correspondence.services.constituents import FIND_MAX, find_conditions
 
 _ZIP = re.compile(r"\d{5}")
 

@@ -1,0 +1,1 @@
+"""Coding mail: the topic and stance model that learns from staff coding."""

@@ -1,0 +1,1 @@
+"""Constituent records: identity, values, duplicates, segments and CSV imports."""

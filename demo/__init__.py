@@ -1,0 +1,1 @@
+"""The demo office: a realistic, generated office to try Mailroom on."""

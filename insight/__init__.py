@@ -1,0 +1,1 @@
+"""What the office learns from its mail: search, analytics, reports and the dashboard."""

@@ -1,0 +1,77 @@
+"""Dispatching effects after a commit: the one place a use case's requested jobs reach Redis.
+
+Each boundary (web action helper, job wrapper, CLI decorator) calls `commit_and_dispatch` or, after
+its own commit, `dispatch`. A Redis outage loses nothing: every job here is idempotent and the
+database already holds what the job needs, so the periodic sweep (or a person's "try again") queues
+it later; the failure is logged, never raised into a request that has already committed.
+"""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Callable, Iterable
+from functools import lru_cache
+
+from redis import Redis
+from sqlalchemy.orm import Session
+
+from correspondence.effects import Effect, effects_of
+from workers import queues
+
+log = logging.getLogger(__name__)
+
+
+def _ids(effect: Effect) -> list[int]:
+    return list(effect.ids)
+
+
+# The jobs a use case may ask for, by name: name -> enqueue(connection, effect).
+JOBS: dict[str, Callable[[Redis, Effect], object]] = {
+    "process_message": lambda r, e: [queues.enqueue_process(r, i) for i in e.ids],
+    "apply_run": lambda r, e: [queues.enqueue_apply(r, i) for i in e.ids],
+    "send": lambda r, e: [queues.enqueue_send(r, _ids(e)[s:s + 100]) for s in range(0, len(e.ids), 100)],
+    "import": lambda r, e: [queues.enqueue_import(r, i) for i in e.ids],
+    "report": lambda r, e: [queues.enqueue_report(r, i) for i in e.ids],
+    "analytics": lambda r, e: queues.enqueue_analytics(r),
+    "train_topics": lambda r, e: queues.enqueue_train_topics(r, e.ids[0] if e.ids else None),
+    "recluster": lambda r, e: queues.enqueue_recluster(r),
+    "help_confirmation": lambda r, e: [
+        queues.enqueue_help_confirmation(r, i, by_staff=bool(dict(e.options).get("by_staff"))) for i in e.ids],
+    "notice_emails": lambda r, e: [queues.enqueue_notice_emails(r, i) for i in e.ids],
+}
+
+
+@lru_cache(maxsize=4)
+def _client(url: str) -> Redis:
+    """One client (and connection pool) per Redis URL per process, not one per request."""
+    return Redis.from_url(url)
+
+
+def redis_client() -> Redis:
+    from workers.context import settings
+    from workers.redis_conn import redis_url
+
+    return _client(redis_url(settings()))
+
+
+def dispatch(effects: Iterable[Effect], *, connection: Redis | None = None) -> int:
+    """Queue each effect's job; returns how many were queued. Failures are logged, not raised."""
+    queued = 0
+    for effect in effects:
+        enqueue = JOBS.get(effect.job)
+        if enqueue is None:  # a programming error: fail loudly in tests, never silently drop
+            raise KeyError(f"unknown effect job {effect.job!r}; known: {', '.join(sorted(JOBS))}")
+        try:
+            enqueue(connection or redis_client(), effect)
+            queued += 1
+        except Exception:
+            log.warning("could not queue %s ids=%s; the sweep or a retry will queue it", effect.job,
+                        list(effect.ids)[:20], exc_info=True)
+    return queued
+
+
+def commit_and_dispatch(session: Session, result: object = None, *,
+                        effects: Iterable[Effect] = ()) -> None:
+    """Commit the unit of work, then queue the effects `result` carries (and any given)."""
+    session.commit()
+    dispatch((*effects_of(result), *effects))
