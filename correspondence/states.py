@@ -40,8 +40,9 @@ class StateMachine(Generic[E]):
     """The allowed moves of one enum-valued column, who may make them, and the audited move itself.
 
     ``move_roles`` maps (current, target) — or (None, target) for "from any state" — to the roles that
-    may make that move; moves not listed are open to any active staffer, and the system (no actor:
-    intake, jobs) may make every allowed move. ``refusal`` words a refused move; it is formatted with
+    may make that move; moves not listed are open to every staffer (nobody is looked up, so a job
+    started by someone since deactivated finishes), and the system (no actor: intake, jobs) may make
+    every allowed move. ``refusal`` words a refused move; it is formatted with
     ``noun``, ``current`` and ``target`` (the enum members) and ``was``/``to`` (their values in words).
     """
 
