@@ -16,7 +16,7 @@ while foreign keys are enforced. So, as 0014 did for the message status, the tab
 loses) the CHECK clause through writable_schema, after the values were checked, and SQLite's
 integrity check runs after each change.
 """
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 
 import sqlalchemy as sa
 from alembic import op
@@ -50,10 +50,11 @@ def _check_values(bind: sa.Connection, table: str) -> None:
         raise RuntimeError(f"{table}: state holds values that are not a run state: {found}; not changed")
 
 
-def _rewrite_sqlite(bind: sa.Connection, table: str, change) -> None:  # type: ignore[no-untyped-def]
-    sql = bind.exec_driver_sql("SELECT sql FROM sqlite_master WHERE type = 'table' AND name = ?", (table,)).scalar()
-    new_sql = change(sql)
-    version = bind.exec_driver_sql("PRAGMA schema_version").scalar()
+def _rewrite_sqlite(bind: sa.Connection, table: str, change: Callable[[str, str], str]) -> None:
+    sql = bind.exec_driver_sql("SELECT sql FROM sqlite_master WHERE type = 'table' AND name = ?",
+                               (table,)).scalar_one()
+    new_sql = change(sql, table)
+    version = bind.exec_driver_sql("PRAGMA schema_version").scalar_one()
     bind.exec_driver_sql("PRAGMA writable_schema = ON")
     bind.exec_driver_sql("UPDATE sqlite_master SET sql = ? WHERE type = 'table' AND name = ?", (new_sql, table))
     bind.exec_driver_sql(f"PRAGMA schema_version = {int(version) + 1}")
@@ -83,7 +84,7 @@ def upgrade() -> None:
     for table in TABLES:
         _check_values(bind, table)
         if bind.dialect.name == "sqlite":
-            _rewrite_sqlite(bind, table, lambda sql, t=table: _add_sqlite(sql, t))
+            _rewrite_sqlite(bind, table, _add_sqlite)
         else:
             op.create_check_constraint(op.f(_name(table)), table, sa.text(_condition()))
 
@@ -92,6 +93,6 @@ def downgrade() -> None:
     bind = op.get_bind()
     for table in reversed(TABLES):
         if bind.dialect.name == "sqlite":
-            _rewrite_sqlite(bind, table, lambda sql, t=table: _drop_sqlite(sql, t))
+            _rewrite_sqlite(bind, table, _drop_sqlite)
         else:
             op.drop_constraint(op.f(_name(table)), table, type_="check")
