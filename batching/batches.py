@@ -128,8 +128,10 @@ def join_message(session: Session, message: Message, cfg: ClusterSettings = CFG)
     if batch.assignee_id is not None and message.assignee_id is None and message.status == MessageStatus.NEW:
         assignee = session.get(Staffer, batch.assignee_id)
         if assignee is not None and assignee.active:
-            message.assignee_id = assignee.id
-            message.status = MessageStatus.ASSIGNED
+            if message.id is None:
+                session.flush()
+            # Through the audited, checked transition like every other assignment (the system is the actor).
+            assign_message(session, message.id, assignee.id, actor_id=None)
     return batch
 
 

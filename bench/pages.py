@@ -65,7 +65,7 @@ def fill(db: Database, n: int, seed: int = 7) -> None:
         n_const = n // 4
         fill_constituents(s, n_const, rng, now)
     statuses = list(MessageStatus)
-    weights = [30, 10, 8, 3, 20, 25, 1, 3]
+    weights = [30, 10, 8, 3, 2, 20, 25, 1, 3]  # in MessageStatus order (answer_queued: 2)
     channels = list(Channel)
     batch = []
     with db.engine.begin() as conn:

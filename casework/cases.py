@@ -31,6 +31,7 @@ from correspondence.models import (
 )
 from correspondence.services.audit import record
 from correspondence.services.blobs import store_blob
+from correspondence.states import StateMachine
 
 S = CaseStatus
 TRANSITIONS: dict[CaseStatus, frozenset[CaseStatus]] = {
@@ -40,6 +41,7 @@ TRANSITIONS: dict[CaseStatus, frozenset[CaseStatus]] = {
     S.RESOLVED: frozenset({S.CLOSED, S.OPEN}),
     S.CLOSED: frozenset({S.OPEN}),
 }
+CASES = StateMachine(CaseStatus, TRANSITIONS, "case", field="status", audit_action="case.status")
 MAX_DOCUMENT_BYTES = 10 * 1024 * 1024
 DOCUMENT_TYPES = ("application/pdf", "image/png", "image/jpeg", "image/tiff")
 
@@ -198,20 +200,14 @@ def complete_step(session: Session, step_id: int, *, actor_id: int) -> CaseStep:
 def set_status(session: Session, case_id: int, target: CaseStatus, *, actor_id: int | None,
                outcome: str | None = None) -> Case:
     case = get_case(session, case_id)
-    if target not in TRANSITIONS[case.status]:
-        raise ValidationFailed(f"a case that is {case.status.value.replace('_', ' ')} cannot become "
-                               f"{target.value.replace('_', ' ')}")
-    before = case.status.value
-    case.status = target
+    CASES.check(case.status, target)
     if target == S.CLOSED:
         case.closed_at = utcnow()
     elif target == S.OPEN:
         case.closed_at = None
     if outcome:
         case.outcome = outcome.strip()[:5000]
-    record(session, actor_id=actor_id, action="case.status", object_type="case", object_id=case.id,
-           before={"status": before}, after={"status": target.value}, detail=outcome)
-    return case
+    return CASES.move(session, case, target, actor_id=actor_id, detail=outcome)
 
 
 def _document(session: Session, case: Case, data: bytes, filename: str, content_type: str, *,

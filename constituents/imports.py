@@ -28,10 +28,12 @@ from correspondence.models import (
     ConstituentImport,
     ConstituentPhone,
     ConstituentTag,
+    RunState,
     utcnow,
 )
 from correspondence.services.audit import record, record_many
 from correspondence.services.blobs import load_blob, store_blob
+from correspondence.states import IMPORTS
 
 MAX_ROWS = 200_000
 CHUNK = 1000
@@ -273,14 +275,12 @@ def preview(session: Session, imp: ConstituentImport, mapping: dict[str, str], l
 
 def start(session: Session, import_id: int, mapping: dict[str, str], tag: str, *, actor_id: int) -> ConstituentImport:
     imp = get_import(session, import_id)
-    if imp.state != "uploaded":
+    if imp.state != RunState.UPLOADED:
         raise ValidationFailed("this import has already been started")
     imp.mapping = check_mapping(mapping, imp.columns)
     imp.tag = clean_tag(tag) if tag.strip() else None
-    imp.state = "queued"
-    record(session, actor_id=actor_id, action="import.start", object_type="constituent_import", object_id=imp.id,
-           after={"mapping": {imp.columns[int(i)]: t for i, t in imp.mapping.items()}, "tag": imp.tag})
-    return imp
+    return IMPORTS.move(session, imp, RunState.QUEUED, actor_id=actor_id, action="import.start",
+                        after={"mapping": {imp.columns[int(i)]: t for i, t in imp.mapping.items()}, "tag": imp.tag})
 
 
 # --- the job --------------------------------------------------------------------------------------
@@ -390,11 +390,11 @@ def run_import(db: Database, import_id: int) -> ConstituentImport:
     """The job. Safe to run twice: a finished import is left alone, a broken-off one continues."""
     with db.unit_of_work() as s:
         imp = get_import(s, import_id)
-        if imp.state == "done":
+        if imp.state == RunState.DONE:
             return imp
-        if imp.state == "uploaded":
+        if imp.state == RunState.UPLOADED:
             raise ValidationFailed("map the columns and start the import first")
-        imp.state = "running"
+        IMPORTS.move(s, imp, RunState.RUNNING, actor_id=None, action="import.run")
         data = load_blob(s, imp.source_sha256) or b""
         mapping, columns, resume_at = dict(imp.mapping or {}), list(imp.columns), imp.done_rows
     text, _ = decode(data)
@@ -431,9 +431,9 @@ def run_import(db: Database, import_id: int) -> ConstituentImport:
             flush(chunk, chunk_count)
     except csv.Error as exc:
         with db.unit_of_work() as s:
-            s.execute(update(ConstituentImport).where(ConstituentImport.id == import_id).values(
-                state="failed", error=f"the file stops being CSV near line {index + 3}: {exc}"[:500]))
-            return get_import(s, import_id)
+            imp = get_import(s, import_id)
+            imp.error = f"the file stops being CSV near line {index + 3}: {exc}"[:500]
+            return IMPORTS.move(s, imp, RunState.FAILED, actor_id=None, action="import.fail", detail=imp.error)
     with db.unit_of_work() as s:
         imp = s.get(ConstituentImport, import_id)
         imp.bad = len(bad)
@@ -441,9 +441,9 @@ def run_import(db: Database, import_id: int) -> ConstituentImport:
             report = to_csv(["line", "problem", *columns],
                             ([r.number, "; ".join(r.problems), *r.cells] for r in bad))
             imp.bad_rows_sha256 = store_blob(s, report.encode("utf-8-sig"), "text/csv")
-        imp.state, imp.finished_at = "done", utcnow()
-        record(s, actor_id=imp.created_by_id, action="import.finish", object_type="constituent_import",
-               object_id=imp.id, after={"created": imp.created, "matched": imp.matched, "bad": imp.bad})
+        imp.finished_at = utcnow()
+        IMPORTS.move(s, imp, RunState.DONE, actor_id=imp.created_by_id, action="import.finish",
+                     after={"created": imp.created, "matched": imp.matched, "bad": imp.bad})
     return imp
 
 

@@ -9,13 +9,14 @@ class NotFound(DomainError):
     """The object asked for does not exist."""
 
 
-class InvalidTransition(DomainError):
-    """A state machine refused a move from one state to another."""
-
-
 class PermissionDenied(DomainError):
     """The staffer may not do this."""
 
 
 class ValidationFailed(DomainError):
     """Input was well-formed but not acceptable."""
+
+
+class InvalidTransition(ValidationFailed):
+    """A state machine refused a move from one state to another (the request was understood, and the
+    object's state does not allow it: callers that report refused input report this too)."""

@@ -46,13 +46,14 @@ from correspondence.models import (
     Response,
     ResponseMessage,
     ResponseState,
+    RunState,
     VersionState,
     utcnow,
 )
 from correspondence.services.audit import record
 from correspondence.services.blobs import store_blob
 from correspondence.services.messages import answers_left, close_message, queue_answers
-from correspondence.states import ANSWERABLE, can_move
+from correspondence.states import ANSWERABLE, APPLY_RUNS, can_move
 from drafting.headers import header_text
 from drafting.render import Budget, LetterError, Office, context, render, validate
 
@@ -499,7 +500,7 @@ def start_run(session: Session, version_id: int, *, actor_id: int, batch_id: int
         raise ValidationFailed("there are no messages to answer")
     chosen = options or Options()
     run = ApplyRun(version_id=version.id, batch_id=batch_id, message_ids=ids, created_by_id=actor_id,
-                   total=len(ids), state="queued", options=chosen.as_dict())
+                   total=len(ids), state=RunState.QUEUED, options=chosen.as_dict())
     session.add(run)
     session.flush()
     if batch_id is not None:
@@ -614,7 +615,7 @@ def execute_run(db: Database, run_id: int, settings, *,  # type: ignore[no-untyp
         run = s.get(ApplyRun, run_id)
         if run is None:
             raise NotFound(f"no apply run {run_id}")
-        if run.state == "done":
+        if run.state == RunState.DONE:
             return run
         ids, version_id = list(run.message_ids), run.version_id
         own = s.get(LetterVersion, version_id).letter.one_off_message_id
@@ -622,11 +623,10 @@ def execute_run(db: Database, run_id: int, settings, *,  # type: ignore[no-untyp
         if own is not None and ids != [own]:
             # A run recorded before start_run checked this: a one-off reply answers its own message only.
             refused = f"a one-off reply to message {own} answers that message only; nothing was sent"
-            run.state, run.error = "failed", refused
-            record(s, actor_id=None, action="apply_run.refused", object_type="apply_run", object_id=run.id,
-                   detail=refused)
+            run.error = refused
+            APPLY_RUNS.move(s, run, RunState.FAILED, actor_id=None, action="apply_run.refused", detail=refused)
         else:
-            run.state = "running"
+            APPLY_RUNS.move(s, run, RunState.RUNNING, actor_id=None, action="apply_run.run")
             people = group_people(s, ids)
             run.people = len(people)
             start = run.people_done
@@ -647,8 +647,9 @@ def execute_run(db: Database, run_id: int, settings, *,  # type: ignore[no-untyp
                     raise
             except LetterError as exc:
                 with db.unit_of_work() as s:
-                    s.execute(update(ApplyRun).where(ApplyRun.id == run_id)
-                              .values(state="failed", error=str(exc)[:500]))
+                    run = s.get(ApplyRun, run_id)
+                    run.error = str(exc)[:500]
+                    APPLY_RUNS.move(s, run, RunState.FAILED, actor_id=None, action="apply_run.fail", detail=run.error)
                 raise
         if emails and enqueue_email is not None:
             enqueue_email(emails)
@@ -661,13 +662,13 @@ def execute_run(db: Database, run_id: int, settings, *,  # type: ignore[no-untyp
                 printed = list(s.scalars(select(Response.id).where(Response.run_id == run_id,
                                                                    Response.method == DeliveryMethod.PRINT)))
                 answers_left(s, printed, actor_id=None, how="print file made")
-        run.state, run.finished_at = "done", utcnow()
+        run.finished_at = utcnow()
         letter = s.get(FormLetter, s.get(LetterVersion, run.version_id).letter_id)
         letter.usage_count += run.created_count
         letter.last_used_at = utcnow()
-        record(s, actor_id=run.created_by_id, action="apply_run.finish", object_type="apply_run", object_id=run.id,
-               after={"letters": run.created_count, "people": run.people, "messages": run.total,
-                      "covered": run.covered, "closed": run.closed, "skipped": run.skipped})
+        APPLY_RUNS.move(s, run, RunState.DONE, actor_id=run.created_by_id, action="apply_run.finish",
+                        after={"letters": run.created_count, "people": run.people, "messages": run.total,
+                               "covered": run.covered, "closed": run.closed, "skipped": run.skipped})
     return run
 
 

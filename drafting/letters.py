@@ -41,6 +41,7 @@ from correspondence.models import (
 from correspondence.services.audit import record
 from correspondence.services.notices import notify
 from correspondence.services.staff import active_staffer
+from correspondence.states import StateMachine
 from correspondence.text import normalise_newlines
 from drafting.delegation import active_delegation
 from drafting.paragraphs import own_approval_reason
@@ -54,6 +55,8 @@ TRANSITIONS: dict[VersionState, frozenset[VersionState]] = {
     V.APPROVED: frozenset({V.RETIRED}),
     V.RETIRED: frozenset(),
 }
+# Who may review is decided by the services below (a supervisor or admin, or their delegate; never the author).
+VERSIONS = StateMachine(VersionState, TRANSITIONS, "letter_version", noun="version")
 APPROVERS = (Role.SUPERVISOR, Role.ADMIN)
 
 
@@ -89,20 +92,12 @@ def _check(subject: str, body: str) -> None:
 
 def _move(session: Session, version: LetterVersion, target: VersionState, *, actor_id: int, action: str,
           detail: str | None = None, on_behalf_of: Staffer | None = None) -> LetterVersion:
-    if target not in TRANSITIONS[version.state]:
-        raise ValidationFailed(f"a version that is {version.state.value.replace('_', ' ')} cannot become "
-                               f"{target.value.replace('_', ' ')}")
-    before = version.state.value
-    version.state = target
-    after: dict[str, object] = {"state": target.value}
+    after: dict[str, object] = {}
     if on_behalf_of is not None:  # a delegate's decision names the supervisor it was made for
         after["on_behalf_of"] = on_behalf_of.id
         detail = f"on behalf of {on_behalf_of.name}" + (f": {detail}" if detail else "")
-    event = record(session, actor_id=actor_id, action=action, object_type="letter_version", object_id=version.id,
-                   before={"state": before}, after=after, detail=detail)
-    if on_behalf_of is not None and event.on_behalf_of_id is None:
-        event.on_behalf_of_id = on_behalf_of.id
-    return version
+    return VERSIONS.move(session, version, target, actor_id=actor_id, action=action, detail=detail, after=after,
+                         on_behalf_of_id=on_behalf_of.id if on_behalf_of is not None else None)
 
 
 def create_letter(session: Session, *, title: str, body: str, subject: str = "", topic_id: int | None = None,

@@ -47,6 +47,7 @@ from correspondence.models import (
 )
 from correspondence.services.audit import record
 from correspondence.services.staff import active_staffer
+from correspondence.states import StateMachine
 from correspondence.text import normalise_newlines
 from drafting.render import validate
 
@@ -57,6 +58,8 @@ TRANSITIONS: dict[ParagraphState, frozenset[ParagraphState]] = {
     P.RETIRED: frozenset(),
     P.WITHDRAWN: frozenset(),
 }
+# Who may approve, withdraw or decline is decided by the services below (never the author approves).
+REVISIONS = StateMachine(ParagraphState, TRANSITIONS, "paragraph_revision", noun="paragraph revision")
 APPROVERS = (Role.SUPERVISOR, Role.ADMIN)
 MAX_TEXT = 5000
 
@@ -183,14 +186,8 @@ def _checked_text(text: str) -> str:
 
 def _move(session: Session, revision: ParagraphRevision, target: ParagraphState, *, actor_id: int, action: str,
           detail: str | None = None) -> ParagraphRevision:
-    if target not in TRANSITIONS[revision.state]:
-        raise ValidationFailed(f"a paragraph revision that is {revision.state.value} cannot become {target.value}")
-    before = revision.state.value
-    revision.state = target
-    record(session, actor_id=actor_id, action=action, object_type="paragraph_revision", object_id=revision.id,
-           before={"state": before}, after={"state": target.value, "paragraph_id": revision.paragraph_id},
-           detail=detail)
-    return revision
+    return REVISIONS.move(session, revision, target, actor_id=actor_id, action=action, detail=detail,
+                          after={"paragraph_id": revision.paragraph_id})
 
 
 def _new_revision(session: Session, paragraph: StandardParagraph, text: str, *, actor_id: int,

@@ -30,6 +30,7 @@ from correspondence.db import Database
 from correspondence.models import Channel, Message, Response, ResponseState, utcnow
 from correspondence.services.audit import record
 from correspondence.services.messages import answers_left
+from correspondence.states import StateMachine
 from drafting.headers import header_text
 from drafting.render import to_html
 
@@ -38,6 +39,20 @@ log = logging.getLogger(__name__)
 
 # An attempt younger than this may still be in progress in another worker; an older one died.
 IN_FLIGHT = timedelta(minutes=10)
+
+RS = ResponseState
+RESPONSE_TRANSITIONS: dict[ResponseState, frozenset[ResponseState]] = {
+    RS.QUEUED: frozenset({RS.SENDING}),
+    # The attempt's outcome: the server took it, refused it for good, said "later" (or could not be
+    # reached), or the connection broke mid-send (or the worker died: the next claim finds it so).
+    RS.SENDING: frozenset({RS.SENT, RS.FAILED, RS.QUEUED, RS.UNCERTAIN}),
+    # A person settles it: send it again, or (uncertain only) record that it did arrive.
+    RS.UNCERTAIN: frozenset({RS.QUEUED, RS.SENT}),
+    RS.FAILED: frozenset({RS.QUEUED}),
+    RS.SENT: frozenset(),
+    RS.TO_PRINT: frozenset(),  # the print file is made by the run; nothing moves it afterwards
+}
+RESPONSES = StateMachine(ResponseState, RESPONSE_TRANSITIONS, "response", noun="letter")
 
 
 class TryLater(Exception):
@@ -150,13 +165,14 @@ def _claim(db: Database, response_id: int,
         if r.state == ResponseState.SENDING:
             if r.sending_since is not None and r.sending_since > utcnow() - IN_FLIGHT:
                 return None, "skipped"  # another worker is sending it right now
-            r.state = ResponseState.UNCERTAIN
             r.last_error = "a delivery attempt was interrupted; check whether it arrived before resending"
-            record(s, actor_id=None, action="response.uncertain", object_type="response", object_id=r.id,
-                   before={"state": "sending"}, after={"state": "uncertain"})
+            RESPONSES.move(s, r, ResponseState.UNCERTAIN, actor_id=None, action="response.uncertain")
             return None, "uncertain"
         if r.state != ResponseState.QUEUED:
             return None, "skipped"
+        # The attempt is recorded on the row (attempts, sending_since) and its outcome is audited, so the
+        # claim writes no event of its own: one event per letter sent keeps the send path lean.
+        RESPONSES.check(r.state, ResponseState.SENDING)
         r.state, r.sending_since, r.attempts = ResponseState.SENDING, utcnow(), r.attempts + 1
         letter = Outgoing.of(r, row.channel, row.external_id)
     return letter, "claimed"  # the email is built after the commit: the write lock is free
@@ -169,7 +185,9 @@ def _finish(db: Database, response_id: int, state: ResponseState, error: str | N
 
 def _record_outcome(s, response_id: int, state: ResponseState, error: str | None) -> None:  # type: ignore[no-untyped-def]
     """The outcome of an attempt this worker claimed (so the letter is "sending"): one UPDATE, one event;
-    when the server took it, one more UPDATE moves the messages it answers to "responded" (and their events)."""
+    when the server took it, one more UPDATE moves the messages it answers to "responded" (and their events).
+    The UPDATE moves the letter only if it is still "sending" (the move the table allows)."""
+    RESPONSES.check(ResponseState.SENDING, state)
     values: dict[str, object] = {"state": state, "last_error": error}
     if state == ResponseState.SENT:
         values["sent_at"] = utcnow()
@@ -298,11 +316,7 @@ def settle(session, response_id: int, action: str, *, actor_id: int) -> Response
         r.sent_at = r.sending_since or utcnow()
     else:
         raise ValidationFailed("a failed letter can only be resent")
-    before = r.state.value
-    r.state = target
-    record(session, actor_id=actor_id, action=f"response.{action}", object_type="response", object_id=r.id,
-           before={"state": before}, after={"state": target.value})
+    RESPONSES.move(session, r, target, actor_id=actor_id, action=f"response.{action}")
     if target == ResponseState.SENT:
-        session.flush()
         answers_left(session, [r.id], actor_id=actor_id, how="a person recorded that the letter arrived")
     return r

@@ -26,10 +26,12 @@ from correspondence.models import (
     ReportRun,
     Response,
     ResponseState,
+    RunState,
     Topic,
     utcnow,
 )
 from correspondence.services.audit import record
+from correspondence.states import REPORTS
 
 MAX_DAYS = 366 * 10
 
@@ -133,7 +135,7 @@ def compute(session: Session, params: dict, progress: Callable[[int], None] | No
 
 
 def start_report(session: Session, params: dict, *, actor_id: int) -> ReportRun:
-    run = ReportRun(params=params, created_by_id=actor_id, state="queued")
+    run = ReportRun(params=params, created_by_id=actor_id, state=RunState.QUEUED)
     session.add(run)
     session.flush()
     record(session, actor_id=actor_id, action="report.start", object_type="report_run", object_id=run.id,
@@ -150,9 +152,10 @@ def execute(db, run_id: int) -> None:  # type: ignore[no-untyped-def]
         run = s.get(ReportRun, run_id)
         if run is None:
             raise NotFound(f"no report {run_id}")
-        if run.state == "done":
+        if run.state == RunState.DONE:
             return
-        run.state, params = "running", dict(run.params)
+        params = dict(run.params)
+        REPORTS.move(s, run, RunState.RUNNING, actor_id=None, action="report.run")
     try:
         with db.unit_of_work() as s:
 
@@ -164,11 +167,13 @@ def execute(db, run_id: int) -> None:  # type: ignore[no-untyped-def]
     except Exception as exc:
         with db.unit_of_work() as s:
             run = s.get(ReportRun, run_id)
-            run.state, run.error = "failed", f"{type(exc).__name__}: {exc}"[:500]
+            run.error = f"{type(exc).__name__}: {exc}"[:500]
+            REPORTS.move(s, run, RunState.FAILED, actor_id=None, action="report.fail", detail=run.error)
         raise
     with db.unit_of_work() as s:
         run = s.get(ReportRun, run_id)
-        run.result, run.state, run.progress, run.finished_at = result, "done", 100, utcnow()
+        run.result, run.progress, run.finished_at = result, 100, utcnow()
+        REPORTS.move(s, run, RunState.DONE, actor_id=None, action="report.finish")
 
 
 def get_run(session: Session, run_id: int) -> ReportRun:

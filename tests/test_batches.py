@@ -10,6 +10,7 @@ from sqlalchemy import select
 from batching.batches import (
     assign_batch,
     find_batch,
+    join_message,
     merge_batches,
     recluster,
     remove_member,
@@ -100,6 +101,31 @@ def test_new_copy_joins_its_batch_at_intake_and_inherits_topic_stance_assignee(s
     session.refresh(batch)
     assert batch.member_count == 9
     assert find_batch(session, "A completely different letter about the price of eggs at the market today.") is None
+
+
+def test_the_join_assigns_through_the_audited_transition(session, factory):
+    made = _pool(factory)
+    recluster(session)
+    batch = session.get(Batch, made["postal"][0].batch_id)
+    owner, gone = factory.staffer(), factory.staffer()
+    assign_batch(session, batch.id, owner.id, actor_id=owner.id)
+    copy = factory.message(body_text="Hello,\n\n" + POSTAL + "\n\nThanks,\nAl")
+    assert join_message(session, copy) == batch
+    assert (copy.assignee_id, copy.status) == (owner.id, MessageStatus.ASSIGNED)
+    events = list(session.scalars(select(AuditEvent).where(AuditEvent.object_type == "message",
+                                                           AuditEvent.object_id == str(copy.id))))
+    assert [(e.action, e.actor_id, e.before, e.after) for e in events] == [
+        ("message.assign", None, {"status": "new", "assignee_id": None},
+         {"status": "assigned", "assignee_id": owner.id})]
+    # A copy that is not new keeps its status and gets no assignee (the join only takes new mail).
+    held = factory.message(body_text="Dear Rep. Doe,\n\n" + POSTAL, status=MessageStatus.QUARANTINED)
+    assert join_message(session, held) == batch and held.assignee_id is None
+    # An assignee since turned off is not given new mail.
+    assign_batch(session, batch.id, gone.id, actor_id=owner.id)
+    gone.active = False
+    late = factory.message(body_text="Hi,\n\n" + POSTAL)
+    assert join_message(session, late) == batch
+    assert (late.assignee_id, late.status) == (None, MessageStatus.NEW)
 
 
 def test_merge_split_remove_and_undo_each(session, factory):

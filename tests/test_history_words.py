@@ -18,7 +18,7 @@ ROOT = Path(__file__).resolve().parent.parent
 # Every action written to the audit log, as found by grepping `action="` in the code (the test below keeps
 # this list honest: a new action in the code and not here fails it). f-string actions are listed expanded.
 ACTIONS = [
-    "apply_run.finish", "apply_run.refused", "apply_run.start",
+    "apply_run.fail", "apply_run.finish", "apply_run.refused", "apply_run.run", "apply_run.start",
     "batch.assign", "batch.campaign", "batch.create", "batch.merge", "batch.not_campaign", "batch.remove_member",
     "batch.split", "batch.stance", "batch.topic", "batch.undo_event",
     "case.document", "case.edit", "case.note", "case.open", "case.release", "case.release_withdrawn",
@@ -30,7 +30,8 @@ ACTIONS = [
     "demo.loaded", "district_zips.set",
     "help_request.email_confirmed", "help_request.link_sent", "help_request.link_withheld",
     "help_request.match_confirmed", "help_request.match_rejected", "help_request.received", "help_request.resend",
-    "import.finish", "import.start", "import.upload", "intake_token.create", "intake_token.revoke",
+    "import.fail", "import.finish", "import.run", "import.start", "import.upload",
+    "intake_token.create", "intake_token.revoke",
     "letter.create", "letter.retire", "letter_version.approve", "letter_version.comment", "letter_version.create",
     "letter_version.edit", "letter_version.request_changes", "letter_version.retire", "letter_version.submit",
     "login.failed", "login.password_ok", "login.second_factor_failed", "login.succeeded",
@@ -38,7 +39,7 @@ ACTIONS = [
     "message.archive", "message.assign", "message.close", "message.quarantine", "message.received",
     "message.release", "message.reopen", "message.responded", "message.retry", "message.set_stance",
     "message.set_topic", "message.start", "message.submit_for_approval", "message.unassign", "message.undo_close",
-    "report.start",
+    "report.fail", "report.finish", "report.run", "report.start",
     "response.failed", "response.mark_sent", "response.resend", "response.sent", "response.to_print",
     "response.uncertain", "response.queued",
     "routing_rule.create", "routing_rule.deactivate",

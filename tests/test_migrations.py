@@ -58,3 +58,37 @@ def test_upgrade_downgrade_upgrade_round_trips(scratch_url):
     assert {"messages", "staffers", "constituents", "audit_events", "topics", "blobs"} <= set(
         inspect(db.engine).get_table_names())
     db.dispose()
+
+
+def test_run_states_0017_keeps_old_rows_checks_new_ones_and_goes_back(scratch_url):
+    """0017 adds a CHECK of the run states to the three job tables; the stored strings read as RunState."""
+    from sqlalchemy import select
+    from sqlalchemy.exc import IntegrityError
+    from sqlalchemy.orm import Session
+
+    from correspondence.models import ReportRun, RunState
+
+    def insert(state: str) -> None:
+        with db.engine.begin() as conn:
+            conn.execute(text("INSERT INTO report_runs (params, state, progress, created_at) "
+                              f"VALUES ('{{}}', '{state}', 0, CURRENT_TIMESTAMP)"))
+
+    upgrade(scratch_url, "0016")
+    db = Database(scratch_url)
+    insert("running")  # a row from before: a bare string
+    db.engine.dispose()
+    upgrade(scratch_url)
+    with Session(db.engine) as s:
+        assert s.scalars(select(ReportRun.state)).all() == [RunState.RUNNING]
+    with pytest.raises(IntegrityError):
+        insert("paused")
+    db.engine.dispose()
+    downgrade(scratch_url, "0016")
+    db.engine.dispose()
+    insert("paused")  # without the CHECK anything goes again ...
+    db.engine.dispose()
+    with pytest.raises(RuntimeError, match=r"report_runs: state holds values that are not a run state: 'paused'"):
+        upgrade(scratch_url)  # ... and such a row stops the upgrade with what it found, changing nothing
+    db.engine.dispose()
+    assert current_revision(db.engine) == "0016"
+    db.dispose()

@@ -46,6 +46,7 @@ from correspondence.models.message import (
 from correspondence.models.notices import ApprovalDelegation, Notice
 from correspondence.models.paragraphs import ParagraphRevision, ParagraphState, StandardParagraph
 from correspondence.models.routing import RoutingRule
+from correspondence.models.run import RunState
 from correspondence.models.security import LoginAttempt, RecoveryCode, WebAuthnCredential
 from correspondence.models.segment import AnalyticsSnapshot, ConstituentImport, ReportRun, Segment
 from correspondence.models.staffer import Role, Staffer
@@ -107,6 +108,7 @@ __all__ = [
     "MessageStatus",
     "Role",
     "RoutingRule",
+    "RunState",
     "Stance",
     "Staffer",
     "Topic",

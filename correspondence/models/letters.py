@@ -10,6 +10,7 @@ from sqlalchemy.orm import Mapped, mapped_column, relationship
 
 from correspondence.models.base import Base, UTCDateTime, utcnow
 from correspondence.models.message import Stance, _enum
+from correspondence.models.run import RunState, run_state_type
 from correspondence.models.staffer import Staffer
 from correspondence.models.topic import Topic
 
@@ -107,7 +108,7 @@ class ApplyRun(Base):
     batch_id: Mapped[int | None] = mapped_column(ForeignKey("batches.id"))
     message_ids: Mapped[list] = mapped_column(JSON, default=list)
     created_by_id: Mapped[int | None] = mapped_column(ForeignKey("staffers.id"))
-    state: Mapped[str] = mapped_column(String(20), default="queued")  # queued, running, done, failed
+    state: Mapped[RunState] = mapped_column(run_state_type(), default=RunState.QUEUED)
     total: Mapped[int] = mapped_column(Integer, default=0)
     done: Mapped[int] = mapped_column(Integer, default=0)
     created_count: Mapped[int] = mapped_column(Integer, default=0)

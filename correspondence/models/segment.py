@@ -8,6 +8,7 @@ from sqlalchemy import JSON, Float, ForeignKey, Integer, String
 from sqlalchemy.orm import Mapped, mapped_column
 
 from correspondence.models.base import Base, UTCDateTime, utcnow
+from correspondence.models.run import RunState, run_state_type
 
 
 class Segment(Base):
@@ -36,7 +37,7 @@ class ConstituentImport(Base):
     columns: Mapped[list] = mapped_column(JSON, default=list)
     mapping: Mapped[dict | None] = mapped_column(JSON)  # column index (as text) -> field name
     tag: Mapped[str | None] = mapped_column(String(60))  # given to every imported person, e.g. "town hall 2026"
-    state: Mapped[str] = mapped_column(String(20), default="uploaded")  # uploaded, queued, running, done, failed
+    state: Mapped[RunState] = mapped_column(run_state_type(), default=RunState.UPLOADED)
     total_rows: Mapped[int] = mapped_column(Integer, default=0)
     done_rows: Mapped[int] = mapped_column(Integer, default=0)
     created: Mapped[int] = mapped_column(Integer, default=0)
@@ -56,7 +57,7 @@ class ReportRun(Base):
 
     id: Mapped[int] = mapped_column(Integer, primary_key=True)
     params: Mapped[dict] = mapped_column(JSON, default=dict)
-    state: Mapped[str] = mapped_column(String(20), default="queued")  # queued, running, done, failed
+    state: Mapped[RunState] = mapped_column(run_state_type(), default=RunState.QUEUED)
     progress: Mapped[int] = mapped_column(Integer, default=0)  # percent
     result: Mapped[dict | None] = mapped_column(JSON)
     error: Mapped[str | None] = mapped_column(String(500))

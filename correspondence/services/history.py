@@ -258,6 +258,9 @@ SENTENCES: dict[str, Callable[[_Event], str]] = {
     "apply_run.finish": lambda x: f"Answering finished: {_plural(x.a.get('created'), 'letter')} made, "
                                   f"{_plural(x.a.get('skipped'), 'message')} skipped",
     "apply_run.refused": lambda x: f"Answering was refused{x.detail}",
+    "apply_run.run": lambda x: "Mailroom began answering"
+                               + (" again, where it stopped" if x.b.get("state") in ("running", "failed") else ""),
+    "apply_run.fail": lambda x: f"Answering stopped with an error{x.detail}",
     # Cases
     "case.open": lambda x: f"{x.who} opened this case"
                            + (f" ({x.a['category']})" if x.a.get("category") else ""),
@@ -309,6 +312,9 @@ SENTENCES: dict[str, Callable[[_Event], str]] = {
     "import.upload": lambda x: f"{x.who} uploaded {x.a.get('filename', 'a spreadsheet')} "
                                f"({_plural(x.a.get('rows'), 'row')})",
     "import.start": lambda x: f"{x.who} started an import",
+    "import.run": lambda x: "Mailroom began importing"
+                            + (" again, where it stopped" if x.b.get("state") in ("running", "failed") else ""),
+    "import.fail": lambda x: f"The import stopped{x.detail}",
     "import.finish": lambda x: f"The import finished: {_plural(x.a.get('created'), 'record')} created, "
                                f"{x.a.get('matched', 0)} matched, {_plural(x.a.get('bad'), 'bad row')}",
     # Staff and sign-in
@@ -351,6 +357,9 @@ SENTENCES: dict[str, Callable[[_Event], str]] = {
     "topic_model.activate": lambda x: f"{x.who} switched to topic model version {x.a.get('active', '')}",
     "topic_model.prune": lambda x: f"Mailroom removed {_plural(len(x.a.get('versions') or []), 'old topic model')}",
     "report.start": lambda x: f"{x.who} started a report",
+    "report.run": lambda x: "Mailroom began counting the report",
+    "report.fail": lambda x: f"The report could not be made{x.detail}",
+    "report.finish": lambda x: "The report is ready",
     "demo.loaded": lambda x: f"The demo office was loaded ({_plural(x.a.get('messages'), 'message')})",
 }
 

@@ -10,7 +10,7 @@ from sqlalchemy.orm import Session
 from correspondence.errors import InvalidTransition, NotFound, PermissionDenied, ValidationFailed
 from correspondence.models import Message, MessageStatus, ResponseMessage, Staffer, Stance, Topic, utcnow
 from correspondence.services.audit import record, record_many
-from correspondence.states import ANY_STAFF, can_move, check_actor, check_move, roles_for_move
+from correspondence.states import MESSAGES, can_move
 
 S = MessageStatus
 
@@ -26,28 +26,18 @@ def check_actor_may_move(session: Session, message: Message, target: S, actor_id
     """Raise PermissionDenied unless the actor may make this move. The system (no actor: intake, jobs)
     may make any allowed move; a move kept for some roles needs an active staffer with one of them.
     Moves open to every staffer look nobody up, so a job started by someone since deactivated finishes."""
-    if actor_id is None or roles_for_move(message.status, target) == ANY_STAFF:
-        return
-    actor = session.get(Staffer, actor_id)
-    if actor is None or not actor.active:
-        raise PermissionDenied("an active staff account is needed")
-    check_actor(message.status, target, actor.role)
+    MESSAGES.check_actor(session, message.status, target, actor_id)
 
 
 def _move(session: Session, message: Message, target: S, *, actor_id: int | None, action: str,
           reason: str | None = None, extra_before: dict | None = None,
           extra_after: dict | None = None) -> Message:
     """Apply one allowed transition, made by someone allowed to make it, and write its audit event."""
-    check_move(message.status, target)
+    MESSAGES.check(message.status, target)  # both checks before anything changes
     check_actor_may_move(session, message, target, actor_id)
-    before = {"status": message.status.value, **(extra_before or {})}
-    message.status = target
     message.status_reason = reason
-    if message.id is None:
-        session.flush()
-    record(session, actor_id=actor_id, action=action, object_type="message", object_id=message.id,
-           before=before, after={"status": target.value, **(extra_after or {})}, detail=reason)
-    return message
+    return MESSAGES.move(session, message, target, actor_id=actor_id, action=action, detail=reason,
+                         before=extra_before, after=extra_after)
 
 
 def assign_message(session: Session, message_id: int, assignee_id: int, *, actor_id: int | None) -> Message:
