@@ -697,3 +697,20 @@ def print_file(session: Session, run: ApplyRun, office: Office, on: date) -> str
     if not items:
         return None
     return store_print_file(session, run, letters_pdf(items, office, on.strftime("%B %-d, %Y")))
+
+
+def reply_now(session: Session, message_id: int, *, subject: str, body: str, settings,  # type: ignore[no-untyped-def]
+              actor_id: int) -> Done[Response]:
+    """A one-off reply that needs no approval (the office's choice): checked, rendered and recorded now;
+    an email goes out after the commit (the send effect), a postal letter waits for its print file."""
+    message = session.get(Message, message_id)
+    if message is None:
+        raise NotFound(f"no message {message_id}")
+    problems = validate(body) + [f"subject: {p}" for p in validate(subject)]
+    if problems:
+        raise ValidationFailed("; ".join(problems))
+    answer = respond(session, message, subject, body, settings=settings, version_id=None, run_id=None,
+                     actor_id=actor_id)
+    if answer is None:
+        raise ValidationFailed("this message cannot be answered: it has no address, or is closed")
+    return Done(answer, (Effect.of("send", answer.id),) if answer.method == DeliveryMethod.EMAIL else ())
