@@ -359,3 +359,37 @@ def settle(session, response_id: int, action: str, *, actor_id: int) -> Response
         session.flush()
         answers_left(session, [r.id], actor_id=actor_id, how="a person recorded that the letter arrived")
     return r
+
+
+def email_notices(db: Database, staffer_id: int, *, mail: SmtpConfig, base_url: str) -> int:
+    """Email a staffer the notices they have not been emailed yet (fresh and unread ones only); how many.
+
+    Each notice is marked emailed after the server accepts it, in its own commit; a crash between the
+    two sends that one again on the next run (notices need not be exactly-once, and are never lost:
+    the in-app notice is the record). An unreachable server raises TryLater, so RQ keeps the failed job.
+    Without a server configured nothing is tried.
+    """
+    from correspondence.services.notices import mark_emailed, unsent_emails
+
+    if not mail.configured:
+        return 0
+    with db.unit_of_work() as session:
+        pending = [(n.id, n.text, n.link, s.email, s.name) for n, s in unsent_emails(session, staffer_id)]
+    if not pending:
+        return 0
+    client = connect(mail)
+    sent = 0
+    try:
+        for notice_id, text, link, address, name in pending:
+            email = EmailMessage()
+            email["From"], email["To"] = header_text(mail.mail_from), header_text(address)
+            email["Subject"] = header_text(f"Mailroom: {text}"[:150])
+            email.set_content(f"{name},\n\n{text}\n\n{base_url}{link}\n\n(Also on your Notices page in Mailroom.)\n")
+            client.send_message(email)
+            with db.unit_of_work() as session:
+                mark_emailed(session, notice_id)
+            sent += 1
+    finally:
+        client.quit()
+    log.info("notice emails sent staffer_id=%s count=%s", staffer_id, sent)
+    return sent

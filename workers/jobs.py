@@ -182,29 +182,13 @@ def run_send(response_ids: list[int]) -> dict[str, int]:
 
 
 def run_train_topics(actor_id: int = 0) -> dict[str, object]:
-    """Retrain the topic/stance suggester on everything coded so far, then refresh open mail's suggestions.
+    """Retrain the topic/stance suggester and refresh open mail's suggestions (coding.suggest.retrain).
 
     Scheduled daily and on demand; with too little coded mail it says so and changes nothing.
     """
-    from coding.suggest import prune_versions, rescore_open, train
-    from correspondence.errors import ValidationFailed
+    from coding.suggest import retrain
 
-    settings = context.settings()
-    try:
-        with context.database().unit_of_work() as session:
-            model = train(session, actor_id=actor_id or None)
-            version, metrics = model.version, model.metrics
-            dropped = prune_versions(session)
-    except ValidationFailed as exc:
-        log.info("topic model not trained: %s", exc)
-        return {"trained": False, "reason": str(exc)}
-    store = context.database().blobs
-    for digest in dropped:  # after the commit: a row never points at a missing file
-        if store is not None:
-            store.remove(digest)
-    with context.database().unit_of_work() as session:
-        scored, applied = rescore_open(session, autocode=settings.autocode_confidence)
-    return {"trained": True, "version": version, "metrics": metrics, "rescored": scored, "applied": applied}
+    return retrain(context.database(), actor_id=actor_id or None, autocode=context.settings().autocode_confidence)
 
 
 @job
@@ -267,39 +251,9 @@ def run_help_confirmation(request_id: int, by_staff: bool = False) -> str:
 
 
 def run_notice_emails(staffer_id: int) -> int:
-    """Email a staffer the notices they have not been emailed yet (fresh and unread ones only).
-
-    Each notice is marked emailed after the server accepts it, in its own commit; a crash between the
-    two sends that one again on the next run (notices need not be exactly-once, and are never lost:
-    the in-app notice is the record). An unreachable server raises, so RQ keeps the failed job.
-    """
-    from email.message import EmailMessage
-
-    from correspondence.services.notices import mark_emailed, unsent_emails
-    from drafting.headers import header_text
-    from drafting.send import connect as smtp_connect
+    """Email a staffer their new notices (drafting.send.email_notices). Run twice, it sends only what the
+    first run had not marked emailed."""
+    from drafting.send import SmtpConfig, email_notices
 
     settings = context.settings()
-    if not settings.smtp_host:
-        return 0
-    with context.database().unit_of_work() as session:
-        pending = [(n.id, n.text, n.link, s.email, s.name) for n, s in unsent_emails(session, staffer_id)]
-    if not pending:
-        return 0
-    client = smtp_connect(settings)
-    sent = 0
-    try:
-        for notice_id, text, link, address, name in pending:
-            email = EmailMessage()
-            email["From"], email["To"] = header_text(settings.mail_from), header_text(address)
-            email["Subject"] = header_text(f"Mailroom: {text}"[:150])
-            email.set_content(f"{name},\n\n{text}\n\n{settings.base_url}{link}\n\n"
-                              "(Also on your Notices page in Mailroom.)\n")
-            client.send_message(email)
-            with context.database().unit_of_work() as session:
-                mark_emailed(session, notice_id)
-            sent += 1
-    finally:
-        client.quit()
-    log.info("notice emails sent staffer_id=%s count=%s", staffer_id, sent)
-    return sent
+    return email_notices(context.database(), staffer_id, mail=SmtpConfig.of(settings), base_url=settings.base_url)
