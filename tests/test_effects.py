@@ -191,3 +191,22 @@ def test_remind_due_cases_without_a_server_sends_nothing_and_records_nothing(ses
     assert done.as_dict() == {"caseworkers": 1, "emailed": 0}
     assert session.scalar(select(func.count()).select_from(AuditEvent).where(
         AuditEvent.action == "case.reminder")) == 0
+
+
+# --- retries that happen without an RQ scheduler -------------------------------------------------
+
+def test_a_failed_process_job_is_retried_at_once_and_never_parked(job_env, redis):
+    """Workers run without RQ's scheduler (workers.cli), so a retry with an interval would park the job
+    as "scheduled" for ever, and the sweeper's enqueue would take it for one still waiting."""
+    from rq import SimpleWorker
+    from rq.job import Job
+
+    from workers.queues import enqueue_process
+
+    missing = 10**9  # no such message: the job fails every time it runs
+    job_id = enqueue_process(redis, missing)
+    SimpleWorker([get_queue(PROCESS, redis)], connection=redis).work(burst=True)
+    job = Job.fetch(job_id, connection=redis)
+    assert job.get_status() == "failed" and job.retries_left == 0  # tried four times, then kept with the reason
+    assert enqueue_process(redis, missing) == job_id  # the sweep can queue it again
+    assert _queued(redis, PROCESS) == [job_id]
