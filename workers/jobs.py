@@ -100,23 +100,13 @@ def _sweep(session: Session, *, older_than: timedelta, can_send: bool) -> Done[i
 
 
 def run_poll_imap() -> dict[str, int]:
-    """Poll every configured IMAP account. Idempotent: stored messages are found again by their key."""
-    from intake.imap import accounts_from_db, accounts_from_json, poll_account
+    """Poll every configured IMAP account (intake.imap.poll_all). Idempotent: stored messages are found
+    again by their key, and a message is acknowledged on the server only after its commit."""
+    from intake.imap import poll_all
 
     settings = context.settings()
-    with context.database().unit_of_work() as session:
-        accounts = accounts_from_json(settings.imap_accounts_json) + accounts_from_db(session, settings.secret_key)
-    totals: dict[str, int] = {}
-    for account in accounts:
-        try:
-            result = poll_account(context.database(), account, max_bytes=settings.max_message_bytes,
-                                  rules=Rules.from_settings(settings))
-            totals[account.name] = result.summary.received
-        except Exception:
-            # One unreachable mailbox must not stop the others; the next poll tries again.
-            log.exception("imap poll failed account=%s", account.name)
-            totals[account.name] = -1
-    return totals
+    return poll_all(context.database(), accounts_json=settings.imap_accounts_json, secret_key=settings.secret_key,
+                    max_bytes=settings.max_message_bytes, rules=Rules.from_settings(settings))
 
 
 def run_recluster() -> dict[str, float | int]:
