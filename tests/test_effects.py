@@ -210,3 +210,25 @@ def test_a_failed_process_job_is_retried_at_once_and_never_parked(job_env, redis
     assert job.get_status() == "failed" and job.retries_left == 0  # tried four times, then kept with the reason
     assert enqueue_process(redis, missing) == job_id  # the sweep can queue it again
     assert _queued(redis, PROCESS) == [job_id]
+
+
+# --- the web boundary ----------------------------------------------------------------------------
+
+def test_a_view_queues_on_the_apps_redis_once_committed(client, session, redis, settings, monkeypatch, tmp_path):
+    """The view's effects go to the Redis the app was made with, not to whatever the process environment
+    names (here: nothing, which for a job would mean starting an embedded server)."""
+    from correspondence.services.tokens import create_token
+
+    monkeypatch.delenv("REDIS_URL", raising=False)
+    monkeypatch.setenv("MAILROOM_INSTANCE_DIR", str(tmp_path / "elsewhere"))
+    _t, plain = create_token(session, name="website", actor_id=None)
+    session.commit()
+    form = {"first_name": "Dana", "last_name": "Reyes", "email": "dana@example.org", "zip5": "43215",
+            "subject": "Clinic closing", "message": "The clinic on Elm St is closing. Please keep it open."}
+    response = client.post("/api/v1/intake/webform", json=form, headers={"Authorization": f"Bearer {plain}"})
+    assert response.status_code == 202, response.get_json()
+    message_id = response.get_json()["message_id"]
+    session.rollback()
+    assert session.get(Message, message_id) is not None  # committed before it was queued
+    assert _queued(redis, PROCESS) == [f"process-message-{message_id}"]
+    assert not (tmp_path / "elsewhere").exists()  # no embedded Redis was started for the environment's settings
