@@ -23,7 +23,7 @@ _VARIABLE = re.compile(r"<(?:[^:<>]+:)?([^<>]+)>")
 def _query_names() -> list[str]:
     """Every name a view or filter parser reads from a query or form, found in the source."""
     names: set[str] = set()
-    for path in [*(ROOT / "web").glob("*.py"), ROOT / "correspondence" / "services" / "segments.py",
+    for path in [*(ROOT / "web").glob("*.py"), ROOT / "constituents" / "segments.py",
                  ROOT / "correspondence" / "services" / "inbox.py"]:
         names |= set(re.findall(r"""(?:\.get|getlist|args|form|values)\(\s*["']([a-z_0-9]+)["']""", path.read_text()))
         names |= set(re.findall(r"""(?:args|form|values|f)\[["']([a-z_0-9]+)["']\]""", path.read_text()))
