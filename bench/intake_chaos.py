@@ -142,7 +142,8 @@ def main() -> None:
         if w.poll() is not None:
             workers[i] = spawn()
     # The sweeper re-enqueues whatever the kills and the lost Redis queue left unfinished.
-    from workers.jobs import find_unfinished, run_sweep
+    from intake.receive import unfinished as find_unfinished
+    from workers.jobs import run_sweep
 
     os.environ.update({k: env[k] for k in ("DATABASE_URL", "MAILROOM_INSTANCE_DIR", "SECRET_KEY", "REDIS_URL",
                                            "MAILROOM_SWEEP_AFTER_MINUTES")})

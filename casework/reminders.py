@@ -3,15 +3,25 @@ daily reminder (shown on the Cases page, and sent by email when SMTP is configur
 
 from __future__ import annotations
 
+import contextlib
+import logging
+import smtplib
 from collections import defaultdict
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
+from typing import TYPE_CHECKING
 
 from sqlalchemy import case as when
 from sqlalchemy import func, select
 from sqlalchemy.orm import Session
 
 from correspondence.models import Case, CaseStatus, CaseStep, Staffer, utcnow
+from correspondence.services.audit import record
+
+if TYPE_CHECKING:
+    from drafting.send import SmtpConfig
+
+log = logging.getLogger(__name__)
 
 CLOSED = (CaseStatus.RESOLVED, CaseStatus.CLOSED)
 CASE_AGES: tuple[tuple[str, int, int | None], ...] = (("0–30 days", 0, 30), ("31–60 days", 31, 60),
@@ -80,3 +90,55 @@ def reminder_text(name: str, steps: list[DueStep], base_url: str) -> str:
         state = "OVERDUE since" if s.overdue else "due"
         lines.append(f"- {s.title} — {s.subject} ({state} {s.due_at:%b %d}) {base_url}/cases/{s.case_id}")
     return "\n".join(lines + ["", "— Mailroom"])
+
+
+@dataclass(frozen=True)
+class Reminded:
+    caseworkers: int
+    emailed: int
+
+    def as_dict(self) -> dict[str, int]:
+        return {"caseworkers": self.caseworkers, "emailed": self.emailed}
+
+
+def remind_due_cases(session: Session, *, now: datetime, mail: SmtpConfig, base_url: str) -> Reminded:
+    """Email each active caseworker the steps due or overdue (the Cases page shows the same list), and
+    record each email sent (audit "case.reminder").
+
+    Through drafting's SMTP path. Without a server, or with one that cannot be reached, nothing is sent
+    and the Cases page still shows what is due. Not exactly-once: if the transaction fails after a send,
+    that caseworker hears twice the next day, which a reminder can afford.
+    """
+    from email.message import EmailMessage
+
+    from drafting.headers import header_text
+    from drafting.send import TryLater, connect
+
+    due = due_steps(session, now=now)
+    if not due:
+        return Reminded(0, 0)
+    client = None
+    try:
+        client = connect(mail) if mail.configured else None
+    except TryLater:
+        log.warning("case reminders: SMTP unreachable; the Cases page still shows what is due")
+    sent = 0
+    try:
+        for staffer_id, steps in due.items():
+            staffer = session.get(Staffer, staffer_id)
+            if staffer is None or not staffer.active or client is None:
+                continue
+            email = EmailMessage()
+            email["From"], email["To"] = header_text(mail.mail_from), header_text(staffer.email)
+            email["Subject"] = header_text(f"{len(steps)} case steps due or overdue")
+            email.set_content(reminder_text(staffer.name, steps, base_url))
+            client.send_message(email)
+            sent += 1
+            record(session, actor_id=None, action="case.reminder", object_type="staffer", object_id=staffer.id,
+                   after={"steps": len(steps)})
+    finally:
+        if client is not None:
+            with contextlib.suppress(OSError, smtplib.SMTPException):  # a failed send already says what went wrong
+                client.quit()
+    session.flush()
+    return Reminded(len(due), sent)

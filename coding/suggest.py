@@ -338,3 +338,29 @@ def read_labelled(path: str) -> tuple[list[str], list[str]]:
     pairs = [(str(r["text"]), str(r["label"]).strip()) for r in rows
              if r.get("text") and r.get("label") not in (None, "")]
     return [t for t, _ in pairs], [label for _, label in pairs]
+
+
+def retrain(db, *, actor_id: int | None, autocode: float) -> dict[str, object]:  # type: ignore[no-untyped-def]
+    """Train a new active version on everything coded so far, drop old versions, then refresh open mail's
+    suggestions (the daily job, "Retrain now" and `mailroom topics train`).
+
+    Three steps, each committed: the new version and the pruning; the pruned files, removed only after
+    that commit (a row never points at a missing file); the rescoring. With too little coded mail it says
+    so and changes nothing. Safe to run twice: a second run trains one more version from the same mail.
+    """
+    import logging
+
+    try:
+        with db.unit_of_work() as session:
+            model = train(session, actor_id=actor_id)
+            version, metrics = model.version, model.metrics
+            dropped = prune_versions(session)
+    except ValidationFailed as exc:
+        logging.getLogger(__name__).info("topic model not trained: %s", exc)
+        return {"trained": False, "reason": str(exc)}
+    if db.blobs is not None:
+        for digest in dropped:
+            db.blobs.remove(digest)
+    with db.unit_of_work() as session:
+        scored, applied = rescore_open(session, autocode=autocode)
+    return {"trained": True, "version": version, "metrics": metrics, "rescored": scored, "applied": applied}

@@ -14,6 +14,7 @@ import io
 import re
 from collections.abc import Iterator
 from dataclasses import dataclass, field
+from datetime import timedelta
 
 from sqlalchemy import select, update
 from sqlalchemy.orm import Session, selectinload
@@ -21,6 +22,7 @@ from sqlalchemy.orm import Session, selectinload
 from constituents.records import EMAIL_RE, clean_tag, normalise_phone
 from correspondence.csvsafe import to_csv
 from correspondence.db import Database
+from correspondence.effects import Done, Effect
 from correspondence.errors import NotFound, ValidationFailed
 from correspondence.models import (
     Constituent,
@@ -449,3 +451,19 @@ def run_import(db: Database, import_id: int) -> ConstituentImport:
 
 def recent_imports(session: Session, limit: int = 20) -> list[ConstituentImport]:
     return list(session.scalars(select(ConstituentImport).order_by(ConstituentImport.id.desc()).limit(limit)))
+
+
+def queue_import(session: Session, import_id: int, mapping: dict[str, str], tag: str, *,
+                 actor_id: int) -> Done[ConstituentImport]:
+    """Start a mapped import and ask for its job, which runs after the commit."""
+    imp = start(session, import_id, mapping, tag, actor_id=actor_id)
+    return Done(imp, (Effect.of("import", imp.id),))
+
+
+def restart_stalled_imports(session: Session, *, older_than: timedelta) -> Done[int]:
+    """The sweep's part for imports queued or running longer than `older_than` (their job was lost);
+    the job continues after the last chunk it committed."""
+    cutoff = utcnow() - older_than
+    ids = list(session.scalars(select(ConstituentImport.id).where(
+        ConstituentImport.state.in_(("queued", "running")), ConstituentImport.created_at < cutoff)))
+    return Done(len(ids), (Effect.of("import", *ids),) if ids else ())

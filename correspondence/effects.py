@@ -50,6 +50,12 @@ class Done(Generic[T]):
     def with_effects(cls, value: T, effects: Iterable[Effect]) -> Done[T]:
         return cls(value, tuple(effects))
 
+    @classmethod
+    def gather(cls, parts: Iterable[Done[T]]) -> Done[list[T]]:
+        """Several use cases' results as one: their values in order, and all their effects."""
+        done = list(parts)
+        return Done([d.value for d in done], tuple(e for d in done for e in d.effects))
+
 
 def effects_of(result: object) -> tuple[Effect, ...]:
     """The effects a boundary should dispatch for whatever a use case returned."""

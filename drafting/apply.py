@@ -24,13 +24,14 @@ import uuid
 from collections import Counter, defaultdict
 from collections.abc import Callable, Iterator, Mapping, Sequence
 from dataclasses import dataclass, field
-from datetime import datetime, timedelta
+from datetime import date, datetime, timedelta
 
 from sqlalchemy import func, insert, select, update
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session, load_only, selectinload
 
 from correspondence.db import Database
+from correspondence.effects import Done, Effect
 from correspondence.errors import NotFound, PermissionDenied, ValidationFailed
 from correspondence.models import (
     ApplyRun,
@@ -679,3 +680,38 @@ def waiting_emails(session: Session) -> int:
 
 def store_print_file(session: Session, run: ApplyRun, pdf: bytes) -> str:
     return store_blob(session, pdf, "application/pdf")
+
+
+def queue_apply_run(session: Session, version_id: int, *, actor_id: int, batch_id: int | None = None,
+                    message_ids: Sequence[int] | None = None, options: Options | None = None) -> Done[ApplyRun]:
+    """Start an apply run (`start_run`) and ask for its job, which the boundary queues after the commit."""
+    run = start_run(session, version_id, actor_id=actor_id, batch_id=batch_id, message_ids=message_ids,
+                    options=options)
+    return Done(run, (Effect.of("apply_run", run.id),))
+
+
+def print_file(session: Session, run: ApplyRun, office: Office, on: date) -> str | None:
+    """The run's print-ready PDF of its postal letters, stored as a blob (its sha256); None without any."""
+    from drafting.printing import letters_pdf, print_responses
+
+    items = print_responses(session, run)
+    if not items:
+        return None
+    return store_print_file(session, run, letters_pdf(items, office, on.strftime("%B %-d, %Y")))
+
+
+def reply_now(session: Session, message_id: int, *, subject: str, body: str, settings,  # type: ignore[no-untyped-def]
+              actor_id: int) -> Done[Response]:
+    """A one-off reply that needs no approval (the office's choice): checked, rendered and recorded now;
+    an email goes out after the commit (the send effect), a postal letter waits for its print file."""
+    message = session.get(Message, message_id)
+    if message is None:
+        raise NotFound(f"no message {message_id}")
+    problems = validate(body) + [f"subject: {p}" for p in validate(subject)]
+    if problems:
+        raise ValidationFailed("; ".join(problems))
+    answer = respond(session, message, subject, body, settings=settings, version_id=None, run_id=None,
+                     actor_id=actor_id)
+    if answer is None:
+        raise ValidationFailed("this message cannot be answered: it has no address, or is closed")
+    return Done(answer, (Effect.of("send", answer.id),) if answer.method == DeliveryMethod.EMAIL else ())

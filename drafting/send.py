@@ -4,8 +4,10 @@ Each response moves queued → sending → sent. "sending" is committed *before*
 conversation starts, so a job that finds a response already "sending" knows an earlier attempt
 died part-way: the letter may or may not have reached the server, so it is marked "uncertain" for
 a person to check and is never resent blindly. A server that answers 4xx (try later) or cannot be
-reached puts the response back to "queued" and the job is retried with backoff; a 5xx refusal marks
-it "failed" with the server's words. A letter whose email cannot be built (an address Python's mail
+reached puts the response back to "queued" and fails the job (RQ keeps it, with the reason, in the
+failed registry; no RQ retry is attached); the periodic sweep (`restart_stalled`, every five minutes)
+queues every letter still "queued" after MAILROOM_SWEEP_AFTER_MINUTES again, which is the retry. A 5xx
+refusal marks it "failed" with the server's words. A letter whose email cannot be built (an address Python's mail
 package cannot parse, one that is really two addresses, a non-ASCII address the server cannot take)
 is marked "failed" with the reason and the rest of the chunk goes on: nothing is left "sending".
 """
@@ -25,8 +27,10 @@ from email.message import EmailMessage
 from email.utils import format_datetime
 
 from sqlalchemy import select, update
+from sqlalchemy.orm import Session
 
 from correspondence.db import Database
+from correspondence.effects import Done, Effect
 from correspondence.models import Channel, Message, Response, ResponseState, utcnow
 from correspondence.services.audit import record
 from correspondence.services.messages import answers_left
@@ -56,7 +60,31 @@ RESPONSES = StateMachine(ResponseState, RESPONSE_TRANSITIONS, "response", noun="
 
 
 class TryLater(Exception):
-    """The server could not take the letters now; the job is retried with backoff."""
+    """The server could not take the letters now; they stay "queued" and the next sweep queues them again."""
+
+
+@dataclass(frozen=True)
+class SmtpConfig:
+    """What a use case that sends mail needs of the settings: the server and the From address.
+
+    The field names are the settings' own, so `connect` takes either.
+    """
+
+    smtp_host: str
+    smtp_port: int
+    smtp_security: str
+    smtp_username: str
+    smtp_password: str
+    mail_from: str
+
+    @classmethod
+    def of(cls, settings) -> SmtpConfig:  # type: ignore[no-untyped-def]
+        return cls(settings.smtp_host, settings.smtp_port, settings.smtp_security, settings.smtp_username,
+                   settings.smtp_password, settings.mail_from)
+
+    @property
+    def configured(self) -> bool:
+        return bool(self.smtp_host)
 
 
 @dataclass
@@ -286,7 +314,11 @@ def send_responses(db: Database, response_ids: Sequence[int], settings) -> SendR
 
 
 def stalled(session, older_than: timedelta) -> tuple[list[int], list[int], list[int]]:  # type: ignore[no-untyped-def]
-    """What the sweeper restarts: unfinished runs, queued emails, and attempts that died mid-send."""
+    """What the sweeper restarts: unfinished runs, queued emails, and attempts that died mid-send.
+
+    A letter stays "queued" until the server takes it, so every sweep after `older_than` queues it again
+    until it goes (or a person settles it): the sweep is the retry for letters the server deferred.
+    """
     from correspondence.models import ApplyRun
 
     cutoff = utcnow() - older_than
@@ -297,6 +329,27 @@ def stalled(session, older_than: timedelta) -> tuple[list[int], list[int], list[
     dead = list(session.scalars(select(Response.id).where(Response.state == ResponseState.SENDING,
                                                           Response.sending_since < utcnow() - IN_FLIGHT)))
     return runs, queued, dead
+
+
+def restart_stalled(session: Session, *, older_than: timedelta, can_send: bool) -> Done[int]:
+    """The sweep's outbound part: apply runs left unfinished, and (when an SMTP server is set up) letters
+    still queued or whose attempt died mid-send. Returns how many were restarted.
+
+    Sending is idempotent per response, so a chunk queued twice sends nothing twice; a dead attempt is
+    turned "uncertain" by the send job itself when it finds it. Without a server the letters wait,
+    queued (sending jobs would only fail), and this says so in one log line per sweep.
+    """
+    from drafting.apply import waiting_emails
+
+    runs, queued, dead = stalled(session, older_than)
+    if not can_send:
+        waiting = waiting_emails(session)
+        if waiting:
+            log.warning("email sending is not set up: %d letters waiting (set MAILROOM_SMTP_HOST)", waiting)
+        queued, dead = [], []
+    pending = queued + dead
+    effects = ([Effect.of("apply_run", *runs)] if runs else []) + ([Effect.of("send", *pending)] if pending else [])
+    return Done(len(runs) + len(pending), tuple(effects))
 
 
 def settle(session, response_id: int, action: str, *, actor_id: int) -> Response:  # type: ignore[no-untyped-def]
@@ -320,3 +373,37 @@ def settle(session, response_id: int, action: str, *, actor_id: int) -> Response
     if target == ResponseState.SENT:
         answers_left(session, [r.id], actor_id=actor_id, how="a person recorded that the letter arrived")
     return r
+
+
+def email_notices(db: Database, staffer_id: int, *, mail: SmtpConfig, base_url: str) -> int:
+    """Email a staffer the notices they have not been emailed yet (fresh and unread ones only); how many.
+
+    Each notice is marked emailed after the server accepts it, in its own commit; a crash between the
+    two sends that one again on the next run (notices need not be exactly-once, and are never lost:
+    the in-app notice is the record). An unreachable server raises TryLater, so RQ keeps the failed job.
+    Without a server configured nothing is tried.
+    """
+    from correspondence.services.notices import mark_emailed, unsent_emails
+
+    if not mail.configured:
+        return 0
+    with db.unit_of_work() as session:
+        pending = [(n.id, n.text, n.link, s.email, s.name) for n, s in unsent_emails(session, staffer_id)]
+    if not pending:
+        return 0
+    client = connect(mail)
+    sent = 0
+    try:
+        for notice_id, text, link, address, name in pending:
+            email = EmailMessage()
+            email["From"], email["To"] = header_text(mail.mail_from), header_text(address)
+            email["Subject"] = header_text(f"Mailroom: {text}"[:150])
+            email.set_content(f"{name},\n\n{text}\n\n{base_url}{link}\n\n(Also on your Notices page in Mailroom.)\n")
+            client.send_message(email)
+            with db.unit_of_work() as session:
+                mark_emailed(session, notice_id)
+            sent += 1
+    finally:
+        client.quit()
+    log.info("notice emails sent staffer_id=%s count=%s", staffer_id, sent)
+    return sent

@@ -16,6 +16,7 @@ from sqlalchemy import func, select, update
 from sqlalchemy.orm import Session
 
 from constituents.segments import SegmentFilter, apply_filter, get_segment
+from correspondence.effects import Done, Effect
 from correspondence.errors import NotFound, ValidationFailed
 from correspondence.models import (
     Case,
@@ -195,3 +196,18 @@ def csv_rows(result: dict) -> list[tuple]:
              ("response time (days)", "median", result["median_response_days"]),
              ("response time (days)", "90th percentile", result["p90_response_days"])]
     return rows
+
+
+def queue_report(session: Session, params: dict, *, actor_id: int) -> Done[ReportRun]:
+    """Start a report and ask for its job (always a job: no page waits on counting, DESIGN invariant 6)."""
+    run = start_report(session, params, actor_id=actor_id)
+    return Done(run, (Effect.of("report", run.id),))
+
+
+def restart_stalled_reports(session: Session, *, older_than: timedelta) -> Done[int]:
+    """The sweep's part for reports queued or running longer than `older_than` (their job was lost);
+    the job resumes them (a finished one is left alone)."""
+    cutoff = utcnow() - older_than
+    ids = list(session.scalars(select(ReportRun.id).where(ReportRun.state.in_(("queued", "running")),
+                                                          ReportRun.created_at < cutoff)))
+    return Done(len(ids), (Effect.of("report", *ids),) if ids else ())

@@ -171,3 +171,21 @@ def poll_account(db: Database, account: ImapAccount, *, max_bytes: int, rules: R
         except Exception:  # a connection already cut has nothing left to close
             log.debug("imap logout failed account=%s", account.name, exc_info=True)
     return result
+
+
+def poll_all(db: Database, *, accounts_json: str, secret_key: str, max_bytes: int, rules: Rules) -> dict[str, int]:
+    """Poll every configured account (the environment's and the admin's); messages stored per account,
+    -1 for one that failed. Idempotent: stored messages are found again by their key.
+
+    One unreachable mailbox must not stop the others; the next poll tries it again.
+    """
+    with db.unit_of_work() as session:
+        accounts = accounts_from_json(accounts_json) + accounts_from_db(session, secret_key)
+    totals: dict[str, int] = {}
+    for account in accounts:
+        try:
+            totals[account.name] = poll_account(db, account, max_bytes=max_bytes, rules=rules).summary.received
+        except Exception:
+            log.exception("imap poll failed account=%s", account.name)
+            totals[account.name] = -1
+    return totals

@@ -3,12 +3,13 @@
 from __future__ import annotations
 
 from dataclasses import dataclass
-from datetime import datetime
+from datetime import datetime, timedelta
 
 from sqlalchemy import select
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session
 
+from correspondence.effects import Done, Effect
 from correspondence.models import Channel, Message, MessageStatus, Stance, utcnow
 from correspondence.services.audit import record, record_many
 from correspondence.services.blobs import store_blob, store_blobs
@@ -25,6 +26,14 @@ class Received:
     duplicate: bool
     quarantined: str | None = None
     message: Message | None = None  # the new row, when the caller wants to go on working with it
+
+    @property
+    def effects(self) -> tuple[Effect, ...]:
+        """After the commit: process a newly stored message (a duplicate was queued when it first came;
+        a quarantined one waits for a person)."""
+        if self.duplicate or self.quarantined:
+            return ()
+        return (Effect.of("process_message", self.message_id),)
 
 
 @dataclass
@@ -161,3 +170,20 @@ def receive_many(session: Session, items: list[Incoming], *, max_bytes: int,
             message, _item, reason = built[key]
             results.append(Received(message.id, duplicate=False, quarantined=reason, message=message))
     return results
+
+
+def unfinished(session: Session, older_than: timedelta) -> list[int]:
+    """Messages stored but never processed, older than the grace period (their job was lost)."""
+    cutoff = utcnow() - older_than
+    return list(session.scalars(
+        select(Message.id).where(Message.processed_at.is_(None), Message.created_at < cutoff,
+                                 Message.status != MessageStatus.QUARANTINED)
+        .order_by(Message.id).limit(10_000)
+    ))
+
+
+def requeue_unfinished(session: Session, *, older_than: timedelta) -> Done[int]:
+    """The sweep's intake part: process again every message whose job was lost (processing is
+    idempotent, and a second enqueue of a waiting message is a no-op)."""
+    ids = unfinished(session, older_than)
+    return Done(len(ids), (Effect.of("process_message", *ids),) if ids else ())

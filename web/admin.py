@@ -306,13 +306,11 @@ def topics():  # type: ignore[no-untyped-def]
 @bp.route("/topics/retrain", methods=["POST"])
 @roles(Role.ADMIN, Role.SUPERVISOR)
 def topics_retrain():  # type: ignore[no-untyped-def]
-    from workers.queues import enqueue_train_topics
-    from workers.redis_conn import connect
+    from correspondence.effects import Effect
+    from web.outcome import after_commit
 
-    try:
-        enqueue_train_topics(connect(settings()), current_user.id)
-    except Exception as exc:  # Redis down: say so rather than pretend
-        flash(f"Could not queue the training job ({type(exc).__name__}); try again in a minute.", "error")
+    if not after_commit((Effect.of("train_topics", current_user.id),)):  # Redis down: say so rather than pretend
+        flash("Could not queue the training job (the queue is not reachable); try again in a minute.", "error")
         return redirect(url_for("admin.topics")), 303
     flash("Training queued: the new version appears here in a minute or two and becomes active.", "ok")
     return redirect(url_for("admin.topics")), 303

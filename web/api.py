@@ -6,6 +6,7 @@ import logging
 
 from flask import Blueprint, current_app, request
 
+from correspondence.effects import Effect
 from correspondence.errors import DomainError
 from correspondence.services.tokens import verify_token
 from intake.cwc import incoming_cwc
@@ -13,6 +14,7 @@ from intake.receive import Received, receive
 from intake.webform import WebformInvalid, incoming_webform, validate
 from web import csrf, db_session, settings
 from web.access import api_token
+from web.outcome import after_commit
 
 log = logging.getLogger(__name__)
 bp = Blueprint("api", __name__, url_prefix="/api/v1")
@@ -29,14 +31,11 @@ def _token():  # type: ignore[no-untyped-def]
 
 
 def _enqueue(message_id: int) -> None:
-    """Queue processing after the commit; if Redis is away the sweeper picks the message up later."""
-    from workers.queues import enqueue_process
-    from workers.redis_conn import connect
+    """Queue processing after the commit; if Redis is away the sweeper picks the message up later.
 
-    try:
-        enqueue_process(connect(settings()), message_id)
-    except Exception:
-        log.warning("enqueue failed message_id=%s; the sweeper will pick it up", message_id, exc_info=True)
+    Kept for the quarantine retry route until it returns its effect (web.outcome.run_action).
+    """
+    after_commit((Effect.of("process_message", message_id),))
 
 
 def _accepted(result: Received):  # type: ignore[no-untyped-def]
@@ -67,8 +66,7 @@ def intake_webform():  # type: ignore[no-untyped-def]
         session.rollback()
         return _error(400, str(exc))
     session.commit()
-    if not result.duplicate:
-        _enqueue(result.message_id)
+    after_commit(result.effects)
     return _accepted(result)
 
 
@@ -85,7 +83,6 @@ def intake_cwc():  # type: ignore[no-untyped-def]
         return _error(400, "the request body must be a CWC XML delivery")
     result = receive(session, incoming_cwc(raw, f"cwc:{token.name}"), max_bytes=settings().max_message_bytes)
     session.commit()
-    if not result.duplicate and not result.quarantined:
-        _enqueue(result.message_id)
+    after_commit(result.effects)
     current_app.logger.info("cwc delivery message_id=%s duplicate=%s", result.message_id, result.duplicate)
     return _accepted(result)

@@ -14,7 +14,7 @@ from correspondence.errors import NotFound, ValidationFailed
 from correspondence.models import BatchStatus, Role, Stance, Topic
 from correspondence.services.history import history_of
 from correspondence.services.staff import list_staff
-from web import db_session, settings
+from web import db_session
 from web.access import ALL_STAFF, roles
 from web.forms import ActionForm
 from web.inputs import parse_id
@@ -48,13 +48,10 @@ def index():  # type: ignore[no-untyped-def]
 @roles(*DECIDE)
 def recluster_now():  # type: ignore[no-untyped-def]
     """Queue a clustering run of everything not yet in a batch (it also runs every 15 minutes)."""
-    from workers.queues import MAINTENANCE, get_queue
-    from workers.redis_conn import connect
+    from correspondence.effects import Effect
+    from web.outcome import after_commit
 
-    try:
-        get_queue(MAINTENANCE, connect(settings())).enqueue("workers.jobs.run_recluster", job_id="recluster-now")
-    except Exception:  # Redis down: say so rather than fail the page
-        log.warning("could not queue recluster", exc_info=True)
+    if not after_commit((Effect.of("recluster"),)):  # Redis down: say so rather than fail the page
         flash("Could not reach the job queue; clustering still runs on its schedule.", "error")
     else:
         flash("Clustering queued: new batches appear here in a minute or two.", "ok")

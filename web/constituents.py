@@ -271,8 +271,9 @@ def delete_segment(segment_id: int):  # type: ignore[no-untyped-def]
 @roles(*SENDERS)
 def follow_up(segment_id: int):  # type: ignore[no-untyped-def]
     """Send an approved letter to everyone in a segment, through apply to all."""
-    from drafting.apply import start_run
-    from web.letters import approved_letters, enqueue_run
+    from drafting.apply import queue_apply_run
+    from web.letters import approved_letters
+    from web.outcome import after_commit
 
     session = db_session()
     try:
@@ -289,14 +290,14 @@ def follow_up(segment_id: int):  # type: ignore[no-untyped-def]
                 raise ValidationFailed("choose one of the approved letters")
             ids = segments.follow_up_messages(session, segment, chosen.id, f"Follow-up: {chosen.letter.title}",
                                               actor_id=current_user.id)
-            run = start_run(session, chosen.id, message_ids=ids, actor_id=current_user.id)
+            done = queue_apply_run(session, chosen.id, message_ids=ids, actor_id=current_user.id)
         except DomainError as exc:
             session.rollback()
             flash(f"Not sent: {exc}", "error")
             return redirect(url_for("constituents.follow_up", segment_id=segment_id)), 303
         session.commit()
-        enqueue_run(run.id)
-        return redirect(url_for("letters.run", run_id=run.id)), 303
+        after_commit(done.effects)
+        return redirect(url_for("letters.run", run_id=done.value.id)), 303
     return render_template("follow_up.html", segment=segment, approved=approved,
                            counts=segments.follow_up_plan(session, flt), form=ActionForm(),
                            description=flt.describe(segments.topic_names(session)))
@@ -335,19 +336,22 @@ def _import_or_404(session, import_id: int):  # type: ignore[no-untyped-def]
 @roles(*IMPORTERS)
 def import_view(import_id: int):  # type: ignore[no-untyped-def]
     """Map columns and preview (GET with ?map_N=field), then start the import (POST)."""
+    from web.outcome import after_commit
+
     session = db_session()
     imp = _import_or_404(session, import_id)
     if request.method == "POST":
         mapping = {k[4:]: v for k, v in request.form.items() if k.startswith("map_")}
         try:
-            imports.start(session, imp.id, mapping, request.form.get("tag", ""), actor_id=current_user.id)
+            done = imports.queue_import(session, imp.id, mapping, request.form.get("tag", ""),
+                                        actor_id=current_user.id)
         except DomainError as exc:
             session.rollback()
             flash(f"Not started: {exc}", "error")
             return redirect(url_for("constituents.import_view", import_id=imp.id,
                                     **{f"map_{k}": v for k, v in mapping.items()})), 303
         session.commit()
-        _enqueue_import(imp.id)
+        after_commit(done.effects)
         flash("Import started.", "ok")
         return redirect(url_for("constituents.import_view", import_id=imp.id)), 303
     mapping = dict(imp.mapping or {})
@@ -385,16 +389,4 @@ def import_bad_rows(import_id: int):  # type: ignore[no-untyped-def]
     return Response(load_blob(session, imp.bad_rows_sha256), mimetype="text/csv",
                     headers={"Content-Disposition": f'attachment; filename="import-{imp.id}-bad-rows.csv"'})
 
-
-def _enqueue_import(import_id: int) -> None:
-    import logging
-
-    from web import settings
-    from workers.queues import enqueue_import
-    from workers.redis_conn import connect
-
-    try:
-        enqueue_import(connect(settings()), import_id)
-    except Exception:  # the sweeper queues imports left waiting
-        logging.getLogger(__name__).warning("could not queue import %s", import_id, exc_info=True)
 

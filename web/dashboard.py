@@ -4,11 +4,13 @@ from __future__ import annotations
 
 from flask import Blueprint, render_template
 
+from correspondence.effects import Effect
 from correspondence.models import Role
 from insight.dashboard import AGE_BUCKETS, backlog
 from web import db_session
 from web.access import roles
 from web.forms import ActionForm
+from web.outcome import after_commit
 
 bp = Blueprint("dashboard", __name__, url_prefix="/dashboard")
 
@@ -49,7 +51,7 @@ def analytics():  # type: ignore[no-untyped-def]
     session = db_session()
     snapshot = service.latest(session)
     if snapshot is None:  # a new install: the job has not run yet; ask for it and say so
-        _enqueue_analytics()
+        after_commit((Effect.of("analytics"),))
         return render_template("analytics.html", snapshot=None, charts={}, draw=draw, stale=True, form=ActionForm())
     charts = snapshot.data.get("charts", {})
     return render_template("analytics.html", snapshot=snapshot, charts=charts, draw=draw,
@@ -61,23 +63,11 @@ def analytics():  # type: ignore[no-untyped-def]
 def analytics_recompute():  # type: ignore[no-untyped-def]
     from flask import flash, redirect, url_for
 
-    if _enqueue_analytics():
+    if after_commit((Effect.of("analytics"),)):
         flash("Recomputing: reload this page in a few seconds.", "ok")
     else:
         flash("Could not queue the recompute (the queue is not reachable); try again in a minute.", "error")
     return redirect(url_for("dashboard.analytics")), 303
-
-
-def _enqueue_analytics() -> bool:
-    from web import settings
-    from workers.queues import enqueue_analytics
-    from workers.redis_conn import connect
-
-    try:
-        enqueue_analytics(connect(settings()))
-    except Exception:  # Redis down: the periodic job will still come
-        return False
-    return True
 
 
 @bp.route("/analytics/<chart>.csv")

@@ -80,9 +80,10 @@ def _planned_version(ranked) -> LetterVersion | None:  # type: ignore[no-untyped
 def _confirm(session, ids: list[int], batch_id: int | None, options: Options):  # type: ignore[no-untyped-def]
     """Start the run the dry run showed, or say why not.
 
-    Returns (run, None) when started; (None, version) when the staffer chose another letter than the one
+    Returns (Done(run, its job), None) when started; (None, version) when the staffer chose another letter than the one
     the numbers on the page were for: the page is shown again for that letter, to be confirmed again, so
     the dry run's numbers are always what confirming does."""
+    from drafting.apply import queue_apply_run
     from drafting.choose import check_choice
 
     if not ids:
@@ -94,8 +95,9 @@ def _confirm(session, ids: list[int], batch_id: int | None, options: Options):  
     if request.form.get("planned_version") != str(version_id):
         return None, chosen.version
     if batch_id is not None:
-        return start_run(session, version_id, batch_id=batch_id, actor_id=current_user.id, options=options), None
-    return start_run(session, version_id, message_ids=ids, actor_id=current_user.id, options=options), None
+        return queue_apply_run(session, version_id, batch_id=batch_id, actor_id=current_user.id,
+                               options=options), None
+    return queue_apply_run(session, version_id, message_ids=ids, actor_id=current_user.id, options=options), None
 
 
 def _topics(session):  # type: ignore[no-untyped-def]
@@ -314,19 +316,14 @@ def reply(message_id: int):  # type: ignore[no-untyped-def]
                 flash(own_approval_notice(session, version)
                       or "Reply sent to a supervisor for approval; it goes out when approved.", "ok")
                 return redirect(url_for("letters.version", version_id=version.id)), 303
-            from drafting.apply import respond
+            from drafting.apply import reply_now
+            from web.outcome import after_commit
 
-            problems = validate_letter(subject, body)
-            if problems:
-                raise ValidationFailed("; ".join(problems))
-            answer = respond(session, message, subject, body, settings=cfg, version_id=None, run_id=None,
+            done = reply_now(session, message.id, subject=subject, body=body, settings=cfg,
                              actor_id=current_user.id)
-            if answer is None:
-                raise ValidationFailed("this message cannot be answered: it has no address, or is closed")
             session.commit()
-            if answer.method.value == "email":
-                _enqueue_send([answer.id])
-            flash("Reply sent." if answer.method.value == "email" else "Reply ready to print.", "ok")
+            after_commit(done.effects)
+            flash("Reply sent." if done.value.method.value == "email" else "Reply ready to print.", "ok")
             return redirect(url_for("messages.view", message_id=message.id)), 303
         except (DomainError, LetterError) as exc:
             session.rollback()
@@ -336,20 +333,15 @@ def reply(message_id: int):  # type: ignore[no-untyped-def]
                            ), 400 if error else 200
 
 
-def validate_letter(subject: str, body: str) -> list[str]:
-    from drafting.render import validate
-
-    return validate(body) + [f"subject: {p}" for p in validate(subject)]
-
-
 def _enqueue_send(ids: list[int]) -> None:
-    from workers.queues import enqueue_send
-    from workers.redis_conn import connect
+    """After the commit: send these letters (a Redis outage is logged; the sweep queues them within minutes).
 
-    try:
-        enqueue_send(connect(settings()), ids)
-    except Exception:  # the sweeper queues it within minutes
-        log.warning("could not queue send %s", ids, exc_info=True)
+    Kept for the response action route until it returns its effect (web.outcome.run_action).
+    """
+    from correspondence.effects import Effect
+    from web.outcome import after_commit
+
+    after_commit((Effect.of("send", *ids),))
 
 
 @bp.route("/responses/<int:response_id>/<action>", methods=["POST"])
@@ -491,13 +483,10 @@ def _email_notices(staffer_id: int) -> None:
     """
     if not settings().smtp_host:
         return
-    from workers.queues import enqueue_notice_emails
-    from workers.redis_conn import connect
+    from correspondence.effects import Effect
+    from web.outcome import after_commit
 
-    try:
-        enqueue_notice_emails(connect(settings()), staffer_id)
-    except Exception:  # the notice is kept; only its email copy is skipped
-        log.warning("could not queue notice emails staffer_id=%s", staffer_id, exc_info=True)
+    after_commit((Effect.of("notice_emails", staffer_id),))  # a Redis outage is logged; the notice is kept
 
 
 @bp.app_context_processor
@@ -578,16 +567,18 @@ def _answer_page(session, message_ids: list[int], batch_id: int | None, template
     chosen = _planned_version(ranked)
     again = None
     if confirming:
+        from web.outcome import after_commit
+
         try:
-            run, again = _confirm(session, message_ids, batch_id, options)
+            started, again = _confirm(session, message_ids, batch_id, options)
         except DomainError as exc:
             session.rollback()
             flash(str(exc), "error")  # the page again, the staffer's options and selection kept
-            run = None
-        if run is not None:
+            started = None
+        if started is not None:
             session.commit()
-            enqueue_run(run.id)
-            return redirect(url_for("letters.run", run_id=run.id)), 303
+            after_commit(started.effects)
+            return redirect(url_for("letters.run", run_id=started.value.id)), 303
         chosen = again or chosen
     policy = Policy.of(settings())
     counts = plan(session, message_ids, version_id=chosen.id if chosen else None, options=options, policy=policy)
@@ -643,13 +634,14 @@ def approved_letters(session, topic_id: int | None = None) -> list[LetterVersion
 
 
 def enqueue_run(run_id: int) -> None:
-    from workers.queues import enqueue_apply
-    from workers.redis_conn import connect
+    """After the commit: queue an apply run (a Redis outage is logged; the sweeper re-queues runs left waiting).
 
-    try:
-        enqueue_apply(connect(settings()), run_id)
-    except Exception:  # the sweeper re-queues runs left waiting
-        log.warning("could not queue apply run %s", run_id, exc_info=True)
+    Kept for the version action route until approval returns its effects (web.outcome.run_action).
+    """
+    from correspondence.effects import Effect
+    from web.outcome import after_commit
+
+    after_commit((Effect.of("apply_run", run_id),))
 
 
 def _run_or_404(session, run_id: int) -> ApplyRun:  # type: ignore[no-untyped-def]

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from collections.abc import Callable
+from collections.abc import Callable, Iterable
 
 from flask import abort, flash, redirect
 from sqlalchemy.orm import Session
@@ -11,6 +11,18 @@ from correspondence.effects import Effect
 from correspondence.errors import DomainError, NotFound
 
 Step = tuple[str, str] | tuple[str, str, tuple[Effect, ...]]
+
+
+def after_commit(effects: Iterable[Effect]) -> int:
+    """Queue the jobs a committed use case asked for, on this app's Redis; how many were queued.
+
+    Call it only after `session.commit()`. A Redis outage is logged, not raised: the request already
+    committed, and the sweep (or a person's "try again") queues the work later.
+    """
+    from web import settings
+    from workers.effects import dispatch
+
+    return dispatch(effects, settings=settings())
 
 
 def run_action(session: Session, work: Callable[[], Step], *, back: str,  # type: ignore[no-untyped-def]
@@ -22,8 +34,6 @@ def run_action(session: Session, work: Callable[[], Step], *, back: str,  # type
     `failed` (e.g. "Mailbox not added: "). Effects (jobs) are queued only after the commit
     (workers.effects.dispatch), so a job never sees a transaction that did not happen.
     """
-    from workers.effects import dispatch
-
     try:
         step = work()
         message, target = step[0], step[1]
@@ -36,6 +46,6 @@ def run_action(session: Session, work: Callable[[], Step], *, back: str,  # type
         flash(f"{failed}{exc}", "error")
         return redirect(back), 303
     session.commit()
-    dispatch(effects)
+    after_commit(effects)
     flash(message, "ok")
     return redirect(target), 303

@@ -13,9 +13,10 @@ from correspondence.csvsafe import rows_to_csv
 from correspondence.errors import DomainError, NotFound
 from correspondence.models import Role
 from insight import reports
-from web import db_session, settings
+from web import db_session
 from web.access import roles
 from web.forms import ActionForm
+from web.outcome import after_commit
 
 bp = Blueprint("reports", __name__, url_prefix="/reports")
 READERS = (Role.ADMIN, Role.SUPERVISOR)
@@ -29,14 +30,14 @@ def activity():  # type: ignore[no-untyped-def]
     if request.method == "POST":
         try:
             params = reports.parse_params(request.form, session=session)
-            run = reports.start_report(session, params, actor_id=current_user.id)
+            done = reports.queue_report(session, params, actor_id=current_user.id)
         except DomainError as exc:
             session.rollback()
             flash(f"No report: {exc}", "error")
             return redirect(url_for("reports.activity")), 303
         session.commit()
-        _enqueue(run.id)  # always a job: no page waits on counting (DESIGN invariant 6)
-        return redirect(url_for("reports.view", run_id=run.id)), 303
+        after_commit(done.effects)  # always a job: no page waits on counting (DESIGN invariant 6)
+        return redirect(url_for("reports.view", run_id=done.value.id)), 303
     today = date.today()
     return render_template("report_new.html", segments=list_segments(session), form=ActionForm(),
                            start=(today - timedelta(days=30)).isoformat(), end=today.isoformat())
@@ -78,12 +79,3 @@ def download(run_id: int):  # type: ignore[no-untyped-def]
     return Response(rows_to_csv(("section", "item", "value"), reports.csv_rows(run.result)), mimetype="text/csv",
                     headers={"Content-Disposition": f'attachment; filename="activity-report-{run.id}.csv"'})
 
-
-def _enqueue(run_id: int) -> None:
-    from workers.queues import enqueue_report
-    from workers.redis_conn import connect
-
-    try:
-        enqueue_report(connect(settings()), run_id)
-    except Exception:  # the sweeper queues reports left waiting
-        log.warning("could not queue report %s", run_id, exc_info=True)

@@ -8,8 +8,8 @@ from intake.receive import receive
 from intake.scans import incoming_scan
 from web import db_session, settings
 from web.access import ALL_STAFF, roles
-from web.api import _enqueue
 from web.forms import ActionForm
+from web.outcome import after_commit
 
 bp = Blueprint("scans", __name__, url_prefix="/scans")
 
@@ -24,7 +24,7 @@ def upload():  # type: ignore[no-untyped-def]
             flash("Choose at least one scanned letter (PDF, PNG, JPEG or TIFF).", "error")
             return render_template("scans_upload.html", form=form), 400
         session = db_session()
-        stored, duplicates, refused = [], 0, []
+        stored, duplicates, refused, effects = [], 0, [], []
         for upload_file in files:
             raw = upload_file.read()
             result = receive(session, incoming_scan(raw, f"upload:{upload_file.filename[:80]}"),
@@ -35,9 +35,9 @@ def upload():  # type: ignore[no-untyped-def]
                 refused.append(f"{upload_file.filename}: {result.quarantined}")
             else:
                 stored.append(result.message_id)
+            effects.extend(result.effects)
         session.commit()
-        for message_id in stored:
-            _enqueue(message_id)
+        after_commit(effects)
         flash(f"{len(stored)} letter(s) stored and queued for reading"
               + (f"; {duplicates} already uploaded" if duplicates else "") + ".", "ok")
         for problem in refused:

@@ -2,17 +2,23 @@
 
 from __future__ import annotations
 
+import functools
 import json
 import logging
 import os
 import signal
 import sys
 import time
+from collections.abc import Callable
+from typing import Any, TypeVar
 
 import click
 from flask.cli import FlaskGroup
 
 from config import Settings
+from correspondence.effects import Done, effects_of
+
+R = TypeVar("R")
 
 # correspondence.models.staffer.STAFF_ROLES by value, least privileged first (the first is the default);
 # spelled out so `mailroom --help` need not import the models (tests/test_safe_defaults.py checks they agree).
@@ -78,6 +84,48 @@ def _waiting_for_lock(work, *, waited_for: float = LOCK_WAIT_SECONDS):  # type: 
                 raise
             click.echo("The database is busy (the running app or an import is writing); waiting…", err=True)
             time.sleep(1)
+
+
+# The exit code of a command whose use case refused (a DomainError: not found, not allowed, not valid).
+# Click's own usage errors exit 2; anything unexpected exits 1 with a traceback, like any crash.
+REFUSED = 1
+
+
+class Refused(click.ClickException):
+    """A use case said no: "Error: <its reason>" on stderr and exit code REFUSED, no traceback."""
+
+    exit_code = REFUSED
+
+
+def use_case(work: Callable[..., R | Done[R]]) -> Callable[..., R]:
+    """The CLI boundary: `work(session, ...)` runs in one unit of work of the database the environment
+    names (waiting its turn for the embedded database's write lock), commits, then the effects it
+    returned are queued; the command gets the use case's value. A DomainError rolls back and becomes
+    `Refused` (its message, exit code REFUSED).
+    """
+
+    @functools.wraps(work)
+    def run(*args: Any, **kwargs: Any) -> R:
+        from correspondence.errors import DomainError
+        from workers.effects import dispatch
+
+        settings = Settings.from_env()
+        db = _writer(settings)
+
+        def once() -> R | Done[R]:
+            with db.unit_of_work() as session:
+                return work(session, *args, **kwargs)
+
+        try:
+            result = _waiting_for_lock(once)
+        except DomainError as exc:
+            raise Refused(str(exc)) from exc
+        finally:
+            db.dispose()
+        dispatch(effects_of(result), settings=settings)
+        return result.value if isinstance(result, Done) else result  # type: ignore[return-value]
+
+    return run
 
 
 def _frame(lines: list[str]) -> str:
@@ -255,14 +303,14 @@ def batch_group() -> None:
 def batch_run() -> None:
     """Cluster the unbatched messages now (the scheduler also does it every 15 minutes); prints a summary."""
     from batching.batches import recluster
-    from correspondence.db import Database
 
     _logging()
-    db = Database.from_settings(Settings.from_env(), immediate=True)
-    with db.unit_of_work() as session:
-        result = recluster(session).as_dict()
-    db.dispose()
-    click.echo(json.dumps(result))
+
+    @use_case
+    def cluster(session):  # type: ignore[no-untyped-def]
+        return recluster(session).as_dict()
+
+    click.echo(json.dumps(cluster()))
 
 
 @batch_group.command("eval", with_appcontext=False)
@@ -341,16 +389,8 @@ def topics_list() -> None:
 def topics_activate(version: int) -> None:
     """Make VERSION the active model (roll back a bad one)."""
     from coding.suggest import activate
-    from correspondence.db import Database
-    from correspondence.errors import NotFound
 
-    db = Database.from_settings(Settings.from_env(), immediate=True)
-    try:
-        with db.unit_of_work() as session:
-            activate(session, version, actor_id=None)
-    except NotFound as exc:
-        raise click.ClickException(str(exc)) from exc
-    db.dispose()
+    use_case(activate)(version, actor_id=None)
     click.echo(f"v{version} is active")
 
 
@@ -404,23 +444,15 @@ def staff_group() -> None:
               show_default=True, help="Correspondent (the least privileged) unless you say otherwise.")
 def staff_create(name: str, email: str, role: str) -> None:
     """Create a staff account with a one-time password."""
-    from correspondence.errors import ValidationFailed
     from correspondence.models import Role
     from correspondence.services.staff import create_staffer
 
-    db = _writer(Settings.from_env())
+    @use_case
+    def create(session):  # type: ignore[no-untyped-def]
+        staffer, otp = create_staffer(session, name=name, email=email, role=Role(role), actor_id=None)
+        return staffer.email, otp
 
-    def work():  # type: ignore[no-untyped-def]
-        with db.unit_of_work() as session:
-            staffer, otp = create_staffer(session, name=name, email=email, role=Role(role), actor_id=None)
-            return staffer.email, otp
-
-    try:
-        address, otp = _waiting_for_lock(work)
-    except ValidationFailed as exc:
-        raise click.ClickException(str(exc)) from exc
-    finally:
-        db.dispose()
+    address, otp = create()
     click.echo(f"Created {address} ({role}).")
     click.echo(_frame([f"One-time password: {otp}", "They choose their own at their first sign-in."]))
 
@@ -429,21 +461,9 @@ def staff_create(name: str, email: str, role: str) -> None:
 @click.argument("email")
 def staff_reset_password(email: str) -> None:
     """Give EMAIL a new one-time password (printed once), end their sessions; they choose a new one at sign-in."""
-    from correspondence.errors import NotFound
     from correspondence.services.staff import reset_password_by_email
 
-    db = _writer(Settings.from_env())
-
-    def work():  # type: ignore[no-untyped-def]
-        with db.unit_of_work() as session:
-            return reset_password_by_email(session, email, actor_id=None)
-
-    try:
-        otp = _waiting_for_lock(work)
-    except NotFound as exc:
-        raise click.ClickException(str(exc)) from exc
-    finally:
-        db.dispose()
+    otp = use_case(reset_password_by_email)(email, actor_id=None)
     click.echo(f"Password reset for {email.strip().lower()}; every session of theirs is signed out.")
     click.echo(_frame([f"One-time password: {otp}", "They must choose a new password when they sign in."]))
 
@@ -454,24 +474,18 @@ def staff_reset_2fa(email: str) -> None:
     """Remove a staffer's authenticator app, security keys and recovery codes (the only admin lost them)."""
     from sqlalchemy import select
 
+    from correspondence.errors import NotFound
     from correspondence.models import Staffer
     from correspondence.services.second_factor import reset_second_factor
 
-    db = _writer(Settings.from_env())
+    @use_case
+    def reset(session):  # type: ignore[no-untyped-def]
+        staffer_id = session.scalar(select(Staffer.id).where(Staffer.email == email.strip().lower()))
+        if staffer_id is None:
+            raise NotFound(f"no staff account for {email}")
+        reset_second_factor(session, staffer_id, actor_id=None)
 
-    def work() -> bool:
-        with db.unit_of_work() as session:
-            staffer_id = session.scalar(select(Staffer.id).where(Staffer.email == email.strip().lower()))
-            if staffer_id is None:
-                return False
-            reset_second_factor(session, staffer_id, actor_id=None)
-            return True
-
-    try:
-        if not _waiting_for_lock(work):
-            raise click.ClickException(f"no staff account for {email}")
-    finally:
-        db.dispose()
+    reset()
     click.echo(f"Second factor removed for {email}; they set one up again at their next sign-in.")
 
 

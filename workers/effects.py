@@ -15,6 +15,7 @@ from functools import lru_cache
 from redis import Redis
 from sqlalchemy.orm import Session
 
+from config import Settings
 from correspondence.effects import Effect, effects_of
 from workers import queues
 
@@ -47,22 +48,30 @@ def _client(url: str) -> Redis:
     return Redis.from_url(url)
 
 
-def redis_client() -> Redis:
-    from workers.context import settings
+def redis_client(settings: Settings | None = None) -> Redis:
+    """This process's client for the Redis named by `settings` (a job's or the CLI's own by default;
+    the web passes the app's, which tests point at their own server)."""
+    from workers.context import settings as from_env
     from workers.redis_conn import redis_url
 
-    return _client(redis_url(settings()))
+    return _client(redis_url(settings or from_env()))
 
 
-def dispatch(effects: Iterable[Effect], *, connection: Redis | None = None) -> int:
-    """Queue each effect's job; returns how many were queued. Failures are logged, not raised."""
+def dispatch(effects: Iterable[Effect], *, connection: Redis | None = None,
+             settings: Settings | None = None) -> int:
+    """Queue each effect's job; returns how many were queued. Failures are logged, not raised.
+
+    Redis is reached only when there is something to queue, so a use case without effects never
+    starts (or waits for) the embedded server.
+    """
     queued = 0
     for effect in effects:
         enqueue = JOBS.get(effect.job)
         if enqueue is None:  # a programming error: fail loudly in tests, never silently drop
             raise KeyError(f"unknown effect job {effect.job!r}; known: {', '.join(sorted(JOBS))}")
         try:
-            enqueue(connection or redis_client(), effect)
+            connection = connection or redis_client(settings)
+            enqueue(connection, effect)
             queued += 1
         except Exception:
             log.warning("could not queue %s ids=%s; the sweep or a retry will queue it", effect.job,
@@ -71,7 +80,7 @@ def dispatch(effects: Iterable[Effect], *, connection: Redis | None = None) -> i
 
 
 def commit_and_dispatch(session: Session, result: object = None, *,
-                        effects: Iterable[Effect] = ()) -> None:
+                        effects: Iterable[Effect] = ()) -> int:
     """Commit the unit of work, then queue the effects `result` carries (and any given)."""
     session.commit()
-    dispatch((*effects_of(result), *effects))
+    return dispatch((*effects_of(result), *effects))

@@ -1,54 +1,63 @@
-"""RQ entry points: thin functions that take ids, open a unit of work and call one service."""
+"""RQ entry points: load ids → one use case → commit → queue its effects.
+
+Most jobs are `@job` four-liners: the wrapper opens the unit of work, the body calls one use case with
+the ids, the wrapper commits and then dispatches the effects the use case returned (never before the
+commit, so a job never sees a transaction that did not happen). Jobs take ids, are idempotent, and may
+run twice (DESIGN invariant 2); each docstring says why running it twice is safe.
+
+Long, resumable work (apply to all, CSV imports, reports, sending) commits in chunks inside its service
+— a crash keeps every finished chunk, and sending commits each attempt before SMTP is touched — so those
+entry points hand the service the database instead of one session.
+"""
 
 from __future__ import annotations
 
+import functools
 import logging
+from collections.abc import Callable
 from datetime import timedelta
+from typing import Any, TypeVar
 
-from sqlalchemy import select
+from sqlalchemy.orm import Session
 
-from correspondence.models import Message, MessageStatus, utcnow
+from correspondence.effects import Done, Effect, effects_of
 from intake.pipeline import Rules, process_message
 from workers import context
-from workers.queues import enqueue_process
-from workers.redis_conn import connect
+from workers.effects import dispatch, redis_client
 
 log = logging.getLogger(__name__)
 
-
-def run_process_message(message_id: int) -> str:
-    """Process one stored message. Idempotent: a processed message is left unchanged."""
-    with context.database().unit_of_work() as session:
-        message = process_message(session, message_id, rules=Rules.from_settings(context.settings()))
-        status = message.status.value
-    log.info("processed message_id=%s status=%s", message_id, status)
-    return status
+R = TypeVar("R")
 
 
-def find_unfinished(session, older_than: timedelta) -> list[int]:  # type: ignore[no-untyped-def]
-    """Messages stored but never processed, older than the grace period."""
-    cutoff = utcnow() - older_than
-    return list(session.scalars(
-        select(Message.id).where(Message.processed_at.is_(None), Message.created_at < cutoff,
-                                 Message.status != MessageStatus.QUARANTINED)
-        .order_by(Message.id).limit(10_000)
-    ))
+def job(work: Callable[..., R | Done[R]]) -> Callable[..., R]:
+    """Make `work(session, *ids)` an RQ entry point taking `*ids`: one unit of work that commits (or
+    rolls back and raises, so RQ keeps the failed job), then the effects it returned are queued.
+
+    The job's result (kept by RQ for an hour) is the use case's value.
+    """
+
+    @functools.wraps(work)
+    def entry(*args: Any, **kwargs: Any) -> R:
+        with context.database().unit_of_work() as session:
+            result = work(session, *args, **kwargs)
+        dispatch(effects_of(result))
+        return result.value if isinstance(result, Done) else result  # type: ignore[return-value]
+
+    return entry
 
 
-def _stalled_office_jobs(session, older_than: timedelta) -> tuple[list[int], list[int]]:  # type: ignore[no-untyped-def]
-    """CSV imports and reports that were queued or running and never finished (a lost job)."""
-    from correspondence.models import ConstituentImport, ReportRun
-
-    cutoff = utcnow() - older_than
-    imports = list(session.scalars(select(ConstituentImport.id).where(
-        ConstituentImport.state.in_(("queued", "running")), ConstituentImport.created_at < cutoff)))
-    reports = list(session.scalars(select(ReportRun.id).where(
-        ReportRun.state.in_(("queued", "running")), ReportRun.created_at < cutoff)))
-    return imports, reports
+@job
+def run_process_message(session: Session, message_id: int) -> str:
+    """Process one stored message. Idempotent: a processed (or quarantined) message is left unchanged."""
+    message = process_message(session, message_id, rules=Rules.from_settings(context.settings()))
+    log.info("processed message_id=%s status=%s", message_id, message.status.value)
+    return message.status.value
 
 
 def run_import(import_id: int) -> dict[str, int]:
-    """Import a mapped CSV of constituents (resumable; see constituents.imports)."""
+    """Import a mapped CSV of constituents; resumable (chunks commit with the import's progress, and a
+    second run continues after the last one), see constituents.imports."""
     from constituents.imports import run_import as execute
 
     imp = execute(context.database(), import_id)
@@ -56,69 +65,48 @@ def run_import(import_id: int) -> dict[str, int]:
 
 
 def run_report(run_id: int) -> str:
-    """Compute a long activity report with progress."""
+    """Compute a long activity report with progress. Idempotent: a finished report is left alone."""
     from insight.reports import execute
 
     execute(context.database(), run_id)
     return "done"
 
 
-def run_sweep() -> int:
-    """Re-enqueue anything left unfinished. Idempotent: enqueueing by message id is deduplicated."""
+@job
+def run_sweep(session: Session) -> Done[int]:
+    """Queue again whatever was left unfinished (lost jobs, a flushed Redis, letters the server deferred).
+
+    Idempotent: every job it queues is, and queueing a waiting message, run or import again is a no-op.
+    """
     settings = context.settings()
-    with context.database().unit_of_work() as session:
-        ids = find_unfinished(session, timedelta(minutes=settings.sweep_after_minutes))
-    from drafting.send import stalled
-    from workers.queues import enqueue_apply, enqueue_import, enqueue_report, enqueue_send
+    age = timedelta(minutes=settings.sweep_after_minutes)
+    return _sweep(session, older_than=age, can_send=bool(settings.smtp_host))
 
-    with context.database().unit_of_work() as session:
-        runs, queued, dead = stalled(session, timedelta(minutes=settings.sweep_after_minutes))
-        imports, reports = _stalled_office_jobs(session, timedelta(minutes=settings.sweep_after_minutes))
-    redis = connect(settings)
-    if not settings.smtp_host:
-        # Without an SMTP server the letters wait, queued; sending jobs would only fail. One line per sweep.
-        with context.database().unit_of_work() as session:
-            from drafting.apply import waiting_emails
 
-            waiting = waiting_emails(session)
-        if waiting:
-            log.warning("email sending is not set up: %d letters waiting (set MAILROOM_SMTP_HOST)", waiting)
-        queued, dead = [], []
-    for message_id in ids:
-        enqueue_process(redis, message_id)
-    for run_id in runs:
-        enqueue_apply(redis, run_id)
-    for import_id in imports:
-        enqueue_import(redis, import_id)
-    for report_id in reports:
-        enqueue_report(redis, report_id)
-    # Sending is idempotent per response, so a chunk queued twice sends nothing twice; a dead
-    # attempt is turned "uncertain" by the send job itself when it finds it.
-    pending = queued + dead
-    for start in range(0, len(pending), 100):
-        enqueue_send(redis, pending[start:start + 100])
-    log.info("sweep re-enqueued messages=%d runs=%d responses=%d", len(ids), len(runs), len(pending))
-    return len(ids) + len(runs) + len(pending)
+def _sweep(session: Session, *, older_than: timedelta, can_send: bool) -> Done[int]:
+    from constituents.imports import restart_stalled_imports
+    from drafting.send import restart_stalled
+    from insight.reports import restart_stalled_reports
+    from intake.receive import requeue_unfinished
+
+    parts = Done.gather((requeue_unfinished(session, older_than=older_than),
+                         restart_stalled(session, older_than=older_than, can_send=can_send),
+                         restart_stalled_imports(session, older_than=older_than),
+                         restart_stalled_reports(session, older_than=older_than)))
+    messages, outbound, imports, reports = parts.value
+    log.info("sweep re-enqueued messages=%d runs_and_letters=%d imports=%d reports=%d",
+             messages, outbound, imports, reports)
+    return Done(sum(parts.value), parts.effects)
 
 
 def run_poll_imap() -> dict[str, int]:
-    """Poll every configured IMAP account. Idempotent: stored messages are found again by their key."""
-    from intake.imap import accounts_from_db, accounts_from_json, poll_account
+    """Poll every configured IMAP account (intake.imap.poll_all). Idempotent: stored messages are found
+    again by their key, and a message is acknowledged on the server only after its commit."""
+    from intake.imap import poll_all
 
     settings = context.settings()
-    with context.database().unit_of_work() as session:
-        accounts = accounts_from_json(settings.imap_accounts_json) + accounts_from_db(session, settings.secret_key)
-    totals: dict[str, int] = {}
-    for account in accounts:
-        try:
-            result = poll_account(context.database(), account, max_bytes=settings.max_message_bytes,
-                                  rules=Rules.from_settings(settings))
-            totals[account.name] = result.summary.received
-        except Exception:
-            # One unreachable mailbox must not stop the others; the next poll tries again.
-            log.exception("imap poll failed account=%s", account.name)
-            totals[account.name] = -1
-    return totals
+    return poll_all(context.database(), accounts_json=settings.imap_accounts_json, secret_key=settings.secret_key,
+                    max_bytes=settings.max_message_bytes, rules=Rules.from_settings(settings))
 
 
 def run_recluster() -> dict[str, float | int]:
@@ -126,52 +114,50 @@ def run_recluster() -> dict[str, float | int]:
 
     Idempotent: it only places messages that have no batch, so a second run finds nothing new.
     """
-    from batching.batches import recluster
-
-    redis = connect(context.settings())
-    lock = redis.lock("mailroom:lock:recluster", timeout=1800, blocking=False)
+    lock = redis_client().lock("mailroom:lock:recluster", timeout=1800, blocking=False)
     if not lock.acquire():
         log.info("recluster already running; skipped")
         return {"skipped": 1}
     try:
-        with context.database().unit_of_work() as session:
-            return recluster(session).as_dict()
+        return _recluster()
     finally:
         lock.release()
 
 
+@job
+def _recluster(session: Session) -> dict[str, float | int]:
+    from batching.batches import recluster
+
+    return recluster(session).as_dict()
+
+
 def run_apply(run_id: int) -> dict[str, int]:
-    """Apply an approved letter to a run's messages, queue the emails, build the print file."""
+    """Apply an approved letter to a run's messages (a chunk of people per transaction), queue each
+    chunk's emails after its commit, and build the print file. Resumable and safe to run twice (see
+    drafting.apply.execute_run)."""
     from datetime import date
 
-    from correspondence.services.blobs import store_blob
-    from drafting.apply import execute_run, office_of
-    from drafting.printing import letters_pdf, print_responses
-    from workers.queues import enqueue_send
+    from drafting.apply import execute_run, office_of, print_file
 
     settings = context.settings()
-    redis = connect(settings)
 
-    def enqueue_email(ids: list[int]) -> None:
-        if not settings.smtp_host:
-            return  # no server to send through: the letters wait queued, and the sweeper says so once per sweep
-        for start in range(0, len(ids), 100):
-            enqueue_send(redis, ids[start:start + 100])
+    def send(ids: list[int]) -> None:
+        # Without a server the letters wait, queued, and the sweeper says so once per sweep.
+        if settings.smtp_host:
+            dispatch((Effect.of("send", *ids),))
 
-    def build_print(session, run):  # type: ignore[no-untyped-def]
-        items = print_responses(session, run)
-        if not items:
-            return None
-        pdf = letters_pdf(items, office_of(settings), date.today().strftime("%B %-d, %Y"))
-        return store_blob(session, pdf, "application/pdf")
-
-    run = execute_run(context.database(), run_id, settings, enqueue_email=enqueue_email, build_print=build_print)
+    run = execute_run(context.database(), run_id, settings, enqueue_email=send,
+                      build_print=lambda session, run: print_file(session, run, office_of(settings), date.today()))
     return {"letters": run.created_count, "people": run.people, "covered": run.covered, "closed": run.closed,
             "skipped": run.skipped}
 
 
 def run_send(response_ids: list[int]) -> dict[str, int]:
-    """Send a chunk of email responses; letters the server asked us to retry make the job retry."""
+    """Send a chunk of email responses, each at most once (drafting.send).
+
+    Letters the server deferred (4xx, or unreachable) stay "queued" and fail this job, which RQ keeps
+    with the reason; no RQ retry is attached: the sweep queues letters still "queued" again.
+    """
     from drafting.send import TryLater, send_responses
 
     settings = context.settings()
@@ -186,85 +172,43 @@ def run_send(response_ids: list[int]) -> dict[str, int]:
 
 
 def run_train_topics(actor_id: int = 0) -> dict[str, object]:
-    """Retrain the topic/stance suggester on everything coded so far, then refresh open mail's suggestions.
+    """Retrain the topic/stance suggester and refresh open mail's suggestions (coding.suggest.retrain).
 
     Scheduled daily and on demand; with too little coded mail it says so and changes nothing.
     """
-    from coding.suggest import prune_versions, rescore_open, train
-    from correspondence.errors import ValidationFailed
+    from coding.suggest import retrain
 
-    settings = context.settings()
-    try:
-        with context.database().unit_of_work() as session:
-            model = train(session, actor_id=actor_id or None)
-            version, metrics = model.version, model.metrics
-            dropped = prune_versions(session)
-    except ValidationFailed as exc:
-        log.info("topic model not trained: %s", exc)
-        return {"trained": False, "reason": str(exc)}
-    store = context.database().blobs
-    for digest in dropped:  # after the commit: a row never points at a missing file
-        if store is not None:
-            store.remove(digest)
-    with context.database().unit_of_work() as session:
-        scored, applied = rescore_open(session, autocode=settings.autocode_confidence)
-    return {"trained": True, "version": version, "metrics": metrics, "rescored": scored, "applied": applied}
+    return retrain(context.database(), actor_id=actor_id or None, autocode=context.settings().autocode_confidence)
 
 
-def run_analytics(_unused: int = 0) -> dict[str, float]:
-    """Recompute the dashboard's analytics snapshot (every five minutes)."""
+@job
+def run_analytics(session: Session, _unused: int = 0) -> dict[str, float]:
+    """Recompute the dashboard's analytics snapshot (every five minutes). Idempotent: it replaces it."""
     from insight.analytics import refresh
 
-    with context.database().unit_of_work() as session:
-        snapshot = refresh(session)
-        return {"seconds": snapshot.seconds}
+    return {"seconds": refresh(session).seconds}
 
 
-def run_prune_login_attempts() -> int:
+@job
+def run_prune_login_attempts(session: Session) -> int:
     """Daily: drop sign-in attempts older than the throttle looks at. Idempotent."""
     from correspondence.services.staff import prune_login_attempts
 
-    with context.database().unit_of_work() as session:
-        return prune_login_attempts(session)
+    return prune_login_attempts(session)
 
 
-def run_case_reminders() -> dict[str, int]:
-    """Daily: email each caseworker the steps due or overdue (the Cases page shows the same list)."""
-    from email.message import EmailMessage
+@job
+def run_case_reminders(session: Session) -> dict[str, int]:
+    """Daily: email each caseworker the steps due or overdue (casework.reminders.remind_due_cases).
 
-    from casework.reminders import due_steps, reminder_text
-    from correspondence.models import Staffer
-    from correspondence.services.audit import record
-    from drafting.headers import header_text
-    from drafting.send import TryLater
-    from drafting.send import connect as smtp_connect
+    Scheduled once a day by a claimed slot; run twice, a caseworker gets the same reminder twice.
+    """
+    from casework.reminders import remind_due_cases
+    from correspondence.models import utcnow
+    from drafting.send import SmtpConfig
 
     settings = context.settings()
-    sent = 0
-    with context.database().unit_of_work() as session:
-        due = due_steps(session)
-        if not due:
-            return {"caseworkers": 0, "emailed": 0}
-        client = None
-        try:
-            client = smtp_connect(settings) if settings.smtp_host else None
-        except TryLater:
-            log.warning("case reminders: SMTP unreachable; the Cases page still shows what is due")
-        for staffer_id, steps in due.items():
-            staffer = session.get(Staffer, staffer_id)
-            if staffer is None or not staffer.active or client is None:
-                continue
-            email = EmailMessage()
-            email["From"], email["To"] = header_text(settings.mail_from), header_text(staffer.email)
-            email["Subject"] = header_text(f"{len(steps)} case steps due or overdue")
-            email.set_content(reminder_text(staffer.name, steps, f"http://{settings.bind}"))
-            client.send_message(email)
-            sent += 1
-            record(session, actor_id=None, action="case.reminder", object_type="staffer", object_id=staffer.id,
-                   after={"steps": len(steps)})
-        if client is not None:
-            client.quit()
-    return {"caseworkers": len(due), "emailed": sent}
+    return remind_due_cases(session, now=utcnow(), mail=SmtpConfig.of(settings), base_url=settings.base_url).as_dict()
 
 
 def run_help_confirmation_by_staff(request_id: int) -> str:
@@ -297,39 +241,9 @@ def run_help_confirmation(request_id: int, by_staff: bool = False) -> str:
 
 
 def run_notice_emails(staffer_id: int) -> int:
-    """Email a staffer the notices they have not been emailed yet (fresh and unread ones only).
-
-    Each notice is marked emailed after the server accepts it, in its own commit; a crash between the
-    two sends that one again on the next run (notices need not be exactly-once, and are never lost:
-    the in-app notice is the record). An unreachable server raises, so RQ keeps the failed job.
-    """
-    from email.message import EmailMessage
-
-    from correspondence.services.notices import mark_emailed, unsent_emails
-    from drafting.headers import header_text
-    from drafting.send import connect as smtp_connect
+    """Email a staffer their new notices (drafting.send.email_notices). Run twice, it sends only what the
+    first run had not marked emailed."""
+    from drafting.send import SmtpConfig, email_notices
 
     settings = context.settings()
-    if not settings.smtp_host:
-        return 0
-    with context.database().unit_of_work() as session:
-        pending = [(n.id, n.text, n.link, s.email, s.name) for n, s in unsent_emails(session, staffer_id)]
-    if not pending:
-        return 0
-    client = smtp_connect(settings)
-    sent = 0
-    try:
-        for notice_id, text, link, address, name in pending:
-            email = EmailMessage()
-            email["From"], email["To"] = header_text(settings.mail_from), header_text(address)
-            email["Subject"] = header_text(f"Mailroom: {text}"[:150])
-            email.set_content(f"{name},\n\n{text}\n\n{settings.base_url}{link}\n\n"
-                              "(Also on your Notices page in Mailroom.)\n")
-            client.send_message(email)
-            with context.database().unit_of_work() as session:
-                mark_emailed(session, notice_id)
-            sent += 1
-    finally:
-        client.quit()
-    log.info("notice emails sent staffer_id=%s count=%s", staffer_id, sent)
-    return sent
+    return email_notices(context.database(), staffer_id, mail=SmtpConfig.of(settings), base_url=settings.base_url)

@@ -18,7 +18,10 @@ QUEUE_NAMES = (INTAKE, PROCESS, OUTBOUND, MAINTENANCE)
 DEFAULT_TIMEOUTS = {INTAKE: 600, PROCESS: 120, OUTBOUND: 120, MAINTENANCE: 1800}
 FAILURE_TTL = 30 * 24 * 3600  # keep failed jobs a month so a person can see why
 RESULT_TTL = 3600
-NETWORK_RETRY = Retry(max=3, interval=[10, 30, 60])
+# Retries run again at once. Workers run without RQ's scheduler (`mailroom worker`), and a retry with
+# an interval waits, "scheduled", for that scheduler: it would never run, and enqueue_process (so the
+# sweep) would take the parked job for one still waiting, leaving its message unprocessed for good.
+IMMEDIATE_RETRY = Retry(max=3)
 
 
 def get_queue(name: str, connection: Redis) -> Queue:
@@ -43,9 +46,10 @@ def enqueue_process(connection: Redis, message_id: int) -> str:
         if status == "started" and not _abandoned(existing):
             return job_id
     # A message's own faults are quarantined by the pipeline; what still fails the job is the
-    # database (connection lost, deadlock), which is worth a few more tries before the sweeper's.
+    # database (connection lost, deadlock), which is worth a few more tries at once; after those the
+    # job is kept failed and the sweep queues the message again.
     queue.enqueue("workers.jobs.run_process_message", message_id, job_id=job_id,
-                  failure_ttl=FAILURE_TTL, result_ttl=RESULT_TTL, retry=NETWORK_RETRY)
+                  failure_ttl=FAILURE_TTL, result_ttl=RESULT_TTL, retry=IMMEDIATE_RETRY)
     return job_id
 
 
@@ -107,7 +111,7 @@ def enqueue_send(connection: Redis, response_ids: list[int]) -> str:
     """Queue the delivery of a chunk of email responses (one SMTP connection per chunk).
 
     No RQ retry: letters the server could not take stay "queued" and the sweeper queues them again
-    every few minutes, which is the backoff (RQ's delayed retries would need its own scheduler).
+    at each sweep (every five minutes), which is the retry; RQ's delayed retries would need its own scheduler.
     """
     job = get_queue(OUTBOUND, connection).enqueue("workers.jobs.run_send", response_ids,
                                                   failure_ttl=FAILURE_TTL, result_ttl=RESULT_TTL)

@@ -1,4 +1,5 @@
-"""`mailroom run`: the embedded Redis, two RQ workers, the scheduler and gunicorn as one process tree."""
+"""`mailroom run`: the embedded Redis (unless REDIS_URL names a server), RQ workers, the scheduler and gunicorn as
+one process tree."""
 
 from __future__ import annotations
 
