@@ -51,8 +51,8 @@ class Zip(NamedTuple):
         return f"{self.zip5}-{self.zip4}" if self.zip4 else self.zip5
 
 
-_ZIP = re.compile(r"(\d{5})(?:[\s-]?(\d{4}))?")
-_SPREADSHEET_ZIP = re.compile(r"(\d{4})(?:[\s-](\d{4}))?")
+_ZIP = re.compile(r"([0-9]{5})(?:[\s-]?([0-9]{4}))?")
+_SPREADSHEET_ZIP = re.compile(r"([0-9]{4})(?:[\s-]([0-9]{4}))?")
 
 
 def parse_zip(text: str | None, *, spreadsheet: bool = False) -> Zip | None:
@@ -78,7 +78,7 @@ def parse_zip4(text: str | None) -> str | None:
     text = (text or "").strip()
     if not text:
         return None
-    if not re.fullmatch(r"\d{4}", text):
+    if not re.fullmatch(r"[0-9]{4}", text):
         raise ValidationFailed(f"ZIP+4 must be 4 digits, not {text[:20]!r}")
     return text
 
