@@ -30,6 +30,7 @@ from __future__ import annotations
 
 from collections.abc import Iterable
 from dataclasses import dataclass, field, fields
+from functools import cached_property
 from typing import Protocol
 
 from rapidfuzz import fuzz
@@ -81,16 +82,17 @@ class PersonFacts:
         names = {f.name for f in fields(cls)} - {"more_emails"}
         return cls(**{k: (str(v) if v is not None else None) for k, v in data.items() if k in names})
 
-    @property
+    # Each value is read once per facts (a batch reads them several times per person).
+    @cached_property
     def emails(self) -> list[str]:
         found = (email_key(e) for e in (self.email, *self.more_emails))
         return list(dict.fromkeys(e for e in found if e))
 
-    @property
+    @cached_property
     def phone_number(self) -> str | None:
         return phone_or_none(self.phone)
 
-    @property
+    @cached_property
     def zip_code(self) -> str | None:
         try:
             found = parse_zip(self.zip5)

@@ -290,41 +290,42 @@ def _apply_chunk(session: Session, rows: list[Row], imp: ConstituentImport, know
     known.preload(session, emails={e for r in rows for e in r.emails}, phones={r.phone for r in rows if r.phone})
     touched: list[tuple[Constituent, Row, bool, dict]] = []
     created = matched = 0
-    for row in rows:
-        facts = PersonFacts(email=row.emails[0] if row.emails else None, more_emails=tuple(row.emails[1:]),
-                            phone=row.phone, **{k: row.values.get(k) for k in EDITABLE_FIELDS})
-        match = find(session, facts, known)
-        filled: dict[str, str] = {}
-        if not match.found:
-            person = create_person(session, facts, known)
-            is_new = True
-            created += 1
-        else:
-            person = match.constituent or session.get(
-                Constituent, match.constituent_id, options=[selectinload(Constituent.emails),
-                                                            selectinload(Constituent.phones),
-                                                            selectinload(Constituent.tags)])
-            for key, value in row.values.items():
-                if key in EDITABLE_FIELDS and getattr(person, key) is None:
-                    setattr(person, key, value)
-                    filled[key] = value
-            is_new = False  # on file, or earlier in this file: filled in, counted as matched
-            matched += 1
-            # Its other addresses and number join the record, unless they are someone else's.
-            have_emails = {e.address for e in person.emails}
-            for e in row.emails:
-                if e not in have_emails and known.owner_of_email(e) is None:
-                    person.emails.append(ConstituentEmail(address=e))
-                    known.made[f"email:{e}"] = person
-            if row.phone and row.phone not in {p.number for p in person.phones}:
-                person.phones.append(ConstituentPhone(number=row.phone))
-                if known.phones.get(row.phone) is None:
-                    known.made.setdefault(f"phone:{row.phone}", person)
-        have_tags = {t.tag for t in person.tags}
-        for tag in dict.fromkeys(row.tags + ([imp.tag] if imp.tag else [])):
-            if tag not in have_tags:
-                person.tags.append(ConstituentTag(tag=tag))
-        touched.append((person, row, is_new, filled))
+    with session.no_autoflush:  # one flush for the chunk, not one per person looked up
+        for row in rows:
+            facts = PersonFacts(email=row.emails[0] if row.emails else None, more_emails=tuple(row.emails[1:]),
+                                phone=row.phone, **{k: row.values.get(k) for k in EDITABLE_FIELDS})
+            match = find(session, facts, known)
+            filled: dict[str, str] = {}
+            if not match.found:
+                person = create_person(session, facts, known)
+                is_new = True
+                created += 1
+            else:
+                person = match.constituent or session.get(
+                    Constituent, match.constituent_id, options=[selectinload(Constituent.emails),
+                                                                selectinload(Constituent.phones),
+                                                                selectinload(Constituent.tags)])
+                for key, value in row.values.items():
+                    if key in EDITABLE_FIELDS and getattr(person, key) is None:
+                        setattr(person, key, value)
+                        filled[key] = value
+                is_new = False  # on file, or earlier in this file: filled in, counted as matched
+                matched += 1
+                # Its other addresses and number join the record, unless they are someone else's.
+                have_emails = {e.address for e in person.emails}
+                for e in row.emails:
+                    if e not in have_emails and known.owner_of_email(e) is None:
+                        person.emails.append(ConstituentEmail(address=e))
+                        known.made[f"email:{e}"] = person
+                if row.phone and row.phone not in {p.number for p in person.phones}:
+                    person.phones.append(ConstituentPhone(number=row.phone))
+                    if known.phones.get(row.phone) is None:
+                        known.made.setdefault(f"phone:{row.phone}", person)
+            have_tags = {t.tag for t in person.tags}
+            for tag in dict.fromkeys(row.tags + ([imp.tag] if imp.tag else [])):
+                if tag not in have_tags:
+                    person.tags.append(ConstituentTag(tag=tag))
+            touched.append((person, row, is_new, filled))
     session.flush()
     known.settle()
     record_many(session, actor_id=imp.created_by_id, action="constituent.import_create", object_type="constituent",
