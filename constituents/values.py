@@ -175,6 +175,8 @@ def email_key(text: str | None) -> str | None:
     """An address as stored and looked up (trimmed, lower-cased), without judging it; None if empty or too long.
 
     Outside mail is matched by it as it comes; forms and imports check the address too (normalise_email).
+    A longer "address" is no real mailbox: cut to its column, two of them could collide on the unique
+    index and fail every retry, so it is not used to know anyone by (it stays on the message).
     """
     address = (text or "").strip().lower()
     return address if address and len(address) <= MAX_EMAIL else None
