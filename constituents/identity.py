@@ -28,8 +28,8 @@ match_method, the import's constituent.import_create, the help form's help_reque
 
 from __future__ import annotations
 
-from collections.abc import Iterable
-from dataclasses import dataclass, field, fields
+from collections.abc import Iterable, Mapping
+from dataclasses import dataclass, field
 from functools import cached_property
 from typing import Protocol
 
@@ -78,9 +78,16 @@ class PersonFacts:
     more_emails: tuple[str, ...] = ()  # further addresses (a CSV cell with two); the first one on file decides
 
     @classmethod
-    def from_dict(cls, data: dict) -> PersonFacts:  # type: ignore[type-arg]
-        names = {f.name for f in fields(cls)} - {"more_emails"}
-        return cls(**{k: (str(v) if v is not None else None) for k, v in data.items() if k in names})
+    def from_dict(cls, data: Mapping[str, object]) -> PersonFacts:
+        """Facts from a message's facts["constituent"] (keys it does not know are left out)."""
+        def text(key: str) -> str | None:
+            value = data.get(key)
+            return str(value) if value is not None else None
+
+        return cls(email=text("email"), phone=text("phone"), prefix=text("prefix"), first_name=text("first_name"),
+                   middle_name=text("middle_name"), last_name=text("last_name"), suffix=text("suffix"),
+                   address1=text("address1"), address2=text("address2"), city=text("city"), state=text("state"),
+                   zip5=text("zip5"), zip4=text("zip4"))
 
     # Each value is read once per facts (a batch reads them several times per person).
     @cached_property
@@ -166,10 +173,16 @@ class Known:
 
 
 class Named(Protocol):
-    first_name: str | None
-    last_name: str | None
-    address1: str | None
-    zip5: str | None
+    """Anything with a name and an address: a record, or facts about a person."""
+
+    @property
+    def first_name(self) -> str | None: ...
+    @property
+    def last_name(self) -> str | None: ...
+    @property
+    def address1(self) -> str | None: ...
+    @property
+    def zip5(self) -> str | None: ...
 
 
 def name_address_score(a: Named, b: Named) -> int | None:
@@ -223,10 +236,10 @@ def _by_phone(session: Session, number: str, known: Known) -> int | Constituent 
                           .order_by(ConstituentPhone.id).limit(1))
 
 
-def _found(owner: int | Constituent, method: str, confidence: float, **extra: object) -> Match:
+def _found(owner: int | Constituent, method: str, confidence: float) -> Match:
     if isinstance(owner, Constituent):
-        return Match(owner.id, owner, method=method, confidence=confidence, **extra)  # type: ignore[arg-type]
-    return Match(owner, method=method, confidence=confidence, **extra)  # type: ignore[arg-type]
+        return Match(owner.id, owner, method=method, confidence=confidence)
+    return Match(owner, method=method, confidence=confidence)
 
 
 @dataclass(frozen=True)

@@ -10,16 +10,17 @@ from __future__ import annotations
 
 import re
 import unicodedata
-from typing import NamedTuple
+from typing import Any, NamedTuple
 
 import phonenumbers
+from sqlalchemy import ColumnElement
 
 from correspondence.errors import ValidationFailed
 from correspondence.models import Constituent, ConstituentEmail, ConstituentPhone
 
 
-def _length(column) -> int:  # type: ignore[no-untyped-def]
-    length = column.type.length
+def _length(column: ColumnElement[Any]) -> int:
+    length = getattr(column.type, "length", None)
     if not length:
         raise TypeError(f"{column} has no length")
     return int(length)
