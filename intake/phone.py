@@ -45,9 +45,10 @@ def incoming_call(form: Mapping[str, str], *, nonce: str, staffer_id: int) -> In
         errors["form"] = "the form is missing its one-time number; reload it"
     if errors:
         raise PhoneEntryInvalid(errors)
-    phone, zip_code = read.get("phone"), read.get("zip5")
+    phone, zip_code, email = read.get("phone"), read.get("zip5"), read.get("email")
     person = {"first_name": f["first_name"] or None, "last_name": f["last_name"] or None,
-              "phone": phone.number if isinstance(phone, Phone) else None, "email": read.get("email"),
+              "phone": phone.number if isinstance(phone, Phone) else None,
+              "email": email if isinstance(email, str) else None,
               "address1": f["street"] or None, "city": f["city"] or None, "state": read.get("state"),
               "zip5": zip_code.zip5 if isinstance(zip_code, Zip) else None,
               "zip4": zip_code.zip4 if isinstance(zip_code, Zip) else None}
@@ -56,4 +57,5 @@ def incoming_call(form: Mapping[str, str], *, nonce: str, staffer_id: int) -> In
     return Incoming(channel=channel, key=f"{kind}:{nonce}", source=f"{kind}:staffer-{staffer_id}",
                     subject=f["subject"] or ("Walk-in visit" if channel == Channel.WALK_IN else "Phone call"),
                     body_text=f["notes"], from_name=name,
-                    from_address=person["email"], stance=stance, facts={"constituent": person, "logged_by": staffer_id})
+                    from_address=email if isinstance(email, str) else None, stance=stance,
+                    facts={"constituent": person, "logged_by": staffer_id})
