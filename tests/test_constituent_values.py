@@ -335,3 +335,29 @@ def test_import_rows_read_values_the_one_way():
     assert row.values == {"first_name": "Ana", "last_name": "Reyes", "state": "OH", "zip5": "02134", "zip4": "0001"}
     long = imports.validate_row(3, ["x" * (LIMITS["last_name"] + 1), "", "", ""], mapping, columns)
     assert any(f"longer than {LIMITS['first_name']}" in p for p in long.problems)
+
+
+def test_the_import_joins_by_the_same_rule_as_intake(session, factory, settings):
+    from correspondence.db import Database
+
+    staffer = factory.staffer(role="supervisor")
+    rosa = factory.constituent(first_name="Rosa", last_name="Diaz", address1="5 Elm St", zip5="43215",
+                               email="rosa@example.org")
+    rosa.phones.append(ConstituentPhone(number="+16145550142"))
+    data = ("First,Last,Email,Phone,Street,Zip\n"
+            "rosa,DIAZ,,,5 Elm Street,43215\n"  # no email or phone: her name and street in her ZIP
+            "Sam,Diaz,sam@example.org,614-555-0142,5 Elm Street,43215\n"  # a housemate: new email, shared phone
+            "Rosa,Diaz,,,77 Far Road,43215\n").encode()  # the same name elsewhere: someone else
+    imp = imports.upload(session, data, "people.csv", actor_id=staffer.id)
+    imports.start(session, imp.id, imp.mapping, "", actor_id=staffer.id)
+    session.commit()
+    imports.run_import(Database.from_settings(settings, immediate=True), imp.id)
+    session.rollback()
+    session.expire_all()
+    imp = session.get(ConstituentImport, imp.id)
+    assert (imp.created, imp.matched, imp.bad) == (2, 1, 0)
+    sam = session.scalar(select(Constituent).join(ConstituentEmail)
+                         .where(ConstituentEmail.address == "sam@example.org"))
+    assert sam.id != rosa.id and [p.number for p in sam.phones] == ["+16145550142"]
+    pairs = {(p.a.id, p.b.id, p.reason) for p in duplicates.office_candidates(session)}
+    assert (rosa.id, sam.id, "same phone +16145550142") in pairs  # offered to a person to merge, never joined
