@@ -16,8 +16,10 @@ import hashlib
 import re
 import secrets
 import unicodedata
+from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import datetime, timedelta
+from typing import TypeVar
 
 from sqlalchemy import func, select
 from sqlalchemy.exc import IntegrityError
@@ -39,6 +41,8 @@ from correspondence.models import (
     Staffer,
 )
 from correspondence.services.audit import record
+
+T = TypeVar("T")
 
 # No 0/O, 1/I/L or U/V look-alikes: people read these codes out on the phone.
 REFERENCE_ALPHABET = "23456789ABCDEFGHJKMNPQRSTWXYZ"
@@ -111,8 +115,34 @@ FORM_FIELDS = {"first_name": "first_name", "last_name": "last_name", "email": "e
                "city": "city"}
 
 
-def _check(session: Session, v: HelpValues) -> tuple[dict[str, str], CaseCategory | None, dict[str, object]]:
-    """The reasons per field, the category, and the values read (email, phone, state, zip5)."""
+@dataclass(frozen=True)
+class _Read:
+    """The form's values read the office's one way (constituents.values)."""
+
+    email: str | None = None
+    phone: Phone | None = None
+    state: str | None = None
+    zip: Zip | None = None
+
+
+def _read(v: HelpValues, errors: dict[str, str]) -> _Read:
+    """Each value read once; a value that cannot be read gets its reason in `errors`."""
+    def attempt(key: str, parse: Callable[[str], T], problem: str) -> T | None:
+        try:
+            return parse(getattr(v, key))
+        except ValidationFailed:
+            errors.setdefault(key, problem)
+            return None
+
+    return _Read(
+        email=attempt("email", normalise_email, "this is not an email address: check it has the form name@example.com"),
+        phone=attempt("phone", parse_phone, "this is not a phone number: check it, or leave it empty"),
+        state=attempt("state", parse_state, "enter the two-letter state code or the state's name, e.g. OH"),
+        zip=attempt("zip5", parse_zip, "the ZIP code must be 5 digits, e.g. 43054"))
+
+
+def _check(session: Session, v: HelpValues) -> tuple[dict[str, str], CaseCategory | None, _Read]:
+    """The reasons per field, the category, and the values read."""
     errors: dict[str, str] = {}
     for key, label in (("first_name", "first name"), ("last_name", "last name"), ("email", "email"),
                        ("street", "street"), ("city", "city"), ("state", "state"), ("zip5", "ZIP code"),
@@ -123,16 +153,7 @@ def _check(session: Session, v: HelpValues) -> tuple[dict[str, str], CaseCategor
     for key, limit in limits.items():
         if len(getattr(v, key).strip()) > limit:
             errors[key] = f"this is longer than {limit} characters: please shorten it"
-    read: dict[str, object] = {}
-    for key, parse, problem in (
-            ("zip5", parse_zip, "the ZIP code must be 5 digits, e.g. 43054"),
-            ("state", parse_state, "enter the two-letter state code or the state's name, e.g. OH"),
-            ("email", normalise_email, "this is not an email address: check it has the form name@example.com"),
-            ("phone", parse_phone, "this is not a phone number: check it, or leave it empty")):
-        try:
-            read[key] = parse(getattr(v, key))
-        except ValidationFailed:
-            errors.setdefault(key, problem)
+    read = _read(v, errors)
     category = session.get(CaseCategory, int(v.category_id)) if v.category_id.strip().isdigit() else None
     if category is None or not category.active:
         errors["category_id"] = "choose what your request is about"
@@ -189,16 +210,15 @@ def submit_help_request(session: Session, values: HelpValues, *, idempotency_key
     errors, category, read = _check(session, values)
     if errors or category is None:
         raise HelpFormInvalid(errors)
-    email, zip_code = str(read["email"]), read["zip5"]
-    phone = read["phone"].number if isinstance(read["phone"], Phone) else None
+    email, phone = read.email or "", read.phone.number if read.phone else None
     match, match_by = _possible_match(session, email, phone)
     typed = " ".join(values.signature.split())
     try:
         with session.begin_nested():
             person = Constituent(first_name=values.first_name.strip(), last_name=values.last_name.strip(),
                                  address1=values.street.strip(), city=values.city.strip(),
-                                 state=read["state"], zip5=zip_code.zip5 if isinstance(zip_code, Zip) else None,
-                                 zip4=zip_code.zip4 if isinstance(zip_code, Zip) else None)
+                                 state=read.state, zip5=read.zip.zip5 if read.zip else None,
+                                 zip4=read.zip.zip4 if read.zip else None)
             if match is None:
                 # The address is nobody's yet: it becomes this record's, as the case's contact.
                 person.emails.append(ConstituentEmail(address=email))
@@ -351,7 +371,10 @@ def decide_match(session: Session, case_id: int, *, same_person: bool, actor_id:
         if target is None:
             raise ValidationFailed("the possible match is no longer on file")
         merge(session, target.id, request.case.constituent_id, actor_id=actor_id)
-        request = session.get(HelpRequest, request.id)  # type: ignore[assignment]  # merge expired the session
+        reloaded = session.get(HelpRequest, request.id)  # the merge expired the session
+        if reloaded is None:
+            raise NotFound("this case did not come from the help form")
+        request = reloaded
     request.match_state = MATCH_CONFIRMED if same_person else MATCH_REJECTED
     request.match_decided_by_id, request.match_decided_at = actor_id, now
     record(session, actor_id=actor_id, action="help_request.match_confirmed" if same_person
