@@ -344,10 +344,10 @@ def test_the_import_joins_by_the_same_rule_as_intake(session, factory, settings)
     rosa = factory.constituent(first_name="Rosa", last_name="Diaz", address1="5 Elm St", zip5="43215",
                                email="rosa@example.org")
     rosa.phones.append(ConstituentPhone(number="+16145550142"))
-    data = ("First,Last,Email,Phone,Street,Zip\n"
-            "rosa,DIAZ,,,5 Elm Street,43215\n"  # no email or phone: her name and street in her ZIP
-            "Sam,Diaz,sam@example.org,614-555-0142,5 Elm Street,43215\n"  # a housemate: new email, shared phone
-            "Rosa,Diaz,,,77 Far Road,43215\n").encode()  # the same name elsewhere: someone else
+    data = (b"First,Last,Email,Phone,Street,Zip\n"
+            b"rosa,DIAZ,,,5 Elm Street,43215\n"  # no email or phone: her name and street in her ZIP
+            b"Sam,Diaz,sam@example.org,614-555-0142,5 Elm Street,43215\n"  # a housemate: new email, shared phone
+            b"Rosa,Diaz,,,77 Far Road,43215\n")  # the same name elsewhere: someone else
     imp = imports.upload(session, data, "people.csv", actor_id=staffer.id)
     imports.start(session, imp.id, imp.mapping, "", actor_id=staffer.id)
     session.commit()
