@@ -16,15 +16,19 @@ import hashlib
 import re
 import secrets
 import unicodedata
-from dataclasses import dataclass, field
+from collections.abc import Callable
+from dataclasses import dataclass
 from datetime import datetime, timedelta
+from typing import TypeVar
 
 from sqlalchemy import func, select
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session
 
 from casework.cases import _finish_release_steps, add_note, get_case, open_case
-from constituents.records import EMAIL_RE, normalise_phone
+from constituents.identity import PersonFacts, find, live
+from constituents.values import LIMITS, Phone, Zip, normalise_email, parse_phone, parse_state, parse_zip
+from correspondence.effects import Done, Effect
 from correspondence.errors import NotFound, PermissionDenied, ValidationFailed
 from correspondence.models import (
     CaseCategory,
@@ -37,6 +41,8 @@ from correspondence.models import (
     Staffer,
 )
 from correspondence.services.audit import record
+
+T = TypeVar("T")
 
 # No 0/O, 1/I/L or U/V look-alikes: people read these codes out on the phone.
 REFERENCE_ALPHABET = "23456789ABCDEFGHJKMNPQRSTWXYZ"
@@ -78,22 +84,6 @@ class ConfirmLinkInvalid(ValidationFailed):
     """The email link is unknown, used already or expired."""
 
 
-@dataclass(frozen=True)
-class Effect:
-    """Work to run after the commit: "send_help_confirmation" (the automatic first link, capped per address)
-    or "resend_help_confirmation" (a caseworker asked) for a help request id."""
-
-    name: str
-    object_id: int
-
-
-@dataclass
-class Submitted:
-    request: HelpRequest
-    created: bool
-    effects: list[Effect] = field(default_factory=list)
-
-
 def token_digest(token: str) -> str:
     return hashlib.sha256(token.encode("utf-8", "replace")).hexdigest()
 
@@ -119,31 +109,51 @@ def signed_name_matches(typed: str, person: Constituent) -> bool:
     return name_key(typed) in accepted
 
 
-def _check(session: Session, v: HelpValues) -> tuple[dict[str, str], CaseCategory | None, str | None]:
+# Longest values the form takes: a person's fields as long as their columns hold (constituents.values).
+TEXT_LIMITS = {"description": 5000, "signature": 200}
+FORM_FIELDS = {"first_name": "first_name", "last_name": "last_name", "email": "email", "street": "address1",
+               "city": "city"}
+
+
+@dataclass(frozen=True)
+class _Read:
+    """The form's values read the office's one way (constituents.values)."""
+
+    email: str | None = None
+    phone: Phone | None = None
+    state: str | None = None
+    zip: Zip | None = None
+
+
+def _read(v: HelpValues, errors: dict[str, str]) -> _Read:
+    """Each value read once; a value that cannot be read gets its reason in `errors`."""
+    def attempt(key: str, parse: Callable[[str], T], problem: str) -> T | None:
+        try:
+            return parse(getattr(v, key))
+        except ValidationFailed:
+            errors.setdefault(key, problem)
+            return None
+
+    return _Read(
+        email=attempt("email", normalise_email, "this is not an email address: check it has the form name@example.com"),
+        phone=attempt("phone", parse_phone, "this is not a phone number: check it, or leave it empty"),
+        state=attempt("state", parse_state, "enter the two-letter state code or the state's name, e.g. OH"),
+        zip=attempt("zip5", parse_zip, "the ZIP code must be 5 digits, e.g. 43054"))
+
+
+def _check(session: Session, v: HelpValues) -> tuple[dict[str, str], CaseCategory | None, _Read]:
+    """The reasons per field, the category, and the values read."""
     errors: dict[str, str] = {}
     for key, label in (("first_name", "first name"), ("last_name", "last name"), ("email", "email"),
                        ("street", "street"), ("city", "city"), ("state", "state"), ("zip5", "ZIP code"),
                        ("description", "what you need help with")):
         if not getattr(v, key).strip():
             errors[key] = f"enter your {label}"
-    for key, limit in (("first_name", 100), ("last_name", 100), ("email", 320), ("street", 200), ("city", 100),
-                       ("description", 5000), ("signature", 200)):
+    limits = {**{key: LIMITS[column] for key, column in FORM_FIELDS.items()}, **TEXT_LIMITS}
+    for key, limit in limits.items():
         if len(getattr(v, key).strip()) > limit:
             errors[key] = f"this is longer than {limit} characters: please shorten it"
-    zip5, state = v.zip5.strip(), v.state.strip()
-    if zip5 and not (len(zip5) == 5 and zip5.isdigit()):
-        errors["zip5"] = "the ZIP code must be 5 digits, e.g. 43054"
-    if state and not (len(state) == 2 and state.isalpha() and state.isascii()):
-        errors["state"] = "enter the two-letter state code, e.g. OH"
-    email = v.email.strip().lower()
-    if email and not EMAIL_RE.fullmatch(email):
-        errors["email"] = "this is not an email address: check it has the form name@example.com"
-    phone = None
-    if v.phone.strip():
-        try:
-            phone = normalise_phone(v.phone)
-        except ValidationFailed:
-            errors["phone"] = "this is not a phone number: check it, or leave it empty"
+    read = _read(v, errors)
     category = session.get(CaseCategory, int(v.category_id)) if v.category_id.strip().isdigit() else None
     if category is None or not category.active:
         errors["category_id"] = "choose what your request is about"
@@ -152,30 +162,20 @@ def _check(session: Session, v: HelpValues) -> tuple[dict[str, str], CaseCategor
     full = name_key(f"{v.first_name} {v.last_name}")
     if not full or name_key(v.signature) != full:
         errors["signature"] = "type your full name exactly as in the name fields above (first and last name) to sign"
-    return errors, category, phone
-
-
-def _live(session: Session, person_id: int | None) -> Constituent | None:
-    """The record a merged record now lives in."""
-    person = session.get(Constituent, person_id) if person_id is not None else None
-    for _ in range(20):
-        if person is None or person.merged_into_id is None:
-            return person
-        person = session.get(Constituent, person.merged_into_id)
-    return person
+    return errors, category, read
 
 
 def _possible_match(session: Session, email: str, phone: str | None) -> tuple[Constituent | None, str | None]:
-    """Someone on file with this email, else this phone, and which of the two: only ever a suggestion."""
-    owner = session.scalar(select(ConstituentEmail.constituent_id).where(ConstituentEmail.address == email))
-    if owner is not None:
-        return _live(session, owner), "email"
-    if phone:
-        owner = session.scalar(select(ConstituentPhone.constituent_id).join(Constituent)
-                               .where(ConstituentPhone.number == phone, Constituent.merged_into_id.is_(None))
-                               .order_by(ConstituentPhone.id).limit(1))
-        if owner is not None:
-            return _live(session, owner), "phone"
+    """Someone on file with this email, else this phone, and which of the two: only ever a suggestion.
+
+    The office's one rule decides (constituents.identity.find): the email, and only when nobody has it,
+    the phone, which the rule offers as a possible match rather than a join.
+    """
+    match = find(session, PersonFacts(email=email, phone=phone))
+    if match.found:
+        return live(session, match.constituent_id), "email"
+    if match.possible_id is not None:
+        return live(session, match.possible_id), match.possible_by
     return None, None
 
 
@@ -195,25 +195,30 @@ def by_case(session: Session, case_id: int) -> HelpRequest | None:
 
 
 def submit_help_request(session: Session, values: HelpValues, *, idempotency_key: str, ip: str | None,
-                        now: datetime) -> Submitted:
-    """Open an unverified case from the public form; the same form sent twice gives the first request back."""
+                        now: datetime) -> Done[HelpRequest]:
+    """Open an unverified case from the public form; the same form sent twice gives the first request back.
+
+    Every value is read the office's one way (constituents.values): the phone it asks for is kept on the
+    request's record and on the request, as E.164. The confirmation email is an effect, sent after the commit.
+    """
     key = (idempotency_key or "").strip()
     if not (16 <= len(key) <= 64):
         raise ValidationFailed("the form is missing its key; reload the page and try again")
     existing = by_key(session, key)
     if existing is not None:
-        return Submitted(existing, created=False)
-    errors, category, phone = _check(session, values)
+        return Done(existing)
+    errors, category, read = _check(session, values)
     if errors or category is None:
         raise HelpFormInvalid(errors)
-    email = values.email.strip().lower()
+    email, phone = read.email or "", read.phone.number if read.phone else None
     match, match_by = _possible_match(session, email, phone)
     typed = " ".join(values.signature.split())
     try:
         with session.begin_nested():
             person = Constituent(first_name=values.first_name.strip(), last_name=values.last_name.strip(),
                                  address1=values.street.strip(), city=values.city.strip(),
-                                 state=values.state.strip().upper(), zip5=values.zip5.strip())
+                                 state=read.state, zip5=read.zip.zip5 if read.zip else None,
+                                 zip4=read.zip.zip4 if read.zip else None)
             if match is None:
                 # The address is nobody's yet: it becomes this record's, as the case's contact.
                 person.emails.append(ConstituentEmail(address=email))
@@ -242,11 +247,11 @@ def submit_help_request(session: Session, values: HelpValues, *, idempotency_key
         winner = by_key(session, key)
         if winner is None:
             raise
-        return Submitted(winner, created=False)
+        return Done(winner)
     record(session, actor_id=None, action="help_request.received", object_type="case", object_id=case.id,
            after={"reference": request.reference, "email": email, "phone": phone, "typed_name": typed,
                   "ip": (ip or "")[:64], "possible_match_id": request.possible_match_id})
-    return Submitted(request, created=True, effects=[Effect("send_help_confirmation", request.id)])
+    return Done(request, (Effect.of("help_confirmation", request.id, by_staff=False),))
 
 
 def release_reason(request: HelpRequest) -> str | None:
@@ -361,12 +366,15 @@ def decide_match(session: Session, case_id: int, *, same_person: bool, actor_id:
         raise NotFound("this case did not come from the help form")
     if request.match_state != MATCH_PENDING:
         raise ValidationFailed("there is no possible match waiting for a decision on this case")
-    target = _live(session, request.possible_match_id)
+    target = live(session, request.possible_match_id)
     if same_person:
         if target is None:
             raise ValidationFailed("the possible match is no longer on file")
         merge(session, target.id, request.case.constituent_id, actor_id=actor_id)
-        request = session.get(HelpRequest, request.id)  # type: ignore[assignment]  # merge expired the session
+        reloaded = session.get(HelpRequest, request.id)  # the merge expired the session
+        if reloaded is None:
+            raise NotFound("this case did not come from the help form")
+        request = reloaded
     request.match_state = MATCH_CONFIRMED if same_person else MATCH_REJECTED
     request.match_decided_by_id, request.match_decided_at = actor_id, now
     record(session, actor_id=actor_id, action="help_request.match_confirmed" if same_person
@@ -388,7 +396,7 @@ def resend_confirmation(session: Session, case_id: int, *, actor_id: int) -> Eff
         raise ValidationFailed("the email is confirmed already")
     record(session, actor_id=actor_id, action="help_request.resend", object_type="case", object_id=case_id,
            after={"email": request.email})
-    return Effect("resend_help_confirmation", request.id)
+    return Effect.of("help_confirmation", request.id, by_staff=True)
 
 
 def confirmation_email(request: HelpRequest, link: str, *, office_name: str, mail_from: str):  # type: ignore[no-untyped-def]

@@ -4,17 +4,23 @@ A merge moves every record of one person (messages, answers, cases, emails, phon
 other and fills the kept record's blank fields from the merged one; the merged record stays, marked
 ``merged_into_id``, so nothing is deleted. The audit event lists exactly what moved, and undo moves
 exactly that back (only what still points where the merge put it), at most once.
+
+"Similar name and address" is scored by the one matcher (constituents.identity.name_address_score,
+with its thresholds NAME_MIN 90 / ADDRESS_MIN 85 in one ZIP), so a pair offered here is a pair
+intake would have joined had it met them together; shared phones and mailboxes are offered too,
+because the matcher never joins on those alone when the emails differ.
 """
 
 from __future__ import annotations
 
 from dataclasses import dataclass, field
 
-from rapidfuzz import fuzz
 from sqlalchemy import func, or_, select, update
 from sqlalchemy.orm import Session, selectinload
 
+from constituents.identity import name_address_score
 from constituents.records import EDITABLE, get_constituent
+from constituents.values import mailbox_key
 from correspondence.errors import NotFound, ValidationFailed
 from correspondence.models import (
     AuditEvent,
@@ -28,51 +34,12 @@ from correspondence.models import (
 )
 from correspondence.services.audit import record
 
-NAME_MIN = 88  # rapidfuzz token_sort_ratio of the full names
-ADDRESS_MIN = 80  # rapidfuzz ratio of the normalised street addresses
-
 
 @dataclass
 class Candidate:
     person: Constituent
     reasons: list[str] = field(default_factory=list)
     score: int = 0
-
-
-def normalise_email(address: str) -> str:
-    """The mailbox an address reaches: case folded, "+tag" dropped, and Gmail's dots ignored."""
-    local, _, domain = address.strip().lower().partition("@")
-    local = local.split("+", 1)[0]
-    if domain in ("gmail.com", "googlemail.com"):
-        local, domain = local.replace(".", ""), "gmail.com"
-    return f"{local}@{domain}"
-
-
-def _street(person: Constituent) -> str:
-    return " ".join((person.address1 or "").lower().replace(".", " ").replace(",", " ").split())
-
-
-def _name(person: Constituent) -> str:
-    return " ".join(p for p in (person.first_name, person.last_name) if p).lower()
-
-
-def name_address_match(a: Constituent, b: Constituent) -> int | None:
-    """A score when two records look like one person by name and address, else None."""
-    if not _name(a) or not _name(b):
-        return None
-    name = fuzz.token_sort_ratio(_name(a), _name(b))
-    if name < NAME_MIN:
-        return None
-    street_a, street_b = _street(a), _street(b)
-    if street_a and street_b:
-        address = fuzz.ratio(street_a, street_b)
-        if address < ADDRESS_MIN or (a.zip5 and b.zip5 and a.zip5 != b.zip5):
-            return None
-        return int((name + address) / 2)
-    # One of them has no street: the same ZIP and a near-identical name is still worth a look.
-    if a.zip5 and a.zip5 == b.zip5 and name >= 95:
-        return int(name * 0.9)
-    return None
 
 
 def candidates_for(session: Session, constituent_id: int, limit: int = 10) -> list[Candidate]:
@@ -92,7 +59,7 @@ def candidates_for(session: Session, constituent_id: int, limit: int = 10) -> li
                                      .where(ConstituentPhone.number.in_(numbers))):
             add(other, "same phone", 100)
     for email in person.emails:
-        key = normalise_email(email.address)
+        key = mailbox_key(email.address)
         local, _, domain = email.address.partition("@")
         stem = local.split("+", 1)[0].split(".", 1)[0][:20]
         if not stem:
@@ -101,12 +68,12 @@ def candidates_for(session: Session, constituent_id: int, limit: int = 10) -> li
         for other_email in session.scalars(select(ConstituentEmail).where(
                 ConstituentEmail.address.like(pattern, escape="\\"),
                 ConstituentEmail.constituent_id != person.id).limit(200)):
-            if normalise_email(other_email.address) == key:
+            if mailbox_key(other_email.address) == key:
                 add(other_email.constituent, f"same mailbox ({other_email.address})", 100)
     if person.last_name:
         for other in session.scalars(select(Constituent).where(Constituent.last_name == person.last_name,
                                                                Constituent.id != person.id).limit(500)):
-            score = name_address_match(person, other)
+            score = name_address_score(person, other)
             if score is not None:
                 add(other, "similar name and address", score)
     return sorted(found.values(), key=lambda c: (-c.score, c.person.id))[:limit]
@@ -141,7 +108,7 @@ def office_candidates(session: Session, limit: int = 100) -> list[Pair]:
             select(ConstituentEmail.address, ConstituentEmail.constituent_id).join(Constituent).where(
                 live, or_(ConstituentEmail.address.like("%+%@%"), ConstituentEmail.address.like("%@gmail.com"),
                           ConstituentEmail.address.like("%@googlemail.com"))).order_by(ConstituentEmail.id)):
-        key = normalise_email(address)
+        key = mailbox_key(address)
         first = mailboxes.setdefault(key, cid)
         if first != cid and (min(first, cid), max(first, cid)) not in seen:
             seen.add((min(first, cid), max(first, cid)))
@@ -156,7 +123,7 @@ def office_candidates(session: Session, limit: int = 100) -> list[Pair]:
                                       .order_by(Constituent.id).limit(50)))
         for i, a in enumerate(people):
             for b in people[i + 1:]:
-                score = name_address_match(a, b)
+                score = name_address_score(a, b)
                 if score is not None and (a.id, b.id) not in seen:
                     seen.add((a.id, b.id))
                     pairs.append(Pair(a, b, "similar name and address", score))

@@ -19,7 +19,9 @@ from datetime import timedelta
 from sqlalchemy import select, update
 from sqlalchemy.orm import Session, selectinload
 
-from constituents.records import EMAIL_RE, clean_tag, normalise_phone
+from constituents.identity import Known, PersonFacts, create_person, find
+from constituents.records import clean_tag
+from constituents.values import normalise_email, normalise_phone, parse_state, parse_zip, split_name, too_long
 from correspondence.csvsafe import to_csv
 from correspondence.db import Database
 from correspondence.effects import Done, Effect
@@ -45,8 +47,6 @@ FIELDS = {
     "email": "Email", "phone": "Phone", "address1": "Street address", "address2": "Address line 2",
     "city": "City", "state": "State", "zip": "ZIP code", "tags": "Tags (comma separated)",
 }
-_LIMITS = {"prefix": 60, "first_name": 100, "middle_name": 100, "last_name": 100, "suffix": 30, "address1": 200,
-           "address2": 200, "city": 100, "email": 320}
 _GUESSES = {
     "prefix": {"prefix", "title", "salutation", "honorific"},
     "first_name": {"firstname", "first", "fname", "givenname", "forename"},
@@ -205,51 +205,39 @@ def validate_row(number: int, cells: list[str], mapping: dict[str, str], columns
         return row
     values = {k: v for k, v in raw.items() if v}
     if "full_name" in values and not (values.get("first_name") or values.get("last_name")):
-        name = values.pop("full_name")
-        if "," in name:
-            last, _, first = name.partition(",")
-        else:
-            first, _, last = name.rpartition(" ")
-        if first.strip():
-            values["first_name"] = first.strip()
-        if last.strip():
-            values["last_name"] = last.strip()
+        first, last = split_name(values.pop("full_name"))
+        values.update({k: v for k, v in (("first_name", first), ("last_name", last)) if v})
     values.pop("full_name", None)
-    email = values.pop("email", "")
-    if email:
-        for part in re.split(r"[;,\s]+", email):
-            if not part:
-                continue
-            if EMAIL_RE.fullmatch(part) and len(part) <= 320:
-                row.emails.append(part.lower())
-            else:
-                row.problems.append(f"email {part[:60]!r} is not an email address")
+    for part in re.split(r"[;,\s]+", values.pop("email", "")):
+        try:
+            address = normalise_email(part)
+        except ValidationFailed as exc:
+            row.problems.append(f"email {exc}")
+        else:
+            if address:
+                row.emails.append(address)
     phone = values.pop("phone", "")
     if phone:
         try:
             row.phone = normalise_phone(phone)
-        except ValidationFailed:
-            row.problems.append(f"phone {phone[:30]!r} is not a phone number")
-    state = values.get("state", "")
-    if state:
-        if re.fullmatch(r"[A-Za-z]{2}", state):
-            values["state"] = state.upper()
-        else:
-            row.problems.append(f"state {state[:30]!r} must be a two-letter abbreviation")
-    zip_code = values.pop("zip", "")
-    if zip_code:
-        digits = zip_code.replace("-", "").replace(" ", "")
-        if re.fullmatch(r"\d{4}", digits):
-            digits = "0" + digits  # a spreadsheet dropped the leading zero (New England ZIPs)
-        if re.fullmatch(r"\d{5}(\d{4})?", digits):
-            values["zip5"] = digits[:5]
-            if len(digits) == 9:
-                values["zip4"] = digits[5:]
-        else:
-            row.problems.append(f"ZIP {zip_code[:20]!r} must be 5 digits or ZIP+4")
-    for key, limit in _LIMITS.items():
-        if len(values.get(key, "")) > limit:
-            row.problems.append(f"{FIELDS[key]} is longer than {limit} characters")
+        except ValidationFailed as exc:
+            row.problems.append(f"phone {exc}")
+    if values.get("state"):
+        try:
+            values["state"] = parse_state(values["state"]) or ""
+        except ValidationFailed as exc:
+            row.problems.append(str(exc))
+    try:
+        # A spreadsheet drops the leading zero of New England ZIPs: 02134 arrives as 2134.
+        zip_code = parse_zip(values.pop("zip", ""), spreadsheet=True)
+    except ValidationFailed as exc:
+        row.problems.append(str(exc))
+    else:
+        if zip_code:
+            values["zip5"] = zip_code.zip5
+            if zip_code.zip4:
+                values["zip4"] = zip_code.zip4
+    row.problems += [f"{FIELDS[k]} {reason}" for k, reason in too_long(values).items()]
     for text in re.split(r"[,;]", values.pop("tags", "")):
         if text.strip():
             try:
@@ -258,6 +246,8 @@ def validate_row(number: int, cells: list[str], mapping: dict[str, str], columns
                 row.problems.append(f"tag {text.strip()[:60]!r} has characters a tag cannot hold")
     if not (values.get("first_name") or values.get("last_name") or row.emails):
         row.problems.append("no name and no email")
+    elif not (values.get("last_name") or row.emails or row.phone):
+        row.problems.append("no last name, email or phone to know the person by")
     row.values = values
     return row
 
@@ -291,101 +281,61 @@ EDITABLE_FIELDS = ("prefix", "first_name", "middle_name", "last_name", "suffix",
                    "state", "zip5", "zip4")
 
 
-def _apply_chunk(session: Session, rows: list[Row], imp: ConstituentImport, seen: dict[str, int]) -> tuple[int, int]:
+def _apply_chunk(session: Session, rows: list[Row], imp: ConstituentImport, known: Known) -> tuple[int, int]:
     """Create or fill in the records for one chunk of valid rows; returns (created, matched).
 
-    People already on file are found with three queries per chunk (emails, phones, name + ZIP);
-    people earlier in the file by `seen` (earlier chunks) and `pending` (this chunk); one flush.
+    Who each row is comes from the office's one rule (constituents.identity); the chunk's emails and
+    phones are looked up in two queries, people earlier in the file are in `known`; one flush.
+    A row whose name and address fit several people on file becomes a new record, for the
+    duplicates page, rather than joining one of them at random.
     """
-    emails = {e for r in rows for e in r.emails}
-    by_email = dict(session.execute(select(ConstituentEmail.address, ConstituentEmail.constituent_id)
-                                    .where(ConstituentEmail.address.in_(emails))).all()) if emails else {}
-    phones = {r.phone for r in rows if r.phone}
-    by_phone: dict[str, int] = {}
-    if phones:
-        for number, cid in session.execute(select(ConstituentPhone.number, ConstituentPhone.constituent_id)
-                                           .join(Constituent).where(ConstituentPhone.number.in_(phones),
-                                                                    Constituent.merged_into_id.is_(None))
-                                           .order_by(ConstituentPhone.id)):
-            by_phone.setdefault(number, cid)
-    lasts = {r.values["last_name"] for r in rows if r.values.get("last_name") and r.values.get("zip5")}
-    by_name: dict[str, int] = {}
-    if lasts:
-        for cid, first, last, zip5 in session.execute(
-                select(Constituent.id, Constituent.first_name, Constituent.last_name, Constituent.zip5)
-                .where(Constituent.last_name.in_(lasts), Constituent.merged_into_id.is_(None),
-                       Constituent.zip5.in_({r.values["zip5"] for r in rows if r.values.get("zip5")}))
-                .order_by(Constituent.id)):
-            by_name.setdefault(_name_key(first, last, zip5), cid)
-    pending: dict[str, Constituent] = {}
+    known.preload(session, emails={e for r in rows for e in r.emails}, phones={r.phone for r in rows if r.phone})
     touched: list[tuple[Constituent, Row, bool, dict]] = []
     created = matched = 0
-
-    def keys(row: Row) -> list[str]:
-        # The strongest identity the row has decides: its email; else its phone (a household shares
-        # one, so a phone never joins two different emails); else its name and ZIP (two John Smiths
-        # in one ZIP with their own addresses are two people).
-        if row.emails:
-            return ["e:" + e for e in row.emails]
-        if row.phone:
-            return ["p:" + row.phone]
-        if row.values.get("last_name") and row.values.get("zip5"):
-            return [_name_key(row.values.get("first_name"), row.values["last_name"], row.values["zip5"])]
-        return []
-
-    for row in rows:
-        person: Constituent | None = None
-        for key in keys(row):
-            if key in pending:
-                person = pending[key]
-                break
-            kind, _, value = key.partition(":")
-            cid = seen.get(key) or (by_email.get(value) if kind == "e" else by_phone.get(value) if kind == "p"
-                                    else by_name.get(key))
-            if cid:
-                person = session.get(Constituent, cid, options=[selectinload(Constituent.emails),
-                                                                 selectinload(Constituent.phones),
-                                                                 selectinload(Constituent.tags)])
-                break
-        filled: dict[str, str] = {}
-        if person is None:
-            person = Constituent(**{k: v for k, v in row.values.items() if k in EDITABLE_FIELDS})
-            session.add(person)
-            is_new = True
-            created += 1
-        else:
-            for key, value in row.values.items():
-                if key in EDITABLE_FIELDS and getattr(person, key) is None:
-                    setattr(person, key, value)
-                    filled[key] = value
-            is_new = False  # on file, or earlier in this file: filled in, counted as matched
-            matched += 1
-        have_emails = {e.address for e in person.emails}
-        for e in row.emails:
-            if e not in have_emails and e not in by_email and "e:" + e not in seen and "e:" + e not in pending:
-                person.emails.append(ConstituentEmail(address=e))
-        if row.phone and row.phone not in {p.number for p in person.phones}:
-            person.phones.append(ConstituentPhone(number=row.phone))
-        have_tags = {t.tag for t in person.tags}
-        for tag in dict.fromkeys(row.tags + ([imp.tag] if imp.tag else [])):
-            if tag not in have_tags:
-                person.tags.append(ConstituentTag(tag=tag))
-        for key in keys(row) + ["e:" + e for e in row.emails] + (["p:" + row.phone] if row.phone else []):
-            pending.setdefault(key, person)
-        touched.append((person, row, is_new, filled))
+    with session.no_autoflush:  # one flush for the chunk, not one per person looked up
+        for row in rows:
+            facts = PersonFacts(email=row.emails[0] if row.emails else None, more_emails=tuple(row.emails[1:]),
+                                phone=row.phone, **{k: row.values.get(k) for k in EDITABLE_FIELDS})
+            match = find(session, facts, known)
+            filled: dict[str, str] = {}
+            if not match.found:
+                person = create_person(session, facts, known)
+                is_new = True
+                created += 1
+            else:
+                person = match.constituent or session.get(
+                    Constituent, match.constituent_id, options=[selectinload(Constituent.emails),
+                                                                selectinload(Constituent.phones),
+                                                                selectinload(Constituent.tags)])
+                for key, value in row.values.items():
+                    if key in EDITABLE_FIELDS and getattr(person, key) is None:
+                        setattr(person, key, value)
+                        filled[key] = value
+                is_new = False  # on file, or earlier in this file: filled in, counted as matched
+                matched += 1
+                # Its other addresses and number join the record, unless they are someone else's.
+                have_emails = {e.address for e in person.emails}
+                for e in row.emails:
+                    if e not in have_emails and known.owner_of_email(e) is None:
+                        person.emails.append(ConstituentEmail(address=e))
+                        known.made[f"email:{e}"] = person
+                if row.phone and row.phone not in {p.number for p in person.phones}:
+                    person.phones.append(ConstituentPhone(number=row.phone))
+                    if known.phones.get(row.phone) is None:
+                        known.made.setdefault(f"phone:{row.phone}", person)
+            have_tags = {t.tag for t in person.tags}
+            for tag in dict.fromkeys(row.tags + ([imp.tag] if imp.tag else [])):
+                if tag not in have_tags:
+                    person.tags.append(ConstituentTag(tag=tag))
+            touched.append((person, row, is_new, filled))
     session.flush()
-    for key, person in pending.items():
-        seen[key] = person.id
+    known.settle()
     record_many(session, actor_id=imp.created_by_id, action="constituent.import_create", object_type="constituent",
                 events=[(p.id, {"import_id": imp.id, "row": r.number}) for p, r, new, _f in touched if new])
     record_many(session, actor_id=imp.created_by_id, action="constituent.import_match", object_type="constituent",
                 events=[(p.id, {"import_id": imp.id, "row": r.number, "filled": f})
                         for p, r, new, f in touched if not new])
     return created, matched
-
-
-def _name_key(first: str | None, last: str | None, zip5: str | None) -> str:
-    return "n:" + "|".join(((first or "").lower(), (last or "").lower(), zip5 or ""))
 
 
 def run_import(db: Database, import_id: int) -> ConstituentImport:
@@ -403,14 +353,14 @@ def run_import(db: Database, import_id: int) -> ConstituentImport:
     reader = _reader(text, sniff(text))
     next(reader)
     bad: list[Row] = []
-    seen: dict[str, int] = {}
+    known = Known()  # who the rows so far were, across chunks
     chunk: list[Row] = []
     chunk_count = 0
 
     def flush(rows: list[Row], n: int) -> None:
         with db.unit_of_work() as s:
             imp_ = s.get(ConstituentImport, import_id)
-            created, matched = _apply_chunk(s, rows, imp_, seen)
+            created, matched = _apply_chunk(s, rows, imp_, known)
             s.execute(update(ConstituentImport).where(ConstituentImport.id == import_id).values(
                 done_rows=ConstituentImport.done_rows + n, created=ConstituentImport.created + created,
                 matched=ConstituentImport.matched + matched))

@@ -10,6 +10,15 @@ from datetime import datetime
 from sqlalchemy import func, or_, select
 from sqlalchemy.orm import Session
 
+from constituents.values import (
+    EMAIL_RE,
+    normalise_email,
+    normalise_phone,
+    parse_state,
+    parse_zip,
+    parse_zip4,
+    too_long,
+)
 from correspondence.errors import NotFound, ValidationFailed
 from correspondence.models import (
     Case,
@@ -22,12 +31,9 @@ from correspondence.models import (
     Response,
 )
 from correspondence.services.audit import record
-from correspondence.services.intake_sources import parse_zip_list
 
 EDITABLE = ("prefix", "first_name", "middle_name", "last_name", "suffix", "address1", "address2", "city", "state",
             "zip5", "zip4")
-_LIMITS = {"prefix": 60, "first_name": 100, "middle_name": 100, "last_name": 100, "suffix": 30, "address1": 200,
-           "address2": 200, "city": 100, "state": 2, "zip5": 5, "zip4": 4}
 
 
 def get_constituent(session: Session, constituent_id: int) -> Constituent:
@@ -42,17 +48,25 @@ def update_constituent(session: Session, constituent_id: int, values: dict[str, 
     """Change names and address; the audit event keeps what each field was and became."""
     person = get_constituent(session, constituent_id)
     clean = {k: (values.get(k) or "").strip() or None for k in EDITABLE if k in values}
-    problems = [f"{k} is longer than {_LIMITS[k]} characters" for k, v in clean.items() if v and len(v) > _LIMITS[k]]
-    if clean.get("state") and not re.fullmatch(r"[A-Za-z]{2}", clean["state"]):
-        problems.append("state must be a two-letter abbreviation")
-    if clean.get("zip5") and not re.fullmatch(r"\d{5}", clean["zip5"]):
-        problems.append("ZIP must be 5 digits")
-    if clean.get("zip4") and not re.fullmatch(r"\d{4}", clean["zip4"]):
-        problems.append("ZIP+4 must be 4 digits")
+    problems = [f"{k} {reason}" for k, reason in too_long(clean).items() if k not in ("state", "zip5", "zip4")]
+    for key, parse in (("state", parse_state), ("zip4", parse_zip4)):
+        if clean.get(key):
+            try:
+                clean[key] = parse(clean[key])
+            except ValidationFailed as exc:
+                problems.append(str(exc))
+    if clean.get("zip5"):
+        try:
+            code = parse_zip(clean["zip5"])
+        except ValidationFailed as exc:
+            code = None
+            problems.append(str(exc))
+        if code is not None:
+            clean["zip5"] = code.zip5
+            if code.zip4 and not clean.get("zip4"):
+                clean["zip4"] = code.zip4  # "43215-1234" typed in the ZIP box
     if problems:
         raise ValidationFailed("; ".join(problems))
-    if clean.get("state"):
-        clean["state"] = clean["state"].upper()
     before = {k: getattr(person, k) for k in clean if getattr(person, k) != clean[k]}
     if not before:
         return person
@@ -144,22 +158,6 @@ def all_tags(session: Session) -> list[tuple[str, int]]:
                                                .order_by(ConstituentTag.tag))]
 
 
-EMAIL_RE = re.compile(r"[^@\s<>,;]+@[^@\s<>,;]+\.[A-Za-z]{2,}")
-
-
-def normalise_phone(text: str) -> str:
-    """A phone number as E.164 (+16145550100); US numbers may be written any usual way."""
-    import phonenumbers
-
-    try:
-        number = phonenumbers.parse(text.strip(), "US")
-    except phonenumbers.NumberParseException:
-        raise ValidationFailed(f"{text.strip()[:30]!r} is not a phone number") from None
-    if not phonenumbers.is_possible_number(number):
-        raise ValidationFailed(f"{text.strip()[:30]!r} is not a phone number")
-    return phonenumbers.format_number(number, phonenumbers.PhoneNumberFormat.E164)
-
-
 FIND_MAX = 200  # characters of a "find a person" search that are read
 
 
@@ -170,7 +168,7 @@ def find_conditions(text: str) -> list:
     - an email address (or its start): the person's addresses;
     - a phone number, written any usual way: normalised to E.164 (normalise_phone) and matched exactly;
       seven digits or more that are not a whole number match the end of a number (555-0100);
-    - a ZIP (12345 or 12345-6789, read by parse_zip_list): the ZIP;
+    - a ZIP (12345 or 12345-6789, read by parse_zip): the ZIP;
     - otherwise each word: the start of the first or last name, part of the street, the city, or the ZIP.
     """
     text = " ".join(text.split())[:FIND_MAX]
@@ -183,11 +181,12 @@ def find_conditions(text: str) -> list:
         return [Constituent.id.in_(select(ConstituentEmail.constituent_id).where(
             ConstituentEmail.address == address if whole else
             ConstituentEmail.address.startswith(address, autoescape=True)))]
-    zips, bad = parse_zip_list(text)
-    if len(zips) == 1 and not bad:
-        code = zips.pop()
-        conditions = [Constituent.zip5 == code[:5]]
-        return conditions + ([Constituent.zip4 == code[5:]] if len(code) == 9 else [])
+    try:
+        code = parse_zip(text)
+    except ValidationFailed:
+        code = None
+    if code is not None:
+        return [Constituent.zip5 == code.zip5] + ([Constituent.zip4 == code.zip4] if code.zip4 else [])
     digits = re.sub(r"\D", "", text)
     if len(digits) >= 7 and re.fullmatch(r"[\d\s().+-]+", text):
         try:
@@ -215,9 +214,9 @@ def add_contact(session: Session, constituent_id: int, kind: str, text: str, *, 
 
     person = get_constituent(session, constituent_id)
     if kind == "email":
-        address = text.strip().lower()
-        if not EMAIL_RE.fullmatch(address) or len(address) > 320:
-            raise ValidationFailed(f"{text.strip()[:60]!r} is not an email address")
+        address = normalise_email(text)
+        if address is None:
+            raise ValidationFailed("enter an email address")
         owner = session.scalar(select(ConstituentEmail.constituent_id).where(ConstituentEmail.address == address))
         if owner == person.id:
             return address

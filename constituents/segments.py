@@ -18,6 +18,7 @@ from sqlalchemy.orm import Session, selectinload
 from sqlalchemy.sql import Select
 
 from constituents.records import FIND_MAX, find_conditions
+from constituents.values import parse_zip
 from correspondence.errors import NotFound, ValidationFailed
 from correspondence.ids import parse_id
 from correspondence.models import (
@@ -36,7 +37,20 @@ from correspondence.models import (
 )
 from correspondence.services.audit import record
 
-_ZIP = re.compile(r"\d{5}")
+
+def _zip5s(text: str) -> tuple[tuple[str, ...], list[str]]:
+    """The 5-digit ZIPs a filter names (12345 or 12345-6789, read by constituents.values) and the bad ones."""
+    good: list[str] = []
+    bad: list[str] = []
+    for word in re.split(r"[\s,;]+", text):
+        try:
+            code = parse_zip(word)
+        except ValidationFailed:
+            bad.append(word)
+            continue
+        if code is not None:
+            good.append(code.zip5)
+    return tuple(dict.fromkeys(good)), bad
 
 
 @dataclass(frozen=True)
@@ -104,8 +118,7 @@ class SegmentFilter:
 def parse_filter(form: Mapping[str, str], *, getlist=None) -> SegmentFilter:  # type: ignore[no-untyped-def]
     """A filter from a form or query string; anything unusable is refused with the reason."""
     problems: list[str] = []
-    zips = tuple(dict.fromkeys(z for z in re.split(r"[\s,;]+", form.get("zips", "") or "") if z))
-    bad = [z for z in zips if not _ZIP.fullmatch(z)]
+    zips, bad = _zip5s(form.get("zips", "") or "")
     if bad:
         problems.append("ZIP codes must be 5 digits: " + ", ".join(bad[:5]))
     district = (form.get("district") or "").strip()

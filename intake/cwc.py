@@ -15,6 +15,8 @@ from xml.etree.ElementTree import Element
 from defusedxml import ElementTree as SafeET
 from defusedxml.common import DefusedXmlException
 
+from constituents.values import parse_zip
+from correspondence.errors import ValidationFailed
 from correspondence.models import Channel, Stance
 from intake.receive import Incoming
 
@@ -52,12 +54,11 @@ def normalise_bill_type(value: str | None) -> str | None:
 
 
 def _zip(value: str | None) -> tuple[str | None, str | None]:
-    digits = re.sub(r"\D", "", value or "")
-    if len(digits) == 9:
-        return digits[:5], digits[5:]
-    if len(digits) == 5:
-        return digits, None
-    return None, None
+    try:
+        found = parse_zip(re.sub(r"\D", "", value or ""))  # CWC writes 5, 5-4 or 9 digits
+    except ValidationFailed:
+        return None, None
+    return (found.zip5, found.zip4) if found else (None, None)
 
 
 def _date(value: str | None) -> datetime | None:

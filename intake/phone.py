@@ -5,6 +5,8 @@ from __future__ import annotations
 import re
 from collections.abc import Mapping
 
+from constituents.values import Phone, Zip, normalise_email, parse_phone, parse_state, parse_zip
+from correspondence.errors import ValidationFailed
 from correspondence.models import Channel, Stance
 from intake.receive import Incoming
 
@@ -24,12 +26,12 @@ def incoming_call(form: Mapping[str, str], *, nonce: str, staffer_id: int) -> In
         errors["caller"] = "enter the caller's name or number"
     if not f["notes"]:
         errors["notes"] = "write down what the caller said"
-    if f["phone"] and not 10 <= len(re.sub(r"\D", "", f["phone"])) <= 15:
-        errors["phone"] = "must have 10 to 15 digits"
-    if f["zip5"] and not re.fullmatch(r"\d{5}", f["zip5"]):
-        errors["zip5"] = "must be 5 digits"
-    if f["state"] and not re.fullmatch(r"[A-Za-z]{2}", f["state"]):
-        errors["state"] = "must be a two-letter abbreviation"
+    read: dict[str, object] = {}
+    for key, parse in (("phone", parse_phone), ("zip5", parse_zip), ("state", parse_state), ("email", normalise_email)):
+        try:
+            read[key] = parse(f[key])
+        except ValidationFailed as exc:
+            errors[key] = str(exc)
     stance = None
     if f["stance"]:
         try:
@@ -43,12 +45,17 @@ def incoming_call(form: Mapping[str, str], *, nonce: str, staffer_id: int) -> In
         errors["form"] = "the form is missing its one-time number; reload it"
     if errors:
         raise PhoneEntryInvalid(errors)
+    phone, zip_code, email = read.get("phone"), read.get("zip5"), read.get("email")
     person = {"first_name": f["first_name"] or None, "last_name": f["last_name"] or None,
-              "phone": f["phone"] or None, "email": f["email"].lower() or None, "address1": f["street"] or None,
-              "city": f["city"] or None, "state": f["state"].upper() or None, "zip5": f["zip5"] or None}
+              "phone": phone.number if isinstance(phone, Phone) else None,
+              "email": email if isinstance(email, str) else None,
+              "address1": f["street"] or None, "city": f["city"] or None, "state": read.get("state"),
+              "zip5": zip_code.zip5 if isinstance(zip_code, Zip) else None,
+              "zip4": zip_code.zip4 if isinstance(zip_code, Zip) else None}
     name = " ".join(x for x in (f["first_name"], f["last_name"]) if x) or None
     channel = Channel(kind)
     return Incoming(channel=channel, key=f"{kind}:{nonce}", source=f"{kind}:staffer-{staffer_id}",
                     subject=f["subject"] or ("Walk-in visit" if channel == Channel.WALK_IN else "Phone call"),
                     body_text=f["notes"], from_name=name,
-                    from_address=person["email"], stance=stance, facts={"constituent": person, "logged_by": staffer_id})
+                    from_address=email if isinstance(email, str) else None, stance=stance,
+                    facts={"constituent": person, "logged_by": staffer_id})

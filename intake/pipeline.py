@@ -11,22 +11,22 @@ import html
 import logging
 import re
 from contextlib import nullcontext
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from typing import Protocol
 
 import nh3
-from rapidfuzz import fuzz
 from sqlalchemy import func, select
 from sqlalchemy.exc import DataError, DBAPIError
 from sqlalchemy.orm import Session
 
 from batching.batches import join_message
 from coding.suggest import active_suggester, suggest_for
+from constituents.identity import Known, PersonFacts, find_or_create, identifiable
+from constituents.values import parse_state, split_name
+from correspondence.errors import ValidationFailed
 from correspondence.models import (
     Batch,
     Constituent,
-    ConstituentEmail,
-    ConstituentPhone,
     Direction,
     DistrictStatus,
     DistrictZip,
@@ -215,31 +215,6 @@ class Clean:
         message.body_text = cleaned or normalise_whitespace(message.body_text or "")
 
 
-def _digits(phone: str | None) -> str | None:
-    if not phone:
-        return None
-    digits = re.sub(r"\D", "", phone)
-    if len(digits) == 10:
-        digits = "1" + digits
-    return f"+{digits}" if 11 <= len(digits) <= 15 else None
-
-
-def _split_name(display: str | None) -> tuple[str | None, str | None]:
-    if not display:
-        return None, None
-    display = display.strip().strip('"')
-    if "," in display:
-        last, _, first = display.partition(",")
-        return first.strip() or None, last.strip() or None
-    parts = display.split()
-    if len(parts) == 1:
-        return parts[0], None
-    return " ".join(parts[:-1]), parts[-1]
-
-
-_STATE = re.compile(r"^[A-Z]{2}$")
-
-
 class CheckDelivery:
     """Deliveries that name their recipient and address (CWC, web forms) must be for this office
     and carry a postal address the office can answer."""
@@ -261,108 +236,39 @@ class CheckDelivery:
             raise StageFailed(f"bad address: ZIP code {person['zip_raw']!r} is not 5 or 9 digits")
         if missing:
             raise StageFailed(f"bad address: no {', '.join(missing)}")
-        if not _STATE.match((person.get("state") or "").upper()):
-            raise StageFailed(f"bad address: state {person.get('state')!r} is not a two-letter abbreviation")
-
-
-MAX_EMAIL = 254
+        try:
+            parse_state(person.get("state"))
+        except ValidationFailed as exc:
+            raise StageFailed(f"bad address: {exc}") from None
 
 
 class MatchConstituent:
-    """Link the message to its constituent: exact email, then phone, else a new record."""
+    """Link the message to its constituent by the office's one rule (constituents.identity), else a new record."""
 
     name = "match-constituent"
 
     def process(self, message: Message, ctx: Context) -> None:
         if message.constituent_id is not None or message.constituent is not None:
             return
-        s = ctx.session
         person = (message.facts or {}).get("constituent") or {}
-        address = (person.get("email") or message.from_address or "").strip().lower() or None
-        if address and len(address) > MAX_EMAIL:
-            # No real mailbox is this long (RFC 5321); cut to its column, two such "addresses" could
-            # collide on the unique index and fail every retry. It stays on the message and in the raw input.
-            address = None
-        phone = _digits(person.get("phone"))
-        # Look-ups must not flush the batch on every query; constituents created earlier in this
-        # batch are found in ctx.created instead.
-        with s.no_autoflush:
-            if address:
-                if (made := ctx.created.get(f"email:{address}")) is not None:
-                    self._link(message, made, "email", 1.0)
-                    return
-                if address in ctx.known_emails:
-                    found = ctx.known_emails[address]
-                else:
-                    found = s.scalar(select(ConstituentEmail.constituent_id)
-                                     .where(ConstituentEmail.address == address))
-                if found is not None:
-                    message.constituent_id, message.match_method, message.match_confidence = found, "email", 1.0
-                    return
-            if phone:
-                if (made := ctx.created.get(f"phone:{phone}")) is not None:
-                    self._link(message, made, "phone", 0.9)
-                    return
-                found = s.scalar(select(ConstituentPhone.constituent_id).where(ConstituentPhone.number == phone)
-                                 .order_by(ConstituentPhone.id).limit(1))
-                if found is not None:
-                    message.constituent_id, message.match_method, message.match_confidence = found, "phone", 0.9
-                    return
-            if not (address or phone or person.get("last_name")):
-                return  # nothing to know them by: the message stays unlinked for a person to match
-            first, last = person.get("first_name"), person.get("last_name")
-            if not (first or last):
-                first, last = _split_name(message.from_name)
-            zip5 = (person.get("zip5") or "")[:5] or None
-            if last and zip5 and self._by_name_and_address(s, message, first, last, zip5,
-                                                           person.get("address1")) is not None:
-                return  # matched, or ambiguous and left for a person with the candidates recorded
-        c = Constituent(prefix=person.get("prefix"), first_name=first, middle_name=person.get("middle_name"),
-                        last_name=last, suffix=person.get("suffix"), address1=person.get("address1"),
-                        address2=person.get("address2"), city=person.get("city"),
-                        state=(person.get("state") or None) and person["state"][:2].upper(), zip5=zip5,
-                        zip4=(person.get("zip4") or None) and person["zip4"][:4],
-                        district_status=DistrictStatus.UNKNOWN)
-        if address:
-            c.emails.append(ConstituentEmail(address=address))
-            ctx.created[f"email:{address}"] = c
-        if phone:
-            c.phones.append(ConstituentPhone(number=phone))
-            ctx.created[f"phone:{phone}"] = c
-        s.add(c)
-        self._link(message, c, "created", 1.0)
-
-    @staticmethod
-    def _link(message: Message, constituent: Constituent, how: str, confidence: float) -> None:
-        message.constituent = constituent
-        message.match_method, message.match_confidence = how, confidence
-
-    # Scores (0-100) a candidate needs on name and street to be taken as the same person.
-    NAME_MIN, ADDRESS_MIN, MARGIN = 90, 85, 5
-
-    def _by_name_and_address(self, s: Session, message: Message, first: str | None, last: str, zip5: str,
-                             street: str | None) -> bool | None:
-        """Fuzzy match within the ZIP: True when one constituent clearly matches, False when several do
-        (ambiguous, flagged), None when none does."""
-        candidates = list(s.scalars(select(Constituent).where(Constituent.zip5 == zip5,
-                                                              func.lower(Constituent.last_name) == last.lower())
-                                    .limit(200)))
-        scored = []
-        for c in candidates:
-            name = fuzz.token_sort_ratio(f"{first or ''} {last}".lower(), f"{c.first_name or ''} {c.last_name}".lower())
-            addr = fuzz.token_sort_ratio(_street(street), _street(c.address1)) if street and c.address1 else 0
-            if name >= self.NAME_MIN and addr >= self.ADDRESS_MIN:
-                scored.append(((name + addr) / 2, c.id))
-        if not scored:
-            return None
-        scored.sort(reverse=True)
-        if len(scored) > 1 and scored[1][0] > scored[0][0] - self.MARGIN:
+        facts = PersonFacts.from_dict({**person, "email": person.get("email") or message.from_address})
+        if not identifiable(facts):
+            return  # nothing to know them by: the message stays unlinked for a person to match
+        if not (facts.first_name or facts.last_name):
+            first, last = split_name(message.from_name)
+            facts = replace(facts, first_name=first, last_name=last)
+        # Constituents made earlier in this batch (not yet flushed) and a batch's known senders are shared.
+        known = Known(emails=ctx.known_emails, made=ctx.created)
+        match = find_or_create(ctx.session, facts, known=known)
+        if match.method == "ambiguous":
             message.match_method = "ambiguous"
-            message.facts = {**(message.facts or {}), "match_candidates": [cid for _score, cid in scored[:5]]}
-            return False
-        message.constituent_id, message.match_method = scored[0][1], "name+address"
-        message.match_confidence = round(scored[0][0] / 100, 2)
-        return True
+            message.facts = {**(message.facts or {}), "match_candidates": list(match.candidates)}
+        elif match.constituent is not None:
+            message.constituent = match.constituent
+        elif match.constituent_id is not None:
+            message.constituent_id = match.constituent_id
+        if match.found:
+            message.match_method, message.match_confidence = match.method, match.confidence
 
 
 class FillAddress:
@@ -393,16 +299,6 @@ class FillAddress:
             record(ctx.session, actor_id=None, action="constituent.edit", object_type="constituent",
                    object_id=person.id, before={k: None for k in values}, after=values,
                    detail=f"address from the signature of message {message.id}")
-
-
-_STREET_WORDS = {"street": "st", "avenue": "ave", "road": "rd", "drive": "dr", "lane": "ln", "boulevard": "blvd",
-                 "court": "ct", "place": "pl", "north": "n", "south": "s", "east": "e", "west": "w",
-                 "apartment": "apt", "suite": "ste"}
-
-
-def _street(value: str | None) -> str:
-    words = re.sub(r"[^a-z0-9 ]", " ", (value or "").lower()).split()
-    return " ".join(_STREET_WORDS.get(w, w) for w in words)
 
 
 class District:

@@ -4,11 +4,12 @@ from __future__ import annotations
 
 import hashlib
 import json
-import re
 from collections.abc import Mapping
 
 from email_validator import EmailNotValidError, validate_email
 
+from constituents.values import normalise_phone, parse_state, parse_zip, parse_zip4
+from correspondence.errors import ValidationFailed
 from correspondence.models import Channel
 from intake.receive import Incoming
 
@@ -61,25 +62,23 @@ def validate(data: Mapping[str, object]) -> dict[str, str]:
             f["email"] = validate_email(f["email"], check_deliverability=False).normalized.lower()
         except EmailNotValidError as exc:
             errors["email"] = str(exc)
-    zip_raw = f.get("zip5", "")
-    if zip_raw:
-        digits = re.sub(r"\D", "", zip_raw)
-        if len(digits) == 9 and not f.get("zip4"):
-            f["zip5"], f["zip4"] = digits[:5], digits[5:]
-        elif len(digits) != 5:
-            errors["zip5"] = "must be a 5-digit ZIP code"
-        else:
-            f["zip5"] = digits
-    if f.get("zip4") and not re.fullmatch(r"\d{4}", f["zip4"]):
-        errors["zip4"] = "must be 4 digits"
-    if f.get("state") and not re.fullmatch(r"[A-Za-z]{2}", f["state"]):
-        errors["state"] = "must be a two-letter state abbreviation"
-    if f.get("phone") and not (10 <= len(re.sub(r"\D", "", f["phone"])) <= 15):
-        errors["phone"] = "must be a phone number with 10 to 15 digits"
+    try:
+        zip_code = parse_zip(f.get("zip5"))
+    except ValidationFailed as exc:
+        errors["zip5"] = str(exc)
+    else:
+        if zip_code:
+            f["zip5"] = zip_code.zip5
+            if zip_code.zip4 and not f.get("zip4"):
+                f["zip4"] = zip_code.zip4
+    for key, parse in (("zip4", parse_zip4), ("state", parse_state), ("phone", normalise_phone)):
+        if f.get(key):
+            try:
+                f[key] = parse(f[key]) or ""
+            except ValidationFailed as exc:
+                errors[key] = str(exc)
     if errors:
         raise WebformInvalid(errors)
-    if f.get("state"):
-        f["state"] = f["state"].upper()
     return f
 
 

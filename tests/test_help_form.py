@@ -12,6 +12,7 @@ from sqlalchemy import func, select
 
 from casework import cases as svc
 from casework import help_requests as helpdesk
+from correspondence.effects import Effect
 from correspondence.errors import PermissionDenied
 from correspondence.models import (
     AuditEvent,
@@ -147,13 +148,13 @@ def test_expired_and_unknown_links_are_refused(session, factory):
         first_name="Lee", last_name="Park", email="lee@example.org", street="2 Main St", city="Dayton", state="OH",
         zip5="45402", category_id=str(category.id), description="Refund missing", consent=True,
         signature="Lee Park"), idempotency_key="k" * 32, ip="198.51.100.1", now=now)
-    _request, token = helpdesk.issue_confirmation(session, done.request.id, now=now)
+    _request, token = helpdesk.issue_confirmation(session, done.value.id, now=now)
     with pytest.raises(helpdesk.ConfirmLinkInvalid, match="expired"):
         helpdesk.confirm_email(session, token, now=now + timedelta(hours=48, seconds=1))
     with pytest.raises(helpdesk.ConfirmLinkInvalid, match="not valid"):
         helpdesk.confirm_email(session, token[:-2] + "xx", now=now)
     # A new link replaces the old one: only the newest works.
-    _request, newer = helpdesk.issue_confirmation(session, done.request.id, now=now)
+    _request, newer = helpdesk.issue_confirmation(session, done.value.id, now=now)
     with pytest.raises(helpdesk.ConfirmLinkInvalid):
         helpdesk.confirm_email(session, token, now=now)
     request, reason = helpdesk.confirm_email(session, newer, now=now + timedelta(hours=47))
@@ -166,7 +167,7 @@ def _submit(session, *, name: str, email: str, key: str, phone: str = "") -> Hel
     return helpdesk.submit_help_request(session, helpdesk.HelpValues(
         first_name=first, last_name=last, email=email, phone=phone, street="2 Main St", city="Dayton", state="OH",
         zip5="45402", category_id=str(category.id), description="Refund missing", consent=True, signature=name),
-        idempotency_key=key, ip="198.51.100.1", now=utcnow()).request
+        idempotency_key=key, ip="198.51.100.1", now=utcnow()).value
 
 
 def test_a_confirmed_match_needs_the_signed_name_to_match_the_record(client, auth, session, factory):
@@ -307,5 +308,5 @@ def test_the_form_cannot_make_the_office_mail_one_address_over_and_over(session,
     withheld = select(func.count(AuditEvent.id)).where(AuditEvent.action == "help_request.link_withheld")
     assert session.scalar(withheld) == 2
     effect = helpdesk.resend_confirmation(session, requests[-1].case_id, actor_id=caseworker.id)
-    assert effect.name == "resend_help_confirmation"
+    assert effect == Effect.of("help_confirmation", requests[-1].id, by_staff=True)
     assert helpdesk.issue_confirmation(session, requests[-1].id, now=utcnow(), by_staff=True) is not None

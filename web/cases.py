@@ -286,7 +286,7 @@ def help_request():  # type: ignore[no-untyped-def]
             session.rollback()
             errors = {"form": str(exc)}
         else:
-            reference = done.request.reference
+            reference = done.value.reference
             session.commit()
             _dispatch(done.effects)
             # Post/redirect/get: the reference travels in the signed session cookie, never in the URL,
@@ -336,14 +336,8 @@ def help_confirm(token: str):  # type: ignore[no-untyped-def]
 
 
 def _dispatch(effects) -> None:  # type: ignore[no-untyped-def]
-    """After the commit: queue the emails the service asked for. A Redis outage loses nothing that matters:
-    the case page shows the link was never sent and offers to send it again."""
-    from workers.queues import enqueue_help_confirmation
-    from workers.redis_conn import connect
+    """After the commit: queue the emails the use case asked for (workers.effects). A Redis outage loses
+    nothing that matters: the case page shows the link was never sent and offers to send it again."""
+    from workers.effects import dispatch
 
-    for effect in effects:
-        try:
-            enqueue_help_confirmation(connect(settings()), effect.object_id,
-                                      by_staff=effect.name == "resend_help_confirmation")
-        except Exception:
-            log.warning("could not queue help confirmation request_id=%s", effect.object_id, exc_info=True)
+    dispatch(effects)
