@@ -75,7 +75,7 @@ class Counting:
         self.ids: Counter[str] = Counter()
         self.lock = threading.Lock()
 
-    async def handle_DATA(self, server, session, envelope):  # type: ignore[no-untyped-def]
+    async def handle_DATA(self, server, session, envelope):
         for line in envelope.content.split(b"\r\n"):
             if line.lower().startswith(b"message-id:"):
                 with self.lock:

@@ -28,7 +28,7 @@ from drafting import choose  # noqa: E402
 from drafting.apply import batch_message_ids  # noqa: E402
 
 
-def _timed(fn):  # type: ignore[no-untyped-def]
+def _timed(fn):
     """(value, {"wall": s, "cpu": s}): on a shared machine the CPU time is the fairer figure."""
     started, cpu = time.perf_counter(), time.process_time()
     value = fn()

@@ -534,7 +534,7 @@ def _demo_status(rng: random.Random, message: Message, now: datetime, staff: lis
         message.status = MessageStatus.NEW
 
 
-def _flush(session: Session, batch: list[tuple[Message, dict]], truth) -> None:  # type: ignore[no-untyped-def]
+def _flush(session: Session, batch: list[tuple[Message, dict]], truth) -> None:
     session.flush()
     for message, info in batch:
         truth.write(json.dumps({"id": message.id, "idempotency_key": message.idempotency_key, **info}) + "\n")

@@ -127,7 +127,7 @@ def _import_chunk(session: Session, batch: list[tuple[str, bytes]], adapter: Ada
     _merge(summary, part)
 
 
-def _known_senders(session: Session, messages: list) -> dict[str, int | None]:  # type: ignore[type-arg]
+def _known_senders(session: Session, messages: list) -> dict[str, int | None]:
     """One query for the whole chunk's sender addresses instead of one per message."""
     addresses = {a for a in ((((m.facts or {}).get("constituent") or {}).get("email") or m.from_address or "")
                              .strip().lower() for m in messages) if a}

@@ -66,7 +66,7 @@ class Rules:
     cache: dict = field(default_factory=dict, compare=False, hash=False)
 
     @classmethod
-    def from_settings(cls, settings) -> Rules:  # type: ignore[no-untyped-def]
+    def from_settings(cls, settings) -> Rules:
         return cls(settings.district_zips, settings.cwc_offices, settings.max_attachment_bytes,
                    settings.autocode_confidence, ScanLimits(
                        max_pages=settings.scan_max_pages, max_page_points=settings.scan_max_page_points,

@@ -14,7 +14,7 @@ from correspondence.models import MessageStatus, Role
 pytestmark = pytest.mark.browser
 
 
-def _sign_in(browser, live_server, staffer, password):  # type: ignore[no-untyped-def]
+def _sign_in(browser, live_server, staffer, password):
     context = browser.new_context(viewport={"width": 1400, "height": 900})
     page = context.new_page()
     page.goto(f"{live_server}/login")
@@ -347,7 +347,7 @@ def test_staff_code_mail_retrain_and_see_suggestions(live_server, browser, facto
     assert (coded.topic_id, coded.topic_source) == (health, "staff")
 
 
-def datetime_now():  # type: ignore[no-untyped-def]
+def datetime_now():
     from correspondence.models import utcnow
 
     return utcnow()

@@ -12,7 +12,7 @@ from tests.test_cases import PDF
 NOTE = "Her VA claim number is 123-45-6789; she is recovering from surgery"
 
 
-def _case_with_private_parts(session, factory, caseworker):  # type: ignore[no-untyped-def]
+def _case_with_private_parts(session, factory, caseworker):
     person = factory.constituent(first_name="Ana", last_name="Lopez")
     category = session.scalar(select(CaseCategory).where(CaseCategory.name == "Veterans Affairs"))
     case = svc.open_case(session, constituent_id=person.id, category_id=category.id, subject="VA claim delayed",

@@ -18,7 +18,7 @@ from correspondence.services.blobs import store_blob
 from tests.test_cases import PDF
 
 
-def _case(session, factory, caseworker_id=None):  # type: ignore[no-untyped-def]
+def _case(session, factory, caseworker_id=None):
     person = factory.constituent(first_name="Zoë", last_name="Brontë")
     category = session.scalar(select(CaseCategory).where(CaseCategory.name == "Passports"))
     case = svc.open_case(session, constituent_id=person.id, category_id=category.id, subject="Passport",

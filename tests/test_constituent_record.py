@@ -41,11 +41,11 @@ from insight import reports
 BODY = "{{ constituent.salutation }}\n\nThank you for standing with us on clean water.\n\n{{ office.signature }}"
 
 
-def _topic(session, name: str) -> Topic:  # type: ignore[no-untyped-def]
+def _topic(session, name: str) -> Topic:
     return session.scalar(select(Topic).where(Topic.name == name))
 
 
-def _people(session, factory):  # type: ignore[no-untyped-def]
+def _people(session, factory):
     """Five people: who wrote about what, where they live, how they are tagged."""
     water, health = _topic(session, "Environmental Protection"), _topic(session, "Health")
     old = datetime.now(UTC) - timedelta(days=200)
@@ -71,7 +71,7 @@ def _people(session, factory):  # type: ignore[no-untyped-def]
     return {"a": a, "b": b, "c": c, "d": d, "e": e, "water": water, "health": health, "batch": batch}
 
 
-def _ids(session, flt) -> set[int]:  # type: ignore[no-untyped-def]
+def _ids(session, flt) -> set[int]:
     return set(segments.member_ids(session, flt))
 
 
@@ -163,7 +163,7 @@ def test_follow_up_to_a_segment_goes_through_apply_to_all_once(client, auth, ses
                           .where(Message.direction == Direction.OUTBOUND)) == 4
 
 
-def database_of(settings: Settings):  # type: ignore[no-untyped-def]
+def database_of(settings: Settings):
     from correspondence.db import Database
 
     return Database.from_settings(settings, immediate=True)

@@ -10,13 +10,13 @@ from constituents import segments
 from correspondence.models import Constituent, ConstituentPhone, Role
 
 
-def _find(session, text):  # type: ignore[no-untyped-def]
+def _find(session, text):
     flt = segments.parse_filter({"find": text})
     return {c.id for c in segments.members(session, flt, limit=500)}
 
 
 @pytest.fixture
-def people(session, factory):  # type: ignore[no-untyped-def]
+def people(session, factory):
     ana = factory.constituent(first_name="Ana", last_name="Lopez", address1="482 Maple Ave", city="Columbus",
                               zip5="43215", zip4="1234", email="ana.lopez@example.org")
     ana.phones.append(ConstituentPhone(number="+16145550100"))

@@ -190,7 +190,7 @@ SIGNED = ("From: Ana Lopez <ana.lopez@example.org>\nSubject: The Elm Street brid
           "Please repair the bridge before winter.\n\nThank you,\nAna Lopez\n{signature}\n")
 
 
-def _import_signed(database, tmp_path, n, signature, sender="ana.lopez@example.org"):  # type: ignore[no-untyped-def]
+def _import_signed(database, tmp_path, n, signature, sender="ana.lopez@example.org"):
     from intake.pipeline import Rules
 
     path = tmp_path / f"signed-{n}.eml"

@@ -42,7 +42,7 @@ def _letter(rng: random.Random, topic: str) -> str:
     return " ".join(rng.sample(pool, 2)) + f". Thank you, resident {rng.randint(1, 999)}."
 
 
-def _coded(session, factory, per_topic: int = 25, seed: int = 3):  # type: ignore[no-untyped-def]
+def _coded(session, factory, per_topic: int = 25, seed: int = 3):
     rng = random.Random(seed)
     topics = {name: session.scalar(select(Topic).where(Topic.name == name)) for name in POOLS}
     for name, topic in topics.items():
@@ -55,7 +55,7 @@ def _coded(session, factory, per_topic: int = 25, seed: int = 3):  # type: ignor
     return topics
 
 
-def factory_now():  # type: ignore[no-untyped-def]
+def factory_now():
     from correspondence.models import utcnow
 
     return utcnow()

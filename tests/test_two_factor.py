@@ -19,7 +19,7 @@ from tests.factories import Factory
 
 
 @pytest.fixture
-def strict_app(settings):  # type: ignore[no-untyped-def]
+def strict_app(settings):
     """The app as deployed by default: supervisors (and here not admins, so a test admin can act) must enrol."""
     from web import create_app
 
@@ -29,18 +29,18 @@ def strict_app(settings):  # type: ignore[no-untyped-def]
     application.extensions["mailroom.db_write"].dispose()
 
 
-def _fresh(session) -> None:  # type: ignore[no-untyped-def]
+def _fresh(session) -> None:
     """See what the app committed (the test session may hold no transaction to roll back)."""
     session.rollback()
     session.expire_all()
 
 
-def _password(client, staffer):  # type: ignore[no-untyped-def]
+def _password(client, staffer):
     return client.post("/login", data={"email": staffer.email, "password": Factory.PASSWORD,
                                        "csrf_token": csrf_token(client)})
 
 
-def _code(client, code: str):  # type: ignore[no-untyped-def]
+def _code(client, code: str):
     return client.post("/login/second-factor", data={"code": code,
                                                      "csrf_token": csrf_token(client, "/login/second-factor")})
 
@@ -50,7 +50,7 @@ def _next_code(secret: str) -> str:
     return pyotp.TOTP(secret).at(time.time() + 30)
 
 
-def _enrol(client, session, staffer) -> tuple[str, list[str]]:  # type: ignore[no-untyped-def]
+def _enrol(client, session, staffer) -> tuple[str, list[str]]:
     token = csrf_token(client, "/account/two-factor")
     assert client.post("/account/two-factor/app", data={"csrf_token": token}).status_code == 303
     page = client.get("/account/two-factor").get_data(as_text=True)
@@ -71,7 +71,7 @@ def _enrol(client, session, staffer) -> tuple[str, list[str]]:  # type: ignore[n
     return secret, codes
 
 
-def _sign_out(client) -> None:  # type: ignore[no-untyped-def]
+def _sign_out(client) -> None:
     client.post("/logout", data={"csrf_token": csrf_token(client, "/account/password")})
 
 
