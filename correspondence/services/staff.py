@@ -6,8 +6,9 @@ import math
 import re
 from dataclasses import dataclass
 from datetime import datetime, timedelta
+from typing import Any, cast
 
-from sqlalchemy import delete, func, select
+from sqlalchemy import CursorResult, delete, func, select
 from sqlalchemy.orm import Session
 
 from correspondence.errors import NotFound, PermissionDenied, ValidationFailed
@@ -176,8 +177,9 @@ def note_attempt(session: Session, *, email: str, remote_addr: str | None, succe
 
 def prune_login_attempts(session: Session, *, older_than: timedelta = timedelta(days=31)) -> int:
     """Forget attempts older than anything the throttle reads (the "known address" look-back is 30 days)."""
-    result = session.execute(delete(LoginAttempt).where(LoginAttempt.at < utcnow() - older_than))
-    return result.rowcount or 0  # type: ignore[attr-defined]
+    result = cast(CursorResult[Any],
+                  session.execute(delete(LoginAttempt).where(LoginAttempt.at < utcnow() - older_than)))
+    return result.rowcount or 0
 
 
 def has_second_factor(session: Session, staffer: Staffer) -> bool:
