@@ -16,6 +16,7 @@ import sys
 import tempfile
 import time
 from pathlib import Path
+from typing import Any
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
@@ -42,7 +43,7 @@ def fill(db: Database, people: int) -> None:
     chunk = 10_000
     for start in range(0, people, chunk):
         with db.unit_of_work() as session:
-            rows = []
+            rows: list[dict[str, Any]] = []
             for n in range(start, min(start + chunk, people)):
                 first, last = rng.choice(FIRST), rng.choice(LAST)
                 rows.append({"id": n + 1, "first_name": first, "last_name": last,

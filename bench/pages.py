@@ -50,7 +50,7 @@ def fill(db: Database, n: int, seed: int = 7) -> None:
     rng = random.Random(seed)
     now = datetime.now(UTC)
     with db.unit_of_work() as s:
-        if s.scalar(select(func.count(Message.id))) >= n:
+        if s.execute(select(func.count(Message.id))).scalar_one() >= n:
             return
         staff = []
         for i in range(8):

@@ -249,6 +249,7 @@ def _demo_library(session: Session, writer_id: int, supervisor_id: int) -> dict[
 
     topics = {t.name: t.id for t in session.scalars(select(Topic))}
     made: dict[str, int] = {}
+    wanted: list[tuple[str, tuple[str, str], str, Stance | None, bool]]
     wanted = [(f"campaign:{key}", L.CAMPAIGN_LETTERS[key], topic, Stance(stance), True)
               for key, topic, stance, *_rest in T.CAMPAIGNS if key in L.CAMPAIGN_LETTERS]
     wanted += [(f"topic:{name}", L.TOPIC_LETTERS[name], name, None, False) for name in T.ORGANIC

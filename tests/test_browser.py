@@ -214,6 +214,7 @@ def test_letter_from_draft_to_approval_to_every_member(live_server, browser, fac
     session.rollback()
     run = session.scalar(select(ApplyRun))
     pdf = load_blob(session, run.print_sha256)
+    assert pdf is not None
     assert len(PdfReader(io.BytesIO(pdf)).pages) == 3
 
 

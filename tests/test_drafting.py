@@ -269,7 +269,7 @@ def test_one_off_reply_waits_for_approval_then_goes_out(client, auth, session, f
     assert version.state == VersionState.IN_REVIEW
     assert session.get(FormLetter, version.letter_id).one_off_message_id == message.id
     assert letters.search_letters(session) == []  # one-off replies stay out of the library
-    assert letters.approval_queue(session)[0][0].id == version.id
+    assert letters.approval_queue(session)[0].version.id == version.id
 
     bad = client.post(f"/messages/{message.id}/reply", data={"csrf_token": token, "subject": "x",
                                                              "body": "{{ ''.__class__ }}"})

@@ -369,7 +369,8 @@ class _Listener:
     """A tiny HTTP server on loopback that counts the requests it receives."""
 
     def __init__(self) -> None:
-        hits = self.hits = []
+        hits: list[str] = []
+        self.hits = hits
 
         class Handler(BaseHTTPRequestHandler):
             def do_GET(self):

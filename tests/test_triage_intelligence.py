@@ -68,6 +68,7 @@ def test_the_model_learns_suggests_applies_and_rolls_back(session, factory):
     first = suggest.train(session, actor_id=None)
     assert (first.version, first.active, first.labels) == (1, True, 3)
     assert first.examples == 75 and first.stance_examples == 75
+    assert first.metrics is not None
     assert first.metrics["top1"] >= 0.9  # held-out fifth
 
     fresh = factory.message(subject="a question", body_text="The bridge on route nine is crumbling and potholes on "
