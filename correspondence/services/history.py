@@ -55,10 +55,10 @@ class _Names:
         # Reminders and sign-ins name the staffer as the object of the event.
         staff_ids.update(int(e.object_id) for e in events if e.object_type == "staffer" and e.object_id.isdigit())
         self.staff: dict[int, str] = dict(
-            session.execute(select(Staffer.id, Staffer.name).where(Staffer.id.in_(staff_ids))).tuples().all()
+            session.execute(select(Staffer.id, Staffer.name).where(Staffer.id.in_(staff_ids))).all()
         ) if staff_ids else {}
         self.topics: dict[int, str] = dict(
-            session.execute(select(Topic.id, Topic.name).where(Topic.id.in_(topic_ids))).tuples().all()
+            session.execute(select(Topic.id, Topic.name).where(Topic.id.in_(topic_ids))).all()
         ) if topic_ids else {}
 
     def staffer(self, staffer_id: object, none: str = "nobody") -> str:
