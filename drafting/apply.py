@@ -50,7 +50,6 @@ from correspondence.models import (
     utcnow,
 )
 from correspondence.services.audit import record
-from correspondence.services.blobs import store_blob
 from correspondence.services.messages import answers_left, close_message, queue_answers
 from correspondence.states import ANSWERABLE, can_move
 from drafting.headers import header_text
@@ -675,6 +674,3 @@ def waiting_emails(session: Session) -> int:
     """Letters rendered and waiting for the SMTP server (the no-SMTP banner; served by ix_responses_state)."""
     return session.scalar(select(func.count()).select_from(Response).where(
         Response.state == ResponseState.QUEUED)) or 0
-
-def store_print_file(session: Session, run: ApplyRun, pdf: bytes) -> str:
-    return store_blob(session, pdf, "application/pdf")

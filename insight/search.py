@@ -244,13 +244,6 @@ def _fts5_query(query: Query) -> str:
     return " ".join(parts)
 
 
-def search_messages(session: Session, query: Query, limit: int = PAGE_SIZE,
-                    offset: int = 0) -> tuple[list[MessageHit], bool]:
-    """One page of matching messages, best first; and whether there is more (a next page or older matches)."""
-    hits, has_next, capped = page_of_messages(session, query, limit=limit, offset=offset)
-    return hits, has_next or capped
-
-
 def page_of_messages(session: Session, query: Query, *, limit: int = PAGE_SIZE,
                      offset: int = 0) -> tuple[list[MessageHit], bool, bool]:
     """(hits, whether a next page exists, whether older matches lie beyond the ranked CANDIDATES).

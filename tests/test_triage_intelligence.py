@@ -206,14 +206,14 @@ def test_the_index_follows_every_write(session, factory):
     message = factory.message(subject="Trees", body_text="Please plant maple trees.")
     session.flush()
     q = search.parse("maple")
-    assert [h.message.id for h in search.search_messages(session, q)[0]] == [message.id]
+    assert [h.message.id for h in search.page_of_messages(session, q)[0]] == [message.id]
     message.body_text = "Please plant oak trees."
     session.flush()
-    assert search.search_messages(session, q)[0] == []
-    assert [h.message.id for h in search.search_messages(session, search.parse("oak"))[0]] == [message.id]
+    assert search.page_of_messages(session, q)[0] == []
+    assert [h.message.id for h in search.page_of_messages(session, search.parse("oak"))[0]] == [message.id]
     session.delete(message)
     session.flush()
-    assert search.search_messages(session, search.parse("oak"))[0] == []
+    assert search.page_of_messages(session, search.parse("oak"))[0] == []
 
 
 @pytest.mark.parametrize("typed", ['"', "*", 'roads" OR "', "NEAR(a b)", "'; DROP TABLE messages; --", "a:b:c",
@@ -236,7 +236,7 @@ def test_search_filters_batch_and_topic(session, factory):
     a = factory.message(subject="water", body_text="Clean water now.", batch_id=batch.id)
     b = factory.message(subject="water", body_text="Clean water for clinics.", topic_id=health.id)
     session.flush()
-    ids = lambda q: {h.message.id for h in search.search_messages(session, search.parse(q))[0]}  # noqa: E731
+    ids = lambda q: {h.message.id for h in search.page_of_messages(session, search.parse(q))[0]}  # noqa: E731
     assert ids("water") == {a.id, b.id}
     assert ids(f"water batch:{batch.id}") == {a.id}
     assert ids("topic:health") == {b.id}

@@ -5,7 +5,7 @@ from __future__ import annotations
 import base64
 import binascii
 from collections.abc import Iterable, Iterator
-from dataclasses import dataclass, field, replace
+from dataclasses import dataclass, field
 from datetime import UTC, date, datetime, time, timedelta, tzinfo
 from typing import Any, TypeVar
 
@@ -47,9 +47,6 @@ class InboxFilter:
     sort: str = "newest"
     # "From" and "to" dates are the office's calendar days (MAILROOM_TIMEZONE), not UTC days.
     zone: tzinfo = UTC
-
-    def without_status(self) -> InboxFilter:
-        return replace(self, statuses=tuple(MessageStatus))
 
 
 @dataclass(frozen=True)

@@ -58,7 +58,6 @@ def staff_email(email: str) -> str:
     return email
 
 
-
 def active_staffer(session: Session, staffer_id: int) -> Staffer:
     """The acting staffer, who must exist and be active (a deactivated account acts no more)."""
     staffer = session.get(Staffer, staffer_id)
@@ -116,14 +115,6 @@ class SignInPolicy:
     backoff_max: timedelta = timedelta(minutes=15)
     # An address this account signed in from lately is "known": only its own failures slow it down.
     known_address_for: timedelta = timedelta(days=30)
-
-
-def recent_failures(session: Session, email: str, window: timedelta) -> int:
-    since = utcnow() - window
-    return session.scalar(
-        select(func.count(LoginAttempt.id)).where(
-            LoginAttempt.email == email[:320], LoginAttempt.succeeded.is_(False), LoginAttempt.at >= since)
-    ) or 0
 
 
 def _retry_after(until: datetime, now: datetime) -> int:
