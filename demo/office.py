@@ -419,6 +419,7 @@ def _build(session: Session, instance_dir: Path, n_messages: int, n_constituents
     inside, outside = _district_zips()
     _office_zip_list(session, inside)
     people: list[Person] = []
+    made: list[Constituent] = []  # people[i]'s record, whose id the flush below assigns
     used_emails: set[str] = set(session.scalars(select(ConstituentEmail.address)))
     for i in range(n_constituents):
         out = rng.random() < 0.08
@@ -445,10 +446,10 @@ def _build(session: Session, instance_dir: Path, n_messages: int, n_constituents
         if i % 1000 == 999:
             session.flush()
         people.append(Person(0, first, last, emails, c.city or "", street, phone))
-        people[-1].constituent_id = c  # type: ignore[assignment]  # resolved to an id after flush below
+        made.append(c)
     session.flush()
-    for p in people:
-        p.constituent_id = p.constituent_id.id  # type: ignore[attr-defined]
+    for p, made_record in zip(people, made, strict=True):
+        p.constituent_id = made_record.id
 
     # Campaign sizes fall off like real advocacy traffic: a few huge, many small.
     weights = [1 / (rank + 1) ** 1.1 for rank in range(len(T.CAMPAIGNS))]
