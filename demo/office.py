@@ -401,21 +401,17 @@ def _demo_paragraphs(session: Session) -> int:
     return made
 
 
-def _build(session: Session, instance_dir: Path, n_messages: int, n_constituents: int,
-           seed: int) -> dict[str, object]:
-    rng = random.Random(seed)
-    fake = Faker("en_US")
-    fake.seed_instance(seed)
-    now = datetime.now(UTC).replace(microsecond=0)
-    topics = {t.name: t.id for t in session.scalars(select(Topic))}
-
-    staff = []
+def _demo_staff(session: Session) -> list[Staffer]:
+    """The demo office's staff, created once (a second run finds them)."""
+    staff: list[Staffer] = []
     for name, email, role in DEMO_STAFF:
         existing = session.scalar(select(Staffer).where(Staffer.email == email))
         staff.append(existing or create_staffer(session, name=name, email=email, role=role, actor_id=None)[0])
-    correspondents = [s for s in staff if s.role in (Role.CORRESPONDENT, Role.SUPERVISOR)]
-    caseworkers = [s for s in staff if s.role == Role.CASEWORKER]
+    return staff
 
+
+def _demo_people(session: Session, rng: random.Random, fake: Faker, n_constituents: int) -> list[Person]:
+    """The office's constituents (8% outside the district), each with an email or two and often a phone."""
     inside, outside = _district_zips()
     _office_zip_list(session, inside)
     people: list[Person] = []
@@ -450,6 +446,22 @@ def _build(session: Session, instance_dir: Path, n_messages: int, n_constituents
     session.flush()
     for p, made_record in zip(people, made, strict=True):
         p.constituent_id = made_record.id
+    return people
+
+
+def _build(session: Session, instance_dir: Path, n_messages: int, n_constituents: int,
+           seed: int) -> dict[str, object]:
+    rng = random.Random(seed)
+    fake = Faker("en_US")
+    fake.seed_instance(seed)
+    now = datetime.now(UTC).replace(microsecond=0)
+    topics = {t.name: t.id for t in session.scalars(select(Topic))}
+
+    staff = _demo_staff(session)
+    correspondents = [s for s in staff if s.role in (Role.CORRESPONDENT, Role.SUPERVISOR)]
+    caseworkers = [s for s in staff if s.role == Role.CASEWORKER]
+
+    people = _demo_people(session, rng, fake, n_constituents)
 
     # Campaign sizes fall off like real advocacy traffic: a few huge, many small.
     weights = [1 / (rank + 1) ** 1.1 for rank in range(len(T.CAMPAIGNS))]
