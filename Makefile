@@ -40,8 +40,11 @@ test-postgres: $(STAMP)
 	TEST_DATABASE_URL=$${TEST_DATABASE_URL:-postgresql://postgres@127.0.0.1:5432/test} \
 	REDIS_URL=$${REDIS_URL:-redis://127.0.0.1:6379/15} $(BIN)/pytest
 
+# ruff, mypy (configured in pyproject.toml) and the import-linter contracts (the layers of docs/architecture.md).
 lint: $(STAMP)
 	$(BIN)/ruff check .
+	$(BIN)/mypy
+	PYTHONPATH=. $(BIN)/lint-imports
 
 bench: $(STAMP)
 	$(BIN)/python bench/pages.py

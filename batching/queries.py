@@ -51,7 +51,7 @@ def growth(session: Session, batch_ids: list[int]) -> dict[int, Growth]:
     return {b: Growth(recent.get(b, 0), week.get(b, 0), per[b]) for b in batch_ids}
 
 
-def _as_date(value):  # type: ignore[no-untyped-def]
+def _as_date(value):
     from datetime import date
 
     return value if isinstance(value, date) else date.fromisoformat(str(value)[:10])

@@ -75,7 +75,7 @@ class Counting:
         self.ids: Counter[str] = Counter()
         self.lock = threading.Lock()
 
-    async def handle_DATA(self, server, session, envelope):  # type: ignore[no-untyped-def]
+    async def handle_DATA(self, server, session, envelope):
         for line in envelope.content.split(b"\r\n"):
             if line.lower().startswith(b"message-id:"):
                 with self.lock:
@@ -94,7 +94,7 @@ def fill_batch(db: Database, n: int, postal_share: float, tag: str, seed: int, p
         s.add(batch)
         s.flush()
         batch_id = batch.id
-        first = s.scalar(select(func.coalesce(func.max(Constituent.id), 0)))
+        first: int = s.execute(select(func.coalesce(func.max(Constituent.id), 0))).scalar_one()
     # Message i is from person i for the first `people` messages, then from a person picked at random.
     writer = list(range(people)) + [rng.randrange(people) for _ in range(n - people)]
     paper = [rng.random() < postal_share for _ in range(people)]
@@ -191,6 +191,7 @@ def main() -> None:
     result["render_and_queue_seconds"] = round(time.perf_counter() - t0, 1)
     with db.unit_of_work() as s:
         run = s.get(ApplyRun, run_id)
+        assert run is not None
         result["letters"] = run.created_count
         result["people"] = run.people
         result["covered"] = run.covered
@@ -200,8 +201,8 @@ def main() -> None:
         result["print_pages"] = len(items)
         result["print_seconds"] = round(time.perf_counter() - t0, 1)
         result["print_mb"] = round(len(pdf) / 1e6, 1)
-        emails = s.scalar(select(func.count(Response.id)).where(Response.run_id == run_id,
-                                                                Response.method == "email"))
+        emails: int = s.execute(select(func.count(Response.id)).where(Response.run_id == run_id,
+                                                                          Response.method == "email")).scalar_one()
     result["queued_jobs"] = get_queue(OUTBOUND, redis).count
     print("rendered", result, file=sys.stderr, flush=True)
     out = ROOT / "bench" / "results" / "apply_to_all.json"

@@ -28,7 +28,7 @@ from drafting import choose  # noqa: E402
 from drafting.apply import batch_message_ids  # noqa: E402
 
 
-def _timed(fn):  # type: ignore[no-untyped-def]
+def _timed(fn):
     """(value, {"wall": s, "cpu": s}): on a shared machine the CPU time is the fairer figure."""
     started, cpu = time.perf_counter(), time.process_time()
     value = fn()
@@ -47,6 +47,7 @@ def main() -> None:
         ranked, cold = _timed(lambda: choose.rank_letters(session, ids, batch_id=batch.id))
         _again, warm = _timed(lambda: choose.rank_letters(session, ids, batch_id=batch.id))
         one = session.scalar(select(Message.id).where(Message.batch_id.is_(None)).order_by(Message.id.desc()))
+        assert one is not None
         _s, single = _timed(lambda: choose.suggest_for_message(session, one))
         _c, check = _timed(lambda: choose.check_choice(session, ranked[0].version.id, ids, batch.id, False))
         previews, shown = _timed(lambda: choose.preview(session, ranked[0].version.id, ids, settings))

@@ -32,7 +32,7 @@ def write_corpus(messages: int, seed: int, out: Path) -> int:
     summary = build_demo_office(db, work, messages=messages, constituents=max(500, messages // 4), seed=seed,
                                 cluster=False)
     truth = {}
-    with open(summary["truth"]) as fh:
+    with open(str(summary["truth"])) as fh:
         for line in fh:
             row = json.loads(line)
             truth[row["id"]] = row["campaign"]

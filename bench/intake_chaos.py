@@ -163,8 +163,8 @@ def main() -> None:
         w.terminate()
         w.wait(10)
     with db.unit_of_work() as s:
-        stored = s.scalar(select(func.count(Message.id)))
-        distinct = s.scalar(select(func.count(func.distinct(Message.external_id))))
+        stored: int = s.execute(select(func.count(Message.id))).scalar_one()
+        distinct: int = s.execute(select(func.count(func.distinct(Message.external_id)))).scalar_one()
         unprocessed = s.scalar(select(func.count(Message.id)).where(Message.processed_at.is_(None)))
     redis_server.stop()
     out = {"messages_posted": posted["ok"], "repeat_posts_answered_duplicate": posted["repeats"],

@@ -11,13 +11,14 @@ import json
 import sys
 import time
 from pathlib import Path
+from typing import Any
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
 from intake.scans import extract_text  # noqa: E402
 from tests.letters import LETTER, cer, png_bytes, render  # noqa: E402
 
-CASES = {
+CASES: dict[str, dict[str, Any]] = {
     "clean": {},
     "skew_1deg": {"skew": 1.0},
     "skew_3deg": {"skew": 3.0},

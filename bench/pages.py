@@ -50,7 +50,7 @@ def fill(db: Database, n: int, seed: int = 7) -> None:
     rng = random.Random(seed)
     now = datetime.now(UTC)
     with db.unit_of_work() as s:
-        if s.scalar(select(func.count(Message.id))) >= n:
+        if s.execute(select(func.count(Message.id))).scalar_one() >= n:
             return
         staff = []
         for i in range(8):
@@ -130,7 +130,7 @@ FIRST = (
 TAGS = ("veteran", "small business", "press", "donor", "teacher", "farmer")
 
 
-def fill_constituents(s, n_const: int, rng: random.Random, now: datetime) -> None:  # type: ignore[no-untyped-def]
+def fill_constituents(s, n_const: int, rng: random.Random, now: datetime) -> None:
     """People as an office has them: about one in eight has one of the 50 commonest surnames (so a
     "Smith" has thousands of namesakes), 30 ZIP codes, most in the district, most with an email,
     one in ten tagged."""
@@ -158,7 +158,7 @@ def fill_constituents(s, n_const: int, rng: random.Random, now: datetime) -> Non
         s.execute(insert(ConstituentTag), tags[start:start + 5000])
 
 
-def fill_cases(s, n_cases: int, n_const: int, staff_ids: list[int], rng: random.Random,  # type: ignore[no-untyped-def]
+def fill_cases(s, n_cases: int, n_const: int, staff_ids: list[int], rng: random.Random,
                now: datetime) -> None:
     categories = list(s.scalars(select(CaseCategory.id)))
     statuses = ["open", "waiting_on_constituent", "waiting_on_agency", "resolved", "closed"]

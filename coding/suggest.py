@@ -17,6 +17,7 @@ import random
 from collections import Counter
 from collections.abc import Sequence
 from dataclasses import dataclass, field
+from typing import Any
 
 import numpy as np
 from sklearn.feature_extraction.text import TfidfVectorizer
@@ -70,7 +71,7 @@ class Classifier:
         model = _classifier().fit(vectorizer.transform(texts), list(labels))
         return cls(vectorizer, model)
 
-    def top(self, texts: Sequence[str], k: int = 3, matrix=None) -> list[list[tuple[object, float]]]:  # type: ignore[no-untyped-def]
+    def top(self, texts: Sequence[str], k: int = 3, matrix: Any = None) -> list[list[tuple[Any, float]]]:
         probs = self.model.predict_proba(self.vectorizer.transform(texts) if matrix is None else matrix)
         classes = self.model.classes_
         out = []
@@ -87,9 +88,10 @@ class Suggester:
     topics: Classifier | None
     stance: Classifier | None
 
-    def suggest(self, texts: Sequence[str]) -> list[dict]:
+    def suggest(self, texts: Sequence[str]) -> list[dict[str, Any]]:
         # Both models read the same word features, so a letter is turned into features once.
-        vectorizer = (self.topics or self.stance).vectorizer if (self.topics or self.stance) else None
+        fitted = self.topics or self.stance
+        vectorizer = fitted.vectorizer if fitted else None
         matrix = vectorizer.transform(texts) if vectorizer is not None else None
         topic_rows = self.topics.top(texts, 3, matrix) if self.topics else [[] for _ in texts]
         stance_rows = self.stance.top(texts, 1, matrix) if self.stance else [[] for _ in texts]
@@ -105,14 +107,16 @@ def coded_examples(session: Session, limit: int = MAX_EXAMPLES) -> tuple[list[st
         Message.topic_id.is_not(None), Message.direction == Direction.INBOUND,
         func.coalesce(Message.topic_source, "staff").not_in(SOURCES_NOT_TRAINED))
         .order_by(Message.id.desc()).limit(limit)).all()
-    return [message_text(s, b) for s, b, _ in rows], [t for _, _, t in rows]
+    coded = [(s, b, t) for s, b, t in rows if t is not None]  # all of them: the query asks for coded ones
+    return [message_text(s, b) for s, b, _ in coded], [t for _, _, t in coded]
 
 
 def stance_examples(session: Session, limit: int = MAX_EXAMPLES) -> tuple[list[str], list[str]]:
     rows = session.execute(select(Message.subject, Message.body_text, Message.stance).where(
         Message.stance.is_not(None), Message.direction == Direction.INBOUND)
         .order_by(Message.id.desc()).limit(limit)).all()
-    return [message_text(s, b) for s, b, _ in rows], [Stance(v).value for _, _, v in rows]
+    coded = [(s, b, v) for s, b, v in rows if v is not None]  # all of them: the query asks for coded ones
+    return [message_text(s, b) for s, b, _ in coded], [Stance(v).value for _, _, v in coded]
 
 
 def train(session: Session, *, actor_id: int | None) -> TopicModel:
@@ -141,7 +145,7 @@ def train(session: Session, *, actor_id: int | None) -> TopicModel:
     return row
 
 
-def _holdout_metrics(texts: list[str], labels: list[int]) -> dict:
+def _holdout_metrics(texts: list[str], labels: list[int]) -> dict[str, Any]:
     """Accuracy on a fifth held out (when there is enough to hold out), for the version list."""
     if len(texts) < 50:
         return {"holdout": 0}
@@ -274,15 +278,15 @@ class Evaluation:
     folds: int
     top1: float
     top3: float
-    curve: list[dict] = field(default_factory=list)
-    label_counts: dict = field(default_factory=dict)
+    curve: list[dict[str, Any]] = field(default_factory=list)
+    label_counts: dict[Any, int] = field(default_factory=dict)
 
-    def as_dict(self) -> dict:
+    def as_dict(self) -> dict[str, Any]:
         return {"examples": self.examples, "labels": self.labels, "folds": self.folds, "top1": round(self.top1, 4),
                 "top3": round(self.top3, 4), "learning_curve": self.curve}
 
 
-def evaluate(texts: list[str], labels: list, *, folds: int = 5, sizes: Sequence[int] = (25, 50, 100, 200, 400, 800,
+def evaluate(texts: list[str], labels: list[Any], *, folds: int = 5, sizes: Sequence[int] = (25, 50, 100, 200, 400, 800,
              1600, 3200), repeats: int = 3, max_examples: int = 20_000, seed: int = 7) -> Evaluation:
     """k-fold top-1/top-3 accuracy on everything, and a learning curve by number of coded examples."""
     if len(texts) < 10 or len(set(labels)) < 2:

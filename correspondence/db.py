@@ -5,9 +5,10 @@ from __future__ import annotations
 from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
+from typing import Any, Protocol
 
 from sqlalchemy import create_engine, event
-from sqlalchemy.engine import Engine
+from sqlalchemy.engine import Connection, Engine
 from sqlalchemy.orm import Session, sessionmaker
 
 from correspondence.blobstore import BlobStore
@@ -24,7 +25,7 @@ def make_engine(url: str, *, immediate: bool = False, **kwargs: object) -> Engin
         engine = create_engine(url, connect_args={"timeout": 30}, **kwargs)
 
         @event.listens_for(engine, "connect")
-        def _sqlite_pragmas(dbapi_conn, _record):  # type: ignore[no-untyped-def]
+        def _sqlite_pragmas(dbapi_conn: Any, _record: object) -> None:
             # pysqlite's own transaction handling is turned off; the begin hook below starts them.
             dbapi_conn.isolation_level = None
             cur = dbapi_conn.cursor()
@@ -35,11 +36,20 @@ def make_engine(url: str, *, immediate: bool = False, **kwargs: object) -> Engin
             cur.close()
 
         @event.listens_for(engine, "begin")
-        def _sqlite_begin(conn):  # type: ignore[no-untyped-def]
+        def _sqlite_begin(conn: Connection) -> None:
             conn.exec_driver_sql("BEGIN IMMEDIATE" if immediate else "BEGIN")
 
         return engine
     return create_engine(url, pool_pre_ping=True, **kwargs)
+
+
+class DatabaseSettings(Protocol):
+    """What a Database needs from the settings (config.Settings has it; the kernel does not import config)."""
+
+    @property
+    def database_url(self) -> str: ...
+    @property
+    def blob_dir(self) -> Path: ...
 
 
 class Database:
@@ -53,7 +63,7 @@ class Database:
         self.sessions = sessionmaker(self.engine, expire_on_commit=False, info={"blobs": self.blobs})
 
     @classmethod
-    def from_settings(cls, settings, *, immediate: bool = False) -> Database:  # type: ignore[no-untyped-def]
+    def from_settings(cls, settings: DatabaseSettings, *, immediate: bool = False) -> Database:
         return cls(settings.database_url, immediate=immediate, blob_dir=settings.blob_dir)
 
     @contextmanager

@@ -43,6 +43,6 @@ def head_revision(url: str) -> str | None:
 SEARCH_OBJECTS = ("messages_fts", "search_vector", "ix_messages_search")
 
 
-def include_object(obj, name, type_, reflected, compare_to) -> bool:  # type: ignore[no-untyped-def]
+def include_object(obj: object, name: str | None, type_: str, reflected: bool, compare_to: object) -> bool:
     """Autogenerate and the head-matches-models test leave the search objects alone."""
     return not (reflected and compare_to is None and name and name.startswith(SEARCH_OBJECTS))

@@ -249,6 +249,7 @@ def _demo_library(session: Session, writer_id: int, supervisor_id: int) -> dict[
 
     topics = {t.name: t.id for t in session.scalars(select(Topic))}
     made: dict[str, int] = {}
+    wanted: list[tuple[str, tuple[str, str], str, Stance | None, bool]]
     wanted = [(f"campaign:{key}", L.CAMPAIGN_LETTERS[key], topic, Stance(stance), True)
               for key, topic, stance, *_rest in T.CAMPAIGNS if key in L.CAMPAIGN_LETTERS]
     wanted += [(f"topic:{name}", L.TOPIC_LETTERS[name], name, None, False) for name in T.ORGANIC
@@ -400,24 +401,21 @@ def _demo_paragraphs(session: Session) -> int:
     return made
 
 
-def _build(session: Session, instance_dir: Path, n_messages: int, n_constituents: int,
-           seed: int) -> dict[str, object]:
-    rng = random.Random(seed)
-    fake = Faker("en_US")
-    fake.seed_instance(seed)
-    now = datetime.now(UTC).replace(microsecond=0)
-    topics = {t.name: t.id for t in session.scalars(select(Topic))}
-
-    staff = []
+def _demo_staff(session: Session) -> list[Staffer]:
+    """The demo office's staff, created once (a second run finds them)."""
+    staff: list[Staffer] = []
     for name, email, role in DEMO_STAFF:
         existing = session.scalar(select(Staffer).where(Staffer.email == email))
         staff.append(existing or create_staffer(session, name=name, email=email, role=role, actor_id=None)[0])
-    correspondents = [s for s in staff if s.role in (Role.CORRESPONDENT, Role.SUPERVISOR)]
-    caseworkers = [s for s in staff if s.role == Role.CASEWORKER]
+    return staff
 
+
+def _demo_people(session: Session, rng: random.Random, fake: Faker, n_constituents: int) -> list[Person]:
+    """The office's constituents (8% outside the district), each with an email or two and often a phone."""
     inside, outside = _district_zips()
     _office_zip_list(session, inside)
     people: list[Person] = []
+    made: list[Constituent] = []  # people[i]'s record, whose id the flush below assigns
     used_emails: set[str] = set(session.scalars(select(ConstituentEmail.address)))
     for i in range(n_constituents):
         out = rng.random() < 0.08
@@ -444,10 +442,26 @@ def _build(session: Session, instance_dir: Path, n_messages: int, n_constituents
         if i % 1000 == 999:
             session.flush()
         people.append(Person(0, first, last, emails, c.city or "", street, phone))
-        people[-1].constituent_id = c  # type: ignore[assignment]  # resolved to an id after flush below
+        made.append(c)
     session.flush()
-    for p in people:
-        p.constituent_id = p.constituent_id.id  # type: ignore[attr-defined]
+    for p, made_record in zip(people, made, strict=True):
+        p.constituent_id = made_record.id
+    return people
+
+
+def _build(session: Session, instance_dir: Path, n_messages: int, n_constituents: int,
+           seed: int) -> dict[str, object]:
+    rng = random.Random(seed)
+    fake = Faker("en_US")
+    fake.seed_instance(seed)
+    now = datetime.now(UTC).replace(microsecond=0)
+    topics = {t.name: t.id for t in session.scalars(select(Topic))}
+
+    staff = _demo_staff(session)
+    correspondents = [s for s in staff if s.role in (Role.CORRESPONDENT, Role.SUPERVISOR)]
+    caseworkers = [s for s in staff if s.role == Role.CASEWORKER]
+
+    people = _demo_people(session, rng, fake, n_constituents)
 
     # Campaign sizes fall off like real advocacy traffic: a few huge, many small.
     weights = [1 / (rank + 1) ** 1.1 for rank in range(len(T.CAMPAIGNS))]
@@ -534,7 +548,7 @@ def _demo_status(rng: random.Random, message: Message, now: datetime, staff: lis
         message.status = MessageStatus.NEW
 
 
-def _flush(session: Session, batch: list[tuple[Message, dict]], truth) -> None:  # type: ignore[no-untyped-def]
+def _flush(session: Session, batch: list[tuple[Message, dict]], truth) -> None:
     session.flush()
     for message, info in batch:
         truth.write(json.dumps({"id": message.id, "idempotency_key": message.idempotency_key, **info}) + "\n")

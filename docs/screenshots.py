@@ -38,6 +38,7 @@ def main() -> None:
     build_demo_office(db, inst, messages=3000, constituents=800, seed=1)
     with db.unit_of_work() as s:
         maria = s.scalar(select(Staffer).where(Staffer.email == "maria.alvarez@mailroom.local"))
+        assert maria is not None
         maria.password_hash = hash_password(PASSWORD)
         maria.must_change_password = False
         # A first topic model (suggestions in the inbox) and the analytics snapshot, as the jobs make them.

@@ -678,10 +678,6 @@ def waiting_emails(session: Session) -> int:
     return session.scalar(select(func.count()).select_from(Response).where(
         Response.state == ResponseState.QUEUED)) or 0
 
-def store_print_file(session: Session, run: ApplyRun, pdf: bytes) -> str:
-    return store_blob(session, pdf, "application/pdf")
-
-
 def queue_apply_run(session: Session, version_id: int, *, actor_id: int, batch_id: int | None = None,
                     message_ids: Sequence[int] | None = None, options: Options | None = None) -> Done[ApplyRun]:
     """Start an apply run (`start_run`) and ask for its job, which the boundary queues after the commit."""
@@ -697,7 +693,7 @@ def print_file(session: Session, run: ApplyRun, office: Office, on: date) -> str
     items = print_responses(session, run)
     if not items:
         return None
-    return store_print_file(session, run, letters_pdf(items, office, on.strftime("%B %-d, %Y")))
+    return store_blob(session, letters_pdf(items, office, on.strftime("%B %-d, %Y")), "application/pdf")
 
 
 def reply_now(session: Session, message_id: int, *, subject: str, body: str, settings,  # type: ignore[no-untyped-def]

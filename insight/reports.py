@@ -9,13 +9,15 @@ from __future__ import annotations
 
 import statistics
 from collections import Counter
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
 from datetime import UTC, date, datetime, time, timedelta
+from typing import Any
 
 from sqlalchemy import func, select, update
 from sqlalchemy.orm import Session
 
 from constituents.segments import SegmentFilter, apply_filter, get_segment
+from correspondence.db import Database
 from correspondence.effects import Done, Effect
 from correspondence.errors import NotFound, ValidationFailed
 from correspondence.models import (
@@ -53,7 +55,7 @@ def windows(start: date, end: date) -> list[tuple[datetime, datetime]]:
     return out
 
 
-def parse_params(form, *, session: Session) -> dict:  # type: ignore[no-untyped-def]
+def parse_params(form: Mapping[str, str], *, session: Session) -> dict[str, Any]:
     try:
         start = date.fromisoformat((form.get("start") or "").strip())
         end = date.fromisoformat((form.get("end") or "").strip())
@@ -64,7 +66,7 @@ def parse_params(form, *, session: Session) -> dict:  # type: ignore[no-untyped-
     if (end - start).days > MAX_DAYS:
         raise ValidationFailed("the range is longer than ten years")
     segment_id = (form.get("segment_id") or "").strip()
-    params = {"start": start.isoformat(), "end": end.isoformat(), "segment_id": None}
+    params: dict[str, Any] = {"start": start.isoformat(), "end": end.isoformat(), "segment_id": None}
     if segment_id:
         try:
             params["segment_id"] = get_segment(session, int(segment_id)).id
@@ -73,7 +75,7 @@ def parse_params(form, *, session: Session) -> dict:  # type: ignore[no-untyped-
     return params
 
 
-def compute(session: Session, params: dict, progress: Callable[[int], None] | None = None) -> dict:
+def compute(session: Session, params: dict[str, Any], progress: Callable[[int], None] | None = None) -> dict[str, Any]:
     start, end = date.fromisoformat(params["start"]), date.fromisoformat(params["end"])
     people = None
     if params.get("segment_id"):
@@ -85,7 +87,7 @@ def compute(session: Session, params: dict, progress: Callable[[int], None] | No
     sent: Counter[str] = Counter()
     opened = closed = 0
     days: list[float] = []
-    topic_names = dict(session.execute(select(Topic.id, Topic.name)).all())
+    topic_names: dict[int | None, str] = dict(session.execute(select(Topic.id, Topic.name)).all())
     parts = windows(start, end)
     for n, (lo, hi) in enumerate(parts, start=1):
         incoming = [Message.direction == Direction.INBOUND, Message.received_at >= lo, Message.received_at < hi]
@@ -135,7 +137,7 @@ def compute(session: Session, params: dict, progress: Callable[[int], None] | No
     }
 
 
-def start_report(session: Session, params: dict, *, actor_id: int) -> ReportRun:
+def start_report(session: Session, params: dict[str, Any], *, actor_id: int) -> ReportRun:
     run = ReportRun(params=params, created_by_id=actor_id, state=RunState.QUEUED)
     session.add(run)
     session.flush()
@@ -144,13 +146,13 @@ def start_report(session: Session, params: dict, *, actor_id: int) -> ReportRun:
     return run
 
 
-def execute(db, run_id: int) -> None:  # type: ignore[no-untyped-def]
+def execute(db: Database, run_id: int) -> None:
     """The job (and the inline path): compute, committing progress as each month is counted.
 
     Committing between months also means no single long transaction holds SQLite's write lock.
     """
     with db.unit_of_work() as s:
-        run = s.get(ReportRun, run_id)
+        run = s.get_one(ReportRun, run_id)
         if run is None:
             raise NotFound(f"no report {run_id}")
         if run.state == RunState.DONE:
@@ -167,12 +169,12 @@ def execute(db, run_id: int) -> None:  # type: ignore[no-untyped-def]
             result = compute(s, params, progress)
     except Exception as exc:
         with db.unit_of_work() as s:
-            run = s.get(ReportRun, run_id)
+            run = s.get_one(ReportRun, run_id)
             run.error = f"{type(exc).__name__}: {exc}"[:500]
             REPORTS.move(s, run, RunState.FAILED, actor_id=None, action="report.fail", detail=run.error)
         raise
     with db.unit_of_work() as s:
-        run = s.get(ReportRun, run_id)
+        run = s.get_one(ReportRun, run_id)
         run.result, run.progress, run.finished_at = result, 100, utcnow()
         REPORTS.move(s, run, RunState.DONE, actor_id=None, action="report.finish")
 
@@ -184,9 +186,10 @@ def get_run(session: Session, run_id: int) -> ReportRun:
     return run
 
 
-def csv_rows(result: dict) -> list[tuple]:
-    rows: list[tuple] = [("range", "from", result["params"]["start"]), ("range", "to", result["params"]["end"]),
-                         ("incoming", "total", result["incoming"])]
+def csv_rows(result: dict[str, Any]) -> list[tuple[str, str, object]]:
+    rows: list[tuple[str, str, object]] = [
+        ("range", "from", result["params"]["start"]), ("range", "to", result["params"]["end"]),
+        ("incoming", "total", result["incoming"])]
     rows += [("channel", k, v) for k, v in result["by_channel"].items()]
     rows += [("topic", k, v) for k, v in result["by_topic"].items()]
     rows += [("stance", k, v) for k, v in result["by_stance"].items()]

@@ -18,9 +18,22 @@ import re
 import secrets
 from dataclasses import dataclass, field
 from datetime import UTC, date, datetime, time
+from typing import Any
 
-from markupsafe import Markup, escape
-from sqlalchemy import Integer, String, cast, column, func, literal, literal_column, or_, select, text
+from sqlalchemy import (
+    ColumnElement,
+    Integer,
+    Select,
+    String,
+    cast,
+    column,
+    func,
+    literal,
+    literal_column,
+    or_,
+    select,
+    text,
+)
 from sqlalchemy.orm import Session, joinedload
 
 from correspondence.ids import parse_id
@@ -51,9 +64,9 @@ _WORD = re.compile(r"\w+", re.UNICODE)
 class Markers:
     """Where the database marks a matched word in a snippet, chosen afresh for every search.
 
-    snippet()/ts_headline() put these around matches, and highlight() turns exactly these into <mark>.
-    They carry 128 random bits, so text in a message cannot contain them and so cannot forge a
-    highlight or smuggle markup: anything else, control characters included, is escaped as text.
+    snippet()/ts_headline() put these around matches, and highlight() turns exactly these into marked
+    spans. They carry 128 random bits, so text in a message cannot contain them and so cannot forge a
+    highlight; the page escapes every span's text, so nothing in a message becomes markup.
     """
 
     start: str
@@ -125,25 +138,36 @@ def parse(raw: str) -> Query:
 _CONTROL = re.compile(r"[\x00-\x08\x0b\x0c\x0e-\x1f\x7f]")
 
 
-def highlight(snippet: str | None, markers: Markers | None = None) -> Markup:
-    """A snippet with the matched words marked (only this search's own markers); everything else escaped."""
+@dataclass(frozen=True)
+class Span:
+    """A piece of a snippet: plain text, marked when it is a matched word. The page escapes the text."""
+
+    text: str
+    marked: bool = False
+
+
+def highlight(snippet: str | None, markers: Markers | None = None) -> tuple[Span, ...]:
+    """A snippet cut into spans, the matched words marked (only this search's own markers, never text that
+    looks like them); control characters dropped. Plain data: the web layer escapes and draws it."""
     text = _CONTROL.sub("", snippet or "")
     if markers is None:
-        return escape(text)
-    out: list[str] = []
+        return (Span(text),) if text else ()
+    spans: list[Span] = []
     for i, piece in enumerate(text.split(markers.start)):
         inner, sep, rest = piece.partition(markers.stop)
         if i == 0 or not sep:  # text before the first mark, or a start cut off without its stop
-            out.append(str(escape(piece.replace(markers.stop, ""))))
+            before = piece.replace(markers.stop, "")
+            spans += [Span(before)] if before else []
             continue
-        out.append(f"<mark>{escape(inner)}</mark>{escape(rest.replace(markers.stop, ''))}")
-    return Markup("".join(out))  # noqa: S704 - every piece was escaped; only this search's markers became tags
+        after = rest.replace(markers.stop, "")
+        spans += [Span(inner, marked=True)] + ([Span(after)] if after else [])
+    return tuple(spans)
 
 
 @dataclass
 class MessageHit:
     message: Message
-    snippet: Markup
+    snippet: tuple[Span, ...]
     rank: float
 
 
@@ -165,8 +189,14 @@ class Results:
     letters: list[FormLetter] = field(default_factory=list)
 
 
-def _message_filters(session: Session, query: Query) -> list:
-    conditions = [Message.direction == Direction.INBOUND]
+Condition = ColumnElement[bool]
+# A page of ranked hits: (message id, rank, snippet with this search's markers), whether a next page exists,
+# and whether older matches lie beyond the ranked candidates.
+RankedPage = tuple[list[tuple[int, float, str | None]], bool, bool]
+
+
+def _message_filters(session: Session, query: Query) -> list[Condition]:
+    conditions: list[Condition] = [Message.direction == Direction.INBOUND]
     f = query.filters
     if "from" in f:
         pattern = "%" + f["from"].lower().replace("\\", "\\\\").replace("%", "\\%").replace("_", "\\_") + "%"
@@ -197,12 +227,12 @@ def _message_filters(session: Session, query: Query) -> list:
     return conditions
 
 
-def _recent_matches(session: Session, base):  # type: ignore[no-untyped-def]
+def _recent_matches(session: Session, base: Select[int]) -> tuple[list[int], bool]:
     """The newest matching ids (at most CANDIDATES) and whether older matches were left out."""
     newest = session.scalar(select(func.max(Message.id))) or 0
     for span in WINDOWS:
         bounded = span is not None and newest - span > 0
-        query = base.where(Message.id > newest - span) if bounded else base
+        query = base.where(Message.id > newest - span) if span is not None and bounded else base
         ids = list(session.scalars(query.order_by(Message.id.desc()).limit(CANDIDATES + 1)))
         if not bounded or len(ids) >= ENOUGH:
             return ids[:CANDIDATES], len(ids) > CANDIDATES or bounded
@@ -212,13 +242,6 @@ def _recent_matches(session: Session, base):  # type: ignore[no-untyped-def]
 def _fts5_query(query: Query) -> str:
     parts = [f'"{w}"' for w in query.words] + ['"' + " ".join(p) + '"' for p in query.phrases]
     return " ".join(parts)
-
-
-def search_messages(session: Session, query: Query, limit: int = PAGE_SIZE,
-                    offset: int = 0) -> tuple[list[MessageHit], bool]:
-    """One page of matching messages, best first; and whether there is more (a next page or older matches)."""
-    hits, has_next, capped = page_of_messages(session, query, limit=limit, offset=offset)
-    return hits, has_next or capped
 
 
 def page_of_messages(session: Session, query: Query, *, limit: int = PAGE_SIZE,
@@ -246,8 +269,8 @@ def page_of_messages(session: Session, query: Query, *, limit: int = PAGE_SIZE,
             has_next, capped)
 
 
-def _sqlite(session: Session, query: Query, conditions: list, limit: int, offset: int,  # type: ignore[no-untyped-def]
-            markers: Markers):
+def _sqlite(session: Session, query: Query, conditions: list[Condition], limit: int, offset: int,
+            markers: Markers) -> RankedPage:
     match = _fts5_query(query)
     fts = text("SELECT rowid FROM messages_fts WHERE messages_fts MATCH :q").columns(
         column("rowid", Integer)).bindparams(q=match)
@@ -274,8 +297,8 @@ def _sqlite(session: Session, query: Query, conditions: list, limit: int, offset
     return rows, len(ordered) > offset + limit, capped
 
 
-def _tsquery(query: Query):  # type: ignore[no-untyped-def]
-    parts = []
+def _tsquery(query: Query) -> ColumnElement[Any]:
+    parts: list[ColumnElement[Any]] = []
     if query.words:
         parts.append(func.plainto_tsquery("english", " ".join(query.words)))
     for phrase in query.phrases:
@@ -286,10 +309,10 @@ def _tsquery(query: Query):  # type: ignore[no-untyped-def]
     return combined
 
 
-def _postgres(session: Session, query: Query, conditions: list, limit: int, offset: int,  # type: ignore[no-untyped-def]
-              markers: Markers):
+def _postgres(session: Session, query: Query, conditions: list[Condition], limit: int, offset: int,
+              markers: Markers) -> RankedPage:
     tsq = _tsquery(query)
-    vector = literal_column("messages.search_vector")
+    vector: ColumnElement[Any] = literal_column("messages.search_vector")
     matches = vector.op("@@")(tsq)
     candidates, capped = _recent_matches(session, select(Message.id).where(matches, *conditions))
     if not candidates:

@@ -13,9 +13,10 @@ from sqlalchemy import select
 from sqlalchemy.orm import Session
 
 from correspondence.db import Database
-from correspondence.models import Channel, ConstituentEmail, Message, MessageStatus
+from correspondence.models import Channel, Constituent, ConstituentEmail, Message, MessageStatus
+from correspondence.services.messages import get_message
 from intake.files import Unreadable
-from intake.pipeline import AFTER_SUGGEST, BEFORE_SUGGEST, Rules, process_message, suggest_many
+from intake.pipeline import Context, Rules, process_message, run
 from intake.receive import Incoming, Received, receive, receive_many
 
 log = logging.getLogger(__name__)
@@ -99,22 +100,15 @@ def _import_chunk(session: Session, batch: list[tuple[str, bytes]], adapter: Ada
     part = Summary()
     try:
         cache: dict[str, bytes] = {}
-        created: dict = {}
+        created: dict[str, Constituent] = {}
         results = receive_many(session, incomings, max_bytes=max_bytes, raw_cache=cache)
         known = _known_senders(session, [r.message for r in results if r.message is not None])
-        rules = rules or Rules()
-        started = []
-        for result in results:
-            message = None
-            if not result.duplicate and not result.quarantined:
-                message = process_message(session, result.message or result.message_id, BEFORE_SUGGEST, rules=rules,
-                                          raw_cache=cache, created=created, isolate=False, known_emails=known,
-                                          finish=False)
-            started.append((result, message))
-        suggest_many(session, [m for _r, m in started if m is not None], rules)
+        started = [(result, None if result.duplicate or result.quarantined else
+                    result.message if result.message is not None else get_message(session, result.message_id))
+                   for result in results]
+        run([m for _r, m in started if m is not None],
+            Context(session, rules or Rules(), raw_cache=cache, created=created, known_emails=known))
         for result, message in started:
-            if message is not None:
-                message = process_message(session, message, AFTER_SUGGEST, rules=rules, isolate=False)
             _count(part, result, message)
         session.commit()
     except Exception:
@@ -127,7 +121,7 @@ def _import_chunk(session: Session, batch: list[tuple[str, bytes]], adapter: Ada
     _merge(summary, part)
 
 
-def _known_senders(session: Session, messages: list) -> dict[str, int | None]:  # type: ignore[type-arg]
+def _known_senders(session: Session, messages: list[Message]) -> dict[str, int | None]:
     """One query for the whole chunk's sender addresses instead of one per message."""
     addresses = {a for a in ((((m.facts or {}).get("constituent") or {}).get("email") or m.from_address or "")
                              .strip().lower() for m in messages) if a}

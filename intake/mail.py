@@ -63,8 +63,7 @@ def _from(msg: Message, problems: list[str]) -> tuple[str | None, str | None]:
         name, address = pairs[0] if pairs else parseaddr(value)
     except Exception:
         name, address = parseaddr(value)
-    address = address.strip().lower() if address and "@" in address else None
-    return (name.strip() or None), address
+    return (name.strip() or None), (address.strip().lower() if address and "@" in address else None)
 
 
 def _date(msg: Message, problems: list[str]) -> datetime | None:
@@ -91,7 +90,7 @@ def _text_of(part: Message, problems: list[str]) -> str:
     except Exception as exc:  # broken transfer encoding
         problems.append(f"{part.get_content_type()} part: {type(exc).__name__}")
         payload = None
-    if payload is None:
+    if not isinstance(payload, bytes):  # None: get_payload(decode=True) gave nothing to decode
         raw_payload = part.get_payload()
         payload = raw_payload.encode("utf-8", "surrogateescape") if isinstance(raw_payload, str) else b""
     declared = part.get_content_charset()

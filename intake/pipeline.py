@@ -12,7 +12,7 @@ import logging
 import re
 from contextlib import nullcontext
 from dataclasses import dataclass, field, replace
-from typing import Protocol
+from typing import Protocol, cast
 
 import nh3
 from sqlalchemy import func, select
@@ -66,7 +66,7 @@ class Rules:
     cache: dict = field(default_factory=dict, compare=False, hash=False)
 
     @classmethod
-    def from_settings(cls, settings) -> Rules:  # type: ignore[no-untyped-def]
+    def from_settings(cls, settings) -> Rules:
         return cls(settings.district_zips, settings.cwc_offices, settings.max_attachment_bytes,
                    settings.autocode_confidence, ScanLimits(
                        max_pages=settings.scan_max_pages, max_page_points=settings.scan_max_page_points,
@@ -92,9 +92,17 @@ class Context:
 
 
 class Stage(Protocol):
+    """One step of the pipeline. A stage may also define `process_many(messages, ctx)`: `run` then hands it
+    a whole chunk at once (the topic model reads many letters in one call) instead of one message at a time;
+    it must do what `process` would do to each of them."""
+
     name: str
 
     def process(self, message: Message, ctx: Context) -> None: ...
+
+
+class ManyStage(Stage, Protocol):
+    def process_many(self, messages: list[Message], ctx: Context) -> None: ...
 
 
 _SPACES = re.compile(r"[ \t\r\f\v]+")
@@ -373,33 +381,22 @@ class Suggest:
     name = "suggest"
 
     def process(self, message: Message, ctx: Context) -> None:
-        if message.topic_id is not None or message.direction != Direction.INBOUND:
+        self.process_many([message], ctx)
+
+    def process_many(self, messages: list[Message], ctx: Context) -> None:
+        """The whole chunk in one call to the model: a letter costs ~0.1 ms that way instead of ~0.7 ms."""
+        todo = [m for m in messages if m.topic_id is None and m.direction == Direction.INBOUND]
+        if not todo:
             return
         if "suggester" not in ctx.rules.cache:  # the active model, asked once per import chunk or job
             ctx.rules.cache["suggester"] = active_suggester(ctx.session)
         suggester = ctx.rules.cache["suggester"]
         if suggester is not None:
-            suggest_for(ctx.session, [message], suggester=suggester, autocode=ctx.rules.autocode_confidence)
+            suggest_for(ctx.session, todo, suggester=suggester, autocode=ctx.rules.autocode_confidence)
 
 
 STAGES: tuple[Stage, ...] = (Decode(), CheckDelivery(), Clean(), MatchConstituent(), FillAddress(), District(),
                              Classify(), BatchStage(), Suggest(), Route())
-# A batch import runs the stages before Suggest message by message, then suggests for the whole chunk
-# in one call to the model (a letter costs ~0.1 ms that way instead of ~0.7 ms), then routes.
-BEFORE_SUGGEST = STAGES[:-2]
-AFTER_SUGGEST = STAGES[-1:]
-
-
-def suggest_many(session: Session, messages: list[Message], rules: Rules) -> None:
-    """The Suggest stage for many messages at once (a batch import's chunk)."""
-    todo = [m for m in messages if m.topic_id is None and m.direction == Direction.INBOUND
-            and m.status != MessageStatus.QUARANTINED]
-    if not todo:
-        return
-    if "suggester" not in rules.cache:
-        rules.cache["suggester"] = active_suggester(session)
-    if rules.cache["suggester"] is not None:
-        suggest_for(session, todo, suggester=rules.cache["suggester"], autocode=rules.autocode_confidence)
 
 
 def _first_line(error: object) -> str:
@@ -420,6 +417,46 @@ def process_message(session: Session, message_id: int | Message, stages: tuple[S
         return message
     ctx = Context(session, rules or Rules(), raw_cache if raw_cache is not None else {},
                   created if created is not None else {}, known_emails=known_emails or {})
+    _run_stages(message, ctx, stages, isolate=isolate, finish=finish)
+    return message
+
+
+def run(messages: list[Message], ctx: Context, stages: tuple[Stage, ...] = STAGES) -> None:
+    """Run the stages over many messages in the caller's transaction (a batch import's chunk).
+
+    Each message goes through the stages in order, as with process_message; a stage with `process_many`
+    is called once for every message still going at that point, after the stages before it have run on
+    all of them. A StageFailed quarantines that message with the reason; any other error is raised, and
+    the caller retries the chunk message by message (there are no savepoints here, for speed).
+    """
+    going = messages
+    for group in _groups(stages):
+        going = [m for m in going if m.processed_at is None and m.status != MessageStatus.QUARANTINED]
+        if isinstance(group, tuple):
+            for message in going:
+                _run_stages(message, ctx, group, isolate=False, finish=False)
+        elif going:
+            group.process_many(going, ctx)
+    for message in going:
+        if message.processed_at is None and message.status != MessageStatus.QUARANTINED:
+            message.processed_at = utcnow()
+
+
+def _groups(stages: tuple[Stage, ...]) -> list[tuple[Stage, ...] | ManyStage]:
+    """The stages cut at each one that takes many messages: runs of one-at-a-time stages between them."""
+    groups: list[tuple[Stage, ...] | ManyStage] = []
+    single: list[Stage] = []
+    for stage in stages:
+        if hasattr(stage, "process_many"):
+            groups += [tuple(single), cast(ManyStage, stage)] if single else [cast(ManyStage, stage)]
+            single = []
+        else:
+            single.append(stage)
+    return groups + ([tuple(single)] if single else [])
+
+
+def _run_stages(message: Message, ctx: Context, stages: tuple[Stage, ...], *, isolate: bool, finish: bool) -> None:
+    session = ctx.session
     reason = None
     current = stages[0].name if stages else ""
     try:
@@ -450,4 +487,3 @@ def process_message(session: Session, message_id: int | Message, stages: tuple[S
         quarantine_message(session, message.id, reason=reason, actor_id=None)
     if finish or reason:
         message.processed_at = utcnow()
-    return message

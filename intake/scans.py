@@ -102,7 +102,7 @@ def kind_of(data: bytes) -> str:
     raise ScanUnreadable("not a PDF, PNG, JPEG or TIFF file")
 
 
-def ocr_image(image, *, timeout: float = 0) -> Page:  # type: ignore[no-untyped-def]
+def ocr_image(image, *, timeout: float = 0) -> Page:
     """One page image through Tesseract: text rebuilt line by line, and the mean word confidence.
 
     With a timeout (seconds) Tesseract is stopped when it runs longer, and RuntimeError is raised.
@@ -158,7 +158,7 @@ def _too_many_pixels(number: int, width: int, height: int, limits: ScanLimits) -
                         f"most {limits.max_pixels / 1e6:.0f} megapixels a page are read (MAILROOM_SCAN_MAX_PIXELS)")
 
 
-def _check_pdf_pages(data: bytes, limits: ScanLimits):  # type: ignore[no-untyped-def]
+def _check_pdf_pages(data: bytes, limits: ScanLimits):
     """Open the PDF with pdfium and check page count and sizes from the page tree, rendering nothing."""
     import pypdfium2
 
@@ -213,7 +213,7 @@ def _extract_pdf(data: bytes, limits: ScanLimits, budget: _Budget) -> ScanText:
     return result
 
 
-def _ocr(image, budget: _Budget) -> Page:  # type: ignore[no-untyped-def]
+def _ocr(image, budget: _Budget) -> Page:
     try:
         return ocr_image(image, timeout=budget.left())
     except RuntimeError as exc:  # pytesseract's "Tesseract process timeout"

@@ -126,7 +126,7 @@ def factory(session: Session) -> Factory:
 
 
 @pytest.fixture
-def app(settings: Settings):  # type: ignore[no-untyped-def]
+def app(settings: Settings):
     from web import create_app
 
     application = create_app(settings)
@@ -136,14 +136,14 @@ def app(settings: Settings):  # type: ignore[no-untyped-def]
 
 
 @pytest.fixture
-def client(app):  # type: ignore[no-untyped-def]
+def client(app):
     return app.test_client()
 
 
 _CSRF = re.compile(r'name="csrf_token" (?:type="hidden" )?value="([^"]+)"')
 
 
-def csrf_token(client, path: str = "/login") -> str:  # type: ignore[no-untyped-def]
+def csrf_token(client, path: str = "/login") -> str:
     page = client.get(path).get_data(as_text=True)
     match = _CSRF.search(page)
     assert match, f"no CSRF token on {path}"
@@ -153,12 +153,12 @@ def csrf_token(client, path: str = "/login") -> str:  # type: ignore[no-untyped-
 class Auth:
     """Sign in as a staffer of a given role through the real sign-in form."""
 
-    def __init__(self, client, factory: Factory, session: Session) -> None:  # type: ignore[no-untyped-def]
+    def __init__(self, client, factory: Factory, session: Session) -> None:
         self.client = client
         self.factory = factory
         self.session = session
 
-    def login(self, role: str = "correspondent", **kwargs: object):  # type: ignore[no-untyped-def]
+    def login(self, role: str = "correspondent", **kwargs: object):
         staffer = self.factory.staffer(role=role, **kwargs)
         self.session.commit()
         token = csrf_token(self.client)
@@ -172,7 +172,7 @@ class Auth:
 
 
 @pytest.fixture
-def auth(client, factory: Factory, session: Session) -> Auth:  # type: ignore[no-untyped-def]
+def auth(client, factory: Factory, session: Session) -> Auth:
     return Auth(client, factory, session)
 
 
@@ -218,7 +218,7 @@ def job_env(monkeypatch: pytest.MonkeyPatch, settings: Settings, redis_server: s
 
 
 @pytest.fixture
-def smtp_server():  # type: ignore[no-untyped-def]
+def smtp_server():
     from tests.smtp import SmtpServer
 
     server = SmtpServer().start()
@@ -230,7 +230,7 @@ CHROMIUM = os.environ.get("MAILROOM_CHROMIUM", "/usr/bin/chromium")
 
 
 @pytest.fixture
-def browser():  # type: ignore[no-untyped-def]
+def browser():
     """Debian's Chromium, headless, driven by Playwright (no downloaded browser)."""
     import shutil
 
@@ -245,7 +245,7 @@ def browser():  # type: ignore[no-untyped-def]
 
 
 @pytest.fixture
-def live_server(app):  # type: ignore[no-untyped-def]
+def live_server(app):
     """The test app served on a loopback port for the browser tests."""
     import threading
 

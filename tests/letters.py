@@ -49,6 +49,7 @@ def render(text: str = LETTER, *, skew: float = 0.0, noise: float = 0.0, blur: f
         rng = random.Random(seed)
         pixels = page.load()
         for _ in range(int(width * height * noise)):
+            assert pixels is not None
             pixels[rng.randrange(width), rng.randrange(height)] = rng.choice((0, 90, 160))
     if blur:
         page = page.filter(ImageFilter.GaussianBlur(blur))

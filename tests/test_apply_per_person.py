@@ -39,7 +39,7 @@ BODY = "{{ constituent.salutation }}\n\nThank you for writing about {{ message.s
 NOW = datetime.now(UTC)
 
 
-def _approved(session, factory, title="Public lands"):  # type: ignore[no-untyped-def]
+def _approved(session, factory, title="Public lands"):
     author, boss = factory.staffer(), factory.staffer(role="supervisor")
     v = letters.create_letter(session, title=title, body=BODY, actor_id=author.id)
     letters.submit(session, v.id, actor_id=author.id)
@@ -47,19 +47,19 @@ def _approved(session, factory, title="Public lands"):  # type: ignore[no-untype
     return v, author
 
 
-def _batch(session, title="Keep public lands"):  # type: ignore[no-untyped-def]
+def _batch(session, title="Keep public lands"):
     batch = Batch(title=title, template_text="x")
     session.add(batch)
     session.flush()
     return batch
 
 
-def _smtp(settings, smtp_server):  # type: ignore[no-untyped-def]
+def _smtp(settings, smtp_server):
     return Settings.from_env({}, **{**settings.__dict__, "smtp_host": "127.0.0.1", "smtp_port": smtp_server.port,
                                     "smtp_security": "none", "smtp_rate_per_second": 0.0})
 
 
-def _earlier_letter(session, factory, person, *, topic_id=None, batch_id=None, days_ago=5, letter_id=None):  # type: ignore[no-untyped-def]
+def _earlier_letter(session, factory, person, *, topic_id=None, batch_id=None, days_ago=5, letter_id=None):
     """A letter this person got before: a message of theirs answered by a sent response."""
     m = factory.message(constituent_id=person.id, from_address=person.primary_email, topic_id=topic_id,
                         batch_id=batch_id, status=S.RESPONDED, received_at=NOW - timedelta(days=days_ago + 1))
@@ -118,7 +118,7 @@ def test_115_copies_become_one_letter_answered_when_the_server_takes_it(session,
     assert events == 115
 
 
-def _every_category(session, factory):  # type: ignore[no-untyped-def]
+def _every_category(session, factory):
     """A batch holding one example of every way a message can be left out, plus people to answer."""
     version, author = _approved(session, factory)
     other_version, _ = _approved(session, factory, title="Earlier letter")
@@ -126,7 +126,7 @@ def _every_category(session, factory):  # type: ignore[no-untyped-def]
     health = session.scalar(select(Topic).where(Topic.name == "Health"))
     made: dict[str, list[Message]] = {}
 
-    def add(kind, person=None, **kw):  # type: ignore[no-untyped-def]
+    def add(kind, person=None, **kw):
         person = person or factory.constituent()
         kw.setdefault("from_address", person.primary_email)
         m = factory.message(constituent_id=person.id, batch_id=batch.id, **kw)
@@ -189,7 +189,7 @@ def test_dry_run_is_exactly_what_the_run_does_for_every_category(session, factor
                                                                         dry.people)
     assert run.options == options.as_dict()
 
-    def status(kind):  # type: ignore[no-untyped-def]
+    def status(kind):
         return [session.get(Message, m.id) for m in made[kind]]
 
     assert {m.status for m in status("letter") + status("print")} == {S.ANSWER_QUEUED}
@@ -277,7 +277,7 @@ def test_a_run_that_dies_after_a_chunk_resumes_where_it_stopped(session, factory
     run = start_run(session, version.id, batch_id=batch.id, actor_id=author.id)
     session.commit()
 
-    def redis_gone(ids):  # type: ignore[no-untyped-def]
+    def redis_gone(ids):
         raise ConnectionError("the worker lost Redis after committing its first chunk")
 
     with pytest.raises(ConnectionError):

@@ -14,7 +14,7 @@ from correspondence.models import MessageStatus, Role
 pytestmark = pytest.mark.browser
 
 
-def _sign_in(browser, live_server, staffer, password):  # type: ignore[no-untyped-def]
+def _sign_in(browser, live_server, staffer, password):
     context = browser.new_context(viewport={"width": 1400, "height": 900})
     page = context.new_page()
     page.goto(f"{live_server}/login")
@@ -214,6 +214,7 @@ def test_letter_from_draft_to_approval_to_every_member(live_server, browser, fac
     session.rollback()
     run = session.scalar(select(ApplyRun))
     pdf = load_blob(session, run.print_sha256)
+    assert pdf is not None
     assert len(PdfReader(io.BytesIO(pdf)).pages) == 3
 
 
@@ -347,7 +348,7 @@ def test_staff_code_mail_retrain_and_see_suggestions(live_server, browser, facto
     assert (coded.topic_id, coded.topic_source) == (health, "staff")
 
 
-def datetime_now():  # type: ignore[no-untyped-def]
+def datetime_now():
     from correspondence.models import utcnow
 
     return utcnow()

@@ -14,12 +14,12 @@ pytestmark = pytest.mark.browser
 PHONE = {"width": 390, "height": 844}
 
 
-def _overflow(page) -> int:  # type: ignore[no-untyped-def]
+def _overflow(page) -> int:
     """How many pixels the page is wider than the screen (0: nothing to scroll sideways)."""
     return page.evaluate("document.documentElement.scrollWidth - window.innerWidth")
 
 
-def _fill_help(page, **values: str) -> None:  # type: ignore[no-untyped-def]
+def _fill_help(page, **values: str) -> None:
     form = {"first_name": "Ana", "last_name": "Lopez", "email": "ana@example.org", "street": "1 Elm St",
             "city": "Columbus", "state": "OH", "zip5": "43215", "description": "My passport is stuck.",
             "signature": "Ana Lopez", **values}

@@ -17,7 +17,7 @@ pytestmark = pytest.mark.browser
 
 
 @pytest.fixture
-def live_server(settings):  # type: ignore[no-untyped-def]
+def live_server(settings):
     """The app with supervisors required to use a second factor, served on localhost.
 
     WebAuthn needs a host name for the relying party id (an IP address is not allowed), and
@@ -37,7 +37,7 @@ def live_server(settings):  # type: ignore[no-untyped-def]
 
 
 
-def _password_step(page, live_server, staffer, password):  # type: ignore[no-untyped-def]
+def _password_step(page, live_server, staffer, password):
     page.goto(f"{live_server}/login")
     page.fill("input[name=email]", staffer.email)
     page.fill("input[name=password]", password)

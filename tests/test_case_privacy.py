@@ -12,7 +12,7 @@ from tests.test_cases import PDF
 NOTE = "Her VA claim number is 123-45-6789; she is recovering from surgery"
 
 
-def _case_with_private_parts(session, factory, caseworker):  # type: ignore[no-untyped-def]
+def _case_with_private_parts(session, factory, caseworker):
     person = factory.constituent(first_name="Ana", last_name="Lopez")
     category = session.scalar(select(CaseCategory).where(CaseCategory.name == "Veterans Affairs"))
     case = svc.open_case(session, constituent_id=person.id, category_id=category.id, subject="VA claim delayed",
@@ -35,7 +35,7 @@ def test_may_see_private_is_the_caseworker_supervisors_and_admins(session, facto
     for who, staffer in allowed.items():
         assert svc.may_see_private(staffer, case), who
         assert [n.text for n in svc.private_notes(session, case, staffer)] == [NOTE], who
-        assert len(svc.private_documents(session, case, staffer)) == 2, who
+        assert len(svc.private_documents(session, case, staffer) or ()) == 2, who
     for who, staffer in refused.items():
         assert not svc.may_see_private(staffer, case), who
         assert svc.private_notes(session, case, staffer) is None, who

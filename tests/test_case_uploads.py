@@ -18,7 +18,7 @@ from correspondence.services.blobs import store_blob
 from tests.test_cases import PDF
 
 
-def _case(session, factory, caseworker_id=None):  # type: ignore[no-untyped-def]
+def _case(session, factory, caseworker_id=None):
     person = factory.constituent(first_name="Zoë", last_name="Brontë")
     category = session.scalar(select(CaseCategory).where(CaseCategory.name == "Passports"))
     case = svc.open_case(session, constituent_id=person.id, category_id=category.id, subject="Passport",
@@ -105,7 +105,7 @@ def test_detect_type_and_clean_filename():
     assert detect_type(PDF) == "application/pdf" and detect_type(_png()) == "image/png"
     assert detect_type(b"GIF89a....") is None and detect_type(b"") is None
     with pytest.raises(ValidationFailed):
-        svc._document(None, None, b"MZ\x90\x00", "x.exe", "application/pdf", actor_id=None,  # type: ignore[arg-type]
+        svc._document(None, None, b"MZ\x90\x00", "x.exe", "application/pdf", actor_id=None,  # type: ignore[arg-type]  # refused on content first
                       is_release=True)
     assert clean_filename("C:\\Users\\me\\Relevé.pdf") == "Relevé.pdf"
     assert clean_filename("\r\n") == "document" and clean_filename("evil\u202efdp.exe") == "evil fdp.exe"

@@ -26,7 +26,7 @@ def _view_box(svg: str) -> tuple[float, float]:
     return float(w), float(h)
 
 
-def _stance_chart():  # type: ignore[no-untyped-def]
+def _stance_chart():
     return {"title": "Stance per topic", "kind": "stacked",
             "columns": ["topic", "support", "oppose", "neutral", "not coded"],
             "rows": [[t, 3 + i, 2, 1, 5] for i, t in enumerate(TOPICS)]}

@@ -48,7 +48,7 @@ def _topic(session, name: str) -> int:
 class Office:
     """A writer, a supervisor and a helper that makes approved letters the way the office does."""
 
-    def __init__(self, session, factory) -> None:  # type: ignore[no-untyped-def]
+    def __init__(self, session, factory) -> None:
         self.session, self.factory = session, factory
         self.writer = factory.staffer(Role.CORRESPONDENT)
         self.supervisor = factory.staffer(Role.SUPERVISOR)
@@ -64,7 +64,7 @@ class Office:
             letters.approve(self.session, version.id, actor_id=self.supervisor.id)
         return version
 
-    def answered(self, message, version: LetterVersion) -> Response:  # type: ignore[no-untyped-def]
+    def answered(self, message, version: LetterVersion) -> Response:
         """What a run leaves behind: the message answered with the version, sent."""
         response = Response(message_id=message.id, constituent_id=message.constituent_id, version_id=version.id,
                             method=delivery_for(message), to_address=message.from_address, subject="Re",
@@ -76,11 +76,11 @@ class Office:
 
 
 @pytest.fixture
-def office(session, factory):  # type: ignore[no-untyped-def]
+def office(session, factory):
     return Office(session, factory)
 
 
-def _campaign(session, factory, office, n: int = 5):  # type: ignore[no-untyped-def]
+def _campaign(session, factory, office, n: int = 5):
     """A public-lands batch (writers oppose the sale), one earlier copy already answered with a Health letter."""
     lands = _topic(session, LANDS)
     batch = Batch(title="Keep public lands in public hands", topic_id=lands, stance=Stance.OPPOSE, member_count=n + 1)
@@ -184,7 +184,7 @@ def _synthetic(rng: random.Random, kind: str) -> str:
     return " ".join(words[:rng.randint(12, 25)])
 
 
-def _history(session, factory, office, n: int = 40, seed: int = 3):  # type: ignore[no-untyped-def]
+def _history(session, factory, office, n: int = 40, seed: int = 3):
     rng = random.Random(seed)
     made = {"lands": office.letter("Public lands", LANDS, Stance.OPPOSE),
             "drugs": office.letter("Drug prices", HEALTH, Stance.SUPPORT),
@@ -243,7 +243,7 @@ def test_evaluate_on_a_synthetic_history():
     assert evaluate(texts, shuffled, folds=5).top1 < 0.6
 
 
-def _recipients(session, factory):  # type: ignore[no-untyped-def]
+def _recipients(session, factory):
     """A selection with one writer who added words of their own, one answered by post, one with few details."""
     plain = [factory.message(constituent_id=factory.constituent(address1="1 Main St", prefix="Mr.").id)
              for _ in range(4)]

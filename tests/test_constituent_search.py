@@ -10,13 +10,13 @@ from constituents import segments
 from correspondence.models import Constituent, ConstituentPhone, Role
 
 
-def _find(session, text):  # type: ignore[no-untyped-def]
+def _find(session, text):
     flt = segments.parse_filter({"find": text})
     return {c.id for c in segments.members(session, flt, limit=500)}
 
 
 @pytest.fixture
-def people(session, factory):  # type: ignore[no-untyped-def]
+def people(session, factory):
     ana = factory.constituent(first_name="Ana", last_name="Lopez", address1="482 Maple Ave", city="Columbus",
                               zip5="43215", zip4="1234", email="ana.lopez@example.org")
     ana.phones.append(ConstituentPhone(number="+16145550100"))
@@ -70,7 +70,7 @@ def test_the_constituents_page_finds_and_pages(client, auth, session, factory):
     session.commit()
     auth.login(Role.CORRESPONDENT)
     seen: list[str] = []
-    url = "/constituents/?find=okafor"
+    url: str | None = "/constituents/?find=okafor"
     pages = 0
     while url:
         page = client.get(url).get_data(as_text=True)
@@ -96,7 +96,7 @@ def test_search_results_page_past_the_first_fifty(client, auth, session, factory
     auth.login(Role.CORRESPONDENT)
     for q in ("bridge", "status:new zip:43215"):  # ranked words, and filters alone
         found: list[int] = []
-        url = f"/search/?q={q}"
+        url: str | None = f"/search/?q={q}"
         pages = 0
         while url:
             page = client.get(url).get_data(as_text=True)

@@ -34,7 +34,7 @@ BODY = ("{{ constituent.salutation }}\n\nThank you for writing to me about {{ me
         "I support clean water for every family in {{ constituent.city }}.\n\n{{ office.signature }}")
 
 
-def _office():  # type: ignore[no-untyped-def]
+def _office():
     return office_of(Settings.from_env({"SECRET_KEY": TEST_SECRET_KEY}, instance_dir="/tmp/unused"))
 
 
@@ -108,7 +108,7 @@ def test_review_and_approval_rules(session, factory):
     assert ("add", "(H.R.") in diff or any(op == "add" and "H.R." in text for op, text in diff)
 
 
-def _approved(session, factory):  # type: ignore[no-untyped-def]
+def _approved(session, factory):
     author, boss = factory.staffer(), factory.staffer(role="supervisor")
     v = letters.create_letter(session, title="Clean water", body=BODY, actor_id=author.id)
     letters.submit(session, v.id, actor_id=author.id)
@@ -116,7 +116,7 @@ def _approved(session, factory):  # type: ignore[no-untyped-def]
     return v, author
 
 
-def _batch(session, factory):  # type: ignore[no-untyped-def]
+def _batch(session, factory):
     batch = Batch(title="Clean water", template_text="x")
     session.add(batch)
     session.flush()
@@ -269,7 +269,7 @@ def test_one_off_reply_waits_for_approval_then_goes_out(client, auth, session, f
     assert version.state == VersionState.IN_REVIEW
     assert session.get(FormLetter, version.letter_id).one_off_message_id == message.id
     assert letters.search_letters(session) == []  # one-off replies stay out of the library
-    assert letters.approval_queue(session)[0][0].id == version.id
+    assert letters.approval_queue(session)[0].version.id == version.id
 
     bad = client.post(f"/messages/{message.id}/reply", data={"csrf_token": token, "subject": "x",
                                                              "body": "{{ ''.__class__ }}"})

@@ -9,6 +9,7 @@ import pytest
 
 from config import Settings
 from config.settings import SettingsError
+from correspondence.models import Message
 from insight import search
 from tests.conftest import TEST_SECRET_KEY
 
@@ -40,12 +41,30 @@ def test_message_text_cannot_forge_search_highlights_or_markup(client, auth, ses
     assert "<mark>" not in snippet and "<script>" not in snippet
 
 
-def test_highlight_turns_only_this_searchs_markers_into_tags():
+def test_highlight_marks_only_this_searchs_markers_and_returns_plain_text():
     mine, other = search.Markers.new(), search.Markers.new()
-    text = f"a {mine.start}match{mine.stop} b {other.start}forged{other.stop} <b>x</b> {mine.start}cut"
-    html = str(search.highlight(text, mine))
-    assert re.findall(r"<mark>(.*?)</mark>", html) == ["match"]  # a start without its stop marks nothing
-    assert "&lt;b&gt;" in html and other.start in html and html.endswith(" cut") and mine.start not in html
+    text = f"a {mine.start}match{mine.stop} b {other.start}forged{other.stop} <b>x</b> {mine.start}cut\x02"
+    spans = search.highlight(text, mine)
+    assert [s.text for s in spans if s.marked] == ["match"]  # a start without its stop marks nothing
+    # Plain data from the domain (no Markup: escaping is the page's job), text kept as written.
+    assert all(type(s.text) is str for s in spans)
+    joined = "".join(s.text for s in spans)
+    assert joined == f"a match b {other.start}forged{other.stop} <b>x</b> cut"  # control characters dropped
+    assert search.highlight(None) == () and search.highlight("<i>", None) == (search.Span("<i>"),)
+
+
+def test_the_search_page_escapes_every_span(app):
+    from flask import render_template_string
+
+    snippet = (search.Span("<b>x</b> & "), search.Span("<i>w</i>", marked=True))
+    hit = search.MessageHit(message=Message(), snippet=snippet, rank=0.0)
+    template = app.jinja_env.get_template("search.html")
+    # Only the snippet part of the page: the same loop the template runs, from its own source.
+    source = template.environment.loader.get_source(template.environment, "search.html")[0]
+    loop = re.search(r'<div class="snippet">(.*?)</div>', source).group(1)
+    with app.test_request_context():
+        html = render_template_string(loop, hit=hit)
+    assert html == "&lt;b&gt;x&lt;/b&gt; &amp; <mark>&lt;i&gt;w&lt;/i&gt;</mark>"
 
 
 def test_hsts_only_when_cookies_are_secure(app, settings, client):

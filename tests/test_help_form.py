@@ -28,13 +28,13 @@ from correspondence.models import (
 _FIELD = re.compile(r'name="(csrf_token|form_stamp)" (?:type="hidden" )?value="([^"]*)"')
 
 
-def _blank_form(client) -> dict[str, str]:  # type: ignore[no-untyped-def]
+def _blank_form(client) -> dict[str, str]:
     page = client.get("/help")
     assert page.status_code == 200
     return dict(_FIELD.findall(page.get_data(as_text=True)))
 
 
-def _form(client, session, **values: str) -> dict[str, str]:  # type: ignore[no-untyped-def]
+def _form(client, session, **values: str) -> dict[str, str]:
     category = session.scalar(select(CaseCategory).where(CaseCategory.name == "Social Security"))
     form = {**_blank_form(client), "first_name": "Rosa", "last_name": "Diaz", "email": "rosa@example.org",
             "phone": "(614) 555-0143", "street": "5 Oak Ave", "city": "Columbus", "state": "OH", "zip5": "43215",
@@ -44,13 +44,13 @@ def _form(client, session, **values: str) -> dict[str, str]:  # type: ignore[no-
     return form
 
 
-def _count(session, model) -> int:  # type: ignore[no-untyped-def]
+def _count(session, model) -> int:
     session.rollback()
     session.expire_all()
     return session.scalar(select(func.count()).select_from(model))
 
 
-def _send_links(monkeypatch, smtp_server, redis) -> list[str]:  # type: ignore[no-untyped-def]
+def _send_links(monkeypatch, smtp_server, redis) -> list[str]:
     """Run the queued confirmation jobs against the real SMTP fixture; the links the emails carry."""
     from rq import SimpleWorker
 
@@ -161,7 +161,7 @@ def test_expired_and_unknown_links_are_refused(session, factory):
     assert reason is None and svc.release_on_file(request.case)
 
 
-def _submit(session, *, name: str, email: str, key: str, phone: str = "") -> HelpRequest:  # type: ignore[no-untyped-def]
+def _submit(session, *, name: str, email: str, key: str, phone: str = "") -> HelpRequest:
     first, last = name.rsplit(" ", 1)
     category = session.scalar(select(CaseCategory).where(CaseCategory.name == "IRS"))
     return helpdesk.submit_help_request(session, helpdesk.HelpValues(

@@ -48,7 +48,7 @@ def _fill(rule: str, hostile_var: str | None, value: str, real: dict[str, str] |
 
 
 @pytest.fixture
-def roomy_app(settings):  # type: ignore[no-untyped-def]
+def roomy_app(settings):
     """The app with limits raised for this many requests (still on and counted in Redis)."""
     from web import create_app
 
@@ -59,7 +59,7 @@ def roomy_app(settings):  # type: ignore[no-untyped-def]
     app.extensions["mailroom.db_write"].dispose()
 
 
-def _walk(app, client, csrf: str, *, queries: bool, real: dict[str, str] | None = None) -> list[str]:  # type: ignore[no-untyped-def]
+def _walk(app, client, csrf: str, *, queries: bool, real: dict[str, str] | None = None) -> list[str]:
     """Every route, GET and POST: hostile values in each path variable, in every query name (GET) and in
     every form name (POST, with real ids and every action name in the path)."""
     failures = []

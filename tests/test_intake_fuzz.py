@@ -50,7 +50,7 @@ def test_every_fuzzed_item_is_stored_or_quarantined(database, raws):
 
 def test_no_script_from_the_corpus_reaches_a_page(client, auth, database, session):
     reader, adapter = file_adapter("eml")
-    import_items(database, reader([MAIL]), adapter, source="corpus", max_bytes=1_000_000)
+    import_items(database, reader([str(MAIL)]), adapter, source="corpus", max_bytes=1_000_000)
     auth.login(Role.CORRESPONDENT)
     ids = session.scalars(select(Message.id)).all()
     assert len(ids) >= 50

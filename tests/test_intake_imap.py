@@ -49,7 +49,7 @@ def test_cut_connection_mid_poll_then_poll_again_gives_exactly_n(dovecot, databa
     n = 30
     _deliver(dovecot, n)
     account = _account(dovecot)
-    cuts = []
+    cuts: list[int] = []
 
     def cut_after_first_commit(client):
         # The first batch is committed but not yet acknowledged on the server: drop the connection.

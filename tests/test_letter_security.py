@@ -68,7 +68,7 @@ HOSTILE = [
 ]
 
 
-def _office():  # type: ignore[no-untyped-def]
+def _office():
     return office_of(Settings.from_env({"SECRET_KEY": "x" * 40}, instance_dir="/tmp/unused"))
 
 
@@ -121,7 +121,7 @@ def test_the_letters_offices_write_still_render():
     assert text.startswith("Dear Ms. Lopez,") and "from our district. Ohio" in text and "\nFRIEND " in text
 
 
-def _slipped_in(session, factory, body: str, subject: str = "Re: {{ message.subject }}"):  # type: ignore[no-untyped-def]
+def _slipped_in(session, factory, body: str, subject: str = "Re: {{ message.subject }}"):
     """An approved letter written straight into the database, as if it predated the allow-list."""
     author = factory.staffer()
     letter = FormLetter(title="Old letter", created_by_id=author.id)
@@ -200,7 +200,7 @@ def test_render_budget_settings_are_checked(name, value):
 # --- item 4: a one-off reply answers exactly its own message -------------------------------------------------
 
 
-def _approved_reply(session, factory):  # type: ignore[no-untyped-def]
+def _approved_reply(session, factory):
     writer, boss = factory.staffer(), factory.staffer(role="supervisor")
     own = factory.message(constituent_id=factory.constituent().id, from_address="own@example.org")
     others = [factory.message(constituent_id=factory.constituent().id, from_address=f"other{i}@example.org")
@@ -274,7 +274,7 @@ def test_a_chunk_sends_every_letter_that_can_be_built(session, factory, database
     letters.submit(session, v.id, actor_id=author.id)
     letters.approve(session, v.id, actor_id=boss.id)
 
-    def write(first_name: str, address: str, subject: str = "Clean water"):  # type: ignore[no-untyped-def]
+    def write(first_name: str, address: str, subject: str = "Clean water"):
         c = factory.constituent(first_name=first_name, email=None)
         return factory.message(constituent_id=c.id, from_address=address, subject=subject, channel=Channel.EMAIL)
 
@@ -369,10 +369,11 @@ class _Listener:
     """A tiny HTTP server on loopback that counts the requests it receives."""
 
     def __init__(self) -> None:
-        hits = self.hits = []
+        hits: list[str] = []
+        self.hits = hits
 
         class Handler(BaseHTTPRequestHandler):
-            def do_GET(self):  # type: ignore[no-untyped-def]
+            def do_GET(self):
                 hits.append(self.path)
                 body = b"body::before { content: 'FETCHED-OVER-HTTP' }"
                 self.send_response(200)
@@ -381,7 +382,7 @@ class _Listener:
                 self.end_headers()
                 self.wfile.write(body)
 
-            def log_message(self, *args):  # type: ignore[no-untyped-def]
+            def log_message(self, *args):
                 pass
 
         self.server = ThreadingHTTPServer(("127.0.0.1", 0), Handler)

@@ -98,6 +98,7 @@ def test_backlog_counts_by_staffer_and_age(session, factory):
     assert row.open_items == 6
     assert row.buckets == [2, 1, 1, 1, 1]
     assert row.overdue == 2
+    assert row.oldest is not None
     assert abs((row.oldest - (now - timedelta(days=45))).total_seconds()) < 1
     assert data.unassigned.open_items == 1
     assert data.by_status["closed"] == 1 and data.open_total == 7

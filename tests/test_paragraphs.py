@@ -36,24 +36,24 @@ WATER = ("Clean water is a right for every family in {{ constituent.city or 'our
 CLOSE = "Please write again whenever I can be of help."
 
 
-def _topic(session, name="Environmental Protection"):  # type: ignore[no-untyped-def]
+def _topic(session, name="Environmental Protection"):
     return session.scalar(select(Topic).where(Topic.name == name))
 
 
-def _approved(session, factory, text, *, title="P", topic_id=None):  # type: ignore[no-untyped-def]
+def _approved(session, factory, text, *, title="P", topic_id=None):
     writer, boss = factory.staffer(), factory.staffer(role="supervisor")
     revision = library.propose_paragraph(session, title=title, text=text, topic_id=topic_id, actor_id=writer.id)
     library.approve_revision(session, revision.id, actor_id=boss.id)
     return revision
 
 
-def _fresh(session):  # type: ignore[no-untyped-def]
+def _fresh(session):
     """See what the app committed: end this session's transaction and forget what it had loaded."""
     session.rollback()
     session.expire_all()
 
 
-def _events(session, action):  # type: ignore[no-untyped-def]
+def _events(session, action):
     return list(session.scalars(select(AuditEvent).where(AuditEvent.action == action).order_by(AuditEvent.id)))
 
 
@@ -199,7 +199,7 @@ def test_insert_goes_before_the_signature():
 
 # --- skip review ---------------------------------------------------------------------------------------
 
-def _built_letter(session, factory, author):  # type: ignore[no-untyped-def]
+def _built_letter(session, factory, author):
     _approved(session, factory, THANKS)
     body = f"{{{{ constituent.salutation }}}}\n\n{THANKS}\n\n{{{{ office.signature }}}}"
     return letters.create_letter(session, title="Built", body=body, actor_id=author.id)

@@ -14,7 +14,7 @@ from tests.conftest import TEST_SECRET_KEY
 FORM = {"first_name": "Dana", "last_name": "Reyes", "email": "dana@example.org", "message": "Please help."}
 
 
-def _app(settings: Settings, **limits: str):  # type: ignore[no-untyped-def]
+def _app(settings: Settings, **limits: str):
     from web import create_app
 
     rules = tuple((rule, limits.get(rule.replace(".", "_"), value)) for rule, value in settings.rate_limits)
@@ -22,10 +22,10 @@ def _app(settings: Settings, **limits: str):  # type: ignore[no-untyped-def]
 
 
 @pytest.fixture
-def make_app(settings):  # type: ignore[no-untyped-def]
+def make_app(settings):
     apps = []
 
-    def make(base: Settings | None = None, **limits: str):  # type: ignore[no-untyped-def]
+    def make(base: Settings | None = None, **limits: str):
         app = _app(base or settings, **limits)
         apps.append(app)
         return app
@@ -36,11 +36,11 @@ def make_app(settings):  # type: ignore[no-untyped-def]
         app.extensions["mailroom.db_write"].dispose()
 
 
-def _get(client, path: str, addr: str = "198.51.100.1", **kw):  # type: ignore[no-untyped-def]
+def _get(client, path: str, addr: str = "198.51.100.1", **kw):
     return client.get(path, environ_base={"REMOTE_ADDR": addr}, **kw)
 
 
-def _assert_limited(response) -> int:  # type: ignore[no-untyped-def]
+def _assert_limited(response) -> int:
     assert response.status_code == 429, response.status_code
     retry_after = int(response.headers["Retry-After"])
     assert 1 <= retry_after <= 60

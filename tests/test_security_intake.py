@@ -151,7 +151,7 @@ def test_webform_with_150_character_fields_is_processed_not_failed(client, sessi
     assert len(m.subject) == 500 and len(m.from_name) == 200 and "subject" in m.facts["cut_to_fit"]
     # The full original is kept in the raw submission.
     from correspondence.services.blobs import load_blob
-    assert json.loads(load_blob(session, m.raw_sha256))["first_name"] == LONG
+    assert json.loads(load_blob(session, m.raw_sha256) or b"")["first_name"] == LONG
 
 
 def test_email_with_150_character_display_name_and_huge_subject_is_processed(session, database):
@@ -164,6 +164,7 @@ def test_email_with_150_character_display_name_and_huge_subject_is_processed(ses
     m = _fresh(session, message_id)
     assert m.status == MessageStatus.NEW and m.processed_at is not None, m.status_reason
     assert len(m.from_name) == 200 and len(m.subject) == 500
+    assert message.constituent.first_name is not None and m.constituent.last_name is not None
     assert len(message.constituent.first_name) <= 100 and len(m.constituent.last_name) <= 100
 
 
@@ -191,6 +192,7 @@ def test_nul_characters_in_names_are_dropped_not_refused(session):
     message = process_message(session, receive(session, item, max_bytes=10**6).message_id)
     session.commit()
     assert message.status == MessageStatus.NEW
+    assert message.from_name is not None and message.subject is not None
     assert "\x00" not in message.from_name and "\x00" not in message.subject
 
 

@@ -47,7 +47,7 @@ def test_ordinary_nesting_still_renders():
     template = ("{% if constituent.first_name %}{% if constituent.last_name %}{{ constituent.first_name|upper|trim }}"
                 "{% else %}{{ not constituent.city or constituent.state }}{% endif %}{% endif %}")
     assert validate(template) == []
-    values = {"constituent": {"first_name": "ana ", "last_name": "Diaz", "city": "", "state": "OH"}}
+    values: dict[str, object] = {"constituent": {"first_name": "ana ", "last_name": "Diaz", "city": "", "state": "OH"}}
     assert render(template, values) == "ANA"
 
 

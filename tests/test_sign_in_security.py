@@ -20,20 +20,20 @@ from tests.factories import Factory
 
 
 @pytest.fixture
-def settings(settings):  # type: ignore[no-untyped-def]
+def settings(settings):
     """These tests are about the sign-in service's own throttle, which must hold without the web tier's
     per-minute limiter (tests/test_ratelimit.py covers that layer); its sign-in limits are off here."""
     return replace(settings, rate_limits=tuple((rule, "off" if rule.startswith("login.") else limit)
                                                for rule, limit in settings.rate_limits))
 
 
-def _post_login(client, email: str, password: str, addr: str = "127.0.0.1"):  # type: ignore[no-untyped-def]
+def _post_login(client, email: str, password: str, addr: str = "127.0.0.1"):
     token = csrf_token(client)
     return client.post("/login", data={"email": email, "password": password, "csrf_token": token},
                        environ_base={"REMOTE_ADDR": addr})
 
 
-def _attempts(session) -> int:  # type: ignore[no-untyped-def]
+def _attempts(session) -> int:
     session.rollback()
     return session.scalar(select(func.count(LoginAttempt.id))) or 0
 
@@ -84,7 +84,7 @@ def test_back_off_doubles_per_failure_and_is_capped(session, factory):
     policy = svc.SignInPolicy(account_attempts=5, address_attempts=1000)
     start = utcnow() - timedelta(hours=2)
 
-    def fail_at(at) -> None:  # type: ignore[no-untyped-def]
+    def fail_at(at) -> None:
         session.add(LoginAttempt(email=staffer.email, remote_addr="198.51.100.1", succeeded=False, at=at))
         session.flush()
 
@@ -110,7 +110,7 @@ def test_back_off_doubles_per_failure_and_is_capped(session, factory):
     assert refused.value.retry_after <= 15 * 60  # capped at 15 minutes, never a lock-out
 
 
-def _signed_in_twice(app, factory, session, role: str = "correspondent"):  # type: ignore[no-untyped-def]
+def _signed_in_twice(app, factory, session, role: str = "correspondent"):
     staffer = factory.staffer(role=role)
     session.commit()
     laptop, phone = app.test_client(), app.test_client()
@@ -120,7 +120,7 @@ def _signed_in_twice(app, factory, session, role: str = "correspondent"):  # typ
     return staffer, laptop, phone
 
 
-def _signed_out(client) -> bool:  # type: ignore[no-untyped-def]
+def _signed_out(client) -> bool:
     response = client.get("/inbox/")
     return response.status_code == 302 and "/login" in response.headers["Location"]
 

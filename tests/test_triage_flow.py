@@ -14,7 +14,7 @@ from correspondence.services.inbox import undo_close
 browser_test = pytest.mark.browser
 
 
-def _sign_in(browser, live_server, staffer, password, width=1280, height=800):  # type: ignore[no-untyped-def]
+def _sign_in(browser, live_server, staffer, password, width=1280, height=800):
     context = browser.new_context(viewport={"width": width, "height": height})
     page = context.new_page()
     page.goto(f"{live_server}/login")
@@ -25,7 +25,7 @@ def _sign_in(browser, live_server, staffer, password, width=1280, height=800):  
     return page
 
 
-def _mail(factory, session, n, **kw):  # type: ignore[no-untyped-def]
+def _mail(factory, session, n, **kw):
     """n messages received an hour apart, oldest first."""
     start = datetime.now(UTC) - timedelta(days=3)
     made = [factory.message(subject=f"Letter {i:02d} about the bridge", received_at=start + timedelta(hours=i), **kw)
@@ -34,7 +34,7 @@ def _mail(factory, session, n, **kw):  # type: ignore[no-untyped-def]
     return made
 
 
-def _fresh(session, model, ident):  # type: ignore[no-untyped-def]
+def _fresh(session, model, ident):
     session.rollback()  # end the read snapshot, then see what the browser's requests committed
     session.expire_all()
     return session.get(model, ident)
@@ -43,7 +43,7 @@ def _fresh(session, model, ident):  # type: ignore[no-untyped-def]
 class Actions:
     """Counts what the person does: each key press, choice or click is one action."""
 
-    def __init__(self, page) -> None:  # type: ignore[no-untyped-def]
+    def __init__(self, page) -> None:
         self.page, self.count = page, 0
 
     def press(self, key: str) -> None:

@@ -42,7 +42,7 @@ def _letter(rng: random.Random, topic: str) -> str:
     return " ".join(rng.sample(pool, 2)) + f". Thank you, resident {rng.randint(1, 999)}."
 
 
-def _coded(session, factory, per_topic: int = 25, seed: int = 3):  # type: ignore[no-untyped-def]
+def _coded(session, factory, per_topic: int = 25, seed: int = 3):
     rng = random.Random(seed)
     topics = {name: session.scalar(select(Topic).where(Topic.name == name)) for name in POOLS}
     for name, topic in topics.items():
@@ -55,7 +55,7 @@ def _coded(session, factory, per_topic: int = 25, seed: int = 3):  # type: ignor
     return topics
 
 
-def factory_now():  # type: ignore[no-untyped-def]
+def factory_now():
     from correspondence.models import utcnow
 
     return utcnow()
@@ -68,6 +68,7 @@ def test_the_model_learns_suggests_applies_and_rolls_back(session, factory):
     first = suggest.train(session, actor_id=None)
     assert (first.version, first.active, first.labels) == (1, True, 3)
     assert first.examples == 75 and first.stance_examples == 75
+    assert first.metrics is not None
     assert first.metrics["top1"] >= 0.9  # held-out fifth
 
     fresh = factory.message(subject="a question", body_text="The bridge on route nine is crumbling and potholes on "
@@ -205,14 +206,14 @@ def test_the_index_follows_every_write(session, factory):
     message = factory.message(subject="Trees", body_text="Please plant maple trees.")
     session.flush()
     q = search.parse("maple")
-    assert [h.message.id for h in search.search_messages(session, q)[0]] == [message.id]
+    assert [h.message.id for h in search.page_of_messages(session, q)[0]] == [message.id]
     message.body_text = "Please plant oak trees."
     session.flush()
-    assert search.search_messages(session, q)[0] == []
-    assert [h.message.id for h in search.search_messages(session, search.parse("oak"))[0]] == [message.id]
+    assert search.page_of_messages(session, q)[0] == []
+    assert [h.message.id for h in search.page_of_messages(session, search.parse("oak"))[0]] == [message.id]
     session.delete(message)
     session.flush()
-    assert search.search_messages(session, search.parse("oak"))[0] == []
+    assert search.page_of_messages(session, search.parse("oak"))[0] == []
 
 
 @pytest.mark.parametrize("typed", ['"', "*", 'roads" OR "', "NEAR(a b)", "'; DROP TABLE messages; --", "a:b:c",
@@ -235,7 +236,7 @@ def test_search_filters_batch_and_topic(session, factory):
     a = factory.message(subject="water", body_text="Clean water now.", batch_id=batch.id)
     b = factory.message(subject="water", body_text="Clean water for clinics.", topic_id=health.id)
     session.flush()
-    ids = lambda q: {h.message.id for h in search.search_messages(session, search.parse(q))[0]}  # noqa: E731
+    ids = lambda q: {h.message.id for h in search.page_of_messages(session, search.parse(q))[0]}  # noqa: E731
     assert ids("water") == {a.id, b.id}
     assert ids(f"water batch:{batch.id}") == {a.id}
     assert ids("topic:health") == {b.id}

@@ -14,7 +14,7 @@ from correspondence.services.audit import acting_for, record, record_many
 from web.access import EXPORTS, signed_in
 
 
-def _view_as(client, auth, session, factory):  # type: ignore[no-untyped-def]
+def _view_as(client, auth, session, factory):
     target = factory.staffer(role=Role.CORRESPONDENT, name="Lena Novak")
     session.commit()
     admin = auth.login(Role.ADMIN)
@@ -23,7 +23,7 @@ def _view_as(client, auth, session, factory):  # type: ignore[no-untyped-def]
     return admin, target, token
 
 
-def _events(session, action: str) -> list[AuditEvent]:  # type: ignore[no-untyped-def]
+def _events(session, action: str) -> list[AuditEvent]:
     session.rollback()
     session.expire_all()
     return list(session.scalars(select(AuditEvent).where(AuditEvent.action == action).order_by(AuditEvent.id)))
@@ -65,7 +65,7 @@ def test_audit_events_while_viewing_as_name_the_admin_on_behalf_of_the_staffer(a
 
     @app.route("/test-audited-read")
     @signed_in
-    def audited_read():  # type: ignore[no-untyped-def]
+    def audited_read():
         record(db_session(), actor_id=current_user.id, action="test.read", object_type="test", object_id=1)
         db_session().commit()
         return "ok"

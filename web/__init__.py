@@ -146,13 +146,6 @@ def stream_from_database(make_rows):  # type: ignore[no-untyped-def]
     return generate()
 
 
-def db_write_database() -> Database:
-    """The writing Database, for work a request runs in units of its own (an inline report)."""
-    from flask import current_app
-
-    return current_app.extensions["mailroom.db_write"]
-
-
 def settings() -> Settings:
     from flask import current_app
 

@@ -30,10 +30,6 @@ def get_queue(name: str, connection: Redis) -> Queue:
     return Queue(name, connection=connection, default_timeout=DEFAULT_TIMEOUTS[name])
 
 
-def all_queues(connection: Redis) -> list[Queue]:
-    return [get_queue(n, connection) for n in QUEUE_NAMES]
-
-
 def enqueue_process(connection: Redis, message_id: int) -> str:
     """Queue processing of one stored message; the job id makes a second enqueue a no-op."""
     job_id = f"process-message-{message_id}"

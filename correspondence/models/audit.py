@@ -3,10 +3,10 @@
 from __future__ import annotations
 
 from datetime import datetime
-from typing import Any
+from typing import Any, NoReturn
 
-from sqlalchemy import JSON, ForeignKey, Index, Integer, String, event
-from sqlalchemy.orm import Mapped, mapped_column
+from sqlalchemy import JSON, Connection, ForeignKey, Index, Integer, String, event
+from sqlalchemy.orm import Mapped, Mapper, mapped_column
 
 from correspondence.models.base import Base, UTCDateTime, utcnow
 
@@ -34,10 +34,10 @@ class AuditLogIsAppendOnly(RuntimeError):
 
 
 @event.listens_for(AuditEvent, "before_update")
-def _refuse_update(_mapper, _conn, target):  # type: ignore[no-untyped-def]
+def _refuse_update(_mapper: Mapper[Any], _conn: Connection, target: AuditEvent) -> NoReturn:
     raise AuditLogIsAppendOnly(f"audit event {target.id} cannot be changed")
 
 
 @event.listens_for(AuditEvent, "before_delete")
-def _refuse_delete(_mapper, _conn, target):  # type: ignore[no-untyped-def]
+def _refuse_delete(_mapper: Mapper[Any], _conn: Connection, target: AuditEvent) -> NoReturn:
     raise AuditLogIsAppendOnly(f"audit event {target.id} cannot be deleted")

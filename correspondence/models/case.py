@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import enum
 from datetime import datetime
+from typing import Any
 
 from sqlalchemy import JSON, Boolean, Enum, ForeignKey, Index, Integer, String, Text
 from sqlalchemy.orm import Mapped, mapped_column, relationship
@@ -51,7 +52,7 @@ class CaseCategory(Base):
     name: Mapped[str] = mapped_column(String(100), unique=True)
     active: Mapped[bool] = mapped_column(Boolean, default=True)
     # [{"title": "...", "kind": "release", "days": 7}, ...]: days from the previous step's due date.
-    steps: Mapped[list] = mapped_column(JSON, default=list)
+    steps: Mapped[list[Any]] = mapped_column(JSON, default=list)
 
 
 class Case(Base):
@@ -77,7 +78,7 @@ class Case(Base):
     release_received_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
     release_sha256: Mapped[str | None] = mapped_column(ForeignKey("blobs.sha256"))
     release_method: Mapped[str | None] = mapped_column(String(20))  # "upload" or "e_signature"
-    release_signature: Mapped[dict | None] = mapped_column(JSON)
+    release_signature: Mapped[dict[str, Any] | None] = mapped_column(JSON)
     source_message_id: Mapped[int | None] = mapped_column(ForeignKey("messages.id"))
     created_by_id: Mapped[int | None] = mapped_column(ForeignKey("staffers.id"))
 

@@ -14,9 +14,13 @@ silently shortening what a person meant.
 
 from __future__ import annotations
 
-from sqlalchemy import Enum, String, Text, event
+from typing import Any
+
+from sqlalchemy import Connection, Enum, String, Text, event
+from sqlalchemy.orm import Mapper
 
 from correspondence.models.audit import AuditEvent
+from correspondence.models.base import Base
 from correspondence.models.blob import Blob
 from correspondence.models.constituent import Constituent, ConstituentEmail, ConstituentPhone, ConstituentTag
 from correspondence.models.message import Message
@@ -24,10 +28,10 @@ from correspondence.models.message import Message
 FITTED = (Message, Constituent, ConstituentEmail, ConstituentPhone, ConstituentTag, Blob, AuditEvent)
 
 
-def _limits(cls: type) -> dict[str, int | None]:
+def _limits(cls: type[Base]) -> dict[str, int | None]:
     """Attribute name -> maximum length (None: unlimited text, only NULs are dropped)."""
     limits: dict[str, int | None] = {}
-    for prop in cls.__mapper__.column_attrs:  # type: ignore[attr-defined]
+    for prop in cls.__mapper__.column_attrs:
         column = prop.columns[0]
         kind = column.type
         if isinstance(kind, Enum):
@@ -39,7 +43,7 @@ def _limits(cls: type) -> dict[str, int | None]:
     return limits
 
 
-_LIMITS = {cls: _limits(cls) for cls in FITTED}
+_LIMITS: dict[type, dict[str, int | None]] = {cls: _limits(cls) for cls in FITTED}
 
 
 def fit_to_columns(target: object) -> list[str]:
@@ -59,7 +63,7 @@ def fit_to_columns(target: object) -> list[str]:
     return cut
 
 
-def _before_write(_mapper, _connection, target) -> None:  # type: ignore[no-untyped-def]
+def _before_write(_mapper: Mapper[Any], _connection: Connection, target: object) -> None:
     cut = fit_to_columns(target)
     if cut and isinstance(target, Message):
         facts = dict(target.facts or {})

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from datetime import datetime
+from typing import Any
 
 from sqlalchemy import JSON, Boolean, ForeignKey, Integer, String
 from sqlalchemy.orm import Mapped, mapped_column
@@ -34,7 +35,7 @@ class IntakeCursor(Base):
     __tablename__ = "intake_cursors"
 
     key: Mapped[str] = mapped_column(String(200), primary_key=True)
-    value: Mapped[dict] = mapped_column(JSON)
+    value: Mapped[dict[str, Any]] = mapped_column(JSON)
     updated_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow, onupdate=utcnow)
 
 
@@ -55,7 +56,7 @@ class MailboxAccount(Base):
     security: Mapped[str] = mapped_column(String(10), default="ssl")
     username: Mapped[str] = mapped_column(String(255))
     password_encrypted: Mapped[str] = mapped_column(String(1000))
-    folders: Mapped[list] = mapped_column(JSON, default=lambda: ["INBOX"])
+    folders: Mapped[list[Any]] = mapped_column(JSON, default=lambda: ["INBOX"])
     processed_folder: Mapped[str | None] = mapped_column(String(255))
     active: Mapped[bool] = mapped_column(Boolean, default=True)
     last_checked_at: Mapped[datetime | None] = mapped_column(UTCDateTime)

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import enum
 from datetime import datetime
+from typing import Any
 
 from sqlalchemy import JSON, Boolean, ForeignKey, Index, Integer, String, Text, UniqueConstraint, text
 from sqlalchemy.orm import Mapped, mapped_column, relationship
@@ -30,7 +31,7 @@ class FormLetter(Base):
     title: Mapped[str] = mapped_column(String(300))
     topic_id: Mapped[int | None] = mapped_column(ForeignKey("topics.id"))
     stance: Mapped[Stance | None] = mapped_column(_enum(Stance, "letter_stance"))
-    tags: Mapped[list] = mapped_column(JSON, default=list)
+    tags: Mapped[list[Any]] = mapped_column(JSON, default=list)
     # The version letters go out with: the latest approved one.
     current_version_id: Mapped[int | None] = mapped_column(ForeignKey("letter_versions.id", use_alter=True))
     usage_count: Mapped[int] = mapped_column(Integer, default=0)
@@ -106,7 +107,7 @@ class ApplyRun(Base):
     id: Mapped[int] = mapped_column(Integer, primary_key=True)
     version_id: Mapped[int] = mapped_column(ForeignKey("letter_versions.id"))
     batch_id: Mapped[int | None] = mapped_column(ForeignKey("batches.id"))
-    message_ids: Mapped[list] = mapped_column(JSON, default=list)
+    message_ids: Mapped[list[Any]] = mapped_column(JSON, default=list)
     created_by_id: Mapped[int | None] = mapped_column(ForeignKey("staffers.id"))
     state: Mapped[RunState] = mapped_column(run_state_type(), default=RunState.QUEUED)
     total: Mapped[int] = mapped_column(Integer, default=0)
@@ -114,7 +115,7 @@ class ApplyRun(Base):
     created_count: Mapped[int] = mapped_column(Integer, default=0)
     skipped: Mapped[int] = mapped_column(Integer, default=0)
     # What the person chose on the dry run (district, skip_answered_campaign, leave_additions).
-    options: Mapped[dict] = mapped_column(JSON, default=dict)
+    options: Mapped[dict[str, Any]] = mapped_column(JSON, default=dict)
     # People in the selection, and how far the run has got through them (the resume point).
     people: Mapped[int] = mapped_column(Integer, default=0)
     people_done: Mapped[int] = mapped_column(Integer, default=0)
@@ -122,7 +123,7 @@ class ApplyRun(Base):
     covered: Mapped[int] = mapped_column(Integer, default=0)
     closed: Mapped[int] = mapped_column(Integer, default=0)
     # Messages per dry-run category ("already_answered", "frequent_writer", ...), as the run found them.
-    counts: Mapped[dict] = mapped_column(JSON, default=dict)
+    counts: Mapped[dict[str, Any]] = mapped_column(JSON, default=dict)
     print_sha256: Mapped[str | None] = mapped_column(String(64))
     error: Mapped[str | None] = mapped_column(String(500))
     created_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import enum
 from datetime import datetime
+from typing import Any
 
 from sqlalchemy import JSON, Boolean, Enum, Float, ForeignKey, Index, Integer, String, Text, text
 from sqlalchemy.orm import Mapped, mapped_column, relationship
@@ -112,7 +113,7 @@ class Message(Base):
     topic_source: Mapped[str | None] = mapped_column(String(20))
     # The topic model's suggestions while a message is uncoded:
     # {"model": version, "topics": [[topic_id, p], ...3], "stance": [value, p]}
-    suggestions: Mapped[dict | None] = mapped_column(JSON(none_as_null=True))
+    suggestions: Mapped[dict[str, Any] | None] = mapped_column(JSON(none_as_null=True))
     status: Mapped[MessageStatus] = mapped_column(_enum(MessageStatus, "message_status"),
                                                   default=MessageStatus.NEW)
     status_reason: Mapped[str | None] = mapped_column(String(500))
@@ -127,7 +128,7 @@ class Message(Base):
     organization_statement: Mapped[str | None] = mapped_column(Text)
     delivery_agent: Mapped[str | None] = mapped_column(String(300))
     # Structured facts from the adapter (CWC bills, web-form fields) kept for later stages.
-    facts: Mapped[dict | None] = mapped_column(JSON)
+    facts: Mapped[dict[str, Any] | None] = mapped_column(JSON)
     # How the constituent was matched ("email", "phone", "name+address", "created") and how sure.
     match_method: Mapped[str | None] = mapped_column(String(30))
     match_confidence: Mapped[float | None] = mapped_column(Float)
@@ -135,7 +136,7 @@ class Message(Base):
     # writer added of their own, and whether a person placed it (re-clustering then leaves it be).
     batch_id: Mapped[int | None] = mapped_column(ForeignKey("batches.id"))
     batch_similarity: Mapped[float | None] = mapped_column(Float)
-    batch_additions: Mapped[list | None] = mapped_column(JSON(none_as_null=True))
+    batch_additions: Mapped[list[Any] | None] = mapped_column(JSON(none_as_null=True))
     batch_pinned: Mapped[bool] = mapped_column(Boolean, default=False)
     created_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)
     updated_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow, onupdate=utcnow)

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from datetime import datetime
+from typing import Any
 
 from sqlalchemy import JSON, Float, ForeignKey, Integer, String
 from sqlalchemy.orm import Mapped, mapped_column
@@ -19,7 +20,7 @@ class Segment(Base):
     id: Mapped[int] = mapped_column(Integer, primary_key=True)
     name: Mapped[str] = mapped_column(String(200))
     # The filter as plain data: see constituents.segments.SegmentFilter.
-    filters: Mapped[dict] = mapped_column(JSON, default=dict)
+    filters: Mapped[dict[str, Any]] = mapped_column(JSON, default=dict)
     created_by_id: Mapped[int | None] = mapped_column(ForeignKey("staffers.id"))
     created_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)
     updated_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow, onupdate=utcnow)
@@ -34,8 +35,8 @@ class ConstituentImport(Base):
     filename: Mapped[str] = mapped_column(String(300))
     source_sha256: Mapped[str] = mapped_column(ForeignKey("blobs.sha256"))
     encoding: Mapped[str] = mapped_column(String(30))
-    columns: Mapped[list] = mapped_column(JSON, default=list)
-    mapping: Mapped[dict | None] = mapped_column(JSON)  # column index (as text) -> field name
+    columns: Mapped[list[Any]] = mapped_column(JSON, default=list)
+    mapping: Mapped[dict[str, Any] | None] = mapped_column(JSON)  # column index (as text) -> field name
     tag: Mapped[str | None] = mapped_column(String(60))  # given to every imported person, e.g. "town hall 2026"
     state: Mapped[RunState] = mapped_column(run_state_type(), default=RunState.UPLOADED)
     total_rows: Mapped[int] = mapped_column(Integer, default=0)
@@ -56,10 +57,10 @@ class ReportRun(Base):
     __tablename__ = "report_runs"
 
     id: Mapped[int] = mapped_column(Integer, primary_key=True)
-    params: Mapped[dict] = mapped_column(JSON, default=dict)
+    params: Mapped[dict[str, Any]] = mapped_column(JSON, default=dict)
     state: Mapped[RunState] = mapped_column(run_state_type(), default=RunState.QUEUED)
     progress: Mapped[int] = mapped_column(Integer, default=0)  # percent
-    result: Mapped[dict | None] = mapped_column(JSON)
+    result: Mapped[dict[str, Any] | None] = mapped_column(JSON)
     error: Mapped[str | None] = mapped_column(String(500))
     created_by_id: Mapped[int | None] = mapped_column(ForeignKey("staffers.id"))
     created_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)
@@ -75,4 +76,4 @@ class AnalyticsSnapshot(Base):
     computed_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)
     days: Mapped[int] = mapped_column(Integer, default=90)
     seconds: Mapped[float] = mapped_column(Float, default=0.0)
-    data: Mapped[dict] = mapped_column(JSON, default=dict)
+    data: Mapped[dict[str, Any]] = mapped_column(JSON, default=dict)

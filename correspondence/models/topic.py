@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from datetime import datetime
+from typing import Any
 
 from sqlalchemy import JSON, Boolean, ForeignKey, Integer, String
 from sqlalchemy.orm import Mapped, mapped_column
@@ -67,6 +68,6 @@ class TopicModel(Base):
     examples: Mapped[int] = mapped_column(Integer, default=0)
     stance_examples: Mapped[int] = mapped_column(Integer, default=0)
     labels: Mapped[int] = mapped_column(Integer, default=0)
-    metrics: Mapped[dict | None] = mapped_column(JSON)
+    metrics: Mapped[dict[str, Any] | None] = mapped_column(JSON)
     trained_by_id: Mapped[int | None] = mapped_column(ForeignKey("staffers.id"))
     created_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)

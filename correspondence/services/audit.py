@@ -10,7 +10,7 @@ from __future__ import annotations
 
 from collections.abc import Iterator
 from contextlib import contextmanager
-from contextvars import ContextVar
+from contextvars import ContextVar, Token
 from typing import Any
 
 from sqlalchemy import insert
@@ -32,13 +32,13 @@ def acting_for(admin_id: int, staffer_id: int) -> Iterator[None]:
         _acting_for.reset(token)
 
 
-def set_acting_for(value: tuple[int, int] | None) -> object:
+def set_acting_for(value: tuple[int, int] | None) -> Token[tuple[int, int] | None]:
     """Set for the rest of a request (the web boundary resets it with the returned token at teardown)."""
     return _acting_for.set(value)
 
 
-def reset_acting_for(token: object) -> None:
-    _acting_for.reset(token)  # type: ignore[arg-type]
+def reset_acting_for(token: Token[tuple[int, int] | None]) -> None:
+    _acting_for.reset(token)
 
 
 def _actor(actor_id: int | None) -> tuple[int | None, int | None]:

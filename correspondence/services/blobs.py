@@ -8,6 +8,7 @@ later reuse it) and never read without a row.
 from __future__ import annotations
 
 from collections.abc import Iterable
+from typing import cast
 
 from sqlalchemy import select
 from sqlalchemy.orm import Session
@@ -24,7 +25,7 @@ def blob_store(session: Session) -> BlobStore:
     store = session.info.get("blobs")
     if store is None:
         raise BlobStoreMissing("this database session has no blob folder; build it with Database.from_settings")
-    return store
+    return cast(BlobStore, store)
 
 
 def store_blob(session: Session, data: bytes, content_type: str = "application/octet-stream") -> str:

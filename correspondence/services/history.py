@@ -54,20 +54,22 @@ class _Names:
                     topic_ids.add(values["topic_id"])
         # Reminders and sign-ins name the staffer as the object of the event.
         staff_ids.update(int(e.object_id) for e in events if e.object_type == "staffer" and e.object_id.isdigit())
-        self.staff = dict(session.execute(select(Staffer.id, Staffer.name).where(Staffer.id.in_(staff_ids)))
-                          .all()) if staff_ids else {}
-        self.topics = dict(session.execute(select(Topic.id, Topic.name).where(Topic.id.in_(topic_ids)))
-                           .all()) if topic_ids else {}
+        self.staff: dict[int, str] = dict(
+            session.execute(select(Staffer.id, Staffer.name).where(Staffer.id.in_(staff_ids))).all()
+        ) if staff_ids else {}
+        self.topics: dict[int, str] = dict(
+            session.execute(select(Topic.id, Topic.name).where(Topic.id.in_(topic_ids))).all()
+        ) if topic_ids else {}
 
     def staffer(self, staffer_id: object, none: str = "nobody") -> str:
         if staffer_id is None:
             return none
-        return self.staff.get(staffer_id, "a former staffer")  # type: ignore[call-overload]
+        return self.staff.get(staffer_id, "a former staffer") if isinstance(staffer_id, int) else "a former staffer"
 
     def topic(self, topic_id: object, none: str = "not coded") -> str:
         if topic_id is None:
             return none
-        return self.topics.get(topic_id, "a removed topic")  # type: ignore[call-overload]
+        return self.topics.get(topic_id, "a removed topic") if isinstance(topic_id, int) else "a removed topic"
 
 
 STAFF_KEYS = ("assignee_id", "caseworker_id", "staffer_id")

@@ -4,9 +4,10 @@ from __future__ import annotations
 
 import base64
 import binascii
-from collections.abc import Iterable
-from dataclasses import dataclass, field, replace
+from collections.abc import Iterable, Iterator
+from dataclasses import dataclass, field
 from datetime import UTC, date, datetime, time, timedelta, tzinfo
+from typing import Any, TypeVar
 
 from sqlalchemy import and_, func, or_, select
 from sqlalchemy.orm import Session, joinedload
@@ -47,9 +48,6 @@ class InboxFilter:
     # "From" and "to" dates are the office's calendar days (MAILROOM_TIMEZONE), not UTC days.
     zone: tzinfo = UTC
 
-    def without_status(self) -> InboxFilter:
-        return replace(self, statuses=tuple(MessageStatus))
-
 
 @dataclass(frozen=True)
 class Cursor:
@@ -87,7 +85,10 @@ def _escape_like(text: str) -> str:
     return text.replace("\\", "\\\\").replace("%", "\\%").replace("_", "\\_")
 
 
-def _apply_filters(query: Select, flt: InboxFilter, *, with_status: bool = True) -> Select:
+_Query = TypeVar("_Query", bound="Select[*tuple[Any, ...]]")
+
+
+def _apply_filters(query: _Query, flt: InboxFilter, *, with_status: bool = True) -> _Query:
     if with_status and flt.statuses and len(flt.statuses) < len(MessageStatus):
         query = query.where(Message.status.in_(flt.statuses))
     if flt.channel is not None:
@@ -164,7 +165,7 @@ def matching_ids(session: Session, flt: InboxFilter, limit: int = 200_000) -> li
                                 .order_by(Message.id).limit(limit)))
 
 
-def export_rows(session: Session, flt: InboxFilter, page: int = 2000):  # type: ignore[no-untyped-def]
+def export_rows(session: Session, flt: InboxFilter, page: int = 2000) -> Iterator[tuple[object, ...]]:
     """Every matching message as a row, read in pages by id so a large export never sits in memory.
 
     Times are the office's wall-clock time (the filter's zone), with its offset."""

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from collections.abc import Iterable
+from typing import Any
 
 from sqlalchemy import func, select, update
 from sqlalchemy.orm import Session
@@ -30,8 +31,8 @@ def check_actor_may_move(session: Session, message: Message, target: S, actor_id
 
 
 def _move(session: Session, message: Message, target: S, *, actor_id: int | None, action: str,
-          reason: str | None = None, extra_before: dict | None = None,
-          extra_after: dict | None = None) -> Message:
+          reason: str | None = None, extra_before: dict[str, Any] | None = None,
+          extra_after: dict[str, Any] | None = None) -> Message:
     """Apply one allowed transition, made by someone allowed to make it, and write its audit event."""
     MESSAGES.check(message.status, target)  # both checks before anything changes
     check_actor_may_move(session, message, target, actor_id)

@@ -14,9 +14,10 @@ import hashlib
 import hmac
 import secrets
 import time
+from typing import Any, cast
 
 import pyotp
-from sqlalchemy import delete, or_, select, update
+from sqlalchemy import CursorResult, delete, or_, select, update
 from sqlalchemy.orm import Session
 from webauthn import (
     base64url_to_bytes,
@@ -87,11 +88,11 @@ def _accept_totp(session: Session, staffer: Staffer, code: str, *, secret_key: s
         if not hmac.compare_digest(totp.at(step * TOTP_STEP), code):
             continue
         # Compare-and-set, so two requests racing with the same code cannot both win.
-        moved = session.execute(
+        moved = cast(CursorResult[Any], session.execute(
             update(Staffer).where(Staffer.id == staffer.id,
                                   or_(Staffer.totp_last_step.is_(None), Staffer.totp_last_step < step))
-            .values(totp_last_step=step).execution_options(synchronize_session=False))
-        if moved.rowcount != 1:  # type: ignore[attr-defined]
+            .values(totp_last_step=step).execution_options(synchronize_session=False)))
+        if moved.rowcount != 1:
             return False  # this code (or a later one) was used already: a replay
         session.refresh(staffer, ["totp_last_step"])
         return True
@@ -140,11 +141,11 @@ def _codes_if_none(session: Session, staffer: Staffer) -> list[str]:
 
 
 def _use_recovery_code(session: Session, staffer: Staffer, code: str) -> bool:
-    moved = session.execute(
+    moved = cast(CursorResult[Any], session.execute(
         update(RecoveryCode).where(RecoveryCode.staffer_id == staffer.id, RecoveryCode.code_hash == _hash_code(code),
                                    RecoveryCode.used_at.is_(None))
-        .values(used_at=utcnow()).execution_options(synchronize_session=False))
-    return moved.rowcount == 1  # type: ignore[attr-defined]
+        .values(used_at=utcnow()).execution_options(synchronize_session=False)))
+    return moved.rowcount == 1
 
 
 def unused_recovery_codes(session: Session, staffer_id: int) -> int:
@@ -194,7 +195,7 @@ def registration_options(session: Session, staffer_id: int, *, rp_id: str, rp_na
     return options_to_json(options), options.challenge
 
 
-def register_security_key(session: Session, staffer_id: int, *, credential: str | dict, challenge: bytes,
+def register_security_key(session: Session, staffer_id: int, *, credential: str | dict[str, Any], challenge: bytes,
                           rp_id: str, origin: str, name: str) -> tuple[WebAuthnCredential, list[str]]:
     """Keep a key the browser just created, after checking challenge, origin and RP id."""
     staffer = get_staffer(session, staffer_id)
@@ -222,8 +223,8 @@ def authentication_options(session: Session, staffer_id: int, *, rp_id: str) -> 
     return options_to_json(options), options.challenge
 
 
-def verify_security_key(session: Session, staffer_id: int, *, credential: str | dict, challenge: bytes, rp_id: str,
-                        origin: str, remote_addr: str | None, policy: SignInPolicy) -> Staffer:
+def verify_security_key(session: Session, staffer_id: int, *, credential: str | dict[str, Any], challenge: bytes,
+                        rp_id: str, origin: str, remote_addr: str | None, policy: SignInPolicy) -> Staffer:
     """Finish signing in with a security key: its signature over our challenge, for our origin."""
     staffer = get_staffer(session, staffer_id)
     check_sign_in_allowed(session, email=staffer.email, remote_addr=remote_addr, policy=policy)

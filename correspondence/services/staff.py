@@ -6,8 +6,9 @@ import math
 import re
 from dataclasses import dataclass
 from datetime import datetime, timedelta
+from typing import Any, cast
 
-from sqlalchemy import delete, func, select
+from sqlalchemy import CursorResult, delete, func, select
 from sqlalchemy.orm import Session
 
 from correspondence.errors import NotFound, PermissionDenied, ValidationFailed
@@ -55,7 +56,6 @@ def staff_email(email: str) -> str:
     if len(ascii_domain) > 253 or not all(_DOMAIN_LABEL.fullmatch(label) for label in labels):
         raise ValidationFailed(f"{email[:80]!r} is not a valid email address: the domain after @ is not valid")
     return email
-
 
 
 def active_staffer(session: Session, staffer_id: int) -> Staffer:
@@ -117,14 +117,6 @@ class SignInPolicy:
     known_address_for: timedelta = timedelta(days=30)
 
 
-def recent_failures(session: Session, email: str, window: timedelta) -> int:
-    since = utcnow() - window
-    return session.scalar(
-        select(func.count(LoginAttempt.id)).where(
-            LoginAttempt.email == email[:320], LoginAttempt.succeeded.is_(False), LoginAttempt.at >= since)
-    ) or 0
-
-
 def _retry_after(until: datetime, now: datetime) -> int:
     return max(1, math.ceil((until - now).total_seconds()))
 
@@ -176,8 +168,9 @@ def note_attempt(session: Session, *, email: str, remote_addr: str | None, succe
 
 def prune_login_attempts(session: Session, *, older_than: timedelta = timedelta(days=31)) -> int:
     """Forget attempts older than anything the throttle reads (the "known address" look-back is 30 days)."""
-    result = session.execute(delete(LoginAttempt).where(LoginAttempt.at < utcnow() - older_than))
-    return result.rowcount or 0  # type: ignore[attr-defined]
+    result = cast(CursorResult[Any],
+                  session.execute(delete(LoginAttempt).where(LoginAttempt.at < utcnow() - older_than)))
+    return result.rowcount or 0
 
 
 def has_second_factor(session: Session, staffer: Staffer) -> bool:

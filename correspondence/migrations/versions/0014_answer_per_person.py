@@ -49,11 +49,11 @@ def _alter_status(old: tuple[str, ...], new: tuple[str, ...]) -> None:
     # changes, and every stored value satisfies both lists except the one moved first, so this is the
     # change SQLite documents as safe through writable_schema (sqlite.org/lang_altertable.html, "make
     # other kinds of table schema changes"): rewrite the table's SQL, bump schema_version, check.
-    sql = bind.exec_driver_sql("SELECT sql FROM sqlite_master WHERE type = 'table' AND name = 'messages'").scalar()
+    sql: str = bind.exec_driver_sql("SELECT sql FROM sqlite_master WHERE type = 'table' AND name = 'messages'").scalar_one()
     before = f"status IN {_in_list(old)}"
     if before not in sql:
         raise RuntimeError(f"messages: the message_status CHECK constraint is not {before!r}; not changed")
-    version = bind.exec_driver_sql("PRAGMA schema_version").scalar()
+    version: int = bind.exec_driver_sql("PRAGMA schema_version").scalar_one()
     bind.exec_driver_sql("PRAGMA writable_schema = ON")
     bind.exec_driver_sql("UPDATE sqlite_master SET sql = ? WHERE type = 'table' AND name = 'messages'",
                          (sql.replace(before, f"status IN {_in_list(new)}"),))
