@@ -53,6 +53,21 @@ def suppressed(session: Session, addresses: Iterable[str | None]) -> dict[str, S
     return found
 
 
+def standing(session: Session, addresses: Iterable[str | None]) -> dict[str, Suppression]:
+    """Every row these addresses have (suppressed, or with soft bounces counted): what a profile shows."""
+    wanted = sorted({normalise(a) for a in addresses if a})
+    if not wanted:
+        return {}
+    return {row.address: row for row in session.scalars(select(Suppression).where(Suppression.address.in_(wanted)))}
+
+
+def restore_by_address(session: Session, address: str, *, actor_id: int) -> Suppression:
+    row = session.scalar(select(Suppression).where(Suppression.address == normalise(address)))
+    if row is None:
+        raise ValidationFailed(f"{address} is not suppressed")
+    return restore_address(session, row.id, actor_id=actor_id)
+
+
 def _row(session: Session, address: str) -> Suppression:
     """The address's row, made when missing (a savepoint: two reports for one address at once)."""
     row = session.scalar(select(Suppression).where(Suppression.address == address))
