@@ -112,7 +112,10 @@ def _other_formats(report: Message) -> Reading:
     """Non-standard bounces (Exim, qmail, Yahoo, Exchange...) by flufl.bounce's detectors."""
     from flufl.bounce import all_failures
 
-    temporary, permanent = all_failures(report)
+    try:
+        temporary, permanent = all_failures(report)
+    except Exception as exc:  # a detector tripped over a malformed message: still not a report we can use
+        return Reading(problem=f"not a delivery report Mailroom can read ({type(exc).__name__} in the detectors)")
     if permanent:
         return Reading(BounceKind.HARD, None, "permanent failure (recognised by flufl.bounce)")
     if temporary:
