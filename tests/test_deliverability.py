@@ -448,3 +448,52 @@ def test_dmarc_and_dkim_record_text_is_read():
     assert outbound_dns.read_dmarc(["something else"]) == "no DMARC record (v=DMARC1)"
     assert outbound_dns.read_dkim(["v=DKIM1; k=rsa; p=MIIBIjAN"]) == "DKIM key found (rsa, 8 characters of key)"
     assert outbound_dns.read_dkim(["v=DKIM1; p="]) == "DKIM key revoked (empty p=)"
+
+
+def test_the_bounce_mailbox_is_polled_into_the_bounce_intake_not_the_inbox(session, factory, database, settings):
+    import os
+    import tempfile
+    from pathlib import Path
+
+    from imapclient import IMAPClient
+
+    from correspondence.models import Message
+    from intake.imap import ImapAccount, accounts_from_json, poll_account
+    from tests.conftest import need
+    from tests.dovecot import Dovecot, find_dovecot
+    from workers.jobs import _bounce_store
+
+    need(find_dovecot() is not None, "dovecot is not installed (apt-get install dovecot-imapd)")
+    answer, follow_up, _v, _a = _answer_and_follow_up(session, factory, database, settings)
+    ben = session.get(Response, follow_up)
+    verp = return_path(follow_up, secret_key=TEST_SECRET_KEY, bounce_mailbox=settings.bounce_mailbox)
+    base = Path(tempfile.mkdtemp(prefix="mailroom-dovecot-", dir="/tmp"))
+    os.chmod(base, 0o755)
+    server = Dovecot(base).start()
+    try:
+        client = IMAPClient("127.0.0.1", port=server.port, ssl=False)
+        client.login(server.user, server.password)
+        client.append("INBOX", _dsn(verp, ben.email_message_id))
+        client.append("INBOX", b"From: a@b.example\r\nSubject: not a bounce\r\nMessage-ID: <n1@b>\r\n\r\nhello\r\n")
+        client.logout()
+        [account] = accounts_from_json(
+            f'[{{"name": "bounces", "host": "127.0.0.1", "port": {server.port}, "username": "{server.user}", '
+            f'"password": "{server.password}", "ssl": false, "purpose": "bounces"}}]')
+        assert account.purpose == "bounces"
+        messages_before = session.scalar(select(func.count()).select_from(Message))
+        session.commit()
+        for _ in range(2):  # a second poll finds nothing new (flagged), and nothing changes twice
+            poll_account(database, account, max_bytes=settings.max_message_bytes,
+                         store=_bounce_store(settings, account))
+        with pytest.raises(ValueError, match="purpose"):
+            ImapAccount.from_dict({"name": "x", "host": "127.0.0.1", "username": "u", "password": "p",
+                                   "ssl": False, "purpose": "newsletters"})
+    finally:
+        server.stop()
+    session.rollback()
+    states = dict(session.execute(select(Bounce.state, func.count()).group_by(Bounce.state)).all())
+    assert states == {BounceState.APPLIED: 1, BounceState.QUARANTINED: 1}
+    assert session.scalar(select(func.count()).select_from(Message)) == messages_before  # nothing in the inbox
+    assert session.scalar(select(Suppression.reason).where(Suppression.address == "ben@example.org")) == \
+        SuppressionReason.INVALID
+    assert all(b.source == "imap:bounces" for b in session.scalars(select(Bounce)))

@@ -101,6 +101,16 @@ def run_sweep() -> int:
     return len(ids) + len(runs) + len(pending)
 
 
+def _bounce_store(settings, account):  # type: ignore[no-untyped-def]
+    """The bounce mailbox's messages go to the bounce intake, not the inbox (MAILROOM_IMAP_ACCOUNTS "purpose")."""
+    if account.purpose != "bounces":
+        return None
+    from outbound.bounces import BouncePolicy, import_reports
+
+    policy = BouncePolicy(settings.secret_key, settings.soft_bounce_limit)
+    return lambda db, items, source: import_reports(db, items, source=source, policy=policy)
+
+
 def run_poll_imap() -> dict[str, int]:
     """Poll every configured IMAP account. Idempotent: stored messages are found again by their key."""
     from intake.imap import accounts_from_db, accounts_from_json, poll_account
@@ -112,8 +122,9 @@ def run_poll_imap() -> dict[str, int]:
     for account in accounts:
         try:
             result = poll_account(context.database(), account, max_bytes=settings.max_message_bytes,
-                                  rules=Rules.from_settings(settings))
-            totals[account.name] = result.summary.received
+                                  rules=Rules.from_settings(settings), store=_bounce_store(settings, account))
+            totals[account.name] = (sum(result.folders.values()) if account.purpose == "bounces"
+                                  else result.summary.received)
         except Exception:
             # One unreachable mailbox must not stop the others; the next poll tries again.
             log.exception("imap poll failed account=%s", account.name)
