@@ -206,6 +206,12 @@ def receive_report(session: Session, raw: bytes, *, source: str, policy: BounceP
     return bounce, True
 
 
+def quarantined(session: Session, *, limit: int = 50) -> list[Bounce]:
+    """The newest delivery reports that could not be used, for the quarantine page (ix_bounces_state_received)."""
+    return list(session.scalars(select(Bounce).where(Bounce.state == BounceState.QUARANTINED)
+                                .order_by(Bounce.received_at.desc(), Bounce.id.desc()).limit(limit)))
+
+
 @dataclass
 class BounceSummary:
     received: int = 0

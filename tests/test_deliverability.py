@@ -235,6 +235,15 @@ def test_reports_that_cannot_be_used_are_quarantined_with_the_reason(session, fa
         AuditEvent.action == "bounce.quarantined")) == 4
 
 
+def test_quarantined_reports_are_listed_for_a_person(client, auth, session):
+    receive_report(session, b"From: someone@example.net\r\nSubject: hi\r\n\r\nhello\r\n", source="file:dsn",
+                   policy=POLICY)
+    session.commit()
+    auth.login("correspondent")
+    page = client.get("/quarantine/").get_data(as_text=True)
+    assert 'id="bounce-quarantine"' in page and "not a delivery report Mailroom can read" in page
+
+
 def test_soft_bounces_count_to_the_threshold_and_complaints_and_other_formats_suppress(
         session, factory, database, settings):
     answer, follow_up, _v, _a = _answer_and_follow_up(session, factory, database, settings)
