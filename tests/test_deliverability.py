@@ -506,3 +506,20 @@ def test_the_bounce_mailbox_is_polled_into_the_bounce_intake_not_the_inbox(sessi
     assert session.scalar(select(Suppression.reason).where(Suppression.address == "ben@example.org")) == \
         SuppressionReason.INVALID
     assert all(b.source == "imap:bounces" for b in session.scalars(select(Bounce)))
+
+
+def test_deliverability_settings_are_checked_with_the_variable_named(tmp_path):
+    from config.settings import SettingsError
+
+    base = {"SECRET_KEY": TEST_SECRET_KEY, "MAILROOM_INSTANCE_DIR": str(tmp_path)}
+    settings = Settings.from_env({**base, "MAILROOM_MAIL_FROM": "Office <office@House.example>"})
+    assert (settings.bounce_mailbox, settings.soft_bounce_limit, settings.dkim_key_path) == \
+        ("bounces@house.example", 3, None)
+    assert Settings.from_env({**base, "MAILROOM_BOUNCE_ADDRESS": "rp@mail.house.example",
+                              "MAILROOM_SOFT_BOUNCE_LIMIT": "5"}).bounce_mailbox == "rp@mail.house.example"
+    with pytest.raises(SettingsError, match="MAILROOM_BOUNCE_ADDRESS"):
+        Settings.from_env({**base, "MAILROOM_BOUNCE_ADDRESS": "bounces+x@house.example"})
+    with pytest.raises(SettingsError, match="MAILROOM_SOFT_BOUNCE_LIMIT"):
+        Settings.from_env({**base, "MAILROOM_SOFT_BOUNCE_LIMIT": "0"})
+    with pytest.raises(SettingsError, match="MAILROOM_DKIM_SELECTOR"):
+        Settings.from_env({**base, "MAILROOM_DKIM_KEY": str(tmp_path / "key.pem")})
