@@ -141,6 +141,8 @@ class Settings:
                                     or any(c.isspace() or c in "<>,;:" for c in self.bounce_address)):
             raise SettingsError(f"MAILROOM_BOUNCE_ADDRESS={self.bounce_address!r} must be one plain address "
                                 "without '+' (Mailroom adds +r<id>-<check> to it), e.g. bounces@example.gov")
+        if self.dkim_key_path is not None and not self.dkim_key_path.is_file():
+            raise SettingsError(f"MAILROOM_DKIM_KEY={str(self.dkim_key_path)!r} is not a readable key file")
         if self.dkim_key_path is not None and not self.dkim_selector:
             raise SettingsError("MAILROOM_DKIM_KEY is set but MAILROOM_DKIM_SELECTOR is not: both are needed to sign")
 

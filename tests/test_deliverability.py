@@ -521,5 +521,8 @@ def test_deliverability_settings_are_checked_with_the_variable_named(tmp_path):
         Settings.from_env({**base, "MAILROOM_BOUNCE_ADDRESS": "bounces+x@house.example"})
     with pytest.raises(SettingsError, match="MAILROOM_SOFT_BOUNCE_LIMIT"):
         Settings.from_env({**base, "MAILROOM_SOFT_BOUNCE_LIMIT": "0"})
+    with pytest.raises(SettingsError, match="MAILROOM_DKIM_KEY"):
+        Settings.from_env({**base, "MAILROOM_DKIM_KEY": str(tmp_path / "missing.pem"), "MAILROOM_DKIM_SELECTOR": "s"})
+    key, _public = _keypair(tmp_path)
     with pytest.raises(SettingsError, match="MAILROOM_DKIM_SELECTOR"):
-        Settings.from_env({**base, "MAILROOM_DKIM_KEY": str(tmp_path / "key.pem")})
+        Settings.from_env({**base, "MAILROOM_DKIM_KEY": str(key)})
