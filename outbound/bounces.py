@@ -24,6 +24,7 @@ from collections.abc import Iterable
 from dataclasses import dataclass, field
 from email import message_from_bytes, policy
 from email.message import EmailMessage, Message
+from email.utils import collapse_rfc2231_value
 
 from sqlalchemy import select
 from sqlalchemy.exc import IntegrityError
@@ -76,6 +77,8 @@ def _delivery_status(report: Message) -> Reading | None:
         return Reading(problem="the delivery-status part has no per-recipient fields")
     worst: Reading | None = None
     for block in blocks[1:]:
+        if not isinstance(block, Message):
+            continue
         action = _text(block.get("Action")).lower()
         status = _text(block.get("Status"))
         code = _STATUS.search(status)
@@ -93,8 +96,9 @@ def _delivery_status(report: Message) -> Reading | None:
 
 
 def _is_complaint(report: Message) -> bool:
+    kind = report.get_param("report-type")
     if report.get_content_type() == "multipart/report" and \
-            (report.get_param("report-type") or "").lower() == "feedback-report":
+            collapse_rfc2231_value(kind or "").lower() == "feedback-report":  # type: ignore[arg-type]
         return True
     return any(p.get_content_type() == "message/feedback-report" for p in report.walk())
 
@@ -104,7 +108,7 @@ def _feedback_type(report: Message) -> str:
         if part.get_content_type() == "message/feedback-report":
             payload = part.get_payload()
             fields = payload[0] if isinstance(payload, list) and payload else part
-            return _text(fields.get("Feedback-Type")) or "abuse"
+            return (_text(fields.get("Feedback-Type")) if isinstance(fields, Message) else "") or "abuse"
     return "abuse"
 
 
@@ -193,8 +197,9 @@ def receive_report(session: Session, raw: bytes, *, source: str, policy: BounceP
         log.warning("bounce quarantined bounce_id=%s reason=%s", bounce.id, bounce.reason)
         return bounce, True
     words = " ".join(w for w in (bounce.status, bounce.diagnostic) if w) or None
+    kind = bounce.kind or BounceKind.HARD  # an applied report always has its kind
     record(session, actor_id=None, action="response.bounced", object_type="response", object_id=bounce.response_id,
-           after={"kind": bounce.kind.value, "address": bounce.address}, detail=words)
+           after={"kind": kind.value, "address": bounce.address}, detail=words)
     address = bounce.address or ""
     if bounce.kind == BounceKind.HARD:
         suppression.suppress(session, address, suppression.SuppressionReason.INVALID, detail=words, actor_id=None)

@@ -61,7 +61,8 @@ def wire_bytes(email: EmailMessage, envelope_from: str, recipients: list[str]) -
     """The bytes smtplib's send_message puts on the wire for this email (the same generator and policy)."""
     international = not "".join([envelope_from, *recipients]).isascii()
     out = io.BytesIO()
-    BytesGenerator(out, policy=email.policy.clone(utf8=True) if international else email.policy).flatten(
+    chosen = email.policy.clone(utf8=True) if international else email.policy  # type: ignore[call-arg]  # EmailPolicy has utf8
+    BytesGenerator(out, policy=chosen).flatten(
         email, linesep="\r\n")
     return out.getvalue()
 
