@@ -87,6 +87,15 @@ class Settings:
     mail_from: str = "office@example.gov"
     reply_to: str = ""
     smtp_rate_per_second: float = 20.0
+    # Deliverability (outbound/): the envelope sender bounces come back to, as bounces+r<id>-<hmac>@domain
+    # (default: bounces@ the MAILROOM_MAIL_FROM domain); soft bounces (4.x.x) before an address is invalid.
+    bounce_address: str = ""
+    soft_bounce_limit: int = 3
+    # DKIM signing (dkimpy) when a key file is given: the selector's public key is in DNS at
+    # <selector>._domainkey.<domain> (domain default: the MAILROOM_MAIL_FROM domain).
+    dkim_selector: str = ""
+    dkim_domain: str = ""
+    dkim_key_path: Path | None = None
     # One-off replies to a single message go through a supervisor's approval (off: the writer sends).
     one_off_approval: bool = True
     # Office policy: answer a person on the same topic or campaign at most once per this many days (0 = off).
@@ -128,6 +137,14 @@ class Settings:
             raise SettingsError(f"MAILROOM_SMTP_SECURITY=none with MAILROOM_SMTP_HOST={self.smtp_host!r}: {refused}")
         if (refused := _imap_plain_text(self.imap_accounts_json)) is not None:
             raise SettingsError(f"MAILROOM_IMAP_ACCOUNTS: {refused}")
+        if self.bounce_address and (self.bounce_address.count("@") != 1 or "+" in self.bounce_address
+                                    or any(c.isspace() or c in "<>,;:" for c in self.bounce_address)):
+            raise SettingsError(f"MAILROOM_BOUNCE_ADDRESS={self.bounce_address!r} must be one plain address "
+                                "without '+' (Mailroom adds +r<id>-<check> to it), e.g. bounces@example.gov")
+        if self.dkim_key_path is not None and not self.dkim_key_path.is_file():
+            raise SettingsError(f"MAILROOM_DKIM_KEY={str(self.dkim_key_path)!r} is not a readable key file")
+        if self.dkim_key_path is not None and not self.dkim_selector:
+            raise SettingsError("MAILROOM_DKIM_KEY is set but MAILROOM_DKIM_SELECTOR is not: both are needed to sign")
 
     @classmethod
     def from_env(cls, env: Mapping[str, str] | None = None, **overrides: object) -> Settings:
@@ -168,6 +185,11 @@ class Settings:
             "mail_from": env.get("MAILROOM_MAIL_FROM", cls.mail_from),
             "reply_to": env.get("MAILROOM_REPLY_TO", ""),
             "smtp_rate_per_second": float(env.get("MAILROOM_SMTP_RATE") or cls.smtp_rate_per_second),
+            "bounce_address": env.get("MAILROOM_BOUNCE_ADDRESS", "").strip(),
+            "soft_bounce_limit": _positive(env, "MAILROOM_SOFT_BOUNCE_LIMIT", cls.soft_bounce_limit),
+            "dkim_selector": env.get("MAILROOM_DKIM_SELECTOR", "").strip(),
+            "dkim_domain": env.get("MAILROOM_DKIM_DOMAIN", "").strip().lower(),
+            "dkim_key_path": Path(env["MAILROOM_DKIM_KEY"]).resolve() if env.get("MAILROOM_DKIM_KEY") else None,
             "one_off_approval": env.get("MAILROOM_ONE_OFF_APPROVAL", "1").lower() in _TRUE,
             "frequent_writer_days": _count(env, "MAILROOM_FREQUENT_WRITER_DAYS", cls.frequent_writer_days),
             "approved_paragraphs_skip_review":
@@ -225,6 +247,15 @@ class Settings:
     @property
     def base_url(self) -> str:
         return self.public_url or f"http://{self.bind}"
+
+    @property
+    def mail_domain(self) -> str:
+        """The domain of MAILROOM_MAIL_FROM (what bounce and DKIM domains default to)."""
+        return (self.mail_from.rsplit("@", 1)[-1] or "mailroom.local").strip("> ").lower()
+
+    @property
+    def bounce_mailbox(self) -> str:
+        return self.bounce_address or f"bounces@{self.mail_domain}"
 
     @property
     def zone(self) -> ZoneInfo:

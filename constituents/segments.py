@@ -33,6 +33,7 @@ from correspondence.models import (
     MessageStatus,
     Segment,
     Stance,
+    Suppression,
     Topic,
 )
 from correspondence.services.audit import record
@@ -342,8 +343,17 @@ def follow_up_plan(session: Session, flt: SegmentFilter) -> dict[str, int]:
         Constituent.id.in_(select(people.c.id)), Constituent.address1.is_not(None), Constituent.city.is_not(None),
         Constituent.state.is_not(None), Constituent.zip5.is_not(None),
         ~Constituent.id.in_(select(ConstituentEmail.constituent_id)))) or 0
-    return {"total": total, "email": with_email, "print": postal, "no_address": total - with_email - postal,
-            "answered": 0, "cannot": 0}
+    # People whose email (the first on their record, the one a follow-up uses) gets no follow-ups.
+    first_email = select(func.min(ConstituentEmail.id)).where(
+        ConstituentEmail.constituent_id.in_(select(people.c.id))).group_by(ConstituentEmail.constituent_id)
+    suppressed = dict(session.execute(
+        select(Suppression.reason, func.count()).join(ConstituentEmail, ConstituentEmail.address == Suppression.address)
+        .where(ConstituentEmail.id.in_(first_email), Suppression.reason.is_not(None))
+        .group_by(Suppression.reason)).all())
+    held = sum(suppressed.values())
+    return {"total": total, "email": with_email - held, "print": postal, "no_address": total - with_email - postal,
+            "answered": 0, "cannot": 0, "suppressed": held,
+            "suppressed_by": {reason.value: n for reason, n in sorted(suppressed.items())}}
 
 
 def topic_names(session: Session) -> dict[int, str]:

@@ -39,6 +39,7 @@ from correspondence.models import (
     BatchStatus,
     Channel,
     DeliveryMethod,
+    Direction,
     DistrictStatus,
     FormLetter,
     LetterVersion,
@@ -57,6 +58,7 @@ from correspondence.services.messages import answers_left, close_message, queue_
 from correspondence.states import ANSWERABLE, APPLY_RUNS, can_move
 from drafting.headers import header_text
 from drafting.render import Budget, LetterError, Office, context, render, validate
+from outbound import suppression
 
 log = logging.getLogger(__name__)
 
@@ -83,6 +85,9 @@ CATEGORIES: dict[str, str] = {
     "district_unknown": "District unknown (left open)",
     "personal_additions": "Personal additions, left to answer by hand",
     "no_address": "No email or postal address (left open)",
+    "suppressed_invalid": "Email address invalid: it bounced (left open)",
+    "suppressed_complaint": "Email address reported our mail as spam (left open)",
+    "suppressed_unsubscribed": "Unsubscribed from follow-ups (left open)",
 }
 _STATUS_CATEGORY = {MessageStatus.ANSWER_QUEUED: "answer_queued", MessageStatus.RESPONDED: "responded",
                     MessageStatus.CLOSED: "closed", MessageStatus.ARCHIVED: "archived",
@@ -210,6 +215,8 @@ class Facts:
     by_address: dict[str, list[Earlier]] = field(default_factory=lambda: defaultdict(list))
     topic_names: dict[int, str] = field(default_factory=dict)
     batch_titles: dict[int, str] = field(default_factory=dict)
+    # Suppressed addresses among these people's (outbound.suppression), by lower-cased address.
+    suppressed: dict[str, object] = field(default_factory=dict)
 
     def earlier(self, key: tuple[str, object]) -> list[Earlier]:
         if key[0] == "c":
@@ -231,7 +238,7 @@ def _load_people(session: Session, people: Sequence[Sequence[int]]) -> list[list
     loaded = {m.id: m for m in session.scalars(select(Message).where(Message.id.in_(ids)).options(
         load_only(Message.id, Message.channel, Message.received_at, Message.from_address, Message.subject,
                   Message.constituent_id, Message.topic_id, Message.batch_id, Message.batch_additions,
-                  Message.status),
+                  Message.status, Message.direction),
         selectinload(Message.constituent), selectinload(Message.topic)))}
     return [[loaded[mid] for mid in person if mid in loaded] for person in people]
 
@@ -241,6 +248,8 @@ def _load_facts(session: Session, people: Sequence[Sequence[Message]], *, facts:
     ids = [m.id for person in people for m in person]
     facts.answered = set(session.scalars(select(ResponseMessage.message_id)
                                          .where(ResponseMessage.message_id.in_(ids))))
+    facts.suppressed.update({a: row.reason for a, row in suppression.suppressed(
+        session, (m.from_address for person in people for m in person)).items()})
     constituents = {m.constituent_id for person in people for m in person if m.constituent_id is not None}
     addresses = {key[1] for person in people if person
                  for key in [person_key(person[0].constituent_id, person[0].from_address, person[0].id)]
@@ -371,6 +380,10 @@ def decide(messages: Sequence[Message], facts: Facts, *, letter_id: int | None, 
     method, address = _delivery(open_ones)
     if method is None:
         result.counts["no_address"] += len(open_ones)
+        return result
+    held = facts.suppressed.get(suppression.normalise(address)) if method == DeliveryMethod.EMAIL else None
+    if suppression.blocks(held, follow_up=any(m.direction == Direction.OUTBOUND for m in open_ones)):  # type: ignore[arg-type]
+        result.counts[f"suppressed_{held.value}"] += len(open_ones)  # type: ignore[union-attr]
         return result
     result.covered, result.latest, result.method = open_ones, _latest(open_ones), method
     result.address, result.with_additions = address, additions

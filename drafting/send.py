@@ -31,12 +31,13 @@ from sqlalchemy.orm import Session
 
 from correspondence.db import Database
 from correspondence.effects import Done, Effect
-from correspondence.models import Channel, Message, Response, ResponseState, utcnow
+from correspondence.models import Channel, Direction, Message, Response, ResponseState, utcnow
 from correspondence.services.audit import record
 from correspondence.services.messages import answers_left
 from correspondence.states import StateMachine
 from drafting.headers import header_text
 from drafting.render import to_html
+from outbound import sending, suppression
 
 log = logging.getLogger(__name__)
 
@@ -46,7 +47,9 @@ IN_FLIGHT = timedelta(minutes=10)
 
 RS = ResponseState
 RESPONSE_TRANSITIONS: dict[ResponseState, frozenset[ResponseState]] = {
-    RS.QUEUED: frozenset({RS.SENDING}),
+    # A queued letter whose address was suppressed after it was made (a bounce, a complaint, an
+    # unsubscribe) is not sent: it fails with the reason.
+    RS.QUEUED: frozenset({RS.SENDING, RS.FAILED}),
     # The attempt's outcome: the server took it, refused it for good, said "later" (or could not be
     # reached), or the connection broke mid-send (or the worker died: the next claim finds it so).
     RS.SENDING: frozenset({RS.SENT, RS.FAILED, RS.QUEUED, RS.UNCERTAIN}),
@@ -105,12 +108,17 @@ class Outgoing:
     body_text: str
     email_message_id: str
     in_reply_to: str | None
+    response_id: int = 0
+    # A follow-up to a segment (an outbound message of ours, not an answer): it gets one-click unsubscribe.
+    follow_up: bool = False
 
     @classmethod
-    def of(cls, response: Response, channel: Channel, external_id: str | None) -> Outgoing:
+    def of(cls, response: Response, channel: Channel, external_id: str | None,
+           direction: Direction = Direction.INBOUND) -> Outgoing:
         incoming = external_id if channel == Channel.EMAIL else None
         return cls(response.to_address, response.subject, response.body_text, response.email_message_id,
-                   incoming if incoming and incoming.startswith("<") else None)
+                   incoming if incoming and incoming.startswith("<") else None, response.id,
+                   direction == Direction.OUTBOUND)
 
 
 def _one_recipient(value: str | None) -> Address | str:
@@ -153,6 +161,10 @@ def build_email(letter: Outgoing, settings) -> EmailMessage:  # type: ignore[no-
         email["References"] = header_text(letter.in_reply_to)
     email.set_content(letter.body_text)
     email.add_alternative(f"<!doctype html><html><body>{to_html(letter.body_text)}</body></html>", subtype="html")
+    if letter.follow_up:
+        sending.add_list_unsubscribe(email, letter.response_id, settings)
+    if (key := sending.dkim_key(settings)) is not None:
+        sending.sign(email, key, sending.envelope_sender(letter.response_id, settings))
     return email
 
 
@@ -184,7 +196,7 @@ def _claim(db: Database, response_id: int,
     with db.unit_of_work() as s:
         if finish is not None:
             _record_outcome(s, *finish)
-        row = s.execute(select(Response, Message.channel, Message.external_id)
+        row = s.execute(select(Response, Message.channel, Message.external_id, Message.direction)
                         .join(Message, Message.id == Response.message_id)
                         .where(Response.id == response_id).with_for_update(of=Response)).first()
         if row is None:
@@ -198,11 +210,18 @@ def _claim(db: Database, response_id: int,
             return None, "uncertain"
         if r.state != ResponseState.QUEUED:
             return None, "skipped"
+        follow_up = row.direction == Direction.OUTBOUND
+        held = suppression.suppressed(s, [r.to_address]).get(suppression.normalise(r.to_address))
+        if held is not None and suppression.blocks(held.reason, follow_up=follow_up):
+            # Suppressed after the letter was made (a bounce, a complaint, an unsubscribe): it is not sent.
+            r.last_error = f"not sent: the address is {suppression.LABELS[held.reason]}"
+            RESPONSES.move(s, r, ResponseState.FAILED, actor_id=None, action="response.failed", detail=r.last_error)
+            return None, "suppressed"
         # The attempt is recorded on the row (attempts, sending_since) and its outcome is audited, so the
         # claim writes no event of its own: one event per letter sent keeps the send path lean.
         RESPONSES.check(r.state, ResponseState.SENDING)
         r.state, r.sending_since, r.attempts = ResponseState.SENDING, utcnow(), r.attempts + 1
-        letter = Outgoing.of(r, row.channel, row.external_id)
+        letter = Outgoing.of(r, row.channel, row.external_id, row.direction)
     return letter, "claimed"  # the email is built after the commit: the write lock is free
 
 
@@ -240,7 +259,8 @@ def send_responses(db: Database, response_ids: Sequence[int], settings) -> SendR
             sent = None
             if letter is None:
                 result.uncertain += outcome == "uncertain"
-                result.skipped += outcome != "uncertain"
+                result.failed += outcome == "suppressed"
+                result.skipped += outcome not in ("uncertain", "suppressed")
                 continue
             try:
                 email = build_email(letter, settings)
@@ -262,7 +282,7 @@ def send_responses(db: Database, response_ids: Sequence[int], settings) -> SendR
                 time.sleep(wait)
             last = time.monotonic()
             try:
-                client.send_message(email)
+                client.send_message(email, from_addr=sending.envelope_sender(response_id, settings))
             except smtplib.SMTPResponseException as exc:
                 text = f"{exc.smtp_code} {exc.smtp_error!r}"[:500]
                 if 400 <= exc.smtp_code < 500:

@@ -9,8 +9,9 @@ from __future__ import annotations
 
 import json
 import logging
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Iterable, Iterator
 from dataclasses import dataclass, field
+from typing import Any
 
 from imapclient import IMAPClient
 from sqlalchemy import select
@@ -28,6 +29,9 @@ from intake.pipeline import Rules
 log = logging.getLogger(__name__)
 
 STORED_FLAG = b"$MailroomStored"
+PURPOSES = ("intake", "bounces")
+# Stores one chunk of (key, raw bytes) from a mailbox, committing each, before the server is told.
+Store = Callable[[Database, Iterable[tuple[str, bytes]], str], object]
 
 
 @dataclass(frozen=True)
@@ -41,6 +45,8 @@ class ImapAccount:
     starttls: bool = False
     folders: tuple[str, ...] = ("INBOX",)
     processed_folder: str | None = None
+    # "intake" (letters from the public) or "bounces" (the return-path mailbox: delivery reports, outbound/).
+    purpose: str = "intake"
 
     @classmethod
     def from_dict(cls, data: dict) -> ImapAccount:
@@ -51,7 +57,10 @@ class ImapAccount:
                       password=str(data["password"]), port=int(data.get("port", 993)),
                       ssl=bool(data.get("ssl", True)), starttls=bool(data.get("starttls", False)),
                       folders=tuple(data.get("folders", ("INBOX",))),
-                      processed_folder=data.get("processed_folder") or None)
+                      processed_folder=data.get("processed_folder") or None,
+                      purpose=str(data.get("purpose") or "intake"))
+        if account.purpose not in PURPOSES:
+            raise ValueError(f"IMAP account {account.name!r}: purpose must be one of {', '.join(PURPOSES)}")
         if (refused := account.plain_text_refused()) is not None:
             raise ValueError(f"IMAP account {account.name!r}: {refused}")
         return account
@@ -126,8 +135,13 @@ def _chunks(items: list[int], size: int) -> Iterator[list[int]]:
 
 
 def poll_account(db: Database, account: ImapAccount, *, max_bytes: int, rules: Rules | None = None,
-                 batch: int = 25, after_commit: Callable[[IMAPClient], None] | None = None) -> PollResult:
-    """Fetch every new message of each folder; commit, then acknowledge on the server, batch by batch."""
+                 batch: int = 25, after_commit: Callable[[IMAPClient], None] | None = None,
+                 store: Store | None = None) -> PollResult:
+    """Fetch every new message of each folder; commit, then acknowledge on the server, batch by batch.
+
+    ``store`` replaces the intake pipeline for a mailbox of another purpose (the bounce mailbox:
+    outbound.bounces.import_reports); the cursor and the acknowledgement work the same way.
+    """
     result = PollResult()
     client = connect(account)
     try:
@@ -147,9 +161,12 @@ def poll_account(db: Database, account: ImapAccount, *, max_bytes: int, rules: R
             for chunk in _chunks(uids, batch):
                 fetched = client.fetch(chunk, [b"BODY.PEEK[]"])
                 items = ((f"{folder}#{uid}", fetched[uid][b"BODY[]"]) for uid in chunk if uid in fetched)
-                part = import_items(db, items, incoming_email, source=f"imap:{account.name}", max_bytes=max_bytes,
-                                    rules=rules)
-                _merge(result.summary, part)
+                if store is not None:
+                    store(db, items, f"imap:{account.name}")
+                else:
+                    part = import_items(db, items, incoming_email, source=f"imap:{account.name}",
+                                        max_bytes=max_bytes, rules=rules)
+                    _merge(result.summary, part)
                 if after_commit is not None:
                     after_commit(client)
                 # Acknowledge only what is now safely in the database.
@@ -173,9 +190,13 @@ def poll_account(db: Database, account: ImapAccount, *, max_bytes: int, rules: R
     return result
 
 
-def poll_all(db: Database, *, accounts_json: str, secret_key: str, max_bytes: int, rules: Rules) -> dict[str, int]:
+def poll_all(db: Database, *, accounts_json: str, secret_key: str, max_bytes: int, rules: Rules,
+             store_for: Callable[[ImapAccount], Any] | None = None) -> dict[str, int]:
     """Poll every configured account (the environment's and the admin's); messages stored per account,
     -1 for one that failed. Idempotent: stored messages are found again by their key.
+
+    ``store_for(account)`` may give an account its own store (the bounce mailbox's reports go to the
+    bounce intake, not the inbox); for those the count is of messages taken from the mailbox.
 
     One unreachable mailbox must not stop the others; the next poll tries it again.
     """
@@ -184,7 +205,9 @@ def poll_all(db: Database, *, accounts_json: str, secret_key: str, max_bytes: in
     totals: dict[str, int] = {}
     for account in accounts:
         try:
-            totals[account.name] = poll_account(db, account, max_bytes=max_bytes, rules=rules).summary.received
+            store = store_for(account) if store_for is not None else None
+            result = poll_account(db, account, max_bytes=max_bytes, rules=rules, store=store)
+            totals[account.name] = sum(result.folders.values()) if store is not None else result.summary.received
         except Exception:
             log.exception("imap poll failed account=%s", account.name)
             totals[account.name] = -1

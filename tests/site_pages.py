@@ -123,6 +123,13 @@ def seed_office(db: Database, instance_dir: Path, settings) -> dict[str, int]:  
                "reports.view:run_id": report.id, "paragraph_id": paragraph_id}
     reports.execute(db, ids["reports.view:run_id"])
     apply.execute_run(db, ids["run_id"], settings)  # no email queue, no print file: the run page still shows it
+    from correspondence.models import Response
+    from outbound.tokens import unsubscribe_token
+
+    with db.unit_of_work() as s:  # a real one-click unsubscribe link of a letter the run made
+        emailed = s.scalar(select(Response.id).where(Response.to_address.is_not(None)).order_by(Response.id))
+    assert emailed is not None, "the seeded run made no email letter to unsubscribe from"
+    ids["unsubscribe.one_click:token"] = unsubscribe_token(emailed, secret_key=settings.secret_key)
     return ids
 
 

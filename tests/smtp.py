@@ -15,6 +15,7 @@ class Inbox:
         self.messages: list[EmailMessage] = []
         self.lock = threading.Lock()
         self.refuse: dict[str, str] = {}  # recipient -> SMTP reply to give instead of accepting
+        self.received: list[tuple[str, bytes]] = []  # (MAIL FROM, the bytes exactly as received)
 
     async def handle_RCPT(self, server, session, envelope, address, rcpt_options):  # type: ignore[no-untyped-def]
         if address in self.refuse:
@@ -25,6 +26,7 @@ class Inbox:
     async def handle_DATA(self, server, session, envelope):  # type: ignore[no-untyped-def]
         with self.lock:
             self.messages.append(message_from_bytes(envelope.content, policy=policy.default))
+            self.received.append((envelope.mail_from, envelope.original_content or envelope.content))
         return "250 Message accepted for delivery"
 
 

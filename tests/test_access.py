@@ -16,6 +16,7 @@ MATRIX = {
     "static": PUBLIC,
     "auth.login": PUBLIC,
     "auth.health": PUBLIC,
+    "unsubscribe.one_click": PUBLIC,
     "auth.home": SIGNED_IN,
     "auth.logout": SIGNED_IN,
     "auth.change_password": SIGNED_IN,

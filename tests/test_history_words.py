@@ -54,6 +54,8 @@ ACTIONS = [
     "notice.create", "notice.email", "notice.read", "notice.read_all", "paragraph.create", "paragraph.retire",
     "paragraph_revision.approve", "paragraph_revision.decline", "paragraph_revision.edit",
     "paragraph_revision.propose", "paragraph_revision.retire", "paragraph_revision.withdraw",
+    "address.complaint", "address.invalid", "address.restored", "address.soft_bounce", "address.unsubscribed",
+    "bounce.quarantined", "response.bounced",
 ]
 
 _ACTION_LINE = re.compile(r"action=|else \"")
@@ -62,7 +64,8 @@ _NAME = re.compile(r"f?\"([a-z_]+\.[a-z_{}.]+)\"")
 
 def _actions_in_code() -> set[str]:
     found: set[str] = set()
-    for package in ("correspondence", "casework", "drafting", "intake", "batching", "web", "workers"):
+    for package in ("correspondence", "casework", "drafting", "intake", "batching", "web", "workers",
+                    "outbound"):
         for path in (ROOT / package).rglob("*.py"):
             text = path.read_text()
             for match in re.finditer(r"action=f?\"[^\"]+\"(?: if [^\n]+? else \"[^\"]+\")?", text):

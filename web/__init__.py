@@ -86,10 +86,11 @@ def create_app(settings: Settings) -> Flask:
         reports,
         scans,
         search,
+        unsubscribe,
     )
 
     for module in (auth, inbox, messages, dashboard, admin, api, quarantine, calls, scans, batches, letters, cases,
-                   constituents, reports, search, paragraphs):
+                   constituents, reports, search, paragraphs, unsubscribe):
         app.register_blueprint(module.bp)
 
     app.teardown_appcontext(_close_session)

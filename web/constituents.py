@@ -45,7 +45,10 @@ def view(constituent_id: int):  # type: ignore[no-untyped-def]
 
     me = current_user._get_current_object()
     history = service.timeline(session, person.id, notes_of=lambda case: may_see_private(me, case))
+    from outbound.suppression import LABELS, standing
+
     return render_template("constituent.html", person=person, timeline=history,
+                           standing=standing(session, (e.address for e in person.emails)), reasons=LABELS,
                            changes=changes, fields=service.EDITABLE, form=ActionForm(), merged_into=merged_into,
                            candidates=[] if merged_into else duplicates.candidates_for(session, person.id),
                            merges=duplicates.merges_of(session, person.id))
@@ -89,6 +92,14 @@ def contacts(constituent_id: int):  # type: ignore[no-untyped-def]
 
     def change() -> tuple[str, str]:
         kind = request.form.get("kind", "")
+        if request.form.get("restore"):  # mail may go to a bounced / unsubscribed address again (audited)
+            from outbound.suppression import restore_by_address
+
+            address = request.form["restore"]
+            if address.strip().lower() not in {e.address for e in _person_or_404(session, constituent_id).emails}:
+                raise ValidationFailed(f"{address} is not one of this person's addresses")
+            restore_by_address(session, address, actor_id=current_user.id)
+            return f"Mail may go to {address} again.", back
         if request.form.get("remove"):
             service.remove_contact(session, constituent_id, kind, request.form["remove"], actor_id=current_user.id)
             return f"Removed {request.form['remove']}.", back

@@ -26,7 +26,10 @@ TRIAGE = sorted(STATE_TRIAGE)
 def index():  # type: ignore[no-untyped-def]
     session = db_session()
     total = session.scalar(select(func.count(Message.id)).where(Message.status == MessageStatus.QUARANTINED))
-    return render_template("quarantine.html", items=list_quarantined(session), total=total, form=ActionForm())
+    from outbound.bounces import quarantined
+
+    return render_template("quarantine.html", items=list_quarantined(session), total=total, form=ActionForm(),
+                           bounces=quarantined(session))
 
 
 @bp.route("/<int:message_id>/<action>", methods=["POST"])

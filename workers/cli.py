@@ -285,6 +285,55 @@ for _kind, _help in (("eml", "Import .eml files (directories are walked)."),
     import_group.command(_kind, help=_help, with_appcontext=False)(_make(_kind))
 
 
+@import_group.command("dsn", with_appcontext=False)
+@click.argument("paths", nargs=-1, required=True, type=click.Path(exists=True))
+def import_dsn(paths: tuple[str, ...]) -> None:
+    """Import bounce and complaint reports (.eml files, directories walked): mark addresses, quarantine the rest."""
+    from pathlib import Path
+
+    from correspondence.db import Database
+    from outbound.bounces import BouncePolicy, import_reports
+
+    settings = Settings.from_env()
+    files = sorted(f for p in map(Path, paths) for f in ([p] if p.is_file() else p.rglob("*")) if f.is_file())
+    db = Database.from_settings(settings, immediate=True)
+    summary = import_reports(db, ((str(f), f.read_bytes()) for f in files), source="file:dsn",
+                             policy=BouncePolicy(settings.secret_key, settings.soft_bounce_limit))
+    db.dispose()
+    click.echo(json.dumps(summary.as_dict()))
+    if summary.failed or summary.quarantined:
+        click.echo(f"{summary.failed} report(s) failed and {summary.quarantined} were quarantined; "
+                   "see the summary above.", err=True)
+        sys.exit(1)
+
+
+@cli.group("mail")
+def mail_group() -> None:
+    """Outbound mail: deliverability checks."""
+
+
+@mail_group.command("check-dns", with_appcontext=False)
+@click.argument("domain")
+@click.option("--selector", default=None, help="DKIM selector (default: MAILROOM_DKIM_SELECTOR)")
+@click.option("--nameserver", default=None, help="ask this name server (IP or IP:port) instead of the system's")
+def mail_check_dns(domain: str, selector: str | None, nameserver: str | None) -> None:
+    """Report the SPF, DKIM and DMARC records published for DOMAIN; exits 2 when DNS cannot be reached."""
+    from outbound.dns import DnsUnreachable, check_domain, resolver_for
+
+    selector = selector or os.environ.get("MAILROOM_DKIM_SELECTOR") or None
+    try:
+        findings = check_domain(domain, selector=selector, resolver=resolver_for(nameserver, lifetime=3.0))
+    except DnsUnreachable as exc:
+        click.echo(f"Could not check {domain}: {exc}. This machine may be offline; nothing was checked.", err=True)
+        sys.exit(2)
+    for f in findings:
+        click.echo(f"{f.kind:6} {f.name}: {f.verdict}")
+        if f.record:
+            click.echo(f"       {f.record}")
+    if not all(f.ok for f in findings):
+        sys.exit(1)
+
+
 @cli.command("poll-imap", with_appcontext=False)
 def poll_imap_command() -> None:
     """Poll the IMAP accounts in MAILROOM_IMAP_ACCOUNTS once and print what each one stored."""

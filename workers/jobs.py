@@ -99,6 +99,16 @@ def _sweep(session: Session, *, older_than: timedelta, can_send: bool) -> Done[i
     return Done(sum(parts.value), parts.effects)
 
 
+def _bounce_store(settings, account):  # type: ignore[no-untyped-def]
+    """The bounce mailbox's messages go to the bounce intake, not the inbox (MAILROOM_IMAP_ACCOUNTS "purpose")."""
+    if account.purpose != "bounces":
+        return None
+    from outbound.bounces import BouncePolicy, import_reports
+
+    policy = BouncePolicy(settings.secret_key, settings.soft_bounce_limit)
+    return lambda db, items, source: import_reports(db, items, source=source, policy=policy)
+
+
 def run_poll_imap() -> dict[str, int]:
     """Poll every configured IMAP account (intake.imap.poll_all). Idempotent: stored messages are found
     again by their key, and a message is acknowledged on the server only after its commit."""
@@ -106,7 +116,8 @@ def run_poll_imap() -> dict[str, int]:
 
     settings = context.settings()
     return poll_all(context.database(), accounts_json=settings.imap_accounts_json, secret_key=settings.secret_key,
-                    max_bytes=settings.max_message_bytes, rules=Rules.from_settings(settings))
+                    max_bytes=settings.max_message_bytes, rules=Rules.from_settings(settings),
+                    store_for=lambda account: _bounce_store(settings, account))
 
 
 def run_recluster() -> dict[str, float | int]:

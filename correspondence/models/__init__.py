@@ -44,6 +44,13 @@ from correspondence.models.message import (
     Stance,
 )
 from correspondence.models.notices import ApprovalDelegation, Notice
+from correspondence.models.outbound import (
+    Bounce,
+    BounceKind,
+    BounceState,
+    Suppression,
+    SuppressionReason,
+)
 from correspondence.models.paragraphs import ParagraphRevision, ParagraphState, StandardParagraph
 from correspondence.models.routing import RoutingRule
 from correspondence.models.run import RunState
@@ -53,6 +60,11 @@ from correspondence.models.staffer import Role, Staffer
 from correspondence.models.topic import LOC_POLICY_AREAS, Topic, TopicModel
 
 __all__ = [
+    "Bounce",
+    "BounceKind",
+    "BounceState",
+    "Suppression",
+    "SuppressionReason",
     "ApprovalDelegation",
     "Notice",
     "ParagraphRevision",

@@ -255,6 +255,19 @@ SENTENCES: dict[str, Callable[[_Event], str]] = {
     "response.to_print": lambda x: "The letter went into a print file",
     "response.failed": lambda x: f"The letter could not be sent{x.detail}",
     "response.uncertain": lambda x: "Sending was interrupted: the letter may or may not have gone; a person must check",
+    "response.bounced": lambda x: {"hard": "The letter bounced: the address does not take mail",
+                                   "soft": "The letter bounced for now (a temporary failure)",
+                                   "complaint": "The recipient reported the letter as spam"}.get(
+                                       str(x.a.get("kind")), "The letter bounced") + x.detail,
+    # Email addresses (outbound.suppression)
+    "address.invalid": lambda x: f"{x.who} marked {x.a.get('address', 'the address')} invalid{x.detail}",
+    "address.complaint": lambda x: f"{x.who} stopped mail to {x.a.get('address', 'the address')}: "
+                                   "its owner reported our mail as spam",
+    "address.unsubscribed": lambda x: f"{x.a.get('address', 'The address')} unsubscribed from follow-ups",
+    "address.soft_bounce": lambda x: f"Mail to {x.a.get('address', 'the address')} bounced for now "
+                                     f"({_plural(x.a.get('soft_bounces'), 'temporary failure')}){x.detail}",
+    "address.restored": lambda x: f"{x.who} let mail go to {x.a.get('address', 'the address')} again",
+    "bounce.quarantined": lambda x: f"A delivery report was quarantined{x.detail}",
     "apply_run.start": lambda x: f"{x.who} started answering {_plural(x.a.get('messages'), 'message')} "
                                  "with a form letter",
     "apply_run.finish": lambda x: f"Answering finished: {_plural(x.a.get('created'), 'letter')} made, "
