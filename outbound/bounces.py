@@ -98,7 +98,7 @@ def _delivery_status(report: Message) -> Reading | None:
 def _is_complaint(report: Message) -> bool:
     kind = report.get_param("report-type")
     if report.get_content_type() == "multipart/report" and \
-            collapse_rfc2231_value(kind or "").lower() == "feedback-report":  # type: ignore[arg-type]
+            collapse_rfc2231_value(kind or "").lower() == "feedback-report":
         return True
     return any(p.get_content_type() == "message/feedback-report" for p in report.walk())
 
@@ -130,12 +130,12 @@ def _other_formats(report: Message) -> Reading:
 def read_report(raw: bytes) -> tuple[EmailMessage, Reading]:
     report = message_from_bytes(raw, policy=policy.default)
     if _is_complaint(report):
-        return report, Reading(BounceKind.COMPLAINT, None, f"complaint: {_feedback_type(report)}")  # type: ignore[arg-type]
+        return report, Reading(BounceKind.COMPLAINT, None, f"complaint: {_feedback_type(report)}")
     reading = _delivery_status(report)
     if reading is None or reading.kind is None:
         other = _other_formats(report)
         reading = other if other.kind is not None or reading is None else reading
-    return report, reading  # type: ignore[return-value]
+    return report, reading
 
 
 def find_response(session: Session, raw: bytes, secret_key: str) -> Response | None:

@@ -70,7 +70,7 @@ def read_dkim(texts: list[str]) -> str:
     return f"DKIM key found ({tags.get('k', 'rsa')}, {len(tags['p'])} characters of key)"
 
 
-def _txt(resolver, name: str) -> list[str]:  # type: ignore[no-untyped-def]
+def _txt(resolver, name: str) -> list[str]:
     import dns.exception
     import dns.resolver
 
@@ -83,7 +83,7 @@ def _txt(resolver, name: str) -> list[str]:  # type: ignore[no-untyped-def]
     return [b"".join(r.strings).decode("utf-8", "replace") for r in answer]
 
 
-def resolver_for(nameserver: str | None = None, *, lifetime: float = 5.0):  # type: ignore[no-untyped-def]
+def resolver_for(nameserver: str | None = None, *, lifetime: float = 5.0):
     """The system's resolver, or one asking only ``nameserver`` ("IP" or "IP:port")."""
     import dns.resolver
 
@@ -98,7 +98,7 @@ def resolver_for(nameserver: str | None = None, *, lifetime: float = 5.0):  # ty
     return resolver
 
 
-def check_domain(domain: str, *, selector: str | None = None, resolver=None) -> list[Finding]:  # type: ignore[no-untyped-def]
+def check_domain(domain: str, *, selector: str | None = None, resolver=None) -> list[Finding]:
     """Look the records up; raises DnsUnreachable when no name server answers."""
     resolver = resolver or resolver_for()
     domain = domain.strip().rstrip(".").lower()

@@ -21,16 +21,16 @@ SIGNED_HEADERS = (b"from", b"to", b"subject", b"date", b"message-id", b"reply-to
                   b"mime-version", b"content-type", b"list-unsubscribe", b"list-unsubscribe-post")
 
 
-def envelope_sender(response_id: int, settings) -> str:  # type: ignore[no-untyped-def]
+def envelope_sender(response_id: int, settings) -> str:
     """MAIL FROM for this letter: bounces+r<id>-<check>@domain, so its bounce finds it."""
     return return_path(response_id, secret_key=settings.secret_key, bounce_mailbox=settings.bounce_mailbox)
 
 
-def unsubscribe_url(response_id: int, settings) -> str:  # type: ignore[no-untyped-def]
+def unsubscribe_url(response_id: int, settings) -> str:
     return f"{settings.base_url}/u/{unsubscribe_token(response_id, secret_key=settings.secret_key)}"
 
 
-def add_list_unsubscribe(email: EmailMessage, response_id: int, settings) -> None:  # type: ignore[no-untyped-def]
+def add_list_unsubscribe(email: EmailMessage, response_id: int, settings) -> None:
     """RFC 8058 one-click unsubscribe: for follow-ups and newsletters, never for an answer to a person's letter."""
     email["List-Unsubscribe"] = f"<{unsubscribe_url(response_id, settings)}>"
     email["List-Unsubscribe-Post"] = "List-Unsubscribe=One-Click"
@@ -48,7 +48,7 @@ def _read_key(path: Path, mtime: float) -> bytes:
     return path.read_bytes()
 
 
-def dkim_key(settings) -> DkimKey | None:  # type: ignore[no-untyped-def]
+def dkim_key(settings) -> DkimKey | None:
     """The configured signing key, or None when DKIM signing is off (no MAILROOM_DKIM_KEY)."""
     path = settings.dkim_key_path
     if path is None:

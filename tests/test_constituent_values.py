@@ -68,7 +68,7 @@ EXAMPLES = [
 
 
 @pytest.mark.parametrize(("parse", "text", "expected"), EXAMPLES)
-def test_each_parser_reads_the_usual_spellings(parse, text, expected):  # type: ignore[no-untyped-def]
+def test_each_parser_reads_the_usual_spellings(parse, text, expected):
     assert parse(text) == expected
 
 
@@ -78,7 +78,7 @@ def test_each_parser_reads_the_usual_spellings(parse, text, expected):  # type: 
     (parse_state, "Atlantis"), (parse_state, "XX"), (normalise_email, "not-an-email"),
     (normalise_email, "a" * 250 + "@example.org"),
 ])
-def test_each_parser_refuses_what_it_cannot_read(parse, text):  # type: ignore[no-untyped-def]
+def test_each_parser_refuses_what_it_cannot_read(parse, text):
     with pytest.raises(ValidationFailed):
         parse(text)
 
@@ -104,7 +104,7 @@ SPELLINGS = ["({a}) {e}-{l}", "{a}-{e}-{l}", "{a}.{e}.{l}", "{a} {e} {l}", "{a}{
 @hsettings(max_examples=150, deadline=None)
 @given(a=area, e=exchange, n=line, spelling=st.sampled_from(SPELLINGS))
 @example(a=614, e=555, n=100, spelling="{a}-{e}-{l} ext. 12")
-def test_a_us_number_in_any_spelling_is_one_e164_number(a, e, n, spelling):  # type: ignore[no-untyped-def]
+def test_a_us_number_in_any_spelling_is_one_e164_number(a, e, n, spelling):
     text = spelling.format(a=a, e=e, l=f"{n:04d}")
     number = normalise_phone(text)
     assert number == f"+1{a}{e}{n:04d}"
@@ -112,7 +112,7 @@ def test_a_us_number_in_any_spelling_is_one_e164_number(a, e, n, spelling):  # t
 
 
 @given(st.text(max_size=40))
-def test_phone_parsing_is_idempotent_or_refuses(text):  # type: ignore[no-untyped-def]
+def test_phone_parsing_is_idempotent_or_refuses(text):
     try:
         phone = parse_phone(text)
     except ValidationFailed:
@@ -128,7 +128,7 @@ plus4s = st.none() | st.from_regex(r"[0-9]{4}", fullmatch=True)
 
 @given(zip5=st.from_regex(r"[0-9]{5}", fullmatch=True), plus4=plus4s,
        dash=st.sampled_from(["-", " ", ""]))
-def test_zip_with_and_without_plus4_reads_back_the_same(zip5, plus4, dash):  # type: ignore[no-untyped-def]
+def test_zip_with_and_without_plus4_reads_back_the_same(zip5, plus4, dash):
     text = zip5 + (dash + plus4 if plus4 else "")
     found = parse_zip(text)
     assert found == Zip(zip5, plus4)
@@ -137,7 +137,7 @@ def test_zip_with_and_without_plus4_reads_back_the_same(zip5, plus4, dash):  # t
 
 
 @given(rest=st.from_regex(r"[1-9][0-9]{3}", fullmatch=True), plus4=plus4s)
-def test_a_zip_whose_leading_zero_a_spreadsheet_dropped_gets_it_back(rest, plus4):  # type: ignore[no-untyped-def]
+def test_a_zip_whose_leading_zero_a_spreadsheet_dropped_gets_it_back(rest, plus4):
     zip5 = "0" + rest
     as_number = str(int(zip5)) + (f"-{plus4}" if plus4 else "")  # what Excel shows for 02134(-1234)
     assert parse_zip(as_number, spreadsheet=True) == Zip(zip5, plus4)
@@ -146,7 +146,7 @@ def test_a_zip_whose_leading_zero_a_spreadsheet_dropped_gets_it_back(rest, plus4
 
 
 @given(code=st.sampled_from(sorted(STATES)), shout=st.booleans(), by_name=st.booleans())
-def test_states_by_code_or_name_in_any_case(code, shout, by_name):  # type: ignore[no-untyped-def]
+def test_states_by_code_or_name_in_any_case(code, shout, by_name):
     text = STATES[code] if by_name else code
     text = text.upper() if shout else text.lower()
     assert parse_state(text) == code
@@ -154,7 +154,7 @@ def test_states_by_code_or_name_in_any_case(code, shout, by_name):  # type: igno
 
 
 @given(st.text(max_size=30))
-def test_state_is_a_code_none_or_refused(text):  # type: ignore[no-untyped-def]
+def test_state_is_a_code_none_or_refused(text):
     try:
         found = parse_state(text)
     except ValidationFailed:
@@ -167,7 +167,7 @@ domain = st.from_regex(r"[a-z0-9]{1,12}\.(org|com|gov|net)", fullmatch=True)
 
 
 @given(local=local, domain=domain, upper=st.booleans(), pad=st.sampled_from(["", " ", "\t"]))
-def test_email_is_trimmed_lower_cased_and_idempotent(local, domain, upper, pad):  # type: ignore[no-untyped-def]
+def test_email_is_trimmed_lower_cased_and_idempotent(local, domain, upper, pad):
     text = pad + (f"{local}@{domain}".upper() if upper else f"{local}@{domain}") + pad
     address = normalise_email(text)
     assert address == f"{local}@{domain}" == email_key(text)
@@ -178,7 +178,7 @@ name_part = st.from_regex(r"[A-Z][a-z]{1,10}", fullmatch=True)
 
 
 @given(first=name_part, last=name_part)
-def test_a_name_written_either_way_splits_the_same(first, last):  # type: ignore[no-untyped-def]
+def test_a_name_written_either_way_splits_the_same(first, last):
     assert split_name(f"{first} {last}") == split_name(f"{last}, {first}") == (first, last)
     assert fold_name(f"  {first.upper()}   {last} ") == f"{first} {last}".lower()
 
@@ -189,7 +189,7 @@ def test_street_spellings_compare_equal():
 
 # --- one number everywhere: intake, the phone log and the profile --------------------------------------
 
-def _log_call(session, staffer_id: int, **form: str) -> Message:  # type: ignore[no-untyped-def]
+def _log_call(session, staffer_id: int, **form: str) -> Message:
     item = incoming_call({"notes": "Called about the clinic.", **form}, nonce=uuid.uuid4().hex, staffer_id=staffer_id)
     result = receive(session, item, max_bytes=1_000_000)
     return process_message(session, result.message_id, rules=Rules())
@@ -321,7 +321,7 @@ def test_the_help_form_keeps_the_phone_normalised_on_the_record(session, factory
 
 @hsettings(max_examples=25, deadline=None)
 @given(spelling=st.sampled_from(SPELLINGS))
-def test_a_csv_cell_in_any_spelling_is_the_profile_number(spelling):  # type: ignore[no-untyped-def]
+def test_a_csv_cell_in_any_spelling_is_the_profile_number(spelling):
     row = imports.validate_row(2, ["Ana", "Reyes", spelling.format(a=614, e=555, l="0100")],
                                {"0": "first_name", "1": "last_name", "2": "phone"}, ["First", "Last", "Phone"])
     assert row.problems == [] and row.phone == normalise_phone("614-555-0100")

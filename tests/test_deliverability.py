@@ -48,7 +48,7 @@ BODY = "{{ constituent.salutation }}\n\nThank you for writing about {{ message.s
 POLICY = BouncePolicy(TEST_SECRET_KEY, soft_limit=3)
 
 
-def _approved(session, factory):  # type: ignore[no-untyped-def]
+def _approved(session, factory):
     author, boss = factory.staffer(), factory.staffer(role="supervisor")
     v = letters.create_letter(session, title="Water update", body=BODY, actor_id=author.id)
     letters.submit(session, v.id, actor_id=author.id)
@@ -56,7 +56,7 @@ def _approved(session, factory):  # type: ignore[no-untyped-def]
     return v, author
 
 
-def _answer_and_follow_up(session, factory, database, settings):  # type: ignore[no-untyped-def]
+def _answer_and_follow_up(session, factory, database, settings):
     """An answer to Ana's own message and a segment follow-up to Ben: (answer id, follow-up id)."""
     version, author = _approved(session, factory)
     ana = factory.constituent(first_name="Ana", email="ana@example.org", zip5="43001")
@@ -79,7 +79,7 @@ def _answer_and_follow_up(session, factory, database, settings):  # type: ignore
     return answer, follow_up, version, author
 
 
-def _smtp(settings: Settings, server, **more: object) -> Settings:  # type: ignore[no-untyped-def]
+def _smtp(settings: Settings, server, **more: object) -> Settings:
     return Settings.from_env({}, **{**settings.__dict__, "smtp_host": "127.0.0.1", "smtp_port": server.port,
                                    "smtp_security": "none", "smtp_rate_per_second": 0.0,
                                    "mail_from": "office@house.example", "public_url": "https://mail.house.example",
@@ -125,7 +125,7 @@ Subject: Follow-up: water
 """.replace("\n", "\r\n").encode()
 
 
-def _keypair(tmp_path):  # type: ignore[no-untyped-def]
+def _keypair(tmp_path):
     key = rsa.generate_private_key(public_exponent=65537, key_size=2048)
     pem = key.private_bytes(serialization.Encoding.PEM, serialization.PrivateFormat.TraditionalOpenSSL,
                             serialization.NoEncryption())

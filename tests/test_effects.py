@@ -155,7 +155,7 @@ def test_cli_refusal_inside_a_use_case_rolls_back(job_env, redis, session, facto
 
 # --- the reminders use case, with a real SMTP server ---------------------------------------------
 
-def _due_case(session, factory):  # type: ignore[no-untyped-def]
+def _due_case(session, factory):
     worker = factory.staffer(role="caseworker", name="Lena Novak", email="lena@example.org")
     category = session.scalar(select(CaseCategory).where(CaseCategory.name == "Passports"))
     case = case_service.open_case(session, constituent_id=factory.constituent().id, category_id=category.id,

@@ -19,7 +19,7 @@ from tests.smtp import free_port
 
 
 @pytest.fixture
-def postfix():  # type: ignore[no-untyped-def]
+def postfix():
     reason = available()
     need(reason is None, reason or "")
     server = PrivatePostfix(free_port()).start()
