@@ -333,7 +333,7 @@ def follow_up_messages(session: Session, segment: Segment, version_id: int, subj
     return ids
 
 
-def follow_up_plan(session: Session, flt: SegmentFilter) -> dict[str, int]:
+def follow_up_plan(session: Session, flt: SegmentFilter) -> dict[str, int | dict[str, int]]:
     """The dry run of a follow-up: how many would get email, a printed letter, or nothing (no address)."""
     people = apply_filter(select(Constituent.id), flt).subquery()
     total = session.scalar(select(func.count()).select_from(people)) or 0

@@ -27,6 +27,7 @@ from correspondence.models.staffer import Role
 from correspondence.services.audit import record
 
 E = TypeVar("E", bound=enum.Enum)
+O = TypeVar("O")  # the object a machine moves
 
 ANY_STAFF = frozenset(Role)
 SYSTEM_ONLY: frozenset[Role] = frozenset()
@@ -108,9 +109,9 @@ class StateMachine(Generic[E]):
             raise PermissionDenied("an active staff account is needed")
         self.check_role(current, target, actor.role)
 
-    def move(self, session: Session, obj: Any, target: E, *, actor_id: int | None, action: str | None = None,
+    def move(self, session: Session, obj: O, target: E, *, actor_id: int | None, action: str | None = None,
              detail: str | None = None, before: Mapping[str, Any] | None = None,
-             after: Mapping[str, Any] | None = None, on_behalf_of_id: int | None = None) -> Any:
+             after: Mapping[str, Any] | None = None, on_behalf_of_id: int | None = None) -> O:
         """Make one allowed move, by someone allowed to make it; audit it (before -> after, plus the extra
         fields given) and flush. ``on_behalf_of_id`` names the staffer a delegate decided for."""
         current = getattr(obj, self.field)
@@ -120,9 +121,11 @@ class StateMachine(Generic[E]):
         if name is None:
             raise ValueError(f"{self.object_type}: a move needs an audit action")
         setattr(obj, self.field, target)
-        if obj.id is None:
+        object_id = getattr(obj, "id")  # noqa: B009 - every stateful model has an integer id
+        if object_id is None:
             session.flush()
-        event = record(session, actor_id=actor_id, action=name, object_type=self.object_type, object_id=obj.id,
+            object_id = getattr(obj, "id")  # noqa: B009
+        event = record(session, actor_id=actor_id, action=name, object_type=self.object_type, object_id=object_id,
                        before={self.field: current.value, **(before or {})},
                        after={self.field: target.value, **(after or {})}, detail=detail)
         if on_behalf_of_id is not None and event.on_behalf_of_id is None:

@@ -201,7 +201,7 @@ def csv_rows(result: dict[str, Any]) -> list[tuple[str, str, object]]:
     return rows
 
 
-def queue_report(session: Session, params: dict, *, actor_id: int) -> Done[ReportRun]:
+def queue_report(session: Session, params: dict[str, Any], *, actor_id: int) -> Done[ReportRun]:
     """Start a report and ask for its job (always a job: no page waits on counting, DESIGN invariant 6)."""
     run = start_report(session, params, actor_id=actor_id)
     return Done(run, (Effect.of("report", run.id),))
