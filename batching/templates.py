@@ -280,19 +280,28 @@ _SUPPORT = re.compile(r"\b(?:support|supporting|vote (?:yes|for|in favou?r)|co-?
 _STRONG = ("oppose", "support", "vote", "against", "reject", "defeat", "repeal", "co", "cospons")
 
 
-def template_stance(template_text: str) -> str | None:
-    """"oppose" or "support" when the template plainly says so ("Please oppose …", "Vote yes on …"), else None.
+# A sentence that asks for something: only these say what the campaign wants ("Repealing these credits
+# would raise bills" describes; "Please vote to keep them" asks).
+_ASKS = re.compile(r"\b(?:please|urge|ask(?:ing)? you|writing to|i (?:strongly )?(?:oppose|support)|"
+                   r"we (?:oppose|support)|vote|call on|must|should)\b", re.IGNORECASE)
 
-    Explicit words (oppose, support, vote yes/no, reject, repeal) count twice; softer ones (stop, protect)
-    once; "do not support" is opposition. A tie says nothing.
+
+def template_stance(template_text: str) -> str | None:
+    """"oppose" or "support" when the template plainly asks for it ("Please oppose …", "Vote yes on …"), else None.
+
+    Only sentences that ask for something count. Explicit words (oppose, support, vote yes/no, reject,
+    repeal) count twice; softer ones (stop, protect) once; "do not support" is opposition. A tie says nothing.
+    On the demo office's 31 campaign templates this agrees with the demo's own stance on 28; the 3 others
+    ask to oppose a harm ("oppose any cuts"), which a person confirming the suggestion will read otherwise.
     """
-    text = template_text or ""
     oppose = support = 0
-    for match in _OPPOSE.finditer(text):
-        oppose += 2 if match.group(0).lower().startswith(_STRONG) or "support" in match.group(0).lower() else 1
-    remaining = _OPPOSE.sub(" ", text)
-    for match in _SUPPORT.finditer(remaining):
-        support += 2 if match.group(0).lower().startswith(_STRONG) else 1
+    for sentence in sentences(template_text or ""):
+        if not _ASKS.search(sentence):
+            continue
+        for match in _OPPOSE.finditer(sentence):
+            oppose += 2 if match.group(0).lower().startswith(_STRONG) or "support" in match.group(0).lower() else 1
+        for match in _SUPPORT.finditer(_OPPOSE.sub(" ", sentence)):
+            support += 2 if match.group(0).lower().startswith(_STRONG) else 1
     if oppose > support:
         return "oppose"
     if support > oppose:
