@@ -144,7 +144,14 @@ _QUESTION = re.compile(r"\?\s*$|^(?:why|how|what|when|where|who|which|is there|a
 _REQUEST = re.compile(r"\b(?:please|i (?:urge|ask|request|implore|beg|call on|demand|expect)|"
                       r"(?:i|we) (?:want|need|would like) you to|i hope you (?:will|can)|vote (?:yes|no|for|against)|"
                       r"(?:you|congress) (?:must|should|need to)|help (?:me|us)|co-?sponsor)\b", re.IGNORECASE)
-_STORY = re.compile(r"\b(?:i|my|me|we|our|us|i'm|i've|i'd|we're|we've)\b", re.IGNORECASE)
+_FIRST_PERSON = re.compile(r"\b(?:i|my|me|we|our|us|i'm|i've|i'd|we're|we've)\b", re.IGNORECASE)
+# ... telling what happened to them or theirs (not "I vote in every election"): a past event, a span of
+# time, or someone or something of their own.
+_EXPERIENCE = re.compile(
+    r"\b(?:\w{3,}ed|was|were|had|got|lost|went|came|took|spent|paid|saw|became|ago|since|years?|months?|"
+    r"(?:my|our) (?:son|daughter|wife|husband|mother|father|mom|dad|family|kids?|children|parents?|grand\w+|"
+    r"neighbou?r\w*|farm|business|job|home|house|town|well|school|clinic|doctor|store|shop|land|water|bills?))\b",
+    re.IGNORECASE)
 
 
 def classify_addition(sentence: str) -> str:
@@ -153,7 +160,7 @@ def classify_addition(sentence: str) -> str:
         return "question"
     if _REQUEST.search(sentence):
         return "request"
-    if _STORY.search(sentence):
+    if _FIRST_PERSON.search(sentence) and _EXPERIENCE.search(sentence):
         return "story"
     return "comment"
 
