@@ -140,7 +140,7 @@ def addition_counts(session: Session, batch_id: int) -> dict[str, int]:
     return counts
 
 
-def proposals(session: Session, batch_id: int, limit: int = 50) -> tuple[int, list[tuple[BatchProposal, Message]]]:
+def proposals(session: Session, batch_id: int, limit: int = 20) -> tuple[int, list[tuple[BatchProposal, Message]]]:
     """Letters that nearly match the batch and are still outside every batch: how many, and the best first."""
     where = (BatchProposal.batch_id == batch_id, BatchProposal.status == ProposalStatus.OPEN,
              Message.batch_id.is_(None), Message.status.not_in([MessageStatus.QUARANTINED, MessageStatus.ARCHIVED]))

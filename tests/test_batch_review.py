@@ -22,6 +22,7 @@ from batching.templates import (
     build_template,
     classify_addition,
     evidence,
+    evidence_from_pairs,
     personal_additions,
     template_stance,
     title_phrases,
@@ -232,3 +233,14 @@ def test_evidence_marks_shared_edited_and_added_sentences():
     assert kinds == ["shared", "edited", "shared", "shared", "added"]
     assert found.held == found.of == 4 and found.stage == "words" and found.similarity == 0.97
     assert evidence(CLEAN_WATER, template, similarity=None, pinned=True).stage == "person"
+
+
+def test_evidence_from_an_aligners_sentence_pairs():
+    template = build_template([CLEAN_WATER] * 3)
+    reworded = ("I am writing to ask that you back the Clean Water Protection Act. Our rivers and lakes supply "
+                "drinking water to millions of families. My son swims there.\n\nThanks,\nAna")
+    pairs = [("I am writing to ask that you back the Clean Water Protection Act.", "semantic"),
+             ("Our rivers and lakes supply drinking water to millions of families.", "exact")]
+    found = evidence_from_pairs(reworded, pairs, template, similarity=0.5, stage="semantic", pinned=False)
+    assert [p.kind for p in found.pieces] == ["meaning", "shared", "added"]
+    assert (found.stage, found.held, found.of) == ("meaning", 2, 4)

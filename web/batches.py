@@ -33,6 +33,8 @@ ACTION_NAMES = {"batch.merge": "merge", "batch.split": "split", "batch.remove_me
                 "batch.add_member": "adding a proposed letter", "batch.reject_member": "'not part of it'"}
 # Members per page: each visible member's evidence is computed when the page is drawn.
 PAGE_SIZE = 50
+STAGE_NAMES = {"words": "shared wording", "sentences": "matching sentences", "meaning": "same meaning in other words",
+               "person": "placed by a person"}
 KIND_LABELS = {"question": "ask a question", "request": "make a request", "story": "tell their own story"}
 
 
@@ -83,7 +85,7 @@ def view(batch_id: int):  # type: ignore[no-untyped-def]
     events = service.undoable_events(session, batch.id)
     history = history_of(session, "batch", batch.id, limit=20)
     return render_template(
-        "batch.html", batch=batch, members=page, kind=kind, kind_labels=KIND_LABELS,
+        "batch.html", batch=batch, members=page, kind=kind, kind_labels=KIND_LABELS, stage_names=STAGE_NAMES,
         with_additions=queries.count_with_additions(session, batch.id),
         kind_counts=queries.addition_counts(session, batch.id),
         why=member_evidence(batch, page + [m for _p, m in proposed]),
@@ -97,7 +99,9 @@ def view(batch_id: int):  # type: ignore[no-untyped-def]
 def member_evidence(batch: Batch, letters: list[Message]) -> dict[int, Evidence]:
     """Why each visible letter is (or may be) in the batch: its sentences marked shared / edited / added.
 
-    Computed for the letters on the page only, so a batch of 50,000 opens as fast as one of 50.
+    Computed for the letters on the page only, so a batch of 50,000 opens as fast as one of 50. This is
+    the one place to switch to the semantic stage's explanation (batching.evidence.explain, then
+    batching.templates.evidence_from_pairs) when it is merged.
     """
     template = service.template_of(batch)
     return {m.id: evidence(m.body_text or "", template, similarity=m.batch_similarity, pinned=m.batch_pinned)
