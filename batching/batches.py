@@ -114,12 +114,16 @@ def scored_batches(session: Session, text: str, cfg: ClusterSettings = CFG) -> l
     return sorted(scored, key=lambda item: (-item[1], item[0]))
 
 
+_REJECTED = (select(BatchProposal.batch_id)
+             .where(BatchProposal.message_id == bindparam("message_id"),
+                    BatchProposal.status == ProposalStatus.REJECTED))
+
+
 def rejected_batches(session: Session, message_id: int | None) -> set[int]:
     """The batches a person said this letter is not part of."""
     if message_id is None:
         return set()
-    return set(session.scalars(select(BatchProposal.batch_id).where(
-        BatchProposal.message_id == message_id, BatchProposal.status == ProposalStatus.REJECTED)))
+    return set(session.scalars(_REJECTED, {"message_id": message_id}))
 
 
 def find_batch(session: Session, text: str, cfg: ClusterSettings = CFG, *,
@@ -150,8 +154,9 @@ def join_message(session: Session, message: Message, cfg: ClusterSettings = CFG)
     scored = scored_batches(session, message.body_text or "", cfg)
     if not scored or scored[0][1] < PROPOSE_OVERLAP:
         return None
-    # Only a letter processed again (a retry) can carry rejections: a new one costs no lookup here.
-    rejected = rejected_batches(session, message.id) if message.id is not None else set()
+    # A letter a person said is not part of a batch never joins it (only a letter processed again can
+    # carry such a "no"; looked up only when the letter would join). Proposing skips decided pairs itself.
+    rejected = rejected_batches(session, message.id) if scored[0][1] >= cfg.join_overlap else set()
     found = find_batch(session, message.body_text or "", cfg, scored=scored, exclude=rejected)
     if found is None:
         propose(session, message, [(b, score) for b, score in scored if b not in rejected], cfg)
