@@ -24,20 +24,32 @@ from sqlalchemy.orm import Session
 from batching.cluster import NOT_A_BATCH, ClusterSettings, cluster_texts, overlap_score, shingles, signed
 from batching.normalise import normalise, sentences
 from batching.source import Member, detect_source
-from batching.templates import Template, build_template, personal_additions, similarity
+from batching.templates import (
+    Template,
+    addition_kinds,
+    build_template,
+    clean_subject,
+    personal_additions,
+    similarity,
+    template_stance,
+    title_phrases,
+)
 from correspondence.errors import DomainError, NotFound, ValidationFailed
 from correspondence.models import (
     OPEN_STATUSES,
     AuditEvent,
     Batch,
+    BatchProposal,
     BatchShingle,
     BatchStatus,
     Direction,
     Message,
     MessageStatus,
+    ProposalStatus,
     Staffer,
     Stance,
     Topic,
+    utcnow,
 )
 from correspondence.services.audit import record
 from correspondence.services.messages import assign_message, set_stance, set_topic, unassign_message
@@ -48,6 +60,11 @@ CFG = ClusterSettings()
 # Shingles of one letter looked up when joining (a 20,000-character letter has ~3,000).
 MAX_LOOKUP = 4000
 LIVE = (BatchStatus.OPEN, BatchStatus.LETTER_PENDING, BatchStatus.ANSWERED, BatchStatus.NOT_CAMPAIGN)
+# Open batches: titles are unique among these.
+TITLED = (BatchStatus.OPEN, BatchStatus.LETTER_PENDING, BatchStatus.ANSWERED)
+# A letter scoring at least this (and below the join threshold) against a batch is listed on the batch
+# page as "possibly part of this campaign" for a person to add or reject.
+PROPOSE_OVERLAP = 0.3
 
 
 def template_of(batch: Batch) -> Template:
@@ -86,17 +103,37 @@ _TOP = (select(BatchShingle.batch_id, _SHARED).where(BatchShingle.shingle.in_(bi
 _FIND = select(_TOP.c.batch_id, _TOP.c.shared, Batch.template_shingles).join(Batch, Batch.id == _TOP.c.batch_id)
 
 
-def find_batch(session: Session, text: str, cfg: ClusterSettings = CFG) -> tuple[Batch, float] | None:
-    """The batch whose template this letter copies, with its score; None if no template is close."""
+def scored_batches(session: Session, text: str, cfg: ClusterSettings = CFG) -> list[tuple[int, float]]:
+    """The (up to five) batches sharing most phrases with the letter, with their scores, best first."""
     s = shingles(normalise(text), cfg.shingle_words)
     if len(s) < cfg.min_shingles:
-        return None
+        return []
     keys = [signed(h) for h in list(s)[:MAX_LOOKUP]]
     rows = session.execute(_FIND, {"keys": keys}).all()
+    scored = [(batch_id, overlap_score(count, len(s), size, cfg)) for batch_id, count, size in rows]
+    return sorted(scored, key=lambda item: (-item[1], item[0]))
+
+
+_REJECTED = (select(BatchProposal.batch_id)
+             .where(BatchProposal.message_id == bindparam("message_id"),
+                    BatchProposal.status == ProposalStatus.REJECTED))
+
+
+def rejected_batches(session: Session, message_id: int | None) -> set[int]:
+    """The batches a person said this letter is not part of."""
+    if message_id is None:
+        return set()
+    return set(session.scalars(_REJECTED, {"message_id": message_id}))
+
+
+def find_batch(session: Session, text: str, cfg: ClusterSettings = CFG, *,
+               scored: list[tuple[int, float]] | None = None,
+               exclude: set[int] | frozenset[int] = frozenset()) -> tuple[Batch, float] | None:
+    """The batch whose template this letter copies, with its score; None if no template is close."""
+    scored = scored_batches(session, text, cfg) if scored is None else scored
     best_id, best_score = None, 0.0
-    for batch_id, count, size in rows:
-        score = overlap_score(count, len(s), size, cfg)
-        if score >= cfg.join_overlap and score > best_score:
+    for batch_id, score in scored:
+        if score >= cfg.join_overlap and score > best_score and batch_id not in exclude:
             best_id, best_score = batch_id, score
     batch = session.get(Batch, best_id) if best_id is not None else None
     best = (batch, best_score) if batch is not None else None
@@ -114,8 +151,15 @@ def join_message(session: Session, message: Message, cfg: ClusterSettings = CFG)
     """
     if message.batch_id is not None or message.batch_pinned or message.direction != Direction.INBOUND:
         return None
-    found = find_batch(session, message.body_text or "", cfg)
+    scored = scored_batches(session, message.body_text or "", cfg)
+    if not scored or scored[0][1] < PROPOSE_OVERLAP:
+        return None
+    # A letter a person said is not part of a batch never joins it (only a letter processed again can
+    # carry such a "no"; looked up only when the letter would join). Proposing skips decided pairs itself.
+    rejected = rejected_batches(session, message.id) if scored[0][1] >= cfg.join_overlap else set()
+    found = find_batch(session, message.body_text or "", cfg, scored=scored, exclude=rejected)
     if found is None:
+        propose(session, message, [(b, score) for b, score in scored if b not in rejected], cfg)
         return None
     batch, score = found
     _place(session, message, batch, template_of(batch), score)
@@ -142,6 +186,7 @@ def _place(session: Session, message: Message, batch: Batch, template: Template,
                                      4)
     added = personal_additions(message.body_text or "", template)
     message.batch_additions = added or None
+    message.batch_addition_kinds = addition_kinds(added)
     if pinned is not None:
         message.batch_pinned = pinned
 
@@ -154,11 +199,12 @@ class ClusterRun:
     new_batches: int = 0
     joined_existing: int = 0
     batched: int = 0
+    proposed: int = 0
     seconds: float = 0.0
 
     def as_dict(self) -> dict[str, float | int]:
         return {"pool": self.pool, "new_batches": self.new_batches, "joined_existing": self.joined_existing,
-                "batched": self.batched, "seconds": round(self.seconds, 2)}
+                "batched": self.batched, "proposed": self.proposed, "seconds": round(self.seconds, 2)}
 
 
 def _pool_query():  # type: ignore[no-untyped-def]
@@ -183,6 +229,7 @@ def recluster(session: Session, cfg: ClusterSettings = CFG, *, limit: int | None
     for (message_id, _text), label in zip(rows, clustering.labels, strict=True):
         if label != NOT_A_BATCH:
             groups.setdefault(label, []).append(message_id)
+    new_batches: list[Batch] = []
     for label in sorted(groups):
         ids = groups[label]
         members = list(session.scalars(select(Message).where(Message.id.in_(ids))))
@@ -191,15 +238,25 @@ def recluster(session: Session, cfg: ClusterSettings = CFG, *, limit: int | None
         if existing is not None:
             batch = existing[0]
             live_template = template_of(batch)
+            # A letter a person said is not part of this batch stays out of it.
+            refused = set(session.scalars(select(BatchProposal.message_id).where(
+                BatchProposal.batch_id == batch.id, BatchProposal.status == ProposalStatus.REJECTED,
+                BatchProposal.message_id.in_(ids))))
+            members = [m for m in members if m.id not in refused]
             for m in members:
                 _place(session, m, batch, live_template)
             batch.member_count = _count(session, batch.id)
             run.joined_existing += len(members)
         else:
-            _new_batch(session, members, template, actor_id=None, how="clustering")
+            new_batches.append(_new_batch(session, members, template, actor_id=None, how="clustering"))
             run.new_batches += 1
         run.batched += len(members)
     session.flush()
+    if new_batches:
+        # Letters left in the pool that nearly match a batch made now were never compared with it.
+        left = [(message_id, text) for (message_id, text), label in zip(rows, clustering.labels, strict=True)
+                if label == NOT_A_BATCH]
+        run.proposed = propose_pool(session, left, new_batches, cfg)
     run.seconds = time.perf_counter() - started
     log.info("recluster %s", run.as_dict())
     return run
@@ -210,14 +267,27 @@ def _count(session: Session, batch_id: int) -> int:
     return session.scalar(select(func.count(Message.id)).where(Message.batch_id == batch_id)) or 0
 
 
-def _title(members: Sequence[Message], template: Template) -> str:
-    subjects = Counter(s for s in ((m.subject or "").strip() for m in members)
-                       if s and s.lower() not in ("(no subject)", "phone call", "no subject"))
+def _title(session: Session, members: Sequence[Message], template: Template) -> str:
+    """The campaign's own subject when most copies share a specific one, else the template's most
+    distinctive phrase; never a generic word ("Question"), never the title of another open batch."""
+    taken_rows = session.execute(select(Batch.title, Batch.template_text).where(Batch.status.in_(TITLED))).all()
+    taken = {(title or "").casefold() for title, _text in taken_rows}
+    subjects = Counter(c for c in (clean_subject(m.subject or "") for m in members) if c)
+    candidates = []
     if subjects:
         subject, count = subjects.most_common(1)[0]
         if count >= 0.2 * len(members):
-            return subject[:300]
-    return (template.text[:80] + ("…" if len(template.text) > 80 else "")) or "Untitled batch"
+            candidates.append(subject[:300])
+    candidates += title_phrases(template.text, [text or "" for _title, text in taken_rows[:500]])
+    for title in candidates:
+        if title.casefold() not in taken:
+            return title[:300]
+    base = (candidates[0] if candidates else template.text[:80].rsplit(" ", 1)[0]) or "Untitled batch"
+    for n in range(2, 1000):  # every phrase already names an open batch: number this one
+        title = f"{base[:290]} ({n})"
+        if title.casefold() not in taken:
+            return title
+    return base[:300]
 
 
 def _majority(values: Iterable[object], total: int) -> object | None:
@@ -238,11 +308,12 @@ def _new_batch(session: Session, members: list[Message], template: Template, *, 
                how: str, pinned: bool = False) -> Batch:
     source = detect_source([Member(m.body_text or "", m.subject or "", m.organization, m.delivery_agent,
                                    m.campaign_id) for m in members])
-    batch = Batch(title=_title(members, template), template_text=template.text, status=BatchStatus.OPEN,
+    batch = Batch(title=_title(session, members, template), template_text=template.text, status=BatchStatus.OPEN,
                   source=source.name and source.name[:300], source_kind=source.kind,
                   campaign_id=source.campaign_id and source.campaign_id[:200],
                   stance=_majority((m.stance for m in members), len(members)),
                   topic_id=_majority((m.topic_id for m in members), len(members)), member_count=len(members))
+    batch.suggested_stance = _suggested_stance(batch, template)
     session.add(batch)
     session.flush()
     _store_shingles(session, batch, template)
@@ -266,10 +337,123 @@ def refresh_template(session: Session, batch: Batch) -> None:
         return
     template = build_template([m.body_text or "" for m in members])
     batch.template_text = template.text
+    batch.suggested_stance = _suggested_stance(batch, template)
     _store_shingles(session, batch, template)
     for m in members:
         _place(session, m, batch, template)
     batch.member_count = len(members)
+
+
+def _suggested_stance(batch: Batch, template: Template) -> Stance | None:
+    """What the template plainly says (oppose / support), offered when the batch has no stance yet."""
+    if batch.stance is not None:
+        return None
+    found = template_stance(template.text)
+    return Stance(found) if found else None
+
+
+# --- letters that nearly match: for a person to decide ---------------------------------------------------
+
+def _near_miss(scored: Iterable[tuple[int, float]], cfg: ClusterSettings) -> tuple[int, float] | None:
+    for batch_id, score in scored:
+        if PROPOSE_OVERLAP <= score < cfg.join_overlap:
+            return batch_id, score
+    return None
+
+
+def propose(session: Session, message: Message, scored: Iterable[tuple[int, float]], cfg: ClusterSettings = CFG,
+            *, stage: str = "words") -> BatchProposal | None:
+    """List the letter on the batch it nearly matches (best score in the band below the join threshold).
+
+    A pair is proposed once, ever: a pair a person rejected (or added) keeps its row and is not listed again.
+    """
+    near = _near_miss(scored, cfg)
+    if near is None or message.id is None:
+        return None
+    batch_id, score = near
+    batch = session.get(Batch, batch_id)
+    if batch is None or _live(session, batch).status not in TITLED:
+        return None
+    batch = _live(session, batch)
+    if session.get(BatchProposal, (batch.id, message.id)) is not None:
+        return None
+    proposal = BatchProposal(batch_id=batch.id, message_id=message.id, score=round(score, 4), stage=stage,
+                             status=ProposalStatus.OPEN)
+    session.add(proposal)
+    return proposal
+
+
+def propose_pool(session: Session, rows: Sequence[tuple[int, str | None]], batches: Sequence[Batch],
+                 cfg: ClusterSettings = CFG) -> int:
+    """Propose pool letters that nearly match any of these batches (scored in memory, one pass)."""
+    templates = {b.id: template_of(b) for b in batches if b.template_text}
+    index: dict[int, list[int]] = {}
+    for batch_id, template in templates.items():
+        for h in template.shingles:
+            index.setdefault(h, []).append(batch_id)
+    if not index:
+        return 0
+    known = {(b, m) for b, m in session.execute(select(BatchProposal.batch_id, BatchProposal.message_id).where(
+        BatchProposal.batch_id.in_(list(templates))))}
+    made = 0
+    for message_id, text in rows:
+        s = shingles(normalise(text or ""), cfg.shingle_words)
+        if len(s) < cfg.min_shingles:
+            continue
+        hits: Counter[int] = Counter()
+        for h in s:
+            hits.update(index.get(h, ()))
+        scored = sorted(((b, overlap_score(n, len(s), len(templates[b].shingles), cfg)) for b, n in hits.items()),
+                        key=lambda item: (-item[1], item[0]))
+        near = _near_miss(scored, cfg)
+        if near is None or (near[0], message_id) in known:
+            continue
+        session.add(BatchProposal(batch_id=near[0], message_id=message_id, score=round(near[1], 4), stage="words",
+                                  status=ProposalStatus.OPEN))
+        made += 1
+    session.flush()
+    return made
+
+
+def _proposal(session: Session, batch: Batch, message_id: int) -> tuple[BatchProposal, Message]:
+    proposal = session.get(BatchProposal, (batch.id, message_id))
+    message = session.get(Message, message_id)
+    if proposal is None or message is None:
+        raise NotFound(f"message {message_id} is not proposed for batch {batch.id}")
+    if proposal.status != ProposalStatus.OPEN:
+        raise ValidationFailed(f"message {message_id} was already {proposal.status.value} for this batch")
+    if message.batch_id is not None:
+        raise ValidationFailed(f"message {message_id} is in batch {message.batch_id} now")
+    return proposal, message
+
+
+def add_proposed(session: Session, batch_id: int, message_id: int, *, actor_id: int) -> Message:
+    """A person says the letter is part of this campaign: it joins (placed by a person, so kept)."""
+    batch = _open_batch(session, batch_id)
+    proposal, message = _proposal(session, batch, message_id)
+    before = {"message_id": message.id, "pinned": message.batch_pinned, "topic_id": message.topic_id,
+              "topic_source": message.topic_source, "stance": message.stance.value if message.stance else None}
+    _place(session, message, batch, template_of(batch), pinned=True)
+    if message.topic_id is None and batch.topic_id is not None:
+        message.topic_id, message.topic_source = batch.topic_id, "batch"
+    if message.stance is None and batch.stance is not None:
+        message.stance = batch.stance
+    proposal.status, proposal.decided_by_id, proposal.decided_at = ProposalStatus.ADDED, actor_id, utcnow()
+    batch.member_count = _count(session, batch.id)
+    record(session, actor_id=actor_id, action="batch.add_member", object_type="batch", object_id=batch.id,
+           before=before, after={"message_id": message.id, "score": proposal.score, "stage": proposal.stage})
+    return message
+
+
+def reject_proposed(session: Session, batch_id: int, message_id: int, *, actor_id: int) -> BatchProposal:
+    """A person says the letter is not part of this campaign: never proposed for it or joined to it again."""
+    batch = _open_batch(session, batch_id)
+    proposal, message = _proposal(session, batch, message_id)
+    proposal.status, proposal.decided_by_id, proposal.decided_at = ProposalStatus.REJECTED, actor_id, utcnow()
+    record(session, actor_id=actor_id, action="batch.reject_member", object_type="batch", object_id=batch.id,
+           before={"message_id": message.id}, after={"message_id": message.id, "score": proposal.score})
+    session.flush()
+    return proposal
 
 
 # --- what staff do --------------------------------------------------------------------------------
@@ -406,7 +590,7 @@ def set_batch_stance(session: Session, batch_id: int, stance: Stance | None, *, 
 # --- undo -----------------------------------------------------------------------------------------
 
 UNDOABLE = ("batch.merge", "batch.split", "batch.remove_member", "batch.not_campaign", "batch.campaign",
-            "batch.assign", "batch.topic", "batch.stance")
+            "batch.assign", "batch.topic", "batch.stance", "batch.add_member", "batch.reject_member")
 
 
 def undoable_events(session: Session, batch_id: int, limit: int = 10) -> list[AuditEvent]:
@@ -418,6 +602,13 @@ def undoable_events(session: Session, batch_id: int, limit: int = 10) -> list[Au
                                                       AuditEvent.action.in_(UNDOABLE))
                              .order_by(AuditEvent.id.desc()).limit(limit * 2))
     return [e for e in events if str(e.id) not in undone][:limit]
+
+
+def _reopen(session: Session, batch_id: int, message_id: int) -> None:
+    """Put a decided proposal back on the batch page's list."""
+    proposal = session.get(BatchProposal, (batch_id, message_id))
+    if proposal is not None:
+        proposal.status, proposal.decided_by_id, proposal.decided_at = ProposalStatus.OPEN, None, None
 
 
 def undo(session: Session, event_id: int, *, actor_id: int) -> Batch:
@@ -450,6 +641,20 @@ def undo(session: Session, event_id: int, *, actor_id: int) -> Batch:
         if m is not None and m.batch_id is None:
             m.batch_id, m.batch_pinned = batch.id, bool(before.get("pinned"))
             m.batch_similarity, m.batch_additions = before.get("similarity"), before.get("additions")
+    elif event.action == "batch.add_member":
+        m = session.get(Message, int(before["message_id"]))
+        if m is not None and m.batch_id == batch.id:
+            m.batch_id, m.batch_similarity, m.batch_additions, m.batch_addition_kinds = None, None, None, None
+            m.batch_pinned = bool(before.get("pinned"))
+            if m.topic_source == "batch" and before.get("topic_id") is None:
+                m.topic_id, m.topic_source = None, before.get("topic_source")
+            if before.get("stance") is None and m.stance == batch.stance:
+                m.stance = None
+            _reopen(session, batch.id, m.id)
+        else:
+            skipped += 1  # moved since: leave it where it is now
+    elif event.action == "batch.reject_member":
+        _reopen(session, batch.id, int(before["message_id"]))
     elif event.action in ("batch.not_campaign", "batch.campaign"):
         batch.status = BatchStatus(before["status"])
     elif event.action == "batch.assign":

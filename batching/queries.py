@@ -9,7 +9,17 @@ from datetime import timedelta
 from sqlalchemy import func, select
 from sqlalchemy.orm import Session
 
-from correspondence.models import Batch, BatchStatus, Constituent, DistrictStatus, Message, utcnow
+from correspondence.models import (
+    Batch,
+    BatchProposal,
+    BatchStatus,
+    Constituent,
+    DistrictStatus,
+    Message,
+    MessageStatus,
+    ProposalStatus,
+    utcnow,
+)
 
 LISTED = (BatchStatus.OPEN, BatchStatus.LETTER_PENDING, BatchStatus.ANSWERED)
 SPARK_DAYS = 14
@@ -89,20 +99,56 @@ def geography(session: Session, batch_id: int) -> Geography:
                      by_status[DistrictStatus.UNKNOWN] + (total - linked), zips.most_common(8))
 
 
+# What the "their own words" filter can ask for: any addition, or one kind of it.
+ADDITION_FILTERS = ("any", "question", "request", "story")
+
+
+def _with_additions(query, kind: str | None):  # type: ignore[no-untyped-def]
+    if kind is None:
+        return query
+    if kind == "any":
+        return query.where(Message.batch_additions.is_not(None))
+    return query.where(Message.batch_addition_kinds.contains(kind))
+
+
 def members(session: Session, batch_id: int, *, added_only: bool = False, after_id: int | None = None,
-            limit: int = 100) -> list[Message]:
-    """A page of members, oldest id first; with added_only, only letters with personal additions."""
-    query = select(Message).where(Message.batch_id == batch_id)
-    if added_only:
-        query = query.where(Message.batch_additions.is_not(None))
+            limit: int = 100, kind: str | None = None) -> list[Message]:
+    """A page of members, oldest id first; with added_only, only letters with personal additions, and
+    with kind ("question", "request", "story") only letters whose additions include one of that kind."""
+    wanted = kind or ("any" if added_only else None)
+    query = _with_additions(select(Message).where(Message.batch_id == batch_id), wanted)
     if after_id is not None:
         query = query.where(Message.id > after_id)
     return list(session.scalars(query.order_by(Message.id).limit(limit)))
 
 
-def count_with_additions(session: Session, batch_id: int) -> int:
-    return session.scalar(select(func.count(Message.id)).where(Message.batch_id == batch_id,
-                                                               Message.batch_additions.is_not(None))) or 0
+def count_with_additions(session: Session, batch_id: int, kind: str = "any") -> int:
+    return session.scalar(_with_additions(select(func.count(Message.id)).where(Message.batch_id == batch_id),
+                                          kind)) or 0
+
+
+def addition_counts(session: Session, batch_id: int) -> dict[str, int]:
+    """How many members added a question, a request, a story (one grouped query)."""
+    rows = session.execute(select(Message.batch_addition_kinds, func.count()).where(
+        Message.batch_id == batch_id, Message.batch_addition_kinds.is_not(None))
+        .group_by(Message.batch_addition_kinds)).all()
+    counts = dict.fromkeys(("question", "request", "story"), 0)
+    for kinds, n in rows:
+        for kind in (kinds or "").split(","):
+            if kind in counts:
+                counts[kind] += n
+    return counts
+
+
+def proposals(session: Session, batch_id: int, limit: int = 20) -> tuple[int, list[tuple[BatchProposal, Message]]]:
+    """Letters that nearly match the batch and are still outside every batch: how many, and the best first."""
+    where = (BatchProposal.batch_id == batch_id, BatchProposal.status == ProposalStatus.OPEN,
+             Message.batch_id.is_(None), Message.status.not_in([MessageStatus.QUARANTINED, MessageStatus.ARCHIVED]))
+    total = session.scalar(select(func.count()).select_from(BatchProposal)
+                           .join(Message, Message.id == BatchProposal.message_id).where(*where)) or 0
+    rows = session.execute(select(BatchProposal, Message).join(Message, Message.id == BatchProposal.message_id)
+                           .where(*where).order_by(BatchProposal.score.desc(), Message.id).limit(limit)).all()
+    return total, [(p, m) for p, m in rows]
 
 
 def other_batches(session: Session, batch_id: int, limit: int = 100) -> list[Batch]:

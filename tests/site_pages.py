@@ -93,6 +93,7 @@ def seed_office(db: Database, instance_dir: Path, settings) -> dict[str, int]:  
         person = people[0]
         person.address1 = LONG_WORD[:200]
         batch = s.scalar(select(Batch).order_by(Batch.member_count.desc()))
+        _near_miss(s, batch)  # the batch page shows "Possibly part of this campaign" with its evidence
         version = s.scalar(select(LetterVersion).order_by(LetterVersion.id))
         if version.state.value != "approved":
             letters.approve(s, version.id, actor_id=boss.id)
@@ -131,6 +132,22 @@ def seed_office(db: Database, instance_dir: Path, settings) -> dict[str, int]:  
     assert emailed is not None, "the seeded run made no email letter to unsubscribe from"
     ids["unsubscribe.one_click:token"] = unsubscribe_token(emailed, secret_key=settings.secret_key)
     return ids
+
+
+def _near_miss(session, batch) -> None:  # type: ignore[no-untyped-def]
+    """A letter holding half of the batch's template and a long unbroken word of its own, proposed for it."""
+    from batching.batches import propose
+    from batching.normalise import sentences
+    from correspondence.models import Channel, Message, utcnow
+
+    half = " ".join(sentences(batch.template_text)[:2])
+    near = Message(idempotency_key="seed:near-miss", channel=Channel.EMAIL, received_at=utcnow(),
+                   processed_at=utcnow(), subject="A letter that nearly matches", from_name=LONG_TITLE[:200],
+                   from_address="near.miss@example.org",
+                   body_text=f"Dear Representative,\n\n{half} My own story: {LONG_WORD}\n\nSincerely,\nNear Miss")
+    session.add(near)
+    session.flush()
+    propose(session, near, [(batch.id, 0.45)])
 
 
 def sign_in(context, base: str, email: str, password: str):  # type: ignore[no-untyped-def]

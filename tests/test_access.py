@@ -118,6 +118,8 @@ MATRIX = {
     "batches.view": ALL,
     "batches.recluster_now": frozenset({A, S, C}),
     "batches.act": frozenset({A, S, C}),
+    "batches.add_proposal": frozenset({A, S, C}),
+    "batches.reject_proposal": frozenset({A, S, C}),
     "quarantine.index": frozenset({A, S, C}),
     "quarantine.act": frozenset({A, S, C}),
     "calls.new": ALL,

@@ -19,8 +19,8 @@ ROOT = Path(__file__).resolve().parent.parent
 # this list honest: a new action in the code and not here fails it). f-string actions are listed expanded.
 ACTIONS = [
     "apply_run.fail", "apply_run.finish", "apply_run.refused", "apply_run.run", "apply_run.start",
-    "batch.assign", "batch.campaign", "batch.create", "batch.merge", "batch.not_campaign", "batch.remove_member",
-    "batch.split", "batch.stance", "batch.topic", "batch.undo_event",
+    "batch.add_member", "batch.assign", "batch.campaign", "batch.create", "batch.merge", "batch.not_campaign",
+    "batch.reject_member", "batch.remove_member", "batch.split", "batch.stance", "batch.topic", "batch.undo_event",
     "case.document", "case.edit", "case.note", "case.open", "case.release", "case.release_withdrawn",
     "case.reminder", "case.status", "case.step_add", "case.step_done", "case.step_reassign",
     "case_category.active", "case_category.create", "case_category.edit",

@@ -10,8 +10,9 @@ from sqlalchemy import select
 
 from batching import batches as service
 from batching import queries
+from batching.templates import Evidence, evidence
 from correspondence.errors import NotFound, ValidationFailed
-from correspondence.models import BatchStatus, Role, Stance, Topic
+from correspondence.models import Batch, BatchStatus, Message, Role, Stance, Topic
 from correspondence.services.history import history_of
 from correspondence.services.staff import list_staff
 from web import db_session
@@ -28,7 +29,13 @@ DECIDE = (Role.ADMIN, Role.SUPERVISOR, Role.CORRESPONDENT)
 SHOWN = {"open": queries.LISTED, "not_campaign": (BatchStatus.NOT_CAMPAIGN,), "merged": (BatchStatus.MERGED,)}
 ACTION_NAMES = {"batch.merge": "merge", "batch.split": "split", "batch.remove_member": "removal of a letter",
                 "batch.not_campaign": "'not a campaign'", "batch.campaign": "'is a campaign'",
-                "batch.assign": "assignment", "batch.topic": "topic", "batch.stance": "stance"}
+                "batch.assign": "assignment", "batch.topic": "topic", "batch.stance": "stance",
+                "batch.add_member": "adding a proposed letter", "batch.reject_member": "'not part of it'"}
+# Members per page: each visible member's evidence is computed when the page is drawn.
+PAGE_SIZE = 50
+STAGE_NAMES = {"words": "shared wording", "sentences": "matching sentences", "meaning": "same meaning in other words",
+               "person": "placed by a person"}
+KIND_LABELS = {"question": "ask a question", "request": "make a request", "story": "tell their own story"}
 
 
 @bp.route("/")
@@ -66,18 +73,36 @@ def view(batch_id: int):  # type: ignore[no-untyped-def]
         batch = service.get_batch(session, batch_id)
     except NotFound:
         abort(404, description=f"There is no batch {batch_id}.")
-    added_only = request.args.get("added") == "1"
+    kind = request.args.get("kind") or ("any" if request.args.get("added") == "1" else None)
+    if kind is not None and kind not in queries.ADDITION_FILTERS:
+        abort(400, description=f"kind: {kind[:40]!r} is not one of {', '.join(queries.ADDITION_FILTERS)}")
     after = request.args.get("after", "")
-    page = queries.members(session, batch.id, added_only=added_only, after_id=parse_id(after))
+    page = queries.members(session, batch.id, kind=kind, after_id=parse_id(after), limit=PAGE_SIZE)
+    proposed_total, proposed = queries.proposals(session, batch.id)
     events = service.undoable_events(session, batch.id)
     history = history_of(session, "batch", batch.id, limit=20)
     return render_template(
-        "batch.html", batch=batch, members=page, added_only=added_only,
-        with_additions=queries.count_with_additions(session, batch.id), geo=queries.geography(session, batch.id),
+        "batch.html", batch=batch, members=page, kind=kind, kind_labels=KIND_LABELS, stage_names=STAGE_NAMES,
+        with_additions=queries.count_with_additions(session, batch.id),
+        kind_counts=queries.addition_counts(session, batch.id),
+        why=member_evidence(batch, page + [m for _p, m in proposed]),
+        proposed=proposed, proposed_total=proposed_total, geo=queries.geography(session, batch.id),
         undoable=[(e, ACTION_NAMES.get(e.action, e.action)) for e in events], history=history,
         others=queries.other_batches(session, batch.id), staff=list_staff(session, active_only=True),
         topics=list(session.scalars(select(Topic).where(Topic.active.is_(True)).order_by(Topic.name))),
-        stances=list(Stance), form=ActionForm(), page_size=100)
+        stances=list(Stance), form=ActionForm(), page_size=PAGE_SIZE)
+
+
+def member_evidence(batch: Batch, letters: list[Message]) -> dict[int, Evidence]:
+    """Why each visible letter is (or may be) in the batch: its sentences marked shared / edited / added.
+
+    Computed for the letters on the page only, so a batch of 50,000 opens as fast as one of 50. This is
+    the one place to switch to the semantic stage's explanation (batching.evidence.explain, then
+    batching.templates.evidence_from_pairs) when it is merged.
+    """
+    template = service.template_of(batch)
+    return {m.id: evidence(m.body_text or "", template, similarity=m.batch_similarity, pinned=m.batch_pinned)
+            for m in letters}
 
 
 def _int(name: str) -> int | None:
@@ -141,5 +166,32 @@ def act(batch_id: int, action: str):  # type: ignore[no-untyped-def]
         else:
             abort(404, description=f"Unknown batch action {action!r}.")
         return message, url_for("batches.view", batch_id=target)
+
+    return run_action(session, decide, back=url_for("batches.view", batch_id=batch_id))
+
+
+@bp.route("/<int:batch_id>/proposals/<int:message_id>/add", methods=["POST"])
+@roles(*DECIDE)
+def add_proposal(batch_id: int, message_id: int):  # type: ignore[no-untyped-def]
+    """A letter listed as "possibly part of this campaign" joins it (audited; undo on the batch page)."""
+    session = db_session()
+
+    def decide() -> tuple[str, str]:
+        service.add_proposed(session, batch_id, message_id, actor_id=current_user.id)
+        return f"Message {message_id} added to the batch.", url_for("batches.view", batch_id=batch_id)
+
+    return run_action(session, decide, back=url_for("batches.view", batch_id=batch_id))
+
+
+@bp.route("/<int:batch_id>/proposals/<int:message_id>/reject", methods=["POST"])
+@roles(*DECIDE)
+def reject_proposal(batch_id: int, message_id: int):  # type: ignore[no-untyped-def]
+    """A listed letter is not part of this campaign: it is never proposed for it or joined to it again."""
+    session = db_session()
+
+    def decide() -> tuple[str, str]:
+        service.reject_proposed(session, batch_id, message_id, actor_id=current_user.id)
+        return (f"Message {message_id} is not part of this batch; it will not be proposed again.",
+                url_for("batches.view", batch_id=batch_id))
 
     return run_action(session, decide, back=url_for("batches.view", batch_id=batch_id))

@@ -3,7 +3,7 @@
 from correspondence.models import fit as _fit  # noqa: F401 - registers the cut-to-column listeners
 from correspondence.models.audit import AuditEvent, AuditLogIsAppendOnly
 from correspondence.models.base import Base, utcnow
-from correspondence.models.batch import Batch, BatchShingle, BatchStatus
+from correspondence.models.batch import Batch, BatchProposal, BatchShingle, BatchStatus, ProposalStatus
 from correspondence.models.blob import Blob
 from correspondence.models.case import (
     Case,
@@ -103,6 +103,7 @@ __all__ = [
     "AuditLogIsAppendOnly",
     "Base",
     "Batch",
+    "BatchProposal",
     "BatchShingle",
     "BatchStatus",
     "Blob",
@@ -118,6 +119,7 @@ __all__ = [
     "MailboxAccount",
     "Message",
     "MessageStatus",
+    "ProposalStatus",
     "Role",
     "RoutingRule",
     "RunState",

@@ -138,6 +138,9 @@ class Message(Base):
     batch_similarity: Mapped[float | None] = mapped_column(Float)
     batch_additions: Mapped[list[Any] | None] = mapped_column(JSON(none_as_null=True))
     batch_pinned: Mapped[bool] = mapped_column(Boolean, default=False)
+    # What kinds of things the additions are, comma-separated and sorted ("question,request,story"):
+    # the batch page's "letters that ask a question" filter.
+    batch_addition_kinds: Mapped[str | None] = mapped_column(String(40))
     created_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)
     updated_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow, onupdate=utcnow)
 

@@ -214,6 +214,8 @@ SENTENCES: dict[str, Callable[[_Event], str]] = {
     "batch.split": lambda x: f"{x.who} split {_plural(len(x.a.get('message_ids') or []), 'message')} "
                              "off into a new batch",
     "batch.remove_member": lambda x: f"{x.who} took a message out of this batch",
+    "batch.add_member": lambda x: f"{x.who} added a letter that nearly matched to this batch",
+    "batch.reject_member": lambda x: f"{x.who} said a letter that nearly matched is not part of this batch",
     "batch.not_campaign": lambda x: f"{x.who} marked this batch as not a campaign",
     "batch.campaign": lambda x: f"{x.who} marked this batch as a campaign again",
     "batch.assign": lambda x: f"{x.who} assigned this batch to {x.staff(x.a.get('assignee_id'))}",
