@@ -27,7 +27,7 @@ from correspondence.models.staffer import Role
 from correspondence.services.audit import record
 
 E = TypeVar("E", bound=enum.Enum)
-O = TypeVar("O")  # the object a machine moves
+Obj = TypeVar("Obj")  # the object a machine moves
 
 ANY_STAFF = frozenset(Role)
 SYSTEM_ONLY: frozenset[Role] = frozenset()
@@ -109,9 +109,9 @@ class StateMachine(Generic[E]):
             raise PermissionDenied("an active staff account is needed")
         self.check_role(current, target, actor.role)
 
-    def move(self, session: Session, obj: O, target: E, *, actor_id: int | None, action: str | None = None,
+    def move(self, session: Session, obj: Obj, target: E, *, actor_id: int | None, action: str | None = None,
              detail: str | None = None, before: Mapping[str, Any] | None = None,
-             after: Mapping[str, Any] | None = None, on_behalf_of_id: int | None = None) -> O:
+             after: Mapping[str, Any] | None = None, on_behalf_of_id: int | None = None) -> Obj:
         """Make one allowed move, by someone allowed to make it; audit it (before -> after, plus the extra
         fields given) and flush. ``on_behalf_of_id`` names the staffer a delegate decided for."""
         current = getattr(obj, self.field)
