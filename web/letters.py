@@ -7,17 +7,21 @@ belong to review: their routes live here beside the approval queue.
 from __future__ import annotations
 
 import logging
+from collections.abc import Callable
 from datetime import UTC, date, datetime, time, timedelta
 
 from flask import Blueprint, Response, abort, flash, jsonify, redirect, render_template, request, url_for
 from flask_login import current_user
 from sqlalchemy import select
+from sqlalchemy.orm import Session
 
+from correspondence.effects import Done, Effect
 from correspondence.errors import DomainError, NotFound, ValidationFailed
 from correspondence.models import ApplyRun, LetterVersion, ReviewComment, Role, Stance, Topic, VersionState
 from correspondence.services.blobs import load_blob
 from correspondence.services.history import history_of
 from drafting import letters as service
+from drafting import review
 from drafting.apply import (
     Options,
     Policy,
@@ -28,13 +32,13 @@ from drafting.apply import (
     start_run,
     waiting_emails,
 )
-from drafting.paragraphs import approve_own
 from drafting.printing import mail_house_csv, print_responses
 from drafting.render import FIELD_LIST, LetterError, context, render
 from web import db_session, settings
 from web.access import ALL_STAFF, roles, signed_in
 from web.forms import ActionForm
 from web.inputs import optional_id, parse_id
+from web.outcome import Step, run_action
 from web.paragraphs import own_approval_notice, posted_with_paragraph
 
 log = logging.getLogger(__name__)
@@ -164,28 +168,29 @@ def letter(letter_id: int):  # type: ignore[no-untyped-def]
                            runs=service.runs_of(session, letter_id), form=ActionForm())
 
 
-@bp.route("/letters/<int:letter_id>/<action>", methods=["POST"])
+@bp.route("/letters/<int:letter_id>/copy", methods=["POST"])
 @roles(*WRITERS)
-def letter_act(letter_id: int, action: str):  # type: ignore[no-untyped-def]
+def copy_letter(letter_id: int):  # type: ignore[no-untyped-def]
     session = db_session()
-    try:
-        if action == "copy":
-            version = service.copy_letter(session, letter_id, actor_id=current_user.id)
-            session.commit()
-            flash("Copied into a new letter; edit the draft.", "ok")
-            return redirect(url_for("letters.version", version_id=version.id)), 303
-        if action == "retire":
-            service.retire_letter(session, letter_id, actor_id=current_user.id)
-            session.commit()
-            flash("Letter retired: it can no longer be sent.", "ok")
-            return redirect(url_for("letters.letter", letter_id=letter_id)), 303
-    except NotFound:
-        abort(404, description=f"There is no letter {letter_id}.")
-    except DomainError as exc:
-        session.rollback()
-        flash(str(exc), "error")
-        return redirect(url_for("letters.letter", letter_id=letter_id)), 303
-    abort(404, description=f"Unknown action {action!r}.")
+
+    def work() -> tuple[str, str]:
+        version = service.copy_letter(session, letter_id, actor_id=current_user.id)
+        return "Copied into a new letter; edit the draft.", url_for("letters.version", version_id=version.id)
+
+    return run_action(session, work, back=url_for("letters.letter", letter_id=letter_id))
+
+
+@bp.route("/letters/<int:letter_id>/retire", methods=["POST"])
+@roles(*APPROVERS)
+def retire_letter(letter_id: int):  # type: ignore[no-untyped-def]
+    session = db_session()
+    here = url_for("letters.letter", letter_id=letter_id)
+
+    def work() -> tuple[str, str]:
+        service.retire_letter(session, letter_id, actor_id=current_user.id)
+        return "Letter retired: it can no longer be sent.", here
+
+    return run_action(session, work, back=here)
 
 
 @bp.route("/letters/versions/<int:version_id>")
@@ -225,65 +230,118 @@ def _version_page(session, v: LetterVersion, *, draft: tuple[str, str] | None = 
                            history=history_of(session, "letter_version", v.id), error=error), 400 if error else 200
 
 
-@bp.route("/letters/versions/<int:version_id>/<action>", methods=["POST"])
-@roles(*WRITERS)
-def version_act(version_id: int, action: str):  # type: ignore[no-untyped-def]
-    """Edit, submit, comment and start a new version (writers); approve and request changes (supervisors)."""
+def _save_draft(version_id: int, save: Callable[[Session], str]):  # type: ignore[no-untyped-def]
+    """Edit or send for review: saved with its message, or the page again with the writer's text kept."""
     session = db_session()
-    me = current_user.id
     f = request.form
-    target = version_id
-    reply_run = None
     try:
-        if action == "edit":
-            service.edit_draft(session, version_id, body=f.get("body", ""), subject=f.get("subject", ""), actor_id=me)
-            message = "Draft saved."
-        elif action == "submit":
-            # The draft page posts the editor's text with "Send for review", so unsaved edits go with it.
-            service.submit(session, version_id, actor_id=me, subject=f.get("subject"), body=f.get("body"))
-            message = "Sent for review: a supervisor will approve it or ask for changes."
-        elif action in ("approve", "approve_own"):  # approve_own: the author's, built from approved paragraphs
-            if action == "approve_own":
-                approved = approve_own(session, version_id, actor_id=me, body=f.get("body"), subject=f.get("subject"),
-                                       office_allows=settings().approved_paragraphs_skip_review)
-            else:
-                approved = service.approve(session, version_id, actor_id=me)
-            message = "Approved: this version is now the one letters go out with."
-            if approved.letter.one_off_message_id is not None:  # a one-off reply goes out once approved
-                reply_run = start_run(session, approved.id, message_ids=[approved.letter.one_off_message_id],
-                                      actor_id=me)
-                message = "Approved: the reply is on its way."
-        elif action == "request_changes":
-            service.request_changes(session, version_id, comment=f.get("comment", ""), actor_id=me,
-                                    paragraph=optional_id(f.get("paragraph"), "paragraph"))
-            message = "Changes requested; the author sees your comment."
-        elif action == "comment":
-            service.add_comment(session, version_id, text=f.get("comment", ""), actor_id=me,
-                                paragraph=optional_id(f.get("paragraph"), "paragraph"))
-            message = "Comment added."
-        elif action == "new_version":
-            target = service.new_version(session, version_id, actor_id=me).id
-            message = "New draft version started from this one."
-        else:
-            abort(404, description=f"Unknown action {action!r}.")
+        message = save(session)
     except NotFound:
-        session.rollback()
-        abort(404, description=f"There is no letter version {version_id}.")
+        raise
     except DomainError as exc:
         session.rollback()
-        if action in ("edit", "submit") and "body" in f:  # show the page again with the writer's text kept
+        if "body" in f:  # show the page again with the writer's text kept
             return _version_page(session, service.get_version(session, version_id),
                                  draft=(f.get("subject", ""), f.get("body", "")), error=str(exc))
         flash(str(exc), "error")
         return redirect(url_for("letters.version", version_id=version_id)), 303
-    author_id = session.get(LetterVersion, version_id).author_id if action in ("approve", "request_changes") else None
     session.commit()
-    if reply_run is not None:
-        enqueue_run(reply_run.id)
-    if author_id is not None:
-        _email_notices(author_id)
     flash(message, "ok")
-    return redirect(url_for("letters.version", version_id=target)), 303
+    return redirect(url_for("letters.version", version_id=version_id)), 303
+
+
+@bp.route("/letters/versions/<int:version_id>/edit", methods=["POST"])
+@roles(*WRITERS)
+def edit_version(version_id: int):  # type: ignore[no-untyped-def]
+    def save(session: Session) -> str:
+        service.edit_draft(session, version_id, body=request.form.get("body", ""),
+                           subject=request.form.get("subject", ""), actor_id=current_user.id)
+        return "Draft saved."
+
+    return _save_draft(version_id, save)
+
+
+@bp.route("/letters/versions/<int:version_id>/submit", methods=["POST"])
+@roles(*WRITERS)
+def submit_version(version_id: int):  # type: ignore[no-untyped-def]
+    def save(session: Session) -> str:
+        # The draft page posts the editor's text with "Send for review", so unsaved edits go with it.
+        service.submit(session, version_id, actor_id=current_user.id, subject=request.form.get("subject"),
+                       body=request.form.get("body"))
+        return "Sent for review: a supervisor will approve it or ask for changes."
+
+    return _save_draft(version_id, save)
+
+
+def _approved_step(done: Done[LetterVersion]) -> Step:
+    message = ("Approved: the reply is on its way." if done.value.letter.one_off_message_id is not None
+               else "Approved: this version is now the one letters go out with.")
+    return message, url_for("letters.version", version_id=done.value.id), done.effects
+
+
+@bp.route("/letters/versions/<int:version_id>/approve", methods=["POST"])
+@roles(*APPROVERS)  # and an active approval delegate: web.access.APPROVAL_DELEGATE_OK
+def approve_version(version_id: int):  # type: ignore[no-untyped-def]
+    """A supervisor (or their delegate) approves; a one-off reply then goes out (drafting.review)."""
+    session = db_session()
+    return run_action(session, lambda: _approved_step(review.approve_version(session, version_id,
+                                                                             actor_id=current_user.id)),
+                      back=url_for("letters.version", version_id=version_id))
+
+
+@bp.route("/letters/versions/<int:version_id>/approve_own", methods=["POST"])
+@roles(*WRITERS)  # the author's own version built from approved paragraphs: drafting.paragraphs checks
+def approve_own_version(version_id: int):  # type: ignore[no-untyped-def]
+    session = db_session()
+    f = request.form
+
+    def work() -> Step:
+        return _approved_step(review.approve_own_version(
+            session, version_id, actor_id=current_user.id, body=f.get("body"), subject=f.get("subject"),
+            office_allows=settings().approved_paragraphs_skip_review))
+
+    return run_action(session, work, back=url_for("letters.version", version_id=version_id))
+
+
+@bp.route("/letters/versions/<int:version_id>/request_changes", methods=["POST"])
+@roles(*APPROVERS)  # and an active approval delegate: web.access.APPROVAL_DELEGATE_OK
+def request_changes(version_id: int):  # type: ignore[no-untyped-def]
+    session = db_session()
+    here = url_for("letters.version", version_id=version_id)
+
+    def work() -> Step:
+        done = review.request_changes(session, version_id, comment=request.form.get("comment", ""),
+                                      actor_id=current_user.id,
+                                      paragraph=optional_id(request.form.get("paragraph"), "paragraph"))
+        return "Changes requested; the author sees your comment.", here, done.effects
+
+    return run_action(session, work, back=here)
+
+
+@bp.route("/letters/versions/<int:version_id>/comment", methods=["POST"])
+@roles(*WRITERS)
+def comment_version(version_id: int):  # type: ignore[no-untyped-def]
+    session = db_session()
+    here = url_for("letters.version", version_id=version_id)
+
+    def work() -> tuple[str, str]:
+        service.add_comment(session, version_id, text=request.form.get("comment", ""), actor_id=current_user.id,
+                            paragraph=optional_id(request.form.get("paragraph"), "paragraph"))
+        return "Comment added.", here
+
+    return run_action(session, work, back=here)
+
+
+@bp.route("/letters/versions/<int:version_id>/new_version", methods=["POST"])
+@roles(*WRITERS)
+def new_version(version_id: int):  # type: ignore[no-untyped-def]
+    session = db_session()
+
+    def work() -> tuple[str, str]:
+        made = service.new_version(session, version_id, actor_id=current_user.id)
+        return "New draft version started from this one.", url_for("letters.version", version_id=made.id)
+
+    return run_action(session, work, back=url_for("letters.version", version_id=version_id))
 
 
 @bp.route("/messages/<int:message_id>/reply", methods=["GET", "POST"])
@@ -352,28 +410,34 @@ def _enqueue_send(ids: list[int]) -> None:
         log.warning("could not queue send %s", ids, exc_info=True)
 
 
-@bp.route("/responses/<int:response_id>/<action>", methods=["POST"])
-@roles(*SENDERS)
-def settle_response(response_id: int, action: str):  # type: ignore[no-untyped-def]
+def _settle(response_id: int, action: str, message: str):  # type: ignore[no-untyped-def]
     """Resend an uncertain or failed letter, or record that an uncertain one did arrive."""
     from correspondence.models import Response as Answer
     from drafting.send import settle
 
     session = db_session()
     answer = session.get(Answer, response_id)
-    if answer is None or action not in ("resend", "mark_sent"):
-        abort(404, description="There is no such letter or action.")
-    try:
+    if answer is None:
+        raise NotFound("no such letter")
+    back = url_for("messages.view", message_id=answer.message_id)
+
+    def work() -> Step:
         settle(session, response_id, action, actor_id=current_user.id)
-    except DomainError as exc:
-        session.rollback()
-        flash(str(exc), "error")
-    else:
-        session.commit()
-        if action == "resend":
-            _enqueue_send([response_id])
-        flash("Queued to send again." if action == "resend" else "Recorded as sent.", "ok")
-    return redirect(url_for("messages.view", message_id=answer.message_id)), 303
+        return message, back, (Effect.of("send", response_id),) if action == "resend" else ()
+
+    return run_action(session, work, back=back)
+
+
+@bp.route("/responses/<int:response_id>/resend", methods=["POST"])
+@roles(*SENDERS)
+def resend_response(response_id: int):  # type: ignore[no-untyped-def]
+    return _settle(response_id, "resend", "Queued to send again.")
+
+
+@bp.route("/responses/<int:response_id>/mark_sent", methods=["POST"])
+@roles(*SENDERS)
+def mark_response_sent(response_id: int):  # type: ignore[no-untyped-def]
+    return _settle(response_id, "mark_sent", "Recorded as sent.")
 
 
 @bp.route("/approvals/")

@@ -15,6 +15,7 @@ from functools import lru_cache
 from redis import Redis
 from sqlalchemy.orm import Session
 
+from config import Settings
 from correspondence.effects import Effect, effects_of
 from workers import queues
 
@@ -47,22 +48,25 @@ def _client(url: str) -> Redis:
     return Redis.from_url(url)
 
 
-def redis_client() -> Redis:
-    from workers.context import settings
+def redis_client(settings: Settings | None = None) -> Redis:
+    """The Redis of these settings (the web app passes its own), else of the job process's environment."""
+    from workers.context import settings as from_env
     from workers.redis_conn import redis_url
 
-    return _client(redis_url(settings()))
+    return _client(redis_url(settings or from_env()))
 
 
-def dispatch(effects: Iterable[Effect], *, connection: Redis | None = None) -> int:
-    """Queue each effect's job; returns how many were queued. Failures are logged, not raised."""
+def dispatch(effects: Iterable[Effect], *, connection: Redis | None = None, settings: Settings | None = None) -> int:
+    """Queue each effect's job; returns how many were queued. Failures are logged, not raised.
+
+    The Redis is `connection`, else the one `settings` name (the web app's), else the environment's."""
     queued = 0
     for effect in effects:
         enqueue = JOBS.get(effect.job)
         if enqueue is None:  # a programming error: fail loudly in tests, never silently drop
             raise KeyError(f"unknown effect job {effect.job!r}; known: {', '.join(sorted(JOBS))}")
         try:
-            enqueue(connection or redis_client(), effect)
+            enqueue(connection or redis_client(settings), effect)
             queued += 1
         except Exception:
             log.warning("could not queue %s ids=%s; the sweep or a retry will queue it", effect.job,
