@@ -169,8 +169,9 @@ def _close_session(_exc: BaseException | None) -> None:
         reset_acting_for(token)
     session = g.pop("db_session", None)
     if session is not None:
-        # A view that did not commit (it refused, raised, or only read) leaves nothing behind.
-        session.rollback()
+        # close() rolls back whatever a view did not commit (it refused, raised, or only read), so
+        # nothing is left behind; unlike rollback() it leaves loaded objects readable, which a
+        # streamed body (a CSV built from them) still reads after this teardown.
         session.close()
 
 

@@ -236,10 +236,7 @@ def mailbox_check(account_id: int):  # type: ignore[no-untyped-def]
 def mailbox_active(account_id: int):  # type: ignore[no-untyped-def]
     session = db_session()
     active = request.form.get("value") == "on"
-    try:
-        account = set_mailbox_active(session, account_id, active, actor_id=current_user.id)
-    except NotFound:
-        abort(404, description=f"There is no mailbox {account_id}.")
+    account = set_mailbox_active(session, account_id, active, actor_id=current_user.id)
     session.commit()
     flash(f"Mailbox {account.name} {'is polled again' if active else 'is no longer polled'}.", "ok")
     return redirect(url_for("admin.intake")), 303
@@ -263,10 +260,7 @@ def district_zip_list():  # type: ignore[no-untyped-def]
 @roles(Role.ADMIN)
 def revoke(token_id: int):  # type: ignore[no-untyped-def]
     session = db_session()
-    try:
-        revoke_token(session, token_id, actor_id=current_user.id)
-    except NotFound:
-        abort(404, description=f"There is no token {token_id}.")
+    revoke_token(session, token_id, actor_id=current_user.id)
     session.commit()
     flash("Token revoked; the source can no longer deliver with it.", "ok")
     return redirect(url_for("admin.intake")), 303
@@ -306,10 +300,7 @@ def routing():  # type: ignore[no-untyped-def]
 @roles(Role.ADMIN, Role.SUPERVISOR)
 def routing_deactivate(rule_id: int):  # type: ignore[no-untyped-def]
     session = db_session()
-    try:
-        deactivate_rule(session, rule_id, actor_id=current_user.id)
-    except NotFound:
-        abort(404, description=f"There is no routing rule {rule_id}.")
+    deactivate_rule(session, rule_id, actor_id=current_user.id)
     session.commit()
     flash("Rule turned off.", "ok")
     return redirect(url_for("admin.routing")), 303

@@ -12,7 +12,6 @@ from sqlalchemy.orm import Session
 
 from batching import batches as service
 from batching import queries
-from correspondence.errors import NotFound, ValidationFailed
 from correspondence.models import BatchStatus, Role, Stance, Topic
 from correspondence.services.history import history_of
 from correspondence.services.staff import list_staff
@@ -67,10 +66,7 @@ def recluster_now():  # type: ignore[no-untyped-def]
 @roles(*ALL_STAFF)
 def view(batch_id: int):  # type: ignore[no-untyped-def]
     session = db_session()
-    try:
-        batch = service.get_batch(session, batch_id)
-    except NotFound:
-        abort(404, description=f"There is no batch {batch_id}.")
+    batch = service.get_batch(session, batch_id)
     added_only = request.args.get("added") == "1"
     after = request.args.get("after", "")
     page = queries.members(session, batch.id, added_only=added_only, after_id=parse_id(after))

@@ -103,10 +103,7 @@ def new():  # type: ignore[no-untyped-def]
 @roles(*ALL_STAFF)
 def view(case_id: int):  # type: ignore[no-untyped-def]
     session = db_session()
-    try:
-        case = service.get_case(session, case_id)
-    except NotFound:
-        abort(404, description=f"There is no case {case_id}.")
+    case = service.get_case(session, case_id)
     me = current_user._get_current_object()
     # None when this staffer is not on the case (nor a supervisor or admin): the page says the parts exist.
     notes = service.private_notes(session, case, me)
@@ -291,8 +288,6 @@ def document(case_id: int, document_id: int):  # type: ignore[no-untyped-def]
     session = db_session()
     try:
         doc = service.get_document(session, case_id, document_id, viewer=current_user._get_current_object())
-    except NotFound:
-        abort(404, description="There is no such document.")
     except service.PrivateToCase as exc:
         abort(403, description=str(exc))
     data = load_blob(session, doc.sha256)
@@ -321,8 +316,6 @@ def release_pdf(case_id: int):  # type: ignore[no-untyped-def]
         case = service.get_case(session, case_id)
         # The form carries the constituent's details and is part of the release: need to know, like the rest.
         service.check_private(current_user._get_current_object(), case)
-    except NotFound:
-        abort(404, description=f"There is no case {case_id}.")
     except service.PrivateToCase as exc:
         abort(403, description=str(exc))
     return Response(build(case, settings()), mimetype="application/pdf",

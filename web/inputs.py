@@ -14,9 +14,10 @@ import re
 from collections.abc import Iterable
 from datetime import date
 from enum import Enum
-from typing import TypeVar
+from typing import TYPE_CHECKING, TypeVar
 
 from flask import Request
+from werkzeug.datastructures import MultiDict
 from werkzeug.exceptions import BadRequest
 from werkzeug.routing import IntegerConverter
 
@@ -25,7 +26,10 @@ from correspondence.ids import MAX_ID, parse_id
 
 __all__ = ["MAX_ID", "BadParameter", "BoundedIntConverter", "BoundedRequest", "flag", "id_list", "id_or_none",
            "json_depth_ok", "optional_date", "optional_enum", "optional_id", "parse_id", "refuse_nul_characters",
-           "required_enum", "required_id"]
+           "required_enum", "required_id", "segment_filter"]
+
+if TYPE_CHECKING:
+    from constituents.segments import SegmentFilter
 
 E = TypeVar("E", bound=Enum)
 
@@ -154,6 +158,14 @@ def optional_date(raw: str | None, name: str) -> date | None:
         return date.fromisoformat(raw.strip())
     except ValueError as exc:
         raise BadParameter(f"{name}: {raw[:40]!r} is not a date (use YYYY-MM-DD)") from exc
+
+
+def segment_filter(args: MultiDict[str, str]) -> SegmentFilter:
+    """The constituent filter of a query or form: its fields as plain values (the request never
+    reaches the service), topics being a multi-valued field."""
+    from constituents.segments import parse_filter
+
+    return parse_filter(args.to_dict(), topic_ids=args.getlist("topic_id"))
 
 
 def flag(raw: str | None) -> bool:

@@ -37,7 +37,7 @@ from drafting.render import FIELD_LIST, LetterError, context, render
 from web import db_session, settings
 from web.access import ALL_STAFF, roles, signed_in
 from web.forms import ActionForm
-from web.inputs import optional_id, parse_id
+from web.inputs import optional_id, parse_id, required_id
 from web.outcome import Step, run_action
 from web.paragraphs import own_approval_notice, posted_with_paragraph
 
@@ -160,10 +160,7 @@ def new():  # type: ignore[no-untyped-def]
 @roles(*WRITERS)
 def letter(letter_id: int):  # type: ignore[no-untyped-def]
     session = db_session()
-    try:
-        item = service.get_letter(session, letter_id)
-    except NotFound:
-        abort(404, description=f"There is no letter {letter_id}.")
+    item = service.get_letter(session, letter_id)
     return render_template("letter.html", letter=item, versions=service.letter_history(session, letter_id),
                            runs=service.runs_of(session, letter_id), form=ActionForm())
 
@@ -197,10 +194,7 @@ def retire_letter(letter_id: int):  # type: ignore[no-untyped-def]
 @roles(*WRITERS)
 def version(version_id: int):  # type: ignore[no-untyped-def]
     session = db_session()
-    try:
-        v = service.get_version(session, version_id)
-    except NotFound:
-        abort(404, description=f"There is no letter version {version_id}.")
+    v = service.get_version(session, version_id)
     return _version_page(session, v)
 
 
@@ -474,21 +468,16 @@ def delegate():  # type: ignore[no-untyped-def]
 
     session = db_session()
     f = request.form
-    try:
-        delegate_id = optional_id(f.get("delegate_id"), "delegate")
-        if delegate_id is None:
-            raise ValidationFailed("choose who approves while you are away")
+    back = url_for("letters.approvals")
+
+    def work() -> tuple[str, str]:
+        delegate_id = required_id(f.get("delegate_id"), "delegate", missing="choose who approves while you are away")
         made = delegate_approval(session, delegate_id=delegate_id, actor_id=current_user.id,
                                  starts_at=_day_start(f.get("starts_on"), "first day"),
                                  ends_at=_day_start(f.get("ends_on"), "last day", next_day=True))
-    except DomainError as exc:
-        session.rollback()
-        flash(str(exc), "error")
-    else:
-        name = made.delegate.name
-        session.commit()
-        flash(f"{name} may approve letters on your behalf for those days.", "ok")
-    return redirect(url_for("letters.approvals")), 303
+        return f"{made.delegate.name} may approve letters on your behalf for those days.", back
+
+    return run_action(session, work, back=back)
 
 
 @bp.route("/approvals/delegations/<int:delegation_id>/end", methods=["POST"])
@@ -497,17 +486,13 @@ def end_delegation(delegation_id: int):  # type: ignore[no-untyped-def]
     from drafting.delegation import end_delegation as end
 
     session = db_session()
-    try:
+    back = url_for("letters.approvals")
+
+    def work() -> tuple[str, str]:
         end(session, delegation_id, actor_id=current_user.id)
-    except NotFound:
-        abort(404, description=f"There is no delegation {delegation_id}.")
-    except DomainError as exc:
-        session.rollback()
-        flash(str(exc), "error")
-    else:
-        session.commit()
-        flash("Delegation ended.", "ok")
-    return redirect(url_for("letters.approvals")), 303
+        return "Delegation ended.", back
+
+    return run_action(session, work, back=back)
 
 
 @bp.route("/notices/")
@@ -525,10 +510,7 @@ def notice_read(notice_id: int):  # type: ignore[no-untyped-def]
     from correspondence.services.notices import mark_read
 
     session = db_session()
-    try:
-        notice = mark_read(session, notice_id, actor_id=current_user.id)
-    except NotFound:
-        abort(404, description=f"There is no notice {notice_id}.")
+    notice = mark_read(session, notice_id, actor_id=current_user.id)
     link = notice.link
     session.commit()
     if request.form.get("open") == "1" and link.startswith("/") and not link.startswith("//"):
@@ -687,8 +669,8 @@ def preview():  # type: ignore[no-untyped-def]
             flt = parse_filter(MultiDict(parse_qs(request.args.get("filter", ""))), current_user.id)
             ids = matching_ids(session, flt)
         previews = render_previews(session, version_id, ids, settings())
-    except NotFound as exc:
-        abort(404, description=str(exc))
+    except NotFound:
+        raise  # the app's 404 handler
     except DomainError as exc:
         abort(400, description=str(exc))
     version_ = session.get(LetterVersion, version_id)

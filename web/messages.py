@@ -65,10 +65,7 @@ def _original(raw: bytes | None) -> dict[str, object] | None:
 @roles(*ALL_STAFF)
 def view(message_id: int):  # type: ignore[no-untyped-def]
     session = db_session()
-    try:
-        message = get_message(session, message_id)
-    except NotFound:
-        abort(404, description=f"There is no message {message_id}.")
+    message = get_message(session, message_id)
     blob = session.get(Blob, message.raw_sha256) if message.raw_sha256 else None
     raw = load_blob(session, blob.sha256) if blob is not None else None
     textual = blob is not None and blob.content_type.split("/")[0] in ("text", "message") or (
@@ -222,10 +219,7 @@ def status(message_id: int):  # type: ignore[no-untyped-def]
 def page_image(message_id: int, number: int):  # type: ignore[no-untyped-def]
     """The image of one scanned page, shown beside its OCR text."""
     session = db_session()
-    try:
-        message = get_message(session, message_id)
-    except NotFound:
-        abort(404, description=f"There is no message {message_id}.")
+    message = get_message(session, message_id)
     pages = ((message.facts or {}).get("ocr") or {}).get("pages") or []
     if not 1 <= number <= len(pages) or not pages[number - 1].get("image"):
         abort(404, description=f"Message {message_id} has no page image {number}.")

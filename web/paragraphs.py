@@ -71,10 +71,7 @@ def propose():  # type: ignore[no-untyped-def]
 @roles(*WRITERS)
 def paragraph(paragraph_id: int):  # type: ignore[no-untyped-def]
     session = db_session()
-    try:
-        item = service.get_paragraph(session, paragraph_id)
-    except NotFound:
-        abort(404, description=f"There is no standard paragraph {paragraph_id}.")
+    item = service.get_paragraph(session, paragraph_id)
     return render_template("paragraph.html", paragraph=item, approved=service.approved_revision(session, item.id),
                            proposed=service.open_proposal(session, item.id),
                            revisions=sorted(item.revisions, key=lambda r: -r.number), form=ActionForm(),
