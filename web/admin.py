@@ -27,7 +27,7 @@ from intake.imap import InsecureConnection, account_from_record, accounts_from_j
 from web import db_session, settings
 from web.access import roles
 from web.forms import ActionForm, StaffForm
-from web.inputs import parse_id, required_enum
+from web.inputs import every_id, optional_id, required_enum, required_id
 from web.outcome import run_action
 
 log = logging.getLogger(__name__)
@@ -275,12 +275,12 @@ def routing():  # type: ignore[no-untyped-def]
     status = 200
     if request.method == "POST":
         topic = request.form.get("topic_id", "")
-        staff_ids = request.form.getlist("staffer_ids")
         try:
-            if not all(parse_id(s) for s in staff_ids) or (topic and not parse_id(topic)):
-                raise DomainError("choose topics and staff from the lists")
-            create_rule(session, name=request.form.get("name", ""), topic_id=int(topic) if topic else None,
-                        channel=request.form.get("channel") or None, staffer_ids=[int(s) for s in staff_ids],
+            refusal = "choose topics and staff from the lists"
+            create_rule(session, name=request.form.get("name", ""),
+                        topic_id=every_id([topic], refusal=refusal)[0] if topic else None,
+                        channel=request.form.get("channel") or None,
+                        staffer_ids=every_id(request.form.getlist("staffer_ids"), refusal=refusal),
                         actor_id=current_user.id)
         except DomainError as exc:
             session.rollback()
@@ -365,13 +365,14 @@ def case_categories():  # type: ignore[no-untyped-def]
 
         def act() -> tuple[str, str]:
             if request.form.get("active") in ("0", "1"):
-                category = casework.set_category_active(session, int(raw_id), request.form["active"] == "1",
+                chosen = required_id(raw_id, "category", missing="choose the category")
+                category = casework.set_category_active(session, chosen, request.form["active"] == "1",
                                                         actor_id=current_user.id)
                 return (f"{category.name} is {'offered' if category.active else 'no longer offered'} for new cases.",
                         url_for("admin.case_categories"))
             category = casework.save_category(session, request.form.get("name", ""), request.form.get("steps", ""),
                                               actor_id=current_user.id,
-                                              category_id=parse_id(raw_id))
+                                              category_id=optional_id(raw_id, "category"))
             return f"Category {category.name} saved.", url_for("admin.case_categories")
 
         return run_action(session, act, back=url_for("admin.case_categories"), failed="Not saved: ")

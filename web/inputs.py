@@ -24,9 +24,9 @@ from werkzeug.routing import IntegerConverter
 from correspondence.errors import ValidationFailed
 from correspondence.ids import MAX_ID, parse_id
 
-__all__ = ["MAX_ID", "BadParameter", "BoundedIntConverter", "BoundedRequest", "flag", "id_list", "id_or_none",
-           "json_depth_ok", "optional_date", "optional_enum", "optional_id", "parse_id", "refuse_nul_characters",
-           "required_enum", "required_id", "segment_filter"]
+__all__ = ["MAX_ID", "BadParameter", "BoundedIntConverter", "BoundedRequest", "every_id", "id_list",
+           "id_or_none", "json_depth_ok", "optional_date", "optional_enum", "optional_id", "parse_id",
+           "refuse_nul_characters", "required_enum", "required_id", "segment_filter"]
 
 if TYPE_CHECKING:
     from constituents.segments import SegmentFilter
@@ -133,6 +133,14 @@ def id_list(values: Iterable[str], *, limit: int = 5000) -> list[int]:
     return [n for raw in list(values)[:limit] if (n := parse_id(raw.strip()))]
 
 
+def every_id(values: Iterable[str], *, refusal: str) -> list[int]:
+    """Every value of a multi-valued field as an id, or BadParameter(refusal) if any is not one."""
+    ids = [parse_id(raw) for raw in values]
+    if not all(ids):
+        raise BadParameter(refusal)
+    return [n for n in ids if n]
+
+
 def optional_enum(kind: type[E], raw: str | None, name: str) -> E | None:
     """A value of an enum (a stance, a status) or None when empty; anything else names the field."""
     if not raw:
@@ -166,8 +174,3 @@ def segment_filter(args: MultiDict[str, str]) -> SegmentFilter:
     from constituents.segments import parse_filter
 
     return parse_filter(args.to_dict(), topic_ids=args.getlist("topic_id"))
-
-
-def flag(raw: str | None) -> bool:
-    """A checkbox or switch in a query or form: on only when it is "1"."""
-    return raw == "1"

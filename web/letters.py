@@ -37,7 +37,7 @@ from drafting.render import FIELD_LIST, LetterError, context, render
 from web import db_session, settings
 from web.access import ALL_STAFF, roles, signed_in
 from web.forms import ActionForm
-from web.inputs import optional_id, parse_id, required_id
+from web.inputs import id_list, optional_enum, optional_id, required_id
 from web.outcome import Step, run_action
 from web.paragraphs import own_approval_notice, posted_with_paragraph
 
@@ -106,22 +106,12 @@ def _topics(session):  # type: ignore[no-untyped-def]
     return list(session.scalars(select(Topic).where(Topic.active.is_(True)).order_by(Topic.name)))
 
 
-def _stance(raw: str | None) -> Stance | None:
-    try:
-        return Stance(raw) if raw else None
-    except ValueError as exc:
-        raise ValidationFailed(f"stance: {raw!r} is not a stance") from exc
-
-
 @bp.route("/letters/")
 @roles(*WRITERS)
 def library():  # type: ignore[no-untyped-def]
     session = db_session()
-    try:
-        topic_id = optional_id(request.args.get("topic"), "topic")
-        stance = _stance(request.args.get("stance"))
-    except ValidationFailed as exc:
-        abort(400, description=str(exc))
+    topic_id = optional_id(request.args.get("topic"), "topic")
+    stance = optional_enum(Stance, request.args.get("stance"), "stance")
     found = service.search_letters(session, text=request.args.get("q", "")[:200], topic_id=topic_id, stance=stance,
                                    include_retired=request.args.get("retired") == "1")
     return render_template("letters.html", letters=found, topics=_topics(session), stances=list(Stance),
@@ -143,8 +133,9 @@ def new():  # type: ignore[no-untyped-def]
         try:
             version = service.create_letter(
                 session, title=f.get("title", ""), body=f.get("body", ""), subject=f.get("subject", ""),
-                topic_id=optional_id(f.get("topic_id"), "topic"), stance=_stance(f.get("stance")),
-                tags=f.get("tags", "").split(","), actor_id=current_user.id)
+                topic_id=optional_id(f.get("topic_id"), "topic"),
+                stance=optional_enum(Stance, f.get("stance"), "stance"), tags=f.get("tags", "").split(","),
+                actor_id=current_user.id)
         except DomainError as exc:
             session.rollback()
             error = str(exc)
@@ -598,14 +589,11 @@ def answer_selection():  # type: ignore[no-untyped-def]
     session = db_session()
     query = request.form.get("filter") if request.method == "POST" else urlencode(list(request.args.items(multi=True)))
     posted = request.form.getlist("ids") if request.method == "POST" else []
-    ids = sorted({n for i in posted if (n := parse_id(i))})
+    ids = sorted(set(id_list(posted)))
     if posted and not ids:  # a selection of nothing usable is not "everything the inbox filter matches"
         abort(400, description="The selection names no messages.")
     if not ids:
-        try:
-            flt = parse_filter(MultiDict(parse_qs(query or "", keep_blank_values=False)), current_user.id)
-        except ValidationFailed as exc:
-            abort(400, description=str(exc))
+        flt = parse_filter(MultiDict(parse_qs(query or "", keep_blank_values=False)), current_user.id)
         ids = matching_ids(session, flt)
         query = query or ""
     else:
@@ -664,7 +652,7 @@ def preview():  # type: ignore[no-untyped-def]
         if batch_id is not None:
             ids = batch_message_ids(session, batch_id)
         elif request.args.get("ids"):
-            ids = [n for raw in request.args["ids"].split(",")[:5000] if (n := parse_id(raw.strip()))]
+            ids = id_list(request.args["ids"].split(","))
         else:
             flt = parse_filter(MultiDict(parse_qs(request.args.get("filter", ""))), current_user.id)
             ids = matching_ids(session, flt)

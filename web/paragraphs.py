@@ -10,7 +10,7 @@ from __future__ import annotations
 
 from collections.abc import Callable, Mapping
 
-from flask import Blueprint, abort, flash, redirect, render_template, request, url_for
+from flask import Blueprint, flash, redirect, render_template, request, url_for
 from flask_login import current_user
 from sqlalchemy import select
 from sqlalchemy.orm import Session
@@ -35,10 +35,7 @@ def _topics(session: Session) -> list[Topic]:
 
 
 def _library_page(session: Session, *, values: Mapping[str, str], error: str | None = None):  # type: ignore[no-untyped-def]
-    try:
-        topic_id = optional_id(request.args.get("topic"), "topic")
-    except ValidationFailed as exc:
-        abort(400, description=str(exc))
+    topic_id = optional_id(request.args.get("topic"), "topic")
     entries = service.library(session, topic_id=topic_id, include_retired=request.args.get("retired") == "1")
     return render_template("paragraphs.html", entries=entries, topics=_topics(session), args=request.args,
                            values=values, error=error, form=ActionForm()), 400 if error else 200
