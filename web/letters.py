@@ -521,22 +521,6 @@ def notices_read_all():  # type: ignore[no-untyped-def]
     return redirect(url_for("letters.notices")), 303
 
 
-def _email_notices(staffer_id: int) -> None:
-    """After the commit: queue the email copy of a staffer's new notices, when SMTP is set up.
-
-    The notice is already saved; if the queue cannot be reached it stays in the app, unemailed.
-    """
-    if not settings().smtp_host:
-        return
-    from workers.queues import enqueue_notice_emails
-    from workers.redis_conn import connect
-
-    try:
-        enqueue_notice_emails(connect(settings()), staffer_id)
-    except Exception:  # the notice is kept; only its email copy is skipped
-        log.warning("could not queue notice emails staffer_id=%s", staffer_id, exc_info=True)
-
-
 @bp.app_context_processor
 def _review_globals() -> dict[str, object]:
     """Template helpers for the nav partial (_notices.html) and the dashboard's review figures."""
