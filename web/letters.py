@@ -269,9 +269,9 @@ def _approved_step(done: Done[LetterVersion]) -> Step:
 def approve_version(version_id: int):  # type: ignore[no-untyped-def]
     """A supervisor (or their delegate) approves; a one-off reply then goes out (drafting.review)."""
     session = db_session()
-    return run_action(session, lambda: _approved_step(review.approve_version(session, version_id,
-                                                                             actor_id=current_user.id)),
-                      back=url_for("letters.version", version_id=version_id))
+    return run_action(session, lambda: _approved_step(review.approve_version(
+        session, version_id, actor_id=current_user.id, email_author=bool(settings().smtp_host))),
+        back=url_for("letters.version", version_id=version_id))
 
 
 @bp.route("/letters/versions/<int:version_id>/approve_own", methods=["POST"])
@@ -296,7 +296,7 @@ def request_changes(version_id: int):  # type: ignore[no-untyped-def]
 
     def work() -> Step:
         done = review.request_changes(session, version_id, comment=request.form.get("comment", ""),
-                                      actor_id=current_user.id,
+                                      actor_id=current_user.id, email_author=bool(settings().smtp_host),
                                       paragraph=optional_id(request.form.get("paragraph"), "paragraph"))
         return "Changes requested; the author sees your comment.", here, done.effects
 
