@@ -275,6 +275,7 @@ def _register_errors(app: Flask) -> None:
 
     @app.errorhandler(HTTPException)
     def _http(exc: HTTPException):  # type: ignore[no-untyped-def]
+        _roll_back()  # a view that aborts (403, 404, 400) has changed nothing that stays
         return _error_page(exc.code or 500, exc.description or exc.name)
 
     @app.errorhandler(Exception)

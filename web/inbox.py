@@ -177,9 +177,8 @@ def bulk():  # type: ignore[no-untyped-def]
         changed, problems = bulk_apply(session, ids, action, values.get(action),
                                        actor_id=current_user.id)
     except ValidationFailed as exc:
-        session.rollback()
         flash(str(exc), "error")
-        return redirect(_back())
+        return redirect(_back())  # nothing was committed: the request's teardown discards it
     session.commit()
     flash(f"{action.capitalize()}: {changed} message{'s' if changed != 1 else ''} updated.", "ok")
     for problem in problems[:10]:

@@ -136,14 +136,12 @@ def _act(message_id: int, change: Callable[[Session], object], *, closes: bool =
     try:
         change(session)
     except PermissionDenied as exc:
-        session.rollback()
-        abort(403, description=str(exc))
+        abort(403, description=str(exc))  # the error handler rolls back
     except NotFound:
-        raise
+        raise  # the 404 handler rolls back
     except DomainError as exc:
-        session.rollback()
         flash(str(exc), "error")
-        return redirect(here), 303
+        return redirect(here), 303  # nothing was committed: the request's teardown discards it
     session.commit()
     if closes:
         flash("Closed.", "ok")

@@ -30,9 +30,9 @@ def run_action(session: Session, work: Callable[[], Step], *, back: str,  # type
     except NotFound:
         raise  # the app's 404 handler rolls back and shows the page
     except PermissionDenied as exc:
-        session.rollback()
         if refusal_is_403:
-            abort(403, description=str(exc))
+            abort(403, description=str(exc))  # the error handler rolls back
+        session.rollback()
         flash(f"{failed}{exc}", "error")
         return redirect(back), 303
     except DomainError as exc:
