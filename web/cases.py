@@ -27,7 +27,7 @@ from correspondence.services.staff import list_staff
 from web import db_session, settings
 from web.access import ALL_STAFF, public, roles
 from web.forms import ActionForm
-from web.inputs import parse_id, required_enum, required_id
+from web.inputs import optional_id, parse_id, required_enum, required_id
 from web.outcome import Step, run_action
 
 bp = Blueprint("cases", __name__)
@@ -83,10 +83,9 @@ def new():  # type: ignore[no-untyped-def]
     error = None
     if request.method == "POST":
         try:
-            category = request.form.get("category_id", "")
-            worker = request.form.get("caseworker_id", "")
-            case = service.open_from_message(session, message.id, category_id=parse_id(category) or 0,
-                                             actor_id=current_user.id, caseworker_id=parse_id(worker))
+            category_id = required_id(request.form.get("category_id"), "category", missing="choose a case category")
+            case = service.open_from_message(session, message.id, category_id=category_id, actor_id=current_user.id,
+                                             caseworker_id=optional_id(request.form.get("caseworker_id"), "caseworker"))
         except DomainError as exc:
             session.rollback()
             error = str(exc)
