@@ -155,3 +155,26 @@ def test_a_nul_character_in_api_json_is_a_400(client, session, redis):
             "state": "oh", "zip5": "43215", "email": "dana@example.org", "message": "hello\u0000 there"}
     response = client.post("/api/v1/intake/webform", json=form, headers={"Authorization": f"Bearer {plain}"})
     assert response.status_code == 400 and "NUL" in response.get_json()["error"]["message"]
+
+
+def test_missing_objects_and_bad_values_have_one_answer_each(client, auth, session, factory):
+    """One NotFound handler (a 404 page naming what is missing, the transaction rolled back) and one
+    BadParameter handler (a 400 naming the field) answer for every view (issue 15)."""
+    from sqlalchemy import func, select
+
+    from correspondence.models import AuditEvent
+
+    auth.login(Role.SUPERVISOR)
+    token = auth.csrf("/letters/")
+    missing = client.get("/letters/versions/2147483000")
+    assert missing.status_code == 404 and "There is no letter version 2147483000." in missing.get_data(as_text=True)
+    before = session.scalar(select(func.count(AuditEvent.id)))
+    for path in ("/letters/versions/2147483000/approve", "/quarantine/2147483000/retry", "/batches/2147483000/undo",
+                 "/cases/2147483000/note", "/paragraphs/2147483000/retire", "/messages/2147483000/status"):
+        answer = client.post(path, data={"csrf_token": token, "value": "closed", "text": "x", "event_id": "1"})
+        assert answer.status_code == 404, path
+    session.rollback()
+    assert session.scalar(select(func.count(AuditEvent.id))) == before  # nothing half-done was kept
+    bad = client.get("/letters/?topic=abc")
+    assert bad.status_code == 400 and "topic: &#39;abc&#39; is not a number" in bad.get_data(as_text=True)
+    assert client.get("/inbox/?from=yesterday").status_code == 400
