@@ -9,7 +9,7 @@ records are never counted: everything they held lives on the record they were me
 from __future__ import annotations
 
 import re
-from collections.abc import Iterator, Mapping
+from collections.abc import Iterator, Mapping, Sequence
 from dataclasses import asdict, dataclass
 from datetime import UTC, date, datetime, time, timedelta
 
@@ -116,8 +116,10 @@ class SegmentFilter:
         return "; ".join(parts) or "everyone"
 
 
-def parse_filter(form: Mapping[str, str], *, getlist=None) -> SegmentFilter:  # type: ignore[no-untyped-def]
-    """A filter from a form or query string; anything unusable is refused with the reason."""
+def parse_filter(form: Mapping[str, str], *, topic_ids: Sequence[str] | None = None) -> SegmentFilter:
+    """A filter from plain values (the web layer hands over a query's fields, never the request:
+    web.inputs.segment_filter); topic_ids are the chosen topics when several may be; anything unusable
+    is refused with the reason."""
     problems: list[str] = []
     zips, bad = _zip5s(form.get("zips", "") or "")
     if bad:
@@ -128,14 +130,13 @@ def parse_filter(form: Mapping[str, str], *, getlist=None) -> SegmentFilter:  # 
     stance = (form.get("stance") or "").strip()
     if stance and stance not in {s.value for s in Stance}:
         problems.append("stance must be support, oppose or neutral")
-    raw_topics = getlist("topic_id") if getlist else [form.get("topic_id", "")]
-    topic_ids: list[int] = []
-    for raw in raw_topics:
+    chosen_topics: list[int] = []
+    for raw in topic_ids if topic_ids is not None else [form.get("topic_id", "")]:
         if raw:
             if (topic_id := parse_id(raw.strip())) is None:
                 problems.append(f"{raw[:40]!r} is not a topic")
             else:
-                topic_ids.append(topic_id)
+                chosen_topics.append(topic_id)
     batch_id = None
     if (form.get("batch_id") or "").strip():
         batch_id = parse_id(form["batch_id"].strip())
@@ -156,7 +157,7 @@ def parse_filter(form: Mapping[str, str], *, getlist=None) -> SegmentFilter:  # 
     find = " ".join((form.get("find") or "").split())[:FIND_MAX]
     if problems:
         raise ValidationFailed("; ".join(problems))
-    return SegmentFilter(zips=zips, city=city, district=district, topic_ids=tuple(dict.fromkeys(topic_ids)),
+    return SegmentFilter(zips=zips, city=city, district=district, topic_ids=tuple(dict.fromkeys(chosen_topics)),
                          stance=stance, batch_id=batch_id, active_from=dates["active_from"],
                          active_to=dates["active_to"], tags=tags, find=find)
 

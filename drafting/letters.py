@@ -221,7 +221,9 @@ def _tell_author(session: Session, version: LetterVersion, reviewer: Staffer, on
 
 
 def approve(session: Session, version_id: int, *, actor_id: int, skip_review: bool = False) -> LetterVersion:
-    """skip_review: the office lets an author approve their own version built only from approved paragraphs."""
+    """The approval state move itself. Callers deciding for a person use drafting.review.approve_version,
+    which also starts a one-off reply's send. skip_review: the office lets an author approve their own
+    version built only from approved paragraphs."""
     version = get_version(session, version_id)
     why, on_behalf_of = None, None
     if skip_review and version.author_id == actor_id:  # only when built from approved paragraphs; audited why

@@ -34,11 +34,21 @@ MATRIX = {
     "inbox.bulk": ALL,
     "inbox.undo": ALL,
     "messages.view": ALL,
-    "messages.act": ALL,
+    "messages.assign": ALL,
+    "messages.triage_message": ALL,
+    "messages.accept_topic_suggestion": ALL,
+    "messages.topic": ALL,
+    "messages.stance": ALL,
+    "messages.status": ALL,
     "messages.page_image": ALL,
     "dashboard.index": frozenset({A, S}),
     "admin.staff": frozenset({A}),
-    "admin.staff_action": frozenset({A}),
+    "admin.set_staff_role": frozenset({A}),
+    "admin.deactivate_staffer": frozenset({A}),
+    "admin.activate_staffer": frozenset({A}),
+    "admin.reset_staff_2fa": frozenset({A}),
+    "admin.reset_staff_password": frozenset({A}),
+    "admin.view_as": frozenset({A}),
     "admin.intake": frozenset({A}),
     "admin.routing": frozenset({A, S}),
     "admin.routing_deactivate": frozenset({A, S}),
@@ -50,9 +60,16 @@ MATRIX = {
     "letters.library": ALL,
     "letters.new": ALL,
     "letters.letter": ALL,
-    "letters.letter_act": ALL,
+    "letters.copy_letter": ALL,
+    "letters.retire_letter": frozenset({A, S}),
     "letters.version": ALL,
-    "letters.version_act": ALL,
+    "letters.edit_version": ALL,
+    "letters.submit_version": ALL,
+    "letters.approve_version": frozenset({A, S}),  # and an approval delegate (APPROVAL_DELEGATE_OK)
+    "letters.approve_own_version": ALL,  # the author's own, built from approved paragraphs (the service checks)
+    "letters.request_changes": frozenset({A, S}),  # and an approval delegate
+    "letters.comment_version": ALL,
+    "letters.new_version": ALL,
     "letters.approvals": frozenset({A, S}),
     "letters.delegate": frozenset({A, S}),
     "letters.end_delegation": frozenset({A, S}),
@@ -61,7 +78,8 @@ MATRIX = {
     "letters.notices_read_all": SIGNED_IN,
     "letters.reply": frozenset({A, S, C}),
     "letters.answer_selection": frozenset({A, S, C}),
-    "letters.settle_response": frozenset({A, S, C}),
+    "letters.resend_response": frozenset({A, S, C}),
+    "letters.mark_response_sent": frozenset({A, S, C}),
     "letters.answer_batch": frozenset({A, S, C}),
     "letters.preview": frozenset({A, S, C}),
     "letters.run": frozenset({A, S, C}),
@@ -71,14 +89,27 @@ MATRIX = {
     "paragraphs.library": ALL,
     "paragraphs.propose": ALL,
     "paragraphs.paragraph": ALL,
-    "paragraphs.act": ALL,
+    "paragraphs.revise": ALL,
+    "paragraphs.approve": frozenset({A, S}),
+    "paragraphs.withdraw": ALL,
+    "paragraphs.retire": frozenset({A, S}),
     "paragraphs.insert_into_draft": ALL,
     "constituents.view": ALL,
     "constituents.edit": ALL,
     "cases.index": ALL,
     "cases.new": ALL,
     "cases.view": ALL,
-    "cases.act": frozenset({A, S, W}),
+    "cases.complete_step": frozenset({A, S, W}),
+    "cases.set_status": frozenset({A, S, W}),
+    "cases.update_details": frozenset({A, S, W}),
+    "cases.add_step": frozenset({A, S, W}),
+    "cases.reassign_step": frozenset({A, S, W}),
+    "cases.add_note": frozenset({A, S, W}),
+    "cases.add_document": frozenset({A, S, W}),
+    "cases.record_release": frozenset({A, S, W}),
+    "cases.confirm_match": frozenset({A, S, W}),
+    "cases.reject_match": frozenset({A, S, W}),
+    "cases.resend_link": frozenset({A, S, W}),
     "cases.document": ALL,
     "cases.release_pdf": ALL,
     "cases.help_request": PUBLIC,
@@ -117,11 +148,20 @@ MATRIX = {
     "batches.index": ALL,
     "batches.view": ALL,
     "batches.recluster_now": frozenset({A, S, C}),
-    "batches.act": frozenset({A, S, C}),
+    "batches.merge": frozenset({A, S, C}),
+    "batches.split": frozenset({A, S, C}),
+    "batches.remove": frozenset({A, S, C}),
+    "batches.not_campaign": frozenset({A, S, C}),
+    "batches.campaign": frozenset({A, S, C}),
+    "batches.assign": frozenset({A, S, C}),
+    "batches.topic": frozenset({A, S, C}),
+    "batches.stance": frozenset({A, S, C}),
+    "batches.undo": frozenset({A, S, C}),
     "batches.add_proposal": frozenset({A, S, C}),
     "batches.reject_proposal": frozenset({A, S, C}),
     "quarantine.index": frozenset({A, S, C}),
-    "quarantine.act": frozenset({A, S, C}),
+    "quarantine.retry": frozenset({A, S, C}),
+    "quarantine.release": frozenset({A, S, C}),
     "calls.new": ALL,
     "scans.upload": ALL,
     "api.intake_webform": API_TOKEN,
@@ -159,11 +199,13 @@ def test_roles_are_enforced_on_pages(client, auth, role):
         assert status == (200 if allowed else 403), (role, path, status)
 
 
-def test_only_the_approval_queue_opens_to_an_approval_delegate():
-    """The one exception to the role matrix: an active approval delegate sees the queue (and nothing else)."""
+def test_only_the_approval_queue_and_decisions_open_to_an_approval_delegate():
+    """The one exception to the role matrix: an active approval delegate sees the queue and decides on
+    versions (approve, request changes), and nothing else."""
     from web.access import APPROVAL_DELEGATE_OK
 
-    assert frozenset({"letters.approvals"}) == APPROVAL_DELEGATE_OK
+    assert frozenset({"letters.approvals", "letters.approve_version", "letters.request_changes"}) \
+        == APPROVAL_DELEGATE_OK
 
 
 def test_signed_out_visitors_are_sent_to_sign_in(client):

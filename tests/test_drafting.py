@@ -350,3 +350,56 @@ def test_a_person_settles_an_uncertain_or_failed_letter(client, auth, session, f
     assert "only an uncertain or failed letter" in again.get_data(as_text=True)
     actions = set(session.scalars(select(AuditEvent.action).where(AuditEvent.object_type == "response")))
     assert {"response.mark_sent", "response.resend"} <= actions
+
+
+def test_approving_a_one_off_reply_by_any_path_sends_it(session, factory, job_env, redis, smtp_server, monkeypatch):
+    """Issue 15: approving a one-off reply through the use case (no page at all) starts its send; dispatching
+    the effects after the commit queues the run, whose worker emails the constituent, and the author's notice."""
+    from rq import SimpleWorker
+
+    from correspondence.effects import Effect
+    from drafting.review import approve_version
+    from workers.effects import dispatch
+    from workers.queues import OUTBOUND, get_queue
+
+    monkeypatch.setenv("MAILROOM_SMTP_HOST", "127.0.0.1")
+    monkeypatch.setenv("MAILROOM_SMTP_PORT", str(smtp_server.port))
+    monkeypatch.setenv("MAILROOM_SMTP_SECURITY", "none")
+    writer, supervisor = factory.staffer(), factory.staffer(role="supervisor")
+    c = factory.constituent(first_name="Ana", last_name="Lopez", prefix="Ms")
+    message = factory.message(constituent_id=c.id, from_address="ana@example.org", subject="Bridge repair")
+    session.commit()
+    reply = letters.start_reply(session, message.id, subject="Re: {{ message.subject }}", actor_id=writer.id,
+                                body="{{ constituent.salutation }}\n\nThe bridge money is in the bill.\n\n"
+                                     "{{ office.signature }}")
+    session.commit()
+
+    done = approve_version(session, reply.id, actor_id=supervisor.id)
+    run = session.scalar(select(ApplyRun).where(ApplyRun.version_id == reply.id))
+    assert run is not None and run.message_ids == [message.id]
+    assert set(done.effects) == {Effect.of("apply_run", run.id), Effect.of("notice_emails", writer.id)}
+    session.commit()
+    assert session.scalar(select(func.count(Response.id))) == 0  # nothing is sent before the effects run
+
+    assert dispatch(done.effects, connection=redis) == 2
+    SimpleWorker([get_queue(OUTBOUND, redis)], connection=redis).work(burst=True)
+    SimpleWorker([get_queue(OUTBOUND, redis)], connection=redis).work(burst=True)  # the sends the run queued
+    session.rollback()  # a fresh snapshot: the workers committed in their own sessions
+    answer = session.scalar(select(Response).where(Response.message_id == message.id))
+    assert answer.state == ResponseState.SENT and answer.body_text.startswith("Dear Ms. Lopez,")
+    recipients = sorted(m["To"] for m in smtp_server.inbox.messages)
+    assert recipients == sorted(["ana@example.org", writer.email])
+
+
+def test_approving_a_form_letter_starts_no_run(session, factory):
+    """Only a one-off reply goes out on approval; a library letter waits to be applied."""
+    from correspondence.effects import Effect
+    from drafting.review import approve_version
+
+    author, boss = factory.staffer(), factory.staffer(role="supervisor")
+    v = letters.create_letter(session, title="Clean water", body=BODY, actor_id=author.id)
+    letters.submit(session, v.id, actor_id=author.id)
+    done = approve_version(session, v.id, actor_id=boss.id)
+    assert done.value.state == VersionState.APPROVED
+    assert done.effects == (Effect.of("notice_emails", author.id),)
+    assert session.scalar(select(func.count(ApplyRun.id))) == 0

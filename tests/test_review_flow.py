@@ -535,3 +535,32 @@ def test_browser_a_delegate_approves_and_the_writer_is_told(live_server, browser
     devon.click("#notices .open-notice")
     devon.wait_for_url(f"**/letters/versions/{v.id}")
     assert devon.locator("#notice-badge").count() == 0
+
+
+def test_the_approve_route_admits_supervisors_and_active_delegates_only(client, auth, session, factory):
+    """Approve and request changes have their own routes and role rule (issue 15): a writer is refused at
+    the door, an active approval delegate is let through and decides on behalf of their supervisor."""
+    boss, stand_in, made = _delegate(session, factory)
+    v, author = _in_review(session, factory)
+    other, _ = _in_review(session, factory)
+    session.commit()
+    auth.login("correspondent")  # a writer with no delegation
+    token = auth.csrf("/letters/")
+    assert client.post(f"/letters/versions/{v.id}/approve", data={"csrf_token": token}).status_code == 403
+    assert client.post(f"/letters/versions/{v.id}/request_changes",
+                       data={"csrf_token": token, "comment": "shorter"}).status_code == 403
+    client.post("/logout", data={"csrf_token": token})
+
+    client.post("/login", data={"email": stand_in.email, "password": factory.PASSWORD,
+                                "csrf_token": auth.csrf("/login")})
+    token = auth.csrf("/approvals/")
+    assert client.post(f"/letters/versions/{v.id}/approve", data={"csrf_token": token}).status_code == 303
+    assert client.post(f"/letters/versions/{other.id}/request_changes",
+                       data={"csrf_token": token, "comment": "Say when the work starts."}).status_code == 303
+    _fresh(session)
+    assert session.get(LetterVersion, v.id).state == VersionState.APPROVED
+    assert session.get(LetterVersion, other.id).state == VersionState.CHANGES_REQUESTED
+    event = session.scalar(select(AuditEvent).where(AuditEvent.action == "letter_version.approve"))
+    assert event.actor_id == stand_in.id and event.on_behalf_of_id == boss.id
+    # A delegate's pass opens the decisions only: retiring a letter stays with supervisors.
+    assert client.post(f"/letters/{v.letter_id}/retire", data={"csrf_token": token}).status_code == 403

@@ -12,9 +12,11 @@ from werkzeug.exceptions import HTTPException
 
 from config import Settings
 from correspondence.db import Database
+from correspondence.errors import NotFound
 from correspondence.models import Staffer
 from intake.sanitise import clean_html
 from web.access import enforce_access
+from web.inputs import BadParameter
 
 csrf = CSRFProtect()
 login_manager = LoginManager()
@@ -161,6 +163,9 @@ def _close_session(_exc: BaseException | None) -> None:
         reset_acting_for(token)
     session = g.pop("db_session", None)
     if session is not None:
+        # close() rolls back whatever a view did not commit (it refused, raised, or only read), so
+        # nothing is left behind; unlike rollback() it leaves loaded objects readable, which a
+        # streamed body (a CSV built from them) still reads after this teardown.
         session.close()
 
 
@@ -250,17 +255,43 @@ def _register_errors(app: Flask) -> None:
         return _error_page(400, "The form expired or was not sent from Mailroom. Go back, reload the "
                                 "page and try again.")
 
+    @app.errorhandler(NotFound)
+    def _not_found(exc: NotFound):  # type: ignore[no-untyped-def]
+        """Any service's NotFound, wherever a view let it rise: the transaction is undone, the page is a 404."""
+        _roll_back()
+        return _error_page(404, _sentence(str(exc)))
+
+    @app.errorhandler(BadParameter)
+    def _bad_parameter(exc: BadParameter):  # type: ignore[no-untyped-def]
+        """A query or form value of the wrong type (web.inputs) outside an action: a 400 that names it."""
+        _roll_back()
+        return _error_page(400, str(exc))
+
     @app.errorhandler(HTTPException)
     def _http(exc: HTTPException):  # type: ignore[no-untyped-def]
+        _roll_back()  # a view that aborts (403, 404, 400) has changed nothing that stays
         return _error_page(exc.code or 500, exc.description or exc.name)
 
     @app.errorhandler(Exception)
     def _crash(exc: Exception):  # type: ignore[no-untyped-def]
         app.logger.exception("unhandled error path=%s", request.path)
-        session = g.get("db_session")
-        if session is not None:
-            session.rollback()  # the error page reads the database too; a failed transaction would fail it again
+        _roll_back()
         return _error_page(500, "Something went wrong on our side. The error has been logged.")
+
+
+def _roll_back() -> None:
+    """The error page reads the database too; a failed or half-done transaction would fail it again."""
+    session = g.get("db_session")
+    if session is not None:
+        session.rollback()
+
+
+def _sentence(reason: str) -> str:
+    """A service's "no letter version 7" as the page says it: "There is no letter version 7."."""
+    reason = reason.strip() or "not found"
+    if reason.startswith("no "):
+        reason = "there is " + reason
+    return reason[0].upper() + reason[1:] + ("" if reason.endswith(".") else ".")
 
 
 TITLES = {400: "That request could not be used", 401: "Sign-in needed", 403: "Not allowed",

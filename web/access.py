@@ -28,9 +28,9 @@ EXPORTS = {"inbox.export_csv", "cases.export_csv", "cases.document", "cases.rele
            "constituents.export_csv", "constituents.import_bad_rows", "dashboard.analytics_csv",
            "letters.run_pdf", "letters.run_csv", "reports.download"}
 # Routes an active approval delegate may use although their role is not listed (drafting.delegation):
-# only the approval queue. Deciding on a version goes through letters.version_act (open to all writers),
-# where drafting.letters checks the role or the delegation itself. tests/test_access.py pins this set.
-APPROVAL_DELEGATE_OK = frozenset({"letters.approvals"})
+# the approval queue and the two decisions on a version; drafting.letters checks the delegation again
+# when deciding. tests/test_access.py pins this set.
+APPROVAL_DELEGATE_OK = frozenset({"letters.approvals", "letters.approve_version", "letters.request_changes"})
 # Routes a staffer whose role must use a second factor may use before they have set one up.
 _ENROL_OK = {"auth.two_factor", "auth.totp_start", "auth.totp_confirm", "auth.key_register_options",
              "auth.key_register", "auth.recovery_codes", "auth.change_password", "auth.logout", "static"}

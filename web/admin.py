@@ -3,10 +3,12 @@
 from __future__ import annotations
 
 import logging
+from collections.abc import Callable
 
 from flask import Blueprint, abort, flash, redirect, render_template, request, url_for
 from flask_login import current_user
 from sqlalchemy import select
+from sqlalchemy.orm import Session
 
 from correspondence.errors import DomainError, NotFound
 from correspondence.models import Channel, MailboxAccount, Role, Topic
@@ -25,7 +27,7 @@ from intake.imap import InsecureConnection, account_from_record, accounts_from_j
 from web import db_session, settings
 from web.access import roles
 from web.forms import ActionForm, StaffForm
-from web.inputs import parse_id
+from web.inputs import every_id, optional_id, required_enum, required_id
 from web.outcome import run_action
 
 log = logging.getLogger(__name__)
@@ -58,42 +60,69 @@ def staff():  # type: ignore[no-untyped-def]
                            roles=list(Role)), status
 
 
-@bp.route("/staff/<int:staffer_id>/<action>", methods=["POST"])
-@roles(Role.ADMIN)
-def staff_action(staffer_id: int, action: str):  # type: ignore[no-untyped-def]
+def _on_staffer(work: Callable[[Session], str]):  # type: ignore[no-untyped-def]
+    """One change to a staff account, back to the staff page with what happened (or why not)."""
     session = db_session()
-    value = request.form.get("value", "")
-    try:
-        if action == "role":
-            set_role(session, staffer_id, Role(value), actor_id=current_user.id)
-            message = "Role changed."
-        elif action == "deactivate":
-            set_active(session, staffer_id, False, actor_id=current_user.id)
-            message = "Account deactivated."
-        elif action == "activate":
-            set_active(session, staffer_id, True, actor_id=current_user.id)
-            message = "Account activated."
-        elif action == "view-as":
-            return _start_view_as(session, staffer_id)
-        elif action == "reset-2fa":
-            from correspondence.services.second_factor import reset_second_factor
+    return run_action(session, lambda: (work(session), url_for("admin.staff")), back=url_for("admin.staff"))
 
-            reset_second_factor(session, staffer_id, actor_id=current_user.id)
-            message = "Second factor removed; they set one up again at their next sign-in."
-        elif action == "reset-password":
-            otp = reset_password(session, staffer_id, actor_id=current_user.id)
-            message = f"New one-time password: {otp}"
-        else:
-            abort(404, description=f"Unknown action {action!r}.")
-    except NotFound:
-        abort(404, description=f"There is no staffer {staffer_id}.")
-    except (DomainError, ValueError) as exc:
-        session.rollback()
-        flash(str(exc), "error")
-        return redirect(url_for("admin.staff")), 303
-    session.commit()
-    flash(message, "ok")
-    return redirect(url_for("admin.staff")), 303
+
+@bp.route("/staff/<int:staffer_id>/role", methods=["POST"])
+@roles(Role.ADMIN)
+def set_staff_role(staffer_id: int):  # type: ignore[no-untyped-def]
+    def work(session: Session) -> str:
+        role = required_enum(Role, request.form.get("value"), "role", missing="choose a role")
+        set_role(session, staffer_id, role, actor_id=current_user.id)
+        return "Role changed."
+
+    return _on_staffer(work)
+
+
+@bp.route("/staff/<int:staffer_id>/deactivate", methods=["POST"])
+@roles(Role.ADMIN)
+def deactivate_staffer(staffer_id: int):  # type: ignore[no-untyped-def]
+    def work(session: Session) -> str:
+        set_active(session, staffer_id, False, actor_id=current_user.id)
+        return "Account deactivated."
+
+    return _on_staffer(work)
+
+
+@bp.route("/staff/<int:staffer_id>/activate", methods=["POST"])
+@roles(Role.ADMIN)
+def activate_staffer(staffer_id: int):  # type: ignore[no-untyped-def]
+    def work(session: Session) -> str:
+        set_active(session, staffer_id, True, actor_id=current_user.id)
+        return "Account activated."
+
+    return _on_staffer(work)
+
+
+@bp.route("/staff/<int:staffer_id>/reset-2fa", methods=["POST"])
+@roles(Role.ADMIN)
+def reset_staff_2fa(staffer_id: int):  # type: ignore[no-untyped-def]
+    from correspondence.services.second_factor import reset_second_factor
+
+    def work(session: Session) -> str:
+        reset_second_factor(session, staffer_id, actor_id=current_user.id)
+        return "Second factor removed; they set one up again at their next sign-in."
+
+    return _on_staffer(work)
+
+
+@bp.route("/staff/<int:staffer_id>/reset-password", methods=["POST"])
+@roles(Role.ADMIN)
+def reset_staff_password(staffer_id: int):  # type: ignore[no-untyped-def]
+    def work(session: Session) -> str:
+        otp = reset_password(session, staffer_id, actor_id=current_user.id)
+        return f"New one-time password: {otp}"
+
+    return _on_staffer(work)
+
+
+@bp.route("/staff/<int:staffer_id>/view-as", methods=["POST"])
+@roles(Role.ADMIN)
+def view_as(staffer_id: int):  # type: ignore[no-untyped-def]
+    return _start_view_as(db_session(), staffer_id)
 
 
 def _start_view_as(session, staffer_id: int):  # type: ignore[no-untyped-def]
@@ -207,10 +236,7 @@ def mailbox_check(account_id: int):  # type: ignore[no-untyped-def]
 def mailbox_active(account_id: int):  # type: ignore[no-untyped-def]
     session = db_session()
     active = request.form.get("value") == "on"
-    try:
-        account = set_mailbox_active(session, account_id, active, actor_id=current_user.id)
-    except NotFound:
-        abort(404, description=f"There is no mailbox {account_id}.")
+    account = set_mailbox_active(session, account_id, active, actor_id=current_user.id)
     session.commit()
     flash(f"Mailbox {account.name} {'is polled again' if active else 'is no longer polled'}.", "ok")
     return redirect(url_for("admin.intake")), 303
@@ -234,10 +260,7 @@ def district_zip_list():  # type: ignore[no-untyped-def]
 @roles(Role.ADMIN)
 def revoke(token_id: int):  # type: ignore[no-untyped-def]
     session = db_session()
-    try:
-        revoke_token(session, token_id, actor_id=current_user.id)
-    except NotFound:
-        abort(404, description=f"There is no token {token_id}.")
+    revoke_token(session, token_id, actor_id=current_user.id)
     session.commit()
     flash("Token revoked; the source can no longer deliver with it.", "ok")
     return redirect(url_for("admin.intake")), 303
@@ -252,12 +275,12 @@ def routing():  # type: ignore[no-untyped-def]
     status = 200
     if request.method == "POST":
         topic = request.form.get("topic_id", "")
-        staff_ids = request.form.getlist("staffer_ids")
         try:
-            if not all(parse_id(s) for s in staff_ids) or (topic and not parse_id(topic)):
-                raise DomainError("choose topics and staff from the lists")
-            create_rule(session, name=request.form.get("name", ""), topic_id=int(topic) if topic else None,
-                        channel=request.form.get("channel") or None, staffer_ids=[int(s) for s in staff_ids],
+            refusal = "choose topics and staff from the lists"
+            create_rule(session, name=request.form.get("name", ""),
+                        topic_id=every_id([topic], refusal=refusal)[0] if topic else None,
+                        channel=request.form.get("channel") or None,
+                        staffer_ids=every_id(request.form.getlist("staffer_ids"), refusal=refusal),
                         actor_id=current_user.id)
         except DomainError as exc:
             session.rollback()
@@ -277,10 +300,7 @@ def routing():  # type: ignore[no-untyped-def]
 @roles(Role.ADMIN, Role.SUPERVISOR)
 def routing_deactivate(rule_id: int):  # type: ignore[no-untyped-def]
     session = db_session()
-    try:
-        deactivate_rule(session, rule_id, actor_id=current_user.id)
-    except NotFound:
-        abort(404, description=f"There is no routing rule {rule_id}.")
+    deactivate_rule(session, rule_id, actor_id=current_user.id)
     session.commit()
     flash("Rule turned off.", "ok")
     return redirect(url_for("admin.routing")), 303
@@ -343,13 +363,14 @@ def case_categories():  # type: ignore[no-untyped-def]
 
         def act() -> tuple[str, str]:
             if request.form.get("active") in ("0", "1"):
-                category = casework.set_category_active(session, int(raw_id), request.form["active"] == "1",
+                chosen = required_id(raw_id, "category", missing="choose the category")
+                category = casework.set_category_active(session, chosen, request.form["active"] == "1",
                                                         actor_id=current_user.id)
                 return (f"{category.name} is {'offered' if category.active else 'no longer offered'} for new cases.",
                         url_for("admin.case_categories"))
             category = casework.save_category(session, request.form.get("name", ""), request.form.get("steps", ""),
                                               actor_id=current_user.id,
-                                              category_id=parse_id(raw_id))
+                                              category_id=optional_id(raw_id, "category"))
             return f"Category {category.name} saved.", url_for("admin.case_categories")
 
         return run_action(session, act, back=url_for("admin.case_categories"), failed="Not saved: ")

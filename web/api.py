@@ -6,7 +6,6 @@ import logging
 
 from flask import Blueprint, current_app, request
 
-from correspondence.effects import Effect
 from correspondence.errors import DomainError
 from correspondence.services.tokens import verify_token
 from intake.cwc import incoming_cwc
@@ -29,13 +28,6 @@ def _token():  # type: ignore[no-untyped-def]
     plain = header[7:].strip() if header.lower().startswith("bearer ") else request.headers.get("X-Mailroom-Token")
     return verify_token(db_session(), plain)
 
-
-def _enqueue(message_id: int) -> None:
-    """Queue processing after the commit; if Redis is away the sweeper picks the message up later.
-
-    Kept for the quarantine retry route until it returns its effect (web.outcome.run_action).
-    """
-    after_commit((Effect.of("process_message", message_id),))
 
 
 def _accepted(result: Received):  # type: ignore[no-untyped-def]

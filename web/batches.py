@@ -3,22 +3,23 @@
 from __future__ import annotations
 
 import logging
+from collections.abc import Callable
 
 from flask import Blueprint, abort, flash, redirect, render_template, request, url_for
 from flask_login import current_user
 from sqlalchemy import select
+from sqlalchemy.orm import Session
 
 from batching import batches as service
 from batching import queries
 from batching.templates import Evidence, evidence
-from correspondence.errors import NotFound, ValidationFailed
 from correspondence.models import Batch, BatchStatus, Message, Role, Stance, Topic
 from correspondence.services.history import history_of
 from correspondence.services.staff import list_staff
 from web import db_session
 from web.access import ALL_STAFF, roles
 from web.forms import ActionForm
-from web.inputs import parse_id
+from web.inputs import id_list, id_or_none, optional_enum, parse_id, required_id
 from web.outcome import run_action
 
 log = logging.getLogger(__name__)
@@ -69,10 +70,7 @@ def recluster_now():  # type: ignore[no-untyped-def]
 @roles(*ALL_STAFF)
 def view(batch_id: int):  # type: ignore[no-untyped-def]
     session = db_session()
-    try:
-        batch = service.get_batch(session, batch_id)
-    except NotFound:
-        abort(404, description=f"There is no batch {batch_id}.")
+    batch = service.get_batch(session, batch_id)
     kind = request.args.get("kind") or ("any" if request.args.get("added") == "1" else None)
     if kind is not None and kind not in queries.ADDITION_FILTERS:
         abort(400, description=f"kind: {kind[:40]!r} is not one of {', '.join(queries.ADDITION_FILTERS)}")
@@ -105,69 +103,115 @@ def member_evidence(batch: Batch, letters: list[Message]) -> dict[int, Evidence]
             for m in letters}
 
 
-def _int(name: str) -> int | None:
-    raw = request.form.get(name, "")
-    if raw in ("", "none"):
-        return None
-    value = parse_id(raw)
-    if value is None:
-        raise ValidationFailed(f"{name}: {raw[:40]!r} is not a number")
-    return value
-
-
-@bp.route("/<int:batch_id>/<action>", methods=["POST"])
-@roles(*DECIDE)
-def act(batch_id: int, action: str):  # type: ignore[no-untyped-def]
-    """Every staff decision on a batch; each is audited and listed under "Undo" on the batch page."""
+def _decide(batch_id: int, work: Callable[[Session, int], tuple[str, int]]):  # type: ignore[no-untyped-def]
+    """One staff decision on a batch; each is audited and listed under "Undo" on the batch page.
+    work(session, me) -> (message, the batch to show next)."""
     session = db_session()
-    me = current_user.id
 
-    def decide() -> tuple[str, str]:
-        target = batch_id
-        if action == "merge":
-            other = _int("other_id")
-            if other is None:
-                raise ValidationFailed("choose the batch to merge into this one")
-            service.merge_batches(session, batch_id, other, actor_id=me)
-            message = f"Batch {other} merged into this one."
-        elif action == "split":
-            ids = [n for v in request.form.getlist("message_id") if (n := parse_id(v))]
-            new = service.split_members(session, batch_id, ids, actor_id=me)
-            message, target = f"{new.member_count} letters split into batch {new.id}.", new.id
-        elif action == "remove":
-            removed = _int("message_id")
-            if removed is None:
-                raise ValidationFailed("choose the letter to remove")
-            service.remove_member(session, batch_id, removed, actor_id=me)
-            message = f"Message {removed} removed from the batch; clustering will leave it out."
-        elif action in ("not_campaign", "campaign"):
-            service.set_not_campaign(session, batch_id, action == "not_campaign", actor_id=me)
-            message = "Marked as not a campaign." if action == "not_campaign" else "Marked as a campaign again."
-        elif action == "assign":
-            batch = service.assign_batch(session, batch_id, _int("staffer_id"), actor_id=me)
-            message = f"Batch and its open letters {'assigned' if batch.assignee_id else 'unassigned'}."
-        elif action == "topic":
-            service.set_batch_topic(session, batch_id, _int("topic_id"), actor_id=me)
-            message = "Topic set on the batch and every letter in it."
-        elif action == "stance":
-            raw = request.form.get("stance", "")
-            try:
-                stance = Stance(raw) if raw else None
-            except ValueError as exc:
-                raise ValidationFailed(f"stance: {raw!r} is not a stance") from exc
-            service.set_batch_stance(session, batch_id, stance, actor_id=me)
-            message = "Stance set on the batch and every letter in it."
-        elif action == "undo":
-            event_id = _int("event_id")
-            if event_id is None:
-                raise ValidationFailed("choose the change to undo")
-            service.undo(session, event_id, actor_id=me)
-            message = "Undone."
-        else:
-            abort(404, description=f"Unknown batch action {action!r}.")
+    def step() -> tuple[str, str]:
+        message, target = work(session, current_user.id)
         return message, url_for("batches.view", batch_id=target)
 
-    return run_action(session, decide, back=url_for("batches.view", batch_id=batch_id))
+    return run_action(session, step, back=url_for("batches.view", batch_id=batch_id))
+
+
+def _chosen(name: str) -> int | None:
+    """An id from the form; empty or "none" is no choice (unassign, no topic)."""
+    return id_or_none(request.form.get(name) or None, name)
+
+
+@bp.route("/<int:batch_id>/merge", methods=["POST"])
+@roles(*DECIDE)
+def merge(batch_id: int):  # type: ignore[no-untyped-def]
+    def work(session: Session, me: int) -> tuple[str, int]:
+        other = required_id(request.form.get("other_id"), "other_id", missing="choose the batch to merge into this one")
+        service.merge_batches(session, batch_id, other, actor_id=me)
+        return f"Batch {other} merged into this one.", batch_id
+
+    return _decide(batch_id, work)
+
+
+@bp.route("/<int:batch_id>/split", methods=["POST"])
+@roles(*DECIDE)
+def split(batch_id: int):  # type: ignore[no-untyped-def]
+    def work(session: Session, me: int) -> tuple[str, int]:
+        new = service.split_members(session, batch_id, id_list(request.form.getlist("message_id")), actor_id=me)
+        return f"{new.member_count} letters split into batch {new.id}.", new.id
+
+    return _decide(batch_id, work)
+
+
+@bp.route("/<int:batch_id>/remove", methods=["POST"])
+@roles(*DECIDE)
+def remove(batch_id: int):  # type: ignore[no-untyped-def]
+    def work(session: Session, me: int) -> tuple[str, int]:
+        removed = required_id(request.form.get("message_id"), "message_id", missing="choose the letter to remove")
+        service.remove_member(session, batch_id, removed, actor_id=me)
+        return f"Message {removed} removed from the batch; clustering will leave it out.", batch_id
+
+    return _decide(batch_id, work)
+
+
+@bp.route("/<int:batch_id>/not_campaign", methods=["POST"])
+@roles(*DECIDE)
+def not_campaign(batch_id: int):  # type: ignore[no-untyped-def]
+    def work(session: Session, me: int) -> tuple[str, int]:
+        service.set_not_campaign(session, batch_id, True, actor_id=me)
+        return "Marked as not a campaign.", batch_id
+
+    return _decide(batch_id, work)
+
+
+@bp.route("/<int:batch_id>/campaign", methods=["POST"])
+@roles(*DECIDE)
+def campaign(batch_id: int):  # type: ignore[no-untyped-def]
+    def work(session: Session, me: int) -> tuple[str, int]:
+        service.set_not_campaign(session, batch_id, False, actor_id=me)
+        return "Marked as a campaign again.", batch_id
+
+    return _decide(batch_id, work)
+
+
+@bp.route("/<int:batch_id>/assign", methods=["POST"])
+@roles(*DECIDE)
+def assign(batch_id: int):  # type: ignore[no-untyped-def]
+    def work(session: Session, me: int) -> tuple[str, int]:
+        batch = service.assign_batch(session, batch_id, _chosen("staffer_id"), actor_id=me)
+        return f"Batch and its open letters {'assigned' if batch.assignee_id else 'unassigned'}.", batch_id
+
+    return _decide(batch_id, work)
+
+
+@bp.route("/<int:batch_id>/topic", methods=["POST"])
+@roles(*DECIDE)
+def topic(batch_id: int):  # type: ignore[no-untyped-def]
+    def work(session: Session, me: int) -> tuple[str, int]:
+        service.set_batch_topic(session, batch_id, _chosen("topic_id"), actor_id=me)
+        return "Topic set on the batch and every letter in it.", batch_id
+
+    return _decide(batch_id, work)
+
+
+@bp.route("/<int:batch_id>/stance", methods=["POST"])
+@roles(*DECIDE)
+def stance(batch_id: int):  # type: ignore[no-untyped-def]
+    def work(session: Session, me: int) -> tuple[str, int]:
+        service.set_batch_stance(session, batch_id, optional_enum(Stance, request.form.get("stance"), "stance"),
+                                 actor_id=me)
+        return "Stance set on the batch and every letter in it.", batch_id
+
+    return _decide(batch_id, work)
+
+
+@bp.route("/<int:batch_id>/undo", methods=["POST"])
+@roles(*DECIDE)
+def undo(batch_id: int):  # type: ignore[no-untyped-def]
+    def work(session: Session, me: int) -> tuple[str, int]:
+        event_id = required_id(request.form.get("event_id"), "event_id", missing="choose the change to undo")
+        service.undo(session, event_id, actor_id=me)
+        return "Undone.", batch_id
+
+    return _decide(batch_id, work)
 
 
 @bp.route("/<int:batch_id>/proposals/<int:message_id>/add", methods=["POST"])

@@ -4,12 +4,15 @@ help-request form that opens a case with an electronic signature."""
 from __future__ import annotations
 
 import logging
+from collections.abc import Callable
 
 from flask import Blueprint, Response, abort, flash, redirect, render_template, request, url_for
 from flask_login import current_user
 from sqlalchemy import select
+from sqlalchemy.orm import Session
 
 from casework import cases as service
+from correspondence.effects import Effect
 from correspondence.errors import DomainError, NotFound, ValidationFailed
 from correspondence.models import (
     CasePriority,
@@ -24,8 +27,8 @@ from correspondence.services.staff import list_staff
 from web import db_session, settings
 from web.access import ALL_STAFF, public, roles
 from web.forms import ActionForm
-from web.inputs import parse_id
-from web.outcome import run_action
+from web.inputs import optional_id, parse_id, required_enum, required_id
+from web.outcome import Step, run_action
 
 bp = Blueprint("cases", __name__)
 log = logging.getLogger(__name__)
@@ -80,10 +83,9 @@ def new():  # type: ignore[no-untyped-def]
     error = None
     if request.method == "POST":
         try:
-            category = request.form.get("category_id", "")
-            worker = request.form.get("caseworker_id", "")
-            case = service.open_from_message(session, message.id, category_id=parse_id(category) or 0,
-                                             actor_id=current_user.id, caseworker_id=parse_id(worker))
+            category_id = required_id(request.form.get("category_id"), "category", missing="choose a case category")
+            case = service.open_from_message(session, message.id, category_id=category_id, actor_id=current_user.id,
+                                             caseworker_id=optional_id(request.form.get("caseworker_id"), "caseworker"))
         except DomainError as exc:
             session.rollback()
             error = str(exc)
@@ -100,10 +102,7 @@ def new():  # type: ignore[no-untyped-def]
 @roles(*ALL_STAFF)
 def view(case_id: int):  # type: ignore[no-untyped-def]
     session = db_session()
-    try:
-        case = service.get_case(session, case_id)
-    except NotFound:
-        abort(404, description=f"There is no case {case_id}.")
+    case = service.get_case(session, case_id)
     me = current_user._get_current_object()
     # None when this staffer is not on the case (nor a supervisor or admin): the page says the parts exist.
     notes = service.private_notes(session, case, me)
@@ -125,84 +124,161 @@ def view(case_id: int):  # type: ignore[no-untyped-def]
                                                       .order_by(Staffer.name))))
 
 
-@bp.route("/cases/<int:case_id>/<action>", methods=["POST"])
-@roles(*CASE_ROLES)
-def act(case_id: int, action: str):  # type: ignore[no-untyped-def]
+def _on_case(case_id: int, work: Callable[[Session, int], str | tuple[str, tuple[Effect, ...]]]):  # type: ignore[no-untyped-def]
+    """One caseworker action on a case that exists; work(session, me) -> message[, effects]."""
     session = db_session()
-    me = current_user.id
+    here = url_for("cases.view", case_id=case_id)
 
-    def decide() -> tuple[str, str]:
+    def step() -> Step:
         service.get_case(session, case_id)
-        if action == "step":
-            raw = request.form.get("step_id", "")
-            if parse_id(raw) is None:
-                raise ValidationFailed("choose the step")
-            step = service.complete_step(session, parse_id(raw), actor_id=me)
-            if step.case_id != case_id:
-                raise NotFound("that step belongs to another case")
-            message = f"Done: {step.title}."
-        elif action == "status":
-            try:
-                target = CaseStatus(request.form.get("value", ""))
-            except ValueError as exc:
-                raise ValidationFailed("choose a status") from exc
-            service.set_status(session, case_id, target, actor_id=me, outcome=request.form.get("outcome"))
-            message = f"Case is now {target.value.replace('_', ' ')}."
-        elif action == "details":
-            service.update_details(session, case_id, {k: request.form.get(k, "") for k in (
-                "subject", "agency", "agency_contact", "priority", "caseworker_id", "due") if k in request.form},
-                actor_id=me)
-            message = "Case details saved."
-        elif action == "add-step":
-            step = service.add_step(session, case_id, request.form.get("title", ""), due=request.form.get("due"),
-                                    assignee_id=request.form.get("assignee_id"), actor_id=me)
-            message = f"Step added: {step.title}."
-        elif action == "reassign-step":
-            raw = request.form.get("step_id", "")
-            if parse_id(raw) is None:
-                raise ValidationFailed("choose the step")
-            step = service.reassign_step(session, parse_id(raw), request.form.get("assignee_id"),
-                                         due=request.form.get("due"), actor_id=me)
-            if step.case_id != case_id:
-                raise NotFound("that step belongs to another case")
-            message = f"Step updated: {step.title}."
-        elif action == "note":
-            service.add_note(session, case_id, request.form.get("text", ""), actor_id=me)
-            message = "Note added."
-        elif action in ("document", "release"):
-            upload = request.files.get("file")
-            if upload is None or not upload.filename:
-                raise ValidationFailed("choose a file to upload")
-            data = upload.read(service.MAX_DOCUMENT_BYTES + 1)
-            kind = (upload.mimetype or "").split(";")[0]
-            if action == "release":
-                service.record_release(session, case_id, data, upload.filename, kind, actor_id=me)
-                message = "Signed privacy release on file: the agency inquiry can be sent."
-            else:
-                service.add_document(session, case_id, data, upload.filename, kind, actor_id=me)
-                message = "Document added."
-        elif action in ("confirm-match", "reject-match"):
-            from casework.help_requests import decide_match
-            from correspondence.models import utcnow
+        done = work(session, current_user.id)
+        message, effects = (done, ()) if isinstance(done, str) else done
+        return message, here, effects
 
-            same = action == "confirm-match"
-            done = decide_match(session, case_id, same_person=same, actor_id=me, now=utcnow())
-            message = (f"Joined to {done.case.constituent.full_name}'s record." if same else
-                       "Kept as a separate person: the possible match is set aside.")
-        elif action == "resend-link":
-            from casework.help_requests import resend_confirmation
+    return run_action(session, step, back=here)
 
-            effects.append(resend_confirmation(session, case_id, actor_id=me))
-            message = "A new confirmation link is on its way to the constituent."
-        else:
-            abort(404, description=f"Unknown case action {action!r}.")
-        return message, url_for("cases.view", case_id=case_id)
 
-    effects: list = []
-    answer = run_action(session, decide, back=url_for("cases.view", case_id=case_id))
-    if effects:  # only a returned (so committed) action adds effects: send after the commit
-        _dispatch(effects)
-    return answer
+def _step_id() -> int:
+    return required_id(request.form.get("step_id"), "step", missing="choose the step")
+
+
+def _upload() -> tuple[bytes, str, str]:
+    upload = request.files.get("file")
+    if upload is None or not upload.filename:
+        raise ValidationFailed("choose a file to upload")
+    return upload.read(service.MAX_DOCUMENT_BYTES + 1), upload.filename, (upload.mimetype or "").split(";")[0]
+
+
+@bp.route("/cases/<int:case_id>/step", methods=["POST"])
+@roles(*CASE_ROLES)
+def complete_step(case_id: int):  # type: ignore[no-untyped-def]
+    def work(session: Session, me: int) -> str:
+        step = service.complete_step(session, _step_id(), actor_id=me)
+        if step.case_id != case_id:
+            raise NotFound("that step belongs to another case")
+        return f"Done: {step.title}."
+
+    return _on_case(case_id, work)
+
+
+@bp.route("/cases/<int:case_id>/status", methods=["POST"])
+@roles(*CASE_ROLES)
+def set_status(case_id: int):  # type: ignore[no-untyped-def]
+    def work(session: Session, me: int) -> str:
+        target = required_enum(CaseStatus, request.form.get("value"), "status", missing="choose a status")
+        service.set_status(session, case_id, target, actor_id=me, outcome=request.form.get("outcome"))
+        return f"Case is now {target.value.replace('_', ' ')}."
+
+    return _on_case(case_id, work)
+
+
+@bp.route("/cases/<int:case_id>/details", methods=["POST"])
+@roles(*CASE_ROLES)
+def update_details(case_id: int):  # type: ignore[no-untyped-def]
+    def work(session: Session, me: int) -> str:
+        service.update_details(session, case_id, {k: request.form.get(k, "") for k in (
+            "subject", "agency", "agency_contact", "priority", "caseworker_id", "due") if k in request.form},
+            actor_id=me)
+        return "Case details saved."
+
+    return _on_case(case_id, work)
+
+
+@bp.route("/cases/<int:case_id>/add-step", methods=["POST"])
+@roles(*CASE_ROLES)
+def add_step(case_id: int):  # type: ignore[no-untyped-def]
+    def work(session: Session, me: int) -> str:
+        step = service.add_step(session, case_id, request.form.get("title", ""), due=request.form.get("due"),
+                                assignee_id=request.form.get("assignee_id"), actor_id=me)
+        return f"Step added: {step.title}."
+
+    return _on_case(case_id, work)
+
+
+@bp.route("/cases/<int:case_id>/reassign-step", methods=["POST"])
+@roles(*CASE_ROLES)
+def reassign_step(case_id: int):  # type: ignore[no-untyped-def]
+    def work(session: Session, me: int) -> str:
+        step = service.reassign_step(session, _step_id(), request.form.get("assignee_id"),
+                                     due=request.form.get("due"), actor_id=me)
+        if step.case_id != case_id:
+            raise NotFound("that step belongs to another case")
+        return f"Step updated: {step.title}."
+
+    return _on_case(case_id, work)
+
+
+@bp.route("/cases/<int:case_id>/note", methods=["POST"])
+@roles(*CASE_ROLES)
+def add_note(case_id: int):  # type: ignore[no-untyped-def]
+    def work(session: Session, me: int) -> str:
+        service.add_note(session, case_id, request.form.get("text", ""), actor_id=me)
+        return "Note added."
+
+    return _on_case(case_id, work)
+
+
+@bp.route("/cases/<int:case_id>/document", methods=["POST"])
+@roles(*CASE_ROLES)
+def add_document(case_id: int):  # type: ignore[no-untyped-def]
+    def work(session: Session, me: int) -> str:
+        service.add_document(session, case_id, *_upload(), actor_id=me)
+        return "Document added."
+
+    return _on_case(case_id, work)
+
+
+@bp.route("/cases/<int:case_id>/release", methods=["POST"])
+@roles(*CASE_ROLES)
+def record_release(case_id: int):  # type: ignore[no-untyped-def]
+    def work(session: Session, me: int) -> str:
+        service.record_release(session, case_id, *_upload(), actor_id=me)
+        return "Signed privacy release on file: the agency inquiry can be sent."
+
+    return _on_case(case_id, work)
+
+
+def _decide_match(case_id: int, *, same: bool):  # type: ignore[no-untyped-def]
+    from casework.help_requests import decide_match
+    from correspondence.models import utcnow
+
+    def work(session: Session, me: int) -> str:
+        done = decide_match(session, case_id, same_person=same, actor_id=me, now=utcnow())
+        return (f"Joined to {done.case.constituent.full_name}'s record." if same else
+                "Kept as a separate person: the possible match is set aside.")
+
+    return _on_case(case_id, work)
+
+
+@bp.route("/cases/<int:case_id>/confirm-match", methods=["POST"])
+@roles(*CASE_ROLES)
+def confirm_match(case_id: int):  # type: ignore[no-untyped-def]
+    return _decide_match(case_id, same=True)
+
+
+@bp.route("/cases/<int:case_id>/reject-match", methods=["POST"])
+@roles(*CASE_ROLES)
+def reject_match(case_id: int):  # type: ignore[no-untyped-def]
+    return _decide_match(case_id, same=False)
+
+
+@bp.route("/cases/<int:case_id>/resend-link", methods=["POST"])
+@roles(*CASE_ROLES)
+def resend_link(case_id: int):  # type: ignore[no-untyped-def]
+    from casework.help_requests import resend_confirmation
+
+    def work(session: Session, me: int) -> tuple[str, tuple[Effect, ...]]:
+        requested = resend_confirmation(session, case_id, actor_id=me)
+        return "A new confirmation link is on its way to the constituent.", (_as_effect(requested),)
+
+    return _on_case(case_id, work)
+
+
+def _as_effect(requested) -> Effect:  # type: ignore[no-untyped-def]
+    """The confirmation email a help-request use case asked for, as the job the boundary queues."""
+    if isinstance(requested, Effect):
+        return requested
+    return Effect.of("help_confirmation", requested.object_id, by_staff=requested.name == "resend_help_confirmation")
 
 
 @bp.route("/cases/<int:case_id>/documents/<int:document_id>")
@@ -211,8 +287,6 @@ def document(case_id: int, document_id: int):  # type: ignore[no-untyped-def]
     session = db_session()
     try:
         doc = service.get_document(session, case_id, document_id, viewer=current_user._get_current_object())
-    except NotFound:
-        abort(404, description="There is no such document.")
     except service.PrivateToCase as exc:
         abort(403, description=str(exc))
     data = load_blob(session, doc.sha256)
@@ -241,8 +315,6 @@ def release_pdf(case_id: int):  # type: ignore[no-untyped-def]
         case = service.get_case(session, case_id)
         # The form carries the constituent's details and is part of the release: need to know, like the rest.
         service.check_private(current_user._get_current_object(), case)
-    except NotFound:
-        abort(404, description=f"There is no case {case_id}.")
     except service.PrivateToCase as exc:
         abort(403, description=str(exc))
     return Response(build(case, settings()), mimetype="application/pdf",

@@ -11,14 +11,14 @@ from sqlalchemy import func, select
 from constituents import duplicates, imports, segments
 from constituents import records as service
 from correspondence.csvsafe import rows_to_csv
-from correspondence.errors import DomainError, NotFound, ValidationFailed
+from correspondence.errors import DomainError, ValidationFailed
 from correspondence.models import AuditEvent, Constituent, Message, Role
 from correspondence.models import Response as Answer
 from correspondence.services.history import history_of
 from web import db_session, stream_from_database
 from web.access import ALL_STAFF, roles
 from web.forms import ActionForm
-from web.inputs import parse_id
+from web.inputs import parse_id, segment_filter
 from web.outcome import run_action
 
 bp = Blueprint("constituents", __name__, url_prefix="/constituents")
@@ -28,10 +28,7 @@ SENDERS = (Role.ADMIN, Role.SUPERVISOR, Role.CORRESPONDENT)
 
 
 def _person_or_404(session, constituent_id: int) -> Constituent:  # type: ignore[no-untyped-def]
-    try:
-        return service.get_constituent(session, constituent_id)
-    except NotFound:
-        abort(404, description=f"There is no constituent {constituent_id}.")
+    return service.get_constituent(session, constituent_id)
 
 
 @bp.route("/<int:constituent_id>")
@@ -167,15 +164,12 @@ def _filter_from_request(session):  # type: ignore[no-untyped-def]
     segment = None
     segment_id = parse_id(request.args.get("segment", ""))
     if segment_id and not request.args.get("edited"):
-        try:
-            segment = segments.get_segment(session, segment_id)
-        except NotFound:
-            abort(404, description="There is no such segment.")
+        segment = segments.get_segment(session, segment_id)
         return segments.SegmentFilter.from_dict(segment.filters), segment, None
     if segment_id:
         segment = session.get(segments.Segment, segment_id)
     try:
-        return segments.parse_filter(request.args, getlist=request.args.getlist), segment, None
+        return segment_filter(request.args), segment, None
     except ValidationFailed as exc:
         return segments.SegmentFilter(), segment, str(exc)
 
@@ -219,7 +213,7 @@ def count_json():  # type: ignore[no-untyped-def]
     """The live count as the filter form changes."""
     session = db_session()
     try:
-        flt = segments.parse_filter(request.args, getlist=request.args.getlist)
+        flt = segment_filter(request.args)
     except ValidationFailed as exc:
         return jsonify({"error": str(exc)}), 400
     return jsonify({"count": segments.count(session, flt)})
@@ -257,7 +251,7 @@ def save_segment():  # type: ignore[no-untyped-def]
         from werkzeug.datastructures import MultiDict
 
         args = MultiDict([(k, v) for k, vs in parse_qs(raw).items() for v in vs])
-        flt = segments.parse_filter(args, getlist=args.getlist)
+        flt = segment_filter(args)
         segment_id = request.form.get("segment_id", "")
         segment = segments.save_segment(session, request.form.get("name", ""), flt, actor_id=current_user.id,
                                         segment_id=parse_id(segment_id))
@@ -287,10 +281,7 @@ def follow_up(segment_id: int):  # type: ignore[no-untyped-def]
     from web.outcome import after_commit
 
     session = db_session()
-    try:
-        segment = segments.get_segment(session, segment_id)
-    except NotFound:
-        abort(404, description=f"There is no segment {segment_id}.")
+    segment = segments.get_segment(session, segment_id)
     flt = segments.SegmentFilter.from_dict(segment.filters)
     approved = approved_letters(session)
     if request.method == "POST":
@@ -337,10 +328,7 @@ def import_upload():  # type: ignore[no-untyped-def]
 
 
 def _import_or_404(session, import_id: int):  # type: ignore[no-untyped-def]
-    try:
-        return imports.get_import(session, import_id)
-    except NotFound:
-        abort(404, description=f"There is no import {import_id}.")
+    return imports.get_import(session, import_id)
 
 
 @bp.route("/import/<int:import_id>", methods=["GET", "POST"])

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from datetime import UTC, date, datetime
+from datetime import UTC, datetime
 from urllib.parse import urlencode
 
 from flask import Blueprint, abort, flash, redirect, render_template, request, url_for
@@ -19,7 +19,7 @@ from correspondence.services.staff import list_staff
 from web import db_session, settings, stream_from_database
 from web.access import ALL_STAFF, roles
 from web.forms import ActionForm
-from web.inputs import parse_id
+from web.inputs import BadParameter, every_id, optional_date, parse_id
 
 bp = Blueprint("inbox", __name__, url_prefix="/inbox")
 
@@ -27,7 +27,7 @@ FILTER_KEYS = ("status", "channel", "topic", "assignee", "from", "to", "q", "sor
 
 
 def parse_filter(args: MultiDict[str, str], me: int) -> InboxFilter:
-    """Turn the query string into a filter; anything unusable is a ValidationFailed naming the field."""
+    """Turn the query string into a filter; anything unusable is a BadParameter (a 400) naming each field."""
     errors: list[str] = []
     kwargs: dict[str, object] = {}
     status = args.get("status", "open")
@@ -48,8 +48,8 @@ def parse_filter(args: MultiDict[str, str], me: int) -> InboxFilter:
     if topic := args.get("topic"):
         if topic == "none":
             kwargs["uncoded"] = True
-        elif parse_id(topic):
-            kwargs["topic_id"] = parse_id(topic)
+        elif topic_id := parse_id(topic):
+            kwargs["topic_id"] = topic_id
         else:
             errors.append(f"topic: {topic!r} is not a topic")
     if assignee := args.get("assignee"):
@@ -57,16 +57,16 @@ def parse_filter(args: MultiDict[str, str], me: int) -> InboxFilter:
             kwargs["unassigned"] = True
         elif assignee == "me":
             kwargs["assignee_id"] = me
-        elif parse_id(assignee):
-            kwargs["assignee_id"] = parse_id(assignee)
+        elif assignee_id := parse_id(assignee):
+            kwargs["assignee_id"] = assignee_id
         else:
             errors.append(f"assignee: {assignee!r} is not a staffer")
     for key, field in (("from", "received_from"), ("to", "received_to")):
         if raw := args.get(key):
             try:
-                kwargs[field] = date.fromisoformat(raw)
-            except ValueError:
-                errors.append(f"{key}: {raw!r} is not a date (use YYYY-MM-DD)")
+                kwargs[field] = optional_date(raw, key)
+            except BadParameter as exc:
+                errors.append(str(exc))
     text = args.get("q", "")
     if len(text) > 200:
         errors.append("q: search text is limited to 200 characters")
@@ -76,7 +76,7 @@ def parse_filter(args: MultiDict[str, str], me: int) -> InboxFilter:
         errors.append(f"sort: {sort!r} is not one of {', '.join(SORTS)}")
     kwargs["sort"] = sort
     if errors:
-        raise ValidationFailed("; ".join(errors))
+        raise BadParameter("; ".join(errors))
     kwargs["zone"] = settings().zone
     return InboxFilter(**kwargs)  # type: ignore[arg-type]
 
@@ -158,10 +158,7 @@ def export_csv():  # type: ignore[no-untyped-def]
     from correspondence.csvsafe import rows_to_csv
     from correspondence.services.inbox import export_rows
 
-    try:
-        flt = parse_filter(request.args, current_user.id)
-    except ValidationFailed as exc:
-        abort(400, description=str(exc))
+    flt = parse_filter(request.args, current_user.id)
     header = ("id", "received", "channel", "from_name", "from_address", "subject", "status", "topic", "stance",
               "assignee", "constituent_id", "batch_id")
     return Response(rows_to_csv(header, stream_from_database(lambda s: export_rows(s, flt))), mimetype="text/csv",
@@ -172,25 +169,22 @@ def export_csv():  # type: ignore[no-untyped-def]
 @roles(*ALL_STAFF)
 def bulk():  # type: ignore[no-untyped-def]
     action = request.form.get("action", "")
-    raw_ids = request.form.getlist("ids")
-    if not all(parse_id(i) for i in raw_ids):
-        abort(400, description="The selection contains something that is not a message.")
+    ids = every_id(request.form.getlist("ids"), refusal="The selection contains something that is not a message.")
     values = {"assign": request.form.get("assignee_id"), "topic": request.form.get("topic_id"),
               "stance": request.form.get("stance"), "close": None}
     session = db_session()
     try:
-        changed, problems = bulk_apply(session, [int(i) for i in raw_ids], action, values.get(action),
+        changed, problems = bulk_apply(session, ids, action, values.get(action),
                                        actor_id=current_user.id)
     except ValidationFailed as exc:
-        session.rollback()
         flash(str(exc), "error")
-        return redirect(_back())
+        return redirect(_back())  # nothing was committed: the request's teardown discards it
     session.commit()
     flash(f"{action.capitalize()}: {changed} message{'s' if changed != 1 else ''} updated.", "ok")
     for problem in problems[:10]:
         flash(problem, "error")
     if action == "close" and changed:
-        remember_undo([int(i) for i in raw_ids])
+        remember_undo(ids)
     return redirect(_back())
 
 
@@ -198,11 +192,11 @@ def bulk():  # type: ignore[no-untyped-def]
 @roles(*ALL_STAFF)
 def undo():  # type: ignore[no-untyped-def]
     """Take back the closes this staffer just made (the "Undo" offered after `e` or Close)."""
-    raw_ids = request.form.getlist("ids")
-    if not raw_ids or not all(parse_id(i) for i in raw_ids):
-        abort(400, description="The undo does not name the messages it is for.")
+    ids = every_id(request.form.getlist("ids"), refusal="The undo does not name the messages it is for.")
+    if not ids:
+        raise BadParameter("The undo does not name the messages it is for.")
     session = db_session()
-    restored, problems = undo_close(session, [int(i) for i in raw_ids], actor_id=current_user.id)
+    restored, problems = undo_close(session, ids, actor_id=current_user.id)
     session.commit()
     if restored:
         flash(f"Undone: {restored} message{'s' if restored != 1 else ''} reopened as before.", "ok")

@@ -7,17 +7,21 @@ belong to review: their routes live here beside the approval queue.
 from __future__ import annotations
 
 import logging
+from collections.abc import Callable
 from datetime import UTC, date, datetime, time, timedelta
 
 from flask import Blueprint, Response, abort, flash, jsonify, redirect, render_template, request, url_for
 from flask_login import current_user
 from sqlalchemy import select
+from sqlalchemy.orm import Session
 
+from correspondence.effects import Done, Effect
 from correspondence.errors import DomainError, NotFound, ValidationFailed
 from correspondence.models import ApplyRun, LetterVersion, ReviewComment, Role, Stance, Topic, VersionState
 from correspondence.services.blobs import load_blob
 from correspondence.services.history import history_of
 from drafting import letters as service
+from drafting import review
 from drafting.apply import (
     Options,
     Policy,
@@ -25,16 +29,15 @@ from drafting.apply import (
     budget_of,
     office_of,
     plan,
-    start_run,
     waiting_emails,
 )
-from drafting.paragraphs import approve_own
 from drafting.printing import mail_house_csv, print_responses
 from drafting.render import FIELD_LIST, LetterError, context, render
 from web import db_session, settings
 from web.access import ALL_STAFF, roles, signed_in
 from web.forms import ActionForm
-from web.inputs import optional_id, parse_id
+from web.inputs import id_list, optional_enum, optional_id, required_id
+from web.outcome import Step, run_action
 from web.paragraphs import own_approval_notice, posted_with_paragraph
 
 log = logging.getLogger(__name__)
@@ -104,22 +107,12 @@ def _topics(session):  # type: ignore[no-untyped-def]
     return list(session.scalars(select(Topic).where(Topic.active.is_(True)).order_by(Topic.name)))
 
 
-def _stance(raw: str | None) -> Stance | None:
-    try:
-        return Stance(raw) if raw else None
-    except ValueError as exc:
-        raise ValidationFailed(f"stance: {raw!r} is not a stance") from exc
-
-
 @bp.route("/letters/")
 @roles(*WRITERS)
 def library():  # type: ignore[no-untyped-def]
     session = db_session()
-    try:
-        topic_id = optional_id(request.args.get("topic"), "topic")
-        stance = _stance(request.args.get("stance"))
-    except ValidationFailed as exc:
-        abort(400, description=str(exc))
+    topic_id = optional_id(request.args.get("topic"), "topic")
+    stance = optional_enum(Stance, request.args.get("stance"), "stance")
     found = service.search_letters(session, text=request.args.get("q", "")[:200], topic_id=topic_id, stance=stance,
                                    include_retired=request.args.get("retired") == "1")
     return render_template("letters.html", letters=found, topics=_topics(session), stances=list(Stance),
@@ -141,8 +134,9 @@ def new():  # type: ignore[no-untyped-def]
         try:
             version = service.create_letter(
                 session, title=f.get("title", ""), body=f.get("body", ""), subject=f.get("subject", ""),
-                topic_id=optional_id(f.get("topic_id"), "topic"), stance=_stance(f.get("stance")),
-                tags=f.get("tags", "").split(","), actor_id=current_user.id)
+                topic_id=optional_id(f.get("topic_id"), "topic"),
+                stance=optional_enum(Stance, f.get("stance"), "stance"), tags=f.get("tags", "").split(","),
+                actor_id=current_user.id)
         except DomainError as exc:
             session.rollback()
             error = str(exc)
@@ -158,46 +152,41 @@ def new():  # type: ignore[no-untyped-def]
 @roles(*WRITERS)
 def letter(letter_id: int):  # type: ignore[no-untyped-def]
     session = db_session()
-    try:
-        item = service.get_letter(session, letter_id)
-    except NotFound:
-        abort(404, description=f"There is no letter {letter_id}.")
+    item = service.get_letter(session, letter_id)
     return render_template("letter.html", letter=item, versions=service.letter_history(session, letter_id),
                            runs=service.runs_of(session, letter_id), form=ActionForm())
 
 
-@bp.route("/letters/<int:letter_id>/<action>", methods=["POST"])
+@bp.route("/letters/<int:letter_id>/copy", methods=["POST"])
 @roles(*WRITERS)
-def letter_act(letter_id: int, action: str):  # type: ignore[no-untyped-def]
+def copy_letter(letter_id: int):  # type: ignore[no-untyped-def]
     session = db_session()
-    try:
-        if action == "copy":
-            version = service.copy_letter(session, letter_id, actor_id=current_user.id)
-            session.commit()
-            flash("Copied into a new letter; edit the draft.", "ok")
-            return redirect(url_for("letters.version", version_id=version.id)), 303
-        if action == "retire":
-            service.retire_letter(session, letter_id, actor_id=current_user.id)
-            session.commit()
-            flash("Letter retired: it can no longer be sent.", "ok")
-            return redirect(url_for("letters.letter", letter_id=letter_id)), 303
-    except NotFound:
-        abort(404, description=f"There is no letter {letter_id}.")
-    except DomainError as exc:
-        session.rollback()
-        flash(str(exc), "error")
-        return redirect(url_for("letters.letter", letter_id=letter_id)), 303
-    abort(404, description=f"Unknown action {action!r}.")
+
+    def work() -> tuple[str, str]:
+        version = service.copy_letter(session, letter_id, actor_id=current_user.id)
+        return "Copied into a new letter; edit the draft.", url_for("letters.version", version_id=version.id)
+
+    return run_action(session, work, back=url_for("letters.letter", letter_id=letter_id))
+
+
+@bp.route("/letters/<int:letter_id>/retire", methods=["POST"])
+@roles(*APPROVERS)
+def retire_letter(letter_id: int):  # type: ignore[no-untyped-def]
+    session = db_session()
+    here = url_for("letters.letter", letter_id=letter_id)
+
+    def work() -> tuple[str, str]:
+        service.retire_letter(session, letter_id, actor_id=current_user.id)
+        return "Letter retired: it can no longer be sent.", here
+
+    return run_action(session, work, back=here)
 
 
 @bp.route("/letters/versions/<int:version_id>")
 @roles(*WRITERS)
 def version(version_id: int):  # type: ignore[no-untyped-def]
     session = db_session()
-    try:
-        v = service.get_version(session, version_id)
-    except NotFound:
-        abort(404, description=f"There is no letter version {version_id}.")
+    v = service.get_version(session, version_id)
     return _version_page(session, v)
 
 
@@ -227,65 +216,118 @@ def _version_page(session, v: LetterVersion, *, draft: tuple[str, str] | None = 
                            history=history_of(session, "letter_version", v.id), error=error), 400 if error else 200
 
 
-@bp.route("/letters/versions/<int:version_id>/<action>", methods=["POST"])
-@roles(*WRITERS)
-def version_act(version_id: int, action: str):  # type: ignore[no-untyped-def]
-    """Edit, submit, comment and start a new version (writers); approve and request changes (supervisors)."""
+def _save_draft(version_id: int, save: Callable[[Session], str]):  # type: ignore[no-untyped-def]
+    """Edit or send for review: saved with its message, or the page again with the writer's text kept."""
     session = db_session()
-    me = current_user.id
     f = request.form
-    target = version_id
-    reply_run = None
     try:
-        if action == "edit":
-            service.edit_draft(session, version_id, body=f.get("body", ""), subject=f.get("subject", ""), actor_id=me)
-            message = "Draft saved."
-        elif action == "submit":
-            # The draft page posts the editor's text with "Send for review", so unsaved edits go with it.
-            service.submit(session, version_id, actor_id=me, subject=f.get("subject"), body=f.get("body"))
-            message = "Sent for review: a supervisor will approve it or ask for changes."
-        elif action in ("approve", "approve_own"):  # approve_own: the author's, built from approved paragraphs
-            if action == "approve_own":
-                approved = approve_own(session, version_id, actor_id=me, body=f.get("body"), subject=f.get("subject"),
-                                       office_allows=settings().approved_paragraphs_skip_review)
-            else:
-                approved = service.approve(session, version_id, actor_id=me)
-            message = "Approved: this version is now the one letters go out with."
-            if approved.letter.one_off_message_id is not None:  # a one-off reply goes out once approved
-                reply_run = start_run(session, approved.id, message_ids=[approved.letter.one_off_message_id],
-                                      actor_id=me)
-                message = "Approved: the reply is on its way."
-        elif action == "request_changes":
-            service.request_changes(session, version_id, comment=f.get("comment", ""), actor_id=me,
-                                    paragraph=optional_id(f.get("paragraph"), "paragraph"))
-            message = "Changes requested; the author sees your comment."
-        elif action == "comment":
-            service.add_comment(session, version_id, text=f.get("comment", ""), actor_id=me,
-                                paragraph=optional_id(f.get("paragraph"), "paragraph"))
-            message = "Comment added."
-        elif action == "new_version":
-            target = service.new_version(session, version_id, actor_id=me).id
-            message = "New draft version started from this one."
-        else:
-            abort(404, description=f"Unknown action {action!r}.")
+        message = save(session)
     except NotFound:
-        session.rollback()
-        abort(404, description=f"There is no letter version {version_id}.")
+        raise
     except DomainError as exc:
         session.rollback()
-        if action in ("edit", "submit") and "body" in f:  # show the page again with the writer's text kept
+        if "body" in f:  # show the page again with the writer's text kept
             return _version_page(session, service.get_version(session, version_id),
                                  draft=(f.get("subject", ""), f.get("body", "")), error=str(exc))
         flash(str(exc), "error")
         return redirect(url_for("letters.version", version_id=version_id)), 303
-    author_id = session.get(LetterVersion, version_id).author_id if action in ("approve", "request_changes") else None
     session.commit()
-    if reply_run is not None:
-        enqueue_run(reply_run.id)
-    if author_id is not None:
-        _email_notices(author_id)
     flash(message, "ok")
-    return redirect(url_for("letters.version", version_id=target)), 303
+    return redirect(url_for("letters.version", version_id=version_id)), 303
+
+
+@bp.route("/letters/versions/<int:version_id>/edit", methods=["POST"])
+@roles(*WRITERS)
+def edit_version(version_id: int):  # type: ignore[no-untyped-def]
+    def save(session: Session) -> str:
+        service.edit_draft(session, version_id, body=request.form.get("body", ""),
+                           subject=request.form.get("subject", ""), actor_id=current_user.id)
+        return "Draft saved."
+
+    return _save_draft(version_id, save)
+
+
+@bp.route("/letters/versions/<int:version_id>/submit", methods=["POST"])
+@roles(*WRITERS)
+def submit_version(version_id: int):  # type: ignore[no-untyped-def]
+    def save(session: Session) -> str:
+        # The draft page posts the editor's text with "Send for review", so unsaved edits go with it.
+        service.submit(session, version_id, actor_id=current_user.id, subject=request.form.get("subject"),
+                       body=request.form.get("body"))
+        return "Sent for review: a supervisor will approve it or ask for changes."
+
+    return _save_draft(version_id, save)
+
+
+def _approved_step(done: Done[LetterVersion]) -> Step:
+    message = ("Approved: the reply is on its way." if done.value.letter.one_off_message_id is not None
+               else "Approved: this version is now the one letters go out with.")
+    return message, url_for("letters.version", version_id=done.value.id), done.effects
+
+
+@bp.route("/letters/versions/<int:version_id>/approve", methods=["POST"])
+@roles(*APPROVERS)  # and an active approval delegate: web.access.APPROVAL_DELEGATE_OK
+def approve_version(version_id: int):  # type: ignore[no-untyped-def]
+    """A supervisor (or their delegate) approves; a one-off reply then goes out (drafting.review)."""
+    session = db_session()
+    return run_action(session, lambda: _approved_step(review.approve_version(
+        session, version_id, actor_id=current_user.id, email_author=bool(settings().smtp_host))),
+        back=url_for("letters.version", version_id=version_id))
+
+
+@bp.route("/letters/versions/<int:version_id>/approve_own", methods=["POST"])
+@roles(*WRITERS)  # the author's own version built from approved paragraphs: drafting.paragraphs checks
+def approve_own_version(version_id: int):  # type: ignore[no-untyped-def]
+    session = db_session()
+    f = request.form
+
+    def work() -> Step:
+        return _approved_step(review.approve_own_version(
+            session, version_id, actor_id=current_user.id, body=f.get("body"), subject=f.get("subject"),
+            office_allows=settings().approved_paragraphs_skip_review))
+
+    return run_action(session, work, back=url_for("letters.version", version_id=version_id))
+
+
+@bp.route("/letters/versions/<int:version_id>/request_changes", methods=["POST"])
+@roles(*APPROVERS)  # and an active approval delegate: web.access.APPROVAL_DELEGATE_OK
+def request_changes(version_id: int):  # type: ignore[no-untyped-def]
+    session = db_session()
+    here = url_for("letters.version", version_id=version_id)
+
+    def work() -> Step:
+        done = review.request_changes(session, version_id, comment=request.form.get("comment", ""),
+                                      actor_id=current_user.id, email_author=bool(settings().smtp_host),
+                                      paragraph=optional_id(request.form.get("paragraph"), "paragraph"))
+        return "Changes requested; the author sees your comment.", here, done.effects
+
+    return run_action(session, work, back=here)
+
+
+@bp.route("/letters/versions/<int:version_id>/comment", methods=["POST"])
+@roles(*WRITERS)
+def comment_version(version_id: int):  # type: ignore[no-untyped-def]
+    session = db_session()
+    here = url_for("letters.version", version_id=version_id)
+
+    def work() -> tuple[str, str]:
+        service.add_comment(session, version_id, text=request.form.get("comment", ""), actor_id=current_user.id,
+                            paragraph=optional_id(request.form.get("paragraph"), "paragraph"))
+        return "Comment added.", here
+
+    return run_action(session, work, back=here)
+
+
+@bp.route("/letters/versions/<int:version_id>/new_version", methods=["POST"])
+@roles(*WRITERS)
+def new_version(version_id: int):  # type: ignore[no-untyped-def]
+    session = db_session()
+
+    def work() -> tuple[str, str]:
+        made = service.new_version(session, version_id, actor_id=current_user.id)
+        return "New draft version started from this one.", url_for("letters.version", version_id=made.id)
+
+    return run_action(session, work, back=url_for("letters.version", version_id=version_id))
 
 
 @bp.route("/messages/<int:message_id>/reply", methods=["GET", "POST"])
@@ -333,39 +375,35 @@ def reply(message_id: int):  # type: ignore[no-untyped-def]
                            ), 400 if error else 200
 
 
-def _enqueue_send(ids: list[int]) -> None:
-    """After the commit: send these letters (a Redis outage is logged; the sweep queues them within minutes).
 
-    Kept for the response action route until it returns its effect (web.outcome.run_action).
-    """
-    from correspondence.effects import Effect
-    from web.outcome import after_commit
-
-    after_commit((Effect.of("send", *ids),))
-
-
-@bp.route("/responses/<int:response_id>/<action>", methods=["POST"])
-@roles(*SENDERS)
-def settle_response(response_id: int, action: str):  # type: ignore[no-untyped-def]
+def _settle(response_id: int, action: str, message: str):  # type: ignore[no-untyped-def]
     """Resend an uncertain or failed letter, or record that an uncertain one did arrive."""
     from correspondence.models import Response as Answer
     from drafting.send import settle
 
     session = db_session()
     answer = session.get(Answer, response_id)
-    if answer is None or action not in ("resend", "mark_sent"):
-        abort(404, description="There is no such letter or action.")
-    try:
+    if answer is None:
+        raise NotFound("no such letter")
+    back = url_for("messages.view", message_id=answer.message_id)
+
+    def work() -> Step:
         settle(session, response_id, action, actor_id=current_user.id)
-    except DomainError as exc:
-        session.rollback()
-        flash(str(exc), "error")
-    else:
-        session.commit()
-        if action == "resend":
-            _enqueue_send([response_id])
-        flash("Queued to send again." if action == "resend" else "Recorded as sent.", "ok")
-    return redirect(url_for("messages.view", message_id=answer.message_id)), 303
+        return message, back, (Effect.of("send", response_id),) if action == "resend" else ()
+
+    return run_action(session, work, back=back)
+
+
+@bp.route("/responses/<int:response_id>/resend", methods=["POST"])
+@roles(*SENDERS)
+def resend_response(response_id: int):  # type: ignore[no-untyped-def]
+    return _settle(response_id, "resend", "Queued to send again.")
+
+
+@bp.route("/responses/<int:response_id>/mark_sent", methods=["POST"])
+@roles(*SENDERS)
+def mark_response_sent(response_id: int):  # type: ignore[no-untyped-def]
+    return _settle(response_id, "mark_sent", "Recorded as sent.")
 
 
 @bp.route("/approvals/")
@@ -402,21 +440,16 @@ def delegate():  # type: ignore[no-untyped-def]
 
     session = db_session()
     f = request.form
-    try:
-        delegate_id = optional_id(f.get("delegate_id"), "delegate")
-        if delegate_id is None:
-            raise ValidationFailed("choose who approves while you are away")
+    back = url_for("letters.approvals")
+
+    def work() -> tuple[str, str]:
+        delegate_id = required_id(f.get("delegate_id"), "delegate", missing="choose who approves while you are away")
         made = delegate_approval(session, delegate_id=delegate_id, actor_id=current_user.id,
                                  starts_at=_day_start(f.get("starts_on"), "first day"),
                                  ends_at=_day_start(f.get("ends_on"), "last day", next_day=True))
-    except DomainError as exc:
-        session.rollback()
-        flash(str(exc), "error")
-    else:
-        name = made.delegate.name
-        session.commit()
-        flash(f"{name} may approve letters on your behalf for those days.", "ok")
-    return redirect(url_for("letters.approvals")), 303
+        return f"{made.delegate.name} may approve letters on your behalf for those days.", back
+
+    return run_action(session, work, back=back)
 
 
 @bp.route("/approvals/delegations/<int:delegation_id>/end", methods=["POST"])
@@ -425,17 +458,13 @@ def end_delegation(delegation_id: int):  # type: ignore[no-untyped-def]
     from drafting.delegation import end_delegation as end
 
     session = db_session()
-    try:
+    back = url_for("letters.approvals")
+
+    def work() -> tuple[str, str]:
         end(session, delegation_id, actor_id=current_user.id)
-    except NotFound:
-        abort(404, description=f"There is no delegation {delegation_id}.")
-    except DomainError as exc:
-        session.rollback()
-        flash(str(exc), "error")
-    else:
-        session.commit()
-        flash("Delegation ended.", "ok")
-    return redirect(url_for("letters.approvals")), 303
+        return "Delegation ended.", back
+
+    return run_action(session, work, back=back)
 
 
 @bp.route("/notices/")
@@ -453,10 +482,7 @@ def notice_read(notice_id: int):  # type: ignore[no-untyped-def]
     from correspondence.services.notices import mark_read
 
     session = db_session()
-    try:
-        notice = mark_read(session, notice_id, actor_id=current_user.id)
-    except NotFound:
-        abort(404, description=f"There is no notice {notice_id}.")
+    notice = mark_read(session, notice_id, actor_id=current_user.id)
     link = notice.link
     session.commit()
     if request.form.get("open") == "1" and link.startswith("/") and not link.startswith("//"):
@@ -474,19 +500,6 @@ def notices_read_all():  # type: ignore[no-untyped-def]
     session.commit()
     flash(f"{count} notices marked read." if count != 1 else "1 notice marked read.", "ok")
     return redirect(url_for("letters.notices")), 303
-
-
-def _email_notices(staffer_id: int) -> None:
-    """After the commit: queue the email copy of a staffer's new notices, when SMTP is set up.
-
-    The notice is already saved; if the queue cannot be reached it stays in the app, unemailed.
-    """
-    if not settings().smtp_host:
-        return
-    from correspondence.effects import Effect
-    from web.outcome import after_commit
-
-    after_commit((Effect.of("notice_emails", staffer_id),))  # a Redis outage is logged; the notice is kept
 
 
 @bp.app_context_processor
@@ -541,14 +554,11 @@ def answer_selection():  # type: ignore[no-untyped-def]
     session = db_session()
     query = request.form.get("filter") if request.method == "POST" else urlencode(list(request.args.items(multi=True)))
     posted = request.form.getlist("ids") if request.method == "POST" else []
-    ids = sorted({n for i in posted if (n := parse_id(i))})
+    ids = sorted(set(id_list(posted)))
     if posted and not ids:  # a selection of nothing usable is not "everything the inbox filter matches"
         abort(400, description="The selection names no messages.")
     if not ids:
-        try:
-            flt = parse_filter(MultiDict(parse_qs(query or "", keep_blank_values=False)), current_user.id)
-        except ValidationFailed as exc:
-            abort(400, description=str(exc))
+        flt = parse_filter(MultiDict(parse_qs(query or "", keep_blank_values=False)), current_user.id)
         ids = matching_ids(session, flt)
         query = query or ""
     else:
@@ -609,13 +619,13 @@ def preview():  # type: ignore[no-untyped-def]
         if batch_id is not None:
             ids = batch_message_ids(session, batch_id)
         elif request.args.get("ids"):
-            ids = [n for raw in request.args["ids"].split(",")[:5000] if (n := parse_id(raw.strip()))]
+            ids = id_list(request.args["ids"].split(","))
         else:
             flt = parse_filter(MultiDict(parse_qs(request.args.get("filter", ""))), current_user.id)
             ids = matching_ids(session, flt)
         previews = render_previews(session, version_id, ids, settings())
-    except NotFound as exc:
-        abort(404, description=str(exc))
+    except NotFound:
+        raise  # the app's 404 handler
     except DomainError as exc:
         abort(400, description=str(exc))
     version_ = session.get(LetterVersion, version_id)
@@ -632,16 +642,6 @@ def approved_letters(session, topic_id: int | None = None) -> list[LetterVersion
     order = [(FormLetter.topic_id == topic_id).desc()] if topic_id is not None else []
     return list(session.scalars(query.order_by(*order, FormLetter.title)))
 
-
-def enqueue_run(run_id: int) -> None:
-    """After the commit: queue an apply run (a Redis outage is logged; the sweeper re-queues runs left waiting).
-
-    Kept for the version action route until approval returns its effects (web.outcome.run_action).
-    """
-    from correspondence.effects import Effect
-    from web.outcome import after_commit
-
-    after_commit((Effect.of("apply_run", run_id),))
 
 
 def _run_or_404(session, run_id: int) -> ApplyRun:  # type: ignore[no-untyped-def]

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from email import policy
 from email.parser import BytesParser
 from urllib.parse import parse_qsl, urlencode
@@ -9,6 +10,7 @@ from urllib.parse import parse_qsl, urlencode
 from flask import Blueprint, Response, abort, flash, redirect, render_template, request, url_for
 from flask_login import current_user
 from sqlalchemy import or_, select
+from sqlalchemy.orm import Session
 from werkzeug.datastructures import MultiDict
 
 from correspondence.errors import DomainError, NotFound, PermissionDenied, ValidationFailed
@@ -33,7 +35,7 @@ from web import db_session
 from web.access import ALL_STAFF, roles
 from web.forms import ActionForm
 from web.inbox import list_args, parse_filter, remember_undo, take_undo
-from web.inputs import parse_id
+from web.inputs import optional_enum, optional_id, required_enum, required_id
 
 bp = Blueprint("messages", __name__, url_prefix="/messages")
 
@@ -63,10 +65,7 @@ def _original(raw: bytes | None) -> dict[str, object] | None:
 @roles(*ALL_STAFF)
 def view(message_id: int):  # type: ignore[no-untyped-def]
     session = db_session()
-    try:
-        message = get_message(session, message_id)
-    except NotFound:
-        abort(404, description=f"There is no message {message_id}.")
+    message = get_message(session, message_id)
     blob = session.get(Blob, message.raw_sha256) if message.raw_sha256 else None
     raw = load_blob(session, blob.sha256) if blob is not None else None
     textual = blob is not None and blob.content_type.split("/")[0] in ("text", "message") or (
@@ -127,54 +126,24 @@ def _raw_text(raw: bytes | None) -> str | None:
     return raw[:200_000].decode("utf-8", errors="replace")
 
 
-@bp.route("/<int:message_id>/<action>", methods=["POST"])
-@roles(*ALL_STAFF)
-def act(message_id: int, action: str):  # type: ignore[no-untyped-def]
+def _act(message_id: int, change: Callable[[Session], object], *, closes: bool = False):  # type: ignore[no-untyped-def]
+    """One triage action on a message: saved (then the same message, or the next in the staffer's list),
+    or refused with the reason; a refusal of the staffer's role is a 403."""
     session = db_session()
-    value = request.form.get("value", "")
     # The list the staffer is working through comes back with every form, so "next" means next in it.
     context = list_args(MultiDict(parse_qsl(request.form.get("list", ""))))
     here = url_for("messages.view", message_id=message_id, **context)
     try:
-        if action == "assign":
-            if value == "none":
-                unassign_message(session, message_id, actor_id=current_user.id)
-            elif parse_id(value) is None:
-                raise DomainError("choose a staffer to assign to")
-            else:
-                assign_message(session, message_id, parse_id(value), actor_id=current_user.id)
-        elif action == "triage":
-            form = request.form
-            if form.get("topic") and parse_id(form["topic"]) is None:
-                raise DomainError("choose a topic from the list")
-            if form.get("assignee") and parse_id(form["assignee"]) is None:
-                raise DomainError("choose a staffer from the list")
-            triage(session, message_id, topic_id=parse_id(form.get("topic", "")) if form.get("topic") else None,
-                   stance=Stance(form["stance"]) if form.get("stance") else None,
-                   assignee_id=parse_id(form.get("assignee", "")) if form.get("assignee") else None,
-                   actor_id=current_user.id)
-        elif action == "accept_suggestion":
-            accept_suggestion(session, message_id, actor_id=current_user.id)
-        elif action == "topic":
-            set_topic(session, message_id, parse_id(value), actor_id=current_user.id)
-        elif action == "stance":
-            set_stance(session, message_id, Stance(value) if value else None, actor_id=current_user.id)
-        elif action == "status":
-            change_status(session, message_id, MessageStatus(value), actor_id=current_user.id)
-        else:
-            abort(404, description=f"Unknown action {action!r}.")
-    except NotFound:
-        abort(404, description=f"There is no message {message_id}.")
+        change(session)
     except PermissionDenied as exc:
-        session.rollback()
-        abort(403, description=str(exc))
-    except (DomainError, ValueError) as exc:
-        session.rollback()
+        abort(403, description=str(exc))  # the error handler rolls back
+    except NotFound:
+        raise  # the 404 handler rolls back
+    except DomainError as exc:
         flash(str(exc), "error")
-        return redirect(here), 303
+        return redirect(here), 303  # nothing was committed: the request's teardown discards it
     session.commit()
-    closed = action == "status" and value == MessageStatus.CLOSED.value
-    if closed:
+    if closes:
         flash("Closed.", "ok")
         remember_undo([message_id])
     else:
@@ -189,15 +158,66 @@ def act(message_id: int, action: str):  # type: ignore[no-untyped-def]
     return redirect(here), 303
 
 
+@bp.route("/<int:message_id>/assign", methods=["POST"])
+@roles(*ALL_STAFF)
+def assign(message_id: int):  # type: ignore[no-untyped-def]
+    def change(session: Session) -> object:
+        value = request.form.get("value", "")
+        if value == "none":
+            return unassign_message(session, message_id, actor_id=current_user.id)
+        staffer_id = required_id(value, "staffer", missing="choose a staffer to assign to")
+        return assign_message(session, message_id, staffer_id, actor_id=current_user.id)
+
+    return _act(message_id, change)
+
+
+@bp.route("/<int:message_id>/triage", methods=["POST"])
+@roles(*ALL_STAFF)
+def triage_message(message_id: int):  # type: ignore[no-untyped-def]
+    def change(session: Session) -> object:
+        form = request.form
+        return triage(session, message_id, topic_id=optional_id(form.get("topic"), "topic"),
+                      stance=optional_enum(Stance, form.get("stance"), "stance"),
+                      assignee_id=optional_id(form.get("assignee"), "staffer"), actor_id=current_user.id)
+
+    return _act(message_id, change)
+
+
+@bp.route("/<int:message_id>/accept_suggestion", methods=["POST"])
+@roles(*ALL_STAFF)
+def accept_topic_suggestion(message_id: int):  # type: ignore[no-untyped-def]
+    return _act(message_id, lambda session: accept_suggestion(session, message_id, actor_id=current_user.id))
+
+
+@bp.route("/<int:message_id>/topic", methods=["POST"])
+@roles(*ALL_STAFF)
+def topic(message_id: int):  # type: ignore[no-untyped-def]
+    return _act(message_id, lambda session: set_topic(
+        session, message_id, optional_id(request.form.get("value"), "topic"), actor_id=current_user.id))
+
+
+@bp.route("/<int:message_id>/stance", methods=["POST"])
+@roles(*ALL_STAFF)
+def stance(message_id: int):  # type: ignore[no-untyped-def]
+    return _act(message_id, lambda session: set_stance(
+        session, message_id, optional_enum(Stance, request.form.get("value"), "stance"), actor_id=current_user.id))
+
+
+@bp.route("/<int:message_id>/status", methods=["POST"])
+@roles(*ALL_STAFF)
+def status(message_id: int):  # type: ignore[no-untyped-def]
+    target = request.form.get("value", "")
+    return _act(message_id, lambda session: change_status(
+        session, message_id, required_enum(MessageStatus, target, "status", missing="choose a status"),
+        actor_id=current_user.id), closes=target == MessageStatus.CLOSED.value)
+
+
 @bp.route("/<int:message_id>/pages/<int:number>")
 @roles(*ALL_STAFF)
 def page_image(message_id: int, number: int):  # type: ignore[no-untyped-def]
     """The image of one scanned page, shown beside its OCR text."""
     session = db_session()
-    try:
-        message = get_message(session, message_id)
-    except NotFound:
-        abort(404, description=f"There is no message {message_id}.")
+    message = get_message(session, message_id)
     pages = ((message.facts or {}).get("ocr") or {}).get("pages") or []
     if not 1 <= number <= len(pages) or not pages[number - 1].get("image"):
         abort(404, description=f"Message {message_id} has no page image {number}.")

@@ -8,7 +8,7 @@ from flask import abort, flash, redirect
 from sqlalchemy.orm import Session
 
 from correspondence.effects import Effect
-from correspondence.errors import DomainError, NotFound
+from correspondence.errors import DomainError, NotFound, PermissionDenied
 
 Step = tuple[str, str] | tuple[str, str, tuple[Effect, ...]]
 
@@ -26,21 +26,27 @@ def after_commit(effects: Iterable[Effect]) -> int:
 
 
 def run_action(session: Session, work: Callable[[], Step], *, back: str,  # type: ignore[no-untyped-def]
-               failed: str = ""):
+               failed: str = "", refusal_is_403: bool = False):
     """Run work() -> (message, where to go[, effects]); commit, queue the effects and say the message,
     or roll back and explain.
 
-    A missing object is a 404; any other refusal goes back to `back` with the reason shown, after
-    `failed` (e.g. "Mailbox not added: "). Effects (jobs) are queued only after the commit
-    (workers.effects.dispatch), so a job never sees a transaction that did not happen.
+    A missing object (NotFound) rises to the app's 404 handler, which rolls back (web/__init__.py); any
+    other refusal goes back to `back` with the reason shown, after `failed` (e.g. "Mailbox not added: "),
+    or, with refusal_is_403, a PermissionDenied is a 403 page. Effects (jobs) are queued only after the
+    commit (workers.effects.dispatch), so a job never sees a transaction that did not happen.
     """
     try:
         step = work()
         message, target = step[0], step[1]
         effects: tuple[Effect, ...] = step[2] if len(step) > 2 else ()  # type: ignore[misc]
-    except NotFound as exc:
+    except NotFound:
+        raise  # the app's 404 handler rolls back and shows the page
+    except PermissionDenied as exc:
+        if refusal_is_403:
+            abort(403, description=str(exc))  # the error handler rolls back
         session.rollback()
-        abort(404, description=str(exc))
+        flash(f"{failed}{exc}", "error")
+        return redirect(back), 303
     except DomainError as exc:
         session.rollback()
         flash(f"{failed}{exc}", "error")
@@ -49,3 +55,4 @@ def run_action(session: Session, work: Callable[[], Step], *, back: str,  # type
     after_commit(effects)
     flash(message, "ok")
     return redirect(target), 303
+

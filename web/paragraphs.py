@@ -8,9 +8,9 @@ static/paragraphs.js makes the same buttons insert at the cursor without a round
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 
-from flask import Blueprint, abort, flash, redirect, render_template, request, url_for
+from flask import Blueprint, flash, redirect, render_template, request, url_for
 from flask_login import current_user
 from sqlalchemy import select
 from sqlalchemy.orm import Session
@@ -35,10 +35,7 @@ def _topics(session: Session) -> list[Topic]:
 
 
 def _library_page(session: Session, *, values: Mapping[str, str], error: str | None = None):  # type: ignore[no-untyped-def]
-    try:
-        topic_id = optional_id(request.args.get("topic"), "topic")
-    except ValidationFailed as exc:
-        abort(400, description=str(exc))
+    topic_id = optional_id(request.args.get("topic"), "topic")
     entries = service.library(session, topic_id=topic_id, include_retired=request.args.get("retired") == "1")
     return render_template("paragraphs.html", entries=entries, topics=_topics(session), args=request.args,
                            values=values, error=error, form=ActionForm()), 400 if error else 200
@@ -71,49 +68,74 @@ def propose():  # type: ignore[no-untyped-def]
 @roles(*WRITERS)
 def paragraph(paragraph_id: int):  # type: ignore[no-untyped-def]
     session = db_session()
-    try:
-        item = service.get_paragraph(session, paragraph_id)
-    except NotFound:
-        abort(404, description=f"There is no standard paragraph {paragraph_id}.")
+    item = service.get_paragraph(session, paragraph_id)
     return render_template("paragraph.html", paragraph=item, approved=service.approved_revision(session, item.id),
                            proposed=service.open_proposal(session, item.id),
                            revisions=sorted(item.revisions, key=lambda r: -r.number), form=ActionForm(),
                            approver=current_user.role in service.APPROVERS)
 
 
-@bp.route("/paragraphs/<int:paragraph_id>/<action>", methods=["POST"])
-@roles(*WRITERS)
-def act(paragraph_id: int, action: str):  # type: ignore[no-untyped-def]
-    """Revise and withdraw (writers); approve, decline and retire (supervisors; the service checks)."""
+def _revision_id(session: Session, paragraph_id: int) -> int:
+    """The revision of this paragraph the form names (a revision of another paragraph is not found)."""
+    value = optional_id(request.form.get("revision_id"), "revision")
+    revision = session.get(ParagraphRevision, value) if value else None
+    if revision is None or revision.paragraph_id != paragraph_id:
+        raise NotFound("no such revision of this paragraph")
+    return revision.id
+
+
+def _on_paragraph(paragraph_id: int, work: Callable[[Session], str]):  # type: ignore[no-untyped-def]
+    """Run one decision on a paragraph that exists, and come back to its page."""
     session = db_session()
-    f = request.form
-    me = current_user.id
     here = url_for("paragraphs.paragraph", paragraph_id=paragraph_id)
 
-    def revision_id() -> int:
-        value = optional_id(f.get("revision_id"), "revision")
-        revision = session.get(ParagraphRevision, value) if value else None
-        if revision is None or revision.paragraph_id != paragraph_id:
-            raise NotFound("no such revision of this paragraph")
-        return revision.id
-
-    def work() -> tuple[str, str]:
+    def step() -> tuple[str, str]:
         service.get_paragraph(session, paragraph_id)
-        if action == "revise":
-            revision = service.revise_paragraph(session, paragraph_id, text=f.get("text", ""), actor_id=me)
-            return f"Revision {revision.number} proposed: the approved words stay in use until it is approved.", here
-        if action == "approve":
-            revision = service.approve_revision(session, revision_id(), actor_id=me)
-            return f"Revision {revision.number} approved: writers can insert it now.", here
-        if action == "withdraw":
-            service.withdraw_revision(session, revision_id(), actor_id=me, reason=f.get("reason", ""))
-            return "Proposal taken back.", here
-        if action == "retire":
-            service.retire_paragraph(session, paragraph_id, actor_id=me)
-            return "Paragraph retired: it is no longer offered to writers.", here
-        abort(404, description=f"Unknown action {action!r}.")
+        return work(session), here
 
-    return run_action(session, work, back=here)
+    return run_action(session, step, back=here)
+
+
+@bp.route("/paragraphs/<int:paragraph_id>/revise", methods=["POST"])
+@roles(*WRITERS)
+def revise(paragraph_id: int):  # type: ignore[no-untyped-def]
+    def work(session: Session) -> str:
+        revision = service.revise_paragraph(session, paragraph_id, text=request.form.get("text", ""),
+                                            actor_id=current_user.id)
+        return f"Revision {revision.number} proposed: the approved words stay in use until it is approved."
+
+    return _on_paragraph(paragraph_id, work)
+
+
+@bp.route("/paragraphs/<int:paragraph_id>/approve", methods=["POST"])
+@roles(*service.APPROVERS)
+def approve(paragraph_id: int):  # type: ignore[no-untyped-def]
+    def work(session: Session) -> str:
+        revision = service.approve_revision(session, _revision_id(session, paragraph_id), actor_id=current_user.id)
+        return f"Revision {revision.number} approved: writers can insert it now."
+
+    return _on_paragraph(paragraph_id, work)
+
+
+@bp.route("/paragraphs/<int:paragraph_id>/withdraw", methods=["POST"])
+@roles(*WRITERS)  # the author takes their proposal back, or a supervisor declines it: the service checks
+def withdraw(paragraph_id: int):  # type: ignore[no-untyped-def]
+    def work(session: Session) -> str:
+        service.withdraw_revision(session, _revision_id(session, paragraph_id), actor_id=current_user.id,
+                                  reason=request.form.get("reason", ""))
+        return "Proposal taken back."
+
+    return _on_paragraph(paragraph_id, work)
+
+
+@bp.route("/paragraphs/<int:paragraph_id>/retire", methods=["POST"])
+@roles(*service.APPROVERS)
+def retire(paragraph_id: int):  # type: ignore[no-untyped-def]
+    def work(session: Session) -> str:
+        service.retire_paragraph(session, paragraph_id, actor_id=current_user.id)
+        return "Paragraph retired: it is no longer offered to writers."
+
+    return _on_paragraph(paragraph_id, work)
 
 
 @bp.route("/letters/versions/<int:version_id>/insert-paragraph", methods=["POST"])

@@ -2,18 +2,18 @@
 
 from __future__ import annotations
 
-from flask import Blueprint, abort, flash, redirect, render_template, request, url_for
+from flask import Blueprint, render_template, request, url_for
 from flask_login import current_user
 from sqlalchemy import func, select
 
-from correspondence.errors import DomainError, NotFound, PermissionDenied
+from correspondence.effects import Effect
 from correspondence.models import Message, MessageStatus
 from correspondence.services.messages import list_quarantined, release_message, retry_message
 from correspondence.states import TRIAGE as STATE_TRIAGE
 from web import db_session
 from web.access import roles
-from web.api import _enqueue
 from web.forms import ActionForm
+from web.outcome import Step, run_action
 
 bp = Blueprint("quarantine", __name__, url_prefix="/quarantine")
 
@@ -32,31 +32,34 @@ def index():  # type: ignore[no-untyped-def]
                            bounces=quarantined(session))
 
 
-@bp.route("/<int:message_id>/<action>", methods=["POST"])
+def _back() -> str:
+    """Back to the page of the list the staffer acted from (only ever a quarantine page)."""
+    wanted = request.form.get("next", "")
+    return wanted if wanted.startswith("/quarantine") else url_for("quarantine.index")
+
+
+@bp.route("/<int:message_id>/retry", methods=["POST"])
 @roles(*TRIAGE)
-def act(message_id: int, action: str):  # type: ignore[no-untyped-def]
+def retry(message_id: int):  # type: ignore[no-untyped-def]
+    """Process a quarantined message again (after the commit: its processing job)."""
     session = db_session()
-    try:
-        if action == "retry":
-            retry_message(session, message_id, actor_id=current_user.id)
-        elif action == "release":
-            release_message(session, message_id, actor_id=current_user.id)
-        else:
-            abort(404, description=f"Unknown action {action!r}.")
-    except NotFound:
-        abort(404, description=f"There is no message {message_id}.")
-    except PermissionDenied as exc:
-        session.rollback()
-        abort(403, description=str(exc))
-    except DomainError as exc:
-        session.rollback()
-        flash(str(exc), "error")
-        return redirect(url_for("quarantine.index")), 303
-    session.commit()
-    if action == "retry":
-        _enqueue(message_id)
-        flash(f"Message {message_id} is being processed again.", "ok")
-    else:
-        flash(f"Message {message_id} released to the inbox as it is.", "ok")
-    return redirect(request.form.get("next") if request.form.get("next", "").startswith("/quarantine")
-                    else url_for("quarantine.index")), 303
+
+    def work() -> Step:
+        retry_message(session, message_id, actor_id=current_user.id)
+        return (f"Message {message_id} is being processed again.", _back(),
+                (Effect.of("process_message", message_id),))
+
+    return run_action(session, work, back=url_for("quarantine.index"), refusal_is_403=True)
+
+
+@bp.route("/<int:message_id>/release", methods=["POST"])
+@roles(*TRIAGE)
+def release(message_id: int):  # type: ignore[no-untyped-def]
+    """Let a quarantined message into the inbox as it is."""
+    session = db_session()
+
+    def work() -> Step:
+        release_message(session, message_id, actor_id=current_user.id)
+        return f"Message {message_id} released to the inbox as it is.", _back()
+
+    return run_action(session, work, back=url_for("quarantine.index"), refusal_is_403=True)

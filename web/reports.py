@@ -10,7 +10,7 @@ from flask_login import current_user
 
 from constituents.segments import list_segments
 from correspondence.csvsafe import rows_to_csv
-from correspondence.errors import DomainError, NotFound
+from correspondence.errors import DomainError
 from correspondence.models import Role
 from insight import reports
 from web import db_session
@@ -44,10 +44,7 @@ def activity():  # type: ignore[no-untyped-def]
 
 
 def _run_or_404(session, run_id: int):  # type: ignore[no-untyped-def]
-    try:
-        return reports.get_run(session, run_id)
-    except NotFound:
-        abort(404, description=f"There is no report {run_id}.")
+    return reports.get_run(session, run_id)
 
 
 @bp.route("/<int:run_id>")
