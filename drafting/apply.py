@@ -542,12 +542,13 @@ def _guard(session: Session, version: LetterVersion, ids: list[int], options: Op
            today: date | None) -> franking.Verdict:
     """The mass-communication guard at the start: a run that makes unsolicited letters may not start in
     a blackout, nor above the threshold without an approval. The cheap count (one per person among the
-    follow-ups) settles most runs; near the threshold the dry run's own walk counts exactly."""
+    follow-ups) settles most runs; when it would refuse, the dry run's own walk counts exactly (a follow-up
+    asked for again, whose people all have the letter, makes nothing and is not refused)."""
     day = today or rules.today()
     upper = franking.unsolicited_people(session, ids)
     verdict = franking.check(session, letter_id=version.letter_id, version_id=version.id, pieces=upper,
                              rules=rules, today=day)
-    if verdict.needs_approval and not verdict.blocked:
+    if verdict.problems():  # what the run would really make (people already answered, suppressed, no address)
         exact = plan(session, ids, version_id=version.id, options=options, rules=rules, today=day).franking
         verdict = exact if exact is not None else verdict
     problems = verdict.problems()

@@ -235,3 +235,23 @@ def test_admins_keep_the_calendar_and_the_follow_up_page_shows_and_enforces_it(s
     finally:
         app.extensions["mailroom.db"].dispose()
         app.extensions["mailroom.db_write"].dispose()
+
+
+def test_a_follow_up_asked_for_again_that_makes_nothing_is_not_refused(session, factory, database, settings):
+    version, author = _letter(session, factory, "Water bill passed")
+    follow = _follow_up(session, factory, version, author, "99809", 2)
+    run = start_run(session, version.id, message_ids=follow, actor_id=author.id, rules=RULES, today=TODAY)
+    session.commit()
+    execute_run(database, run.id, settings)
+    session.rollback()
+    franking.add_election(session, kind="runoff", election_date=TODAY + timedelta(days=5), actor_id=author.id)
+    again = plan(session, follow, version_id=version.id, rules=RULES, today=TODAY)
+    assert again.letters == 0 and again.franking.kind == franking.SOLICITED  # nothing unsolicited to send
+    start_run(session, version.id, message_ids=follow, actor_id=author.id, rules=RULES, today=TODAY)
+    # A new person in the segment would get a letter: that is refused in the blackout.
+    factory.constituent(email="newcomer@example.org", zip5="99809")
+    segment = segments.list_segments(session)[0]
+    more = segments.follow_up_messages(session, segment, version.id, "Follow-up: water", actor_id=author.id)
+    assert len(more) == 3 and set(follow) < set(more)
+    with pytest.raises(PermissionDenied, match="blackout"):
+        start_run(session, version.id, message_ids=more, actor_id=author.id, rules=RULES, today=TODAY)
