@@ -91,6 +91,11 @@ class Settings:
     # (default: bounces@ the MAILROOM_MAIL_FROM domain); soft bounces (4.x.x) before an address is invalid.
     bounce_address: str = ""
     soft_bounce_limit: int = 3
+    # The mass-communication (franking) guard (outbound/franking.py): unsolicited substantially identical
+    # pieces per letter family and legislative year allowed without a recorded approval, and the days
+    # before an election entered on the calendar in which none may start (House: 90; a Senate office: 60).
+    mass_mail_threshold: int = 499
+    blackout_days: int = 90
     # DKIM signing (dkimpy) when a key file is given: the selector's public key is in DNS at
     # <selector>._domainkey.<domain> (domain default: the MAILROOM_MAIL_FROM domain).
     dkim_selector: str = ""
@@ -187,6 +192,8 @@ class Settings:
             "smtp_rate_per_second": float(env.get("MAILROOM_SMTP_RATE") or cls.smtp_rate_per_second),
             "bounce_address": env.get("MAILROOM_BOUNCE_ADDRESS", "").strip(),
             "soft_bounce_limit": _positive(env, "MAILROOM_SOFT_BOUNCE_LIMIT", cls.soft_bounce_limit),
+            "mass_mail_threshold": _count(env, "MAILROOM_MASS_MAIL_THRESHOLD", cls.mass_mail_threshold),
+            "blackout_days": _count(env, "MAILROOM_BLACKOUT_DAYS", cls.blackout_days),
             "dkim_selector": env.get("MAILROOM_DKIM_SELECTOR", "").strip(),
             "dkim_domain": env.get("MAILROOM_DKIM_DOMAIN", "").strip().lower(),
             "dkim_key_path": Path(env["MAILROOM_DKIM_KEY"]).resolve() if env.get("MAILROOM_DKIM_KEY") else None,

@@ -29,6 +29,7 @@ from correspondence.models import (
     ConstituentTag,
     Direction,
     DistrictStatus,
+    LetterVersion,
     Message,
     MessageStatus,
     Segment,
@@ -37,6 +38,7 @@ from correspondence.models import (
     Topic,
 )
 from correspondence.services.audit import record
+from outbound import franking
 
 
 def _zip5s(text: str) -> tuple[tuple[str, ...], list[str]]:
@@ -334,8 +336,10 @@ def follow_up_messages(session: Session, segment: Segment, version_id: int, subj
     return ids
 
 
-def follow_up_plan(session: Session, flt: SegmentFilter) -> dict[str, int | dict[str, int]]:
-    """The dry run of a follow-up: how many would get email, a printed letter, or nothing (no address)."""
+def follow_up_plan(session: Session, flt: SegmentFilter, *, rules: franking.Rules | None = None,
+                   version: LetterVersion | None = None, today: date | None = None) -> dict[str, object]:
+    """The dry run of a follow-up: how many would get email, a printed letter, or nothing (no address), and
+    the mass-communication guard's verdict on sending them ``version`` (a follow-up is unsolicited)."""
     people = apply_filter(select(Constituent.id), flt).subquery()
     total = session.scalar(select(func.count()).select_from(people)) or 0
     with_email = session.scalar(select(func.count(func.distinct(ConstituentEmail.constituent_id)))
@@ -352,9 +356,14 @@ def follow_up_plan(session: Session, flt: SegmentFilter) -> dict[str, int | dict
         .where(ConstituentEmail.id.in_(first_email), Suppression.reason.is_not(None))
         .group_by(Suppression.reason)).all())
     held = sum(suppressed.values())
+    rules = rules or franking.Rules()
+    verdict = franking.check(session, letter_id=version.letter_id if version else None,
+                             version_id=version.id if version else None, pieces=with_email - held + postal,
+                             rules=rules, today=today or rules.today())
     return {"total": total, "email": with_email - held, "print": postal, "no_address": total - with_email - postal,
             "answered": 0, "cannot": 0, "suppressed": held,
-            "suppressed_by": {reason.value: n for reason, n in sorted(suppressed.items())}}
+            "suppressed_by": {reason.value: n for reason, n in sorted(suppressed.items())},
+            "franking": verdict, "franking_letter": version.letter.title if version else None}
 
 
 def topic_names(session: Session) -> dict[int, str]:

@@ -58,7 +58,7 @@ from correspondence.services.messages import answers_left, close_message, queue_
 from correspondence.states import ANSWERABLE, APPLY_RUNS, can_move
 from drafting.headers import header_text
 from drafting.render import Budget, LetterError, Office, context, render, validate
-from outbound import suppression
+from outbound import franking, suppression
 
 log = logging.getLogger(__name__)
 
@@ -411,8 +411,10 @@ class Plan:
     print: int = 0  # letters for the post
     with_additions: int = 0  # letters to people whose messages carry personal additions
     closed: int = 0  # messages the run closes (with the reason)
+    unsolicited: int = 0  # letters to people who did not write (follow-ups): outbound.franking counts them
     counts: dict[str, int] = field(default_factory=dict)
     message_ids: list[int] = field(default_factory=list)
+    franking: franking.Verdict | None = None  # the mass-communication guard's verdict on this run
 
     @property
     def total(self) -> int:
@@ -439,11 +441,13 @@ class Plan:
             self.email += decision.method == DeliveryMethod.EMAIL
             self.print += decision.method == DeliveryMethod.PRINT
             self.with_additions += decision.with_additions
+            self.unsolicited += franking.classify(m.direction for m in decision.covered) == franking.UNSOLICITED
 
     def as_dict(self) -> dict[str, object]:
         return {"messages": self.messages, "people": self.people, "letters": self.letters, "covered": self.covered,
                 "email": self.email, "print": self.print, "with_additions": self.with_additions,
-                "closed": self.closed, "counts": {k: v for k, v in sorted(self.counts.items()) if v}}
+                "closed": self.closed, "unsolicited": self.unsolicited,
+                "counts": {k: v for k, v in sorted(self.counts.items()) if v}}
 
 
 def batch_message_ids(session: Session, batch_id: int) -> list[int]:
@@ -464,8 +468,10 @@ def _walk(session: Session, people: Sequence[Sequence[int]], facts: Facts, *, le
 
 
 def plan(session: Session, message_ids: Sequence[int], *, version_id: int | None = None,
-         options: Options | None = None, policy: Policy | None = None, now: datetime | None = None) -> Plan:
-    """What confirming would do, without changing anything (the same walk and rules as the job)."""
+         options: Options | None = None, policy: Policy | None = None, now: datetime | None = None,
+         rules: franking.Rules | None = None, today: date | None = None) -> Plan:
+    """What confirming would do, without changing anything (the same walk and rules as the job), and the
+    mass-communication guard's verdict on it (``franking``: the start refuses what it refuses)."""
     options, policy, now = options or Options(), policy or Policy(), now or utcnow()
     letter_id = _letter_of(session, version_id)
     people = group_people(session, message_ids)
@@ -476,6 +482,9 @@ def plan(session: Session, message_ids: Sequence[int], *, version_id: int | None
         for _messages, decision in _walk(session, people[start:start + CHUNK], facts, letter_id=letter_id,
                                          options=options, policy=policy, now=now):
             result.add(decision)
+    rules = rules or franking.Rules()
+    result.franking = franking.check(session, letter_id=letter_id, version_id=version_id, pieces=result.unsolicited,
+                                     rules=rules, today=today or rules.today(now))
     return result
 
 
@@ -491,7 +500,8 @@ def _chunks(items: Sequence[int], size: int):  # type: ignore[no-untyped-def]
 
 
 def start_run(session: Session, version_id: int, *, actor_id: int, batch_id: int | None = None,
-              message_ids: Sequence[int] | None = None, options: Options | None = None) -> ApplyRun:
+              message_ids: Sequence[int] | None = None, options: Options | None = None,
+              rules: franking.Rules | None = None, today: date | None = None) -> ApplyRun:
     version = session.get(LetterVersion, version_id)
     if version is None:
         raise NotFound(f"no letter version {version_id}")
@@ -513,6 +523,7 @@ def start_run(session: Session, version_id: int, *, actor_id: int, batch_id: int
     if not ids:
         raise ValidationFailed("there are no messages to answer")
     chosen = options or Options()
+    verdict = _guard(session, version, ids, chosen, rules or franking.Rules(), today)
     run = ApplyRun(version_id=version.id, batch_id=batch_id, message_ids=ids, created_by_id=actor_id,
                    total=len(ids), state=RunState.QUEUED, options=chosen.as_dict())
     session.add(run)
@@ -521,8 +532,29 @@ def start_run(session: Session, version_id: int, *, actor_id: int, batch_id: int
         session.execute(update(Batch).where(Batch.id == batch_id, Batch.status == BatchStatus.OPEN)
                         .values(status=BatchStatus.ANSWERED))
     record(session, actor_id=actor_id, action="apply_run.start", object_type="apply_run", object_id=run.id,
-           after={"version_id": version.id, "batch_id": batch_id, "messages": len(ids), "options": chosen.as_dict()})
+           after={"version_id": version.id, "batch_id": batch_id, "messages": len(ids), "options": chosen.as_dict(),
+                  "franking": verdict.kind, "unsolicited": verdict.pieces,
+                  "approval": verdict.approval.opinion_number if verdict.over and verdict.approval else None})
     return run
+
+
+def _guard(session: Session, version: LetterVersion, ids: list[int], options: Options, rules: franking.Rules,
+           today: date | None) -> franking.Verdict:
+    """The mass-communication guard at the start: a run that makes unsolicited letters may not start in
+    a blackout, nor above the threshold without an approval. The cheap count (one per person among the
+    follow-ups) settles most runs; when it would refuse, the dry run's own walk counts exactly (a follow-up
+    asked for again, whose people all have the letter, makes nothing and is not refused)."""
+    day = today or rules.today()
+    upper = franking.unsolicited_people(session, ids)
+    verdict = franking.check(session, letter_id=version.letter_id, version_id=version.id, pieces=upper,
+                             rules=rules, today=day)
+    if verdict.problems():  # what the run would really make (people already answered, suppressed, no address)
+        exact = plan(session, ids, version_id=version.id, options=options, rules=rules, today=day).franking
+        verdict = exact if exact is not None else verdict
+    problems = verdict.problems()
+    if problems:
+        raise PermissionDenied("not started: " + "; ".join(problems))
+    return verdict
 
 def new_message_id(domain: str) -> str:
     return f"<mailroom.{uuid.uuid4().hex}@{domain}>"
@@ -692,10 +724,11 @@ def waiting_emails(session: Session) -> int:
         Response.state == ResponseState.QUEUED)) or 0
 
 def queue_apply_run(session: Session, version_id: int, *, actor_id: int, batch_id: int | None = None,
-                    message_ids: Sequence[int] | None = None, options: Options | None = None) -> Done[ApplyRun]:
+                    message_ids: Sequence[int] | None = None, options: Options | None = None,
+                    rules: franking.Rules | None = None, today: date | None = None) -> Done[ApplyRun]:
     """Start an apply run (`start_run`) and ask for its job, which the boundary queues after the commit."""
     run = start_run(session, version_id, actor_id=actor_id, batch_id=batch_id, message_ids=message_ids,
-                    options=options)
+                    options=options, rules=rules, today=today)
     return Done(run, (Effect.of("apply_run", run.id),))
 
 

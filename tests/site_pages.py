@@ -113,6 +113,13 @@ def seed_office(db: Database, instance_dir: Path, settings) -> dict[str, int]:  
         upload = imports.upload(s, b"first_name,last_name,email,zip\nAna,Lopez,ana@example.org,43215\n"
                                    b"Bo,Ng,not-an-email,4321\n", "people.csv", actor_id=boss.id)
         run = apply.start_run(s, version.id, actor_id=writer.id, batch_id=batch.id)
+        from outbound import franking
+
+        # The elections page shows an election (its blackout window) and a recorded approval.
+        franking.add_election(s, kind="general", election_date=today + timedelta(days=400), note=LONG_TITLE[:200],
+                              actor_id=boss.id)
+        franking.record_approval(s, version.letter_id, opinion_number="AO-" + LONG_WORD[:90], opinion_date=today,
+                                 actor_id=boss.id, rules=franking.Rules(), today=today)
         from drafting import paragraphs
 
         paragraph_id = paragraphs.propose_paragraph(s, title="Thanks " + LONG_WORD[:200], actor_id=writer.id,

@@ -121,6 +121,10 @@ MATRIX = {
     "admin.topics_activate": frozenset({A, S}),
     "search.index": ALL,
     "admin.case_categories": frozenset({A, S}),
+    "admin.franking": frozenset({A}),
+    "admin.election_add": frozenset({A}),
+    "admin.election_remove": frozenset({A}),
+    "admin.approval_record": frozenset({A}),
     "dashboard.analytics": frozenset({A, S}),
     "dashboard.analytics_recompute": frozenset({A, S}),
     "dashboard.analytics_csv": frozenset({A, S}),
@@ -185,7 +189,8 @@ SIMPLE_GETS = {"inbox.index": "/inbox/", "batches.index": "/batches/", "letters.
                "admin.staff": "/admin/staff",
                "auth.change_password": "/account/password", "quarantine.index": "/quarantine/",
                "admin.intake": "/admin/intake", "calls.new": "/calls/new", "scans.upload": "/scans/upload",
-               "admin.routing": "/admin/routing", "constituents.index": "/constituents/",
+               "admin.routing": "/admin/routing", "admin.franking": "/admin/franking",
+               "constituents.index": "/constituents/",
                "constituents.import_upload": "/constituents/import", "reports.activity": "/reports/activity",
                "constituents.duplicate_list": "/constituents/duplicates", "letters.notices": "/notices/"}
 

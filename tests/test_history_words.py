@@ -56,6 +56,7 @@ ACTIONS = [
     "paragraph_revision.propose", "paragraph_revision.retire", "paragraph_revision.withdraw",
     "address.complaint", "address.invalid", "address.restored", "address.soft_bounce", "address.unsubscribed",
     "bounce.quarantined", "response.bounced",
+    "election.add", "election.remove", "mass_mail_approval.record",
 ]
 
 _ACTION_LINE = re.compile(r"action=|else \"")

@@ -377,3 +377,91 @@ def case_categories():  # type: ignore[no-untyped-def]
     items = list(session.scalars(select(CaseCategory).order_by(CaseCategory.name)))
     return render_template("admin_case_categories.html", categories=items, steps_text=casework.steps_text,
                            form=ActionForm())
+
+
+# --- the mass-communication guard: the blackout calendar and advisory-opinion approvals ------------
+
+def _date(raw: str | None, name: str):  # type: ignore[no-untyped-def]
+    from datetime import date
+
+    from correspondence.errors import ValidationFailed
+
+    try:
+        return date.fromisoformat((raw or "").strip())
+    except ValueError as exc:
+        raise ValidationFailed(f"{name} must be a date like 2026-11-03") from exc
+
+
+@bp.route("/franking")
+@roles(Role.ADMIN)
+def franking():  # type: ignore[no-untyped-def]
+    """Election dates (each closes a blackout window for unsolicited mass mail) and recorded approvals."""
+    from correspondence.models import ElectionKind, FormLetter
+    from outbound import franking as rules
+
+    session = db_session()
+    office = rules.Rules.of(settings())
+    today = office.today()
+    now_in, upcoming = rules.blackouts(session, today, office)
+    letters = list(session.scalars(select(FormLetter).where(FormLetter.one_off_message_id.is_(None))
+                                   .order_by(FormLetter.title)))
+    from datetime import timedelta
+
+    elections = rules.list_elections(session)
+    starts = {e.id: e.election_date - timedelta(days=office.blackout_days) for e in elections}
+    return render_template("admin_franking.html", elections=elections, starts=starts,
+                           approvals=rules.list_approvals(session), kinds=list(ElectionKind), letters=letters,
+                           rules=office, today=today, blocked=now_in, upcoming=upcoming,
+                           year=rules.legislative_year(today), form=ActionForm())
+
+
+@bp.route("/franking/elections", methods=["POST"])
+@roles(Role.ADMIN)
+def election_add():  # type: ignore[no-untyped-def]
+    from outbound.franking import add_election
+
+    session = db_session()
+
+    def act() -> tuple[str, str]:
+        election = add_election(session, kind=request.form.get("kind", ""),
+                                election_date=_date(request.form.get("election_date"), "the election date"),
+                                note=request.form.get("note", ""), actor_id=current_user.id)
+        return (f"The {election.kind.value} election on {election.election_date.isoformat()} is on the calendar.",
+                url_for("admin.franking"))
+
+    return run_action(session, act, back=url_for("admin.franking"), failed="Election not added: ")
+
+
+@bp.route("/franking/elections/<int:election_id>/remove", methods=["POST"])
+@roles(Role.ADMIN)
+def election_remove(election_id: int):  # type: ignore[no-untyped-def]
+    from outbound.franking import remove_election
+
+    session = db_session()
+
+    def act() -> tuple[str, str]:
+        remove_election(session, election_id, actor_id=current_user.id)
+        return "Election removed from the calendar.", url_for("admin.franking")
+
+    return run_action(session, act, back=url_for("admin.franking"))
+
+
+@bp.route("/franking/approvals", methods=["POST"])
+@roles(Role.ADMIN)
+def approval_record():  # type: ignore[no-untyped-def]
+    from correspondence.errors import ValidationFailed
+    from outbound.franking import Rules, record_approval
+
+    session = db_session()
+
+    def act() -> tuple[str, str]:
+        letter_id = parse_id(request.form.get("letter_id", ""))
+        if letter_id is None:
+            raise ValidationFailed("choose the letter the opinion approves")
+        approval = record_approval(session, letter_id, opinion_number=request.form.get("opinion_number", ""),
+                                   opinion_date=_date(request.form.get("opinion_date"), "the opinion's date"),
+                                   actor_id=current_user.id, rules=Rules.of(settings()))
+        return (f"Advisory opinion {approval.opinion_number} recorded for the legislative year from "
+                f"{approval.year_start.isoformat()}.", url_for("admin.franking"))
+
+    return run_action(session, act, back=url_for("admin.franking"), failed="Approval not recorded: ")

@@ -15,7 +15,7 @@ from correspondence.errors import DomainError, ValidationFailed
 from correspondence.models import AuditEvent, Constituent, Message, Role
 from correspondence.models import Response as Answer
 from correspondence.services.history import history_of
-from web import db_session, stream_from_database
+from web import db_session, settings, stream_from_database
 from web.access import ALL_STAFF, roles
 from web.forms import ActionForm
 from web.inputs import parse_id, segment_filter
@@ -277,6 +277,7 @@ def delete_segment(segment_id: int):  # type: ignore[no-untyped-def]
 def follow_up(segment_id: int):  # type: ignore[no-untyped-def]
     """Send an approved letter to everyone in a segment, through apply to all."""
     from drafting.apply import queue_apply_run
+    from outbound.franking import Rules
     from web.letters import approved_letters
     from web.outcome import after_commit
 
@@ -292,7 +293,8 @@ def follow_up(segment_id: int):  # type: ignore[no-untyped-def]
                 raise ValidationFailed("choose one of the approved letters")
             ids = segments.follow_up_messages(session, segment, chosen.id, f"Follow-up: {chosen.letter.title}",
                                               actor_id=current_user.id)
-            done = queue_apply_run(session, chosen.id, message_ids=ids, actor_id=current_user.id)
+            done = queue_apply_run(session, chosen.id, message_ids=ids, actor_id=current_user.id,
+                                   rules=Rules.of(settings()))
         except DomainError as exc:
             session.rollback()
             flash(f"Not sent: {exc}", "error")
@@ -300,8 +302,12 @@ def follow_up(segment_id: int):  # type: ignore[no-untyped-def]
         session.commit()
         after_commit(done.effects)
         return redirect(url_for("letters.run", run_id=done.value.id)), 303
-    return render_template("follow_up.html", segment=segment, approved=approved,
-                           counts=segments.follow_up_plan(session, flt), form=ActionForm(),
+    # The guard's verdict is for the letter asked for (?version_id=), else the first approved one.
+    asked = next((v for v in approved if str(v.id) == request.args.get("version_id")), None)
+    shown = asked or (approved[0] if approved else None)
+    return render_template("follow_up.html", segment=segment, approved=approved, chosen=asked,
+                           counts=segments.follow_up_plan(session, flt, rules=Rules.of(settings()),
+                                                          version=shown), form=ActionForm(),
                            description=flt.describe(segments.topic_names(session)))
 
 

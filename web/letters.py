@@ -88,6 +88,7 @@ def _confirm(session, ids: list[int], batch_id: int | None, options: Options):  
     the dry run's numbers are always what confirming does."""
     from drafting.apply import queue_apply_run
     from drafting.choose import check_choice
+    from outbound.franking import Rules
 
     if not ids:
         raise ValidationFailed("there are no messages to answer: nothing is selected, or the filter matches nothing")
@@ -99,8 +100,9 @@ def _confirm(session, ids: list[int], batch_id: int | None, options: Options):  
         return None, chosen.version
     if batch_id is not None:
         return queue_apply_run(session, version_id, batch_id=batch_id, actor_id=current_user.id,
-                               options=options), None
-    return queue_apply_run(session, version_id, message_ids=ids, actor_id=current_user.id, options=options), None
+                               options=options, rules=Rules.of(settings())), None
+    return queue_apply_run(session, version_id, message_ids=ids, actor_id=current_user.id, options=options,
+                           rules=Rules.of(settings())), None
 
 
 def _topics(session):  # type: ignore[no-untyped-def]
@@ -571,6 +573,7 @@ def _answer_page(session, message_ids: list[int], batch_id: int | None, template
                  **page):
     """The dry run and the letter choice of an apply to all (a batch, or a selection), and its confirm."""
     from drafting.choose import rank_letters
+    from outbound.franking import Rules
 
     options = _options()
     ranked = rank_letters(session, message_ids, batch_id=batch_id)
@@ -591,7 +594,8 @@ def _answer_page(session, message_ids: list[int], batch_id: int | None, template
             return redirect(url_for("letters.run", run_id=started.value.id)), 303
         chosen = again or chosen
     policy = Policy.of(settings())
-    counts = plan(session, message_ids, version_id=chosen.id if chosen else None, options=options, policy=policy)
+    counts = plan(session, message_ids, version_id=chosen.id if chosen else None, options=options, policy=policy,
+                  rules=Rules.of(settings()))
     return render_template(template, approved=[r.version for r in ranked], ranked=ranked, counts=counts,
                            chosen=chosen, again=again, options=options, policy=policy, show_smtp_banner=True,
                            form=ActionForm(), **page)

@@ -23,6 +23,7 @@ from correspondence.models.constituent import (
     ConstituentTag,
     DistrictStatus,
 )
+from correspondence.models.franking import Election, ElectionKind, MassMailApproval
 from correspondence.models.intake import DistrictZip, IntakeCursor, IntakeToken, MailboxAccount
 from correspondence.models.letters import (
     ApplyRun,
@@ -60,6 +61,9 @@ from correspondence.models.staffer import Role, Staffer
 from correspondence.models.topic import LOC_POLICY_AREAS, Topic, TopicModel
 
 __all__ = [
+    "Election",
+    "ElectionKind",
+    "MassMailApproval",
     "Bounce",
     "BounceKind",
     "BounceState",

@@ -123,6 +123,12 @@ def words(value: object) -> str:
     return text.replace("_", " ")
 
 
+def _election(values: dict[str, Any]) -> str:
+    kind = values.get("kind")
+    day = f" on {values['date']}" if values.get("date") else ""
+    return f"the {kind} election{day}" if kind else f"an election{day}"
+
+
 def _plural(n: object, one: str, many: str | None = None) -> str:
     count = n if isinstance(n, int) else 0
     return f"{count} {one if count == 1 else (many or one + 's')}"
@@ -270,6 +276,13 @@ SENTENCES: dict[str, Callable[[_Event], str]] = {
                                      f"({_plural(x.a.get('soft_bounces'), 'temporary failure')}){x.detail}",
     "address.restored": lambda x: f"{x.who} let mail go to {x.a.get('address', 'the address')} again",
     "bounce.quarantined": lambda x: f"A delivery report was quarantined{x.detail}",
+    # The mass-communication guard (outbound.franking)
+    "election.add": lambda x: f"{x.who} entered {_election(x.a)} on the blackout calendar",
+    "election.remove": lambda x: f"{x.who} removed {_election(x.b)} from the blackout calendar",
+    "mass_mail_approval.record": lambda x: f"{x.who} recorded advisory opinion "
+                                           f"{x.a.get('opinion_number') or '(no number)'}"
+                                           + (f" of {x.a['opinion_date']}" if x.a.get("opinion_date") else "")
+                                           + ", allowing this letter as a mass communication",
     "apply_run.start": lambda x: f"{x.who} started answering {_plural(x.a.get('messages'), 'message')} "
                                  "with a form letter",
     "apply_run.finish": lambda x: f"Answering finished: {_plural(x.a.get('created'), 'letter')} made, "
