@@ -455,7 +455,7 @@ def approval_record():  # type: ignore[no-untyped-def]
     session = db_session()
 
     def act() -> tuple[str, str]:
-        letter_id = parse_id(request.form.get("letter_id", ""))
+        letter_id = optional_id(request.form.get("letter_id"), "letter_id")
         if letter_id is None:
             raise ValidationFailed("choose the letter the opinion approves")
         approval = record_approval(session, letter_id, opinion_number=request.form.get("opinion_number", ""),
