@@ -14,7 +14,7 @@ from dataclasses import dataclass
 
 from rapidfuzz import fuzz, process
 
-from batching.normalise import normalise, sentences
+from batching.normalise import normalise_line, sentences
 
 # A pair of sentences this alike (0–100, word order ignored) is the same sentence, lightly edited.
 EDIT = 80
@@ -25,6 +25,8 @@ JOIN_TEMPLATE = 0.7
 # ... and, for a short template (a slogan, a two-line form), also this share of the letter's words.
 JOIN_LETTER_SHORT = 0.5
 SHORT_TEMPLATE_WORDS = 25
+# Sentences paired by meaning alone are at most this many times longer one than the other.
+LENGTH_RATIO = 1.6
 
 
 @dataclass(frozen=True)
@@ -48,6 +50,10 @@ class Alignment:
         t_cov, l_cov = coverage(self)
         if t_cov < JOIN_TEMPLATE:
             return False
+        # Found by meaning alone, a letter must also be mostly the template (a spun copy is), and
+        # one sentence proves nothing.
+        if all(p.how == "semantic" for p in self.pairs) and (len(self.pairs) < 2 or l_cov < JOIN_LETTER_SHORT):
+            return False
         return self.template_words >= SHORT_TEMPLATE_WORDS or l_cov >= JOIN_LETTER_SHORT
 
 
@@ -60,7 +66,7 @@ def coverage(a: Alignment) -> tuple[float, float]:
 
 def _units(text: str) -> tuple[list[str], list[str]]:
     raw = sentences(text)
-    keys = [normalise(s) for s in raw]
+    keys = [normalise_line(s) for s in raw]
     kept = [(r, k) for r, k in zip(raw, keys, strict=True) if k]
     return [r for r, _k in kept], [k for _r, k in kept]
 
@@ -74,12 +80,20 @@ def align(text: str, template_text: str, *, semantic: bool = True,
 
 
 def align_keys(letter_raw: list[str], letter_keys: list[str], tmpl_raw: list[str], tmpl_keys: list[str], *,
-               semantic: bool = True, edit: float = EDIT, semantic_min: float | None = None) -> Alignment:
+               semantic: bool = True, edit: float = EDIT, semantic_min: float | None = None,
+               vectors: tuple | None = None) -> Alignment:
+    """``vectors``: the two sides' sentence vectors and masks (semantic.matrix), when already made."""
     l_words = [len(k.split()) for k in letter_keys]
     t_words = [len(k.split()) for k in tmpl_keys]
     if not letter_keys or not tmpl_keys:
         return Alignment((), sum(t_words), sum(l_words), 0, 0)
-    scores = process.cdist(letter_keys, tmpl_keys, scorer=fuzz.token_sort_ratio, workers=1)
+    if len(letter_keys) * len(tmpl_keys) > 400:
+        scores = process.cdist(letter_keys, tmpl_keys, scorer=fuzz.token_sort_ratio, workers=1,
+                               score_cutoff=edit).tolist()
+    else:  # small: one call per pair costs less than setting up cdist
+        sort_l = [" ".join(sorted(k.split())) for k in letter_keys]
+        sort_t = [" ".join(sorted(k.split())) for k in tmpl_keys]
+        scores = [[fuzz.ratio(a, b, score_cutoff=edit) for b in sort_t] for a in sort_l]
     candidates: list[tuple[float, int, int, str]] = []
     for i in range(len(letter_keys)):
         for j in range(len(tmpl_keys)):
@@ -92,8 +106,10 @@ def align_keys(letter_raw: list[str], letter_keys: list[str], tmpl_raw: list[str
         from batching import semantic as sem
 
         taken = {(i, j) for _s, i, j, _h in candidates}
-        for s, i, j in sem.sentence_pairs(letter_keys, tmpl_keys, minimum=semantic_min):
-            if (i, j) not in taken and min(l_words[i], t_words[j]) >= SHORT:
+        for s, i, j in sem.sentence_pairs(letter_keys, tmpl_keys, minimum=semantic_min, vectors=vectors):
+            # A paraphrase keeps a sentence's length roughly: a short line is not a long one's meaning.
+            if (i, j) not in taken and min(l_words[i], t_words[j]) >= SHORT and \
+                    max(l_words[i], t_words[j]) <= LENGTH_RATIO * min(l_words[i], t_words[j]):
                 candidates.append((s * 100 - 0.5, i, j, "semantic"))
     candidates.sort(key=lambda c: (-c[0], c[1], c[2]))
     used_l: set[int] = set()

@@ -29,7 +29,7 @@ VOCAB = 100_000
 # Words this frequent (rank) carry no meaning of their own here.
 STOP_RANK = 120
 # Two sentences at least this close (cosine) may stand for each other.
-SENTENCE_MIN = 0.9
+SENTENCE_MIN = 0.93
 _lock = threading.Lock()
 _model: tuple[dict[str, int], np.ndarray, np.ndarray] | None = None
 _missing = False
@@ -105,13 +105,15 @@ def matrix(texts: Sequence[str]) -> tuple[np.ndarray, np.ndarray]:
 
 
 def sentence_pairs(letter_keys: Sequence[str], template_keys: Sequence[str],
-                   minimum: float | None = None) -> list[tuple[float, int, int]]:
-    """(cosine, letter sentence, template sentence) for every pair at least ``minimum`` close."""
+                   minimum: float | None = None, vectors: tuple | None = None) -> list[tuple[float, int, int]]:
+    """(cosine, letter sentence, template sentence) for every pair at least ``minimum`` close.
+
+    ``vectors``: ((letter matrix, mask), (template matrix, mask)) when the caller has them already.
+    """
     if not letter_keys or not template_keys or not available():
         return []
     cut = SENTENCE_MIN if minimum is None else minimum
-    a, a_ok = matrix(letter_keys)
-    b, b_ok = matrix(template_keys)
+    (a, a_ok), (b, b_ok) = vectors if vectors is not None else (matrix(letter_keys), matrix(template_keys))
     sims = a @ b.T
     found = []
     for i, j in zip(*np.nonzero(sims >= cut), strict=True):
