@@ -270,6 +270,21 @@ def _second_look(texts: Sequence[str], members: list[list[int]], unique_texts: l
     for u, leader in joined.items():
         if final[u] < 0:
             final[u] = leader_key.get(leader, fresh + leader)
+    # A campaign found in pieces (a spun copy leading a group of its own) becomes one.
+    regrouped: dict[int, list[int]] = defaultdict(list)
+    for u, key in enumerate(final):
+        if key >= 0:
+            regrouped[key].append(u)
+    leader_of_key = {key: (key - fresh if key >= fresh else key if key < n_unique else us[0])
+                     for key, us in regrouped.items()}
+    key_of_leader = {lead: key for key, lead in leader_of_key.items()}
+    into = recall.merge_leaders(list(key_of_leader), lambda lead: weight(regrouped[key_of_leader[lead]]),
+                                unique_texts, lambda u: texts[members[u][0]])
+    for lead, target in into.items():
+        while target in into:
+            target = into[target]
+        for u in regrouped[key_of_leader[lead]]:
+            final[u] = key_of_leader[target]
     # Groups of two formed here are batches only when near-exact.
     regrouped: dict[int, list[int]] = defaultdict(list)
     for u, key in enumerate(final):

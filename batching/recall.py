@@ -257,3 +257,34 @@ def sentence_stage(units: Sequence[int], leaders: Sequence[int], normalised: Seq
         else:
             is_leader.add(u)
     return {u: lead for u, lead in joined.items() if u != lead or lead not in fixed_set}
+
+
+def merge_leaders(leaders: Sequence[int], weight: Callable[[int], int], normalised: Sequence[str],
+                  raw_of: Callable[[int], str]) -> dict[int, int]:
+    """Campaigns found in pieces: a smaller group whose leader aligns with a larger group's leader
+    (the larger one's template mostly held) folds into it. Returns leader -> the leader it folds into."""
+    split = _Units(raw_of)
+    usable = [u for u in dict.fromkeys(leaders)
+              if len(normalised[u].split()) >= MIN_WORDS and len(split(u)[1]) >= MIN_SENTENCES]
+    if len(usable) < 2 or not semantic.available():
+        return {}
+    usable.sort(key=lambda u: (-weight(u), u))
+    vectors, ok = semantic.matrix([normalised[u] for u in usable])
+    near = _neighbours(vectors, ok, range(len(usable)), NEIGHBOURS)
+    into: dict[int, int] = {}
+    for r in range(len(usable) - 1, -1, -1):  # smallest first
+        u = usable[r]
+        for c in near[r]:
+            if c >= r:
+                continue  # only into a larger group
+            target = usable[c]
+            while target in into:
+                target = into[target]
+            if not _may_align(split.vecs(u), split.vecs(target)):
+                continue
+            raw_u, keys_u = split(u)
+            raw_t, keys_t = split(target)
+            if align_keys(raw_u, keys_u, raw_t, keys_t, vectors=(split.vecs(u), split.vecs(target))).joins:
+                into[u] = target
+                break
+    return into

@@ -18,6 +18,7 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
+from batching.cluster import ClusterSettings  # noqa: E402
 from batching.evalfile import evaluate_file  # noqa: E402
 
 
@@ -25,6 +26,8 @@ def main() -> None:
     ap = argparse.ArgumentParser()
     ap.add_argument("--sets", type=Path, default=ROOT / "bench" / "eval")
     ap.add_argument("--tag", default="after")
+    ap.add_argument("--baseline", action="store_true",
+                    help="the first pass only (word 3-grams, batches of three or more): the algorithm before issue 16")
     ap.add_argument("kinds", nargs="*")
     args = ap.parse_args()
     results = {}
@@ -32,7 +35,7 @@ def main() -> None:
         if args.kinds and path.stem not in args.kinds:
             continue
         out = Path("/tmp") / f"batch-eval-{path.stem}.jsonl"
-        result = evaluate_file(path, out)
+        result = evaluate_file(path, out, ClusterSettings(recall=False) if args.baseline else None)
         batches: dict[int, int] = {}
         for line in out.read_text().splitlines():
             b = json.loads(line)["batch"]

@@ -137,6 +137,8 @@ def snap_templates(snap: list[str]) -> dict[str, str]:
         parts = sentences(body)
         if name.startswith("i am writing"):
             parts = parts[:3]  # the form's own part; the rest of its commonest copy is personal
+        while parts and len(parts[-1].split()) <= 3 and not parts[-1].endswith((".", "!", "?")):
+            parts.pop()  # the signer's name
         out[f"snap{n}"] = " ".join(p for p in parts if len(p.split()) > 1 and not p.isupper())
     return out
 
