@@ -81,10 +81,10 @@ def explain(text: str, template_text: str, *, key: int = 0, cfg: ClusterSettings
     stage = "semantic" if any(p.how == "semantic" for p in result.pairs) else "sentences"
     score = max(t_cov, s_score)
     if not result.pairs:
-        return Evidence(key, round(s_score, 4), "none", APART, 0.0, 0.0, ())
+        band = UNCERTAIN if s_score >= UNCERTAIN_FROM else APART
+        return Evidence(key, round(s_score, 4), "shingles" if s_score > 0 else "none", band, 0.0, 0.0, ())
     band = JOIN if result.joins else UNCERTAIN if score >= UNCERTAIN_FROM else APART
-    return Evidence(key, round(score, 4), stage if band != APART or result.pairs else "none", band,
-                    t_cov, l_cov, result.pairs)
+    return Evidence(key, round(score, 4), stage, band, t_cov, l_cov, result.pairs)
 
 
 def candidates(text: str, templates: Mapping[int, str], *, limit: int = 5,

@@ -57,8 +57,8 @@ OTHER_TEMPLATES = {
               "wildlife habitat and pollute the water that nearby towns depend on. Outdoor recreation brings more "
               "jobs and money to rural communities than drilling ever will. Please oppose any bill that opens "
               "these lands to leasing."),
-    "broadband": ("I write to urge you to fund affordable high-speed internet for rural families. Too many homes in our "
-                  "district still have no reliable connection at any price. Children cannot do their homework, "
+    "broadband": ("I write to urge you to fund affordable high-speed internet for rural families. Too many homes in "
+                  "our district still have no reliable connection at any price. Children cannot do their homework, "
                   "farmers cannot reach markets and patients cannot see their doctors online. Other countries have "
                   "connected their rural areas and we can too. Please support the broadband funding in this year's "
                   "budget."),
@@ -274,7 +274,8 @@ def build(data: Path) -> dict[str, list[dict]]:
         return [{"text": next(shorts if short else pool), "label": ""} for _ in range(n)]
 
     def name(n: int) -> str:
-        return f"{rng.choice(['Pat', 'Lee', 'Sam', 'Jo', 'Chris', 'Ana', 'Raj'])} {rng.choice(['Kim', 'Diaz', 'Ng', 'Shaw'])}{n}"
+        first = rng.choice(["Pat", "Lee", "Sam", "Jo", "Chris", "Ana", "Raj"])
+        return f"{first} {rng.choice(['Kim', 'Diaz', 'Ng', 'Shaw'])}{n}"
 
     # Retyped slogans: 12 slogans, 15 people each, and 120 short organic letters.
     rows = [{"text": dress(retype(s, rng), rng, name(i)) if rng.random() < 0.3 else retype(s, rng),
