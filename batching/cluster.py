@@ -285,6 +285,10 @@ def _second_look(texts: Sequence[str], members: list[list[int]], unique_texts: l
             target = into[target]
         for u in regrouped[key_of_leader[lead]]:
             final[u] = key_of_leader[target]
+    # A letter sent twice word for word (and long enough to tell) is a batch of two.
+    for u in leftovers:
+        if final[u] < 0 and len(members[u]) == 2 and len(sets[u]) >= cfg.min_shingles:
+            final[u] = fresh + u
     # Groups of two formed here are batches only when near-exact.
     regrouped: dict[int, list[int]] = defaultdict(list)
     for u, key in enumerate(final):

@@ -38,7 +38,8 @@ PASSAGE_OVERLAP = 0.6
 SLOGAN_WORDS = 30
 SLOGAN_SIMILARITY = 88
 ORDER_FREE_WORDS = 6
-EXTRA_WORDS = 4
+EXTRA_WORDS = 5
+WORDS_FOUND = 0.9
 NEIGHBOURS = 6
 NEIGHBOUR_MIN = 0.85
 MIN_SENTENCES = 3
@@ -102,8 +103,13 @@ def _slogan_match(a: str, b: str) -> bool:
         return False
     if fuzz.token_sort_ratio(a, b) >= SLOGAN_SIMILARITY:
         return True
-    # One is the other with a few words before or after it ("I urge you to ...", "... please").
-    return abs(len(wa) - len(wb)) <= EXTRA_WORDS and fuzz.token_set_ratio(a, b) >= SLOGAN_SIMILARITY + 4
+    # One is the other with a few words before or after it ("I urge you to ...", "... please"), in any
+    # order, words misspelt: nearly every word of the shorter has a close word in the longer.
+    if abs(len(wa) - len(wb)) > EXTRA_WORDS:
+        return False
+    shorter, longer = (wa, wb) if len(wa) <= len(wb) else (wb, wa)
+    found = sum(1 for w in shorter if process.extractOne(w, longer, scorer=fuzz.ratio, score_cutoff=75) is not None)
+    return found >= WORDS_FOUND * len(shorter)
 
 
 def slogans(units: Sequence[int], texts: Sequence[str], weight: Callable[[int], int],

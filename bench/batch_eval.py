@@ -13,6 +13,7 @@ from __future__ import annotations
 import argparse
 import json
 import sys
+import tempfile
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -34,7 +35,7 @@ def main() -> None:
     for path in sorted(args.sets.glob("*.jsonl")):
         if args.kinds and path.stem not in args.kinds:
             continue
-        out = Path("/tmp") / f"batch-eval-{path.stem}.jsonl"
+        out = Path(tempfile.gettempdir()) / f"mailroom-batch-eval-{path.stem}.jsonl"
         result = evaluate_file(path, out, ClusterSettings(recall=False) if args.baseline else None)
         batches: dict[int, int] = {}
         for line in out.read_text().splitlines():
