@@ -74,7 +74,10 @@ def normalise(text: str) -> str:
 def normalise_line(body: str) -> str:
     """``normalise`` for a piece already inside the letter's body (a sentence): no greeting or
     sign-off to look for."""
-    body = _PHONE.sub(" ", _URL.sub(" ", body))
+    if "@" in body or "http" in body or "www." in body:
+        body = _URL.sub(" ", body)
+    if any(c.isdigit() for c in body):
+        body = _PHONE.sub(" ", body)
     body = _strip_accents(body.lower())
     return _SPACE.sub(" ", _NON_WORD.sub(" ", body)).strip()
 

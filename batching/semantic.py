@@ -92,15 +92,11 @@ def matrix(texts: Sequence[str]) -> tuple[np.ndarray, np.ndarray]:
     ok = np.zeros(len(texts), dtype=bool)
     if model is None:
         return out, ok
-    vocab, vectors, _weights = model
     for n, text in enumerate(texts):
-        ids = [vocab[w] for w in text.split() if w in vocab]
-        if ids:
-            v = vectors[ids].sum(axis=0)
-            norm = float(np.linalg.norm(v))
-            if norm > 0:
-                out[n] = v / norm
-                ok[n] = True
+        v = _vector(text)  # cached: campaign letters repeat their sentences
+        if v is not None:
+            out[n] = v
+            ok[n] = True
     return out, ok
 
 
