@@ -33,7 +33,9 @@ from batching.align import align_keys, coverage
 from batching.normalise import normalise_line, sentences
 
 PAIR_OVERLAP = 0.8
-PASSAGE_SHINGLES = 15
+PASSAGE_SHINGLES = 20
+COMMON_MIN = 64
+COMMON_SHARE = 0.02
 PASSAGE_OVERLAP = 0.6
 SLOGAN_WORDS = 30
 SLOGAN_SIMILARITY = 88
@@ -41,10 +43,10 @@ ORDER_FREE_WORDS = 6
 EXTRA_WORDS = 5
 WORDS_FOUND = 0.9
 NEIGHBOURS = 6
-NEIGHBOUR_MIN = 0.85
+NEIGHBOUR_MIN = 0.6
 MIN_SENTENCES = 3
 MIN_WORDS = 25
-PREFILTER = 0.9
+PREFILTER = 0.8
 
 
 def pair_score(a: frozenset[int] | set[int], b: frozenset[int] | set[int]) -> float:
@@ -64,7 +66,10 @@ def shared_passages(units: Sequence[int], sets: Sequence[Sequence[int]], min_shi
     df: Counter[int] = Counter()
     for u in units:
         df.update(sets[u])
-    restricted = {u: frozenset(h for h in sets[u] if df[h] > 1) for u in units}
+    # Phrases in a good share of all the letters left ("I am writing about something that has been on
+    # my mind") are how people write, not what a campaign shares.
+    common = max(COMMON_MIN, COMMON_SHARE * len(units))
+    restricted = {u: frozenset(h for h in sets[u] if 1 < df[h] <= common) for u in units}
     order = sorted((u for u in units if len(restricted[u]) >= PASSAGE_SHINGLES),
                    key=lambda u: (len(restricted[u]), u))
     leaders: dict[int, frozenset[int]] = {}
@@ -154,6 +159,7 @@ class _Units:
         self.raw_of = raw_of
         self.cache: dict[int, tuple[list[str], list[str]]] = {}
         self.vectors: dict[int, tuple[np.ndarray, np.ndarray]] = {}
+        self.stock: set[str] = set()
 
     def __call__(self, u: int) -> tuple[list[str], list[str]]:
         got = self.cache.get(u)
@@ -163,7 +169,20 @@ class _Units:
             kept = [(r, k) for r, k in zip(raw, keys, strict=True) if k]
             got = ([r for r, _k in kept], [k for _r, k in kept])
             self.cache[u] = got
+        if self.stock:
+            kept = [(r, k) for r, k in zip(*got, strict=True) if k not in self.stock]
+            return [r for r, _k in kept], [k for _r, k in kept]
         return got
+
+    def drop_stock(self, units: Sequence[int]) -> None:
+        """Sentences in a good share of these letters ("Thank you for reading this.") are how people
+        write, not what a campaign shares: left out of alignment from now on."""
+        df: Counter[str] = Counter()
+        for u in units:
+            df.update(set(self(u)[1]))
+        common = max(COMMON_MIN, COMMON_SHARE * len(units))
+        self.stock = {k for k, c in df.items() if c > common}
+        self.vectors.clear()
 
     def vecs(self, u: int) -> tuple[np.ndarray, np.ndarray]:
         got = self.vectors.get(u)
@@ -225,6 +244,7 @@ def sentence_stage(units: Sequence[int], leaders: Sequence[int], normalised: Seq
     if not usable:
         return {}
     ids = fixed + usable
+    split.drop_stock(ids)
     vectors, ok = semantic.matrix([normalised[u] for u in ids])
     use_semantic = semantic.available()
     if use_semantic:

@@ -29,7 +29,10 @@ VOCAB = 100_000
 # Words this frequent (rank) carry no meaning of their own here.
 STOP_RANK = 120
 # Two sentences at least this close (cosine) may stand for each other.
-SENTENCE_MIN = 0.93
+SENTENCE_MIN = 0.85
+# The background vector is stored at the scale of this many words (it is scaled to each text's length).
+BACKGROUND_WORDS = 1.0
+_background: np.ndarray = np.zeros(50, dtype=np.float32)
 _lock = threading.Lock()
 _model: tuple[dict[str, int], np.ndarray, np.ndarray] | None = None
 _missing = False
@@ -56,7 +59,14 @@ def _load() -> tuple[dict[str, int], np.ndarray, np.ndarray] | None:
         ranks = np.arange(len(words), dtype=np.float32)
         weights = np.where(ranks < STOP_RANK, 0.0, np.log1p(ranks / STOP_RANK)).astype(np.float32)
         vocab = {w: i for i, w in enumerate(words) if w.isalnum()}
-        _model = (vocab, vectors * weights[:, None], weights)
+        weighted = vectors * weights[:, None]
+        # What every text shares (the average of everyday words, by frequency) is taken out of each
+        # text's vector, so a sentence of random common words is not "close" to every other one.
+        zipf = 1.0 / (ranks + 1.0)
+        zipf[:STOP_RANK] = 0.0
+        global _background
+        _background = (weighted * zipf[:, None]).sum(axis=0) / zipf.sum() * BACKGROUND_WORDS
+        _model = (vocab, weighted, weights)
     return _model
 
 
@@ -73,7 +83,7 @@ def _vector(normalised: str) -> np.ndarray | None:
     ids = [vocab[w] for w in normalised.split() if w in vocab]
     if not ids:
         return None
-    v = vectors[ids].sum(axis=0)
+    v = vectors[ids].sum(axis=0) - _background * len(ids) / BACKGROUND_WORDS
     norm = float(np.linalg.norm(v))
     if norm == 0.0 or math.isnan(norm):
         return None
