@@ -28,6 +28,7 @@ _BOILERPLATE = re.compile(
     re.IGNORECASE)
 _URL = re.compile(r"https?://\S+|www\.\S+|[\w.+-]{1,64}@[\w-]{1,63}(?:\.[\w-]{1,63})+")
 _PHONE = re.compile(r"\(?\b\d{3}\)?[\s.-]?\d{3}[\s.-]?\d{4}\b")
+_DIGIT = re.compile(r"\d")
 _NON_WORD = re.compile(r"[^\w\s]+")
 _SPACE = re.compile(r"\s+")
 _SENTENCE = re.compile(r"(?<=[.!?])\s+|\n+")
@@ -76,7 +77,7 @@ def normalise_line(body: str) -> str:
     sign-off to look for."""
     if "@" in body or "http" in body or "www." in body:
         body = _URL.sub(" ", body)
-    if any(c.isdigit() for c in body):
+    if _DIGIT.search(body):
         body = _PHONE.sub(" ", body)
     body = _strip_accents(body.lower())
     return _SPACE.sub(" ", _NON_WORD.sub(" ", body)).strip()
