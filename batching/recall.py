@@ -43,7 +43,7 @@ ORDER_FREE_WORDS = 6
 EXTRA_WORDS = 5
 WORDS_FOUND = 0.9
 NEIGHBOURS = 6
-NEIGHBOUR_MIN = 0.6
+NEIGHBOUR_MIN = 0.8
 MIN_SENTENCES = 3
 MIN_WORDS = 25
 PREFILTER = 0.8
@@ -236,7 +236,7 @@ def sentence_stage(units: Sequence[int], leaders: Sequence[int], normalised: Seq
     split = _Units(raw_of)
 
     def fit(u: int) -> bool:
-        return len(normalised[u].split()) >= MIN_WORDS and len(split(u)[1]) >= MIN_SENTENCES
+        return len(normalised[u].split()) >= MIN_WORDS
 
     fixed = [u for u in dict.fromkeys(leaders) if fit(u)]
     fixed_set = set(fixed)
@@ -244,7 +244,6 @@ def sentence_stage(units: Sequence[int], leaders: Sequence[int], normalised: Seq
     if not usable:
         return {}
     ids = fixed + usable
-    split.drop_stock(ids)
     vectors, ok = semantic.matrix([normalised[u] for u in ids])
     use_semantic = semantic.available()
     if use_semantic:
@@ -252,7 +251,12 @@ def sentence_stage(units: Sequence[int], leaders: Sequence[int], normalised: Seq
     else:  # no model: every fixed leader is a candidate (small sets only)
         near = {r: list(range(len(fixed))) for r in range(len(fixed), len(ids))}
     row_of = {u: n for n, u in enumerate(ids)}
-    is_leader = set(fixed)
+    # Only letters with a near neighbour are split into sentences (the costly part).
+    usable = [u for u in usable if near[row_of[u]]]
+    involved = set(usable) | {ids[r] for u in usable for r in near[row_of[u]]}
+    split.drop_stock([u for u in ids if u in involved])
+    usable = [u for u in usable if len(split(u)[1]) >= MIN_SENTENCES]
+    is_leader = {u for u in fixed if u in involved and len(split(u)[1]) >= MIN_SENTENCES}
     joined: dict[int, int] = {}
     for u in sorted(usable, key=lambda u: (len(split(u)[1]), u)):
         raw_u, keys_u = split(u)
