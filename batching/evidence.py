@@ -13,6 +13,9 @@ database: give it the letter's text and the campaign's template text (``Batch.te
     candidates(letter_text, {batch.id: batch.template_text, ...}) -> [Evidence, ...] best first,
     only those in the "join" or "uncertain" band (``bands=`` to choose).
 
+    possible_members({message.id: message.body_text, ...}, batch.template_text) -> [Evidence, ...]
+    the letters in the uncertain band for one batch, best first (Evidence.key = the message id).
+
 Stages, from the cheapest to the most forgiving:
 - ``exact``: the normalised texts are equal (case, punctuation, greeting and signature ignored);
 - ``shingles``: word 3-gram overlap, as clustering and the online join use (batching.cluster);
@@ -95,4 +98,14 @@ def candidates(text: str, templates: Mapping[int, str], *, limit: int = 5,
              if (ev := explain(text, template, key=key, semantic=semantic)).band in wanted]
     order = {JOIN: 0, UNCERTAIN: 1, APART: 2}
     found.sort(key=lambda ev: (order[ev.band], -ev.score, ev.key))
+    return found[:limit]
+
+
+def possible_members(letters: Mapping[int, str], template_text: str, *, limit: int = 50,
+                     semantic: bool = True) -> list[Evidence]:
+    """For one campaign: the letters (id -> text, e.g. the unbatched pool) that nearly belong to it —
+    the "possibly part of this campaign" list — best first. ``Evidence.key`` is the letter's id."""
+    found = [ev for key, text in letters.items()
+             if (ev := explain(text, template_text, key=key, semantic=semantic)).band == UNCERTAIN]
+    found.sort(key=lambda ev: (-ev.score, ev.key))
     return found[:limit]

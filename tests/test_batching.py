@@ -130,7 +130,7 @@ def test_batch_eval_command(tmp_path):
 
 # --- issue 16: letters changed more than a light edit (one small fixture per kind) ----------------
 
-from batching.evidence import APART, JOIN, UNCERTAIN, explain  # noqa: E402
+from batching.evidence import APART, JOIN, UNCERTAIN, explain, possible_members  # noqa: E402
 
 FOOD = ("I am writing to ask you to oppose the proposed cuts to school meal programs. "
         "Free and reduced-price lunches are the only reliable meal of the day for many children in our county. "
@@ -250,3 +250,5 @@ def test_evidence_says_why_and_lists_the_uncertain_band():
     assert partial.band == UNCERTAIN and 0.4 <= partial.score < 0.7, partial
     unrelated = explain(ORGANIC_SCHOOL_MEALS[3], FOOD)
     assert unrelated.band == APART
+    pool = {11: half, 12: ORGANIC_SCHOOL_MEALS[3], 13: _sign(spun, "Pat")}
+    assert [ev.key for ev in possible_members(pool, FOOD)] == [11]
