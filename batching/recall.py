@@ -44,6 +44,7 @@ EXTRA_WORDS = 5
 WORDS_FOUND = 0.9
 NEIGHBOURS = 6
 NEIGHBOUR_MIN = 0.8
+BLOCK = 1024
 MIN_SENTENCES = 3
 MIN_WORDS = 25
 PREFILTER = 0.8
@@ -205,22 +206,27 @@ def _may_align(a: tuple[np.ndarray, np.ndarray], b: tuple[np.ndarray, np.ndarray
 
 
 def _neighbours(vectors: np.ndarray, ok: np.ndarray, rows: range, k: int) -> dict[int, list[int]]:
-    """For each row index in ``rows``, the ``k`` other rows nearest by cosine (at least NEIGHBOUR_MIN)."""
-    out: dict[int, list[int]] = {}
-    n = len(vectors)
-    k = min(k + 1, n)
-    for start in range(rows.start, rows.stop, 512):
-        stop = min(start + 512, rows.stop)
-        sims = vectors[start:stop] @ vectors.T
-        for r in range(stop - start):
-            sims[r, start + r] = -1.0  # not itself
-        top = np.argpartition(-sims, k - 1, axis=1)[:, :k] if k < n else np.tile(np.arange(n), (stop - start, 1))
-        for r in range(stop - start):
-            if not ok[start + r]:
-                out[start + r] = []
-                continue
-            cand = sorted(top[r], key=lambda c: -sims[r, c])
-            out[start + r] = [int(c) for c in cand if sims[r, c] >= NEIGHBOUR_MIN and ok[c]][:k - 1]
+    """For each row index in ``rows``, the ``k`` other rows nearest by cosine, at least NEIGHBOUR_MIN.
+
+    Exact, by blocked matrix products; only the pairs above the threshold are kept (few, except
+    inside a campaign), so the cost is the products themselves.
+    """
+    out: dict[int, list[int]] = {r: [] for r in rows}
+    masked = np.where(ok[:, None], vectors, 0.0).astype(np.float32)
+    for start in range(rows.start, rows.stop, BLOCK):
+        stop = min(start + BLOCK, rows.stop)
+        sims = masked[start:stop] @ masked.T
+        sims[np.arange(stop - start), np.arange(start, stop)] = -1.0  # not itself
+        rr, cc = np.nonzero(sims >= NEIGHBOUR_MIN)
+        if not len(rr):
+            continue
+        vals = sims[rr, cc]
+        order = np.lexsort((cc, -vals, rr))  # by row, then most similar first
+        rr, cc = rr[order], cc[order]
+        first = np.searchsorted(rr, rr, side="left")
+        keep = (np.arange(len(rr)) - first) < k
+        for r, c in zip(rr[keep].tolist(), cc[keep].tolist(), strict=True):
+            out[start + r].append(c)
     return out
 
 
