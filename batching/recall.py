@@ -43,8 +43,8 @@ ORDER_FREE_WORDS = 6
 EXTRA_WORDS = 5
 WORDS_FOUND = 0.9
 NEIGHBOURS = 6
-NEIGHBOUR_MIN = 0.8
-BLOCK = 1024
+NEIGHBOUR_MIN = 0.9
+BLOCK = 256
 MIN_SENTENCES = 3
 MIN_WORDS = 25
 PREFILTER = 0.8
@@ -64,15 +64,23 @@ def shared_passages(units: Sequence[int], sets: Sequence[Sequence[int]], min_shi
     Returns unit -> leader for units that joined a leader (leaders map to themselves only when
     something joined them).
     """
-    df: Counter[int] = Counter()
-    for u in units:
-        df.update(sets[u])
+    # Document frequency of every n-gram among these letters, in numpy (a Counter of millions of
+    # n-grams would cost hundreds of MB).
+    arrays = {u: np.frombuffer(sets[u], dtype=np.uint64) if len(sets[u]) else np.zeros(0, np.uint64) for u in units}
+    if not arrays:
+        return {}
+    uniq, counts = np.unique(np.concatenate(list(arrays.values())), return_counts=True)
     # Phrases in a good share of all the letters left ("I am writing about something that has been on
     # my mind") are how people write, not what a campaign shares.
     common = max(COMMON_MIN, COMMON_SHARE * len(units))
-    restricted = {u: frozenset(h for h in sets[u] if 1 < df[h] <= common) for u in units}
-    order = sorted((u for u in units if len(restricted[u]) >= PASSAGE_SHINGLES),
-                   key=lambda u: (len(restricted[u]), u))
+    restricted: dict[int, frozenset[int]] = {}
+    for u, a in arrays.items():
+        c = counts[np.searchsorted(uniq, a)]
+        shared = a[(c > 1) & (c <= common)]
+        if len(shared) >= PASSAGE_SHINGLES:
+            restricted[u] = frozenset(shared.tolist())
+    del arrays, uniq, counts
+    order = sorted(restricted, key=lambda u: (len(restricted[u]), u))
     leaders: dict[int, frozenset[int]] = {}
     index: dict[int, list[int]] = defaultdict(list)
     joined: dict[int, int] = {}
