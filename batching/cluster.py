@@ -199,6 +199,8 @@ def cluster_texts(texts: Sequence[str], settings: ClusterSettings | None = None)
             final[u] = best
 
     kept_pairs: set[int] = set()
+    # The first pass's indexes are not needed any more: free them before the second look needs memory.
+    del index, leader_sets, core_lookup, core_index, cores
     if cfg.recall:
         kept_pairs = _second_look(texts, members, unique_texts, sets, words, final, cfg)
     del unique_texts
