@@ -44,6 +44,7 @@ EXTRA_WORDS = 5
 WORDS_FOUND = 0.9
 NEIGHBOURS = 6
 NEIGHBOUR_MIN = 0.9
+LEADER_NEIGHBOUR_MIN = 0.6
 BLOCK = 256
 MIN_SENTENCES = 3
 MIN_WORDS = 25
@@ -213,19 +214,21 @@ def _may_align(a: tuple[np.ndarray, np.ndarray], b: tuple[np.ndarray, np.ndarray
                 max(near.mean(), near_b.mean()) >= 0.5)
 
 
-def _neighbours(vectors: np.ndarray, ok: np.ndarray, rows: range, k: int) -> dict[int, list[int]]:
+def _neighbours(vectors: np.ndarray, ok: np.ndarray, rows: range, k: int,
+                minimum: float | None = None) -> dict[int, list[int]]:
     """For each row index in ``rows``, the ``k`` other rows nearest by cosine, at least NEIGHBOUR_MIN.
 
     Exact, by blocked matrix products; only the pairs above the threshold are kept (few, except
     inside a campaign), so the cost is the products themselves.
     """
+    cut = NEIGHBOUR_MIN if minimum is None else minimum
     out: dict[int, list[int]] = {r: [] for r in rows}
     masked = np.where(ok[:, None], vectors, 0.0).astype(np.float32)
     for start in range(rows.start, rows.stop, BLOCK):
         stop = min(start + BLOCK, rows.stop)
         sims = masked[start:stop] @ masked.T
         sims[np.arange(stop - start), np.arange(start, stop)] = -1.0  # not itself
-        rr, cc = np.nonzero(sims >= NEIGHBOUR_MIN)
+        rr, cc = np.nonzero(sims >= cut)
         if not len(rr):
             continue
         vals = sims[rr, cc]
@@ -314,7 +317,8 @@ def merge_leaders(leaders: Sequence[int], weight: Callable[[int], int], normalis
         return {}
     usable.sort(key=lambda u: (-weight(u), u))
     vectors, ok = semantic.matrix([normalised[u] for u in usable])
-    near = _neighbours(vectors, ok, range(len(usable)), NEIGHBOURS)
+    # Leaders are few: look further afield than for single letters.
+    near = _neighbours(vectors, ok, range(len(usable)), NEIGHBOURS, minimum=LEADER_NEIGHBOUR_MIN)
     into: dict[int, int] = {}
     for r in range(len(usable) - 1, -1, -1):  # smallest first
         u = usable[r]
