@@ -21,7 +21,7 @@ EDIT = 80
 # Sentences shorter than this (in words) count only when they are the same words.
 SHORT = 3
 # A letter joins a template when its aligned sentences hold this share of the template's words ...
-JOIN_TEMPLATE = 0.6
+JOIN_TEMPLATE = 0.7
 # ... and, for a short template (a slogan, a two-line form), also this share of the letter's words.
 JOIN_LETTER_SHORT = 0.5
 SHORT_TEMPLATE_WORDS = 25
