@@ -46,8 +46,13 @@ class ClusterSettings:
     min_template_shingles: int = 24
     # Exact copies need at least this many words to be a batch on their own.
     min_copy_words: int = 2
-    # Clusters smaller than this are not batches.
+    # Clusters smaller than this are not batches (but see pair_overlap).
     min_batch_size: int = 3
+    # Two letters this alike (n-gram overlap over the larger) are a batch of two.
+    pair_overlap: float = 0.8
+    # Look again at what the n-gram pass left out (batching.recall): shared passages, slogans,
+    # sentence alignment with the semantic stage.
+    recall: bool = True
     # Shingles found in more leaders than this are too common to point at any one campaign.
     max_posting: int = 64
     # Core of a cluster: shingles found in at least this share of its members.
@@ -122,7 +127,6 @@ def cluster_texts(texts: Sequence[str], settings: ClusterSettings | None = None)
     sets = _shingle_sets(unique_texts, cfg.shingle_words)
     n_unique = len(unique_texts)
     words = [text.count(" ") + 1 if text else 0 for text in unique_texts]
-    del unique_texts
 
     order = sorted(range(n_unique), key=lambda u: (-len(members[u]), len(sets[u]), u))
     leader_of = [-1] * n_unique
@@ -194,12 +198,18 @@ def cluster_texts(texts: Sequence[str], settings: ClusterSettings | None = None)
         if best is not None and best_score >= cfg.join_overlap:
             final[u] = best
 
+    kept_pairs: set[int] = set()
+    # The first pass's indexes are not needed any more: free them before the second look needs memory.
+    del index, leader_sets, core_lookup, core_index, cores
+    if cfg.recall:
+        kept_pairs = _second_look(texts, members, unique_texts, sets, words, final, cfg)
+    del unique_texts
     sizes: Counter[int] = Counter()
     for u, leader in enumerate(final):
         if leader >= 0:
             sizes[leader] += len(members[u])
     numbering = {leader: n for n, (leader, _size) in enumerate(
-        sorted(((lead, size) for lead, size in sizes.items() if size >= cfg.min_batch_size),
+        sorted(((lead, size) for lead, size in sizes.items() if size >= cfg.min_batch_size or lead in kept_pairs),
                key=lambda item: (-item[1], item[0])))}
     labels = [NOT_A_BATCH] * len(texts)
     for u, leader in enumerate(final):
@@ -207,6 +217,100 @@ def cluster_texts(texts: Sequence[str], settings: ClusterSettings | None = None)
         for i in members[u]:
             labels[i] = batch
     return Clustering(labels, {n: members[leader % n_unique][0] for leader, n in numbering.items()})
+
+
+def _second_look(texts: Sequence[str], members: list[list[int]], unique_texts: list[str], sets: list[array],
+                 words: list[int], final: list[int], cfg: ClusterSettings) -> set[int]:
+    """batching.recall's stages on the texts the n-gram pass left out; changes ``final`` in place.
+
+    Returns the keys of groups of two kept as batches (near-exact pairs).
+    """
+    from batching import recall
+
+    n_unique = len(unique_texts)
+    groups: dict[int, list[int]] = defaultdict(list)
+    for u, key in enumerate(final):
+        if key >= 0:
+            groups[key].append(u)
+
+    def weight(us: list[int]) -> int:
+        return sum(len(members[u]) for u in us)
+
+    kept: set[int] = set()
+    leftovers = [u for u, key in enumerate(final) if key < 0]
+    for key, us in groups.items():
+        if weight(us) >= cfg.min_batch_size:
+            continue
+        if weight(us) == 2 and _near_pair(us, sets, cfg):
+            kept.add(key)
+            continue
+        for u in us:
+            final[u] = -1
+        leftovers.extend(us)
+    if not leftovers:
+        return kept
+    # New groups are keyed 2 * n_unique + their leader, apart from the first pass's keys.
+    fresh = 2 * n_unique
+    long_ones = [u for u in leftovers if len(sets[u]) >= cfg.min_shingles]
+    for u, leader in recall.shared_passages(long_ones, sets, cfg.min_shingles).items():
+        final[u] = fresh + leader
+    short = [u for u in leftovers if final[u] < 0 and 0 < words[u] <= recall.SLOGAN_WORDS]
+    # The first pass's short campaigns are leaders already: a retyped copy joins them.
+    seeds = {us[0] if key >= n_unique else key: key for key, us in groups.items()
+             if (key in kept or weight(us) >= cfg.min_batch_size)
+             and words[us[0] if key >= n_unique else key] <= recall.SLOGAN_WORDS}
+    for u, leader in recall.slogans(short, unique_texts, lambda u: len(members[u]), list(seeds)).items():
+        if final[u] < 0:
+            final[u] = seeds.get(leader, fresh + leader)
+    rest = [u for u in leftovers if final[u] < 0 and words[u] > 0]
+    first_leaders = [key for key in groups if key < n_unique and key in kept or
+                     (key < n_unique and weight(groups[key]) >= cfg.min_batch_size)]
+    new_leaders = sorted({key - fresh for key in final if key >= fresh})
+    leader_key = {lead: lead for lead in first_leaders} | {lead: fresh + lead for lead in new_leaders}
+    joined = recall.sentence_stage(rest, [*first_leaders, *new_leaders], unique_texts,
+                                   lambda u: texts[members[u][0]])
+    for u, leader in joined.items():
+        if final[u] < 0:
+            final[u] = leader_key.get(leader, fresh + leader)
+    # A campaign found in pieces (a spun copy leading a group of its own) becomes one.
+    regrouped: dict[int, list[int]] = defaultdict(list)
+    for u, key in enumerate(final):
+        if key >= 0:
+            regrouped[key].append(u)
+    leader_of_key = {key: (key - fresh if key >= fresh else key if key < n_unique else us[0])
+                     for key, us in regrouped.items()}
+    key_of_leader = {lead: key for key, lead in leader_of_key.items()}
+    into = recall.merge_leaders(list(key_of_leader), lambda lead: weight(regrouped[key_of_leader[lead]]),
+                                unique_texts, lambda u: texts[members[u][0]])
+    for lead, target in into.items():
+        while target in into:
+            target = into[target]
+        for u in regrouped[key_of_leader[lead]]:
+            final[u] = key_of_leader[target]
+    # A letter sent twice word for word (and long enough to tell) is a batch of two.
+    for u in leftovers:
+        if final[u] < 0 and len(members[u]) == 2 and len(sets[u]) >= cfg.min_shingles:
+            final[u] = fresh + u
+    # Groups of two formed here are batches only when near-exact.
+    regrouped: dict[int, list[int]] = defaultdict(list)
+    for u, key in enumerate(final):
+        if key >= fresh:
+            regrouped[key].append(u)
+    for key, us in regrouped.items():
+        if weight(us) == 2 and _near_pair(us, sets, cfg):
+            kept.add(key)
+    return kept
+
+
+def _near_pair(us: list[int], sets: list[array], cfg: ClusterSettings) -> bool:
+    if len(us) == 1:
+        return len(sets[us[0]]) >= cfg.min_shingles
+    a, b = frozenset(sets[us[0]]), frozenset(sets[us[1]])
+    if min(len(a), len(b)) < cfg.min_shingles:
+        return False
+    # One holds nearly all of the other (a sentence dropped, a typo), and they are mostly the same text.
+    shared = len(a & b)
+    return shared / min(len(a), len(b)) >= cfg.pair_overlap and shared / max(len(a), len(b)) >= 0.5
 
 
 def overlap_score(shared: int, n_text: int, n_template: int, cfg: ClusterSettings) -> float:

@@ -28,15 +28,21 @@ _BOILERPLATE = re.compile(
     re.IGNORECASE)
 _URL = re.compile(r"https?://\S+|www\.\S+|[\w.+-]{1,64}@[\w-]{1,63}(?:\.[\w-]{1,63})+")
 _PHONE = re.compile(r"\(?\b\d{3}\)?[\s.-]?\d{3}[\s.-]?\d{4}\b")
+_DIGIT = re.compile(r"\d")
 _NON_WORD = re.compile(r"[^\w\s]+")
 _SPACE = re.compile(r"\s+")
 _SENTENCE = re.compile(r"(?<=[.!?])\s+|\n+")
 
 
+# Unicode's blocks of combining marks (accents once NFKD has split them from their letters).
+_COMBINING = re.compile("[\u0300-\u036f\u1ab0-\u1aff\u1dc0-\u1dff\u20d0-\u20ff\ufe20-\ufe2f]")
+
+
 def _strip_accents(text: str) -> str:
     if text.isascii():
         return text
-    return "".join(c for c in unicodedata.normalize("NFKD", text) if not unicodedata.combining(c))
+    decomposed = unicodedata.normalize("NFKD", text)
+    return decomposed if decomposed.isascii() else _COMBINING.sub("", decomposed)
 
 
 # Letters are compared on their first 20,000 characters: no campaign template is longer, and an
@@ -63,8 +69,16 @@ def core_lines(text: str) -> list[str]:
 
 def normalise(text: str) -> str:
     """Lower-case words only, one space apart: the text clustering compares."""
-    body = " ".join(core_lines(text))
-    body = _PHONE.sub(" ", _URL.sub(" ", body))
+    return normalise_line(" ".join(core_lines(text)))
+
+
+def normalise_line(body: str) -> str:
+    """``normalise`` for a piece already inside the letter's body (a sentence): no greeting or
+    sign-off to look for."""
+    if "@" in body or "http" in body or "www." in body:
+        body = _URL.sub(" ", body)
+    if _DIGIT.search(body):
+        body = _PHONE.sub(" ", body)
     body = _strip_accents(body.lower())
     return _SPACE.sub(" ", _NON_WORD.sub(" ", body)).strip()
 

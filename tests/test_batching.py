@@ -126,3 +126,129 @@ def test_batch_eval_command(tmp_path):
     bad.write_text("id,body\n1,x\n")
     result = CliRunner().invoke(cli, ["batch", "eval", str(bad)], env={"SECRET_KEY": TEST_SECRET_KEY})
     assert result.exit_code != 0 and "no 'text' column" in result.output
+
+
+# --- issue 16: letters changed more than a light edit (one small fixture per kind) ----------------
+
+from batching.evidence import APART, JOIN, UNCERTAIN, explain, possible_members  # noqa: E402
+
+FOOD = ("I am writing to ask you to oppose the proposed cuts to school meal programs. "
+        "Free and reduced-price lunches are the only reliable meal of the day for many children in our county. "
+        "Hungry students cannot concentrate, and their grades and health suffer for it. "
+        "Local farms that sell to our school districts would lose a steady customer. "
+        "Please protect school meals in this year's budget.")
+# Letters people write themselves about the same subject: none of them may join anything.
+ORGANIC_SCHOOL_MEALS = [
+    "My son gets breakfast at school and it is the reason he can focus in the morning. I was laid off in March "
+    "and we are still catching up on rent. Please do not take this away from families like mine.",
+    "I run the cafeteria at an elementary school. Prices for milk and produce went up by a third this year and our "
+    "reimbursement did not. We are already cutting portions. Whatever you do with the budget, look at the numbers.",
+    "School lunch was never the problem. The problem is that the food is mostly processed and the kids throw half of "
+    "it away. I would rather see the money go to fresh food from local farms than more of the same.",
+    "Why are we paying for meals for families who can afford them? My taxes keep going up. Means-test the program "
+    "properly and stop the waste before you ask for more money.",
+    "As a pediatrician I see children whose only fruit of the week comes from school. Cuts to these meals would show "
+    "up in my clinic within months. I urge you to talk to doctors before voting.",
+]
+
+
+def _sign(body, name):
+    return f"Dear Representative Ortiz,\n\n{body}\n\nSincerely,\n{name}\n41 Birch Lane\nDayton, OH 45402"
+
+
+def _together(labels, idx):
+    return labels[idx[0]] != NOT_A_BATCH and len({labels[i] for i in idx}) == 1
+
+
+def test_retyped_slogans_join_and_short_organic_notes_do_not():
+    retyped = ["Keep the Elm Street post office open on Saturdays!",
+               "keep the elm street post office open on saturdays",
+               "KEEP THE ELM STREET POST OFFICE OPEN ON SATURDAYS!!!",
+               "Keep the Elm St post office open on Saturday.",
+               "Please keep the Elm Street post ofice open on Saturdays",
+               "keep elm street post office open saturdays pls",
+               "On Saturdays, keep the Elm Street post office open!"]
+    notes = ["The post office line on Elm Street took me an hour today.", "Thank you for fixing the streetlight.",
+             "When will the Saturday farmers market reopen?", "Please call me back about my passport."]
+    labels = cluster_texts(retyped + notes).labels
+    assert _together(labels, range(len(retyped))), labels
+    assert all(label == NOT_A_BATCH for label in labels[len(retyped):])
+
+
+def test_spun_copies_join_their_campaign_and_organic_letters_stay_apart():
+    swaps = [("ask", "urge"), ("oppose", "reject"), ("proposed cuts", "planned reductions"), ("reliable", "dependable"),
+             ("children", "kids"), ("Hungry", "Starving"), ("health", "wellbeing"), ("steady", "dependable"),
+             ("protect", "safeguard"), ("county", "community"), ("cannot concentrate", "can't focus")]
+    letters = []
+    for n in range(6):
+        text = FOOD
+        for k, (old, new) in enumerate(swaps):
+            if (k + n) % 2 == 0:
+                text = text.replace(old, new)
+        letters.append(_sign(text, f"Voter {n}"))
+    labels = cluster_texts(letters + ORGANIC_SCHOOL_MEALS).labels
+    assert _together(labels, range(6)), labels
+    assert all(label == NOT_A_BATCH for label in labels[6:])
+
+
+def test_heavy_rewrites_keeping_opening_and_closing_join():
+    first, *_middle, last = FOOD.split(". ")
+    own = ["My daughter is in third grade and eats lunch at school every day.",
+           "We moved here last year and the school has been wonderful to us.",
+           "I volunteer at the food pantry on weekends and the lines keep growing.",
+           "Our school board already cut the art teacher this spring.",
+           "My neighbor's twins depend on the breakfast program.",
+           "I grew up on free lunch myself and I turned out fine because of it.",
+           "The cafeteria staff know every child by name.", "Teachers keep granola bars in their desks already.",
+           "Our district is mostly farms and small towns.", "Gas prices mean families are stretched thin.",
+           "I have three grandchildren in the public schools.", "Last winter the heating bill doubled for us."]
+    letters = [_sign(f"{first}. {own[2 * n]} {own[2 * n + 1]} {last}", f"Parent {n}") for n in range(6)]
+    labels = cluster_texts(letters + ORGANIC_SCHOOL_MEALS).labels
+    assert _together(labels, range(6)), labels
+    assert all(label == NOT_A_BATCH for label in labels[6:])
+
+
+def test_groups_of_two_batch_when_near_copies_only():
+    a = ("The bridge on County Road 9 has had a weight limit sign for two years and school buses now take a "
+         "twelve mile detour. Parents are worried about the extra time on icy roads. Please find the funding to "
+         "repair it before next winter.")
+    edited = a.replace("twelve mile", "12 mile").replace("Parents are", "Parents here are")
+    a2 = f"Hello,\n\n{edited}\n\nThanks,\nJo"
+    b = ("The bridge on County Road 9 is a disgrace. I drive a truck for a living and the detour costs me an hour "
+         "every day. Somebody has to take responsibility for this.")
+    labels = cluster_texts([a, a2, b, *ORGANIC_SCHOOL_MEALS]).labels
+    assert _together(labels, [0, 1]), labels
+    assert labels[2] == NOT_A_BATCH and labels[2:] == [NOT_A_BATCH] * (len(labels) - 2)
+
+
+def test_personalised_forms_with_additions_longer_than_the_template_join():
+    letters = []
+    for n, story in enumerate(ORGANIC_SCHOOL_MEALS):
+        extra = " ".join(ORGANIC_SCHOOL_MEALS[(n + k) % 5] for k in range(1, 3))
+        body = f"{story} {extra}\n\n{FOOD}" if n % 2 else f"{FOOD}\n\n{story} {extra}"
+        letters.append(_sign(body, f"Neighbour {n}"))
+    assert all(len(x.split()) > 2 * len(FOOD.split()) for x in letters)
+    labels = cluster_texts(letters).labels
+    assert _together(labels, range(len(letters))), labels
+
+
+def test_organic_letters_on_one_topic_are_never_merged():
+    signed_letters = [_sign(x, f"Person {n}") for n, x in enumerate(ORGANIC_SCHOOL_MEALS)]
+    labels = cluster_texts(signed_letters).labels
+    assert labels == [NOT_A_BATCH] * len(ORGANIC_SCHOOL_MEALS)
+
+
+def test_evidence_says_why_and_lists_the_uncertain_band():
+    spun = (FOOD.replace("ask", "urge").replace("oppose", "reject").replace("reliable", "dependable")
+            .replace("children", "kids").replace("steady customer", "dependable buyer"))
+    ev = explain(_sign(spun, "Pat"), FOOD, key=7)
+    assert ev.key == 7 and ev.band == JOIN and ev.score >= 0.7
+    assert {p.how for p in ev.pairs} <= {"exact", "edit", "semantic"} and len(ev.pairs) >= 4
+    assert any(p.template.startswith("Hungry students") for p in ev.pairs)
+    half = ". ".join(FOOD.split(". ")[:2]) + ". " + ORGANIC_SCHOOL_MEALS[0]
+    partial = explain(half, FOOD)
+    assert partial.band == UNCERTAIN and 0.4 <= partial.score < 0.7, partial
+    unrelated = explain(ORGANIC_SCHOOL_MEALS[3], FOOD)
+    assert unrelated.band == APART
+    pool = {11: half, 12: ORGANIC_SCHOOL_MEALS[3], 13: _sign(spun, "Pat")}
+    assert [ev.key for ev in possible_members(pool, FOOD)] == [11]

