@@ -36,7 +36,7 @@ from __future__ import annotations
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
 
-from batching.align import align, coverage
+from batching.align import SentencePair, align, coverage
 from batching.cluster import ClusterSettings, overlap_score, shingles
 from batching.normalise import normalise
 
@@ -44,14 +44,6 @@ JOIN, UNCERTAIN, APART = "join", "uncertain", "apart"
 STAGES = ("exact", "shingles", "sentences", "semantic", "none")
 # Below the join threshold but at or above this score, a letter is listed for a person to decide.
 UNCERTAIN_FROM = 0.4
-
-
-@dataclass(frozen=True)
-class SentencePair:
-    letter: str  # the letter's sentence, as the sender wrote it
-    template: str  # the template sentence it stands for, as the template has it
-    similarity: float  # 0..1
-    how: str  # "exact" | "edit" | "semantic"
 
 
 @dataclass(frozen=True)
