@@ -30,7 +30,7 @@ def test_proposal_buttons_are_level_and_the_answer_button_wraps_as_one_box(live_
         add = page.locator(f'li[data-id="{near.id}"] .proposal-actions button', has_text="Add to this batch")
         reject = page.locator(f'li[data-id="{near.id}"] .proposal-actions button', has_text="Not part of it")
         top_add, top_reject = add.bounding_box()["y"], reject.bounding_box()["y"]
-        assert abs(top_add - top_reject) <= 1, f"{viewport['width']} px: Add at {top_add}, Not part of it at {top_reject}"
+        assert abs(top_add - top_reject) <= 1, f"{viewport['width']} px: Add at {top_add}, the other at {top_reject}"
         answer = page.locator("#answer-all")
         # One box: an inline link that wraps draws two ragged boxes; a block-level button draws one.
         assert answer.evaluate("a => a.getClientRects().length") == 1
