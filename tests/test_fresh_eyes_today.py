@@ -37,3 +37,49 @@ def test_proposal_buttons_are_level_and_the_answer_button_wraps_as_one_box(live_
         assert answer.evaluate("a => a.getBoundingClientRect().right") <= viewport["width"]
         assert page.evaluate("document.documentElement.scrollWidth <= window.innerWidth")
         context.close()
+
+
+def test_a_follow_up_counts_again_for_the_letter_chosen_and_a_refusal_comes_back_to_that_letter(session, factory,
+                                                                                                 settings):
+    """The dry run's numbers and the mass-mail verdict are for one letter: choosing another one reloads them for it
+    (data-recount), and a refused send shows the numbers of the letter that was refused, not of the first one."""
+    import dataclasses
+
+    from sqlalchemy import select
+
+    from constituents import segments
+    from correspondence.models import ApplyRun
+    from tests.conftest import Auth
+    from tests.test_franking import OTHER, _letter
+    from web import create_app
+
+    app = create_app(dataclasses.replace(settings, mass_mail_threshold=3))
+    try:
+        client = app.test_client()
+        auth = Auth(client, factory, session)
+        first, author = _letter(session, factory, "Affordable housing", OTHER)
+        water, _ = _letter(session, factory, "Water bill passed")
+        for i in range(4):
+            factory.constituent(email=f"eyes{i}@example.org", zip5="99807")
+        segment = segments.save_segment(session, "ZIP 99807", segments.parse_filter({"zips": "99807"}),
+                                        actor_id=author.id)
+        session.commit()
+        auth.login("supervisor")
+        path = f"/constituents/segments/{segment.id}/follow-up"
+        page = client.get(path).get_data(as_text=True)
+        assert 'data-recount="1"' in page and 'id="franking-needs-approval"' in page
+        token = auth.csrf(path)
+        refused = client.post(path, data={"csrf_token": token, "version_id": str(water.id),
+                                          "planned_version": str(water.id)})
+        assert refused.status_code == 303
+        assert refused.headers["Location"].endswith(f"{path}?version_id={water.id}")
+        back = client.get(refused.headers["Location"]).get_data(as_text=True)
+        assert "Not sent:" in back and "Water bill passed" in back
+        assert f'name="planned_version" value="{water.id}"' in back
+        garbled = client.post(path, data={"csrf_token": token, "version_id": "x1"})
+        assert garbled.headers["Location"].endswith(path)  # nothing to come back to
+        session.rollback()
+        assert session.scalar(select(ApplyRun.id)) is None
+    finally:
+        app.extensions["mailroom.db"].dispose()
+        app.extensions["mailroom.db_write"].dispose()
