@@ -83,3 +83,27 @@ def test_a_follow_up_counts_again_for_the_letter_chosen_and_a_refusal_comes_back
     finally:
         app.extensions["mailroom.db"].dispose()
         app.extensions["mailroom.db_write"].dispose()
+
+
+def test_a_constituents_remove_and_send_again_links_can_be_seen(live_server, browser, session, factory):
+    """They are button.link, whose colour is the header's white: on the white contact card they were invisible."""
+    from correspondence.models import SuppressionReason
+    from outbound.suppression import suppress
+
+    person = factory.constituent(email="gone@example.org")
+    suppress(session, "gone@example.org", SuppressionReason.UNSUBSCRIBED, detail="one-click unsubscribe",
+             actor_id=None)
+    supervisor = factory.staffer(role=Role.SUPERVISOR)
+    session.commit()
+    context = browser.new_context(viewport=PHONE)
+    page = sign_in(context, live_server, supervisor.email, factory.PASSWORD)
+    page.goto(f"{live_server}/constituents/{person.id}")
+    card = page.locator("#contacts").evaluate(
+        "e => { let n = e; while (n && getComputedStyle(n).backgroundColor === 'rgba(0, 0, 0, 0)') n = n.parentElement;"
+        " return n ? getComputedStyle(n).backgroundColor : 'rgb(255, 255, 255)'; }")
+    for button in (page.locator("#restore-1"), page.locator("#contacts button[aria-label^='Remove']").first):
+        assert button.is_visible() and button.inner_text().strip()
+        assert button.evaluate("b => getComputedStyle(b).color") != card
+    assert page.locator("#restore-1").inner_text() == "Send to this address again"
+    assert page.evaluate("document.documentElement.scrollWidth <= window.innerWidth")
+    context.close()
