@@ -107,3 +107,22 @@ def test_a_constituents_remove_and_send_again_links_can_be_seen(live_server, bro
     assert page.locator("#restore-1").inner_text() == "Send to this address again"
     assert page.evaluate("document.documentElement.scrollWidth <= window.innerWidth")
     context.close()
+
+
+def test_a_decision_on_a_proposed_letter_names_the_sender_as_the_list_does(client, auth, session, factory):
+    """The list shows "Maria Gomez"; the flash said "Message 7 added", which nobody on the page could match."""
+    _made, batch = _water_batch(session, factory)
+    near = factory.message(body_text=NEAR, processed_at=utcnow(), from_name="Maria Gomez")
+    other = factory.message(body_text=NEAR.replace("Olentangy", "Scioto"), processed_at=utcnow(),
+                            from_name="Ada Byrne")
+    join_message(session, near)
+    join_message(session, other)
+    session.commit()
+    auth.login("correspondent")
+    token = auth.csrf(f"/batches/{batch.id}")
+    added = client.post(f"/batches/{batch.id}/proposals/{near.id}/add", data={"csrf_token": token},
+                        follow_redirects=True).get_data(as_text=True)
+    assert f"The letter from Maria Gomez (message {near.id}) added to the batch." in added
+    rejected = client.post(f"/batches/{batch.id}/proposals/{other.id}/reject", data={"csrf_token": token},
+                           follow_redirects=True).get_data(as_text=True)
+    assert f"The letter from Ada Byrne (message {other.id}) is not part of this batch" in rejected
