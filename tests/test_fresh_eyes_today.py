@@ -68,6 +68,7 @@ def test_a_follow_up_counts_again_for_the_letter_chosen_and_a_refusal_comes_back
         path = f"/constituents/segments/{segment.id}/follow-up"
         page = client.get(path).get_data(as_text=True)
         assert 'data-recount="1"' in page and 'id="franking-needs-approval"' in page
+        assert ">Send: 4 letters</button>" in page  # not "Send to: 4 letters"
         token = auth.csrf(path)
         refused = client.post(path, data={"csrf_token": token, "version_id": str(water.id),
                                           "planned_version": str(water.id)})
