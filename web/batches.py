@@ -214,6 +214,14 @@ def undo(batch_id: int):  # type: ignore[no-untyped-def]
     return _decide(batch_id, work)
 
 
+def _letter_from(letter: Message | None) -> str:
+    """The proposals list names letters by their sender, so the flash after a decision does too."""
+    if letter is None:
+        return "The letter"
+    who = letter.from_name or letter.from_address
+    return f"The letter from {who} (message {letter.id})" if who else f"Message {letter.id}"
+
+
 @bp.route("/<int:batch_id>/proposals/<int:message_id>/add", methods=["POST"])
 @roles(*DECIDE)
 def add_proposal(batch_id: int, message_id: int):  # type: ignore[no-untyped-def]
@@ -221,8 +229,8 @@ def add_proposal(batch_id: int, message_id: int):  # type: ignore[no-untyped-def
     session = db_session()
 
     def decide() -> tuple[str, str]:
-        service.add_proposed(session, batch_id, message_id, actor_id=current_user.id)
-        return f"Message {message_id} added to the batch.", url_for("batches.view", batch_id=batch_id)
+        letter = service.add_proposed(session, batch_id, message_id, actor_id=current_user.id)
+        return (f"{_letter_from(letter)} added to the batch.", url_for("batches.view", batch_id=batch_id))
 
     return run_action(session, decide, back=url_for("batches.view", batch_id=batch_id))
 
@@ -235,7 +243,8 @@ def reject_proposal(batch_id: int, message_id: int):  # type: ignore[no-untyped-
 
     def decide() -> tuple[str, str]:
         service.reject_proposed(session, batch_id, message_id, actor_id=current_user.id)
-        return (f"Message {message_id} is not part of this batch; it will not be proposed again.",
+        letter = session.get(Message, message_id)
+        return (f"{_letter_from(letter)} is not part of this batch; it will not be proposed again.",
                 url_for("batches.view", batch_id=batch_id))
 
     return run_action(session, decide, back=url_for("batches.view", batch_id=batch_id))

@@ -298,7 +298,9 @@ def follow_up(segment_id: int):  # type: ignore[no-untyped-def]
         except DomainError as exc:
             session.rollback()
             flash(f"Not sent: {exc}", "error")
-            return redirect(url_for("constituents.follow_up", segment_id=segment_id)), 303
+            # Back to the numbers and the guard's verdict for the letter that was refused, not the first one.
+            return redirect(url_for("constituents.follow_up", segment_id=segment_id,
+                                    version_id=parse_id(version_id) or None)), 303
         session.commit()
         after_commit(done.effects)
         return redirect(url_for("letters.run", run_id=done.value.id)), 303
