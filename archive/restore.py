@@ -13,6 +13,7 @@ import hashlib
 import json
 import os
 import secrets
+import tarfile
 import tempfile
 from collections.abc import Callable, Iterator
 from pathlib import Path
@@ -22,7 +23,7 @@ from sqlalchemy import JSON, Integer, bindparam, column, func, select, table, te
 from sqlalchemy.engine import Connection
 from sqlalchemy.sql.expression import TableClause
 
-from archive.export import BLOBS_DIR, check_files, read_manifest
+from archive.export import check_files, read_manifest
 from archive.tables import LEFT_OUT_COLUMNS, NO_PASSWORD, SEEDED_TABLES, archived_tables, decoders, is_json
 from correspondence.blobstore import BlobStore
 from correspondence.db import Database
@@ -52,22 +53,28 @@ def _rows(path: Path) -> Iterator[dict[str, Any]]:
             yield json.loads(line)
 
 
-def _copy_blobs(src: Path, store: BlobStore) -> int:
-    """Every blob file of the archive into the store, checked against its name; one flush to disk at the end."""
+def _copy_blobs(src: Path, packs: list[dict[str, Any]], store: BlobStore) -> int:
+    """Every blob of the archive's packs into the store, checked against its name; one flush to disk at the end."""
     copied = 0
-    for path in sorted((src / BLOBS_DIR).glob("*/*")):
-        data = path.read_bytes()
-        if hashlib.sha256(data).hexdigest() != path.name:
-            raise RestoreRefused(f"{path}: its content does not match its SHA-256 name (damaged archive)")
-        target = store.path_for(path.name)
-        if target.is_file() and target.stat().st_size == len(data):
-            continue
-        target.parent.mkdir(parents=True, exist_ok=True)
-        fd, tmp = tempfile.mkstemp(dir=target.parent, prefix=".tmp-")
-        with os.fdopen(fd, "wb") as fh:
-            fh.write(data)
-        os.replace(tmp, target)
-        copied += 1
+    for pack in packs:
+        with tarfile.open(src / pack["file"], "r|") as tar:
+            for member in tar:
+                reader = tar.extractfile(member) if member.isfile() else None
+                if reader is None:
+                    raise RestoreRefused(f"{pack['file']}: {member.name!r} is not a blob file")
+                data = reader.read()
+                if hashlib.sha256(data).hexdigest() != member.name:
+                    raise RestoreRefused(f"{pack['file']}: {member.name[:80]!r} does not match its content's SHA-256 "
+                                         "(damaged archive)")
+                target = store.path_for(member.name)
+                if target.is_file() and target.stat().st_size == len(data):
+                    continue
+                target.parent.mkdir(parents=True, exist_ok=True)
+                fd, tmp = tempfile.mkstemp(dir=target.parent, prefix=".tmp-")
+                with os.fdopen(fd, "wb") as fh:
+                    fh.write(data)
+                os.replace(tmp, target)
+                copied += 1
     os.sync()
     return copied
 
@@ -139,7 +146,7 @@ def restore_archive(url: str, blob_dir: Path, src: Path, *,
                 raise RestoreRefused(f"the database is not empty ({listed}); restore needs an empty database: "
                                      "create a new one (PostgreSQL: createdb NAME; SQLite: a new file) and set "
                                      "DATABASE_URL to it, without running `mailroom init` first")
-        copied = _copy_blobs(src, BlobStore(blob_dir))
+        copied = _copy_blobs(src, manifest["blobs"]["packs"], BlobStore(blob_dir))
         if progress:
             progress("blob files", copied)
         counts = _insert_all(db, src, manifest, order, progress)
