@@ -257,3 +257,15 @@ def test_the_app_works_on_restored_data(archive_dir, tmp_path, redis_server):
     finally:
         app.extensions["mailroom.db"].dispose()
         app.extensions["mailroom.db_write"].dispose()
+
+
+@pytest.mark.parametrize("stored", ["2026-12-03 17:28:06.122874", "2026-12-03 17:28:06.000000", "2026-12-03 17:28:06",
+                                    "2026-12-03T17:28:06.5+00:00"])
+def test_sqlite_times_are_written_as_postgresql_ones_are(stored):
+    """Export reads SQLite's stored text directly; it must equal what PostgreSQL's datetimes print."""
+    from datetime import UTC, datetime
+
+    from archive.tables import _iso, _sqlite_iso
+
+    parsed = datetime.fromisoformat(stored)
+    assert _sqlite_iso(stored) == _iso(parsed if parsed.tzinfo else parsed.replace(tzinfo=UTC))
