@@ -21,6 +21,7 @@ from typing import Any
 
 from sqlalchemy import JSON, Integer, bindparam, column, func, select, table, text
 from sqlalchemy.engine import Connection
+from sqlalchemy.exc import DBAPIError
 from sqlalchemy.sql.expression import TableClause
 
 from archive.export import check_files, read_manifest
@@ -110,6 +111,17 @@ def _writable(t: Any, names: list[str]) -> TableClause:
     return table(t.name, *cols)
 
 
+def _insert(conn: Connection, target: TableClause, rows: list[dict[str, Any]]) -> int:
+    """Insert rows; a row the database refuses (PostgreSQL enforces text lengths SQLite never checked) stops the
+    restore with the table and the database's reason, and nothing is kept."""
+    try:
+        conn.execute(target.insert(), rows)
+    except DBAPIError as exc:
+        reason = str(exc.orig).strip().splitlines()[0] if exc.orig else str(exc)
+        raise RestoreRefused(f"table {target.name}: the database refused a row ({reason}); nothing was restored") from exc
+    return len(rows)
+
+
 def _reset_sequences(conn: Connection) -> None:
     for t in Base.metadata.sorted_tables:
         pk = list(t.primary_key.columns)
@@ -188,12 +200,10 @@ def _insert_all(db: Database, src: Path, manifest: dict[str, Any], order: list[s
                         row[key] = None
                 batch.append(row)
                 if len(batch) >= CHUNK:
-                    conn.execute(target.insert(), batch)
-                    n += len(batch)
+                    n += _insert(conn, target, batch)
                     batch = []
             if batch:
-                conn.execute(target.insert(), batch)
-                n += len(batch)
+                n += _insert(conn, target, batch)
             counts[name] = n
             later.extend((name, key, values) for key, values in fills.items() if values)
             if progress:

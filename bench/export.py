@@ -113,7 +113,7 @@ def main() -> None:
     settings = settings_for(workdir)
     db = Database.from_settings(settings)
     with db.engine.connect() as conn:
-        messages = conn.scalar(select(func.count(Message.id)))
+        messages = conn.scalar(select(func.count(Message.id))) or 0
     dest = workdir / f"archive-{int(time.time())}"
     started = time.perf_counter()
     manifest = export_archive(db, dest)

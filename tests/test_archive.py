@@ -84,9 +84,9 @@ def archive_dir(source: Database, tmp_path_factory: pytest.TempPathFactory) -> P
 @pytest.fixture
 def postgres_url() -> Iterator[str]:
     """A new PostgreSQL database beside the test one; the round trip needs a server, like CI has."""
-    base = os.environ.get("TEST_DATABASE_URL")
-    need(bool(base), "TEST_DATABASE_URL is not set: no PostgreSQL to restore into")
-    base = Settings.from_env({"DATABASE_URL": base, "SECRET_KEY": TEST_SECRET_KEY}).database_url
+    given = os.environ.get("TEST_DATABASE_URL", "")
+    need(bool(given), "TEST_DATABASE_URL is not set: no PostgreSQL to restore into")
+    base = Settings.from_env({"DATABASE_URL": given, "SECRET_KEY": TEST_SECRET_KEY}).database_url
     name = f"mailroom_archive_{uuid.uuid4().hex[:10]}"
     admin = Database(base)
     with admin.engine.connect().execution_options(isolation_level="AUTOCOMMIT") as conn:
@@ -130,11 +130,11 @@ def _check_restored(db: Database, source: Database) -> None:
         assert b.scalar(select(func.count()).where(Staffer.totp_secret.is_not(None))) == 0
         assert b.scalar(select(IntakeToken.token_sha256)) != "a" * 64
         assert b.scalar(select(MailboxAccount.password_encrypted)) == ""
-        for model in (RecoveryCode, WebAuthnCredential):
-            assert b.scalar(select(func.count()).select_from(model)) == 0
+        for secrets in (RecoveryCode, WebAuthnCredential):
+            assert b.scalar(select(func.count()).select_from(secrets)) == 0
     # New rows after the restore get new ids (PostgreSQL's sequences moved past the restored ones).
     with db.unit_of_work() as s:
-        highest = s.scalar(select(func.max(Staffer.id)))
+        highest = s.scalar(select(func.max(Staffer.id))) or 0
         after = Staffer(name="After", email="after@example.org", role=Role.CORRESPONDENT, password_hash=NO_PASSWORD)
         s.add(after)
         s.flush()
@@ -269,3 +269,31 @@ def test_sqlite_times_are_written_as_postgresql_ones_are(stored):
 
     parsed = datetime.fromisoformat(stored)
     assert _sqlite_iso(stored) == _iso(parsed if parsed.tzinfo else parsed.replace(tzinfo=UTC))
+
+
+def test_a_row_postgresql_refuses_stops_the_restore_and_keeps_nothing(archive_dir, postgres_url, tmp_path):
+    """SQLite never checked text lengths; PostgreSQL does. The restore says which table and why, and the
+    database stays empty, so it can be run again once the row is fixed."""
+    import hashlib
+
+    from archive.restore import holdings
+
+    copy = tmp_path / "copy"
+    shutil.copytree(archive_dir, copy)
+    path = copy / "tables" / "constituents.jsonl"
+    rows = path.read_text(encoding="utf-8").splitlines(keepends=True)
+    row = json.loads(rows[-1])
+    row["city"] = "x" * 500  # constituents.city is at most 100 characters
+    rows[-1] = json.dumps(row, sort_keys=True, separators=(",", ":"), ensure_ascii=False) + "\n"
+    path.write_text("".join(rows), encoding="utf-8")
+    manifest = json.loads((copy / "manifest.json").read_text())
+    entry = next(t for t in manifest["tables"] if t["name"] == "constituents")
+    entry["sha256"] = hashlib.sha256(path.read_bytes()).hexdigest()
+    (copy / "manifest.json").write_text(json.dumps(manifest))
+
+    with pytest.raises(RestoreRefused, match=r"table constituents: the database refused a row .*too long"):
+        restore_archive(postgres_url, tmp_path / "blobs", copy)
+    db = Database(postgres_url)
+    with db.engine.connect() as conn:
+        assert holdings(conn) == {}
+    db.dispose()
