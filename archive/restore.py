@@ -1,8 +1,8 @@
 """`mailroom restore DIR`: an archive into an EMPTY database (SQLite or PostgreSQL), blobs into the store.
 
-Order: check the archive against its manifest, copy the blob files into the store (each checked against its
-name; a committed row always has its file), migrate the database to head, refuse it unless empty, then insert
-every table in foreign-key order in one transaction. Columns that point forward or at their own table (a
+Order: check the archive against its manifest, refuse a database that holds rows (before migrating it: one that
+holds data is not touched), migrate to head, copy the blob files into the store (each checked against its name;
+a committed row always has its file), then insert every table in foreign-key order in one transaction. Columns that point forward or at their own table (a
 letter's current version, a merged constituent) are inserted empty and filled in once every row exists.
 PostgreSQL's id sequences are moved past the restored ids. Left-out secrets are filled per RESTORED_AS.
 """
@@ -19,7 +19,7 @@ from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import Any
 
-from sqlalchemy import JSON, Integer, bindparam, column, func, select, table, text
+from sqlalchemy import JSON, Integer, bindparam, column, func, inspect, select, table, text
 from sqlalchemy.engine import Connection
 from sqlalchemy.exc import DBAPIError
 from sqlalchemy.sql.expression import TableClause
@@ -83,8 +83,9 @@ def _copy_blobs(src: Path, packs: list[dict[str, Any]], store: BlobStore) -> int
 def holdings(conn: Connection) -> dict[str, int]:
     """Rows per table, for the tables that must be empty before a restore (all but the seeded ones)."""
     counts = {}
+    present = set(inspect(conn).get_table_names())
     for t in Base.metadata.sorted_tables:
-        if t.name in SEEDED_TABLES:
+        if t.name in SEEDED_TABLES or t.name not in present:
             continue
         n = conn.scalar(select(func.count()).select_from(t))
         if n:
@@ -118,7 +119,8 @@ def _insert(conn: Connection, target: TableClause, rows: list[dict[str, Any]]) -
         conn.execute(target.insert(), rows)
     except DBAPIError as exc:
         reason = str(exc.orig).strip().splitlines()[0] if exc.orig else str(exc)
-        raise RestoreRefused(f"table {target.name}: the database refused a row ({reason}); nothing was restored") from exc
+        raise RestoreRefused(f"table {target.name}: the database refused a row ({reason}); "
+                             "nothing was restored") from exc
     return len(rows)
 
 
@@ -148,16 +150,11 @@ def restore_archive(url: str, blob_dir: Path, src: Path, *,
     if in_archive != order:
         raise RestoreRefused(f"the archive's tables {in_archive} are not this Mailroom's {order}")
 
-    upgrade(url)
     db = Database(url)
     try:
-        with db.engine.connect() as conn:
-            if held := holdings(conn):
-                listed = ", ".join(f"{name}: {n} rows" for name, n in list(held.items())[:5])
-                listed += ", …" if len(held) > 5 else ""
-                raise RestoreRefused(f"the database is not empty ({listed}); restore needs an empty database: "
-                                     "create a new one (PostgreSQL: createdb NAME; SQLite: a new file) and set "
-                                     "DATABASE_URL to it, without running `mailroom init` first")
+        _refuse_unless_empty(db)  # before migrating: a database that holds data is not touched at all
+        upgrade(url)
+        _refuse_unless_empty(db)
         copied = _copy_blobs(src, manifest["blobs"]["packs"], BlobStore(blob_dir))
         if progress:
             progress("blob files", copied)
@@ -165,6 +162,17 @@ def restore_archive(url: str, blob_dir: Path, src: Path, *,
     finally:
         db.dispose()
     return {"tables": counts, "blob_files": copied}
+
+
+def _refuse_unless_empty(db: Database) -> None:
+    with db.engine.connect() as conn:
+        held = holdings(conn)
+    if held:
+        listed = ", ".join(f"{name}: {n} rows" for name, n in list(held.items())[:5])
+        listed += ", …" if len(held) > 5 else ""
+        raise RestoreRefused(f"the database is not empty ({listed}); restore needs an empty database: "
+                             "create a new one (PostgreSQL: createdb NAME; SQLite: a new file) and set "
+                             "DATABASE_URL to it, without running `mailroom init` first")
 
 
 def _insert_all(db: Database, src: Path, manifest: dict[str, Any], order: list[str],
