@@ -15,7 +15,7 @@ from pathlib import Path
 
 ROOT = Path(__file__).resolve().parent.parent
 PACKAGES = ("correspondence", "constituents", "insight", "coding", "config", "intake", "batching", "drafting",
-            "casework", "web", "workers", "demo")
+            "casework", "archive", "web", "workers", "demo")
 
 
 def function_lengths(paths: list[Path]) -> list[tuple[int, str]]:

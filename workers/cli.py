@@ -1,4 +1,5 @@
-"""The `mailroom` command: a Flask CLI group with init, run, worker, scheduler, demo and staff."""
+"""The `mailroom` command: a Flask CLI group with init, run, worker, scheduler, demo, staff, export, restore
+and verify."""
 
 from __future__ import annotations
 
@@ -536,6 +537,87 @@ def staff_reset_2fa(email: str) -> None:
 
     reset()
     click.echo(f"Second factor removed for {email}; they set one up again at their next sign-in.")
+
+
+# Export, restore and verify (archive/, docs/archive-format.md). Not use cases: an export reads one snapshot,
+# a restore writes a whole database, verify only reads; each says why it refuses as "Error: ..." (exit 1).
+def _progress(name: str, rows: int) -> None:
+    click.echo(f"  {name}: {rows}", err=True)
+
+
+@cli.command("export", with_appcontext=False)
+@click.argument("dest", type=click.Path(file_okay=False))
+def export_command(dest: str) -> None:
+    """Write the whole office (every table as JSON Lines, raw inputs and attachments, manifest.json) into DEST,
+    a new or empty folder. Secrets (passwords, second factors, tokens) are left out."""
+    from pathlib import Path
+
+    from archive.export import export_archive
+    from correspondence.db import Database
+    from correspondence.errors import DomainError
+
+    db = Database.from_settings(Settings.from_env())
+    try:
+        manifest = export_archive(db, Path(dest), progress=_progress)
+    except DomainError as exc:
+        raise Refused(str(exc)) from exc
+    finally:
+        db.dispose()
+    rows = sum(t["rows"] for t in manifest["tables"])
+    click.echo(f"Exported {rows} rows in {len(manifest['tables'])} tables and {manifest['blobs']['files']} "
+               f"blob files to {dest}.")
+    if manifest["blobs"]["missing"]:
+        click.echo(f"{len(manifest['blobs']['missing'])} blob(s) named in the database had no file in the blob "
+                   "store; they are listed in manifest.json.", err=True)
+        sys.exit(1)
+
+
+@cli.command("restore", with_appcontext=False)
+@click.argument("src", type=click.Path(exists=True, file_okay=False))
+def restore_command(src: str) -> None:
+    """Restore the archive in SRC into the EMPTY database DATABASE_URL names (SQLite or PostgreSQL) and its
+    blob folder. Restored staff have no password: give each one with `mailroom staff reset-password EMAIL`."""
+    from pathlib import Path
+
+    from archive.restore import restore_archive
+    from correspondence.errors import DomainError
+
+    settings = Settings.from_env()
+    try:
+        result = restore_archive(settings.database_url, settings.blob_dir, Path(src), progress=_progress)
+    except DomainError as exc:
+        raise Refused(str(exc)) from exc
+    click.echo(f"Restored {sum(result['tables'].values())} rows and {result['blob_files']} blob files.")
+    click.echo(_frame(["Passwords and second factors are never exported: nobody can sign in yet.",
+                       "Give each person a one-time password:  mailroom staff reset-password EMAIL",
+                       "Intake API tokens must be issued again, mailbox passwords entered again."]))
+
+
+@cli.command("verify", with_appcontext=False)
+@click.argument("src", type=click.Path(exists=True, file_okay=False))
+def verify_command(src: str) -> None:
+    """Compare the database and blob store with the archive in SRC (row counts and checksums per table, the
+    archive's own files, every blob); exits 1 and lists the differences when they disagree."""
+    from pathlib import Path
+
+    from archive.verify import verify_archive
+    from correspondence.db import Database
+    from correspondence.errors import DomainError
+
+    settings = Settings.from_env()
+    db = Database.from_settings(settings)
+    try:
+        problems = verify_archive(db, settings.blob_dir, Path(src))
+    except DomainError as exc:
+        raise Refused(str(exc)) from exc
+    finally:
+        db.dispose()
+    if problems:
+        click.echo(f"{len(problems)} difference(s) between the database and {src}:", err=True)
+        for line in problems:
+            click.echo(f"  {line}", err=True)
+        sys.exit(1)
+    click.echo(f"The database matches {src}: every table's rows and checksum, and every blob.")
 
 
 if __name__ == "__main__":
