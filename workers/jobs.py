@@ -107,7 +107,7 @@ def _sweep(session: Session, *, older_than: timedelta, can_send: bool) -> Done[i
     return Done(sum(parts.value), parts.effects)
 
 
-def _bounce_store(settings, account):  # type: ignore[no-untyped-def]
+def _bounce_store(settings, account):
     """The bounce mailbox's messages go to the bounce intake, not the inbox (MAILROOM_IMAP_ACCOUNTS "purpose")."""
     if account.purpose != "bounces":
         return None
