@@ -103,7 +103,7 @@ def geography(session: Session, batch_id: int) -> Geography:
 ADDITION_FILTERS = ("any", "question", "request", "story")
 
 
-def _with_additions(query, kind: str | None):  # type: ignore[no-untyped-def]
+def _with_additions(query, kind: str | None):
     if kind is None:
         return query
     if kind == "any":

@@ -5,7 +5,7 @@ Every change goes through a function here that checks it and writes an audit eve
 
 from __future__ import annotations
 
-from datetime import timedelta
+from datetime import datetime, timedelta
 
 from sqlalchemy import select
 from sqlalchemy.orm import Session, selectinload
@@ -324,8 +324,8 @@ def _staffer_or_none(session: Session, raw: str | None) -> int | None:
     return int(raw)
 
 
-def _due(raw: str | None):  # type: ignore[no-untyped-def]
-    from datetime import UTC, date, datetime, time
+def _due(raw: str | None) -> datetime | None:
+    from datetime import UTC, date, time
 
     if not raw:
         return None
@@ -441,9 +441,10 @@ def save_category(session: Session, name: str, steps_text: str, *, actor_id: int
         record(session, actor_id=actor_id, action="case_category.create", object_type="case_category",
                object_id=category.id, after={"name": name, "steps": template})
     else:
-        category = session.get(CaseCategory, category_id)
-        if category is None:
+        found = session.get(CaseCategory, category_id)
+        if found is None:
             raise NotFound(f"no category {category_id}")
+        category = found
         before = {"name": category.name, "steps": category.steps}
         category.name, category.steps = name, template
         record(session, actor_id=actor_id, action="case_category.edit", object_type="case_category",

@@ -19,6 +19,7 @@ import unicodedata
 from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import datetime, timedelta
+from email.message import EmailMessage
 from typing import TypeVar
 
 from sqlalchemy import func, select
@@ -399,10 +400,8 @@ def resend_confirmation(session: Session, case_id: int, *, actor_id: int) -> Eff
     return Effect.of("help_confirmation", request.id, by_staff=True)
 
 
-def confirmation_email(request: HelpRequest, link: str, *, office_name: str, mail_from: str):  # type: ignore[no-untyped-def]
+def confirmation_email(request: HelpRequest, link: str, *, office_name: str, mail_from: str) -> EmailMessage:
     """The email that carries the one-time link; it says plainly what following it means."""
-    from email.message import EmailMessage
-
     email = EmailMessage()
     email["From"], email["To"] = mail_from, request.email
     email["Subject"] = f"Confirm your request for help ({request.reference})"

@@ -31,7 +31,7 @@ Date: <span class="field" style="min-width:1.5in">&nbsp;</span></p>
 _ENV = Environment(autoescape=select_autoescape(default=True))
 
 
-def release_pdf(case: Case, settings) -> bytes:  # type: ignore[no-untyped-def]
+def release_pdf(case: Case, settings) -> bytes:
     from drafting.printing import html_to_pdf  # no URL fetched, no file read (issue 12)
 
     html = _ENV.from_string(_PAGE).render(case=case, address=address_block(case.constituent),

@@ -53,6 +53,8 @@ def due_steps(session: Session, *, staffer_id: int | None = None, now: datetime 
         query = query.limit(limit)
     result: dict[int, list[DueStep]] = defaultdict(list)
     for owner, step_id, case_id, title, subject, due in session.execute(query):
+        if due is None:  # the query's `due_at <=` leaves none out; this tells the type checker
+            continue
         due = due if due.tzinfo else due.replace(tzinfo=now.tzinfo)
         result[owner].append(DueStep(step_id, case_id, title, subject, due, due < now))
     return dict(result)

@@ -14,8 +14,9 @@ because the matcher never joins on those alone when the emails differ.
 from __future__ import annotations
 
 from dataclasses import dataclass, field
+from typing import Any, cast
 
-from sqlalchemy import func, or_, select, update
+from sqlalchemy import CursorResult, func, or_, select, update
 from sqlalchemy.orm import Session, selectinload
 
 from constituents.identity import name_address_score
@@ -108,12 +109,12 @@ def office_candidates(session: Session, limit: int = 100) -> list[Pair]:
             select(ConstituentEmail.address, ConstituentEmail.constituent_id).join(Constituent).where(
                 live, or_(ConstituentEmail.address.like("%+%@%"), ConstituentEmail.address.like("%@gmail.com"),
                           ConstituentEmail.address.like("%@googlemail.com"))).order_by(ConstituentEmail.id)):
-        key = mailbox_key(address)
-        first = mailboxes.setdefault(key, cid)
+        mailbox = mailbox_key(address)
+        first = mailboxes.setdefault(mailbox, cid)
         if first != cid and (min(first, cid), max(first, cid)) not in seen:
             seen.add((min(first, cid), max(first, cid)))
-            a, b = session.get(Constituent, min(first, cid)), session.get(Constituent, max(first, cid))
-            pairs.append(Pair(a, b, f"same mailbox ({key})", 100))
+            a, b = session.get_one(Constituent, min(first, cid)), session.get_one(Constituent, max(first, cid))
+            pairs.append(Pair(a, b, f"same mailbox ({mailbox})", 100))
     groups = (select(Constituent.last_name, Constituent.zip5).where(live, Constituent.last_name.is_not(None),
                                                                     Constituent.zip5.is_not(None))
               .group_by(Constituent.last_name, Constituent.zip5).having(func.count() > 1).limit(limit * 5))
@@ -187,14 +188,16 @@ def undo_merge(session: Session, event_id: int, *, actor_id: int) -> Constituent
     gone = get_constituent(session, int(data["merged_id"]))
     if gone.merged_into_id != keep.id:
         raise ValidationFailed("that record is no longer merged here")
-    models = {"messages": Message, "responses": Response, "cases": Case, "emails": ConstituentEmail,
+    models: dict[str, type[Message | Response | Case | ConstituentEmail | ConstituentPhone | ConstituentTag]] = {
+        "messages": Message, "responses": Response, "cases": Case, "emails": ConstituentEmail,
               "phones": ConstituentPhone, "tags": ConstituentTag}
     back = {}
     for name, ids in (data.get("moved") or {}).items():
         model = models[name]
         if ids:
-            result = session.execute(update(model).where(model.id.in_(ids), model.constituent_id == keep.id)
-                                     .values(constituent_id=gone.id).execution_options(synchronize_session=False))
+            result = cast(CursorResult[Any], session.execute(
+                update(model).where(model.id.in_(ids), model.constituent_id == keep.id)
+                .values(constituent_id=gone.id).execution_options(synchronize_session=False)))
             back[name] = result.rowcount
     for name, value in (data.get("filled") or {}).items():
         if getattr(keep, name) == value:

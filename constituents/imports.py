@@ -290,7 +290,7 @@ def _apply_chunk(session: Session, rows: list[Row], imp: ConstituentImport, know
     duplicates page, rather than joining one of them at random.
     """
     known.preload(session, emails={e for r in rows for e in r.emails}, phones={r.phone for r in rows if r.phone})
-    touched: list[tuple[Constituent, Row, bool, dict]] = []
+    touched: list[tuple[Constituent, Row, bool, dict[str, str]]] = []
     created = matched = 0
     with session.no_autoflush:  # one flush for the chunk, not one per person looked up
         for row in rows:
@@ -303,7 +303,7 @@ def _apply_chunk(session: Session, rows: list[Row], imp: ConstituentImport, know
                 is_new = True
                 created += 1
             else:
-                person = match.constituent or session.get(
+                person = match.constituent or session.get_one(
                     Constituent, match.constituent_id, options=[selectinload(Constituent.emails),
                                                                 selectinload(Constituent.phones),
                                                                 selectinload(Constituent.tags)])
@@ -359,7 +359,7 @@ def run_import(db: Database, import_id: int) -> ConstituentImport:
 
     def flush(rows: list[Row], n: int) -> None:
         with db.unit_of_work() as s:
-            imp_ = s.get(ConstituentImport, import_id)
+            imp_ = s.get_one(ConstituentImport, import_id)
             created, matched = _apply_chunk(s, rows, imp_, known)
             s.execute(update(ConstituentImport).where(ConstituentImport.id == import_id).values(
                 done_rows=ConstituentImport.done_rows + n, created=ConstituentImport.created + created,
@@ -387,7 +387,7 @@ def run_import(db: Database, import_id: int) -> ConstituentImport:
             imp.error = f"the file stops being CSV near line {index + 3}: {exc}"[:500]
             return IMPORTS.move(s, imp, RunState.FAILED, actor_id=None, action="import.fail", detail=imp.error)
     with db.unit_of_work() as s:
-        imp = s.get(ConstituentImport, import_id)
+        imp = s.get_one(ConstituentImport, import_id)
         imp.bad = len(bad)
         if bad:
             report = to_csv(["line", "problem", *columns],

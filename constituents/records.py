@@ -6,8 +6,9 @@ import re
 from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import datetime
+from typing import TypeVar
 
-from sqlalchemy import func, or_, select
+from sqlalchemy import ColumnElement, func, or_, select
 from sqlalchemy.orm import Session
 
 from constituents.values import (
@@ -31,6 +32,8 @@ from correspondence.models import (
     Response,
 )
 from correspondence.services.audit import record
+
+T = TypeVar("T")
 
 EDITABLE = ("prefix", "first_name", "middle_name", "last_name", "suffix", "address1", "address2", "city", "state",
             "zip5", "zip4")
@@ -161,7 +164,7 @@ def all_tags(session: Session) -> list[tuple[str, int]]:
 FIND_MAX = 200  # characters of a "find a person" search that are read
 
 
-def find_conditions(text: str) -> list:
+def find_conditions(text: str) -> list[ColumnElement[bool]]:
     """Conditions on Constituent for the one "find a person" box: a name, an email, a phone number, a
     street or a ZIP — whichever the text is. Conservative: every word must match something of the person.
 
@@ -197,7 +200,7 @@ def find_conditions(text: str) -> list:
         phones = (phones.where(ConstituentPhone.number == number) if number and len(digits) >= 10
                   else phones.where(ConstituentPhone.number.endswith(digits, autoescape=True)))
         return [Constituent.id.in_(phones)]
-    conditions = []
+    conditions: list[ColumnElement[bool]] = []
     for word in text.lower().replace(",", " ").split()[:8]:
         conditions.append(or_(func.lower(Constituent.first_name).startswith(word, autoescape=True),
                               func.lower(Constituent.last_name).startswith(word, autoescape=True),
@@ -239,13 +242,21 @@ def add_contact(session: Session, constituent_id: int, kind: str, text: str, *, 
 
 def remove_contact(session: Session, constituent_id: int, kind: str, value: str, *, actor_id: int | None) -> None:
     person = get_constituent(session, constituent_id)
-    items = person.emails if kind == "email" else person.phones if kind == "phone" else None
-    if items is None:
+    if kind == "email":
+        removed = _remove_first(person.emails, lambda e: e.address == value)
+    elif kind == "phone":
+        removed = _remove_first(person.phones, lambda p: p.number == value)
+    else:
         raise ValidationFailed("remove an email or a phone")
-    for item in list(items):
-        if (item.address if kind == "email" else item.number) == value:
+    if not removed:
+        raise NotFound(f"{person.full_name} has no {kind} {value!r}")
+    record(session, actor_id=actor_id, action=f"constituent.remove_{kind}", object_type="constituent",
+           object_id=person.id, before={kind: value})
+
+
+def _remove_first(items: list[T], matches: Callable[[T], bool]) -> bool:
+    for item in items:
+        if matches(item):
             items.remove(item)
-            record(session, actor_id=actor_id, action=f"constituent.remove_{kind}", object_type="constituent",
-                   object_id=person.id, before={kind: value})
-            return
-    raise NotFound(f"{person.full_name} has no {kind} {value!r}")
+            return True
+    return False

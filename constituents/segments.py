@@ -12,8 +12,9 @@ import re
 from collections.abc import Iterator, Mapping, Sequence
 from dataclasses import asdict, dataclass
 from datetime import UTC, date, datetime, time, timedelta
+from typing import Any, TypeVar
 
-from sqlalchemy import func, select
+from sqlalchemy import ColumnElement, func, select
 from sqlalchemy.orm import Session, selectinload
 from sqlalchemy.sql import Select
 
@@ -77,7 +78,7 @@ class SegmentFilter:
     def on_messages(self) -> bool:
         return bool(self.topic_ids or self.stance or self.batch_id or self.active_from or self.active_to)
 
-    def to_dict(self) -> dict:
+    def to_dict(self) -> dict[str, Any]:
         data = asdict(self)
         data["active_from"] = self.active_from.isoformat() if self.active_from else None
         data["active_to"] = self.active_to.isoformat() if self.active_to else None
@@ -85,7 +86,7 @@ class SegmentFilter:
         return data
 
     @classmethod
-    def from_dict(cls, data: Mapping) -> SegmentFilter:
+    def from_dict(cls, data: Mapping[str, Any]) -> SegmentFilter:
         return cls(zips=tuple(data.get("zips") or ()), city=data.get("city") or "",
                    district=data.get("district") or "", topic_ids=tuple(int(t) for t in data.get("topic_ids") or ()),
                    stance=data.get("stance") or "", batch_id=data.get("batch_id"),
@@ -164,8 +165,9 @@ def parse_filter(form: Mapping[str, str], *, topic_ids: Sequence[str] | None = N
                          active_to=dates["active_to"], tags=tags, find=find)
 
 
-def message_conditions(flt: SegmentFilter) -> list:
-    conditions = [Message.constituent_id.is_not(None), Message.direction == Direction.INBOUND]
+def message_conditions(flt: SegmentFilter) -> list[ColumnElement[bool]]:
+    conditions: list[ColumnElement[bool]] = [Message.constituent_id.is_not(None),
+                                             Message.direction == Direction.INBOUND]
     if flt.topic_ids:
         conditions.append(Message.topic_id.in_(flt.topic_ids))
     if flt.stance:
@@ -179,7 +181,10 @@ def message_conditions(flt: SegmentFilter) -> list:
     return conditions
 
 
-def apply_filter(query: Select, flt: SegmentFilter) -> Select:
+_Query = TypeVar("_Query", bound="Select[*tuple[Any, ...]]")
+
+
+def apply_filter(query: _Query, flt: SegmentFilter) -> _Query:
     # "+ 0" keeps SQLite from walking the merged_into_id index (nearly every row is NULL) in id order;
     # it then starts from the selective condition (a ZIP, an email, a phone, the page's id range).
     query = query.where((Constituent.merged_into_id + 0).is_(None))
@@ -218,7 +223,7 @@ CSV_HEADER = ("id", "prefix", "first_name", "last_name", "email", "phone", "addr
               "state", "zip", "district", "tags")
 
 
-def csv_rows(session: Session, flt: SegmentFilter) -> Iterator[tuple]:
+def csv_rows(session: Session, flt: SegmentFilter) -> Iterator[tuple[object, ...]]:
     """Every member as a CSV row, read in pages so a 250,000-person segment never sits in memory."""
     after = 0
     while True:
@@ -351,10 +356,10 @@ def follow_up_plan(session: Session, flt: SegmentFilter, *, rules: franking.Rule
     # People whose email (the first on their record, the one a follow-up uses) gets no follow-ups.
     first_email = select(func.min(ConstituentEmail.id)).where(
         ConstituentEmail.constituent_id.in_(select(people.c.id))).group_by(ConstituentEmail.constituent_id)
-    suppressed = dict(session.execute(
+    suppressed = {reason: n for reason, n in session.execute(
         select(Suppression.reason, func.count()).join(ConstituentEmail, ConstituentEmail.address == Suppression.address)
         .where(ConstituentEmail.id.in_(first_email), Suppression.reason.is_not(None))
-        .group_by(Suppression.reason)).all())
+        .group_by(Suppression.reason)) if reason is not None}
     held = sum(suppressed.values())
     rules = rules or franking.Rules()
     verdict = franking.check(session, letter_id=version.letter_id if version else None,

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import re
 import unicodedata
+from collections.abc import Mapping
 from typing import Any, NamedTuple
 
 import phonenumbers
@@ -36,7 +37,7 @@ LIMITS: dict[str, int] = {
 }
 
 
-def too_long(values: dict[str, str | None]) -> dict[str, str]:
+def too_long(values: Mapping[str, str | None]) -> dict[str, str]:
     """field -> reason, for each value longer than its column."""
     return {key: f"is longer than {LIMITS[key]} characters" for key, value in values.items()
             if key in LIMITS and value and len(value) > LIMITS[key]}

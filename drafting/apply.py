@@ -49,6 +49,7 @@ from correspondence.models import (
     ResponseMessage,
     ResponseState,
     RunState,
+    SuppressionReason,
     VersionState,
     utcnow,
 )
@@ -127,16 +128,16 @@ class Policy:
     frequent_writer_days: int = 0
 
     @classmethod
-    def of(cls, settings) -> Policy:  # type: ignore[no-untyped-def]
+    def of(cls, settings) -> Policy:
         return cls(frequent_writer_days=int(getattr(settings, "frequent_writer_days", 0) or 0))
 
 
-def office_of(settings) -> Office:  # type: ignore[no-untyped-def]
+def office_of(settings) -> Office:
     return Office(name=settings.office_name, member_name=settings.member_name, signature=settings.signature,
                   letterhead=settings.letterhead)
 
 
-def budget_of(settings) -> Budget:  # type: ignore[no-untyped-def]
+def budget_of(settings) -> Budget:
     return Budget(max_bytes=settings.letter_max_kb * 1024, seconds=settings.letter_render_seconds)
 
 
@@ -216,7 +217,7 @@ class Facts:
     topic_names: dict[int, str] = field(default_factory=dict)
     batch_titles: dict[int, str] = field(default_factory=dict)
     # Suppressed addresses among these people's (outbound.suppression), by lower-cased address.
-    suppressed: dict[str, object] = field(default_factory=dict)
+    suppressed: dict[str, SuppressionReason | None] = field(default_factory=dict)
 
     def earlier(self, key: tuple[str, object]) -> list[Earlier]:
         if key[0] == "c":
@@ -382,8 +383,9 @@ def decide(messages: Sequence[Message], facts: Facts, *, letter_id: int | None, 
         result.counts["no_address"] += len(open_ones)
         return result
     held = facts.suppressed.get(suppression.normalise(address)) if method == DeliveryMethod.EMAIL else None
-    if suppression.blocks(held, follow_up=any(m.direction == Direction.OUTBOUND for m in open_ones)):  # type: ignore[arg-type]
-        result.counts[f"suppressed_{held.value}"] += len(open_ones)  # type: ignore[union-attr]
+    if held is not None and suppression.blocks(held, follow_up=any(m.direction == Direction.OUTBOUND
+                                                                   for m in open_ones)):
+        result.counts[f"suppressed_{held.value}"] += len(open_ones)
         return result
     result.covered, result.latest, result.method = open_ones, _latest(open_ones), method
     result.address, result.with_additions = address, additions
@@ -494,7 +496,7 @@ def _letter_of(session: Session, version_id: int | None) -> int | None:
     return session.scalar(select(LetterVersion.letter_id).where(LetterVersion.id == version_id))
 
 
-def _chunks(items: Sequence[int], size: int):  # type: ignore[no-untyped-def]
+def _chunks(items: Sequence[int], size: int):
     for i in range(0, len(items), size):
         yield list(items[i:i + size])
 
@@ -560,11 +562,11 @@ def new_message_id(domain: str) -> str:
     return f"<mailroom.{uuid.uuid4().hex}@{domain}>"
 
 
-def _domain(settings) -> str:  # type: ignore[no-untyped-def]
+def _domain(settings) -> str:
     return (settings.mail_from.rsplit("@", 1)[-1] or "mailroom.local").strip("> ")
 
 
-def _render(decision: Decision, subject_source: str, body_source: str, *, settings,  # type: ignore[no-untyped-def]
+def _render(decision: Decision, subject_source: str, body_source: str, *, settings,
             version_id: int | None, letter_id: int | None, run_id: int | None, actor_id: int | None) -> Response:
     """The person's one letter, rendered in the sandbox with their latest message (not yet flushed)."""
     latest = decision.latest
@@ -596,7 +598,7 @@ def _close(session: Session, decision: Decision, *, actor_id: int | None) -> Non
         close_message(session, m.id, actor_id=actor_id, reason=decision.reason)
 
 
-def respond(session: Session, message: Message, subject_source: str, body_source: str, *, settings,  # type: ignore[no-untyped-def]
+def respond(session: Session, message: Message, subject_source: str, body_source: str, *, settings,
             version_id: int | None, run_id: int | None, actor_id: int | None) -> Response | None:
     """A one-off letter to one message (the reply page): None when it is answered already or cannot be."""
     if message.status not in ANSWERABLE or session.get(ResponseMessage, message.id) is not None:
@@ -614,12 +616,12 @@ def respond(session: Session, message: Message, subject_source: str, body_source
     return response
 
 
-def _run_chunk(db: Database, run_id: int, people: Sequence[Sequence[int]], settings, *,  # type: ignore[no-untyped-def]
+def _run_chunk(db: Database, run_id: int, people: Sequence[Sequence[int]], settings, *,
                now: datetime) -> list[int]:
     """One transaction: decide and act for these people, advance the run; returns the email letters made."""
     with db.unit_of_work() as s:
-        run = s.get(ApplyRun, run_id)
-        version = s.get(LetterVersion, run.version_id)
+        run = s.get_one(ApplyRun, run_id)
+        version = s.get_one(LetterVersion, run.version_id)
         options, policy = Options.from_mapping(run.options), Policy.of(settings)
         facts = Facts()
         made: list[tuple[Response, Decision]] = []
@@ -650,7 +652,7 @@ def _run_chunk(db: Database, run_id: int, people: Sequence[Sequence[int]], setti
         return [r.id for r, d in made if d.method == DeliveryMethod.EMAIL]
 
 
-def execute_run(db: Database, run_id: int, settings, *,  # type: ignore[no-untyped-def]
+def execute_run(db: Database, run_id: int, settings, *,
                 enqueue_email: Callable[[list[int]], None] | None = None,
                 build_print: Callable[[Session, ApplyRun], str | None] | None = None,
                 chunk_people: int = CHUNK) -> ApplyRun:
@@ -664,7 +666,7 @@ def execute_run(db: Database, run_id: int, settings, *,  # type: ignore[no-untyp
         if run.state == RunState.DONE:
             return run
         ids, version_id = list(run.message_ids), run.version_id
-        own = s.get(LetterVersion, version_id).letter.one_off_message_id
+        own = s.get_one(LetterVersion, version_id).letter.one_off_message_id
         refused = None
         if own is not None and ids != [own]:
             # A run recorded before start_run checked this: a one-off reply answers its own message only.
@@ -693,14 +695,14 @@ def execute_run(db: Database, run_id: int, settings, *,  # type: ignore[no-untyp
                     raise
             except LetterError as exc:
                 with db.unit_of_work() as s:
-                    run = s.get(ApplyRun, run_id)
+                    run = s.get_one(ApplyRun, run_id)
                     run.error = str(exc)[:500]
                     APPLY_RUNS.move(s, run, RunState.FAILED, actor_id=None, action="apply_run.fail", detail=run.error)
                 raise
         if emails and enqueue_email is not None:
             enqueue_email(emails)
     with db.unit_of_work() as s:
-        run = s.get(ApplyRun, run_id)
+        run = s.get_one(ApplyRun, run_id)
         if build_print is not None:
             run.print_sha256 = build_print(s, run)
             if run.print_sha256:
@@ -709,7 +711,7 @@ def execute_run(db: Database, run_id: int, settings, *,  # type: ignore[no-untyp
                                                                    Response.method == DeliveryMethod.PRINT)))
                 answers_left(s, printed, actor_id=None, how="print file made")
         run.finished_at = utcnow()
-        letter = s.get(FormLetter, s.get(LetterVersion, run.version_id).letter_id)
+        letter = s.get_one(FormLetter, s.get_one(LetterVersion, run.version_id).letter_id)
         letter.usage_count += run.created_count
         letter.last_used_at = utcnow()
         APPLY_RUNS.move(s, run, RunState.DONE, actor_id=run.created_by_id, action="apply_run.finish",
@@ -742,7 +744,7 @@ def print_file(session: Session, run: ApplyRun, office: Office, on: date) -> str
     return store_blob(session, letters_pdf(items, office, on.strftime("%B %-d, %Y")), "application/pdf")
 
 
-def reply_now(session: Session, message_id: int, *, subject: str, body: str, settings,  # type: ignore[no-untyped-def]
+def reply_now(session: Session, message_id: int, *, subject: str, body: str, settings,
               actor_id: int) -> Done[Response]:
     """A one-off reply that needs no approval (the office's choice): checked, rendered and recorded now;
     an email goes out after the commit (the send effect), a postal letter waits for its print file."""

@@ -26,6 +26,7 @@ import time
 from collections import Counter
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
+from typing import Any
 
 import numpy as np
 from sklearn.feature_extraction.text import TfidfVectorizer
@@ -33,6 +34,7 @@ from sklearn.linear_model import LogisticRegression
 from sklearn.pipeline import FeatureUnion
 from sqlalchemy import case, func, or_, select
 from sqlalchemy.orm import Session, selectinload
+from sqlalchemy.sql import Select
 
 from correspondence.errors import NotFound, PermissionDenied, ValidationFailed
 from correspondence.models import (
@@ -89,7 +91,7 @@ class RankedLetter:
         return self.version.letter.title
 
 
-def _chunks(items: Sequence[int], size: int = CHUNK):  # type: ignore[no-untyped-def]
+def _chunks(items: Sequence[int], size: int = CHUNK):
     for i in range(0, len(items), size):
         yield list(items[i:i + size])
 
@@ -258,7 +260,7 @@ def _chars() -> TfidfVectorizer:
 class _Centroid:
     """Nearest centroid by cosine: each letter is the mean of the (normalised) messages it answered."""
 
-    def fit(self, matrix, labels: Sequence[object]):  # type: ignore[no-untyped-def]
+    def fit(self, matrix, labels: Sequence[int | str]):
         self.classes_ = np.array(sorted(set(labels)))
         index = {c: i for i, c in enumerate(self.classes_)}
         rows = np.array([index[y] for y in labels])
@@ -267,7 +269,7 @@ class _Centroid:
         self.centroids = centroids / np.where(norms == 0, 1, norms)
         return self
 
-    def predict_proba(self, matrix):  # type: ignore[no-untyped-def]
+    def predict_proba(self, matrix):
         sims = np.asarray(matrix @ self.centroids.T)
         exp = np.exp((sims - sims.max(axis=1, keepdims=True)) * 20)  # a softmax over cosine similarities
         return exp / exp.sum(axis=1, keepdims=True)
@@ -346,7 +348,7 @@ def office_model(session: Session) -> tuple[LetterModel | None, dict[int, Letter
                                     .where(Response.version_id.is_not(None))).one()
     if count < MIN_HISTORY or len(allowed) < 2:
         return None, allowed  # cheap when there is no history: two small queries
-    key = (str(session.get_bind().url), count, newest, tuple(sorted(allowed)))
+    key = (str(session.get_bind().engine.url), count, newest, tuple(sorted(allowed)))
     with _LOCK:
         if key not in _CACHE:
             texts, labels = history(session, sorted(allowed))
@@ -521,7 +523,8 @@ def _candidates(session: Session, ids: list[int], kind: str, limit: int = 10) ->
     found: list[tuple[int, int]] = []
     for chunk in _chunks(ids):
         if kind == "addition":
-            query = (select(Message.id, Message.id).where(Message.id.in_(chunk), Message.batch_additions.is_not(None))
+            query: Select[int, Any] = (
+                select(Message.id, Message.id).where(Message.id.in_(chunk), Message.batch_additions.is_not(None))
                      .limit(limit))
         elif kind == "paper":
             query = (select(Message.id, Message.id).join(Constituent, Constituent.id == Message.constituent_id)
@@ -596,12 +599,15 @@ def pick_recipients(session: Session, message_ids: Sequence[int]) -> list[tuple[
             continue
         # Fall back to another real recipient, saying which kind was missing.
         fallback = [i for i in ids[:200] if i not in seen]
-        take(load(fallback), lambda m: True, lambda m, absent=absent: f"another recipient ({absent})" if absent
-             else "another recipient")
+
+        def another(m: Message, absent: str = absent) -> str:
+            return f"another recipient ({absent})" if absent else "another recipient"
+
+        take(load(fallback), lambda m: True, another)
     return chosen
 
 
-def preview(session: Session, version_id: int, message_ids: Sequence[int], settings) -> list[Preview]:  # type: ignore[no-untyped-def]
+def preview(session: Session, version_id: int, message_ids: Sequence[int], settings) -> list[Preview]:
     """The letter rendered exactly as it will be sent (drafting.apply.respond) for three real recipients."""
     version = session.get(LetterVersion, version_id)
     if version is None:

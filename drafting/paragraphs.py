@@ -92,7 +92,7 @@ def split_paragraphs(body: str) -> list[str]:
 
 def is_boilerplate(paragraph: str) -> bool:
     match = _ONE_FIELD.fullmatch(paragraph.strip())
-    return bool(match) and match.group(1) in BOILERPLATE
+    return match is not None and match.group(1) in BOILERPLATE
 
 
 def sha(text: str) -> str:

@@ -52,7 +52,7 @@ def print_responses(session: Session, run: ApplyRun) -> list[tuple[Response, Con
                                                     .where(Constituent.id.in_(
                                                         select(Response.constituent_id)
                                                         .where(Response.run_id == run.id))))}
-    return [(r, constituents.get(r.constituent_id)) for r in rows]
+    return [(r, constituents.get(r.constituent_id) if r.constituent_id is not None else None) for r in rows]
 
 
 def html_to_pdf(html: str) -> bytes:
@@ -62,7 +62,7 @@ def html_to_pdf(html: str) -> bytes:
     from weasyprint.urls import URLFetcher
 
     class NoOutsideResources(URLFetcher):
-        def fetch(self, url, headers=None):  # type: ignore[no-untyped-def]
+        def fetch(self, url, headers=None):
             if url[:5].lower() == "data:":
                 return super().fetch(url, headers)
             raise ValueError(f"printing does not load outside resources: {url[:200]}")

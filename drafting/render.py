@@ -124,12 +124,13 @@ def context(message: Message | None, constituent: Constituent | None, office: Of
 
 _ARITHMETIC = (nodes.Add, nodes.Sub, nodes.Mul, nodes.Div, nodes.FloorDiv, nodes.Mod, nodes.Pow, nodes.Neg,
                nodes.Pos)
-_BLOCKS = {nodes.For: "loops ({% for %}) are", nodes.Macro: "macros are", nodes.CallBlock: "{% call %} blocks are",
-           nodes.Import: "imports are", nodes.FromImport: "imports are", nodes.Include: "includes are",
-           nodes.Extends: "{% extends %} is", nodes.Block: "{% block %} is", nodes.Assign: "{% set %} is",
-           nodes.AssignBlock: "{% set %} is", nodes.FilterBlock: "{% filter %} blocks are",
-           nodes.With: "{% with %} is", nodes.Scope: "{% autoescape %} is",
-           nodes.ScopedEvalContextModifier: "{% autoescape %} is", nodes.EvalContextModifier: "{% autoescape %} is"}
+_BLOCKS: dict[type[nodes.Node], str] = {
+    nodes.For: "loops ({% for %}) are", nodes.Macro: "macros are", nodes.CallBlock: "{% call %} blocks are",
+    nodes.Import: "imports are", nodes.FromImport: "imports are", nodes.Include: "includes are",
+    nodes.Extends: "{% extends %} is", nodes.Block: "{% block %} is", nodes.Assign: "{% set %} is",
+    nodes.AssignBlock: "{% set %} is", nodes.FilterBlock: "{% filter %} blocks are",
+    nodes.With: "{% with %} is", nodes.Scope: "{% autoescape %} is",
+    nodes.ScopedEvalContextModifier: "{% autoescape %} is", nodes.EvalContextModifier: "{% autoescape %} is"}
 _FIELD_HINT = "merge fields are written like {{ constituent.first_name }}"
 # How deeply ifs, filters and and/or/not may nest. A letter needs a handful; a hundred nested ifs or a few
 # hundred chained filters pass a walk of the tree but break Python's compiler (too many indentation levels,
@@ -157,8 +158,8 @@ class _AllowList:
                     self.expression(child)
         elif isinstance(node, nodes.If):
             self.expression(node.test)
-            for child in (*node.body, *node.elif_, *node.else_):
-                self.statement(child)
+            for part in (*node.body, *node.elif_, *node.else_):
+                self.statement(part)
         elif isinstance(node, tuple(_BLOCKS)):
             self.refuse(node, f"{_BLOCKS[type(node)]} not allowed in letters")
         else:
@@ -268,7 +269,7 @@ def validate(source: str) -> list[str]:
 
 
 @lru_cache(maxsize=256)
-def _compiled(source: str):  # type: ignore[no-untyped-def]
+def _compiled(source: str):
     """Checked and compiled once per process: apply to all renders one letter thousands of times.
 
     The allow-list runs before compiling: Jinja's compiler folds constants, so compiling

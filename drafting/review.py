@@ -56,6 +56,7 @@ def request_changes(session: Session, version_id: int, *, actor_id: int, comment
     """A reviewer sends a version back with a comment; the author's notice is emailed after the commit
     (when email_author: the office sends email)."""
     version = letters.request_changes(session, version_id, comment=comment, actor_id=actor_id, paragraph=paragraph)
-    tell = email_author and version.author_id not in (None, actor_id)
-    effects = (Effect.of("notice_emails", version.author_id),) if tell else ()
-    return Done(version, effects)
+    author = version.author_id
+    if email_author and author is not None and author != actor_id:
+        return Done(version, (Effect.of("notice_emails", author),))
+    return Done(version)

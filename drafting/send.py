@@ -81,7 +81,7 @@ class SmtpConfig:
     mail_from: str
 
     @classmethod
-    def of(cls, settings) -> SmtpConfig:  # type: ignore[no-untyped-def]
+    def of(cls, settings) -> SmtpConfig:
         return cls(settings.smtp_host, settings.smtp_port, settings.smtp_security, settings.smtp_username,
                    settings.smtp_password, settings.mail_from)
 
@@ -140,7 +140,7 @@ def _one_address(email: EmailMessage, name: str) -> None:
         raise ValueError(f"{name} must be exactly one address (check MAILROOM_MAIL_FROM / MAILROOM_REPLY_TO)")
 
 
-def build_email(letter: Outgoing, settings) -> EmailMessage:  # type: ignore[no-untyped-def]
+def build_email(letter: Outgoing, settings) -> EmailMessage:
     """The letter's email; every header value is one line (``header_text``), and To is exactly one address.
 
     Raises (ValueError and others from the email package) when the letter cannot be built; the
@@ -168,7 +168,7 @@ def build_email(letter: Outgoing, settings) -> EmailMessage:  # type: ignore[no-
     return email
 
 
-def connect(settings) -> smtplib.SMTP:  # type: ignore[no-untyped-def]
+def connect(settings) -> smtplib.SMTP:
     if not settings.smtp_host:
         raise TryLater("no SMTP server is configured (MAILROOM_SMTP_HOST)")
     try:
@@ -212,7 +212,7 @@ def _claim(db: Database, response_id: int,
             return None, "skipped"
         follow_up = row.direction == Direction.OUTBOUND
         held = suppression.suppressed(s, [r.to_address]).get(suppression.normalise(r.to_address))
-        if held is not None and suppression.blocks(held.reason, follow_up=follow_up):
+        if held is not None and held.reason is not None and suppression.blocks(held.reason, follow_up=follow_up):
             # Suppressed after the letter was made (a bounce, a complaint, an unsubscribe): it is not sent.
             r.last_error = f"not sent: the address is {suppression.LABELS[held.reason]}"
             RESPONSES.move(s, r, ResponseState.FAILED, actor_id=None, action="response.failed", detail=r.last_error)
@@ -230,7 +230,7 @@ def _finish(db: Database, response_id: int, state: ResponseState, error: str | N
         _record_outcome(s, response_id, state, error)
 
 
-def _record_outcome(s, response_id: int, state: ResponseState, error: str | None) -> None:  # type: ignore[no-untyped-def]
+def _record_outcome(s, response_id: int, state: ResponseState, error: str | None) -> None:
     """The outcome of an attempt this worker claimed (so the letter is "sending"): one UPDATE, one event;
     when the server took it, one more UPDATE moves the messages it answers to "responded" (and their events).
     The UPDATE moves the letter only if it is still "sending" (the move the table allows)."""
@@ -246,7 +246,7 @@ def _record_outcome(s, response_id: int, state: ResponseState, error: str | None
         answers_left(s, [response_id], how="email accepted by the server")
 
 
-def send_responses(db: Database, response_ids: Sequence[int], settings) -> SendResult:  # type: ignore[no-untyped-def]
+def send_responses(db: Database, response_ids: Sequence[int], settings) -> SendResult:
     """Send a chunk over one SMTP connection, paced to the configured rate."""
     result = SendResult()
     client: smtplib.SMTP | None = None
@@ -333,7 +333,7 @@ def send_responses(db: Database, response_ids: Sequence[int], settings) -> SendR
     return result
 
 
-def stalled(session, older_than: timedelta) -> tuple[list[int], list[int], list[int]]:  # type: ignore[no-untyped-def]
+def stalled(session, older_than: timedelta) -> tuple[list[int], list[int], list[int]]:
     """What the sweeper restarts: unfinished runs, queued emails, and attempts that died mid-send.
 
     A letter stays "queued" until the server takes it, so every sweep after `older_than` queues it again
@@ -372,7 +372,7 @@ def restart_stalled(session: Session, *, older_than: timedelta, can_send: bool) 
     return Done(len(runs) + len(pending), tuple(effects))
 
 
-def settle(session, response_id: int, action: str, *, actor_id: int) -> Response:  # type: ignore[no-untyped-def]
+def settle(session, response_id: int, action: str, *, actor_id: int) -> Response:
     """A person checked an uncertain or failed letter: send it (again), or record that it did arrive."""
     from correspondence.errors import NotFound, ValidationFailed
 

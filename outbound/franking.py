@@ -63,7 +63,7 @@ class Rules:
     timezone: str = "America/New_York"
 
     @classmethod
-    def of(cls, settings) -> Rules:  # type: ignore[no-untyped-def]
+    def of(cls, settings) -> Rules:
         return cls(threshold=int(getattr(settings, "mass_mail_threshold", cls.threshold)),
                    blackout_days=int(getattr(settings, "blackout_days", cls.blackout_days)),
                    timezone=str(getattr(settings, "timezone", cls.timezone)))
@@ -212,7 +212,7 @@ def letter_family(session: Session, letter_id: int, version_id: int | None, star
     for other, version, n in rows:
         if other == letter_id:
             counts[letter_id] += n
-        else:
+        elif other is not None:  # always: the query leaves out letters without one
             others.setdefault(other, []).append((version, n))
     if sending is not None and others:
         text = _text(sending)

@@ -10,6 +10,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 from datetime import date, timedelta
 from pathlib import Path
+from typing import Any
 
 from flask import Flask
 from sqlalchemy import select
@@ -47,7 +48,7 @@ def _kind(app: Flask, endpoint: str) -> object:
     return getattr(app.view_functions[endpoint], "_mailroom_access", None)
 
 
-def pages_for(app: Flask, role: Role | None, ids: dict[str, int]) -> list[Page]:
+def pages_for(app: Flask, role: Role | None, ids: dict[str, int | str]) -> list[Page]:
     """The pages `role` may open (None: a visitor who is not signed in), with ids filled from `ids`."""
     found = []
     with app.test_request_context():
@@ -68,7 +69,7 @@ def pages_for(app: Flask, role: Role | None, ids: dict[str, int]) -> list[Page]:
             elif access != SIGNED_IN and role not in access:  # type: ignore[operator]
                 continue
             # An id for one endpoint ("reports.view:run_id") wins over the shared one ("run_id").
-            values = {a: ids.get(f"{rule.endpoint}:{a}", ids.get(a)) for a in rule.arguments}
+            values: dict[str, Any] = {a: ids.get(f"{rule.endpoint}:{a}", ids.get(a)) for a in rule.arguments}
             missing = [a for a, v in values.items() if v is None]
             assert not missing, f"{rule.endpoint} needs a seeded {missing} in tests/site_pages.py"
             path = url_for(rule.endpoint, **values)
@@ -76,7 +77,7 @@ def pages_for(app: Flask, role: Role | None, ids: dict[str, int]) -> list[Page]:
     return found
 
 
-def seed_office(db: Database, instance_dir: Path, settings) -> dict[str, int]:  # type: ignore[no-untyped-def]
+def seed_office(db: Database, instance_dir: Path, settings) -> dict[str, int | str]:
     """A small demo office plus one of every object a page shows: returns the ids a URL needs."""
     from casework import cases
     from constituents import imports, segments
@@ -124,13 +125,15 @@ def seed_office(db: Database, instance_dir: Path, settings) -> dict[str, int]:  
 
         paragraph_id = paragraphs.propose_paragraph(s, title="Thanks " + LONG_WORD[:200], actor_id=writer.id,
                                                     text="Thank you for writing. " + LONG_WORD).paragraph_id
-        ids = {"message_id": message.id, "batch_id": batch.id, "letter_id": version.letter_id,
-               "version_id": version.id, "case_id": case.id, "constituent_id": person.id,
-               "keep_id": people[0].id, "other_id": people[1].id, "segment_id": segment.id,
-               "run_id": run.id, "import_id": upload.id, "token": "not-a-real-link", "number": 1,
-               "reports.view:run_id": report.id, "paragraph_id": paragraph_id}
-    reports.execute(db, ids["reports.view:run_id"])
-    apply.execute_run(db, ids["run_id"], settings)  # no email queue, no print file: the run page still shows it
+        report_id, run_id = report.id, run.id
+        ids: dict[str, int | str] = {
+            "message_id": message.id, "batch_id": batch.id, "letter_id": version.letter_id,
+            "version_id": version.id, "case_id": case.id, "constituent_id": person.id,
+            "keep_id": people[0].id, "other_id": people[1].id, "segment_id": segment.id,
+            "run_id": run_id, "import_id": upload.id, "token": "not-a-real-link", "number": 1,
+            "reports.view:run_id": report_id, "paragraph_id": paragraph_id}
+    reports.execute(db, report_id)
+    apply.execute_run(db, run_id, settings)  # no email queue, no print file: the run page still shows it
     from correspondence.models import Response
     from outbound.tokens import unsubscribe_token
 
@@ -141,7 +144,7 @@ def seed_office(db: Database, instance_dir: Path, settings) -> dict[str, int]:  
     return ids
 
 
-def _near_miss(session, batch) -> None:  # type: ignore[no-untyped-def]
+def _near_miss(session, batch) -> None:
     """A letter holding half of the batch's template and a long unbroken word of its own, proposed for it."""
     from batching.batches import propose
     from batching.normalise import sentences
@@ -157,7 +160,7 @@ def _near_miss(session, batch) -> None:  # type: ignore[no-untyped-def]
     propose(session, near, [(batch.id, 0.45)])
 
 
-def sign_in(context, base: str, email: str, password: str):  # type: ignore[no-untyped-def]
+def sign_in(context, base: str, email: str, password: str):
     page = context.new_page()
     page.goto(f"{base}/login")
     page.fill("input[name=email]", email)

@@ -17,13 +17,13 @@ class Inbox:
         self.refuse: dict[str, str] = {}  # recipient -> SMTP reply to give instead of accepting
         self.received: list[tuple[str, bytes]] = []  # (MAIL FROM, the bytes exactly as received)
 
-    async def handle_RCPT(self, server, session, envelope, address, rcpt_options):  # type: ignore[no-untyped-def]
+    async def handle_RCPT(self, server, session, envelope, address, rcpt_options):
         if address in self.refuse:
             return self.refuse[address]
         envelope.rcpt_tos.append(address)
         return "250 OK"
 
-    async def handle_DATA(self, server, session, envelope):  # type: ignore[no-untyped-def]
+    async def handle_DATA(self, server, session, envelope):
         with self.lock:
             self.messages.append(message_from_bytes(envelope.content, policy=policy.default))
             self.received.append((envelope.mail_from, envelope.original_content or envelope.content))

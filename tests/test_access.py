@@ -276,8 +276,8 @@ def test_case_private_parts_follow_the_need_to_know_rule(client, auth, session, 
                              subject="Refund", actor_id=None, caseworker_id=owner.id)
     mine = cases.open_case(session, constituent_id=factory.constituent().id, category_id=category.id,
                            subject="Refund", actor_id=None, caseworker_id=me.id)
-    docs = {c.id: cases.add_document(session, c.id, PDF, "a.pdf", "application/pdf", actor_id=None)
-            for c in (theirs, mine)}
+    docs = {c.id: cases.add_document(session, c.id, PDF, "a.pdf", "application/pdf", actor_id=worker.id)
+            for c, worker in ((theirs, owner), (mine, me))}  # each added by the case's own caseworker
     session.commit()
     for case, allowed in ((theirs, role in CASE_PRIVATE_ROLES), (mine, True)):
         assert client.get(f"/cases/{case.id}/documents/{docs[case.id].id}").status_code == (200 if allowed else 403)

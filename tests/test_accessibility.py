@@ -30,7 +30,9 @@ def test_no_serious_or_critical_violations_on_any_page_for_any_role(live_server,
     ids = seed_office(database, settings.instance_dir, settings)
     staff = {role: factory.staffer(role=role) for role in Role}
     session.commit()
-    failures, by_rule, checked = [], Counter(), 0
+    failures: list[str] = []
+    by_rule: Counter[tuple[str, str]] = Counter()
+    checked = 0
     for role in (None, *Role):
         context = browser.new_context(viewport=SCREEN)
         tab = sign_in(context, live_server, staff[role].email, factory.PASSWORD) if role else context.new_page()

@@ -40,7 +40,7 @@ NEAR = ("Dear Representative,\n\nI am writing to urge you to support the Clean W
         "on Riverside Drive again?\n\nMaria Gomez\n41 Riverside Drive\nColumbus, OH 43215\n(614) 555-0142")
 
 
-def _water_batch(session, factory):  # type: ignore[no-untyped-def]
+def _water_batch(session, factory):
     made = _pool(factory)
     recluster(session)
     return made, session.get(Batch, made["water"][0].batch_id)

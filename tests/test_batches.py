@@ -42,9 +42,9 @@ def _letter(template: str, rng: random.Random, story: str | None = None) -> str:
     return f"{greeting}\n\n{body}\n\nSincerely,\n{rng.choice(['Ana Ruiz', 'Tom Lee', 'Kim Park'])}"
 
 
-def _pool(factory, n_water=12, n_postal=8, organic=4):  # type: ignore[no-untyped-def]
+def _pool(factory, n_water=12, n_postal=8, organic=4):
     rng = random.Random(5)
-    made = {"water": [], "postal": [], "organic": []}
+    made: dict[str, list[Message]] = {"water": [], "postal": [], "organic": []}
     for i in range(n_water):
         story = STORIES[i % 3] if i % 4 == 0 else None
         made["water"].append(factory.message(body_text=_letter(CLEAN_WATER, rng, story), processed_at=utcnow(),
@@ -169,7 +169,8 @@ def test_not_a_campaign_and_assign_undo(session, factory):
     set_not_campaign(session, batch_id, True, actor_id=supervisor.id)
     assert session.get(Batch, batch_id).status == BatchStatus.NOT_CAMPAIGN
     # Later copies still recognise the template, and stay out of the campaign list with it.
-    assert find_batch(session, POSTAL)[0].id == batch_id
+    found = find_batch(session, POSTAL)
+    assert found is not None and found[0].id == batch_id
     set_not_campaign(session, batch_id, False, actor_id=supervisor.id)
 
     assign_batch(session, batch_id, worker.id, actor_id=supervisor.id)

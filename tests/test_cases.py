@@ -25,7 +25,7 @@ def _blank_pdf() -> bytes:
 PDF = _blank_pdf()
 
 
-def _category(session, name="Passports"):  # type: ignore[no-untyped-def]
+def _category(session, name="Passports"):
     return session.scalar(select(CaseCategory).where(CaseCategory.name == name))
 
 

@@ -224,7 +224,7 @@ def test_reports_that_cannot_be_used_are_quarantined_with_the_reason(session, fa
     for name, raw in cases.items():
         bounce, new = receive_report(session, raw, source="file:dsn", policy=POLICY)
         assert new and bounce.state == BounceState.QUARANTINED and bounce.response_id is None
-        assert load_blob(session, bounce.raw_sha256) == raw
+        assert load_blob(session, bounce.raw_sha256) == raw and bounce.reason is not None
         reasons[name] = bounce.reason
     session.commit()
     assert "no letter of ours matches" in reasons["forged"]

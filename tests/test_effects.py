@@ -12,7 +12,7 @@ from sqlalchemy import func, select
 from casework import cases as case_service
 from correspondence.effects import Done, Effect
 from correspondence.errors import ValidationFailed
-from correspondence.models import AuditEvent, CaseCategory, Message, MessageStatus, utcnow
+from correspondence.models import AuditEvent, CaseCategory, Message, MessageStatus, RunState, utcnow
 from correspondence.services.audit import record
 from tests.conftest import cli_env
 from workers.queues import MAINTENANCE, PROCESS, get_queue
@@ -97,7 +97,7 @@ def test_sweep_requeues_a_lost_import_and_a_lost_report(job_env, redis, session,
     admin = factory.staffer(role="admin")
     imp = upload(session, b"first_name,last_name,email\nAda,Lovelace,ada@example.org\n", "people.csv",
                  actor_id=admin.id)
-    imp.state = "queued"  # started, then Redis lost its job
+    imp.state = RunState.QUEUED  # started, then Redis lost its job
     imp.created_at = datetime.now(UTC) - timedelta(minutes=5)
     report = start_report(session, {"start": "2026-01-01", "end": "2026-01-31"}, actor_id=admin.id)
     report.created_at = datetime.now(UTC) - timedelta(minutes=5)

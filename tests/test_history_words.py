@@ -109,7 +109,7 @@ def _fill(values: dict | None, ids: dict[str, int]) -> dict | None:
     if values is None:
         return None
 
-    def one(v):  # type: ignore[no-untyped-def]
+    def one(v):
         if isinstance(v, list):
             return [one(i) for i in v]
         return ids.get(v, v) if isinstance(v, str) else v
@@ -176,7 +176,7 @@ def test_names_are_looked_up_once_per_page_not_once_per_event(session, factory, 
     session.flush()
     statements: list[str] = []
 
-    def count(_conn, _cursor, statement, *_args):  # type: ignore[no-untyped-def]
+    def count(_conn, _cursor, statement, *_args):
         statements.append(statement)
 
     engine = session.get_bind()

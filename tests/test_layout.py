@@ -18,7 +18,7 @@ NAMES = {Role.ADMIN: "Alexandra Montgomery-Whitfield", Role.SUPERVISOR: "Maria G
 STATUS_OK = {"cases.help_confirm": 410}  # a link that is not (or no longer) valid says so on a page
 
 
-def _walk(browser, base: str, pages, viewport: dict, login: tuple[str, str] | None):  # type: ignore[no-untyped-def]
+def _walk(browser, base: str, pages, viewport: dict, login: tuple[str, str] | None):
     """Open each page in one browser context; yields (page, status, final url, scrollWidth, innerWidth)."""
     context = browser.new_context(viewport=viewport)
     try:

@@ -4,6 +4,7 @@ job-like runs (apply to all, imports, reports) that now move through it with a R
 from __future__ import annotations
 
 from datetime import date, timedelta
+from typing import Any
 
 import pytest
 from sqlalchemy import select, text
@@ -39,7 +40,7 @@ from insight import reports
 
 S = MessageStatus
 # A machine of its own over the message column, so the helper is tested apart from the real tables.
-TOY = StateMachine(S, {s: frozenset() for s in S} | {S.NEW: frozenset({S.ASSIGNED, S.CLOSED}),
+TOY = StateMachine[MessageStatus](S, {s: frozenset() for s in S} | {S.NEW: frozenset({S.ASSIGNED, S.CLOSED}),
                                                      S.ASSIGNED: frozenset({S.CLOSED})},
                    "message", field="status", move_roles={(None, S.CLOSED): frozenset({Role.SUPERVISOR})},
                    audit_action="message.close")
@@ -53,9 +54,10 @@ def _events(session, object_type: str, object_id: int) -> list[AuditEvent]:
 
 def test_a_table_must_name_every_state_and_only_states():
     with pytest.raises(ValueError, match="missing: closed"):
-        StateMachine(S, {s: frozenset() for s in S if s != S.CLOSED}, "message")
+        StateMachine[MessageStatus](S, {s: frozenset() for s in S if s != S.CLOSED}, "message")
+    elsewhere: dict[MessageStatus, frozenset[Any]] = {s: frozenset({RunState.DONE}) for s in S}  # wrong on purpose
     with pytest.raises(ValueError, match="not a MessageStatus"):
-        StateMachine(S, {s: frozenset({RunState.DONE}) for s in S}, "message")
+        StateMachine(S, elsewhere, "message")
 
 
 def test_a_refused_move_changes_nothing_and_writes_nothing(session, factory):
@@ -142,8 +144,9 @@ def test_run_states_read_old_strings_and_the_database_refuses_others(session, fa
     session.execute(text("UPDATE report_runs SET state = 'running' WHERE id = :id"), {"id": run.id})
     session.expire(run)
     assert run.state is RunState.RUNNING and run.state == "running"
+    runs = ReportRun.metadata.tables["report_runs"]
     with pytest.raises(StatementError), session.begin_nested():  # the model refuses a value that is not one ...
-        session.execute(ReportRun.__table__.update().where(ReportRun.id == run.id).values(state="paused"))
+        session.execute(runs.update().where(runs.c.id == run.id).values(state="paused"))
     with pytest.raises(IntegrityError), session.begin_nested():  # ... and so does the database (0017's CHECK)
         session.execute(text("UPDATE report_runs SET state = 'paused' WHERE id = :id"), {"id": run.id})
     session.expire(run)
@@ -170,7 +173,7 @@ def test_a_report_run_moves_through_the_machine_and_each_move_is_audited(databas
     assert [(e.action, (e.before or {}).get("state"), (e.after or {}).get("state"))
             for e in _events(session, "report_run", broken.id)] == [
         ("report.start", None, None), ("report.run", "queued", "running"), ("report.fail", "running", "failed")]
-    assert "not a date" in _events(session, "report_run", broken.id)[-1].detail
+    assert "not a date" in (_events(session, "report_run", broken.id)[-1].detail or "")
     assert [e.action for e in _events(session, "report_run", good.id)] == ["report.start", "report.run",
                                                                            "report.finish"]
 
@@ -179,7 +182,7 @@ def test_an_import_moves_uploaded_queued_running_done_audited(database, session,
     boss = factory.staffer(Role.SUPERVISOR)
     imp = imports.upload(session, b"first_name,last_name,email\nAna,Lopez,ana@example.org\n", "people.csv",
                          actor_id=boss.id)
-    assert imp.state == RunState.UPLOADED
+    assert imp.state == RunState.UPLOADED and imp.mapping is not None  # upload guessed the columns
     session.commit()
     with pytest.raises(ValidationFailed, match="map the columns"):
         imports.run_import(database, imp.id)

@@ -85,6 +85,7 @@ def test_job_of_a_killed_worker_is_requeued_after_its_heartbeat_stops(redis):
     queue = get_queue(PROCESS, redis)
     job_id = enqueue_process(redis, 42)
     job = queue.fetch_job(job_id)
+    assert job is not None
     queue.remove(job)  # a worker took it ...
     job.set_status(JobStatus.STARTED)
     job.heartbeat(datetime.now(UTC), 60)  # ... and is alive

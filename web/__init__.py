@@ -118,7 +118,7 @@ def create_app(settings: Settings) -> Flask:
     return app
 
 
-def db_session():  # type: ignore[no-untyped-def]
+def db_session():
     """The request's database session; the view that changes state commits it."""
     from flask import current_app
 
@@ -128,7 +128,7 @@ def db_session():  # type: ignore[no-untyped-def]
     return g.db_session
 
 
-def stream_from_database(make_rows):  # type: ignore[no-untyped-def]
+def stream_from_database(make_rows):
     """Run a generator that reads the database while a response streams, in a session of its own.
 
     The request's session is closed when the view returns, before a streamed body is sent; a
@@ -138,7 +138,7 @@ def stream_from_database(make_rows):  # type: ignore[no-untyped-def]
 
     database = current_app.extensions["mailroom.db"]
 
-    def generate():  # type: ignore[no-untyped-def]
+    def generate():
         session = database.sessions()
         try:
             yield from make_rows(session)
@@ -210,7 +210,7 @@ def _viewed_as(staffer: Staffer) -> Staffer:
     return target
 
 
-def _security_headers(response):  # type: ignore[no-untyped-def]
+def _security_headers(response):
     response.headers.setdefault("Content-Security-Policy", CSP)
     response.headers.setdefault("X-Content-Type-Options", "nosniff")
     response.headers.setdefault("X-Frame-Options", "DENY")
@@ -251,29 +251,29 @@ def _template_globals() -> dict[str, object]:
 
 def _register_errors(app: Flask) -> None:
     @app.errorhandler(CSRFError)
-    def _csrf(exc: CSRFError):  # type: ignore[no-untyped-def]
+    def _csrf(exc: CSRFError):
         return _error_page(400, "The form expired or was not sent from Mailroom. Go back, reload the "
                                 "page and try again.")
 
     @app.errorhandler(NotFound)
-    def _not_found(exc: NotFound):  # type: ignore[no-untyped-def]
+    def _not_found(exc: NotFound):
         """Any service's NotFound, wherever a view let it rise: the transaction is undone, the page is a 404."""
         _roll_back()
         return _error_page(404, _sentence(str(exc)))
 
     @app.errorhandler(BadParameter)
-    def _bad_parameter(exc: BadParameter):  # type: ignore[no-untyped-def]
+    def _bad_parameter(exc: BadParameter):
         """A query or form value of the wrong type (web.inputs) outside an action: a 400 that names it."""
         _roll_back()
         return _error_page(400, str(exc))
 
     @app.errorhandler(HTTPException)
-    def _http(exc: HTTPException):  # type: ignore[no-untyped-def]
+    def _http(exc: HTTPException):
         _roll_back()  # a view that aborts (403, 404, 400) has changed nothing that stays
         return _error_page(exc.code or 500, exc.description or exc.name)
 
     @app.errorhandler(Exception)
-    def _crash(exc: Exception):  # type: ignore[no-untyped-def]
+    def _crash(exc: Exception):
         app.logger.exception("unhandled error path=%s", request.path)
         _roll_back()
         return _error_page(500, "Something went wrong on our side. The error has been logged.")
@@ -299,7 +299,7 @@ TITLES = {400: "That request could not be used", 401: "Sign-in needed", 403: "No
           500: "Server error"}
 
 
-def _error_page(code: int, message: str):  # type: ignore[no-untyped-def]
+def _error_page(code: int, message: str):
     if request.path.startswith("/api/"):
         return {"error": {"code": code, "message": message}}, code
     return render_template("error.html", code=code, title=TITLES.get(code, "Error"), message=message), code

@@ -72,7 +72,7 @@ def _must_enrol() -> bool:
         return False
     from web import db_session
 
-    return not has_second_factor(db_session(), current_user)  # type: ignore[arg-type]
+    return not has_second_factor(db_session(), current_user)
 
 
 def _approval_delegate() -> bool:
@@ -90,7 +90,7 @@ def access_rule(endpoint: str | None) -> object:
     return getattr(view, "_mailroom_access", None)
 
 
-def enforce_access():  # type: ignore[no-untyped-def]
+def enforce_access():
     """before_request hook: deny by default, so a new route without a rule is refused."""
     if request.endpoint is None:
         return None  # no route matched: the 404/405 handler answers

@@ -36,7 +36,7 @@ bp = Blueprint("admin", __name__, url_prefix="/admin")
 
 @bp.route("/staff", methods=["GET", "POST"])
 @roles(Role.ADMIN)
-def staff():  # type: ignore[no-untyped-def]
+def staff():
     session = db_session()
     form = StaffForm()
     status = 200
@@ -60,7 +60,7 @@ def staff():  # type: ignore[no-untyped-def]
                            roles=list(Role)), status
 
 
-def _on_staffer(work: Callable[[Session], str]):  # type: ignore[no-untyped-def]
+def _on_staffer(work: Callable[[Session], str]):
     """One change to a staff account, back to the staff page with what happened (or why not)."""
     session = db_session()
     return run_action(session, lambda: (work(session), url_for("admin.staff")), back=url_for("admin.staff"))
@@ -68,7 +68,7 @@ def _on_staffer(work: Callable[[Session], str]):  # type: ignore[no-untyped-def]
 
 @bp.route("/staff/<int:staffer_id>/role", methods=["POST"])
 @roles(Role.ADMIN)
-def set_staff_role(staffer_id: int):  # type: ignore[no-untyped-def]
+def set_staff_role(staffer_id: int):
     def work(session: Session) -> str:
         role = required_enum(Role, request.form.get("value"), "role", missing="choose a role")
         set_role(session, staffer_id, role, actor_id=current_user.id)
@@ -79,7 +79,7 @@ def set_staff_role(staffer_id: int):  # type: ignore[no-untyped-def]
 
 @bp.route("/staff/<int:staffer_id>/deactivate", methods=["POST"])
 @roles(Role.ADMIN)
-def deactivate_staffer(staffer_id: int):  # type: ignore[no-untyped-def]
+def deactivate_staffer(staffer_id: int):
     def work(session: Session) -> str:
         set_active(session, staffer_id, False, actor_id=current_user.id)
         return "Account deactivated."
@@ -89,7 +89,7 @@ def deactivate_staffer(staffer_id: int):  # type: ignore[no-untyped-def]
 
 @bp.route("/staff/<int:staffer_id>/activate", methods=["POST"])
 @roles(Role.ADMIN)
-def activate_staffer(staffer_id: int):  # type: ignore[no-untyped-def]
+def activate_staffer(staffer_id: int):
     def work(session: Session) -> str:
         set_active(session, staffer_id, True, actor_id=current_user.id)
         return "Account activated."
@@ -99,7 +99,7 @@ def activate_staffer(staffer_id: int):  # type: ignore[no-untyped-def]
 
 @bp.route("/staff/<int:staffer_id>/reset-2fa", methods=["POST"])
 @roles(Role.ADMIN)
-def reset_staff_2fa(staffer_id: int):  # type: ignore[no-untyped-def]
+def reset_staff_2fa(staffer_id: int):
     from correspondence.services.second_factor import reset_second_factor
 
     def work(session: Session) -> str:
@@ -111,7 +111,7 @@ def reset_staff_2fa(staffer_id: int):  # type: ignore[no-untyped-def]
 
 @bp.route("/staff/<int:staffer_id>/reset-password", methods=["POST"])
 @roles(Role.ADMIN)
-def reset_staff_password(staffer_id: int):  # type: ignore[no-untyped-def]
+def reset_staff_password(staffer_id: int):
     def work(session: Session) -> str:
         otp = reset_password(session, staffer_id, actor_id=current_user.id)
         return f"New one-time password: {otp}"
@@ -121,11 +121,11 @@ def reset_staff_password(staffer_id: int):  # type: ignore[no-untyped-def]
 
 @bp.route("/staff/<int:staffer_id>/view-as", methods=["POST"])
 @roles(Role.ADMIN)
-def view_as(staffer_id: int):  # type: ignore[no-untyped-def]
+def view_as(staffer_id: int):
     return _start_view_as(db_session(), staffer_id)
 
 
-def _start_view_as(session, staffer_id: int):  # type: ignore[no-untyped-def]
+def _start_view_as(session, staffer_id: int):
     """See Mailroom as this staffer sees it (support, training): read-only, audited, flagged on every page."""
     from flask import session as cookie
 
@@ -148,7 +148,7 @@ def _start_view_as(session, staffer_id: int):  # type: ignore[no-untyped-def]
 
 @bp.route("/intake", methods=["GET", "POST"])
 @roles(Role.ADMIN)
-def intake():  # type: ignore[no-untyped-def]
+def intake():
     """Intake sources: API tokens for the web form and CWC deliveries, and the office's settings."""
     session = db_session()
     form = ActionForm()
@@ -172,7 +172,7 @@ def _zip_text(zips: set[str]) -> str:
     return "\n".join(z if len(z) == 5 else f"{z[:5]}-{z[5:]}" for z in sorted(zips))
 
 
-def _env_mailboxes(cfg) -> list[str]:  # type: ignore[no-untyped-def]
+def _env_mailboxes(cfg) -> list[str]:
     try:
         return [a.name for a in accounts_from_json(cfg.imap_accounts_json)]
     except ValueError as exc:
@@ -181,7 +181,7 @@ def _env_mailboxes(cfg) -> list[str]:  # type: ignore[no-untyped-def]
 
 @bp.route("/intake/mailboxes", methods=["POST"])
 @roles(Role.ADMIN)
-def mailbox_add():  # type: ignore[no-untyped-def]
+def mailbox_add():
     session = db_session()
     f = request.form
     back = url_for("admin.intake")
@@ -202,7 +202,7 @@ CHECK_FAILED = "could not connect or sign in; check host, port and credentials"
 
 @bp.route("/intake/mailboxes/<int:account_id>/check", methods=["POST"])
 @roles(Role.ADMIN)
-def mailbox_check(account_id: int):  # type: ignore[no-untyped-def]
+def mailbox_check(account_id: int):
     """Sign in to the mailbox now and list its folders, so the admin knows polling will work."""
     session = db_session()
     row = session.get(MailboxAccount, account_id)
@@ -233,7 +233,7 @@ def mailbox_check(account_id: int):  # type: ignore[no-untyped-def]
 
 @bp.route("/intake/mailboxes/<int:account_id>/active", methods=["POST"])
 @roles(Role.ADMIN)
-def mailbox_active(account_id: int):  # type: ignore[no-untyped-def]
+def mailbox_active(account_id: int):
     session = db_session()
     active = request.form.get("value") == "on"
     account = set_mailbox_active(session, account_id, active, actor_id=current_user.id)
@@ -244,7 +244,7 @@ def mailbox_active(account_id: int):  # type: ignore[no-untyped-def]
 
 @bp.route("/intake/zips", methods=["POST"])
 @roles(Role.ADMIN)
-def district_zip_list():  # type: ignore[no-untyped-def]
+def district_zip_list():
     """Replace the office's ZIP list; new mail is placed in or out of district by it."""
     session = db_session()
     back = url_for("admin.intake")
@@ -258,7 +258,7 @@ def district_zip_list():  # type: ignore[no-untyped-def]
 
 @bp.route("/intake/tokens/<int:token_id>/revoke", methods=["POST"])
 @roles(Role.ADMIN)
-def revoke(token_id: int):  # type: ignore[no-untyped-def]
+def revoke(token_id: int):
     session = db_session()
     revoke_token(session, token_id, actor_id=current_user.id)
     session.commit()
@@ -268,7 +268,7 @@ def revoke(token_id: int):  # type: ignore[no-untyped-def]
 
 @bp.route("/routing", methods=["GET", "POST"])
 @roles(Role.ADMIN, Role.SUPERVISOR)
-def routing():  # type: ignore[no-untyped-def]
+def routing():
     """Assignment rules: new mail on a topic or channel goes to a staffer, or round-robin to a team."""
     session = db_session()
     form = ActionForm()
@@ -298,7 +298,7 @@ def routing():  # type: ignore[no-untyped-def]
 
 @bp.route("/routing/<int:rule_id>/deactivate", methods=["POST"])
 @roles(Role.ADMIN, Role.SUPERVISOR)
-def routing_deactivate(rule_id: int):  # type: ignore[no-untyped-def]
+def routing_deactivate(rule_id: int):
     session = db_session()
     deactivate_rule(session, rule_id, actor_id=current_user.id)
     session.commit()
@@ -308,7 +308,7 @@ def routing_deactivate(rule_id: int):  # type: ignore[no-untyped-def]
 
 @bp.route("/topics")
 @roles(Role.ADMIN, Role.SUPERVISOR)
-def topics():  # type: ignore[no-untyped-def]
+def topics():
     """Topic suggestions: the model versions, how well each did, retrain now, roll back."""
     from sqlalchemy import func
 
@@ -325,7 +325,7 @@ def topics():  # type: ignore[no-untyped-def]
 
 @bp.route("/topics/retrain", methods=["POST"])
 @roles(Role.ADMIN, Role.SUPERVISOR)
-def topics_retrain():  # type: ignore[no-untyped-def]
+def topics_retrain():
     from correspondence.effects import Effect
     from web.outcome import after_commit
 
@@ -338,7 +338,7 @@ def topics_retrain():  # type: ignore[no-untyped-def]
 
 @bp.route("/topics/<int:version>/activate", methods=["POST"])
 @roles(Role.ADMIN, Role.SUPERVISOR)
-def topics_activate(version: int):  # type: ignore[no-untyped-def]
+def topics_activate(version: int):
     from coding.suggest import activate
 
     session = db_session()
@@ -352,7 +352,7 @@ def topics_activate(version: int):  # type: ignore[no-untyped-def]
 
 @bp.route("/case-categories", methods=["GET", "POST"])
 @roles(Role.ADMIN, Role.SUPERVISOR)
-def case_categories():  # type: ignore[no-untyped-def]
+def case_categories():
     """The office's list of case categories and the steps a new case of each starts with."""
     from casework import cases as casework
     from correspondence.models import CaseCategory
@@ -381,7 +381,7 @@ def case_categories():  # type: ignore[no-untyped-def]
 
 # --- the mass-communication guard: the blackout calendar and advisory-opinion approvals ------------
 
-def _date(raw: str | None, name: str):  # type: ignore[no-untyped-def]
+def _date(raw: str | None, name: str):
     from datetime import date
 
     from correspondence.errors import ValidationFailed
@@ -394,7 +394,7 @@ def _date(raw: str | None, name: str):  # type: ignore[no-untyped-def]
 
 @bp.route("/franking")
 @roles(Role.ADMIN)
-def franking():  # type: ignore[no-untyped-def]
+def franking():
     """Election dates (each closes a blackout window for unsolicited mass mail) and recorded approvals."""
     from correspondence.models import ElectionKind, FormLetter
     from outbound import franking as rules
@@ -417,7 +417,7 @@ def franking():  # type: ignore[no-untyped-def]
 
 @bp.route("/franking/elections", methods=["POST"])
 @roles(Role.ADMIN)
-def election_add():  # type: ignore[no-untyped-def]
+def election_add():
     from outbound.franking import add_election
 
     session = db_session()
@@ -434,7 +434,7 @@ def election_add():  # type: ignore[no-untyped-def]
 
 @bp.route("/franking/elections/<int:election_id>/remove", methods=["POST"])
 @roles(Role.ADMIN)
-def election_remove(election_id: int):  # type: ignore[no-untyped-def]
+def election_remove(election_id: int):
     from outbound.franking import remove_election
 
     session = db_session()
@@ -448,7 +448,7 @@ def election_remove(election_id: int):  # type: ignore[no-untyped-def]
 
 @bp.route("/franking/approvals", methods=["POST"])
 @roles(Role.ADMIN)
-def approval_record():  # type: ignore[no-untyped-def]
+def approval_record():
     from correspondence.errors import ValidationFailed
     from outbound.franking import Rules, record_approval
 

@@ -19,18 +19,18 @@ log = logging.getLogger(__name__)
 bp = Blueprint("api", __name__, url_prefix="/api/v1")
 
 
-def _error(code: int, message: str, **extra: object):  # type: ignore[no-untyped-def]
+def _error(code: int, message: str, **extra: object):
     return {"error": {"code": code, "message": message, **extra}}, code
 
 
-def _token():  # type: ignore[no-untyped-def]
+def _token():
     header = request.headers.get("Authorization", "")
     plain = header[7:].strip() if header.lower().startswith("bearer ") else request.headers.get("X-Mailroom-Token")
     return verify_token(db_session(), plain)
 
 
 
-def _accepted(result: Received):  # type: ignore[no-untyped-def]
+def _accepted(result: Received):
     if result.quarantined:
         return _error(422, f"stored but quarantined: {result.quarantined}", message_id=result.message_id)
     return {"message_id": result.message_id, "duplicate": result.duplicate}, 202
@@ -39,7 +39,7 @@ def _accepted(result: Received):  # type: ignore[no-untyped-def]
 @bp.route("/intake/webform", methods=["POST"])
 @csrf.exempt
 @api_token
-def intake_webform():  # type: ignore[no-untyped-def]
+def intake_webform():
     session = db_session()
     token = _token()
     if token is None:
@@ -65,7 +65,7 @@ def intake_webform():  # type: ignore[no-untyped-def]
 @bp.route("/intake/cwc", methods=["POST"])
 @csrf.exempt
 @api_token
-def intake_cwc():  # type: ignore[no-untyped-def]
+def intake_cwc():
     session = db_session()
     token = _token()
     if token is None:

@@ -70,13 +70,13 @@ def home_for(role: Role) -> str:
 
 @bp.route("/")
 @signed_in
-def home():  # type: ignore[no-untyped-def]
+def home():
     return redirect(home_for(current_user.role))
 
 
 @bp.route("/healthz")
 @public
-def health():  # type: ignore[no-untyped-def]
+def health():
     return {"status": "ok"}
 
 
@@ -87,7 +87,7 @@ def sign_in_policy() -> SignInPolicy:
                         backoff_max=timedelta(minutes=cfg.login_backoff_max_minutes))
 
 
-def _too_many(exc: TooManyAttempts):  # type: ignore[no-untyped-def]
+def _too_many(exc: TooManyAttempts):
     """429 with Retry-After, so clients (and people) know when to try again."""
     wait = max(1, round(exc.retry_after / 60))
     body = render_template("error.html", code=429, title="Too many attempts",
@@ -95,7 +95,7 @@ def _too_many(exc: TooManyAttempts):  # type: ignore[no-untyped-def]
     return body, 429, {"Retry-After": str(exc.retry_after)}
 
 
-def _finish_sign_in(staffer):  # type: ignore[no-untyped-def]
+def _finish_sign_in(staffer):
     """The staffer passed every factor: start the session (it carries their session epoch) and go on."""
     target = _safe_next(cookie.pop("pending_2fa", {}).get("next")) or _safe_next(request.args.get("next"))
     cookie.pop("view_as", None)
@@ -107,7 +107,7 @@ def _finish_sign_in(staffer):  # type: ignore[no-untyped-def]
 
 @bp.route("/login", methods=["GET", "POST"])
 @public
-def login():  # type: ignore[no-untyped-def]
+def login():
     if current_user.is_authenticated:
         return redirect(home_for(current_user.role))
     form = LoginForm()
@@ -135,7 +135,7 @@ def login():  # type: ignore[no-untyped-def]
     return render_template("login.html", form=form), 400 if request.method == "POST" else 200
 
 
-def _pending_staffer():  # type: ignore[no-untyped-def]
+def _pending_staffer():
     """The staffer whose password passed in this browser in the last few minutes, or None."""
     data = cookie.get("pending_2fa")
     if not isinstance(data, dict) or time.time() - int(data.get("at", 0)) > PENDING_SECONDS:
@@ -149,7 +149,7 @@ def _pending_staffer():  # type: ignore[no-untyped-def]
 
 @bp.route("/login/second-factor", methods=["GET", "POST"])
 @public
-def second_factor():  # type: ignore[no-untyped-def]
+def second_factor():
     """Step two of sign-in: a code from the authenticator app, a recovery code, or a security key."""
     staffer = _pending_staffer()
     if staffer is None:
@@ -187,7 +187,7 @@ def _rp() -> tuple[str, str]:
     return urlsplit(origin).hostname or "", origin
 
 
-def _json_body() -> dict:  # type: ignore[type-arg]
+def _json_body() -> dict:
     data = request.get_json(silent=True)
     if not isinstance(data, dict):
         abort(400, description="send the security key's answer as a JSON object")
@@ -196,7 +196,7 @@ def _json_body() -> dict:  # type: ignore[type-arg]
 
 @bp.route("/login/security-key/options", methods=["POST"])
 @public
-def key_sign_in_options():  # type: ignore[no-untyped-def]
+def key_sign_in_options():
     staffer = _pending_staffer()
     if staffer is None:
         return jsonify({"error": "sign in with your password first"}), 401
@@ -210,7 +210,7 @@ def key_sign_in_options():  # type: ignore[no-untyped-def]
 
 @bp.route("/login/security-key", methods=["POST"])
 @public
-def key_sign_in():  # type: ignore[no-untyped-def]
+def key_sign_in():
     staffer = _pending_staffer()
     challenge = cookie.pop("webauthn_challenge", None)
     if staffer is None or not challenge:
@@ -233,7 +233,7 @@ def key_sign_in():  # type: ignore[no-untyped-def]
 
 @bp.route("/logout", methods=["POST"])
 @signed_in
-def logout():  # type: ignore[no-untyped-def]
+def logout():
     """Sign out, which also ends every other session of this staffer (their session epoch moves on)."""
     form = ActionForm()
     if form.validate_on_submit():
@@ -248,7 +248,7 @@ def logout():  # type: ignore[no-untyped-def]
 
 @bp.route("/view-as/stop", methods=["POST"])
 @signed_in
-def stop_view_as():  # type: ignore[no-untyped-def]
+def stop_view_as():
     """Leave "view as" and be yourself again (audited)."""
     from correspondence.services.audit import record
 
@@ -263,7 +263,7 @@ def stop_view_as():  # type: ignore[no-untyped-def]
 
 @bp.route("/account/password", methods=["GET", "POST"], endpoint="change_password")
 @signed_in
-def change_password_view():  # type: ignore[no-untyped-def]
+def change_password_view():
     form = PasswordForm()
     if form.validate_on_submit():
         session = db_session()
@@ -282,7 +282,7 @@ def change_password_view():  # type: ignore[no-untyped-def]
 
 @bp.route("/account/sign-out-everywhere", methods=["POST"])
 @signed_in
-def sign_out_everywhere():  # type: ignore[no-untyped-def]
+def sign_out_everywhere():
     """End every other session of mine (a lost laptop, a shared computer); this one stays signed in."""
     session = db_session()
     staffer = end_sessions(session, current_user.id, actor_id=current_user.id, reason="signed out everywhere")
@@ -294,7 +294,7 @@ def sign_out_everywhere():  # type: ignore[no-untyped-def]
 
 @bp.route("/account/two-factor")
 @signed_in
-def two_factor():  # type: ignore[no-untyped-def]
+def two_factor():
     """Second factors: set up an authenticator app (QR code) or a security key; recovery codes."""
     import segno
 
@@ -316,7 +316,7 @@ def two_factor():  # type: ignore[no-untyped-def]
 
 @bp.route("/account/two-factor/app", methods=["POST"])
 @signed_in
-def totp_start():  # type: ignore[no-untyped-def]
+def totp_start():
     session = db_session()
 
     def start() -> tuple[str, str]:
@@ -329,7 +329,7 @@ def totp_start():  # type: ignore[no-untyped-def]
 
 @bp.route("/account/two-factor/app/confirm", methods=["POST"])
 @signed_in
-def totp_confirm():  # type: ignore[no-untyped-def]
+def totp_confirm():
     session = db_session()
     form = CodeForm()
     if not form.validate_on_submit():
@@ -347,7 +347,7 @@ def totp_confirm():  # type: ignore[no-untyped-def]
 
 @bp.route("/account/two-factor/recovery-codes", methods=["POST"])
 @signed_in
-def recovery_codes():  # type: ignore[no-untyped-def]
+def recovery_codes():
     """New recovery codes (the old ones stop working), shown this once."""
     session = db_session()
     if not has_second_factor(session, get_staffer(session, current_user.id)):
@@ -360,7 +360,7 @@ def recovery_codes():  # type: ignore[no-untyped-def]
 
 @bp.route("/account/two-factor/security-key/options", methods=["POST"])
 @signed_in
-def key_register_options():  # type: ignore[no-untyped-def]
+def key_register_options():
     rp_id, _origin = _rp()
     options, challenge = registration_options(db_session(), current_user.id, rp_id=rp_id,
                                               rp_name=f"Mailroom ({settings().office_name})"[:60])
@@ -370,7 +370,7 @@ def key_register_options():  # type: ignore[no-untyped-def]
 
 @bp.route("/account/two-factor/security-key", methods=["POST"])
 @signed_in
-def key_register():  # type: ignore[no-untyped-def]
+def key_register():
     challenge = cookie.pop("webauthn_challenge", None)
     if not challenge:
         return jsonify({"error": "start again: ask for the key's options first"}), 400

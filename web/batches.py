@@ -41,7 +41,7 @@ KIND_LABELS = {"question": "ask a question", "request": "make a request", "story
 
 @bp.route("/")
 @roles(*ALL_STAFF)
-def index():  # type: ignore[no-untyped-def]
+def index():
     session = db_session()
     show = request.args.get("show", "open")
     if show not in SHOWN:
@@ -54,7 +54,7 @@ def index():  # type: ignore[no-untyped-def]
 
 @bp.route("/recluster", methods=["POST"])
 @roles(*DECIDE)
-def recluster_now():  # type: ignore[no-untyped-def]
+def recluster_now():
     """Queue a clustering run of everything not yet in a batch (it also runs every 15 minutes)."""
     from correspondence.effects import Effect
     from web.outcome import after_commit
@@ -68,7 +68,7 @@ def recluster_now():  # type: ignore[no-untyped-def]
 
 @bp.route("/<int:batch_id>")
 @roles(*ALL_STAFF)
-def view(batch_id: int):  # type: ignore[no-untyped-def]
+def view(batch_id: int):
     session = db_session()
     batch = service.get_batch(session, batch_id)
     kind = request.args.get("kind") or ("any" if request.args.get("added") == "1" else None)
@@ -103,7 +103,7 @@ def member_evidence(batch: Batch, letters: list[Message]) -> dict[int, Evidence]
             for m in letters}
 
 
-def _decide(batch_id: int, work: Callable[[Session, int], tuple[str, int]]):  # type: ignore[no-untyped-def]
+def _decide(batch_id: int, work: Callable[[Session, int], tuple[str, int]]):
     """One staff decision on a batch; each is audited and listed under "Undo" on the batch page.
     work(session, me) -> (message, the batch to show next)."""
     session = db_session()
@@ -122,7 +122,7 @@ def _chosen(name: str) -> int | None:
 
 @bp.route("/<int:batch_id>/merge", methods=["POST"])
 @roles(*DECIDE)
-def merge(batch_id: int):  # type: ignore[no-untyped-def]
+def merge(batch_id: int):
     def work(session: Session, me: int) -> tuple[str, int]:
         other = required_id(request.form.get("other_id"), "other_id", missing="choose the batch to merge into this one")
         service.merge_batches(session, batch_id, other, actor_id=me)
@@ -133,7 +133,7 @@ def merge(batch_id: int):  # type: ignore[no-untyped-def]
 
 @bp.route("/<int:batch_id>/split", methods=["POST"])
 @roles(*DECIDE)
-def split(batch_id: int):  # type: ignore[no-untyped-def]
+def split(batch_id: int):
     def work(session: Session, me: int) -> tuple[str, int]:
         new = service.split_members(session, batch_id, id_list(request.form.getlist("message_id")), actor_id=me)
         return f"{new.member_count} letters split into batch {new.id}.", new.id
@@ -143,7 +143,7 @@ def split(batch_id: int):  # type: ignore[no-untyped-def]
 
 @bp.route("/<int:batch_id>/remove", methods=["POST"])
 @roles(*DECIDE)
-def remove(batch_id: int):  # type: ignore[no-untyped-def]
+def remove(batch_id: int):
     def work(session: Session, me: int) -> tuple[str, int]:
         removed = required_id(request.form.get("message_id"), "message_id", missing="choose the letter to remove")
         service.remove_member(session, batch_id, removed, actor_id=me)
@@ -154,7 +154,7 @@ def remove(batch_id: int):  # type: ignore[no-untyped-def]
 
 @bp.route("/<int:batch_id>/not_campaign", methods=["POST"])
 @roles(*DECIDE)
-def not_campaign(batch_id: int):  # type: ignore[no-untyped-def]
+def not_campaign(batch_id: int):
     def work(session: Session, me: int) -> tuple[str, int]:
         service.set_not_campaign(session, batch_id, True, actor_id=me)
         return "Marked as not a campaign.", batch_id
@@ -164,7 +164,7 @@ def not_campaign(batch_id: int):  # type: ignore[no-untyped-def]
 
 @bp.route("/<int:batch_id>/campaign", methods=["POST"])
 @roles(*DECIDE)
-def campaign(batch_id: int):  # type: ignore[no-untyped-def]
+def campaign(batch_id: int):
     def work(session: Session, me: int) -> tuple[str, int]:
         service.set_not_campaign(session, batch_id, False, actor_id=me)
         return "Marked as a campaign again.", batch_id
@@ -174,7 +174,7 @@ def campaign(batch_id: int):  # type: ignore[no-untyped-def]
 
 @bp.route("/<int:batch_id>/assign", methods=["POST"])
 @roles(*DECIDE)
-def assign(batch_id: int):  # type: ignore[no-untyped-def]
+def assign(batch_id: int):
     def work(session: Session, me: int) -> tuple[str, int]:
         batch = service.assign_batch(session, batch_id, _chosen("staffer_id"), actor_id=me)
         return f"Batch and its open letters {'assigned' if batch.assignee_id else 'unassigned'}.", batch_id
@@ -184,7 +184,7 @@ def assign(batch_id: int):  # type: ignore[no-untyped-def]
 
 @bp.route("/<int:batch_id>/topic", methods=["POST"])
 @roles(*DECIDE)
-def topic(batch_id: int):  # type: ignore[no-untyped-def]
+def topic(batch_id: int):
     def work(session: Session, me: int) -> tuple[str, int]:
         service.set_batch_topic(session, batch_id, _chosen("topic_id"), actor_id=me)
         return "Topic set on the batch and every letter in it.", batch_id
@@ -194,7 +194,7 @@ def topic(batch_id: int):  # type: ignore[no-untyped-def]
 
 @bp.route("/<int:batch_id>/stance", methods=["POST"])
 @roles(*DECIDE)
-def stance(batch_id: int):  # type: ignore[no-untyped-def]
+def stance(batch_id: int):
     def work(session: Session, me: int) -> tuple[str, int]:
         service.set_batch_stance(session, batch_id, optional_enum(Stance, request.form.get("stance"), "stance"),
                                  actor_id=me)
@@ -205,7 +205,7 @@ def stance(batch_id: int):  # type: ignore[no-untyped-def]
 
 @bp.route("/<int:batch_id>/undo", methods=["POST"])
 @roles(*DECIDE)
-def undo(batch_id: int):  # type: ignore[no-untyped-def]
+def undo(batch_id: int):
     def work(session: Session, me: int) -> tuple[str, int]:
         event_id = required_id(request.form.get("event_id"), "event_id", missing="choose the change to undo")
         service.undo(session, event_id, actor_id=me)
@@ -224,7 +224,7 @@ def _letter_from(letter: Message | None) -> str:
 
 @bp.route("/<int:batch_id>/proposals/<int:message_id>/add", methods=["POST"])
 @roles(*DECIDE)
-def add_proposal(batch_id: int, message_id: int):  # type: ignore[no-untyped-def]
+def add_proposal(batch_id: int, message_id: int):
     """A letter listed as "possibly part of this campaign" joins it (audited; undo on the batch page)."""
     session = db_session()
 
@@ -237,7 +237,7 @@ def add_proposal(batch_id: int, message_id: int):  # type: ignore[no-untyped-def
 
 @bp.route("/<int:batch_id>/proposals/<int:message_id>/reject", methods=["POST"])
 @roles(*DECIDE)
-def reject_proposal(batch_id: int, message_id: int):  # type: ignore[no-untyped-def]
+def reject_proposal(batch_id: int, message_id: int):
     """A listed letter is not part of this campaign: it is never proposed for it or joined to it again."""
     session = db_session()
 

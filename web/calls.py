@@ -23,7 +23,7 @@ bp = Blueprint("calls", __name__, url_prefix="/calls")
 
 @bp.route("/new", methods=["GET", "POST"])
 @roles(*ALL_STAFF)
-def new():  # type: ignore[no-untyped-def]
+def new():
     session = db_session()
     form = ActionForm()
     topics = list(session.scalars(select(Topic).where(Topic.active.is_(True)).order_by(Topic.name)))

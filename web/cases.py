@@ -38,7 +38,7 @@ CASE_ROLES = (Role.ADMIN, Role.SUPERVISOR, Role.CASEWORKER)
 
 @bp.route("/cases/")
 @roles(*ALL_STAFF)
-def index():  # type: ignore[no-untyped-def]
+def index():
     session = db_session()
     mine = request.args.get("who", "mine" if current_user.role == Role.CASEWORKER else "all") == "mine"
     items = service.list_cases(session, caseworker_id=current_user.id if mine else None,
@@ -51,7 +51,7 @@ def index():  # type: ignore[no-untyped-def]
 
 @bp.route("/cases/export.csv")
 @roles(*ALL_STAFF)
-def export_csv():  # type: ignore[no-untyped-def]
+def export_csv():
     """The case list as CSV (mine or everyone's, open or all), formula-safe."""
     from correspondence.csvsafe import rows_to_csv
 
@@ -72,7 +72,7 @@ def export_csv():  # type: ignore[no-untyped-def]
 
 @bp.route("/cases/new", methods=["GET", "POST"])
 @roles(*ALL_STAFF)
-def new():  # type: ignore[no-untyped-def]
+def new():
     """Open a case from a message (the usual way) — the constituent and subject come with it."""
     session = db_session()
     raw = request.values.get("message_id", "")
@@ -100,7 +100,7 @@ def new():  # type: ignore[no-untyped-def]
 
 @bp.route("/cases/<int:case_id>")
 @roles(*ALL_STAFF)
-def view(case_id: int):  # type: ignore[no-untyped-def]
+def view(case_id: int):
     session = db_session()
     case = service.get_case(session, case_id)
     me = current_user._get_current_object()
@@ -124,7 +124,7 @@ def view(case_id: int):  # type: ignore[no-untyped-def]
                                                       .order_by(Staffer.name))))
 
 
-def _on_case(case_id: int, work: Callable[[Session, int], str | tuple[str, tuple[Effect, ...]]]):  # type: ignore[no-untyped-def]
+def _on_case(case_id: int, work: Callable[[Session, int], str | tuple[str, tuple[Effect, ...]]]):
     """One caseworker action on a case that exists; work(session, me) -> message[, effects]."""
     session = db_session()
     here = url_for("cases.view", case_id=case_id)
@@ -151,7 +151,7 @@ def _upload() -> tuple[bytes, str, str]:
 
 @bp.route("/cases/<int:case_id>/step", methods=["POST"])
 @roles(*CASE_ROLES)
-def complete_step(case_id: int):  # type: ignore[no-untyped-def]
+def complete_step(case_id: int):
     def work(session: Session, me: int) -> str:
         step = service.complete_step(session, _step_id(), actor_id=me)
         if step.case_id != case_id:
@@ -163,7 +163,7 @@ def complete_step(case_id: int):  # type: ignore[no-untyped-def]
 
 @bp.route("/cases/<int:case_id>/status", methods=["POST"])
 @roles(*CASE_ROLES)
-def set_status(case_id: int):  # type: ignore[no-untyped-def]
+def set_status(case_id: int):
     def work(session: Session, me: int) -> str:
         target = required_enum(CaseStatus, request.form.get("value"), "status", missing="choose a status")
         service.set_status(session, case_id, target, actor_id=me, outcome=request.form.get("outcome"))
@@ -174,7 +174,7 @@ def set_status(case_id: int):  # type: ignore[no-untyped-def]
 
 @bp.route("/cases/<int:case_id>/details", methods=["POST"])
 @roles(*CASE_ROLES)
-def update_details(case_id: int):  # type: ignore[no-untyped-def]
+def update_details(case_id: int):
     def work(session: Session, me: int) -> str:
         service.update_details(session, case_id, {k: request.form.get(k, "") for k in (
             "subject", "agency", "agency_contact", "priority", "caseworker_id", "due") if k in request.form},
@@ -186,7 +186,7 @@ def update_details(case_id: int):  # type: ignore[no-untyped-def]
 
 @bp.route("/cases/<int:case_id>/add-step", methods=["POST"])
 @roles(*CASE_ROLES)
-def add_step(case_id: int):  # type: ignore[no-untyped-def]
+def add_step(case_id: int):
     def work(session: Session, me: int) -> str:
         step = service.add_step(session, case_id, request.form.get("title", ""), due=request.form.get("due"),
                                 assignee_id=request.form.get("assignee_id"), actor_id=me)
@@ -197,7 +197,7 @@ def add_step(case_id: int):  # type: ignore[no-untyped-def]
 
 @bp.route("/cases/<int:case_id>/reassign-step", methods=["POST"])
 @roles(*CASE_ROLES)
-def reassign_step(case_id: int):  # type: ignore[no-untyped-def]
+def reassign_step(case_id: int):
     def work(session: Session, me: int) -> str:
         step = service.reassign_step(session, _step_id(), request.form.get("assignee_id"),
                                      due=request.form.get("due"), actor_id=me)
@@ -210,7 +210,7 @@ def reassign_step(case_id: int):  # type: ignore[no-untyped-def]
 
 @bp.route("/cases/<int:case_id>/note", methods=["POST"])
 @roles(*CASE_ROLES)
-def add_note(case_id: int):  # type: ignore[no-untyped-def]
+def add_note(case_id: int):
     def work(session: Session, me: int) -> str:
         service.add_note(session, case_id, request.form.get("text", ""), actor_id=me)
         return "Note added."
@@ -220,7 +220,7 @@ def add_note(case_id: int):  # type: ignore[no-untyped-def]
 
 @bp.route("/cases/<int:case_id>/document", methods=["POST"])
 @roles(*CASE_ROLES)
-def add_document(case_id: int):  # type: ignore[no-untyped-def]
+def add_document(case_id: int):
     def work(session: Session, me: int) -> str:
         service.add_document(session, case_id, *_upload(), actor_id=me)
         return "Document added."
@@ -230,7 +230,7 @@ def add_document(case_id: int):  # type: ignore[no-untyped-def]
 
 @bp.route("/cases/<int:case_id>/release", methods=["POST"])
 @roles(*CASE_ROLES)
-def record_release(case_id: int):  # type: ignore[no-untyped-def]
+def record_release(case_id: int):
     def work(session: Session, me: int) -> str:
         service.record_release(session, case_id, *_upload(), actor_id=me)
         return "Signed privacy release on file: the agency inquiry can be sent."
@@ -238,7 +238,7 @@ def record_release(case_id: int):  # type: ignore[no-untyped-def]
     return _on_case(case_id, work)
 
 
-def _decide_match(case_id: int, *, same: bool):  # type: ignore[no-untyped-def]
+def _decide_match(case_id: int, *, same: bool):
     from casework.help_requests import decide_match
     from correspondence.models import utcnow
 
@@ -252,19 +252,19 @@ def _decide_match(case_id: int, *, same: bool):  # type: ignore[no-untyped-def]
 
 @bp.route("/cases/<int:case_id>/confirm-match", methods=["POST"])
 @roles(*CASE_ROLES)
-def confirm_match(case_id: int):  # type: ignore[no-untyped-def]
+def confirm_match(case_id: int):
     return _decide_match(case_id, same=True)
 
 
 @bp.route("/cases/<int:case_id>/reject-match", methods=["POST"])
 @roles(*CASE_ROLES)
-def reject_match(case_id: int):  # type: ignore[no-untyped-def]
+def reject_match(case_id: int):
     return _decide_match(case_id, same=False)
 
 
 @bp.route("/cases/<int:case_id>/resend-link", methods=["POST"])
 @roles(*CASE_ROLES)
-def resend_link(case_id: int):  # type: ignore[no-untyped-def]
+def resend_link(case_id: int):
     from casework.help_requests import resend_confirmation
 
     def work(session: Session, me: int) -> tuple[str, tuple[Effect, ...]]:
@@ -274,7 +274,7 @@ def resend_link(case_id: int):  # type: ignore[no-untyped-def]
     return _on_case(case_id, work)
 
 
-def _as_effect(requested) -> Effect:  # type: ignore[no-untyped-def]
+def _as_effect(requested) -> Effect:
     """The confirmation email a help-request use case asked for, as the job the boundary queues."""
     if isinstance(requested, Effect):
         return requested
@@ -283,7 +283,7 @@ def _as_effect(requested) -> Effect:  # type: ignore[no-untyped-def]
 
 @bp.route("/cases/<int:case_id>/documents/<int:document_id>")
 @roles(*ALL_STAFF)
-def document(case_id: int, document_id: int):  # type: ignore[no-untyped-def]
+def document(case_id: int, document_id: int):
     session = db_session()
     try:
         doc = service.get_document(session, case_id, document_id, viewer=current_user._get_current_object())
@@ -306,7 +306,7 @@ def document(case_id: int, document_id: int):  # type: ignore[no-untyped-def]
 
 @bp.route("/cases/<int:case_id>/release.pdf")
 @roles(*ALL_STAFF)
-def release_pdf(case_id: int):  # type: ignore[no-untyped-def]
+def release_pdf(case_id: int):
     """The privacy release, filled in with the constituent's details, to print and sign."""
     from casework.release import release_pdf as build
 
@@ -323,7 +323,7 @@ def release_pdf(case_id: int):  # type: ignore[no-untyped-def]
 
 @bp.route("/help", methods=["GET", "POST"])
 @public
-def help_request():  # type: ignore[no-untyped-def]
+def help_request():
     """The office's public kickoff form: asks for help and signs the release online (proven later by email)."""
     from flask import session as cookie
 
@@ -374,7 +374,7 @@ def help_request():  # type: ignore[no-untyped-def]
 
 @bp.route("/help/received")
 @public
-def help_received():  # type: ignore[no-untyped-def]
+def help_received():
     """Where the help form lands (also after a refresh or a resubmission): this browser's reference only."""
     from flask import session as cookie
 
@@ -383,7 +383,7 @@ def help_received():  # type: ignore[no-untyped-def]
 
 @bp.route("/help/confirm/<token>", methods=["GET", "POST"])
 @public
-def help_confirm(token: str):  # type: ignore[no-untyped-def]
+def help_confirm(token: str):
     """The one-time link from the email: a page with a button (mail scanners that open links confirm nothing)."""
     from casework import help_requests as helpdesk
     from correspondence.models import utcnow
@@ -407,7 +407,7 @@ def help_confirm(token: str):  # type: ignore[no-untyped-def]
                            typed_name=help_request.typed_name, form=form)
 
 
-def _dispatch(effects) -> None:  # type: ignore[no-untyped-def]
+def _dispatch(effects) -> None:
     """After the commit: queue the emails the use case asked for (workers.effects). A Redis outage loses
     nothing that matters: the case page shows the link was never sent and offers to send it again."""
     from workers.effects import dispatch

@@ -188,4 +188,4 @@ def lines(chart: dict) -> Markup:
 
 
 def draw(chart: dict) -> Markup:
-    return {"stacked": stacked, "bars": bars, "lines": lines}.get(chart.get("kind"), bars)(chart)
+    return {"stacked": stacked, "bars": bars, "lines": lines}.get(chart.get("kind", ""), bars)(chart)

@@ -12,12 +12,13 @@ from constituents import duplicates, imports, segments
 from constituents import records as service
 from correspondence.csvsafe import rows_to_csv
 from correspondence.errors import DomainError, ValidationFailed
-from correspondence.models import AuditEvent, Constituent, Message, Role
+from correspondence.models import AuditEvent, Constituent, Message, Role, Segment
 from correspondence.models import Response as Answer
 from correspondence.services.history import history_of
 from web import db_session, settings, stream_from_database
 from web.access import ALL_STAFF, roles
 from web.forms import ActionForm
+from web.inbox import UrlValues
 from web.inputs import parse_id, segment_filter
 from web.outcome import run_action
 
@@ -27,13 +28,13 @@ IMPORTERS = (Role.ADMIN, Role.SUPERVISOR)
 SENDERS = (Role.ADMIN, Role.SUPERVISOR, Role.CORRESPONDENT)
 
 
-def _person_or_404(session, constituent_id: int) -> Constituent:  # type: ignore[no-untyped-def]
+def _person_or_404(session, constituent_id: int) -> Constituent:
     return service.get_constituent(session, constituent_id)
 
 
 @bp.route("/<int:constituent_id>")
 @roles(*ALL_STAFF)
-def view(constituent_id: int):  # type: ignore[no-untyped-def]
+def view(constituent_id: int):
     session = db_session()
     person = _person_or_404(session, constituent_id)
     changes = history_of(session, "constituent", person.id)
@@ -53,7 +54,7 @@ def view(constituent_id: int):  # type: ignore[no-untyped-def]
 
 @bp.route("/<int:constituent_id>/edit", methods=["POST"])
 @roles(*ALL_STAFF)
-def edit(constituent_id: int):  # type: ignore[no-untyped-def]
+def edit(constituent_id: int):
     session = db_session()
     back = url_for("constituents.view", constituent_id=constituent_id)
 
@@ -67,7 +68,7 @@ def edit(constituent_id: int):  # type: ignore[no-untyped-def]
 
 @bp.route("/<int:constituent_id>/tags", methods=["POST"])
 @roles(*ALL_STAFF)
-def tags(constituent_id: int):  # type: ignore[no-untyped-def]
+def tags(constituent_id: int):
     session = db_session()
     back = url_for("constituents.view", constituent_id=constituent_id)
 
@@ -83,7 +84,7 @@ def tags(constituent_id: int):  # type: ignore[no-untyped-def]
 
 @bp.route("/<int:constituent_id>/contacts", methods=["POST"])
 @roles(*ALL_STAFF)
-def contacts(constituent_id: int):  # type: ignore[no-untyped-def]
+def contacts(constituent_id: int):
     session = db_session()
     back = url_for("constituents.view", constituent_id=constituent_id)
 
@@ -111,13 +112,13 @@ def contacts(constituent_id: int):  # type: ignore[no-untyped-def]
 
 @bp.route("/duplicates")
 @roles(*ALL_STAFF)
-def duplicate_list():  # type: ignore[no-untyped-def]
+def duplicate_list():
     return render_template("duplicates.html", pairs=duplicates.office_candidates(db_session()))
 
 
 @bp.route("/<int:keep_id>/merge/<int:other_id>", methods=["GET", "POST"])
 @roles(*ALL_STAFF)
-def merge(keep_id: int, other_id: int):  # type: ignore[no-untyped-def]
+def merge(keep_id: int, other_id: int):
     session = db_session()
     keep, other = _person_or_404(session, keep_id), _person_or_404(session, other_id)
     if request.method == "POST":
@@ -143,7 +144,7 @@ def merge(keep_id: int, other_id: int):  # type: ignore[no-untyped-def]
 
 @bp.route("/merges/<int:event_id>/undo", methods=["POST"])
 @roles(*ALL_STAFF)
-def undo_merge(event_id: int):  # type: ignore[no-untyped-def]
+def undo_merge(event_id: int):
     session = db_session()
     event = session.get(AuditEvent, event_id)
     if event is None or event.action != "constituent.merge":
@@ -159,7 +160,7 @@ def undo_merge(event_id: int):  # type: ignore[no-untyped-def]
 
 # --- segments -----------------------------------------------------------------------------------
 
-def _filter_from_request(session):  # type: ignore[no-untyped-def]
+def _filter_from_request(session):
     """The filter in the query string, or a saved segment's (?segment=N); (filter, segment, error)."""
     segment = None
     segment_id = parse_id(request.args.get("segment", ""))
@@ -167,14 +168,14 @@ def _filter_from_request(session):  # type: ignore[no-untyped-def]
         segment = segments.get_segment(session, segment_id)
         return segments.SegmentFilter.from_dict(segment.filters), segment, None
     if segment_id:
-        segment = session.get(segments.Segment, segment_id)
+        segment = session.get(Segment, segment_id)
     try:
         return segment_filter(request.args), segment, None
     except ValidationFailed as exc:
         return segments.SegmentFilter(), segment, str(exc)
 
 
-def _filter_query(flt) -> str:  # type: ignore[no-untyped-def]
+def _filter_query(flt) -> str:
     data = flt.to_dict()
     pairs = [("zips", " ".join(data["zips"])), ("city", data["city"]), ("district", data["district"]),
              ("stance", data["stance"]), ("batch_id", data["batch_id"] or ""),
@@ -186,7 +187,7 @@ def _filter_query(flt) -> str:  # type: ignore[no-untyped-def]
 
 @bp.route("/")
 @roles(*ALL_STAFF)
-def index():  # type: ignore[no-untyped-def]
+def index():
     """Constituents: build a segment with live counts, see its members, save it, download it."""
     from correspondence.models import Topic
 
@@ -209,7 +210,7 @@ def index():  # type: ignore[no-untyped-def]
 
 @bp.route("/count.json")
 @roles(*ALL_STAFF)
-def count_json():  # type: ignore[no-untyped-def]
+def count_json():
     """The live count as the filter form changes."""
     session = db_session()
     try:
@@ -221,7 +222,7 @@ def count_json():  # type: ignore[no-untyped-def]
 
 @bp.route("/export.csv")
 @roles(*ALL_STAFF)
-def export_csv():  # type: ignore[no-untyped-def]
+def export_csv():
     """Every member of the filter (or saved segment) as CSV; cells are neutralised against formulas."""
     from correspondence.services.audit import record
 
@@ -240,7 +241,7 @@ def export_csv():  # type: ignore[no-untyped-def]
 
 @bp.route("/segments", methods=["POST"])
 @roles(*ALL_STAFF)
-def save_segment():  # type: ignore[no-untyped-def]
+def save_segment():
     session = db_session()
     raw = request.form.get("filter", "")
     back = url_for("constituents.index") + ("?" + raw if raw else "")
@@ -262,7 +263,7 @@ def save_segment():  # type: ignore[no-untyped-def]
 
 @bp.route("/segments/<int:segment_id>/delete", methods=["POST"])
 @roles(*ALL_STAFF)
-def delete_segment(segment_id: int):  # type: ignore[no-untyped-def]
+def delete_segment(segment_id: int):
     session = db_session()
 
     def act() -> tuple[str, str]:
@@ -274,7 +275,7 @@ def delete_segment(segment_id: int):  # type: ignore[no-untyped-def]
 
 @bp.route("/segments/<int:segment_id>/follow-up", methods=["GET", "POST"])
 @roles(*SENDERS)
-def follow_up(segment_id: int):  # type: ignore[no-untyped-def]
+def follow_up(segment_id: int):
     """Send an approved letter to everyone in a segment, through apply to all."""
     from drafting.apply import queue_apply_run
     from outbound.franking import Rules
@@ -317,7 +318,7 @@ def follow_up(segment_id: int):  # type: ignore[no-untyped-def]
 
 @bp.route("/import", methods=["GET", "POST"])
 @roles(*IMPORTERS)
-def import_upload():  # type: ignore[no-untyped-def]
+def import_upload():
     session = db_session()
     if request.method == "POST":
         upload = request.files.get("file")
@@ -335,13 +336,13 @@ def import_upload():  # type: ignore[no-untyped-def]
     return render_template("import_upload.html", recent=imports.recent_imports(session), form=ActionForm())
 
 
-def _import_or_404(session, import_id: int):  # type: ignore[no-untyped-def]
+def _import_or_404(session, import_id: int):
     return imports.get_import(session, import_id)
 
 
 @bp.route("/import/<int:import_id>", methods=["GET", "POST"])
 @roles(*IMPORTERS)
-def import_view(import_id: int):  # type: ignore[no-untyped-def]
+def import_view(import_id: int):
     """Map columns and preview (GET with ?map_N=field), then start the import (POST)."""
     from web.outcome import after_commit
 
@@ -355,8 +356,8 @@ def import_view(import_id: int):  # type: ignore[no-untyped-def]
         except DomainError as exc:
             session.rollback()
             flash(f"Not started: {exc}", "error")
-            return redirect(url_for("constituents.import_view", import_id=imp.id,
-                                    **{f"map_{k}": v for k, v in mapping.items()})), 303
+            chosen: UrlValues = {f"map_{k}": v for k, v in mapping.items()}
+            return redirect(url_for("constituents.import_view", import_id=imp.id, **chosen)), 303
         session.commit()
         after_commit(done.effects)
         flash("Import started.", "ok")
@@ -378,7 +379,7 @@ def import_view(import_id: int):  # type: ignore[no-untyped-def]
 
 @bp.route("/import/<int:import_id>.json")
 @roles(*IMPORTERS)
-def import_progress(import_id: int):  # type: ignore[no-untyped-def]
+def import_progress(import_id: int):
     imp = _import_or_404(db_session(), import_id)
     return jsonify({"state": imp.state, "total": imp.total_rows, "done": imp.done_rows, "created": imp.created,
                     "matched": imp.matched, "bad": imp.bad, "error": imp.error})
@@ -386,7 +387,7 @@ def import_progress(import_id: int):  # type: ignore[no-untyped-def]
 
 @bp.route("/import/<int:import_id>/bad-rows.csv")
 @roles(*IMPORTERS)
-def import_bad_rows(import_id: int):  # type: ignore[no-untyped-def]
+def import_bad_rows(import_id: int):
     from correspondence.services.blobs import load_blob
 
     session = db_session()

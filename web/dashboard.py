@@ -22,7 +22,7 @@ bp = Blueprint("dashboard", __name__, url_prefix="/dashboard")
 
 @bp.route("/")
 @roles(Role.ADMIN, Role.SUPERVISOR)
-def index():  # type: ignore[no-untyped-def]
+def index():
     import time
 
     from flask import current_app, request
@@ -43,7 +43,7 @@ def index():  # type: ignore[no-untyped-def]
 
 @bp.route("/analytics")
 @roles(Role.ADMIN, Role.SUPERVISOR)
-def analytics():  # type: ignore[no-untyped-def]
+def analytics():
     """The office at a glance: read from the latest snapshot (a job refreshes it every five minutes)."""
     from insight import analytics as service
     from web.charts import draw
@@ -60,7 +60,7 @@ def analytics():  # type: ignore[no-untyped-def]
 
 @bp.route("/analytics/recompute", methods=["POST"])
 @roles(Role.ADMIN, Role.SUPERVISOR)
-def analytics_recompute():  # type: ignore[no-untyped-def]
+def analytics_recompute():
     from flask import flash, redirect, url_for
 
     if after_commit((Effect.of("analytics"),)):
@@ -72,7 +72,7 @@ def analytics_recompute():  # type: ignore[no-untyped-def]
 
 @bp.route("/analytics/<chart>.csv")
 @roles(Role.ADMIN, Role.SUPERVISOR)
-def analytics_csv(chart: str):  # type: ignore[no-untyped-def]
+def analytics_csv(chart: str):
     from flask import Response, abort
 
     from correspondence.csvsafe import to_csv

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from datetime import UTC, datetime
+from typing import Any
 from urllib.parse import urlencode
 
 from flask import Blueprint, abort, flash, redirect, render_template, request, url_for
@@ -81,13 +82,18 @@ def parse_filter(args: MultiDict[str, str], me: int) -> InboxFilter:
     return InboxFilter(**kwargs)  # type: ignore[arg-type]
 
 
-def list_args(args: MultiDict[str, str]) -> dict[str, str]:
+# Query values for url_for(endpoint, **values), which takes them as Any: mypy would check a spread
+# dict[str, str] against url_for's own keyword arguments too (_external: bool | None, ...).
+UrlValues = dict[str, Any]
+
+
+def list_args(args: MultiDict[str, str]) -> UrlValues:
     """The filter and sort of an inbox list (not its page), to carry from the list to a message and back."""
     return {k: v for k in FILTER_KEYS if (v := args.get(k, "")) and len(v) <= 200}
 
 
 # A correspondent's or caseworker's own work, oldest first: where they land and the "My mail" link.
-MY_MAIL = {"assignee": "me", "sort": "oldest"}
+MY_MAIL: UrlValues = {"assignee": "me", "sort": "oldest"}
 
 
 def remember_undo(message_ids: list[int]) -> None:
@@ -120,7 +126,7 @@ def _current_args(**changes: str | None) -> dict[str, str]:
 
 @bp.route("/")
 @roles(*ALL_STAFF)
-def index():  # type: ignore[no-untyped-def]
+def index():
     try:
         flt = parse_filter(request.args, current_user.id)
         page = list_inbox(db_session(), flt, after=request.args.get("after") or None,
@@ -151,7 +157,7 @@ def index():  # type: ignore[no-untyped-def]
 
 @bp.route("/export.csv")
 @roles(*ALL_STAFF)
-def export_csv():  # type: ignore[no-untyped-def]
+def export_csv():
     """Every message the current filter matches (all pages) as CSV, formula-safe, streamed."""
     from flask import Response
 
@@ -167,7 +173,7 @@ def export_csv():  # type: ignore[no-untyped-def]
 
 @bp.route("/bulk", methods=["POST"])
 @roles(*ALL_STAFF)
-def bulk():  # type: ignore[no-untyped-def]
+def bulk():
     action = request.form.get("action", "")
     ids = every_id(request.form.getlist("ids"), refusal="The selection contains something that is not a message.")
     values = {"assign": request.form.get("assignee_id"), "topic": request.form.get("topic_id"),
@@ -190,7 +196,7 @@ def bulk():  # type: ignore[no-untyped-def]
 
 @bp.route("/undo", methods=["POST"])
 @roles(*ALL_STAFF)
-def undo():  # type: ignore[no-untyped-def]
+def undo():
     """Take back the closes this staffer just made (the "Undo" offered after `e` or Close)."""
     ids = every_id(request.form.getlist("ids"), refusal="The undo does not name the messages it is for.")
     if not ids:

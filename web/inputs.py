@@ -43,7 +43,7 @@ class BoundedIntConverter(IntegerConverter):
 
     regex = r"[0-9]+"
 
-    def __init__(self, map, *args, **kwargs) -> None:  # type: ignore[no-untyped-def]  # noqa: A002 - werkzeug's name
+    def __init__(self, map, *args, **kwargs) -> None:  # noqa: A002 - werkzeug's name
         kwargs.setdefault("max", MAX_ID)
         super().__init__(map, *args, **kwargs)
 
@@ -77,7 +77,7 @@ class BoundedRequest(Request):
     """Flask's request, refusing (400) JSON nested deeper than MAX_JSON_DEPTH before it is parsed,
     and JSON whose strings hold a NUL (\\u0000), which no text column can store."""
 
-    def get_json(self, force: bool = False, silent: bool = False, cache: bool = True):  # type: ignore[no-untyped-def, override]
+    def get_json(self, force: bool = False, silent: bool = False, cache: bool = True):
         # Raised even when silent: silent covers text that is not JSON, and these are refusals with a reason.
         if (force or self.is_json) and not json_depth_ok(self.get_data(cache=True)):
             raise BadRequest(f"The JSON body nests deeper than {MAX_JSON_DEPTH} levels.")

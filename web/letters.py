@@ -7,7 +7,7 @@ belong to review: their routes live here beside the approval queue.
 from __future__ import annotations
 
 import logging
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
 from datetime import UTC, date, datetime, time, timedelta
 
 from flask import Blueprint, Response, abort, flash, jsonify, redirect, render_template, request, url_for
@@ -72,7 +72,7 @@ def _options() -> Options:
         abort(400, description=str(exc))
 
 
-def _planned_version(ranked) -> LetterVersion | None:  # type: ignore[no-untyped-def]
+def _planned_version(ranked) -> LetterVersion | None:
     """The letter the dry run is worked out for: the one asked for (?version_id=, or the letter a confirm
     form chose), else the suggested one — which exists only when a letter fits this mail."""
     wanted = request.values.get("version_id")
@@ -80,7 +80,7 @@ def _planned_version(ranked) -> LetterVersion | None:  # type: ignore[no-untyped
     return asked or next((r.version for r in ranked if r.suggested), None)
 
 
-def _confirm(session, ids: list[int], batch_id: int | None, options: Options):  # type: ignore[no-untyped-def]
+def _confirm(session, ids: list[int], batch_id: int | None, options: Options):
     """Start the run the dry run showed, or say why not.
 
     Returns (Done(run, its job), None) when started; (None, version) when the staffer chose another letter than the one
@@ -105,13 +105,13 @@ def _confirm(session, ids: list[int], batch_id: int | None, options: Options):  
                            rules=Rules.of(settings())), None
 
 
-def _topics(session):  # type: ignore[no-untyped-def]
+def _topics(session):
     return list(session.scalars(select(Topic).where(Topic.active.is_(True)).order_by(Topic.name)))
 
 
 @bp.route("/letters/")
 @roles(*WRITERS)
-def library():  # type: ignore[no-untyped-def]
+def library():
     session = db_session()
     topic_id = optional_id(request.args.get("topic"), "topic")
     stance = optional_enum(Stance, request.args.get("stance"), "stance")
@@ -123,14 +123,14 @@ def library():  # type: ignore[no-untyped-def]
 
 @bp.route("/letters/new", methods=["GET", "POST"])
 @roles(*WRITERS)
-def new():  # type: ignore[no-untyped-def]
+def new():
     session = db_session()
     form = ActionForm()
     error = None
-    values = request.form
+    values: Mapping[str, str] = request.form
     if request.method == "POST" and "insert_paragraph" in values:  # the paragraph library, without JavaScript
         body, error = posted_with_paragraph(session, values)
-        values = {**values.to_dict(), "body": body}
+        values = {**request.form.to_dict(), "body": body}
     elif request.method == "POST":
         f = request.form
         try:
@@ -152,7 +152,7 @@ def new():  # type: ignore[no-untyped-def]
 
 @bp.route("/letters/<int:letter_id>")
 @roles(*WRITERS)
-def letter(letter_id: int):  # type: ignore[no-untyped-def]
+def letter(letter_id: int):
     session = db_session()
     item = service.get_letter(session, letter_id)
     return render_template("letter.html", letter=item, versions=service.letter_history(session, letter_id),
@@ -161,7 +161,7 @@ def letter(letter_id: int):  # type: ignore[no-untyped-def]
 
 @bp.route("/letters/<int:letter_id>/copy", methods=["POST"])
 @roles(*WRITERS)
-def copy_letter(letter_id: int):  # type: ignore[no-untyped-def]
+def copy_letter(letter_id: int):
     session = db_session()
 
     def work() -> tuple[str, str]:
@@ -173,7 +173,7 @@ def copy_letter(letter_id: int):  # type: ignore[no-untyped-def]
 
 @bp.route("/letters/<int:letter_id>/retire", methods=["POST"])
 @roles(*APPROVERS)
-def retire_letter(letter_id: int):  # type: ignore[no-untyped-def]
+def retire_letter(letter_id: int):
     session = db_session()
     here = url_for("letters.letter", letter_id=letter_id)
 
@@ -186,13 +186,13 @@ def retire_letter(letter_id: int):  # type: ignore[no-untyped-def]
 
 @bp.route("/letters/versions/<int:version_id>")
 @roles(*WRITERS)
-def version(version_id: int):  # type: ignore[no-untyped-def]
+def version(version_id: int):
     session = db_session()
     v = service.get_version(session, version_id)
     return _version_page(session, v)
 
 
-def _version_page(session, v: LetterVersion, *, draft: tuple[str, str] | None = None,  # type: ignore[no-untyped-def]
+def _version_page(session, v: LetterVersion, *, draft: tuple[str, str] | None = None,
                   error: str | None = None):
     """The version page; `draft` is the editor's text when saving or sending it failed, so none of it is lost."""
     sample = service.sample_message(session, v.letter)
@@ -218,7 +218,7 @@ def _version_page(session, v: LetterVersion, *, draft: tuple[str, str] | None = 
                            history=history_of(session, "letter_version", v.id), error=error), 400 if error else 200
 
 
-def _save_draft(version_id: int, save: Callable[[Session], str]):  # type: ignore[no-untyped-def]
+def _save_draft(version_id: int, save: Callable[[Session], str]):
     """Edit or send for review: saved with its message, or the page again with the writer's text kept."""
     session = db_session()
     f = request.form
@@ -240,7 +240,7 @@ def _save_draft(version_id: int, save: Callable[[Session], str]):  # type: ignor
 
 @bp.route("/letters/versions/<int:version_id>/edit", methods=["POST"])
 @roles(*WRITERS)
-def edit_version(version_id: int):  # type: ignore[no-untyped-def]
+def edit_version(version_id: int):
     def save(session: Session) -> str:
         service.edit_draft(session, version_id, body=request.form.get("body", ""),
                            subject=request.form.get("subject", ""), actor_id=current_user.id)
@@ -251,7 +251,7 @@ def edit_version(version_id: int):  # type: ignore[no-untyped-def]
 
 @bp.route("/letters/versions/<int:version_id>/submit", methods=["POST"])
 @roles(*WRITERS)
-def submit_version(version_id: int):  # type: ignore[no-untyped-def]
+def submit_version(version_id: int):
     def save(session: Session) -> str:
         # The draft page posts the editor's text with "Send for review", so unsaved edits go with it.
         service.submit(session, version_id, actor_id=current_user.id, subject=request.form.get("subject"),
@@ -269,7 +269,7 @@ def _approved_step(done: Done[LetterVersion]) -> Step:
 
 @bp.route("/letters/versions/<int:version_id>/approve", methods=["POST"])
 @roles(*APPROVERS)  # and an active approval delegate: web.access.APPROVAL_DELEGATE_OK
-def approve_version(version_id: int):  # type: ignore[no-untyped-def]
+def approve_version(version_id: int):
     """A supervisor (or their delegate) approves; a one-off reply then goes out (drafting.review)."""
     session = db_session()
     return run_action(session, lambda: _approved_step(review.approve_version(
@@ -279,7 +279,7 @@ def approve_version(version_id: int):  # type: ignore[no-untyped-def]
 
 @bp.route("/letters/versions/<int:version_id>/approve_own", methods=["POST"])
 @roles(*WRITERS)  # the author's own version built from approved paragraphs: drafting.paragraphs checks
-def approve_own_version(version_id: int):  # type: ignore[no-untyped-def]
+def approve_own_version(version_id: int):
     session = db_session()
     f = request.form
 
@@ -293,7 +293,7 @@ def approve_own_version(version_id: int):  # type: ignore[no-untyped-def]
 
 @bp.route("/letters/versions/<int:version_id>/request_changes", methods=["POST"])
 @roles(*APPROVERS)  # and an active approval delegate: web.access.APPROVAL_DELEGATE_OK
-def request_changes(version_id: int):  # type: ignore[no-untyped-def]
+def request_changes(version_id: int):
     session = db_session()
     here = url_for("letters.version", version_id=version_id)
 
@@ -308,7 +308,7 @@ def request_changes(version_id: int):  # type: ignore[no-untyped-def]
 
 @bp.route("/letters/versions/<int:version_id>/comment", methods=["POST"])
 @roles(*WRITERS)
-def comment_version(version_id: int):  # type: ignore[no-untyped-def]
+def comment_version(version_id: int):
     session = db_session()
     here = url_for("letters.version", version_id=version_id)
 
@@ -322,7 +322,7 @@ def comment_version(version_id: int):  # type: ignore[no-untyped-def]
 
 @bp.route("/letters/versions/<int:version_id>/new_version", methods=["POST"])
 @roles(*WRITERS)
-def new_version(version_id: int):  # type: ignore[no-untyped-def]
+def new_version(version_id: int):
     session = db_session()
 
     def work() -> tuple[str, str]:
@@ -334,7 +334,7 @@ def new_version(version_id: int):  # type: ignore[no-untyped-def]
 
 @bp.route("/messages/<int:message_id>/reply", methods=["GET", "POST"])
 @roles(*SENDERS)
-def reply(message_id: int):  # type: ignore[no-untyped-def]
+def reply(message_id: int):
     """A one-off reply to one message, optionally starting from an approved letter."""
     from correspondence.models import Message
 
@@ -378,7 +378,7 @@ def reply(message_id: int):  # type: ignore[no-untyped-def]
 
 
 
-def _settle(response_id: int, action: str, message: str):  # type: ignore[no-untyped-def]
+def _settle(response_id: int, action: str, message: str):
     """Resend an uncertain or failed letter, or record that an uncertain one did arrive."""
     from correspondence.models import Response as Answer
     from drafting.send import settle
@@ -398,19 +398,19 @@ def _settle(response_id: int, action: str, message: str):  # type: ignore[no-unt
 
 @bp.route("/responses/<int:response_id>/resend", methods=["POST"])
 @roles(*SENDERS)
-def resend_response(response_id: int):  # type: ignore[no-untyped-def]
+def resend_response(response_id: int):
     return _settle(response_id, "resend", "Queued to send again.")
 
 
 @bp.route("/responses/<int:response_id>/mark_sent", methods=["POST"])
 @roles(*SENDERS)
-def mark_response_sent(response_id: int):  # type: ignore[no-untyped-def]
+def mark_response_sent(response_id: int):
     return _settle(response_id, "mark_sent", "Recorded as sent.")
 
 
 @bp.route("/approvals/")
 @roles(*APPROVERS)  # and an active approval delegate: web.access.APPROVAL_DELEGATE_OK
-def approvals():  # type: ignore[no-untyped-def]
+def approvals():
     from drafting import delegation
 
     session = db_session()
@@ -436,7 +436,7 @@ def _day_start(raw: str | None, name: str, *, next_day: bool = False) -> datetim
 
 @bp.route("/approvals/delegations", methods=["POST"])
 @roles(*APPROVERS)
-def delegate():  # type: ignore[no-untyped-def]
+def delegate():
     """A supervisor away: lend their approval to a colleague for a range of days (inclusive)."""
     from drafting.delegation import delegate_approval
 
@@ -456,7 +456,7 @@ def delegate():  # type: ignore[no-untyped-def]
 
 @bp.route("/approvals/delegations/<int:delegation_id>/end", methods=["POST"])
 @roles(*APPROVERS)
-def end_delegation(delegation_id: int):  # type: ignore[no-untyped-def]
+def end_delegation(delegation_id: int):
     from drafting.delegation import end_delegation as end
 
     session = db_session()
@@ -471,7 +471,7 @@ def end_delegation(delegation_id: int):  # type: ignore[no-untyped-def]
 
 @bp.route("/notices/")
 @signed_in
-def notices():  # type: ignore[no-untyped-def]
+def notices():
     """The signed-in staffer's own notices (nobody sees another's)."""
     from correspondence.services.notices import notices_for
 
@@ -480,7 +480,7 @@ def notices():  # type: ignore[no-untyped-def]
 
 @bp.route("/notices/<int:notice_id>/read", methods=["POST"])
 @signed_in
-def notice_read(notice_id: int):  # type: ignore[no-untyped-def]
+def notice_read(notice_id: int):
     from correspondence.services.notices import mark_read
 
     session = db_session()
@@ -494,7 +494,7 @@ def notice_read(notice_id: int):  # type: ignore[no-untyped-def]
 
 @bp.route("/notices/read-all", methods=["POST"])
 @signed_in
-def notices_read_all():  # type: ignore[no-untyped-def]
+def notices_read_all():
     from correspondence.services.notices import mark_all_read
 
     session = db_session()
@@ -519,7 +519,7 @@ def _review_globals() -> dict[str, object]:
             return False
         return service.may_review(db_session(), current_user.id)
 
-    def review_times():  # type: ignore[no-untyped-def]
+    def review_times():
         from insight.dashboard import review_times as compute
 
         return compute(db_session())
@@ -530,7 +530,7 @@ def _review_globals() -> dict[str, object]:
 
 @bp.route("/batches/<int:batch_id>/answer", methods=["GET", "POST"])
 @roles(*SENDERS)
-def answer_batch(batch_id: int):  # type: ignore[no-untyped-def]
+def answer_batch(batch_id: int):
     """Apply to all: choose an approved letter, see what will happen, confirm."""
     from correspondence.models import Batch
 
@@ -544,7 +544,7 @@ def answer_batch(batch_id: int):  # type: ignore[no-untyped-def]
 
 @bp.route("/letters/answer", methods=["GET", "POST"])
 @roles(*SENDERS)
-def answer_selection():  # type: ignore[no-untyped-def]
+def answer_selection():
     """Apply to all for messages chosen in the inbox (a selection), or everything an inbox filter matches."""
     from urllib.parse import parse_qs, urlencode
 
@@ -569,7 +569,7 @@ def answer_selection():  # type: ignore[no-untyped-def]
                         request.method == "POST" and request.form.get("confirm") == "1", ids=ids, filter_query=query)
 
 
-def _answer_page(session, message_ids: list[int], batch_id: int | None, template: str, confirming: bool,  # type: ignore[no-untyped-def]
+def _answer_page(session, message_ids: list[int], batch_id: int | None, template: str, confirming: bool,
                  **page):
     """The dry run and the letter choice of an apply to all (a batch, or a selection), and its confirm."""
     from drafting.choose import rank_letters
@@ -603,7 +603,7 @@ def _answer_page(session, message_ids: list[int], batch_id: int | None, template
 
 @bp.route("/letters/preview")
 @roles(*SENDERS)
-def preview():  # type: ignore[no-untyped-def]
+def preview():
     """A letter rendered for three real recipients of a batch (?batch_id=) or a selection (?ids=1,2,3 or
     ?filter=<inbox filter>); ?partial=1 returns only the fragment the answer pages load beside the choice."""
     from urllib.parse import parse_qs
@@ -637,7 +637,7 @@ def preview():  # type: ignore[no-untyped-def]
     return render_template(template, previews=previews, version=version_)
 
 
-def approved_letters(session, topic_id: int | None = None) -> list[LetterVersion]:  # type: ignore[no-untyped-def]
+def approved_letters(session, topic_id: int | None = None) -> list[LetterVersion]:
     from correspondence.models import FormLetter
 
     query = (select(LetterVersion).join(FormLetter, FormLetter.current_version_id == LetterVersion.id)
@@ -648,7 +648,7 @@ def approved_letters(session, topic_id: int | None = None) -> list[LetterVersion
 
 
 
-def _run_or_404(session, run_id: int) -> ApplyRun:  # type: ignore[no-untyped-def]
+def _run_or_404(session, run_id: int) -> ApplyRun:
     item = session.get(ApplyRun, run_id)
     if item is None:
         abort(404, description=f"There is no run {run_id}.")
@@ -657,14 +657,14 @@ def _run_or_404(session, run_id: int) -> ApplyRun:  # type: ignore[no-untyped-de
 
 @bp.route("/runs/<int:run_id>")
 @roles(*SENDERS)
-def run(run_id: int):  # type: ignore[no-untyped-def]
+def run(run_id: int):
     item = _run_or_404(db_session(), run_id)
     return render_template("run.html", run=item, show_smtp_banner=True, form=ActionForm())
 
 
 @bp.route("/runs/<int:run_id>.json")
 @roles(*SENDERS)
-def run_progress(run_id: int):  # type: ignore[no-untyped-def]
+def run_progress(run_id: int):
     from sqlalchemy import func
 
     from correspondence.models import Message, MessageStatus, ResponseMessage
@@ -688,7 +688,7 @@ def run_progress(run_id: int):  # type: ignore[no-untyped-def]
 
 @bp.route("/runs/<int:run_id>/letters.pdf")
 @roles(*SENDERS)
-def run_pdf(run_id: int):  # type: ignore[no-untyped-def]
+def run_pdf(run_id: int):
     session = db_session()
     item = _run_or_404(session, run_id)
     data = load_blob(session, item.print_sha256) if item.print_sha256 else None
@@ -700,7 +700,7 @@ def run_pdf(run_id: int):  # type: ignore[no-untyped-def]
 
 @bp.route("/runs/<int:run_id>/addresses.csv")
 @roles(*SENDERS)
-def run_csv(run_id: int):  # type: ignore[no-untyped-def]
+def run_csv(run_id: int):
     session = db_session()
     item = _run_or_404(session, run_id)
     return Response(mail_house_csv(print_responses(session, item)), mimetype="text/csv",

@@ -63,7 +63,7 @@ def _original(raw: bytes | None) -> dict[str, object] | None:
 
 @bp.route("/<int:message_id>")
 @roles(*ALL_STAFF)
-def view(message_id: int):  # type: ignore[no-untyped-def]
+def view(message_id: int):
     session = db_session()
     message = get_message(session, message_id)
     blob = session.get(Blob, message.raw_sha256) if message.raw_sha256 else None
@@ -101,7 +101,7 @@ def view(message_id: int):  # type: ignore[no-untyped-def]
 SUGGEST_AT = 0.3
 
 
-def _suggested_letter(session, message_id: int):  # type: ignore[no-untyped-def]
+def _suggested_letter(session, message_id: int):
     from drafting.choose import suggest_for_message
 
     top = suggest_for_message(session, message_id, k=1)
@@ -126,7 +126,7 @@ def _raw_text(raw: bytes | None) -> str | None:
     return raw[:200_000].decode("utf-8", errors="replace")
 
 
-def _act(message_id: int, change: Callable[[Session], object], *, closes: bool = False):  # type: ignore[no-untyped-def]
+def _act(message_id: int, change: Callable[[Session], object], *, closes: bool = False):
     """One triage action on a message: saved (then the same message, or the next in the staffer's list),
     or refused with the reason; a refusal of the staffer's role is a 403."""
     session = db_session()
@@ -160,7 +160,7 @@ def _act(message_id: int, change: Callable[[Session], object], *, closes: bool =
 
 @bp.route("/<int:message_id>/assign", methods=["POST"])
 @roles(*ALL_STAFF)
-def assign(message_id: int):  # type: ignore[no-untyped-def]
+def assign(message_id: int):
     def change(session: Session) -> object:
         value = request.form.get("value", "")
         if value == "none":
@@ -173,7 +173,7 @@ def assign(message_id: int):  # type: ignore[no-untyped-def]
 
 @bp.route("/<int:message_id>/triage", methods=["POST"])
 @roles(*ALL_STAFF)
-def triage_message(message_id: int):  # type: ignore[no-untyped-def]
+def triage_message(message_id: int):
     def change(session: Session) -> object:
         form = request.form
         return triage(session, message_id, topic_id=optional_id(form.get("topic"), "topic"),
@@ -185,27 +185,27 @@ def triage_message(message_id: int):  # type: ignore[no-untyped-def]
 
 @bp.route("/<int:message_id>/accept_suggestion", methods=["POST"])
 @roles(*ALL_STAFF)
-def accept_topic_suggestion(message_id: int):  # type: ignore[no-untyped-def]
+def accept_topic_suggestion(message_id: int):
     return _act(message_id, lambda session: accept_suggestion(session, message_id, actor_id=current_user.id))
 
 
 @bp.route("/<int:message_id>/topic", methods=["POST"])
 @roles(*ALL_STAFF)
-def topic(message_id: int):  # type: ignore[no-untyped-def]
+def topic(message_id: int):
     return _act(message_id, lambda session: set_topic(
         session, message_id, optional_id(request.form.get("value"), "topic"), actor_id=current_user.id))
 
 
 @bp.route("/<int:message_id>/stance", methods=["POST"])
 @roles(*ALL_STAFF)
-def stance(message_id: int):  # type: ignore[no-untyped-def]
+def stance(message_id: int):
     return _act(message_id, lambda session: set_stance(
         session, message_id, optional_enum(Stance, request.form.get("value"), "stance"), actor_id=current_user.id))
 
 
 @bp.route("/<int:message_id>/status", methods=["POST"])
 @roles(*ALL_STAFF)
-def status(message_id: int):  # type: ignore[no-untyped-def]
+def status(message_id: int):
     target = request.form.get("value", "")
     return _act(message_id, lambda session: change_status(
         session, message_id, required_enum(MessageStatus, target, "status", missing="choose a status"),
@@ -214,7 +214,7 @@ def status(message_id: int):  # type: ignore[no-untyped-def]
 
 @bp.route("/<int:message_id>/pages/<int:number>")
 @roles(*ALL_STAFF)
-def page_image(message_id: int, number: int):  # type: ignore[no-untyped-def]
+def page_image(message_id: int, number: int):
     """The image of one scanned page, shown beside its OCR text."""
     session = db_session()
     message = get_message(session, message_id)

@@ -25,7 +25,7 @@ def after_commit(effects: Iterable[Effect]) -> int:
     return dispatch(effects, settings=settings())
 
 
-def run_action(session: Session, work: Callable[[], Step], *, back: str,  # type: ignore[no-untyped-def]
+def run_action(session: Session, work: Callable[[], Step], *, back: str,
                failed: str = "", refusal_is_403: bool = False):
     """Run work() -> (message, where to go[, effects]); commit, queue the effects and say the message,
     or roll back and explain.
@@ -38,7 +38,7 @@ def run_action(session: Session, work: Callable[[], Step], *, back: str,  # type
     try:
         step = work()
         message, target = step[0], step[1]
-        effects: tuple[Effect, ...] = step[2] if len(step) > 2 else ()  # type: ignore[misc]
+        effects: tuple[Effect, ...] = step[2] if len(step) > 2 else ()
     except NotFound:
         raise  # the app's 404 handler rolls back and shows the page
     except PermissionDenied as exc:

@@ -16,7 +16,7 @@ from sqlalchemy import select
 from sqlalchemy.orm import Session
 
 from correspondence.errors import DomainError, NotFound, ValidationFailed
-from correspondence.models import LetterVersion, ParagraphRevision, Topic
+from correspondence.models import LetterVersion, ParagraphRevision, StandardParagraph, Topic
 from drafting import letters
 from drafting import paragraphs as service
 from web import db_session, settings
@@ -34,7 +34,7 @@ def _topics(session: Session) -> list[Topic]:
     return list(session.scalars(select(Topic).where(Topic.active.is_(True)).order_by(Topic.name)))
 
 
-def _library_page(session: Session, *, values: Mapping[str, str], error: str | None = None):  # type: ignore[no-untyped-def]
+def _library_page(session: Session, *, values: Mapping[str, str], error: str | None = None):
     topic_id = optional_id(request.args.get("topic"), "topic")
     entries = service.library(session, topic_id=topic_id, include_retired=request.args.get("retired") == "1")
     return render_template("paragraphs.html", entries=entries, topics=_topics(session), args=request.args,
@@ -43,13 +43,13 @@ def _library_page(session: Session, *, values: Mapping[str, str], error: str | N
 
 @bp.route("/paragraphs/")
 @roles(*WRITERS)
-def library():  # type: ignore[no-untyped-def]
+def library():
     return _library_page(db_session(), values={})
 
 
 @bp.route("/paragraphs/new", methods=["POST"])
 @roles(*WRITERS)
-def propose():  # type: ignore[no-untyped-def]
+def propose():
     session = db_session()
     f = request.form
     try:
@@ -66,7 +66,7 @@ def propose():  # type: ignore[no-untyped-def]
 
 @bp.route("/paragraphs/<int:paragraph_id>")
 @roles(*WRITERS)
-def paragraph(paragraph_id: int):  # type: ignore[no-untyped-def]
+def paragraph(paragraph_id: int):
     session = db_session()
     item = service.get_paragraph(session, paragraph_id)
     return render_template("paragraph.html", paragraph=item, approved=service.approved_revision(session, item.id),
@@ -84,7 +84,7 @@ def _revision_id(session: Session, paragraph_id: int) -> int:
     return revision.id
 
 
-def _on_paragraph(paragraph_id: int, work: Callable[[Session], str]):  # type: ignore[no-untyped-def]
+def _on_paragraph(paragraph_id: int, work: Callable[[Session], str]):
     """Run one decision on a paragraph that exists, and come back to its page."""
     session = db_session()
     here = url_for("paragraphs.paragraph", paragraph_id=paragraph_id)
@@ -98,7 +98,7 @@ def _on_paragraph(paragraph_id: int, work: Callable[[Session], str]):  # type: i
 
 @bp.route("/paragraphs/<int:paragraph_id>/revise", methods=["POST"])
 @roles(*WRITERS)
-def revise(paragraph_id: int):  # type: ignore[no-untyped-def]
+def revise(paragraph_id: int):
     def work(session: Session) -> str:
         revision = service.revise_paragraph(session, paragraph_id, text=request.form.get("text", ""),
                                             actor_id=current_user.id)
@@ -109,7 +109,7 @@ def revise(paragraph_id: int):  # type: ignore[no-untyped-def]
 
 @bp.route("/paragraphs/<int:paragraph_id>/approve", methods=["POST"])
 @roles(*service.APPROVERS)
-def approve(paragraph_id: int):  # type: ignore[no-untyped-def]
+def approve(paragraph_id: int):
     def work(session: Session) -> str:
         revision = service.approve_revision(session, _revision_id(session, paragraph_id), actor_id=current_user.id)
         return f"Revision {revision.number} approved: writers can insert it now."
@@ -119,7 +119,7 @@ def approve(paragraph_id: int):  # type: ignore[no-untyped-def]
 
 @bp.route("/paragraphs/<int:paragraph_id>/withdraw", methods=["POST"])
 @roles(*WRITERS)  # the author takes their proposal back, or a supervisor declines it: the service checks
-def withdraw(paragraph_id: int):  # type: ignore[no-untyped-def]
+def withdraw(paragraph_id: int):
     def work(session: Session) -> str:
         service.withdraw_revision(session, _revision_id(session, paragraph_id), actor_id=current_user.id,
                                   reason=request.form.get("reason", ""))
@@ -130,7 +130,7 @@ def withdraw(paragraph_id: int):  # type: ignore[no-untyped-def]
 
 @bp.route("/paragraphs/<int:paragraph_id>/retire", methods=["POST"])
 @roles(*service.APPROVERS)
-def retire(paragraph_id: int):  # type: ignore[no-untyped-def]
+def retire(paragraph_id: int):
     def work(session: Session) -> str:
         service.retire_paragraph(session, paragraph_id, actor_id=current_user.id)
         return "Paragraph retired: it is no longer offered to writers."
@@ -140,7 +140,7 @@ def retire(paragraph_id: int):  # type: ignore[no-untyped-def]
 
 @bp.route("/letters/versions/<int:version_id>/insert-paragraph", methods=["POST"])
 @roles(*WRITERS)
-def insert_into_draft(version_id: int):  # type: ignore[no-untyped-def]
+def insert_into_draft(version_id: int):
     """The draft editor's insert without JavaScript: the text on the screen, with the paragraph, saved."""
     session = db_session()
     f = request.form
@@ -183,7 +183,7 @@ def own_approval_notice(session: Session, version: LetterVersion) -> str | None:
 def _paragraph_helpers() -> dict[str, object]:
     """For _insert_paragraph.html on the letter pages; each runs a query only when a page calls it."""
 
-    def approved_paragraphs(topic_id: object = None) -> list[tuple[object, ParagraphRevision]]:
+    def approved_paragraphs(topic_id: object = None) -> list[tuple[StandardParagraph, ParagraphRevision]]:
         topic = parse_id(str(topic_id)) if topic_id not in (None, "") else None
         return service.approved_for(db_session(), topic)
 

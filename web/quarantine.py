@@ -23,7 +23,7 @@ TRIAGE = sorted(STATE_TRIAGE)
 
 @bp.route("/")
 @roles(*TRIAGE)
-def index():  # type: ignore[no-untyped-def]
+def index():
     session = db_session()
     total = session.scalar(select(func.count(Message.id)).where(Message.status == MessageStatus.QUARANTINED))
     from outbound.bounces import quarantined
@@ -40,7 +40,7 @@ def _back() -> str:
 
 @bp.route("/<int:message_id>/retry", methods=["POST"])
 @roles(*TRIAGE)
-def retry(message_id: int):  # type: ignore[no-untyped-def]
+def retry(message_id: int):
     """Process a quarantined message again (after the commit: its processing job)."""
     session = db_session()
 
@@ -54,7 +54,7 @@ def retry(message_id: int):  # type: ignore[no-untyped-def]
 
 @bp.route("/<int:message_id>/release", methods=["POST"])
 @roles(*TRIAGE)
-def release(message_id: int):  # type: ignore[no-untyped-def]
+def release(message_id: int):
     """Let a quarantined message into the inbox as it is."""
     session = db_session()
 

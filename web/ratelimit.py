@@ -126,7 +126,7 @@ def _who(group: str) -> str:
     return f"addr:{request.remote_addr or '-'}"
 
 
-def _limit():  # type: ignore[no-untyped-def]
+def _limit():
     group = _group()
     if group is None:
         return None

@@ -25,7 +25,7 @@ log = logging.getLogger(__name__)
 
 @bp.route("/activity", methods=["GET", "POST"])
 @roles(*READERS)
-def activity():  # type: ignore[no-untyped-def]
+def activity():
     session = db_session()
     if request.method == "POST":
         try:
@@ -43,13 +43,13 @@ def activity():  # type: ignore[no-untyped-def]
                            start=(today - timedelta(days=30)).isoformat(), end=today.isoformat())
 
 
-def _run_or_404(session, run_id: int):  # type: ignore[no-untyped-def]
+def _run_or_404(session, run_id: int):
     return reports.get_run(session, run_id)
 
 
 @bp.route("/<int:run_id>")
 @roles(*READERS)
-def view(run_id: int):  # type: ignore[no-untyped-def]
+def view(run_id: int):
     session = db_session()
     run = _run_or_404(session, run_id)
     segment = None
@@ -62,14 +62,14 @@ def view(run_id: int):  # type: ignore[no-untyped-def]
 
 @bp.route("/<int:run_id>.json")
 @roles(*READERS)
-def progress(run_id: int):  # type: ignore[no-untyped-def]
+def progress(run_id: int):
     run = _run_or_404(db_session(), run_id)
     return jsonify({"state": run.state, "done": run.progress, "total": 100, "error": run.error})
 
 
 @bp.route("/<int:run_id>.csv")
 @roles(*READERS)
-def download(run_id: int):  # type: ignore[no-untyped-def]
+def download(run_id: int):
     run = _run_or_404(db_session(), run_id)
     if run.result is None:
         abort(409, description="The report is not finished yet.")

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from flask import Blueprint, flash, redirect, render_template, request, url_for
 
+from correspondence.effects import Effect
 from intake.receive import receive
 from intake.scans import incoming_scan
 from web import db_session, settings
@@ -16,7 +17,7 @@ bp = Blueprint("scans", __name__, url_prefix="/scans")
 
 @bp.route("/upload", methods=["GET", "POST"])
 @roles(*ALL_STAFF)
-def upload():  # type: ignore[no-untyped-def]
+def upload():
     form = ActionForm()
     if request.method == "POST":
         files = [f for f in request.files.getlist("scans") if f and f.filename]
@@ -24,15 +25,18 @@ def upload():  # type: ignore[no-untyped-def]
             flash("Choose at least one scanned letter (PDF, PNG, JPEG or TIFF).", "error")
             return render_template("scans_upload.html", form=form), 400
         session = db_session()
-        stored, duplicates, refused, effects = [], 0, [], []
+        stored: list[int] = []
+        refused: list[str] = []
+        effects: list[Effect] = []
+        duplicates = 0
         for upload_file in files:
-            raw = upload_file.read()
-            result = receive(session, incoming_scan(raw, f"upload:{upload_file.filename[:80]}"),
+            raw, name = upload_file.read(), upload_file.filename or ""  # files without a name were left out
+            result = receive(session, incoming_scan(raw, f"upload:{name[:80]}"),
                              max_bytes=settings().max_message_bytes)
             if result.duplicate:
                 duplicates += 1
             elif result.quarantined:
-                refused.append(f"{upload_file.filename}: {result.quarantined}")
+                refused.append(f"{name}: {result.quarantined}")
             else:
                 stored.append(result.message_id)
             effects.extend(result.effects)

@@ -18,7 +18,7 @@ log = logging.getLogger(__name__)
 
 @bp.route("/")
 @roles(*ALL_STAFF)
-def index():  # type: ignore[no-untyped-def]
+def index():
     raw = request.args.get("q", "")[:500]
     page = parse_id(request.args.get("page", "")) or 1  # anything but a positive number is the first page
     session = db_session()

@@ -32,7 +32,7 @@ def _mask(address: str) -> str:
 @bp.route("/u/<token>", methods=["GET", "POST"])
 @csrf.exempt
 @public
-def one_click(token: str):  # type: ignore[no-untyped-def]
+def one_click(token: str):
     secret = current_app.extensions["mailroom.settings"].secret_key
     response_id = response_of_unsubscribe_token(token[:40], secret_key=secret)
     session = db_session()

@@ -11,7 +11,7 @@ import signal
 import sys
 import time
 from collections.abc import Callable
-from typing import Any, TypeVar
+from typing import TYPE_CHECKING, Any, Concatenate, ParamSpec, TypeVar, overload
 
 import click
 from flask.cli import FlaskGroup
@@ -19,7 +19,11 @@ from flask.cli import FlaskGroup
 from config import Settings
 from correspondence.effects import Done, effects_of
 
+if TYPE_CHECKING:
+    from sqlalchemy.orm import Session
+
 R = TypeVar("R")
+P = ParamSpec("P")
 
 # correspondence.models.staffer.STAFF_ROLES by value, least privileged first (the first is the default);
 # spelled out so `mailroom --help` need not import the models (tests/test_safe_defaults.py checks they agree).
@@ -98,7 +102,12 @@ class Refused(click.ClickException):
     exit_code = REFUSED
 
 
-def use_case(work: Callable[..., R | Done[R]]) -> Callable[..., R]:
+# Typed as workers.jobs.job is: the Done overload first, the command gets the value.
+@overload
+def use_case(work: Callable[Concatenate[Session, P], Done[R]]) -> Callable[P, R]: ...
+@overload
+def use_case(work: Callable[Concatenate[Session, P], R]) -> Callable[P, R]: ...
+def use_case(work: Callable[Concatenate[Session, P], Any]) -> Callable[P, Any]:
     """The CLI boundary: `work(session, ...)` runs in one unit of work of the database the environment
     names (waiting its turn for the embedded database's write lock), commits, then the effects it
     returned are queued; the command gets the use case's value. A DomainError rolls back and becomes
@@ -106,14 +115,14 @@ def use_case(work: Callable[..., R | Done[R]]) -> Callable[..., R]:
     """
 
     @functools.wraps(work)
-    def run(*args: Any, **kwargs: Any) -> R:
+    def run(*args: P.args, **kwargs: P.kwargs) -> Any:
         from correspondence.errors import DomainError
         from workers.effects import dispatch
 
         settings = Settings.from_env()
         db = _writer(settings)
 
-        def once() -> R | Done[R]:
+        def once() -> Any:
             with db.unit_of_work() as session:
                 return work(session, *args, **kwargs)
 
@@ -124,7 +133,7 @@ def use_case(work: Callable[..., R | Done[R]]) -> Callable[..., R]:
         finally:
             db.dispose()
         dispatch(effects_of(result), settings=settings)
-        return result.value if isinstance(result, Done) else result  # type: ignore[return-value]
+        return result.value if isinstance(result, Done) else result
 
     return run
 

@@ -16,7 +16,7 @@ import functools
 import logging
 from collections.abc import Callable
 from datetime import timedelta
-from typing import Any, TypeVar
+from typing import Any, Concatenate, ParamSpec, TypeVar, overload
 
 from sqlalchemy.orm import Session
 
@@ -28,9 +28,17 @@ from workers.effects import dispatch, redis_client
 log = logging.getLogger(__name__)
 
 R = TypeVar("R")
+P = ParamSpec("P")
 
 
-def job(work: Callable[..., R | Done[R]]) -> Callable[..., R]:
+# A use case returns either its value or `Done(value, effects)`; the entry point returns the value. Two
+# overloads (a `R | Done[R]` parameter would leave R unsolvable when `work` returns a Done), the Done one
+# first; `work`'s parameters after the session are the entry point's.
+@overload
+def job(work: Callable[Concatenate[Session, P], Done[R]]) -> Callable[P, R]: ...
+@overload
+def job(work: Callable[Concatenate[Session, P], R]) -> Callable[P, R]: ...
+def job(work: Callable[Concatenate[Session, P], Any]) -> Callable[P, Any]:
     """Make `work(session, *ids)` an RQ entry point taking `*ids`: one unit of work that commits (or
     rolls back and raises, so RQ keeps the failed job), then the effects it returned are queued.
 
@@ -38,11 +46,11 @@ def job(work: Callable[..., R | Done[R]]) -> Callable[..., R]:
     """
 
     @functools.wraps(work)
-    def entry(*args: Any, **kwargs: Any) -> R:
+    def entry(*args: P.args, **kwargs: P.kwargs) -> Any:
         with context.database().unit_of_work() as session:
             result = work(session, *args, **kwargs)
         dispatch(effects_of(result))
-        return result.value if isinstance(result, Done) else result  # type: ignore[return-value]
+        return result.value if isinstance(result, Done) else result
 
     return entry
 
@@ -99,7 +107,7 @@ def _sweep(session: Session, *, older_than: timedelta, can_send: bool) -> Done[i
     return Done(sum(parts.value), parts.effects)
 
 
-def _bounce_store(settings, account):  # type: ignore[no-untyped-def]
+def _bounce_store(settings, account):
     """The bounce mailbox's messages go to the bounce intake, not the inbox (MAILROOM_IMAP_ACCOUNTS "purpose")."""
     if account.purpose != "bounces":
         return None

