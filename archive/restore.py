@@ -2,8 +2,9 @@
 
 Order: check the archive against its manifest, refuse a database that holds rows (before migrating it: one that
 holds data is not touched), migrate to head, copy the blob files into the store (each checked against its name;
-a committed row always has its file), then insert every table in foreign-key order in one transaction. Columns that point forward or at their own table (a
-letter's current version, a merged constituent) are inserted empty and filled in once every row exists.
+a committed row always has its file), then insert every table in foreign-key order in one transaction.
+Columns that point forward or at their own table (a letter's current version, a merged constituent) are
+inserted empty and filled in once every row exists.
 PostgreSQL's id sequences are moved past the restored ids. Left-out secrets are filled per RESTORED_AS.
 """
 

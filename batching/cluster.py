@@ -292,7 +292,7 @@ def _second_look(texts: Sequence[str], members: list[list[int]], unique_texts: l
         if final[u] < 0 and len(members[u]) == 2 and len(sets[u]) >= cfg.min_shingles:
             final[u] = fresh + u
     # Groups of two formed here are batches only when near-exact.
-    regrouped: dict[int, list[int]] = defaultdict(list)
+    regrouped = defaultdict(list)
     for u, key in enumerate(final):
         if key >= fresh:
             regrouped[key].append(u)

@@ -22,6 +22,7 @@ each one checked by a measure that organic letters on the same topic do not pass
 
 from __future__ import annotations
 
+from array import array
 from collections import Counter, defaultdict
 from collections.abc import Callable, Sequence
 
@@ -58,7 +59,7 @@ def pair_score(a: frozenset[int] | set[int], b: frozenset[int] | set[int]) -> fl
     return len(a & b) / max(len(a), len(b))
 
 
-def shared_passages(units: Sequence[int], sets: Sequence[Sequence[int]], min_shingles: int
+def shared_passages(units: Sequence[int], sets: Sequence[array], min_shingles: int
                     ) -> dict[int, int]:
     """Leader clustering of ``units`` on the n-grams each shares with another of them.
 
@@ -77,9 +78,9 @@ def shared_passages(units: Sequence[int], sets: Sequence[Sequence[int]], min_shi
     restricted: dict[int, frozenset[int]] = {}
     for u, a in arrays.items():
         c = counts[np.searchsorted(uniq, a)]
-        shared = a[(c > 1) & (c <= common)]
-        if len(shared) >= PASSAGE_SHINGLES:
-            restricted[u] = frozenset(shared.tolist())
+        kept = a[(c > 1) & (c <= common)]
+        if len(kept) >= PASSAGE_SHINGLES:
+            restricted[u] = frozenset(kept.tolist())
     del arrays, uniq, counts
     order = sorted(restricted, key=lambda u: (len(restricted[u]), u))
     leaders: dict[int, frozenset[int]] = {}
