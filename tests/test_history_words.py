@@ -32,6 +32,7 @@ ACTIONS = [
     "help_request.match_confirmed", "help_request.match_rejected", "help_request.received", "help_request.resend",
     "import.fail", "import.finish", "import.run", "import.start", "import.upload",
     "intake_token.create", "intake_token.revoke",
+    "api_token.create", "api_token.revoke", "api_token.write",
     "letter.create", "letter.retire", "letter_version.approve", "letter_version.comment", "letter_version.create",
     "letter_version.edit", "letter_version.request_changes", "letter_version.retire", "letter_version.submit",
     "login.failed", "login.password_ok", "login.second_factor_failed", "login.succeeded",

@@ -74,6 +74,7 @@ def create_app(settings: Settings) -> Flask:
     from web import (
         admin,
         api,
+        api_tokens,
         auth,
         batches,
         calls,
@@ -92,7 +93,7 @@ def create_app(settings: Settings) -> Flask:
     )
 
     for module in (auth, inbox, messages, dashboard, admin, api, quarantine, calls, scans, batches, letters, cases,
-                   constituents, reports, search, paragraphs, unsubscribe):
+                   constituents, reports, search, paragraphs, unsubscribe, api_tokens):
         app.register_blueprint(module.bp)
 
     app.teardown_appcontext(_close_session)

@@ -1,10 +1,14 @@
-"""The JSON API: intake endpoints for web forms and CWC deliveries, authenticated by source token."""
+"""The JSON API: intake endpoints for web forms and CWC deliveries, authenticated by source token; the
+staff API's OpenAPI document and reference page (its resources: web/api_resources.py, plumbing:
+web/api_core.py)."""
 
 from __future__ import annotations
 
+import json
 import logging
+from typing import Any
 
-from flask import Blueprint, current_app, request
+from flask import Blueprint, current_app, jsonify, render_template, request
 
 from correspondence.errors import DomainError
 from correspondence.services.tokens import verify_token
@@ -12,7 +16,7 @@ from intake.cwc import incoming_cwc
 from intake.receive import Received, receive
 from intake.webform import WebformInvalid, incoming_webform, validate
 from web import csrf, db_session, settings
-from web.access import api_token
+from web.access import api_token, public
 from web.outcome import after_commit
 
 log = logging.getLogger(__name__)
@@ -78,3 +82,51 @@ def intake_cwc():
     after_commit(result.effects)
     current_app.logger.info("cwc delivery message_id=%s duplicate=%s", result.message_id, result.duplicate)
     return _accepted(result)
+
+
+# --- The staff API: its document and reference page; the resources live in web/api_resources.py ----
+
+@bp.route("/openapi.json")
+@public
+def openapi():
+    """The OpenAPI 3.1 document, generated from the operations the views declare (web.api_core)."""
+    return jsonify(_spec())
+
+
+@bp.route("/reference")
+@public
+def reference():
+    """The API reference, rendered on the server from the same document (nothing is fetched from elsewhere)."""
+    spec = _spec()
+    return render_template("api_reference.html", spec=spec, operations=_reference_rows(spec))
+
+
+def _spec() -> dict[str, Any]:
+    from web.api_core import build_spec
+    from web.api_resources import SCHEMAS
+
+    cached = current_app.extensions.get("mailroom.openapi")
+    if cached is None:
+        cached = current_app.extensions["mailroom.openapi"] = build_spec(current_app, SCHEMAS)
+    return cached
+
+
+def _reference_rows(spec: dict[str, Any]) -> list[tuple[str, list[dict[str, Any]]]]:
+    """Operations grouped by tag, in the document's order, each with its method, path and shapes."""
+    groups: dict[str, list[dict[str, Any]]] = {}
+    for path, methods in spec.get("paths", {}).items():
+        for method, op in methods.items():
+            body = op.get("requestBody", {}).get("content", {}).get("application/json", {}).get("schema")
+            ok = {code: r for code, r in op.get("responses", {}).items() if code.startswith("2")}
+            groups.setdefault(op["tags"][0], []).append({
+                "method": method.upper(), "path": path, "summary": op.get("summary", ""),
+                "description": op.get("description", ""), "parameters": op.get("parameters", []),
+                "body": json.dumps(body, indent=2) if body else None,
+                "answers": [(code, r.get("description", ""),
+                             json.dumps(r.get("content", {}).get("application/json", {}).get("schema"), indent=2)
+                             if r.get("content") else None) for code, r in ok.items()],
+                "errors": sorted(code for code in op.get("responses", {}) if not code.startswith("2"))})
+    return list(groups.items())
+
+
+from web import api_resources  # noqa: E402,F401 - registers the staff API's routes on bp

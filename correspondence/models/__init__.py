@@ -1,6 +1,7 @@
 """All models, imported here so metadata is complete for migrations."""
 
 from correspondence.models import fit as _fit  # noqa: F401 - registers the cut-to-column listeners
+from correspondence.models.api import ApiIdempotencyKey, StaffApiToken
 from correspondence.models.audit import AuditEvent, AuditLogIsAppendOnly
 from correspondence.models.base import Base, utcnow
 from correspondence.models.batch import Batch, BatchProposal, BatchShingle, BatchStatus, ProposalStatus
@@ -61,6 +62,8 @@ from correspondence.models.staffer import Role, Staffer
 from correspondence.models.topic import LOC_POLICY_AREAS, Topic, TopicModel
 
 __all__ = [
+    "ApiIdempotencyKey",
+    "StaffApiToken",
     "Election",
     "ElectionKind",
     "MassMailApproval",

@@ -373,6 +373,10 @@ SENTENCES: dict[str, Callable[[_Event], str]] = {
     # Office set-up
     "intake_token.create": lambda x: f"{x.who} created the intake token “{x.a.get('name', '')}”",
     "intake_token.revoke": lambda x: f"{x.who} revoked an intake token",
+    "api_token.create": lambda x: f"{x.who} made the API token “{x.a.get('name', '')}”",
+    "api_token.revoke": lambda x: f"{x.who} revoked the API token “{x.a.get('name', '')}”",
+    "api_token.write": lambda x: f"{x.who} made a change through the API with the token "
+                                 f"“{x.a.get('token_name', '')}”",
     "mailbox.create": lambda x: f"{x.who} added the mailbox “{x.a.get('name', '')}”",
     "mailbox.activate": lambda x: f"{x.who} turned a mailbox on",
     "mailbox.deactivate": lambda x: f"{x.who} turned a mailbox off",
