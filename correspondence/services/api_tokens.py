@@ -90,9 +90,10 @@ def create_api_token(session: Session, *, name: str, scopes: list[str], days: in
         raise ValidationFailed("; ".join(problems))
     plain = PREFIX + secrets.token_urlsafe(32)
     chosen = [s for s in SCOPES if s in scopes]
-    token = StaffApiToken(name=name[:120], token_sha256=_digest(plain), prefix=plain[:12], staffer_id=owner.id,
+    now = now or utcnow()
+    token = StaffApiToken(created_at=now, name=name[:120], token_sha256=_digest(plain), prefix=plain[:12], staffer_id=owner.id,
                           scopes=chosen, created_by_id=actor.id,
-                          expires_at=(now or utcnow()) + timedelta(days=days))
+                          expires_at=now + timedelta(days=days))
     session.add(token)
     session.flush()
     record(session, actor_id=actor.id, action="api_token.create", object_type="staffer", object_id=owner.id,
