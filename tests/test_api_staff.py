@@ -247,8 +247,9 @@ def test_letter_draft_submit_and_approve_with_the_right_tokens(session, factory,
     lc = factory.staffer(Role.CORRESPONDENT)
     boss = factory.staffer(Role.SUPERVISOR)
     writer = _token(session, lc)
-    created = client.post("/api/v1/letters", json={"title": "Clinic funding", "body": "Dear {{ constituent.first_name }},\n\nThank you.",
-                                                   "stance": "support", "tags": ["health"]}, headers=writer)
+    draft = {"title": "Clinic funding", "body": "Dear {{ constituent.first_name }},\n\nThank you.",
+             "stance": "support", "tags": ["health"]}
+    created = client.post("/api/v1/letters", json=draft, headers=writer)
     assert created.status_code == 201, created.get_json()
     version = created.get_json()
     assert version["state"] == "draft"

@@ -177,6 +177,9 @@ def _run(view: Callable[..., Reply], kwargs: dict[str, Any]) -> Reply:
     try:
         return view(**kwargs)
     except DomainError as exc:
+        if request.method == "GET" and isinstance(exc, ValidationFailed):
+            # A read refused for its query (an unusable page link, a bad filter) is a bad request.
+            raise ApiError(400, "bad_parameter", str(exc)) from exc
         raise _map_domain_error(exc) from exc
 
 

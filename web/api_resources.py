@@ -7,11 +7,12 @@ with the resource as JSON. Declarations (@operation) are the OpenAPI document (w
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from datetime import datetime
 from enum import Enum
 from typing import Any, TypeVar
 
-from flask import request
+from flask import Response, request
 from sqlalchemy import select
 from werkzeug.datastructures import MultiDict
 
@@ -44,7 +45,8 @@ from web.inputs import BadParameter, segment_filter
 E = TypeVar("E", bound=Enum)
 
 
-def operation(**kwargs: Any):  # type: ignore[no-untyped-def] - the decorator's own signature says it
+def operation(**kwargs: Any) -> Callable[[Callable[..., Reply]], Callable[..., Response]]:
+    """web.api_core.operation on this blueprint."""
     return _operation(bp.name, **kwargs)
 
 
@@ -243,7 +245,7 @@ def messages_read(message_id: int) -> Reply:
     return Reply(body, etag=etag_of(body))
 
 
-MESSAGE_UPDATE = {"type": "object", "additionalProperties": False, "minProperties": 1, "properties": {
+MESSAGE_UPDATE: JSON_OBJECT = {"type": "object", "additionalProperties": False, "minProperties": 1, "properties": {
     "topic_id": NULLABLE_ID, "stance": STANCE, "assignee_id": NULLABLE_ID,
     "status": {"enum": [s.value for s in MessageStatus]}}}
 
@@ -325,7 +327,7 @@ def constituents_read(constituent_id: int) -> Reply:
     return Reply(body, etag=etag_of(body))
 
 
-CONSTITUENT_UPDATE = {"type": "object", "additionalProperties": False, "minProperties": 1,
+CONSTITUENT_UPDATE: JSON_OBJECT = {"type": "object", "additionalProperties": False, "minProperties": 1,
                       "properties": {k: {"type": ["string", "null"], "maxLength": 200}
                                      for k in constituent_records.EDITABLE}}
 
@@ -348,7 +350,7 @@ def constituents_update(constituent_id: int) -> Reply:
     return Reply(body, etag=etag_of(body))
 
 
-MERGE = {"type": "object", "additionalProperties": False, "required": ["other_id"],
+MERGE: JSON_OBJECT = {"type": "object", "additionalProperties": False, "required": ["other_id"],
          "properties": {"other_id": ID}}
 
 
@@ -405,7 +407,7 @@ def letters_read(letter_id: int) -> Reply:
     return Reply(letter_json(letter, letter_service.letter_history(session, letter_id)))
 
 
-LETTER_CREATE = {"type": "object", "additionalProperties": False, "required": ["title", "body"], "properties": {
+LETTER_CREATE: JSON_OBJECT = {"type": "object", "additionalProperties": False, "required": ["title", "body"], "properties": {
     "title": {"type": "string", "minLength": 1, "maxLength": 300}, "body": {"type": "string", "maxLength": 100000},
     "subject": {"type": "string", "maxLength": 300}, "topic_id": NULLABLE_ID, "stance": STANCE,
     "tags": {"type": "array", "items": {"type": "string", "maxLength": 60}, "maxItems": 20}}}
@@ -441,7 +443,7 @@ def versions_read(version_id: int) -> Reply:
     return Reply(body, etag=etag_of(body))
 
 
-VERSION_EDIT = {"type": "object", "additionalProperties": False, "minProperties": 1, "properties": {
+VERSION_EDIT: JSON_OBJECT = {"type": "object", "additionalProperties": False, "minProperties": 1, "properties": {
     "subject": {"type": "string", "maxLength": 300}, "body": {"type": "string", "maxLength": 100000}}}
 
 

@@ -91,8 +91,8 @@ def create_api_token(session: Session, *, name: str, scopes: list[str], days: in
     plain = PREFIX + secrets.token_urlsafe(32)
     chosen = [s for s in SCOPES if s in scopes]
     now = now or utcnow()
-    token = StaffApiToken(created_at=now, name=name[:120], token_sha256=_digest(plain), prefix=plain[:12], staffer_id=owner.id,
-                          scopes=chosen, created_by_id=actor.id,
+    token = StaffApiToken(name=name[:120], token_sha256=_digest(plain), prefix=plain[:12], staffer_id=owner.id,
+                          scopes=chosen, created_by_id=actor.id, created_at=now,
                           expires_at=now + timedelta(days=days))
     session.add(token)
     session.flush()
