@@ -190,6 +190,9 @@ MATRIX = {
     "api.batches_members": API_TOKEN,
     "api.segments_count": API_TOKEN,
     "api.search_messages": API_TOKEN,
+    "api.runs_dry_run": API_TOKEN,
+    "api.runs_start": API_TOKEN,
+    "api.runs_progress": API_TOKEN,
     "api_tokens.index": SIGNED_IN,
     "api_tokens.revoke": SIGNED_IN,
 }

@@ -339,3 +339,44 @@ def test_the_intake_endpoints_still_refuse_a_staff_token(session, factory, clien
     lc = factory.staffer(Role.CORRESPONDENT)
     headers = _token(session, lc)
     assert client.post("/api/v1/intake/webform", json={"x": 1}, headers=headers).status_code == 401
+
+
+# --- Apply-to-all runs --------------------------------------------------------------------------------
+
+def _approved_letter(session, factory, client):
+    lc, boss = factory.staffer(Role.CORRESPONDENT), factory.staffer(Role.SUPERVISOR)
+    writer, approver = _token(session, lc), _token(session, boss)
+    version = client.post("/api/v1/letters", json={"title": "Clinic", "body": "Dear {{ constituent.first_name }},\n\n"
+                                                                               "Thank you."}, headers=writer).get_json()
+    client.post(f"/api/v1/letter-versions/{version['id']}/submit", headers=writer)
+    assert client.post(f"/api/v1/letter-versions/{version['id']}/approve", headers=approver).status_code == 200
+    return version["id"], writer
+
+
+def test_run_dry_run_start_and_progress(session, factory, client, job_env, redis):
+    from rq import SimpleWorker
+
+    from workers.queues import OUTBOUND, get_queue
+
+    version_id, writer = _approved_letter(session, factory, client)
+    ids = [factory.message(constituent_id=factory.constituent(first_name=f"P{n}").id).id for n in range(2)]
+    session.commit()
+    request = {"version_id": version_id, "message_ids": ids, "confirm_mismatch": True}
+    dry = client.post("/api/v1/runs/dry-run", json=request, headers=writer)
+    assert dry.status_code == 200, dry.get_json()
+    assert (dry.get_json()["messages"], dry.get_json()["letters"]) == (2, 2)
+    started = client.post("/api/v1/runs", json=request, headers={**writer, "Idempotency-Key": "run-1"})
+    assert started.status_code == 202, started.get_json()
+    run_id = started.get_json()["id"]
+    replayed = client.post("/api/v1/runs", json=request, headers={**writer, "Idempotency-Key": "run-1"})
+    assert replayed.status_code == 202 and replayed.get_json()["id"] == run_id  # not a second run
+    SimpleWorker([get_queue(OUTBOUND, redis)], connection=redis).work(burst=True)
+    progress = client.get(f"/api/v1/runs/{run_id}", headers=writer).get_json()
+    assert progress["state"] == "done" and progress["letters"] == 2, progress
+
+
+def test_a_caseworker_token_cannot_start_runs(session, factory, client):
+    caseworker = factory.staffer(Role.CASEWORKER)
+    headers = _token(session, caseworker)
+    response = client.post("/api/v1/runs", json={"version_id": 1, "message_ids": [1]}, headers=headers)
+    assert response.status_code == 403 and "runs:write" in _error(response)["message"]

@@ -407,7 +407,8 @@ def letters_read(letter_id: int) -> Reply:
     return Reply(letter_json(letter, letter_service.letter_history(session, letter_id)))
 
 
-LETTER_CREATE: JSON_OBJECT = {"type": "object", "additionalProperties": False, "required": ["title", "body"], "properties": {
+LETTER_CREATE: JSON_OBJECT = {"type": "object", "additionalProperties": False, "required": ["title", "body"],
+                              "properties": {
     "title": {"type": "string", "minLength": 1, "maxLength": 300}, "body": {"type": "string", "maxLength": 100000},
     "subject": {"type": "string", "maxLength": 300}, "topic_id": NULLABLE_ID, "stance": STANCE,
     "tags": {"type": "array", "items": {"type": "string", "maxLength": 60}, "maxItems": 20}}}
