@@ -193,6 +193,12 @@ MATRIX = {
     "api.runs_dry_run": API_TOKEN,
     "api.runs_start": API_TOKEN,
     "api.runs_progress": API_TOKEN,
+    "api.cases_list": API_TOKEN,
+    "api.cases_read": API_TOKEN,
+    "api.cases_open": API_TOKEN,
+    "api.cases_note": API_TOKEN,
+    "api.cases_step_done": API_TOKEN,
+    "api.cases_status": API_TOKEN,
     "api_tokens.index": SIGNED_IN,
     "api_tokens.revoke": SIGNED_IN,
 }

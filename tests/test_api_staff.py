@@ -380,3 +380,44 @@ def test_a_caseworker_token_cannot_start_runs(session, factory, client):
     headers = _token(session, caseworker)
     response = client.post("/api/v1/runs", json={"version_id": 1, "message_ids": [1]}, headers=headers)
     assert response.status_code == 403 and "runs:write" in _error(response)["message"]
+
+
+# --- Cases --------------------------------------------------------------------------------------------
+
+def test_cases_open_note_step_and_status(session, factory, client):
+    from correspondence.models import CaseCategory
+
+    category = session.scalar(select(CaseCategory).where(CaseCategory.name == "Passports"))
+    worker = factory.staffer(Role.CASEWORKER)
+    message = factory.message(constituent_id=factory.constituent().id)
+    headers = _token(session, worker)
+    opened = client.post("/api/v1/cases", json={"message_id": message.id, "category_id": category.id,
+                                                "caseworker_id": worker.id}, headers=headers)
+    assert opened.status_code == 201, opened.get_json()
+    case = opened.get_json()
+    assert case["steps"] and case["steps"][0]["kind"] == "release"
+    note = client.post(f"/api/v1/cases/{case['id']}/notes", json={"text": "Called the passport office."},
+                       headers=headers)
+    assert note.status_code == 201
+    read = client.get(f"/api/v1/cases/{case['id']}", headers=headers)
+    assert [n["text"] for n in read.get_json()["notes"]] == ["Called the passport office."]
+    inquiry = next(s for s in case["steps"] if s["kind"] == "inquiry")
+    gated = client.post(f"/api/v1/cases/{case['id']}/steps/{inquiry['id']}/done", headers=headers)
+    assert gated.status_code == 422 and "privacy release" in _error(gated)["message"]
+    task = next(s for s in case["steps"] if s["kind"] not in ("release", "inquiry"))
+    done = client.post(f"/api/v1/cases/{case['id']}/steps/{task['id']}/done", headers=headers)
+    assert done.status_code == 200 and any(s["done_at"] for s in done.get_json()["steps"])
+    etag = client.get(f"/api/v1/cases/{case['id']}", headers=headers).headers["ETag"]
+    closed = client.patch(f"/api/v1/cases/{case['id']}", json={"status": "resolved", "outcome": "Passport issued."},
+                          headers={**headers, "If-Match": etag})
+    assert closed.status_code == 200 and closed.get_json()["status"] == "resolved"
+    listed = client.get("/api/v1/cases?mine=yes&closed=yes", headers=headers).get_json()
+    assert [c["id"] for c in listed["items"]] == [case["id"]]
+
+
+def test_a_correspondents_token_has_no_case_scopes_and_sees_no_private_notes(session, factory, client):
+    lc = factory.staffer(Role.CORRESPONDENT)
+    headers = _token(session, lc)
+    assert client.get("/api/v1/cases", headers=headers).status_code == 403
+    with pytest.raises(ValidationFailed):
+        create_api_token(session, name="x", scopes=["cases:read"], days=5, actor_id=lc.id)

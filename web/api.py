@@ -129,4 +129,4 @@ def _reference_rows(spec: dict[str, Any]) -> list[tuple[str, list[dict[str, Any]
     return list(groups.items())
 
 
-from web import api_resources, api_runs  # noqa: E402,F401 - registers the staff API's routes on bp
+from web import api_cases, api_resources, api_runs  # noqa: E402,F401 - registers the staff API's routes on bp
