@@ -15,9 +15,19 @@ from correspondence.services.api_tokens import record_api_write
 from web import db_session
 from web.api import bp
 from web.api_core import JSON_OBJECT, ApiError, Reply, allowed_keys, body_object, caller, check_if_match, etag_of
-from web.api_resources import ID, NULLABLE_ID, NULLABLE_TEXT, NULLABLE_TIME, TEXT, TIME, _enum_field, _id_field, _iso
+from web.api_resources import (
+    ID,
+    NULLABLE_ID,
+    NULLABLE_TEXT,
+    NULLABLE_TIME,
+    TEXT,
+    TIME,
+    _enum_field,
+    _id_field,
+    _iso,
+    operation,
+)
 from web.api_resources import _text_field as text_field
-from web.api_resources import operation
 
 STEP: JSON_OBJECT = {"type": "object", "required": ["id", "title", "kind"], "properties": {
     "id": ID, "position": {"type": "integer"}, "title": TEXT, "kind": {"enum": [k.value for k in StepKind]},
