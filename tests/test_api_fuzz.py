@@ -21,7 +21,7 @@ from schemathesis.specs.openapi.checks import (
 from correspondence.models import Role
 from correspondence.services.api_tokens import create_api_token, scopes_for
 
-MAX_EXAMPLES = int(os.environ.get("MAILROOM_FUZZ_EXAMPLES", "25"))
+MAX_EXAMPLES = int(os.environ.get("MAILROOM_FUZZ_EXAMPLES", "15"))
 CHECKS = [not_a_server_error, status_code_conformance, content_type_conformance, response_headers_conformance,
           response_schema_conformance]
 
