@@ -189,6 +189,7 @@ MATRIX = {
     "api.batches_list": API_TOKEN,
     "api.batches_members": API_TOKEN,
     "api.segments_count": API_TOKEN,
+    "api.segments_members": API_TOKEN,
     "api.search_messages": API_TOKEN,
     "api.runs_dry_run": API_TOKEN,
     "api.runs_start": API_TOKEN,

@@ -317,6 +317,8 @@ def test_batches_segments_and_search(session, factory, client):
     members = client.get(f"/api/v1/batches/{batch.id}/messages", headers=headers).get_json()
     assert len(members["items"]) == 2
     assert client.get("/api/v1/segments/count?find=Okafor", headers=headers).get_json() == {"count": 1}
+    members = client.get("/api/v1/segments/members?find=Okafor", headers=headers).get_json()
+    assert [c["id"] for c in members["items"]] == [person.id]
     found = client.get("/api/v1/search?q=clinic", headers=headers)
     assert found.status_code == 200, found.get_json()
     assert len(found.get_json()["items"]) == 2

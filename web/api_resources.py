@@ -540,6 +540,18 @@ def segments_count() -> Reply:
     return Reply({"count": segments.count(db_session(), _segment_filter())})
 
 
+@bp.route("/segments/members", methods=["GET"])
+@operation(method="GET", scope="segments:read", tag="segments", summary="The constituents a filter finds",
+           parameters=[*_FIND_PARAMS, AFTER_ID, LIMIT],
+           responses={200: ("A page of them by record number", _page("Constituent"))})
+def segments_members() -> Reply:
+    """The same filter and members as the constituents page (a saved segment's filter gives its members)."""
+    flt, limit, after = _segment_filter(), _limit(), _after_id()
+    people = segments.members(db_session(), flt, limit=limit, after_id=after)
+    return Reply({"items": [constituent_json(c) for c in people],
+                  "next": str(people[-1].id) if len(people) == limit else None})
+
+
 @bp.route("/search", methods=["GET"])
 @operation(method="GET", scope="search:read", tag="search", summary="Search the office's mail",
            parameters=[{"name": "q", "in": "query", "required": True,
