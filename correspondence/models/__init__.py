@@ -16,6 +16,7 @@ from correspondence.models.case import (
     HelpRequest,
     StepKind,
 )
+from correspondence.models.closing import ClosingAutoReply, OfficeClosing
 from correspondence.models.constituent import (
     Constituent,
     ConstituentEmail,
@@ -61,6 +62,8 @@ from correspondence.models.staffer import Role, Staffer
 from correspondence.models.topic import LOC_POLICY_AREAS, Topic, TopicModel
 
 __all__ = [
+    "ClosingAutoReply",
+    "OfficeClosing",
     "Election",
     "ElectionKind",
     "MassMailApproval",
