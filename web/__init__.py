@@ -78,6 +78,7 @@ def create_app(settings: Settings) -> Flask:
         batches,
         calls,
         cases,
+        closing,
         constituents,
         dashboard,
         inbox,
@@ -92,7 +93,7 @@ def create_app(settings: Settings) -> Flask:
     )
 
     for module in (auth, inbox, messages, dashboard, admin, api, quarantine, calls, scans, batches, letters, cases,
-                   constituents, reports, search, paragraphs, unsubscribe):
+                   constituents, reports, search, paragraphs, unsubscribe, closing):
         app.register_blueprint(module.bp)
 
     app.teardown_appcontext(_close_session)
