@@ -392,7 +392,7 @@ def run_handover(db: Database, dest: Path, *, actor_id: int | None, office_name:
         with db.unit_of_work() as s:
             closing = _require_open_closing(s)
             successor = closing.successor_name
-            names = dict(s.execute(select(Staffer.id, Staffer.name)).tuples().all())
+            names = dict(s.execute(select(Staffer.id, Staffer.name)).all())
             open_cases = list(s.scalars(select(Case).where(Case.status.in_(OPEN_CASE_STATUSES)).order_by(Case.id)))
             consented = [c for c in open_cases if c.transfer_consent_at is not None]
             files = []
@@ -609,5 +609,5 @@ def consent_counts(session: Session) -> tuple[int, int]:
 
     rows = dict(session.execute(select(Case.transfer_consent_at.is_not(None), func.count())
                                 .where(Case.status.in_(OPEN_CASE_STATUSES))
-                                .group_by(Case.transfer_consent_at.is_not(None))).tuples().all())
+                                .group_by(Case.transfer_consent_at.is_not(None))).all())
     return rows.get(True, 0), rows.get(False, 0)

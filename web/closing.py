@@ -31,7 +31,7 @@ def _folder(step: str) -> Path:
 def index():
     session = db_session()
     closing = service.get_closing(session)
-    names = dict(session.execute(select(Staffer.id, Staffer.name)).tuples().all())
+    names = dict(session.execute(select(Staffer.id, Staffer.name)).all())
     consented, without = service.consent_counts(session)
     return render_template("closing.html", closing=closing, names=names, office=settings().office_name,
                            replies=service.auto_reply_count(session), consented=consented, without=without,
