@@ -7,7 +7,7 @@ from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
 import pytest
-from sqlalchemy import func, select
+from sqlalchemy import func, select, update
 
 from archive import closing
 from archive.export import file_sha256
@@ -116,7 +116,7 @@ def test_imap_polling_stops_when_the_office_closes(session, job_env):
     session.commit()
     assert run_poll_imap() == {"boxTrue": -1}  # open: the mailbox is tried (nothing listens on port 1)
     _close(session)
-    session.execute(MailboxAccount.__table__.update().values(active=True))  # someone turns it on again
+    session.execute(update(MailboxAccount).values(active=True))  # someone turns it on again
     session.commit()
     assert run_poll_imap() == {}
 

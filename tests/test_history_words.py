@@ -59,7 +59,7 @@ ACTIONS = [
     "election.add", "election.remove", "mass_mail_approval.record",
     "closing.intake_stopped", "closing.successor", "closing.auto_reply", "closing.step_requested",
     "closing.final_export", "closing.handover", "closing.purge", "closing.purge_refused",
-    "case.transfer_consent", "case.transfer_consent_withdrawn",
+    "case.transfer_consent", "case.transfer_consent_withdrawn", "history_import.finish",
 ]
 
 _ACTION_LINE = re.compile(r"action=|else \"")

@@ -317,6 +317,37 @@ def import_dsn(paths: tuple[str, ...]) -> None:
         sys.exit(1)
 
 
+@import_group.command("history", with_appcontext=False)
+@click.argument("path", type=click.Path(exists=True, dir_okay=False))
+@click.option("--people", type=click.Path(exists=True, dir_okay=False),
+              help="The same export's constituent CSV, when the history names people only by the vendor's key")
+def import_history_command(path: str, people: str | None) -> None:
+    """Import correspondence history from another system (CSV; columns in docs/vendor-import.md) onto the
+    matched constituents' records; prints a JSON summary, exits 1 when a row could not be used."""
+    from pathlib import Path
+    from zoneinfo import ZoneInfo
+
+    from constituents.vendor_import import import_history
+    from correspondence.db import Database
+    from correspondence.errors import DomainError
+
+    settings = Settings.from_env()
+    db = Database.from_settings(settings, immediate=True)
+    try:
+        summary = import_history(db, Path(path).read_bytes(), source=f"history:{Path(path).name}"[:100],
+                                 zone=ZoneInfo(settings.timezone),
+                                 people=Path(people).read_bytes() if people else None)
+    except DomainError as exc:
+        raise Refused(str(exc)) from exc
+    finally:
+        db.dispose()
+    click.echo(json.dumps(summary.as_dict()))
+    if summary.bad:
+        click.echo(f"{len(summary.bad)} row(s) could not be used; their lines and reasons are in the summary above.",
+                   err=True)
+        sys.exit(1)
+
+
 @cli.group("mail")
 def mail_group() -> None:
     """Outbound mail: deliverability checks."""

@@ -407,6 +407,9 @@ SENTENCES: dict[str, Callable[[_Event], str]] = {
                                   f"{_plural(x.a.get('cases'), 'case')}",
     "closing.purge": lambda x: "The personal data was deleted (final purge)",
     "closing.purge_refused": lambda x: "The final purge was refused: the database no longer matches the final export",
+    "history_import.finish": lambda x: f"{x.who} imported correspondence history from another system: "
+                                       f"{_plural(x.a.get('imported'), 'message')} added, "
+                                       f"{_plural(x.a.get('bad'), 'row')} not usable",
     "case.transfer_consent": lambda x: f"{x.who} recorded that the constituent agreed to pass this case to the "
                                        "successor office",
     "case.transfer_consent_withdrawn": lambda x: f"{x.who} withdrew the consent to pass this case to the "
