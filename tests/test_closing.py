@@ -354,3 +354,60 @@ def test_caseworkers_record_consent_on_the_case_page(client, auth, session, fact
     assert "The constituent agreed that this case may go to the successor office" in page and worker.name in page
     session.refresh(case)
     assert case.transfer_consent_by_id == worker.id
+
+
+def test_the_closing_steps_from_the_terminal(session, factory, database, settings, tmp_path):
+    from click.testing import CliRunner
+
+    from tests.conftest import cli_env
+    from workers.cli import REFUSED, cli
+
+    _office_with_data(session, factory)
+    env = cli_env(settings)
+    runner = CliRunner()
+    early = runner.invoke(cli, ["office", "close", "purge", "--confirm", OFFICE], env=env)
+    assert early.exit_code == REFUSED and "stop intake first" in early.output
+    stopped = runner.invoke(cli, ["office", "close", "stop-intake", "--successor", SUCCESSOR[0],
+                                  "--contact", SUCCESSOR[1]], env=env)
+    assert stopped.exit_code == 0, stopped.output
+    no_export = runner.invoke(cli, ["office", "close", "purge", "--confirm", OFFICE], env=env)
+    assert no_export.exit_code == REFUSED and "no final export yet" in no_export.output
+    exported = runner.invoke(cli, ["office", "close", "export", str(tmp_path / "final")], env=env)
+    assert exported.exit_code == 0 and "verified" in exported.output, exported.output
+    handed = runner.invoke(cli, ["office", "close", "handover", str(tmp_path / "handover")], env=env)
+    assert "2 constituents, 1 open cases with consent (1 without consent left out)" in handed.output
+    wrong = runner.invoke(cli, ["office", "close", "purge", "--confirm", "yes"], env=env)
+    assert wrong.exit_code == REFUSED and "type the office's name exactly" in wrong.output
+    purged = runner.invoke(cli, ["office", "close", "purge", "--confirm", OFFICE], env=env)
+    assert purged.exit_code == 0 and "2 constituents" in purged.output, purged.output
+    session.commit()
+    assert session.scalar(select(func.count()).select_from(Constituent)) == 0
+
+
+def test_the_page_queues_the_final_export_as_a_job_that_records_it(session, factory, database, job_env, redis,
+                                                                   tmp_path):
+    from workers.effects import dispatch
+    from workers.jobs import run_closing_step
+
+    admin = factory.staffer(role=Role.ADMIN)
+    _office_with_data(session, factory)
+    _close(session, admin.id)
+    done = closing.request_step(session, "final_export", actor_id=admin.id, dest=tmp_path / "final")
+    session.commit()
+    with pytest.raises(InvalidTransition, match="final export is running"):
+        closing.request_step(session, "handover", actor_id=admin.id, dest=tmp_path / "h")
+    session.rollback()
+    assert dispatch(done.effects, connection=redis) == 1
+    [effect] = done.effects
+    options = dict(effect.options)
+    result = run_closing_step(*effect.ids, options["step"], options["dest"])
+    assert result["verified"]
+    session.commit()
+    row = session.get(OfficeClosing, 1)
+    session.refresh(row)
+    assert row.working_on is None and row.final_export_verified_at is not None and row.final_export_by_id == admin.id
+    assert row.final_export_manifest_sha256 == file_sha256(tmp_path / "final" / "manifest.json")
+    purge = closing.request_purge(session, actor_id=admin.id, typed_name=OFFICE, office_name=OFFICE)
+    session.commit()
+    counts = run_closing_step(admin.id, dict(purge.effects[0].options)["step"])
+    assert counts["constituents"] == 2

@@ -63,9 +63,11 @@ def test_history_by_vendor_key_lands_on_the_imported_people(session, factory, da
     assert "direction 'Sideways' is not in or out" in reasons[11]
 
     dana = _person(session, "dana.reyes@example.org")
-    theirs = list(session.scalars(select(Message).where(Message.constituent_id == dana.id).order_by(Message.received_at)))
+    theirs = list(session.scalars(select(Message).where(Message.constituent_id == dana.id)
+                                  .order_by(Message.received_at)))
     assert [(m.direction, m.channel, m.subject) for m in theirs] == [
-        (Direction.INBOUND, Channel.EMAIL, "Clinic funding"), (Direction.OUTBOUND, Channel.POSTAL, "Re: Clinic funding")]
+        (Direction.INBOUND, Channel.EMAIL, "Clinic funding"),
+        (Direction.OUTBOUND, Channel.POSTAL, "Re: Clinic funding")]
     first = theirs[0]
     assert first.received_at == datetime(2024, 3, 18, 13, 14, tzinfo=UTC)  # 9:14 in Ohio, daylight time
     assert first.status == MessageStatus.ARCHIVED and first.processed_at is not None
