@@ -400,7 +400,7 @@ def test_the_page_queues_the_final_export_as_a_job_that_records_it(session, fact
     assert dispatch(done.effects, connection=redis) == 1
     [effect] = done.effects
     options = dict(effect.options)
-    result = run_closing_step(*effect.ids, options["step"], options["dest"])
+    result = run_closing_step(effect.ids[0], str(options["step"]), str(options["dest"]))
     assert result["verified"]
     session.commit()
     row = session.get(OfficeClosing, 1)
@@ -409,5 +409,5 @@ def test_the_page_queues_the_final_export_as_a_job_that_records_it(session, fact
     assert row.final_export_manifest_sha256 == file_sha256(tmp_path / "final" / "manifest.json")
     purge = closing.request_purge(session, actor_id=admin.id, typed_name=OFFICE, office_name=OFFICE)
     session.commit()
-    counts = run_closing_step(admin.id, dict(purge.effects[0].options)["step"])
+    counts = run_closing_step(admin.id, str(dict(purge.effects[0].options)["step"]))
     assert counts["constituents"] == 2
