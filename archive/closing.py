@@ -21,6 +21,7 @@ from __future__ import annotations
 
 import hashlib
 import json
+import logging
 import os
 from collections.abc import Iterable, Iterator
 from dataclasses import dataclass
@@ -60,6 +61,8 @@ from correspondence.models import (
 )
 from correspondence.services.audit import record
 from correspondence.services.blobs import load_blob
+
+log = logging.getLogger(__name__)
 
 CLOSING_ID = 1
 HANDOVER_FORMAT = "mailroom-handover"
@@ -277,6 +280,30 @@ def _personal_problems(problems: Iterable[str]) -> list[str]:
             if not p.startswith("table ") or any(p.startswith(f"table {name}:") for name in tables)]
 
 
+_WORDS = {"constituents": "constituents", "constituent_emails": "constituents' emails",
+          "constituent_phones": "constituents' phones", "constituent_tags": "tags", "messages": "messages",
+          "responses": "letters sent", "response_messages": "letters sent", "cases": "cases",
+          "case_steps": "case steps", "case_notes": "case notes", "case_documents": "case documents", "help_requests": "help requests",
+          "blobs": "stored files"}
+
+
+def _changed_since(problems: list[str]) -> str:
+    """The verify differences in the office's words: which kinds of records changed (the details are logged)."""
+    kinds: list[str] = []
+    for problem in problems:
+        if problem.startswith("table "):
+            name = problem[6:].split(":", 1)[0]
+            word = _WORDS.get(name, name.replace("_", " "))
+        elif problem.startswith(("blob ", "… ")):
+            word = "stored files"
+        else:
+            word = "the export's own files"
+        if word not in kinds:
+            kinds.append(word)
+    log.warning("final export no longer matches: %s", "; ".join(problems[:20]))
+    return ", ".join(kinds[:6]) or "the data"
+
+
 def _set(db: Database, **values: Any) -> None:
     with db.unit_of_work() as s:
         s.execute(update(OfficeClosing).where(OfficeClosing.id == CLOSING_ID).values(**values))
@@ -323,8 +350,8 @@ def run_final_export(db: Database, dest: Path, *, actor_id: int | None) -> dict[
         closing.final_export_at, closing.final_export_by_id = now, actor_id
         closing.final_export_verified_at = None if problems else now
         closing.working_on = None
-        closing.last_error = ("the final export does not match the database: " + "; ".join(problems))[:1000] \
-            if problems else None
+        closing.last_error = (f"The final export does not match the database ({_changed_since(problems)} differ); "
+                              "make it again while nothing else is changing.")[:1000] if problems else None
         record(s, actor_id=actor_id, action="closing.final_export", object_type="office_closing",
                object_id=CLOSING_ID, after={"path": str(dest.resolve()), "manifest_sha256": digest,
                                             "verified": not problems, "problems": len(problems)})
@@ -526,8 +553,8 @@ def run_purge(db: Database, *, actor_id: int | None) -> dict[str, int]:
     elif db.blobs is not None:
         problems = _personal_problems(verify_archive(db, Path(db.blobs.root), path))
     if problems:
-        shown = "; ".join(problems[:5]) + (f" (and {len(problems) - 5} more)" if len(problems) > 5 else "")
-        reason = f"Not purged: the database no longer matches the final export ({shown}). Make the final export again."
+        reason = (f"Not purged: {_changed_since(problems)} changed since the final export, so the export no longer "
+                  "holds everything the purge would delete. Make the final export again, then purge.")
         with db.unit_of_work() as s:
             s.execute(update(OfficeClosing).where(OfficeClosing.id == CLOSING_ID)
                       .values(working_on=None, last_error=reason[:1000], final_export_verified_at=None))

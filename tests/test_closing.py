@@ -252,7 +252,7 @@ def test_purge_refused_when_the_database_changed_after_the_final_export(session,
     assert result["verified"], result["problems"]
     factory.message(from_address="late@example.net")  # stored after the export: not in the archive
     session.commit()
-    with pytest.raises(PermissionDenied, match="no longer matches the final export"):
+    with pytest.raises(PermissionDenied, match="messages changed since the final export"):
         closing.run_purge(database, actor_id=None)
     assert session.scalar(select(func.count()).select_from(Message)) == 3
     row = session.get(OfficeClosing, 1)
