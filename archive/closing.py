@@ -283,8 +283,8 @@ def _personal_problems(problems: Iterable[str]) -> list[str]:
 _WORDS = {"constituents": "constituents", "constituent_emails": "constituents' emails",
           "constituent_phones": "constituents' phones", "constituent_tags": "tags", "messages": "messages",
           "responses": "letters sent", "response_messages": "letters sent", "cases": "cases",
-          "case_steps": "case steps", "case_notes": "case notes", "case_documents": "case documents", "help_requests": "help requests",
-          "blobs": "stored files"}
+          "case_steps": "case steps", "case_notes": "case notes", "case_documents": "case documents",
+          "help_requests": "help requests", "blobs": "stored files"}
 
 
 def _changed_since(problems: list[str]) -> str:
