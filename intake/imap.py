@@ -191,17 +191,18 @@ def poll_account(db: Database, account: ImapAccount, *, max_bytes: int, rules: R
 
 
 def poll_all(db: Database, *, accounts_json: str, secret_key: str, max_bytes: int, rules: Rules,
-             store_for: Callable[[ImapAccount], Any] | None = None) -> dict[str, int]:
+             store_for: Callable[[ImapAccount], Any] | None = None, include_db: bool = True) -> dict[str, int]:
     """Poll every configured account (the environment's and the admin's); messages stored per account,
     -1 for one that failed. Idempotent: stored messages are found again by their key.
 
     ``store_for(account)`` may give an account its own store (the bounce mailbox's reports go to the
     bounce intake, not the inbox); for those the count is of messages taken from the mailbox.
 
-    One unreachable mailbox must not stop the others; the next poll tries it again.
+    One unreachable mailbox must not stop the others; the next poll tries it again. Without `include_db`
+    (an office that has closed) the mailboxes added in the intake page are left alone.
     """
     with db.unit_of_work() as session:
-        accounts = accounts_from_json(accounts_json) + accounts_from_db(session, secret_key)
+        accounts = accounts_from_json(accounts_json) + (accounts_from_db(session, secret_key) if include_db else [])
     totals: dict[str, int] = {}
     for account in accounts:
         try:

@@ -58,6 +58,9 @@ ACTIONS = [
     "address.complaint", "address.invalid", "address.restored", "address.soft_bounce", "address.unsubscribed",
     "bounce.quarantined", "response.bounced",
     "election.add", "election.remove", "mass_mail_approval.record",
+    "closing.intake_stopped", "closing.successor", "closing.auto_reply", "closing.step_requested",
+    "closing.final_export", "closing.handover", "closing.purge", "closing.purge_refused",
+    "case.transfer_consent", "case.transfer_consent_withdrawn", "history_import.finish",
 ]
 
 _ACTION_LINE = re.compile(r"action=|else \"")
@@ -67,7 +70,7 @@ _NAME = re.compile(r"f?\"([a-z_]+\.[a-z_{}.]+)\"")
 def _actions_in_code() -> set[str]:
     found: set[str] = set()
     for package in ("correspondence", "casework", "drafting", "intake", "batching", "web", "workers",
-                    "outbound"):
+                    "outbound", "archive"):
         for path in (ROOT / package).rglob("*.py"):
             text = path.read_text()
             for match in re.finditer(r"action=f?\"[^\"]+\"(?: if [^\n]+? else \"[^\"]+\")?", text):

@@ -79,6 +79,7 @@ def create_app(settings: Settings) -> Flask:
         batches,
         calls,
         cases,
+        closing,
         constituents,
         dashboard,
         inbox,
@@ -93,7 +94,8 @@ def create_app(settings: Settings) -> Flask:
     )
 
     for module in (auth, inbox, messages, dashboard, admin, api, quarantine, calls, scans, batches, letters, cases,
-                   constituents, reports, search, paragraphs, unsubscribe, api_tokens):
+                   constituents, reports, search, paragraphs, unsubscribe, api_tokens,
+                   closing):
         app.register_blueprint(module.bp)
 
     app.teardown_appcontext(_close_session)

@@ -34,6 +34,17 @@ def _token():
 
 
 
+def _closed():
+    """The office has closed (archive.closing): a form that still posts is told so, with the successor."""
+    from archive.closing import closed_message, closed_successor
+
+    successor = closed_successor(db_session())
+    if successor is None:
+        return None
+    return _error(410, closed_message(settings().office_name, successor),
+                  successor={"name": successor.name, "contact": successor.contact})
+
+
 def _accepted(result: Received):
     if result.quarantined:
         return _error(422, f"stored but quarantined: {result.quarantined}", message_id=result.message_id)
@@ -45,6 +56,8 @@ def _accepted(result: Received):
 @api_token
 def intake_webform():
     session = db_session()
+    if (closed := _closed()) is not None:
+        return closed
     token = _token()
     if token is None:
         return _error(401, "a valid intake token is required (Authorization: Bearer <token>)")
@@ -71,6 +84,8 @@ def intake_webform():
 @api_token
 def intake_cwc():
     session = db_session()
+    if (closed := _closed()) is not None:
+        return closed
     token = _token()
     if token is None:
         return _error(401, "a valid intake token is required (Authorization: Bearer <token>)")

@@ -332,6 +332,12 @@ def help_request():
     from web.humans import HONEYPOT_FIELD, STAMP_FIELD, NotAPerson, check_submission, issue_stamp
 
     session = db_session()
+    from archive.closing import closed_successor
+
+    if (successor := closed_successor(session)) is not None:
+        # The office has closed: no request is taken; the page names the successor instead.
+        return render_template("office_closed.html", office=settings().office_name,
+                               successor=successor), 410 if request.method == "POST" else 200
     errors: dict[str, str] = {}
     form = ActionForm()
     f = request.form

@@ -317,6 +317,37 @@ def import_dsn(paths: tuple[str, ...]) -> None:
         sys.exit(1)
 
 
+@import_group.command("history", with_appcontext=False)
+@click.argument("path", type=click.Path(exists=True, dir_okay=False))
+@click.option("--people", type=click.Path(exists=True, dir_okay=False),
+              help="The same export's constituent CSV, when the history names people only by the vendor's key")
+def import_history_command(path: str, people: str | None) -> None:
+    """Import correspondence history from another system (CSV; columns in docs/vendor-import.md) onto the
+    matched constituents' records; prints a JSON summary, exits 1 when a row could not be used."""
+    from pathlib import Path
+    from zoneinfo import ZoneInfo
+
+    from constituents.vendor_import import import_history
+    from correspondence.db import Database
+    from correspondence.errors import DomainError
+
+    settings = Settings.from_env()
+    db = Database.from_settings(settings, immediate=True)
+    try:
+        summary = import_history(db, Path(path).read_bytes(), source=f"history:{Path(path).name}"[:100],
+                                 zone=ZoneInfo(settings.timezone),
+                                 people=Path(people).read_bytes() if people else None)
+    except DomainError as exc:
+        raise Refused(str(exc)) from exc
+    finally:
+        db.dispose()
+    click.echo(json.dumps(summary.as_dict()))
+    if summary.bad:
+        click.echo(f"{len(summary.bad)} row(s) could not be used; their lines and reasons are in the summary above.",
+                   err=True)
+        sys.exit(1)
+
+
 @cli.group("mail")
 def mail_group() -> None:
     """Outbound mail: deliverability checks."""
@@ -627,6 +658,92 @@ def verify_command(src: str) -> None:
             click.echo(f"  {line}", err=True)
         sys.exit(1)
     click.echo(f"The database matches {src}: every table's rows and checksum, and every blob.")
+
+
+
+# Closing the office (archive/closing.py): the same steps as the closing page (menu Closing), from a terminal.
+@cli.group("office")
+def office_group() -> None:
+    """The office as a whole."""
+
+
+@office_group.group("close")
+def close_group() -> None:
+    """Close the office at the end of a term, step by step: stop-intake, export, handover, purge."""
+
+
+@close_group.command("stop-intake")
+@click.option("--successor", required=True, help="Who takes over (e.g. the new Member's office)")
+@click.option("--contact", required=True, help="How people reach them: address, phone, email, web site")
+def close_stop_intake(successor: str, contact: str) -> None:
+    """Step 1: pause every mailbox; the public forms answer "This office has closed" with the successor."""
+    from archive.closing import stop_intake
+
+    use_case(stop_intake)(actor_id=None, successor_name=successor, successor_contact=contact)
+    click.echo("Intake stopped: mailboxes paused; the web form, CWC and help page now answer that the office has "
+               "closed. New mail that still arrives gets one automatic reply per sender.")
+
+
+@close_group.command("auto-replies")
+def close_auto_replies() -> None:
+    """Step 2 once now (`mailroom run` does it every minute): queue the closing reply to new senders."""
+    from archive.closing import queue_auto_replies
+
+    settings = Settings.from_env()
+    made = use_case(queue_auto_replies)(office_name=settings.office_name, mail_domain=settings.mail_domain)
+    click.echo(f"{made} closing repl{'y' if made == 1 else 'ies'} queued.")
+
+
+def _closing_step(step: str, dest: str | None) -> dict[str, Any]:
+    from pathlib import Path
+
+    from archive.closing import run_step
+    from correspondence.db import Database
+    from correspondence.errors import DomainError
+
+    settings = Settings.from_env()
+    db = Database.from_settings(settings)
+    try:
+        return run_step(db, step, actor_id=None, dest=Path(dest) if dest else None, office_name=settings.office_name)
+    except DomainError as exc:
+        raise Refused(str(exc)) from exc
+    finally:
+        db.dispose()
+
+
+@close_group.command("export")
+@click.argument("dest", type=click.Path(file_okay=False))
+def close_export(dest: str) -> None:
+    """Step 3: the final export into DEST (a new folder), verified against the database and recorded."""
+    result = _closing_step("final_export", dest)
+    if not result["verified"]:
+        click.echo("The final export does not match the database:", err=True)
+        for line in result["problems"]:
+            click.echo(f"  {line}", err=True)
+        sys.exit(1)
+    click.echo(f"Final export written to {result['path']} and verified; manifest SHA-256 {result['manifest_sha256']}.")
+
+
+@close_group.command("handover")
+@click.argument("dest", type=click.Path(file_okay=False))
+def close_handover(dest: str) -> None:
+    """Step 4: the successor's hand-over (constituent list, open cases with consent) into DEST, a new folder."""
+    result = _closing_step("handover", dest)
+    click.echo(f"Hand-over written to {result['path']}: {result['constituents']} constituents, {result['cases']} "
+               f"open cases with consent ({result['open_cases_without_consent']} without consent left out).")
+
+
+@close_group.command("purge")
+@click.option("--confirm", "typed_name", required=True, help="The office's name, typed exactly (MAILROOM_OFFICE_NAME)")
+def close_purge(typed_name: str) -> None:
+    """Step 5: delete the personal data, only while the verified final export still matches the database."""
+    from archive.closing import check_purge
+
+    settings = Settings.from_env()
+    use_case(check_purge)(typed_name=typed_name, office_name=settings.office_name)
+    counts = _closing_step("purge", None)
+    click.echo("Personal data deleted: " + ", ".join(f"{v} {k}" for k, v in counts.items() if v) + ".")
+    click.echo("The history (audit log) and the closing record are kept.")
 
 
 if __name__ == "__main__":

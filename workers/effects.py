@@ -39,6 +39,8 @@ JOBS: dict[str, Callable[[Redis, Effect], object]] = {
     "help_confirmation": lambda r, e: [
         queues.enqueue_help_confirmation(r, i, by_staff=bool(dict(e.options).get("by_staff"))) for i in e.ids],
     "notice_emails": lambda r, e: [queues.enqueue_notice_emails(r, i) for i in e.ids],
+    "closing_step": lambda r, e: queues.enqueue_closing_step(
+        r, e.ids[0], step=str(dict(e.options)["step"]), dest=str(dict(e.options).get("dest", ""))),
 }
 
 

@@ -13,6 +13,7 @@ entry points hand the service the database instead of one session.
 from __future__ import annotations
 
 import functools
+import json
 import logging
 from collections.abc import Callable
 from datetime import timedelta
@@ -120,12 +121,21 @@ def _bounce_store(settings, account):
 def run_poll_imap() -> dict[str, int]:
     """Poll every configured IMAP account (intake.imap.poll_all). Idempotent: stored messages are found
     again by their key, and a message is acknowledged on the server only after its commit."""
+    from archive.closing import closed_successor
     from intake.imap import poll_all
 
     settings = context.settings()
-    return poll_all(context.database(), accounts_json=settings.imap_accounts_json, secret_key=settings.secret_key,
+    accounts_json = settings.imap_accounts_json
+    with context.database().unit_of_work() as session:
+        closed = closed_successor(session) is not None
+    if closed:
+        # The office has closed (archive.closing): no mailbox is polled, not even one turned on again or set in
+        # the environment, except the bounce mailbox, which still hears about the closing auto-replies.
+        accounts_json = json.dumps([a for a in json.loads(accounts_json or "[]")
+                                    if isinstance(a, dict) and a.get("purpose") == "bounces"])
+    return poll_all(context.database(), accounts_json=accounts_json, secret_key=settings.secret_key,
                     max_bytes=settings.max_message_bytes, rules=Rules.from_settings(settings),
-                    store_for=lambda account: _bounce_store(settings, account))
+                    store_for=lambda account: _bounce_store(settings, account), include_db=not closed)
 
 
 def run_recluster() -> dict[str, float | int]:
@@ -266,3 +276,25 @@ def run_notice_emails(staffer_id: int) -> int:
 
     settings = context.settings()
     return email_notices(context.database(), staffer_id, mail=SmtpConfig.of(settings), base_url=settings.base_url)
+
+
+@job
+def run_closing_auto_replies(session: Session) -> Done[int]:
+    """Every minute once the office has closed: one "this office has closed" email per new sender
+    (archive.closing.queue_auto_replies). Idempotent: an answered sender is kept (by address hash) and skipped."""
+    from archive.closing import queue_auto_replies
+
+    settings = context.settings()
+    return queue_auto_replies(session, office_name=settings.office_name, mail_domain=settings.mail_domain)
+
+
+def run_closing_step(actor_id: int, step: str, dest: str = "") -> dict[str, Any]:
+    """A long closing step queued by the closing page: the final export, the hand-over or the purge
+    (archive.closing.run_step). Run twice: an export into a folder already written refuses (not empty), and a
+    second purge finds the data purged and refuses; each records its outcome on the closing record."""
+    from pathlib import Path
+
+    from archive.closing import run_step
+
+    return run_step(context.database(), step, actor_id=actor_id or None, dest=Path(dest) if dest else None,
+                    office_name=context.settings().office_name)

@@ -147,6 +147,7 @@ PERIODIC_JOBS: tuple[PeriodicJob, ...] = (
     PeriodicJob("train-topics", "workers.jobs.run_train_topics", MAINTENANCE, 86400),
     PeriodicJob("analytics", "workers.jobs.run_analytics", MAINTENANCE, 300),
     PeriodicJob("prune-login-attempts", "workers.jobs.run_prune_login_attempts", MAINTENANCE, 86400),
+    PeriodicJob("closing-auto-replies", "workers.jobs.run_closing_auto_replies", OUTBOUND, 60),
 )
 
 
@@ -179,3 +180,11 @@ def enqueue_notice_emails(connection: Redis, staffer_id: int) -> str:
     """Queue the email copies of a staffer's new notices (one waiting job per staffer covers them all)."""
     return enqueue_once(connection, "workers.jobs.run_notice_emails", staffer_id,
                         job_id=f"notice-emails-{staffer_id}", queue=OUTBOUND, timeout=120)
+
+
+def enqueue_closing_step(connection: Redis, actor_id: int, *, step: str, dest: str = "") -> str:
+    """A long step of closing the office (archive.closing): one at a time, with a day to finish."""
+    q = get_queue(MAINTENANCE, connection)
+    job = q.enqueue("workers.jobs.run_closing_step", actor_id, step, dest, job_id=f"closing-{step}",
+                    job_timeout=86400, failure_ttl=FAILURE_TTL, result_ttl=RESULT_TTL)
+    return job.id

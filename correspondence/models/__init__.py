@@ -17,6 +17,7 @@ from correspondence.models.case import (
     HelpRequest,
     StepKind,
 )
+from correspondence.models.closing import ClosingAutoReply, OfficeClosing
 from correspondence.models.constituent import (
     Constituent,
     ConstituentEmail,
@@ -64,6 +65,8 @@ from correspondence.models.topic import LOC_POLICY_AREAS, Topic, TopicModel
 __all__ = [
     "ApiIdempotencyKey",
     "StaffApiToken",
+    "ClosingAutoReply",
+    "OfficeClosing",
     "Election",
     "ElectionKind",
     "MassMailApproval",

@@ -81,6 +81,10 @@ class Case(Base):
     release_signature: Mapped[dict[str, Any] | None] = mapped_column(JSON)
     source_message_id: Mapped[int | None] = mapped_column(ForeignKey("messages.id"))
     created_by_id: Mapped[int | None] = mapped_column(ForeignKey("staffers.id"))
+    # The constituent agreed that this case may pass to the successor office when this one closes
+    # (archive/closing.py): when, and which staffer recorded it. None: no consent, the case never leaves.
+    transfer_consent_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
+    transfer_consent_by_id: Mapped[int | None] = mapped_column(ForeignKey("staffers.id"))
 
     constituent: Mapped[Constituent] = relationship()
     category: Mapped[CaseCategory] = relationship()

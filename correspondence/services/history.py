@@ -190,6 +190,8 @@ CONSTITUENT_FIELDS = {"zip5": "ZIP", "zip4": "ZIP+4", "address1": "address", "ad
                       "first_name": "first name", "last_name": "last name"}
 CASE_FIELDS = {"due_at": "due date", "agency_contact": "agency contact"}
 
+_CLOSING_STEPS = {"final_export": "final export", "handover": "hand-over export", "purge": "final purge"}
+
 SENTENCES: dict[str, Callable[[_Event], str]] = {
     # Messages
     "message.received": lambda x: f"Received by {words(x.a.get('channel') or 'mail')}"
@@ -395,6 +397,27 @@ SENTENCES: dict[str, Callable[[_Event], str]] = {
     "report.fail": lambda x: f"The report could not be made{x.detail}",
     "report.finish": lambda x: "The report is ready",
     "demo.loaded": lambda x: f"The demo office was loaded ({_plural(x.a.get('messages'), 'message')})",
+    # Closing the office (archive/closing.py)
+    "closing.intake_stopped": lambda x: f"{x.who} stopped intake to close the office"
+                                        + (f"; the successor is {x.a['successor']}" if x.a.get("successor") else ""),
+    "closing.successor": lambda x: f"{x.who} changed the successor's contact",
+    "closing.auto_reply": lambda x: "Mailroom queued the “this office has closed” reply",
+    "closing.step_requested": lambda x: f"{x.who} started the {_CLOSING_STEPS.get(str(x.a.get('step')), 'next step')}",
+    "closing.final_export": lambda x: "The final export was made"
+                                      + (" and checked against the database" if x.a.get("verified")
+                                         else ", but it does not match the database"),
+    "closing.handover": lambda x: f"The hand-over for the successor was made: "
+                                  f"{_plural(x.a.get('constituents'), 'constituent')}, "
+                                  f"{_plural(x.a.get('cases'), 'case')}",
+    "closing.purge": lambda x: "The personal data was deleted (final purge)",
+    "closing.purge_refused": lambda x: "The final purge was refused: the database no longer matches the final export",
+    "history_import.finish": lambda x: f"{x.who} imported correspondence history from another system: "
+                                       f"{_plural(x.a.get('imported'), 'message')} added, "
+                                       f"{_plural(x.a.get('bad'), 'row')} not usable",
+    "case.transfer_consent": lambda x: f"{x.who} recorded that the constituent agreed to pass this case to the "
+                                       "successor office",
+    "case.transfer_consent_withdrawn": lambda x: f"{x.who} withdrew the consent to pass this case to the "
+                                                 "successor office",
 }
 
 

@@ -1,6 +1,6 @@
 """api tokens: staff API tokens with scopes, and the API's idempotency keys
 
-Revision ID: 0026_api_tokens
+Revision ID: 0021_api_tokens
 Revises: 0020
 Create Date: 2026-12-03 19:20:00.000000
 """
@@ -9,7 +9,7 @@ from collections.abc import Sequence
 import sqlalchemy as sa
 from alembic import op
 
-revision: str = '0026_api_tokens'
+revision: str = '0021_api_tokens'
 down_revision: str | None = '0020'
 branch_labels: str | Sequence[str] | None = None
 depends_on: str | Sequence[str] | None = None
