@@ -23,6 +23,9 @@ DEFAULT_RATE_LIMITS = (
     ("api.token", "600/minute"), ("api.global", "3000/minute"),
     ("api.client", "600/minute"),
     ("public.client", "120/minute"), ("public.global", "6000/minute"),
+    # One-click unsubscribe (RFC 8058) has its own budget: a big mail provider POSTs for many of its users
+    # from a few addresses, and those POSTs must neither be refused for sign-in traffic nor spend its budget.
+    ("unsubscribe.client", "600/minute"), ("unsubscribe.global", "6000/minute"),
 )
 
 

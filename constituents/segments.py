@@ -362,9 +362,11 @@ def follow_up_plan(session: Session, flt: SegmentFilter, *, rules: franking.Rule
         .group_by(Suppression.reason)) if reason is not None}
     held = sum(suppressed.values())
     rules = rules or franking.Rules()
-    verdict = franking.check(session, letter_id=version.letter_id if version else None,
-                             version_id=version.id if version else None, pieces=with_email - held + postal,
-                             rules=rules, today=today or rules.today())
+    letter_id = version.letter_id if version else None
+    # The pieces the start will count, by the same rule (franking.pieces_for_people / unsolicited_pieces).
+    pieces = franking.pieces_for_people(session, select(people.c.id), letter_id=letter_id)
+    verdict = franking.check(session, letter_id=letter_id, version_id=version.id if version else None,
+                             pieces=pieces, rules=rules, today=today or rules.today())
     return {"total": total, "email": with_email - held, "print": postal, "no_address": total - with_email - postal,
             "answered": 0, "cannot": 0, "suppressed": held,
             "suppressed_by": {reason.value: n for reason, n in sorted(suppressed.items())},
