@@ -315,6 +315,30 @@ def first_pieces(session: Session, message_ids: Sequence[int], *, letter_id: int
     return sorted(kept + [i for group in chosen for i in group]), max(len(people) - len(chosen), 0)
 
 
+SPLIT_WARNING = ("Sending only the first letters up to the limit keeps this run under it, but it does not make "
+                 "the mailing compliant: nearly identical text sent in parts is still one mass mailing, and "
+                 "every later run of this letter this legislative year counts on from here.")
+
+
+def split_at_threshold(session: Session, message_ids: Sequence[int], *, letter_id: int, rules: Rules, today: date,
+                       actor_id: int) -> tuple[list[int], int]:
+    """"Split at 499": the messages of only as many people as the letter family may still get this
+    legislative year without an approval (the threshold less what went out already), and how many people
+    are left out; audited with the warning, because splitting identical text does not make it compliant."""
+    start, end = legislative_year(today)
+    earlier = sum(n for _i, _t, n in letter_family(session, letter_id, None, start, end, rules))
+    room = rules.threshold - earlier
+    if room <= 0:
+        raise ValidationFailed(f"this letter's family already has {earlier:,} letters to people who did not write "
+                               f"to us this legislative year: none can go out without the advisory opinion")
+    kept, left_out = first_pieces(session, message_ids, letter_id=letter_id, limit=room)
+    record(session, actor_id=actor_id, action="mass_mail.split", object_type="form_letter", object_id=letter_id,
+           after={"pieces": min(room, unsolicited_pieces(session, kept, letter_id=letter_id)), "left_out": left_out,
+                  "threshold": rules.threshold, "earlier": earlier, "legislative_year": start.isoformat()},
+           detail=SPLIT_WARNING)
+    return kept, left_out
+
+
 # --- the calendar and the approvals (use cases) ----------------------------------------------------
 
 def add_election(session: Session, *, kind: str, election_date: date, note: str = "", actor_id: int) -> Election:

@@ -294,8 +294,15 @@ def follow_up(segment_id: int):
                 raise ValidationFailed("choose one of the approved letters")
             ids = segments.follow_up_messages(session, segment, chosen.id, f"Follow-up: {chosen.letter.title}",
                                               actor_id=current_user.id)
-            done = queue_apply_run(session, chosen.id, message_ids=ids, actor_id=current_user.id,
-                                   rules=Rules.of(settings()))
+            rules = Rules.of(settings())
+            if request.form.get("split") == "1":  # "split at 499": only the first letters up to the limit
+                from outbound.franking import split_at_threshold
+
+                ids, left_out = split_at_threshold(session, ids, letter_id=chosen.letter_id, rules=rules,
+                                                   today=rules.today(), actor_id=current_user.id)
+                flash(f"Only the first letters up to the limit of {rules.threshold:,} go out; "
+                      f"{left_out:,} {'person is' if left_out == 1 else 'people are'} left out.", "ok")
+            done = queue_apply_run(session, chosen.id, message_ids=ids, actor_id=current_user.id, rules=rules)
         except DomainError as exc:
             session.rollback()
             flash(f"Not sent: {exc}", "error")
