@@ -82,9 +82,9 @@ def main() -> None:
         version_id, segment_id, writer_id = version.id, segment.id, writer.id
     with db.unit_of_work() as s:
         segment = segments.get_segment(s, segment_id)
-        version = s.get(LetterVersion, version_id)
+        sending = s.get(LetterVersion, version_id)
         flt = segments.SegmentFilter.from_dict(segment.filters)
-        dry, dry_t = _timed(lambda: segments.follow_up_plan(s, flt, rules=rules, version=version, today=TODAY))
+        dry, dry_t = _timed(lambda: segments.follow_up_plan(s, flt, rules=rules, version=sending, today=TODAY))
         ids = segments.follow_up_messages(s, segment, version_id, "Follow-up", actor_id=writer_id)
         s.flush()
 

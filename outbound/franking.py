@@ -29,6 +29,7 @@ import re
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 from datetime import date, datetime, time, timedelta
+from typing import Any
 from zoneinfo import ZoneInfo
 
 from rapidfuzz import fuzz
@@ -268,7 +269,7 @@ def _message_candidates(message_ids: Sequence[int]) -> Subquery:
                    Message.status.in_(ANSWERABLE), ~answered).subquery())
 
 
-def people_candidates(people: Select[tuple[int]]) -> Subquery:
+def people_candidates(people: Select[Any]) -> Subquery:
     """Constituents (a select of their ids) as a follow-up would reach them: their first email address."""
     first = (select(ConstituentEmail.address).where(ConstituentEmail.constituent_id == Constituent.id)
              .order_by(ConstituentEmail.id).limit(1).scalar_subquery())
@@ -277,7 +278,7 @@ def people_candidates(people: Select[tuple[int]]) -> Subquery:
             .where(Constituent.id.in_(people)).subquery())
 
 
-def pieces_for_people(session: Session, people: Select[tuple[int]], *, letter_id: int | None) -> int:
+def pieces_for_people(session: Session, people: Select[Any], *, letter_id: int | None) -> int:
     """Unsolicited pieces a follow-up of this letter to these constituents makes (one aggregate query)."""
     counted = _pieces_of(people_candidates(people), letter_id).distinct().subquery()
     return session.scalar(select(func.count()).select_from(counted)) or 0

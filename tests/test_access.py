@@ -170,6 +170,9 @@ MATRIX = {
     "scans.upload": ALL,
     "api.intake_webform": API_TOKEN,
     "api.intake_cwc": API_TOKEN,
+    "constituents.follow_up_packet": frozenset({A, S}),
+    "admin.franking_quarterly": frozenset({A, S}),
+    "admin.franking_quarterly_csv": frozenset({A, S}),
 }
 
 
