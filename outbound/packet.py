@@ -14,7 +14,7 @@ import uuid
 from collections import Counter
 from collections.abc import Sequence
 from dataclasses import dataclass
-from datetime import date
+from datetime import UTC, date, datetime
 
 from jinja2 import Environment, select_autoescape
 from sqlalchemy import func, select
@@ -113,8 +113,10 @@ def _sample_email(session: Session, version: LetterVersion, person: Constituent,
     from drafting.render import context, render
     from drafting.send import Outgoing, build_email
 
-    sample = Message(direction=Direction.OUTBOUND, from_address=person.primary_email, subject=version.subject,
-                     body_text="", constituent_id=person.id)
+    # The follow-up record a run would answer (constituents.segments.follow_up_messages), not stored.
+    sample = Message(direction=Direction.OUTBOUND, from_address=person.primary_email,
+                     subject=f"Follow-up: {version.letter.title}", body_text="", constituent_id=person.id,
+                     received_at=datetime.now(UTC))
     values = context(sample, person, office_of(settings))
     subject = header_text(render(version.subject, values, budget_of(settings)))[:500] or "Your letter"
     body = render(version.body, values, budget_of(settings))
