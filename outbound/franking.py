@@ -33,7 +33,7 @@ from typing import Any
 from zoneinfo import ZoneInfo
 
 from rapidfuzz import fuzz
-from sqlalchemy import Select, String, Subquery, and_, cast, func, or_, select
+from sqlalchemy import Select, String, Subquery, and_, cast, func, literal, or_, select
 from sqlalchemy.orm import Session
 
 from correspondence.errors import NotFound, ValidationFailed
@@ -236,28 +236,63 @@ def letter_family(session: Session, letter_id: int, version_id: int | None, star
 
 # --- how many pieces: one computation for the dry runs and the start -----------------------------
 
-def _pieces_of(candidates: Subquery, letter_id: int | None) -> Select[str]:
-    """The people among ``candidates`` (columns ``constituent_id``, ``address``, ``message_id``) who get an
-    unsolicited piece: an email address not suppressed (any reason stops a follow-up), or no email and a
-    whole postal address; and not already sent this letter. One key per person (their record, else their
-    lower-cased address). This is the whole rule the follow-up dry run, the apply dry run and the start
-    use, so the number a person reads before confirming is the number the start counts. It is counted
-    before the run's own choices (frequent writer, in-district only), which can only make fewer pieces."""
+@dataclass(frozen=True)
+class _Rule:
+    person: Any  # one key per person: their record, else their lower-cased address
+    reachable: Any  # an email address not suppressed, or no email and a whole postal address
+    by_email: Any
+    had_letter: Any  # already sent this letter (false without a letter)
+
+
+def _rule(candidates: Subquery, letter_id: int | None) -> _Rule:
     c = candidates.c
     address = func.lower(func.trim(func.coalesce(c.address, "")))
-    person = func.coalesce(cast(c.constituent_id, String), address)
     suppressed = select(Suppression.id).where(Suppression.address == address,
                                               Suppression.reason.is_not(None)).exists()
     postal = select(Constituent.id).where(
         Constituent.id == c.constituent_id, Constituent.address1.is_not(None), Constituent.address1 != "",
         Constituent.city.is_not(None), Constituent.city != "", Constituent.state.is_not(None),
         Constituent.state != "", Constituent.zip5.is_not(None), Constituent.zip5 != "").exists()
-    query = select(person.label("person")).where(
-        or_(and_(address != "", ~suppressed), and_(address == "", postal)))
-    if letter_id is not None:
-        query = query.where(~select(Response.id).where(Response.constituent_id == c.constituent_id,
-                                                       Response.letter_id == letter_id).exists())
-    return query
+    had = (select(Response.id).where(Response.constituent_id == c.constituent_id, Response.letter_id == letter_id)
+           .exists() if letter_id is not None else literal(False))
+    return _Rule(func.coalesce(cast(c.constituent_id, String), address),
+                 or_(and_(address != "", ~suppressed), and_(address == "", postal)), address != "", had)
+
+
+def _pieces_of(candidates: Subquery, letter_id: int | None) -> Select[Any]:
+    """The people among ``candidates`` (columns ``constituent_id``, ``address``, ``message_id``) who get an
+    unsolicited piece: an email address not suppressed (any reason stops a follow-up), or no email and a
+    whole postal address; and not already sent this letter. One key per person (their record, else their
+    lower-cased address). This is the whole rule the follow-up dry run, the apply dry run and the start
+    use, so the number a person reads before confirming is the number the start counts. It is counted
+    before the run's own choices (frequent writer, in-district only), which can only make fewer pieces."""
+    rule = _rule(candidates, letter_id)
+    return select(rule.person.label("person")).where(rule.reachable, ~rule.had_letter)
+
+
+@dataclass(frozen=True)
+class FollowUpCounts:
+    email: int  # pieces by email
+    post: int  # pieces by post
+    already_sent: int  # people who could be reached but already have this letter
+
+    @property
+    def pieces(self) -> int:
+        return self.email + self.post
+
+
+def follow_up_counts(session: Session, people: Select[Any], *, letter_id: int | None) -> FollowUpCounts:
+    """The follow-up dry run's numbers by the pieces rule (``_rule``): by email, by post, already sent."""
+    rule = _rule(people_candidates(people), letter_id)
+    # Grouped over a subquery's columns: PostgreSQL wants GROUP BY to name what SELECT names, and an
+    # expression with bound values would be two different expressions to it.
+    each = select(rule.person.label("person"), rule.by_email.label("by_email"),
+                  rule.had_letter.label("had")).where(rule.reachable).subquery()
+    counts = {(bool(email), bool(had)): n for email, had, n in session.execute(
+        select(each.c.by_email, each.c.had, func.count(func.distinct(each.c.person)))
+        .group_by(each.c.by_email, each.c.had))}
+    return FollowUpCounts(counts.get((True, False), 0), counts.get((False, False), 0),
+                          counts.get((True, True), 0) + counts.get((False, True), 0))
 
 
 def _message_candidates(message_ids: Sequence[int]) -> Subquery:
@@ -280,8 +315,7 @@ def people_candidates(people: Select[Any]) -> Subquery:
 
 def pieces_for_people(session: Session, people: Select[Any], *, letter_id: int | None) -> int:
     """Unsolicited pieces a follow-up of this letter to these constituents makes (one aggregate query)."""
-    counted = _pieces_of(people_candidates(people), letter_id).distinct().subquery()
-    return session.scalar(select(func.count()).select_from(counted)) or 0
+    return follow_up_counts(session, people, letter_id=letter_id).pieces
 
 
 def unsolicited_pieces(session: Session, message_ids: Sequence[int], *, letter_id: int | None) -> int:

@@ -66,8 +66,11 @@ def test_the_follow_up_dry_run_the_apply_dry_run_and_the_refusal_count_the_same_
     segment = _mixed_segment(session, factory, author, "99861")
     flt = segments.SegmentFilter.from_dict(segment.filters)
     dry = segments.follow_up_plan(session, flt, rules=RULES, version=version, today=TODAY)
+    verdict = dry["franking"]
+    assert isinstance(verdict, franking.Verdict)
     # 3 by email and 1 by post; the suppressed (any reason stops a follow-up) and the unreachable make none.
-    assert dry["franking"].pieces == 4 and dry["franking"].needs_approval
+    assert verdict.pieces == 4 and verdict.needs_approval
+    assert (dry["email"], dry["print"], dry["no_address"]) == (3, 1, 1)
     ids = segments.follow_up_messages(session, segment, version.id, "Follow-up: water", actor_id=author.id)
     walked = plan(session, ids, version_id=version.id, rules=RULES, today=TODAY)
     assert walked.franking.pieces == walked.letters == 4
@@ -93,7 +96,9 @@ def test_the_count_leaves_out_people_who_had_the_letter_and_messages_already_ans
     session.rollback()
     factory.constituent(email="late@example.org", zip5="99862")
     flt = segments.SegmentFilter.from_dict(segment.filters)
-    assert segments.follow_up_plan(session, flt, rules=RULES, version=version, today=TODAY)["franking"].pieces == 1
+    again = segments.follow_up_plan(session, flt, rules=RULES, version=version, today=TODAY)
+    assert isinstance(again["franking"], franking.Verdict) and again["franking"].pieces == 1
+    assert (again["email"], again["already_sent"]) == (1, 2)  # the page says who already has it
     more = segments.follow_up_messages(session, segment, version.id, "Follow-up", actor_id=author.id)
     assert franking.unsolicited_pieces(session, more, letter_id=version.letter_id) == 1
     assert franking.unsolicited_pieces(session, ids, letter_id=version.letter_id) == 0  # answered already
