@@ -33,9 +33,34 @@ def unsubscribe_url(response_id: int, settings) -> str:
 
 
 def add_list_unsubscribe(email: EmailMessage, response_id: int, settings) -> None:
-    """RFC 8058 one-click unsubscribe: for follow-ups and newsletters, never for an answer to a person's letter."""
-    email["List-Unsubscribe"] = f"<{unsubscribe_url(response_id, settings)}>"
+    """RFC 8058 one-click unsubscribe: for follow-ups and newsletters, never for an answer to a person's letter.
+    The same link is also written at the foot of the letter, for a reader whose mail program shows no
+    unsubscribe button."""
+    url = unsubscribe_url(response_id, settings)
+    email["List-Unsubscribe"] = f"<{url}>"
     email["List-Unsubscribe-Post"] = "List-Unsubscribe=One-Click"
+    add_unsubscribe_footer(email, url)
+
+
+FOOTER_TEXT = "You received this letter from our office. To get no more letters like it by email: {url}"
+
+
+def add_unsubscribe_footer(email: EmailMessage, url: str) -> None:
+    """The unsubscribe link under the letter, in its plain-text and HTML forms (the link is ours: escaped
+    for HTML all the same)."""
+    from html import escape
+
+    for part in email.walk():
+        if part.is_multipart() or part.get_content_disposition() == "attachment":
+            continue
+        if part.get_content_type() == "text/plain":
+            part.set_content(part.get_content().rstrip("\n") + "\n\n-- \n" + FOOTER_TEXT.format(url=url) + "\n")
+        elif part.get_content_type() == "text/html":
+            html = part.get_content()
+            link = f'<a href="{escape(url)}">{escape(url)}</a>'
+            footer = f'<hr><p style="font-size:smaller">{escape(FOOTER_TEXT).format(url=link)}</p>'
+            at = html.rfind("</body>")
+            part.set_content(html[:at] + footer + html[at:] if at >= 0 else html + footer, subtype="html")
 
 
 @dataclass(frozen=True)

@@ -256,3 +256,18 @@ def test_the_send_path_reads_suppressions_once_per_chunk_and_still_honours_them(
     failed = session.scalar(select(Response).where(Response.state == ResponseState.FAILED))
     assert failed.to_address == "chunk2@example.org" and "invalid" in failed.last_error
     assert session.scalar(select(Constituent.id).where(Constituent.zip5 == "99866")) is not None
+
+
+def test_follow_ups_carry_the_unsubscribe_link_at_their_foot_and_answers_do_not(settings):
+    from drafting.send import Outgoing, build_email
+
+    follow_up = build_email(Outgoing("ben@example.org", "News", "Dear Ben,\n\nNews <b>today</b>.", "<f@x>", None, 7,
+                                     True), settings)
+    answer = build_email(Outgoing("ana@example.org", "Re: water", "Dear Ana,\n\nThanks.", "<a@x>", None, 8, False),
+                         settings)
+    link = follow_up["List-Unsubscribe"].strip("<>")
+    assert link == sending.unsubscribe_url(7, settings)
+    assert link in follow_up.get_body(("plain",)).get_content()
+    html = follow_up.get_body(("html",)).get_content()
+    assert f'<a href="{link}">' in html and "&lt;b&gt;today" in html  # the letter's own text stays escaped
+    assert "no more letters" not in answer.get_body(("plain",)).get_content() and answer["List-Unsubscribe"] is None

@@ -68,6 +68,9 @@ def test_the_packet_holds_the_exact_email_and_a_pdf_with_counts_and_geography(se
     assert sent["List-Unsubscribe-Post"] == "List-Unsubscribe=One-Click"
     text = sent.get_body(("plain",)).get_content()
     assert "Ana" in text and "https://house.example/water" in text  # rendered for the sample, links as sent
+    link = sent["List-Unsubscribe"].strip("<>")
+    assert f"To get no more letters like it by email: {link}" in text  # the unsubscribe footer
+    assert f'href="{link}"' in sent.get_body(("html",)).get_content()
     assert dkim.verify(packet.eml, dnsfunc=lambda name, timeout=5: public)  # signed exactly as sent
 
     pdf = _pdf_text(packet.pdf)
