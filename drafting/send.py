@@ -192,7 +192,7 @@ SUPPRESSION_CHUNK = 100  # letters whose addresses' suppressions are read in one
 def _held(db: Database, response_ids: Sequence[int]) -> dict[int, SuppressionReason]:
     """The suppression reason of each of these letters' addresses that has one: two queries for a chunk,
     instead of one per letter in ``_claim``."""
-    with db.sessions() as s:  # a read: no unit of work, so no write lock is taken on SQLite
+    with db.sessions() as s:  # one short read of its own, closed before the chunk's claims begin
         addresses = dict(s.execute(select(Response.id, Response.to_address)
                                    .where(Response.id.in_(response_ids), Response.to_address.is_not(None))).all())
         found = suppression.suppressed(s, addresses.values())
@@ -275,6 +275,8 @@ def send_responses(db: Database, response_ids: Sequence[int], settings) -> SendR
     last = 0.0
     sent: tuple[int, ResponseState, str | None] | None = None  # recorded with the next claim
     try:
+        # Suppressions are read per chunk of letters rather than per letter: one that arrives while a
+        # chunk is being sent (seconds) is honoured from the next chunk, and by the next run in any case.
         held: dict[int, SuppressionReason] = {}
         for i, response_id in enumerate(response_ids):
             if i % SUPPRESSION_CHUNK == 0:
