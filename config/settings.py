@@ -7,6 +7,7 @@ import os
 import secrets
 from collections.abc import Mapping
 from dataclasses import dataclass
+from decimal import Decimal
 from pathlib import Path
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
@@ -23,6 +24,9 @@ DEFAULT_RATE_LIMITS = (
     ("api.token", "600/minute"), ("api.global", "3000/minute"),
     ("api.client", "600/minute"),
     ("public.client", "120/minute"), ("public.global", "6000/minute"),
+    # One-click unsubscribe (RFC 8058) has its own budget: a big mail provider POSTs for many of its users
+    # from a few addresses, and those POSTs must neither be refused for sign-in traffic nor spend its budget.
+    ("unsubscribe.client", "600/minute"), ("unsubscribe.global", "6000/minute"),
 )
 
 
@@ -96,6 +100,10 @@ class Settings:
     # before an election entered on the calendar in which none may start (House: 90; a Senate office: 60).
     mass_mail_threshold: int = 499
     blackout_days: int = 90
+    # What one mass-mail piece costs, in dollars, for the quarterly report (outbound/quarterly.py): email
+    # nothing; a printed letter its postage and printing (a first-class stamp is $0.78 in 2025).
+    mass_mail_cost_email: Decimal = Decimal("0")
+    mass_mail_cost_print: Decimal = Decimal("0.78")
     # DKIM signing (dkimpy) when a key file is given: the selector's public key is in DNS at
     # <selector>._domainkey.<domain> (domain default: the MAILROOM_MAIL_FROM domain).
     dkim_selector: str = ""
@@ -194,6 +202,8 @@ class Settings:
             "soft_bounce_limit": _positive(env, "MAILROOM_SOFT_BOUNCE_LIMIT", cls.soft_bounce_limit),
             "mass_mail_threshold": _count(env, "MAILROOM_MASS_MAIL_THRESHOLD", cls.mass_mail_threshold),
             "blackout_days": _count(env, "MAILROOM_BLACKOUT_DAYS", cls.blackout_days),
+            "mass_mail_cost_email": _dollars(env, "MAILROOM_MASS_MAIL_COST_EMAIL", cls.mass_mail_cost_email),
+            "mass_mail_cost_print": _dollars(env, "MAILROOM_MASS_MAIL_COST_PRINT", cls.mass_mail_cost_print),
             "dkim_selector": env.get("MAILROOM_DKIM_SELECTOR", "").strip(),
             "dkim_domain": env.get("MAILROOM_DKIM_DOMAIN", "").strip().lower(),
             "dkim_key_path": Path(env["MAILROOM_DKIM_KEY"]).resolve() if env.get("MAILROOM_DKIM_KEY") else None,
@@ -345,6 +355,19 @@ def _count(env: Mapping[str, str], name: str, default: int) -> int:
     value = _int(env, name, default)
     if value < 0:
         raise SettingsError(f"{name}={value} must be 0 or more")
+    return value
+
+
+def _dollars(env: Mapping[str, str], name: str, default: Decimal) -> Decimal:
+    raw = env.get(name, "").strip()
+    if not raw:
+        return default
+    try:
+        value = Decimal(raw.lstrip("$"))
+    except ArithmeticError:
+        raise SettingsError(f"{name}={raw!r} must be an amount in dollars like 0.78") from None
+    if not value.is_finite() or value < 0:
+        raise SettingsError(f"{name}={raw!r} must be an amount in dollars like 0.78, not negative")
     return value
 
 

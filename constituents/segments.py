@@ -357,16 +357,20 @@ def follow_up_plan(session: Session, flt: SegmentFilter, *, rules: franking.Rule
     first_email = select(func.min(ConstituentEmail.id)).where(
         ConstituentEmail.constituent_id.in_(select(people.c.id))).group_by(ConstituentEmail.constituent_id)
     suppressed = {reason: n for reason, n in session.execute(
-        select(Suppression.reason, func.count()).join(ConstituentEmail, ConstituentEmail.address == Suppression.address)
+        select(Suppression.reason, func.count())
+        .join(ConstituentEmail, func.lower(func.trim(ConstituentEmail.address)) == Suppression.address)
         .where(ConstituentEmail.id.in_(first_email), Suppression.reason.is_not(None))
         .group_by(Suppression.reason)) if reason is not None}
     held = sum(suppressed.values())
     rules = rules or franking.Rules()
-    verdict = franking.check(session, letter_id=version.letter_id if version else None,
-                             version_id=version.id if version else None, pieces=with_email - held + postal,
-                             rules=rules, today=today or rules.today())
-    return {"total": total, "email": with_email - held, "print": postal, "no_address": total - with_email - postal,
-            "answered": 0, "cannot": 0, "suppressed": held,
+    letter_id = version.letter_id if version else None
+    # Letters by email and by post are the pieces the start will count, by the same rule
+    # (franking.follow_up_counts / unsolicited_pieces): one number on the page and in a refusal.
+    counts = franking.follow_up_counts(session, select(people.c.id), letter_id=letter_id)
+    verdict = franking.check(session, letter_id=letter_id, version_id=version.id if version else None,
+                             pieces=counts.pieces, rules=rules, today=today or rules.today())
+    return {"total": total, "email": counts.email, "print": counts.post, "no_address": total - with_email - postal,
+            "already_sent": counts.already_sent, "answered": 0, "cannot": 0, "suppressed": held,
             "suppressed_by": {reason.value: n for reason, n in sorted(suppressed.items())},
             "franking": verdict, "franking_letter": version.letter.title if version else None}
 

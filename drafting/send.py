@@ -31,7 +31,7 @@ from sqlalchemy.orm import Session
 
 from correspondence.db import Database
 from correspondence.effects import Done, Effect
-from correspondence.models import Channel, Direction, Message, Response, ResponseState, utcnow
+from correspondence.models import Channel, Direction, Message, Response, ResponseState, SuppressionReason, utcnow
 from correspondence.services.audit import record
 from correspondence.services.messages import answers_left
 from correspondence.states import StateMachine
@@ -186,12 +186,29 @@ def connect(settings) -> smtplib.SMTP:
     return client
 
 
+SUPPRESSION_CHUNK = 100  # letters whose addresses' suppressions are read in one query (``_held``)
+
+
+def _held(db: Database, response_ids: Sequence[int]) -> dict[int, SuppressionReason]:
+    """The suppression reason of each of these letters' addresses that has one: two queries for a chunk,
+    instead of one per letter in ``_claim``."""
+    with db.sessions() as s:  # one short read of its own, closed before the chunk's claims begin
+        addresses = dict(s.execute(select(Response.id, Response.to_address)
+                                   .where(Response.id.in_(response_ids), Response.to_address.is_not(None))).all())
+        found = suppression.suppressed(s, addresses.values())
+    held = {rid: found[key].reason for rid, address in addresses.items()
+            if (key := suppression.normalise(address)) in found}
+    return {rid: reason for rid, reason in held.items() if reason is not None}
+
+
 def _claim(db: Database, response_id: int,
-           finish: tuple[int, ResponseState, str | None] | None = None) -> tuple[Outgoing | None, str]:
+           finish: tuple[int, ResponseState, str | None] | None = None, *,
+           held: dict[int, SuppressionReason] | None = None) -> tuple[Outgoing | None, str]:
     """Record the attempt (commit) before any byte goes to the server.
 
     ``finish`` is the previous letter's outcome, recorded in the same transaction: one commit per
-    letter instead of two.
+    letter instead of two. ``held`` is the chunk's suppressions read just before (``_held``); without
+    it the letter's own address is looked up here.
     """
     with db.unit_of_work() as s:
         if finish is not None:
@@ -211,10 +228,14 @@ def _claim(db: Database, response_id: int,
         if r.state != ResponseState.QUEUED:
             return None, "skipped"
         follow_up = row.direction == Direction.OUTBOUND
-        held = suppression.suppressed(s, [r.to_address]).get(suppression.normalise(r.to_address))
-        if held is not None and held.reason is not None and suppression.blocks(held.reason, follow_up=follow_up):
+        if held is not None:
+            reason = held.get(r.id)
+        else:
+            row_held = suppression.suppressed(s, [r.to_address]).get(suppression.normalise(r.to_address))
+            reason = row_held.reason if row_held is not None else None
+        if reason is not None and suppression.blocks(reason, follow_up=follow_up):
             # Suppressed after the letter was made (a bounce, a complaint, an unsubscribe): it is not sent.
-            r.last_error = f"not sent: the address is {suppression.LABELS[held.reason]}"
+            r.last_error = f"not sent: the address is {suppression.LABELS[reason]}"
             RESPONSES.move(s, r, ResponseState.FAILED, actor_id=None, action="response.failed", detail=r.last_error)
             return None, "suppressed"
         # The attempt is recorded on the row (attempts, sending_since) and its outcome is audited, so the
@@ -254,8 +275,13 @@ def send_responses(db: Database, response_ids: Sequence[int], settings) -> SendR
     last = 0.0
     sent: tuple[int, ResponseState, str | None] | None = None  # recorded with the next claim
     try:
-        for response_id in response_ids:
-            letter, outcome = _claim(db, response_id, finish=sent)
+        # Suppressions are read per chunk of letters rather than per letter: one that arrives while a
+        # chunk is being sent (seconds) is honoured from the next chunk, and by the next run in any case.
+        held: dict[int, SuppressionReason] = {}
+        for i, response_id in enumerate(response_ids):
+            if i % SUPPRESSION_CHUNK == 0:
+                held = _held(db, response_ids[i:i + SUPPRESSION_CHUNK])
+            letter, outcome = _claim(db, response_id, finish=sent, held=held)
             sent = None
             if letter is None:
                 result.uncertain += outcome == "uncertain"

@@ -14,8 +14,9 @@ rapidfuzz's ``fuzz.ratio`` — the same library and measure the batching uses to
 same campaign, here stricter (0.9) because a letter template with a changed sentence or two is still
 "substantially identical" while a rewritten letter is not. An approval is recorded for one letter and
 one legislative year and covers all versions of that letter (not its near-identical cousins: each text
-needs its own opinion). Splitting a run is not offered: sending identical text in pieces of 499 does not
-make it compliant, and the count is per year anyway.
+needs its own opinion). A run may be cut to the first pieces up to the threshold ("split at 499",
+``first_pieces``), with the warning that sending identical text in pieces of 499 does not make it
+compliant: the count is per year, and the next run of the same text counts on from there.
 
 **Blackout.** Elections the office enters (primary, general, special, runoff) each close a window of
 ``Rules.blackout_days`` days (default 90, the House rule; a Senate office sets 60) before the election,
@@ -25,16 +26,20 @@ election day included: no unsolicited mass communication may start inside it. An
 from __future__ import annotations
 
 import re
+from collections.abc import Sequence
 from dataclasses import dataclass, field
 from datetime import date, datetime, time, timedelta
+from typing import Any
 from zoneinfo import ZoneInfo
 
 from rapidfuzz import fuzz
-from sqlalchemy import func, select
+from sqlalchemy import Select, String, Subquery, and_, cast, func, literal, or_, select
 from sqlalchemy.orm import Session
 
 from correspondence.errors import NotFound, ValidationFailed
 from correspondence.models import (
+    Constituent,
+    ConstituentEmail,
     Direction,
     Election,
     ElectionKind,
@@ -43,10 +48,13 @@ from correspondence.models import (
     MassMailApproval,
     Message,
     Response,
+    ResponseMessage,
     ResponseState,
+    Suppression,
     VersionState,
 )
 from correspondence.services.audit import record
+from correspondence.states import ANSWERABLE
 
 SOLICITED = "solicited"
 UNSOLICITED = "unsolicited"
@@ -156,12 +164,13 @@ class Verdict:
     def problems(self) -> list[str]:
         found = []
         if self.blocked:
-            found.append("an unsolicited mass communication cannot start in an election blackout ("
+            found.append("letters to people who did not write to us cannot go out during an election blackout ("
                          + "; ".join(w.label for w in self.blocked_by) + ")")
         if self.needs_approval and self.year:
-            found.append(f"{self.total} substantially identical unsolicited pieces in the legislative year "
-                         f"{self.year[0]:%B %-d, %Y} – {self.year[1]:%B %-d, %Y} is more than {self.threshold}: "
-                         "record the advisory opinion's approval for this letter first")
+            found.append(f"this would make {self.total:,} nearly identical letters to people who did not write to "
+                         f"us in the legislative year {self.year[0]:%B %-d, %Y} – {self.year[1]:%B %-d, %Y}, more "
+                         f"than the {self.threshold:,} allowed without approval. An administrator must first "
+                         "record the advisory opinion approving this letter (Elections and mass mail)")
         return found
 
 
@@ -225,17 +234,144 @@ def letter_family(session: Session, letter_id: int, version_id: int | None, star
     return [(i, titles.get(i, f"letter {i}"), counts[i]) for i in sorted(counts, key=lambda i: (i != letter_id, i))]
 
 
-def unsolicited_people(session: Session, message_ids: list[int]) -> int:
-    """An upper bound of the unsolicited letters a run over these messages makes: one per person (record,
-    else address, else message) among the messages Mailroom wrote first (follow-ups)."""
-    total = 0
-    for first in range(0, len(message_ids), 2000):
-        chunk = message_ids[first:first + 2000]
-        rows = session.execute(select(Message.id, Message.constituent_id, Message.from_address)
-                               .where(Message.id.in_(chunk), Message.direction == Direction.OUTBOUND)).all()
-        total += len({("c", c) if c is not None else ("e", (a or "").lower()) if a else ("m", i)
-                      for i, c, a in rows})
-    return total
+# --- how many pieces: one computation for the dry runs and the start -----------------------------
+
+@dataclass(frozen=True)
+class _Rule:
+    person: Any  # one key per person: their record, else their lower-cased address
+    reachable: Any  # an email address not suppressed, or no email and a whole postal address
+    by_email: Any
+    had_letter: Any  # already sent this letter (false without a letter)
+
+
+def _rule(candidates: Subquery, letter_id: int | None) -> _Rule:
+    c = candidates.c
+    address = func.lower(func.trim(func.coalesce(c.address, "")))
+    suppressed = select(Suppression.id).where(Suppression.address == address,
+                                              Suppression.reason.is_not(None)).exists()
+    postal = select(Constituent.id).where(
+        Constituent.id == c.constituent_id, Constituent.address1.is_not(None), Constituent.address1 != "",
+        Constituent.city.is_not(None), Constituent.city != "", Constituent.state.is_not(None),
+        Constituent.state != "", Constituent.zip5.is_not(None), Constituent.zip5 != "").exists()
+    had = (select(Response.id).where(Response.constituent_id == c.constituent_id, Response.letter_id == letter_id)
+           .exists() if letter_id is not None else literal(False))
+    return _Rule(func.coalesce(cast(c.constituent_id, String), address),
+                 or_(and_(address != "", ~suppressed), and_(address == "", postal)), address != "", had)
+
+
+def _pieces_of(candidates: Subquery, letter_id: int | None) -> Select[Any]:
+    """The people among ``candidates`` (columns ``constituent_id``, ``address``, ``message_id``) who get an
+    unsolicited piece: an email address not suppressed (any reason stops a follow-up), or no email and a
+    whole postal address; and not already sent this letter. One key per person (their record, else their
+    lower-cased address). This is the whole rule the follow-up dry run, the apply dry run and the start
+    use, so the number a person reads before confirming is the number the start counts. It is counted
+    before the run's own choices (frequent writer, in-district only), which can only make fewer pieces."""
+    rule = _rule(candidates, letter_id)
+    return select(rule.person.label("person")).where(rule.reachable, ~rule.had_letter)
+
+
+@dataclass(frozen=True)
+class FollowUpCounts:
+    email: int  # pieces by email
+    post: int  # pieces by post
+    already_sent: int  # people who could be reached but already have this letter
+
+    @property
+    def pieces(self) -> int:
+        return self.email + self.post
+
+
+def follow_up_counts(session: Session, people: Select[Any], *, letter_id: int | None) -> FollowUpCounts:
+    """The follow-up dry run's numbers by the pieces rule (``_rule``): by email, by post, already sent."""
+    rule = _rule(people_candidates(people), letter_id)
+    # Grouped over a subquery's columns: PostgreSQL wants GROUP BY to name what SELECT names, and an
+    # expression with bound values would be two different expressions to it.
+    each = select(rule.person.label("person"), rule.by_email.label("by_email"),
+                  rule.had_letter.label("had")).where(rule.reachable).subquery()
+    counts = {(bool(email), bool(had)): n for email, had, n in session.execute(
+        select(each.c.by_email, each.c.had, func.count(func.distinct(each.c.person)))
+        .group_by(each.c.by_email, each.c.had))}
+    return FollowUpCounts(counts.get((True, False), 0), counts.get((False, False), 0),
+                          counts.get((True, True), 0) + counts.get((False, True), 0))
+
+
+def _message_candidates(message_ids: Sequence[int]) -> Subquery:
+    """A run's follow-up messages still to answer (not answered, in a state a run answers)."""
+    answered = select(ResponseMessage.message_id).where(ResponseMessage.message_id == Message.id).exists()
+    return (select(Message.constituent_id.label("constituent_id"), Message.from_address.label("address"),
+                   Message.id.label("message_id"))
+            .where(Message.id.in_(message_ids), Message.direction == Direction.OUTBOUND,
+                   Message.status.in_(ANSWERABLE), ~answered).subquery())
+
+
+def people_candidates(people: Select[Any]) -> Subquery:
+    """Constituents (a select of their ids) as a follow-up would reach them: their first email address."""
+    first = (select(ConstituentEmail.address).where(ConstituentEmail.constituent_id == Constituent.id)
+             .order_by(ConstituentEmail.id).limit(1).scalar_subquery())
+    return (select(Constituent.id.label("constituent_id"), first.label("address"),
+                   Constituent.id.label("message_id"))
+            .where(Constituent.id.in_(people)).subquery())
+
+
+def pieces_for_people(session: Session, people: Select[Any], *, letter_id: int | None) -> int:
+    """Unsolicited pieces a follow-up of this letter to these constituents makes (one aggregate query)."""
+    return follow_up_counts(session, people, letter_id=letter_id).pieces
+
+
+def unsolicited_pieces(session: Session, message_ids: Sequence[int], *, letter_id: int | None) -> int:
+    """Unsolicited pieces a run over these messages makes: the same rule (``_pieces_of``) as the
+    follow-up dry run, one query per 2,000 messages, people counted once across the chunks."""
+    people: set[str] = set()
+    ids = sorted(set(message_ids))
+    for first in range(0, len(ids), 2000):
+        people.update(session.scalars(_pieces_of(_message_candidates(ids[first:first + 2000]), letter_id)
+                                      .distinct()))
+    return len(people)
+
+
+def first_pieces(session: Session, message_ids: Sequence[int], *, letter_id: int | None,
+                 limit: int) -> tuple[list[int], int]:
+    """("split at the threshold") the messages of the first ``limit`` people (by message) who get a piece,
+    and how many more people would have got one. Solicited messages in the selection are kept."""
+    ids = sorted(set(message_ids))
+    kept: list[int] = []
+    people: dict[str, list[int]] = {}
+    for first in range(0, len(ids), 2000):
+        chunk = ids[first:first + 2000]
+        candidates = _message_candidates(chunk)
+        rows = session.execute(_pieces_of(candidates, letter_id).add_columns(candidates.c.message_id)
+                               .order_by(candidates.c.message_id)).all()
+        for person, message_id in rows:
+            people.setdefault(person, []).append(message_id)
+        outbound = set(session.scalars(select(Message.id).where(Message.id.in_(chunk),
+                                                                Message.direction == Direction.OUTBOUND)))
+        kept.extend(i for i in chunk if i not in outbound)
+    chosen = list(people.values())[:max(limit, 0)]
+    return sorted(kept + [i for group in chosen for i in group]), max(len(people) - len(chosen), 0)
+
+
+SPLIT_WARNING = ("Sending only the first letters up to the limit keeps this run under it, but it does not make "
+                 "the mailing compliant: nearly identical text sent in parts is still one mass mailing, and "
+                 "every later run of this letter this legislative year counts on from here.")
+
+
+def split_at_threshold(session: Session, message_ids: Sequence[int], *, letter_id: int, rules: Rules, today: date,
+                       actor_id: int) -> tuple[list[int], int]:
+    """"Split at 499": the messages of only as many people as the letter family may still get this
+    legislative year without an approval (the threshold less what went out already), and how many people
+    are left out; audited with the warning, because splitting identical text does not make it compliant."""
+    start, end = legislative_year(today)
+    earlier = sum(n for _i, _t, n in letter_family(session, letter_id, None, start, end, rules))
+    room = rules.threshold - earlier
+    if room <= 0:
+        raise ValidationFailed(f"this letter's family already has {earlier:,} letters to people who did not write "
+                               f"to us this legislative year: none can go out without the advisory opinion")
+    kept, left_out = first_pieces(session, message_ids, letter_id=letter_id, limit=room)
+    record(session, actor_id=actor_id, action="mass_mail.split", object_type="form_letter", object_id=letter_id,
+           after={"pieces": min(room, unsolicited_pieces(session, kept, letter_id=letter_id)), "left_out": left_out,
+                  "threshold": rules.threshold, "earlier": earlier, "legislative_year": start.isoformat()},
+           detail=SPLIT_WARNING)
+    return kept, left_out
 
 
 # --- the calendar and the approvals (use cases) ----------------------------------------------------

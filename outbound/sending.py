@@ -6,12 +6,14 @@ deliverability live here and the exactly-once machinery stays there.
 
 from __future__ import annotations
 
+import base64
 import io
 from dataclasses import dataclass
 from email.generator import BytesGenerator
 from email.message import EmailMessage
 from functools import lru_cache
 from pathlib import Path
+from typing import Any
 
 from outbound.tokens import return_path, unsubscribe_token
 
@@ -31,9 +33,34 @@ def unsubscribe_url(response_id: int, settings) -> str:
 
 
 def add_list_unsubscribe(email: EmailMessage, response_id: int, settings) -> None:
-    """RFC 8058 one-click unsubscribe: for follow-ups and newsletters, never for an answer to a person's letter."""
-    email["List-Unsubscribe"] = f"<{unsubscribe_url(response_id, settings)}>"
+    """RFC 8058 one-click unsubscribe: for follow-ups and newsletters, never for an answer to a person's letter.
+    The same link is also written at the foot of the letter, for a reader whose mail program shows no
+    unsubscribe button."""
+    url = unsubscribe_url(response_id, settings)
+    email["List-Unsubscribe"] = f"<{url}>"
     email["List-Unsubscribe-Post"] = "List-Unsubscribe=One-Click"
+    add_unsubscribe_footer(email, url)
+
+
+FOOTER_TEXT = "You received this letter from our office. To get no more letters like it by email: {url}"
+
+
+def add_unsubscribe_footer(email: EmailMessage, url: str) -> None:
+    """The unsubscribe link under the letter, in its plain-text and HTML forms (the link is ours: escaped
+    for HTML all the same)."""
+    from html import escape
+
+    for part in email.walk():
+        if part.is_multipart() or part.get_content_disposition() == "attachment":
+            continue
+        if part.get_content_type() == "text/plain":
+            part.set_content(part.get_content().rstrip("\n") + "\n\n-- \n" + FOOTER_TEXT.format(url=url) + "\n")
+        elif part.get_content_type() == "text/html":
+            html = part.get_content()
+            link = f'<a href="{escape(url)}">{escape(url)}</a>'
+            footer = f'<hr><p style="font-size:smaller">{escape(FOOTER_TEXT).format(url=link)}</p>'
+            at = html.rfind("</body>")
+            part.set_content(html[:at] + footer + html[at:] if at >= 0 else html + footer, subtype="html")
 
 
 @dataclass(frozen=True)
@@ -67,19 +94,70 @@ def wire_bytes(email: EmailMessage, envelope_from: str, recipients: list[str]) -
     return out.getvalue()
 
 
+@lru_cache(maxsize=4)
+def _rsa_key(private_key: bytes) -> Any:
+    """The key parsed once per process by OpenSSL (``cryptography``), for ``_Signer``."""
+    from cryptography.hazmat.primitives.serialization import load_pem_private_key
+
+    return load_pem_private_key(private_key, password=None)
+
+
+def _signer_class() -> type:
+    """dkimpy's signer with its one slow step, the RSA signature (pure-Python big-number arithmetic,
+    ~10 ms for a 2,048-bit key), done by OpenSSL on a key parsed once (~0.6 ms). PKCS#1 v1.5 signatures
+    are deterministic, so the header is byte for byte what ``dkim.sign`` makes (tests/test_franking_fixes.py).
+
+    ``gen_header`` is dkimpy 1.1.8's (pinned in pyproject.toml) with only that call changed; everything
+    else — canonicalisation, body hash, header selection, folding — is dkimpy's own."""
+    import dkim
+    from cryptography.hazmat.primitives import hashes
+    from cryptography.hazmat.primitives.asymmetric import padding, utils
+
+    class _Signer(dkim.DKIM):
+        rsa_key: Any = None
+
+        def gen_header(self, fields, include_headers, canon_policy, header_name, pk, standardize=False):
+            if self.rsa_key is None or self.signature_algorithm != b"rsa-sha256" or standardize:
+                return super().gen_header(fields, include_headers, canon_policy, header_name, pk, standardize)
+            header_value = b"; ".join(b"=".join(x) for x in fields)
+            header_value = dkim.fold(header_value, namelen=len(header_name), linesep=b"\r\n")
+            header_value = dkim.RE_BTAG.sub(b"\\1", header_value)
+            header = (header_name, b" " + header_value)
+            h = dkim.HashThrough(self.hasher(), self.debug_content)
+            sig = dict(fields)
+            headers = canon_policy.canonicalize_headers(self.headers)
+            self.signed_headers = dkim.hash_headers(h, canon_policy, headers, include_headers, header, sig)
+            sig2 = self.rsa_key.sign(h.digest(), padding.PKCS1v15(), utils.Prehashed(hashes.SHA256()))
+            idx = [i for i in range(len(fields)) if fields[i][0] == b"b"][0]
+            fields[idx] = (b"b", base64.b64encode(bytes(sig2)))
+            header_value = b"; ".join(b"=".join(x) for x in fields) + self.linesep
+            return dkim.fold(header_value, namelen=len(header_name), linesep=self.linesep)
+
+    return _Signer
+
+
+_SIGNER: list[type] = []
+
+
+def dkim_signature(data: bytes, key: DkimKey, include_headers: list[bytes]) -> bytes:
+    """The DKIM-Signature header line (relaxed/relaxed, rsa-sha256) for these bytes."""
+    if not _SIGNER:
+        _SIGNER.append(_signer_class())
+    signer = _SIGNER[0](data, signature_algorithm=b"rsa-sha256", linesep=b"\r\n")
+    signer.rsa_key = _rsa_key(key.private_key)
+    return bytes(signer.sign(key.selector, key.domain, key.private_key, canonicalize=(b"relaxed", b"relaxed"),
+                             include_headers=include_headers))
+
+
 def sign(email: EmailMessage, key: DkimKey, envelope_from: str) -> None:
     """Add a DKIM-Signature (relaxed/relaxed) over the bytes the email will be sent as.
 
     Flattening first also fixes the MIME boundaries in the email, so sending it flattens to the same
     bytes; the signature header is stored raw (``set_raw``: dkimpy folds it already) so it is not refolded.
     """
-    import dkim
-
     recipients = [a.addr_spec for a in email["To"].addresses] if email["To"] else []
     data = wire_bytes(email, envelope_from, recipients)
     present = {name.lower().encode() for name in email}
-    signature = dkim.sign(data, key.selector, key.domain, key.private_key,
-                          canonicalize=(b"relaxed", b"relaxed"),
-                          include_headers=[h for h in SIGNED_HEADERS if h in present])
+    signature = dkim_signature(data, key, [h for h in SIGNED_HEADERS if h in present])
     name, _, value = signature.decode("ascii").partition(":")
     email.set_raw(name, value.lstrip(" ").rstrip("\r\n").replace("\r\n", "\n"))

@@ -25,6 +25,7 @@ NOT_PAGES = {
     "constituents.export_csv", "constituents.count_json", "constituents.import_bad_rows",
     "constituents.import_progress", "dashboard.analytics_csv", "letters.run_pdf", "letters.run_csv",
     "letters.run_progress", "reports.download", "reports.progress", "messages.page_image",
+    "constituents.follow_up_packet", "admin.franking_quarterly_csv",
 }
 # Query strings that make a page show what it exists to show.
 QUERIES = {"letters.answer_selection": "?status=new", "search.index": "?q=water",

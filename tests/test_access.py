@@ -208,6 +208,9 @@ MATRIX = {
     "api.cases_status": API_TOKEN,
     "api_tokens.index": SIGNED_IN,
     "api_tokens.revoke": SIGNED_IN,
+    "constituents.follow_up_packet": frozenset({A, S}),
+    "admin.franking_quarterly": frozenset({A, S}),
+    "admin.franking_quarterly_csv": frozenset({A, S}),
 }
 
 

@@ -406,8 +406,8 @@ def test_one_click_unsubscribe_is_public_idempotent_and_token_checked(app, clien
 def test_the_unsubscribe_link_is_rate_limited(settings):
     from web import create_app
 
-    app = create_app(dataclasses.replace(settings, rate_limits=(("public.client", "3/minute"),
-                                                                 ("public.global", "off"))))
+    app = create_app(dataclasses.replace(settings, rate_limits=(("unsubscribe.client", "3/minute"),
+                                                                 ("unsubscribe.global", "off"))))
     client = app.test_client()
     codes = [client.get("/u/r1-0123456789abcdef").status_code for _ in range(4)]
     assert codes == [404, 404, 404, 429]

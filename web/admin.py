@@ -415,6 +415,46 @@ def franking():
                            year=rules.legislative_year(today), form=ActionForm())
 
 
+def _report_year() -> int:
+    from datetime import date
+
+    raw = request.args.get("year", "")
+    try:
+        year = int(raw) if raw.strip() else date.today().year
+    except ValueError:
+        abort(400, description="The year must be a number like 2026.")
+    if not 2000 <= year <= 2100:
+        abort(400, description="The year must be between 2000 and 2100.")
+    return year
+
+
+@bp.route("/franking/quarterly")
+@roles(Role.ADMIN, Role.SUPERVISOR)
+def franking_quarterly():
+    """Mass communications per calendar quarter and legislative year, with counts and costs."""
+    from outbound.franking import Rules
+    from outbound.quarterly import Costs, quarterly_report
+
+    year = _report_year()
+    costs = Costs.of(settings())
+    periods = quarterly_report(db_session(), year, costs=costs, timezone=Rules.of(settings()).timezone)
+    return render_template("admin_franking_quarterly.html", year=year, periods=periods, costs=costs)
+
+
+@bp.route("/franking/quarterly.csv")
+@roles(Role.ADMIN, Role.SUPERVISOR)
+def franking_quarterly_csv():
+    from flask import Response
+
+    from outbound.franking import Rules
+    from outbound.quarterly import Costs, quarterly_report, report_csv
+
+    year = _report_year()
+    periods = quarterly_report(db_session(), year, costs=Costs.of(settings()), timezone=Rules.of(settings()).timezone)
+    return Response(report_csv(periods), mimetype="text/csv", headers={
+        "Content-Disposition": f'attachment; filename="mass-mail-by-quarter-{year}.csv"'})
+
+
 @bp.route("/franking/elections", methods=["POST"])
 @roles(Role.ADMIN)
 def election_add():

@@ -294,8 +294,15 @@ def follow_up(segment_id: int):
                 raise ValidationFailed("choose one of the approved letters")
             ids = segments.follow_up_messages(session, segment, chosen.id, f"Follow-up: {chosen.letter.title}",
                                               actor_id=current_user.id)
-            done = queue_apply_run(session, chosen.id, message_ids=ids, actor_id=current_user.id,
-                                   rules=Rules.of(settings()))
+            rules = Rules.of(settings())
+            if request.form.get("split") == "1":  # "split at 499": only the first letters up to the limit
+                from outbound.franking import split_at_threshold
+
+                ids, left_out = split_at_threshold(session, ids, letter_id=chosen.letter_id, rules=rules,
+                                                   today=rules.today(), actor_id=current_user.id)
+                flash(f"Only the first letters up to the limit of {rules.threshold:,} go out; "
+                      f"{left_out:,} {'person is' if left_out == 1 else 'people are'} left out.", "ok")
+            done = queue_apply_run(session, chosen.id, message_ids=ids, actor_id=current_user.id, rules=rules)
         except DomainError as exc:
             session.rollback()
             flash(f"Not sent: {exc}", "error")
@@ -312,6 +319,36 @@ def follow_up(segment_id: int):
                            counts=segments.follow_up_plan(session, flt, rules=Rules.of(settings()),
                                                           version=shown), form=ActionForm(),
                            description=flt.describe(segments.topic_names(session)))
+
+
+@bp.route("/segments/<int:segment_id>/follow-up/packet")
+@roles(Role.ADMIN, Role.SUPERVISOR)
+def follow_up_packet(segment_id: int):
+    """The advisory-opinion packet for this follow-up (outbound.packet): a ZIP of the exact email and a PDF."""
+    import io
+    import zipfile
+
+    from outbound import franking
+    from outbound.packet import build_packet
+    from web.letters import approved_letters
+
+    session = db_session()
+    segment = segments.get_segment(session, segment_id)
+    flt = segments.SegmentFilter.from_dict(segment.filters)
+    chosen = next((v for v in approved_letters(session) if str(v.id) == request.args.get("version_id")), None)
+    if chosen is None:
+        abort(404)
+    rules = franking.Rules.of(settings())
+    people = segments.apply_filter(select(Constituent.id), flt)
+    packet = build_packet(session, chosen.id, list(session.scalars(people)),
+                          pieces=franking.pieces_for_people(session, people, letter_id=chosen.letter_id),
+                          settings=settings(), rules=rules, today=rules.today())
+    out = io.BytesIO()
+    with zipfile.ZipFile(out, "w", zipfile.ZIP_DEFLATED) as archive:
+        archive.writestr("message.eml", packet.eml)
+        archive.writestr("packet.pdf", packet.pdf)
+    return Response(out.getvalue(), mimetype="application/zip", headers={
+        "Content-Disposition": f'attachment; filename="{packet.filename}.zip"'})
 
 
 # --- CSV import ----------------------------------------------------------------------------------

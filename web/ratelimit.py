@@ -10,6 +10,9 @@ without anyone remembering to. Staff pages are not limited here and never touch 
 | login  | POST /login                           | client address                | login.global  |
 | api    | the intake API                        | the token presented, and the  | api.global    |
 |        |                                       | client address (api.client)   |               |
+| unsub- | one-click unsubscribe (/u/<token>),   | client address                | unsubscribe.  |
+| scribe | GET and POST; its own budget, apart   |                               | global        |
+|        | from sign-in's and the public pages'  |                               |               |
 | public | anything else public (/healthz, ...)  | client address                | public.global |
 
 The limits (`limits` library, moving window) come from Settings.rate_limits. An answer over a limit
@@ -45,7 +48,8 @@ KEY_PREFIX = "mailroom:ratelimit"
 # After Redis fails, use memory for this long before trying Redis again, so a dead Redis costs
 # one failed connection every few seconds rather than one per request.
 RETRY_REDIS_AFTER = 5.0
-_GROUP_BY_ENDPOINT = {"cases.help_request": "help", "api.intake_webform": "api", "api.intake_cwc": "api"}
+_GROUP_BY_ENDPOINT = {"cases.help_request": "help", "api.intake_webform": "api", "api.intake_cwc": "api",
+                      "unsubscribe.one_click": "unsubscribe"}
 
 
 @dataclass(frozen=True)

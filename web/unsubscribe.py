@@ -5,8 +5,8 @@ person the letter went to (or their mail provider, acting for them) holds it. GE
 a button, because link scanners open every URL in a mail and must unsubscribe nobody; POST
 unsubscribes. The POST is exempt from CSRF: RFC 8058 has the mail provider POST
 ``List-Unsubscribe=One-Click`` to the URL with no cookie and no form token, and the token in the URL
-is what authenticates it. Unsubscribing twice is the same as once. Public routes are rate-limited
-(web/ratelimit.py, the "public" group).
+is what authenticates it. Unsubscribing twice is the same as once. It is rate-limited in a group of its
+own (web/ratelimit.py, "unsubscribe"), apart from sign-in and the other public pages.
 """
 
 from __future__ import annotations

@@ -350,7 +350,7 @@ def import_history_command(path: str, people: str | None) -> None:
 
 @cli.group("mail")
 def mail_group() -> None:
-    """Outbound mail: deliverability checks."""
+    """Outbound mail: deliverability checks and the advisory-opinion packet."""
 
 
 @mail_group.command("check-dns", with_appcontext=False)
@@ -373,6 +373,33 @@ def mail_check_dns(domain: str, selector: str | None, nameserver: str | None) ->
             click.echo(f"       {f.record}")
     if not all(f.ok for f in findings):
         sys.exit(1)
+
+
+@mail_group.command("packet", with_appcontext=False)
+@click.argument("run_id", type=int)
+@click.argument("folder", type=click.Path(file_okay=False))
+def mail_packet(run_id: int, folder: str) -> None:
+    """Write the advisory-opinion packet of run RUN_ID into FOLDER: message.eml and packet.pdf."""
+    from outbound import franking
+    from outbound.packet import build_packet, run_recipients
+
+    settings = Settings.from_env()
+    rules = franking.Rules.of(settings)
+
+    @use_case
+    def make(session):  # type: ignore[no-untyped-def]
+        version_id, people, pieces = run_recipients(session, run_id)
+        return build_packet(session, version_id, people, pieces=pieces, settings=settings, rules=rules,
+                            today=rules.today())
+
+    from pathlib import Path
+
+    packet = make()
+    out = Path(folder)
+    out.mkdir(parents=True, exist_ok=True)
+    (out / "message.eml").write_bytes(packet.eml)
+    (out / "packet.pdf").write_bytes(packet.pdf)
+    click.echo(f"Wrote {out / 'message.eml'} and {out / 'packet.pdf'} ({packet.filename}).")
 
 
 @cli.command("poll-imap", with_appcontext=False)

@@ -285,6 +285,9 @@ SENTENCES: dict[str, Callable[[_Event], str]] = {
                                            f"{x.a.get('opinion_number') or '(no number)'}"
                                            + (f" of {x.a['opinion_date']}" if x.a.get("opinion_date") else "")
                                            + ", allowing this letter as a mass communication",
+    "mass_mail.split": lambda x: f"{x.who} sent only the first {_plural(x.a.get('pieces'), 'letter')} of a "
+                                 "mass mailing, the limit without approval "
+                                 f"({_plural(x.a.get('left_out'), 'person', 'people')} left out)",
     "apply_run.start": lambda x: f"{x.who} started answering {_plural(x.a.get('messages'), 'message')} "
                                  "with a form letter",
     "apply_run.finish": lambda x: f"Answering finished: {_plural(x.a.get('created'), 'letter')} made, "
