@@ -25,12 +25,13 @@ election day included: no unsolicited mass communication may start inside it. An
 from __future__ import annotations
 
 import re
+from collections.abc import Iterable
 from dataclasses import dataclass, field
 from datetime import date, datetime, time, timedelta
 from zoneinfo import ZoneInfo
 
 from rapidfuzz import fuzz
-from sqlalchemy import func, select
+from sqlalchemy import ColumnElement, func, or_, select
 from sqlalchemy.orm import Session
 
 from correspondence.errors import NotFound, ValidationFailed
@@ -50,6 +51,10 @@ from correspondence.services.audit import record
 
 SOLICITED = "solicited"
 UNSOLICITED = "unsolicited"
+# A newsletter piece to an opted-in subscriber (outbound.newsletters) is exempt: its message's source starts
+# with this. It is not an unsolicited mass communication and does not count toward the threshold.
+NEWSLETTER = "newsletter"
+SUBSCRIBER_SOURCE = "newsletter-subscribers:"
 SIMILAR = 0.9  # rapidfuzz ratio (0–1) at or above which two letters are one family
 _SPACE = re.compile(r"\s+")
 
@@ -82,6 +87,23 @@ def legislative_year(day: date) -> tuple[date, date]:
 def classify(directions: object) -> str:
     """A letter (or run) whose messages include one Mailroom wrote first is unsolicited; else solicited."""
     return UNSOLICITED if any(d == Direction.OUTBOUND for d in directions) else SOLICITED  # type: ignore[attr-defined]
+
+
+def to_subscriber(source: str | None) -> bool:
+    """Whether a message Mailroom wrote is a newsletter piece to an opted-in subscriber (exempt)."""
+    return (source or "").startswith(SUBSCRIBER_SOURCE)
+
+
+def classify_messages(messages: Iterable[Message]) -> str:
+    """``classify`` for loaded messages: newsletter pieces to opted-in subscribers are exempt (NEWSLETTER)."""
+    outbound = [m for m in messages if m.direction == Direction.OUTBOUND]
+    if not outbound:
+        return SOLICITED
+    return NEWSLETTER if all(to_subscriber(m.source) for m in outbound) else UNSOLICITED
+
+
+def _not_to_subscribers() -> ColumnElement[bool]:
+    return or_(Message.source.is_(None), ~Message.source.startswith(SUBSCRIBER_SOURCE, autoescape=True))
 
 
 @dataclass(frozen=True)
@@ -199,7 +221,7 @@ def letter_family(session: Session, letter_id: int, version_id: int | None, star
     rows = session.execute(
         select(Response.letter_id, Response.version_id, func.count())
         .join(Message, Message.id == Response.message_id)
-        .where(Message.direction == Direction.OUTBOUND, Response.letter_id.is_not(None),
+        .where(Message.direction == Direction.OUTBOUND, _not_to_subscribers(), Response.letter_id.is_not(None),
                Response.created_at >= low, Response.created_at < high, Response.state != ResponseState.FAILED)
         .group_by(Response.letter_id, Response.version_id)).all()
     sending = session.get(LetterVersion, version_id) if version_id is not None else None
@@ -232,7 +254,8 @@ def unsolicited_people(session: Session, message_ids: list[int]) -> int:
     for first in range(0, len(message_ids), 2000):
         chunk = message_ids[first:first + 2000]
         rows = session.execute(select(Message.id, Message.constituent_id, Message.from_address)
-                               .where(Message.id.in_(chunk), Message.direction == Direction.OUTBOUND)).all()
+                               .where(Message.id.in_(chunk), Message.direction == Direction.OUTBOUND,
+                                      _not_to_subscribers())).all()
         total += len({("c", c) if c is not None else ("e", (a or "").lower()) if a else ("m", i)
                       for i, c, a in rows})
     return total

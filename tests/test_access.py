@@ -170,6 +170,15 @@ MATRIX = {
     "scans.upload": ALL,
     "api.intake_webform": API_TOKEN,
     "api.intake_cwc": API_TOKEN,
+    "subscriptions.lists": ALL,
+    "subscriptions.create_list": frozenset({A, S}),
+    "subscriptions.import_csv": frozenset({A, S}),
+    "subscriptions.send_newsletter": frozenset({A, S}),
+    "subscriptions.staff_subscribe": ALL,
+    "subscriptions.staff_unsubscribe": ALL,
+    "subscriptions.sign_up": PUBLIC,
+    "subscriptions.confirm": PUBLIC,
+    "subscriptions.web_version": PUBLIC,
 }
 
 
@@ -192,7 +201,8 @@ SIMPLE_GETS = {"inbox.index": "/inbox/", "batches.index": "/batches/", "letters.
                "admin.routing": "/admin/routing", "admin.franking": "/admin/franking",
                "constituents.index": "/constituents/",
                "constituents.import_upload": "/constituents/import", "reports.activity": "/reports/activity",
-               "constituents.duplicate_list": "/constituents/duplicates", "letters.notices": "/notices/"}
+               "constituents.duplicate_list": "/constituents/duplicates", "letters.notices": "/notices/",
+               "subscriptions.lists": "/subscriptions/"}
 
 
 @pytest.mark.parametrize("role", list(Role))

@@ -57,6 +57,9 @@ ACTIONS = [
     "address.complaint", "address.invalid", "address.restored", "address.soft_bounce", "address.unsubscribed",
     "bounce.quarantined", "response.bounced",
     "election.add", "election.remove", "mass_mail_approval.record",
+    "subscription_list.create", "subscription.subscribe", "subscription.pending", "subscription.confirm",
+    "subscription.resubscribe", "subscription.unsubscribe", "subscription.import", "newsletter.start",
+    "newsletter.prepare",
 ]
 
 _ACTION_LINE = re.compile(r"action=|else \"")

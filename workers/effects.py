@@ -39,6 +39,8 @@ JOBS: dict[str, Callable[[Redis, Effect], object]] = {
     "help_confirmation": lambda r, e: [
         queues.enqueue_help_confirmation(r, i, by_staff=bool(dict(e.options).get("by_staff"))) for i in e.ids],
     "notice_emails": lambda r, e: [queues.enqueue_notice_emails(r, i) for i in e.ids],
+    "newsletter": lambda r, e: [queues.enqueue_newsletter(r, i) for i in e.ids],
+    "subscription_confirmation": lambda r, e: [queues.enqueue_subscription_confirmation(r, i) for i in e.ids],
 }
 
 

@@ -179,3 +179,15 @@ def enqueue_notice_emails(connection: Redis, staffer_id: int) -> str:
     """Queue the email copies of a staffer's new notices (one waiting job per staffer covers them all)."""
     return enqueue_once(connection, "workers.jobs.run_notice_emails", staffer_id,
                         job_id=f"notice-emails-{staffer_id}", queue=OUTBOUND, timeout=120)
+
+
+def enqueue_newsletter(connection: Redis, newsletter_id: int) -> str:
+    """Queue a newsletter's preparation (its pieces, then its apply run); one waiting job per newsletter."""
+    return enqueue_once(connection, "workers.jobs.run_newsletter", newsletter_id, job_id=f"newsletter-{newsletter_id}",
+                        queue=OUTBOUND)
+
+
+def enqueue_subscription_confirmation(connection: Redis, subscription_id: int) -> str:
+    """Queue the double opt-in email of a public sign-up (one waiting job per sign-up)."""
+    return enqueue_once(connection, "workers.jobs.run_subscription_confirmation", subscription_id,
+                        job_id=f"subscribe-confirm-{subscription_id}", queue=OUTBOUND, timeout=120)

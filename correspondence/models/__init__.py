@@ -58,9 +58,21 @@ from correspondence.models.run import RunState
 from correspondence.models.security import LoginAttempt, RecoveryCode, WebAuthnCredential
 from correspondence.models.segment import AnalyticsSnapshot, ConstituentImport, ReportRun, Segment
 from correspondence.models.staffer import Role, Staffer
+from correspondence.models.subscriptions import (
+    Newsletter,
+    Subscription,
+    SubscriptionList,
+    SubscriptionSource,
+    SubscriptionStatus,
+)
 from correspondence.models.topic import LOC_POLICY_AREAS, Topic, TopicModel
 
 __all__ = [
+    "Newsletter",
+    "Subscription",
+    "SubscriptionList",
+    "SubscriptionSource",
+    "SubscriptionStatus",
     "Election",
     "ElectionKind",
     "MassMailApproval",
