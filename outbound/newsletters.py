@@ -126,7 +126,7 @@ def _pieces_for_list(session: Session, newsletter: Newsletter, subject: str, now
     source = f"{franking.SUBSCRIBER_SOURCE}{newsletter.id}"
     prefix = f"newsletter:{newsletter.id}:"
     existing = dict(session.execute(select(Message.idempotency_key, Message.id)
-                                    .where(Message.idempotency_key.like(prefix + "%"))).tuples().all())
+                                    .where(Message.idempotency_key.like(prefix + "%"))).all())
     ids: list[int] = []
     after = 0
     while True:
@@ -156,7 +156,7 @@ def _pieces_for_segment(session: Session, newsletter: Newsletter, subject: str, 
     source = f"{SEGMENT_SOURCE}{newsletter.id}"
     prefix = f"newsletter:{newsletter.id}:c"
     existing = dict(session.execute(select(Message.idempotency_key, Message.id)
-                                    .where(Message.idempotency_key.like(prefix + "%"))).tuples().all())
+                                    .where(Message.idempotency_key.like(prefix + "%"))).all())
     ids: list[int] = []
     after = 0
     while True:

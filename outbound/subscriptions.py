@@ -339,12 +339,12 @@ def import_addresses(session: Session, list_id: int, data: bytes, *, legal_basis
     for start in range(0, len(wanted), 1000):
         chunk = [a for _n, a in wanted[start:start + 1000]]
         existing.update(session.execute(select(Subscription.address, Subscription.status).where(
-            Subscription.list_id == list_id, Subscription.address.in_(chunk))).tuples().all())
+            Subscription.list_id == list_id, Subscription.address.in_(chunk))).all())
     people: dict[str, int] = {}
     for start in range(0, len(wanted), 1000):
         chunk = [a for _n, a in wanted[start:start + 1000]]
         people.update(session.execute(select(ConstituentEmail.address, ConstituentEmail.constituent_id)
-                                      .where(ConstituentEmail.address.in_(chunk))).tuples().all())
+                                      .where(ConstituentEmail.address.in_(chunk))).all())
     now = utcnow()
     new: list[Subscription] = []
     for _number, address in wanted:
