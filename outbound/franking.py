@@ -3,7 +3,9 @@
 **Classification.** A letter that answers a person's own message (an inbound message) is *solicited* and
 is never held back here. A letter to a person who did not write — a segment follow-up, whose message is
 an outbound record Mailroom made (``constituents.segments.follow_up_messages``) — is an *unsolicited
-mass communication*; so is any run that makes such letters (only those letters are counted).
+mass communication*; so is any run that makes such letters (only those letters are counted). A newsletter
+piece to an opted-in subscriber (``outbound.newsletters``: its message's source starts with
+``SUBSCRIBER_SOURCE``) is *exempt*: classified ``NEWSLETTER``, never counted, never blocked.
 
 **Threshold.** More than ``Rules.threshold`` (default 499, the House rule) substantially identical
 unsolicited pieces in one legislative year (3 January to 2 January, from the office's local date) need

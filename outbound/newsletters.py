@@ -221,14 +221,14 @@ def recent(session: Session, limit: int = 20) -> list[tuple[Newsletter, ApplyRun
     return [(n, r) for n, r in rows]
 
 
-def unsubscribe_piece(session: Session, message_source: str | None, address: str) -> bool:
-    """The one-click unsubscribe of a newsletter piece sent to a list: off that list. False when the piece
-    was not sent to a list (the caller suppresses the address as for a follow-up)."""
+def unsubscribe_piece(session: Session, message_source: str | None, address: str) -> str | None:
+    """The one-click unsubscribe of a newsletter piece sent to a list: off that list; returns the list's name.
+    None when the piece was not sent to a list (the caller suppresses the address as for a follow-up)."""
     found = newsletter_of_source(message_source)
     if found is None or not found[1]:
-        return False
+        return None
     newsletter = session.get(Newsletter, found[0])
     if newsletter is None or newsletter.list_id is None:
-        return False
+        return None
     subscriptions.unsubscribe_address(session, newsletter.list_id, address, how="one-click unsubscribe in a newsletter")
-    return True
+    return subscriptions.get_list(session, newsletter.list_id).name

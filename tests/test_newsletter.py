@@ -70,7 +70,9 @@ def _send(session, database, settings, version, boss, *, list_id=None, segment_i
     assert [e.job for e in prepared.effects] == ["apply_run"]
     session.commit()
     queued: list[int] = []
-    execute_run(database, prepared.value.run_id, settings, enqueue_email=queued.extend)
+    run_id = prepared.value.run_id
+    assert run_id is not None
+    execute_run(database, run_id, settings, enqueue_email=queued.extend)
     session.rollback()
     return session.get(Newsletter, done.value.id), queued
 
@@ -143,7 +145,8 @@ def test_one_click_unsubscribe_from_a_newsletter_takes_them_off_the_list_and_the
     _first, queued = _send(session, database, settings, version, boss, list_id=chosen.id)
     ben = session.scalar(select(Response).where(Response.to_address == "ben@example.org"))
     token = unsubscribe_token(ben.id, secret_key=TEST_SECRET_KEY)
-    assert client.post(f"/u/{token}", data={"List-Unsubscribe": "One-Click"}).status_code == 200
+    done = client.post(f"/u/{token}", data={"List-Unsubscribe": "One-Click"})
+    assert done.status_code == 200 and "no more “District update”" in done.get_data(as_text=True)
     session.rollback()
     sub = session.scalar(select(Subscription).where(Subscription.address == "ben@example.org"))
     assert sub.status == SubscriptionStatus.UNSUBSCRIBED

@@ -45,10 +45,12 @@ def one_click(token: str):
         try:
             # A newsletter sent to a list: off that list. Anything else: no more follow-ups or newsletters.
             message = session.get(Message, response.message_id)
-            if not unsubscribe_piece(session, message.source if message else None, response.to_address):
+            list_name = unsubscribe_piece(session, message.source if message else None, response.to_address)
+            if list_name is None:
                 unsubscribe(session, response.id)
         except NotFound:
             abort(404)
         session.commit()
-        return render_template("unsubscribe.html", done=True, address=_mask(response.to_address))
+        return render_template("unsubscribe.html", done=True, address=_mask(response.to_address),
+                               list_name=list_name)
     return render_template("unsubscribe.html", done=False, address=_mask(response.to_address))
