@@ -177,9 +177,11 @@ def subscribe(session: Session, list_id: int, address: str, *, source: Subscript
         found.subscribed_at, found.unsubscribed_at = utcnow(), None
     if constituent_id is not None:
         found.constituent_id = constituent_id
-    again = found.status == ST.UNSUBSCRIBED and not pending
-    SUBSCRIPTIONS.move(session, found, target, actor_id=actor_id,
-                       action="subscription.resubscribe" if again else "subscription.subscribe",
+    if pending:  # signing up again on the public page: pending until the new link is followed
+        action = "subscription.pending"
+    else:
+        action = "subscription.resubscribe" if found.status == ST.UNSUBSCRIBED else "subscription.subscribe"
+    SUBSCRIPTIONS.move(session, found, target, actor_id=actor_id, action=action,
                        after={"source": source.value, "address": key}, detail=basis)
     return found
 

@@ -200,6 +200,13 @@ def test_unsubscribing_and_subscribing_again_are_audited(session, factory):
     actions = list(session.scalars(select(AuditEvent.action).where(AuditEvent.object_type == "subscription")
                                    .order_by(AuditEvent.id)))
     assert actions == ["subscription.subscribe", "subscription.unsubscribe", "subscription.resubscribe"]
+    # Unsubscribed again, then signing up on the public page: pending until they confirm the new link.
+    subscriptions.unsubscribe(session, sub.id, actor_id=None, how="one-click unsubscribe in a newsletter")
+    again = subscriptions.sign_up(session, chosen.id, "cy@example.org", where="test")
+    assert again.id == sub.id and again.status == SubscriptionStatus.PENDING
+    assert session.scalars(select(AuditEvent.action).order_by(AuditEvent.id.desc())).first() == \
+        "subscription.pending"
+    assert subscriptions.confirm(session, sub.id).status == SubscriptionStatus.SUBSCRIBED
 
 
 def test_the_profile_shows_subscriptions_and_staff_can_unsubscribe(client, auth, session, factory):
