@@ -96,7 +96,7 @@ def start_newsletter(session: Session, version_id: int, audience: Audience, *, a
     recipients = 0
     if audience.list_id is not None:
         chosen = subscriptions.get_list(session, audience.list_id)
-        recipients = next((s.subscribed for s in subscriptions.list_summaries(session) if s.item.id == chosen.id), 0)
+        recipients = next((s.reachable for s in subscriptions.list_summaries(session) if s.item.id == chosen.id), 0)
     else:
         segment = segments.get_segment(session, audience.segment_id or 0)
         flt = segments.SegmentFilter.from_dict(segment.filters)
@@ -201,7 +201,6 @@ def prepare(session: Session, newsletter_id: int, *, rules: franking.Rules | Non
     started = queue_apply_run(session, newsletter.version_id, actor_id=newsletter.created_by_id or 0,
                               message_ids=ids, rules=rules, today=today)
     newsletter.run_id = started.value.id
-    newsletter.recipients = len(ids)
     record(session, actor_id=newsletter.created_by_id, action="newsletter.prepare", object_type="newsletter",
            object_id=newsletter.id, after={"run_id": started.value.id, "pieces": len(ids)})
     return Done(newsletter, started.effects)

@@ -38,6 +38,7 @@ from correspondence.models import (
     SubscriptionList,
     SubscriptionSource,
     SubscriptionStatus,
+    Suppression,
     utcnow,
 )
 from correspondence.services.audit import record
@@ -98,6 +99,12 @@ class ListSummary:
     subscribed: int
     pending: int
     unsubscribed: int
+    suppressed: int = 0  # subscribed, but the address bounced, complained or unsubscribed from everything
+
+    @property
+    def reachable(self) -> int:
+        """How many a newsletter to the list would go to now."""
+        return self.subscribed - self.suppressed
 
 
 def list_summaries(session: Session, *, public_only: bool = False) -> list[ListSummary]:
@@ -109,8 +116,12 @@ def list_summaries(session: Session, *, public_only: bool = False) -> list[ListS
         (lid, status): n for lid, status, n in session.execute(
             select(Subscription.list_id, Subscription.status, func.count()).group_by(Subscription.list_id,
                                                                                      Subscription.status))}
+    held = dict(session.execute(
+        select(Subscription.list_id, func.count()).join(Suppression, Suppression.address == Subscription.address)
+        .where(Subscription.status == ST.SUBSCRIBED, Suppression.reason.is_not(None))
+        .group_by(Subscription.list_id)).all())
     return [ListSummary(x, counts.get((x.id, ST.SUBSCRIBED), 0), counts.get((x.id, ST.PENDING), 0),
-                        counts.get((x.id, ST.UNSUBSCRIBED), 0)) for x in lists]
+                        counts.get((x.id, ST.UNSUBSCRIBED), 0), held.get(x.id, 0)) for x in lists]
 
 
 def default_list(session: Session) -> SubscriptionList | None:

@@ -88,7 +88,10 @@ def test_a_newsletter_to_subscribers_is_exempt_carries_its_links_and_skips_suppr
     today = date(2026, 10, 20)
     franking.add_election(session, kind="general", election_date=today + timedelta(days=14), actor_id=boss.id)
     session.commit()
+    [summary] = subscriptions.list_summaries(session)
+    assert (summary.subscribed, summary.suppressed, summary.pending, summary.reachable) == (3, 1, 1, 2)
     newsletter, queued = _send(session, database, settings, version, boss, list_id=chosen.id, today=today)
+    assert newsletter.recipients == 2
     run = session.get(ApplyRun, newsletter.run_id)
     assert run.counts == {"suppressed_invalid": 1} and run.created_count == 2
     assert len(queued) == 2
