@@ -209,7 +209,8 @@ def main() -> None:
                  "legal_basis": "bench: sign-up sheets", "created_at": now, "subscribed_at": now, "updated_at": now}
                 for i in range(start, min(start + 5000, args.subscribers))])
     result: dict[str, object] = {"subscribers": args.subscribers, "workers": args.workers,
-                                 "database": "sqlite", "fill_seconds": round(time.perf_counter() - t0, 1)}
+                                 "database": "sqlite", "fill_seconds": round(time.perf_counter() - t0, 1),
+                                 "cpus": os.cpu_count(), "load_average_at_start": os.getloadavg()[0]}
     first = approved_version(db, "District news, May", writer_id, boss_id)
     second = approved_version(db, "District news, June", writer_id, boss_id)
     pool = [subprocess.Popen([sys.executable, "-m", "workers.cli", "worker"], env=env, cwd=ROOT,
@@ -241,6 +242,7 @@ def main() -> None:
         first_total = result["send_1"]["total_seconds"]  # type: ignore[index]
         if args.subscribers < 100_000 and first_total:
             result["extrapolated_100k_seconds (linear, NOT measured)"] = round(first_total * 100_000 / args.subscribers)
+        result["load_average_at_end"] = os.getloadavg()[0]
     finally:
         for worker in pool:
             worker.terminate()
