@@ -239,7 +239,7 @@ def _load_people(session: Session, people: Sequence[Sequence[int]]) -> list[list
     loaded = {m.id: m for m in session.scalars(select(Message).where(Message.id.in_(ids)).options(
         load_only(Message.id, Message.channel, Message.received_at, Message.from_address, Message.subject,
                   Message.constituent_id, Message.topic_id, Message.batch_id, Message.batch_additions,
-                  Message.status, Message.direction),
+                  Message.status, Message.direction, Message.source),
         selectinload(Message.constituent), selectinload(Message.topic)))}
     return [[loaded[mid] for mid in person if mid in loaded] for person in people]
 
@@ -443,7 +443,7 @@ class Plan:
             self.email += decision.method == DeliveryMethod.EMAIL
             self.print += decision.method == DeliveryMethod.PRINT
             self.with_additions += decision.with_additions
-            self.unsolicited += franking.classify(m.direction for m in decision.covered) == franking.UNSOLICITED
+            self.unsolicited += franking.classify_messages(decision.covered) == franking.UNSOLICITED
 
     def as_dict(self) -> dict[str, object]:
         return {"messages": self.messages, "people": self.people, "letters": self.letters, "covered": self.covered,

@@ -37,7 +37,7 @@ from correspondence.services.messages import answers_left
 from correspondence.states import StateMachine
 from drafting.headers import header_text
 from drafting.render import to_html
-from outbound import sending, suppression
+from outbound import newsletters, sending, suppression
 
 log = logging.getLogger(__name__)
 
@@ -111,14 +111,17 @@ class Outgoing:
     response_id: int = 0
     # A follow-up to a segment (an outbound message of ours, not an answer): it gets one-click unsubscribe.
     follow_up: bool = False
+    # A newsletter piece (outbound.newsletters): its id, for the footer's web-version link.
+    newsletter_id: int | None = None
 
     @classmethod
     def of(cls, response: Response, channel: Channel, external_id: str | None,
-           direction: Direction = Direction.INBOUND) -> Outgoing:
+           direction: Direction = Direction.INBOUND, source: str | None = None) -> Outgoing:
         incoming = external_id if channel == Channel.EMAIL else None
+        piece = newsletters.newsletter_of_source(source) if direction == Direction.OUTBOUND else None
         return cls(response.to_address, response.subject, response.body_text, response.email_message_id,
                    incoming if incoming and incoming.startswith("<") else None, response.id,
-                   direction == Direction.OUTBOUND)
+                   direction == Direction.OUTBOUND, piece[0] if piece else None)
 
 
 def _one_recipient(value: str | None) -> Address | str:
@@ -159,8 +162,12 @@ def build_email(letter: Outgoing, settings) -> EmailMessage:
     if letter.in_reply_to:
         email["In-Reply-To"] = header_text(letter.in_reply_to)
         email["References"] = header_text(letter.in_reply_to)
-    email.set_content(letter.body_text)
-    email.add_alternative(f"<!doctype html><html><body>{to_html(letter.body_text)}</body></html>", subtype="html")
+    body = letter.body_text
+    if letter.newsletter_id is not None:  # the web version and the unsubscribe link, in the text itself too
+        web = f"{settings.base_url}/n/{newsletters.web_token(letter.newsletter_id, secret_key=settings.secret_key)}"
+        body += newsletters.footer(web, sending.unsubscribe_url(letter.response_id, settings))
+    email.set_content(body)
+    email.add_alternative(f"<!doctype html><html><body>{to_html(body)}</body></html>", subtype="html")
     if letter.follow_up:
         sending.add_list_unsubscribe(email, letter.response_id, settings)
     if (key := sending.dkim_key(settings)) is not None:
@@ -213,7 +220,7 @@ def _claim(db: Database, response_id: int,
     with db.unit_of_work() as s:
         if finish is not None:
             _record_outcome(s, *finish)
-        row = s.execute(select(Response, Message.channel, Message.external_id, Message.direction)
+        row = s.execute(select(Response, Message.channel, Message.external_id, Message.direction, Message.source)
                         .join(Message, Message.id == Response.message_id)
                         .where(Response.id == response_id).with_for_update(of=Response)).first()
         if row is None:
@@ -242,7 +249,7 @@ def _claim(db: Database, response_id: int,
         # claim writes no event of its own: one event per letter sent keeps the send path lean.
         RESPONSES.check(r.state, ResponseState.SENDING)
         r.state, r.sending_since, r.attempts = ResponseState.SENDING, utcnow(), r.attempts + 1
-        letter = Outgoing.of(r, row.channel, row.external_id, row.direction)
+        letter = Outgoing.of(r, row.channel, row.external_id, row.direction, row.source)
     return letter, "claimed"  # the email is built after the commit: the write lock is free
 
 

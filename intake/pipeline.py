@@ -395,8 +395,21 @@ class Suggest:
             suggest_for(ctx.session, todo, suggester=suggester, autocode=ctx.rules.autocode_confidence)
 
 
+class NewsletterOptIn:
+    """A CWC delivery's NewsletterOptIn, or the web form's newsletter_opt_in, subscribes the sender to the
+    office's newsletter list (outbound.subscriptions, with the message as the legal basis)."""
+
+    name = "newsletter-opt-in"
+
+    def process(self, message: Message, ctx: Context) -> None:
+        from outbound.subscriptions import opt_in_from_message
+
+        if (message.facts or {}).get("newsletter_opt_in"):
+            opt_in_from_message(ctx.session, message)
+
+
 STAGES: tuple[Stage, ...] = (Decode(), CheckDelivery(), Clean(), MatchConstituent(), FillAddress(), District(),
-                             Classify(), BatchStage(), Suggest(), Route())
+                             Classify(), BatchStage(), Suggest(), Route(), NewsletterOptIn())
 
 
 def _first_line(error: object) -> str:

@@ -14,7 +14,7 @@ from correspondence.models import Channel
 from intake.receive import Incoming
 
 FIELDS = ("prefix", "first_name", "last_name", "street", "street2", "city", "state", "zip5", "zip4", "phone",
-          "email", "topic", "subject", "message", "submission_id")
+          "email", "topic", "subject", "message", "submission_id", "newsletter_opt_in")
 
 # Names used by Members' contact forms (contact-congress's $NAME_FIRST etc.), mapped to ours.
 ALIASES = {"name_prefix": "prefix", "name_first": "first_name", "first": "first_name", "firstname": "first_name",
@@ -28,7 +28,8 @@ ALIASES = {"name_prefix": "prefix", "name_first": "first_name", "first": "first_
 # column when stored (correspondence.models.fit), the full value kept in the raw submission, so a
 # constituent's letter is never turned away for a 150-character name.
 LIMITS = {"message": 20000, "subject": 2000, "street": 1000, "street2": 1000, "city": 1000, "prefix": 1000,
-          "first_name": 1000, "last_name": 1000, "topic": 1000, "submission_id": 120}
+          "first_name": 1000, "last_name": 1000, "topic": 1000, "submission_id": 120,
+          "newsletter_opt_in": 20}
 
 
 class WebformInvalid(ValueError):
@@ -98,4 +99,5 @@ def incoming_webform(fields: dict[str, str], *, token_id: int, source: str) -> I
     return Incoming(channel=Channel.WEBFORM, key=key, source=source, raw=raw, content_type="application/json",
                     subject=fields.get("subject") or fields.get("topic") or "", body_text=fields["message"],
                     from_name=name or None, from_address=fields.get("email"), external_id=fields.get("submission_id"),
-                    facts={"constituent": person, "topics": [fields["topic"]] if fields.get("topic") else []})
+                    facts={"constituent": person, "topics": [fields["topic"]] if fields.get("topic") else [],
+                           "newsletter_opt_in": fields.get("newsletter_opt_in") or None})

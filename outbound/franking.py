@@ -3,7 +3,9 @@
 **Classification.** A letter that answers a person's own message (an inbound message) is *solicited* and
 is never held back here. A letter to a person who did not write — a segment follow-up, whose message is
 an outbound record Mailroom made (``constituents.segments.follow_up_messages``) — is an *unsolicited
-mass communication*; so is any run that makes such letters (only those letters are counted).
+mass communication*; so is any run that makes such letters (only those letters are counted). A newsletter
+piece to an opted-in subscriber (``outbound.newsletters``: its message's source starts with
+``SUBSCRIBER_SOURCE``) is *exempt*: classified ``NEWSLETTER``, never counted, never blocked.
 
 **Threshold.** More than ``Rules.threshold`` (default 499, the House rule) substantially identical
 unsolicited pieces in one legislative year (3 January to 2 January, from the office's local date) need
@@ -26,14 +28,14 @@ election day included: no unsolicited mass communication may start inside it. An
 from __future__ import annotations
 
 import re
-from collections.abc import Sequence
+from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field
 from datetime import date, datetime, time, timedelta
 from typing import Any
 from zoneinfo import ZoneInfo
 
 from rapidfuzz import fuzz
-from sqlalchemy import Select, String, Subquery, and_, cast, func, literal, or_, select
+from sqlalchemy import ColumnElement, Select, String, Subquery, and_, cast, func, literal, or_, select
 from sqlalchemy.orm import Session
 
 from correspondence.errors import NotFound, ValidationFailed
@@ -58,6 +60,10 @@ from correspondence.states import ANSWERABLE
 
 SOLICITED = "solicited"
 UNSOLICITED = "unsolicited"
+# A newsletter piece to an opted-in subscriber (outbound.newsletters) is exempt: its message's source starts
+# with this. It is not an unsolicited mass communication and does not count toward the threshold.
+NEWSLETTER = "newsletter"
+SUBSCRIBER_SOURCE = "newsletter-subscribers:"
 SIMILAR = 0.9  # rapidfuzz ratio (0–1) at or above which two letters are one family
 _SPACE = re.compile(r"\s+")
 
@@ -90,6 +96,23 @@ def legislative_year(day: date) -> tuple[date, date]:
 def classify(directions: object) -> str:
     """A letter (or run) whose messages include one Mailroom wrote first is unsolicited; else solicited."""
     return UNSOLICITED if any(d == Direction.OUTBOUND for d in directions) else SOLICITED  # type: ignore[attr-defined]
+
+
+def to_subscriber(source: str | None) -> bool:
+    """Whether a message Mailroom wrote is a newsletter piece to an opted-in subscriber (exempt)."""
+    return (source or "").startswith(SUBSCRIBER_SOURCE)
+
+
+def classify_messages(messages: Iterable[Message]) -> str:
+    """``classify`` for loaded messages: newsletter pieces to opted-in subscribers are exempt (NEWSLETTER)."""
+    outbound = [m for m in messages if m.direction == Direction.OUTBOUND]
+    if not outbound:
+        return SOLICITED
+    return NEWSLETTER if all(to_subscriber(m.source) for m in outbound) else UNSOLICITED
+
+
+def _not_to_subscribers() -> ColumnElement[bool]:
+    return or_(Message.source.is_(None), ~Message.source.startswith(SUBSCRIBER_SOURCE, autoescape=True))
 
 
 @dataclass(frozen=True)
@@ -208,7 +231,7 @@ def letter_family(session: Session, letter_id: int, version_id: int | None, star
     rows = session.execute(
         select(Response.letter_id, Response.version_id, func.count())
         .join(Message, Message.id == Response.message_id)
-        .where(Message.direction == Direction.OUTBOUND, Response.letter_id.is_not(None),
+        .where(Message.direction == Direction.OUTBOUND, _not_to_subscribers(), Response.letter_id.is_not(None),
                Response.created_at >= low, Response.created_at < high, Response.state != ResponseState.FAILED)
         .group_by(Response.letter_id, Response.version_id)).all()
     sending = session.get(LetterVersion, version_id) if version_id is not None else None
@@ -300,7 +323,7 @@ def _message_candidates(message_ids: Sequence[int]) -> Subquery:
     answered = select(ResponseMessage.message_id).where(ResponseMessage.message_id == Message.id).exists()
     return (select(Message.constituent_id.label("constituent_id"), Message.from_address.label("address"),
                    Message.id.label("message_id"))
-            .where(Message.id.in_(message_ids), Message.direction == Direction.OUTBOUND,
+            .where(Message.id.in_(message_ids), Message.direction == Direction.OUTBOUND, _not_to_subscribers(),
                    Message.status.in_(ANSWERABLE), ~answered).subquery())
 
 

@@ -126,13 +126,28 @@ def seed_office(db: Database, instance_dir: Path, settings) -> dict[str, int | s
 
         paragraph_id = paragraphs.propose_paragraph(s, title="Thanks " + LONG_WORD[:200], actor_id=writer.id,
                                                     text="Thank you for writing. " + LONG_WORD).paragraph_id
+        from outbound import newsletters, subscriptions
+
+        # The newsletters page, a public sign-up, its confirmation link and a sent newsletter's web version.
+        chosen = subscriptions.create_list(s, "District update " + LONG_TITLE[:150], description=LONG_WORD[:900],
+                                           actor_id=boss.id)
+        subscriptions.subscribe(s, chosen.id, "ana.reader@example.org", source=subscriptions.SubscriptionSource.STAFF,
+                                legal_basis="asked at the town hall " + LONG_WORD[:300], actor_id=boss.id,
+                                constituent_id=person.id)
+        pending = subscriptions.sign_up(s, chosen.id, "bo.reader@example.org", where="/subscribe")
+        sent = newsletters.start_newsletter(s, version.id, newsletters.Audience(list_id=chosen.id), actor_id=boss.id,
+                                            secret_key=settings.secret_key, office=apply.office_of(settings),
+                                            budget=apply.budget_of(settings)).value
+        newsletters.prepare(s, sent.id)
         report_id, run_id = report.id, run.id
         ids: dict[str, int | str] = {
             "message_id": message.id, "batch_id": batch.id, "letter_id": version.letter_id,
             "version_id": version.id, "case_id": case.id, "constituent_id": person.id,
             "keep_id": people[0].id, "other_id": people[1].id, "segment_id": segment.id,
             "run_id": run_id, "import_id": upload.id, "token": "not-a-real-link", "number": 1,
-            "reports.view:run_id": report_id, "paragraph_id": paragraph_id}
+            "reports.view:run_id": report_id, "paragraph_id": paragraph_id, "list_id": chosen.id,
+            "subscriptions.web_version:token": sent.web_token,
+            "subscriptions.confirm:token": subscriptions.confirm_token(pending.id, secret_key=settings.secret_key)}
     reports.execute(db, report_id)
     apply.execute_run(db, run_id, settings)  # no email queue, no print file: the run page still shows it
     from correspondence.models import Response

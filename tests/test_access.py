@@ -211,6 +211,15 @@ MATRIX = {
     "constituents.follow_up_packet": frozenset({A, S}),
     "admin.franking_quarterly": frozenset({A, S}),
     "admin.franking_quarterly_csv": frozenset({A, S}),
+    "subscriptions.lists": ALL,
+    "subscriptions.create_list": frozenset({A, S}),
+    "subscriptions.import_csv": frozenset({A, S}),
+    "subscriptions.send_newsletter": frozenset({A, S}),
+    "subscriptions.staff_subscribe": ALL,
+    "subscriptions.staff_unsubscribe": ALL,
+    "subscriptions.sign_up": PUBLIC,
+    "subscriptions.confirm": PUBLIC,
+    "subscriptions.web_version": PUBLIC,
 }
 
 
@@ -234,7 +243,8 @@ SIMPLE_GETS = {"inbox.index": "/inbox/", "batches.index": "/batches/", "letters.
                "closing.index": "/admin/closing",
                "constituents.index": "/constituents/",
                "constituents.import_upload": "/constituents/import", "reports.activity": "/reports/activity",
-               "constituents.duplicate_list": "/constituents/duplicates", "letters.notices": "/notices/"}
+               "constituents.duplicate_list": "/constituents/duplicates", "letters.notices": "/notices/",
+               "subscriptions.lists": "/subscriptions/"}
 
 
 @pytest.mark.parametrize("role", list(Role))

@@ -62,6 +62,9 @@ ACTIONS = [
     "closing.intake_stopped", "closing.successor", "closing.auto_reply", "closing.step_requested",
     "closing.final_export", "closing.handover", "closing.purge", "closing.purge_refused",
     "case.transfer_consent", "case.transfer_consent_withdrawn", "history_import.finish",
+    "subscription_list.create", "subscription.subscribe", "subscription.pending", "subscription.confirm",
+    "subscription.resubscribe", "subscription.unsubscribe", "subscription.import", "newsletter.start",
+    "newsletter.prepare",
 ]
 
 _ACTION_LINE = re.compile(r"action=|else \"")

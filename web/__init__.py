@@ -90,12 +90,13 @@ def create_app(settings: Settings) -> Flask:
         reports,
         scans,
         search,
+        subscriptions,
         unsubscribe,
     )
 
     for module in (auth, inbox, messages, dashboard, admin, api, quarantine, calls, scans, batches, letters, cases,
                    constituents, reports, search, paragraphs, unsubscribe, api_tokens,
-                   closing):
+                   closing, subscriptions):
         app.register_blueprint(module.bp)
 
     app.teardown_appcontext(_close_session)

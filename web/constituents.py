@@ -43,9 +43,12 @@ def view(constituent_id: int):
 
     me = current_user._get_current_object()
     history = service.timeline(session, person.id, notes_of=lambda case: may_see_private(me, case))
+    from outbound.subscriptions import STATUS_LABELS, list_summaries, subscriptions_of
     from outbound.suppression import LABELS, standing
 
     return render_template("constituent.html", person=person, timeline=history,
+                           subscriptions=subscriptions_of(session, person.id, [e.address for e in person.emails]),
+                           subscription_words=STATUS_LABELS, lists=[s.item for s in list_summaries(session)],
                            standing=standing(session, (e.address for e in person.emails)), reasons=LABELS,
                            changes=changes, fields=service.EDITABLE, form=ActionForm(), merged_into=merged_into,
                            candidates=[] if merged_into else duplicates.candidates_for(session, person.id),

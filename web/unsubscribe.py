@@ -14,7 +14,8 @@ from __future__ import annotations
 from flask import Blueprint, abort, current_app, render_template, request
 
 from correspondence.errors import NotFound
-from correspondence.models import Response
+from correspondence.models import Message, Response
+from outbound.newsletters import unsubscribe_piece
 from outbound.suppression import unsubscribe
 from outbound.tokens import response_of_unsubscribe_token
 from web import csrf, db_session
@@ -42,9 +43,14 @@ def one_click(token: str):
                                "the whole link was copied.")
     if request.method == "POST":
         try:
-            unsubscribe(session, response.id)
+            # A newsletter sent to a list: off that list. Anything else: no more follow-ups or newsletters.
+            message = session.get(Message, response.message_id)
+            list_name = unsubscribe_piece(session, message.source if message else None, response.to_address)
+            if list_name is None:
+                unsubscribe(session, response.id)
         except NotFound:
             abort(404)
         session.commit()
-        return render_template("unsubscribe.html", done=True, address=_mask(response.to_address))
+        return render_template("unsubscribe.html", done=True, address=_mask(response.to_address),
+                               list_name=list_name)
     return render_template("unsubscribe.html", done=False, address=_mask(response.to_address))

@@ -41,6 +41,8 @@ JOBS: dict[str, Callable[[Redis, Effect], object]] = {
     "notice_emails": lambda r, e: [queues.enqueue_notice_emails(r, i) for i in e.ids],
     "closing_step": lambda r, e: queues.enqueue_closing_step(
         r, e.ids[0], step=str(dict(e.options)["step"]), dest=str(dict(e.options).get("dest", ""))),
+    "newsletter": lambda r, e: [queues.enqueue_newsletter(r, i) for i in e.ids],
+    "subscription_confirmation": lambda r, e: [queues.enqueue_subscription_confirmation(r, i) for i in e.ids],
 }
 
 

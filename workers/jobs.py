@@ -298,3 +298,44 @@ def run_closing_step(actor_id: int, step: str, dest: str = "") -> dict[str, Any]
 
     return run_step(context.database(), step, actor_id=actor_id or None, dest=Path(dest) if dest else None,
                     office_name=context.settings().office_name)
+
+
+def run_newsletter(session: Session, newsletter_id: int) -> Done[int]:
+    """Make a newsletter's pieces and start its apply run (outbound.newsletters.prepare). Safe to run twice:
+    the pieces are keyed by newsletter and subscriber, and a newsletter that has its run is left alone."""
+    from outbound.franking import Rules as FrankingRules
+    from outbound.newsletters import prepare
+
+    done = prepare(session, newsletter_id, rules=FrankingRules.of(context.settings()))
+    return Done(done.value.run_id or 0, done.effects)
+
+
+def run_subscription_confirmation(subscription_id: int) -> str:
+    """Email a public sign-up its confirmation link. Running it twice sends a second link; both work (each
+    only confirms that one sign-up) until they expire, so a retry does no harm."""
+    from email.message import EmailMessage
+
+    from correspondence.models import Subscription, SubscriptionList, SubscriptionStatus
+    from drafting.headers import header_text
+    from drafting.send import connect as smtp_connect
+    from outbound.subscriptions import confirm_token, confirmation_text
+
+    settings = context.settings()
+    with context.database().unit_of_work() as session:
+        found = session.get(Subscription, subscription_id)
+        if found is None or found.status != SubscriptionStatus.PENDING:
+            return "nothing to confirm"
+        chosen = session.get_one(SubscriptionList, found.list_id)
+        token = confirm_token(found.id, secret_key=settings.secret_key)
+        subject, body = confirmation_text(chosen.name, f"{settings.base_url}/subscribe/confirm/{token}")
+        address = found.address
+    email = EmailMessage()
+    email["From"], email["To"], email["Subject"] = header_text(settings.mail_from), address, header_text(subject)
+    email.set_content(body)
+    client = smtp_connect(settings)  # TryLater fails the job (RQ keeps it); the person can sign up again
+    try:
+        client.send_message(email)
+    finally:
+        client.quit()
+    log.info("subscription confirmation sent subscription_id=%s", subscription_id)
+    return "sent"

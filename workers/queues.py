@@ -188,3 +188,15 @@ def enqueue_closing_step(connection: Redis, actor_id: int, *, step: str, dest: s
     job = q.enqueue("workers.jobs.run_closing_step", actor_id, step, dest, job_id=f"closing-{step}",
                     job_timeout=86400, failure_ttl=FAILURE_TTL, result_ttl=RESULT_TTL)
     return job.id
+
+
+def enqueue_newsletter(connection: Redis, newsletter_id: int) -> str:
+    """Queue a newsletter's preparation (its pieces, then its apply run); one waiting job per newsletter."""
+    return enqueue_once(connection, "workers.jobs.run_newsletter", newsletter_id, job_id=f"newsletter-{newsletter_id}",
+                        queue=OUTBOUND)
+
+
+def enqueue_subscription_confirmation(connection: Redis, subscription_id: int) -> str:
+    """Queue the double opt-in email of a public sign-up (one waiting job per sign-up)."""
+    return enqueue_once(connection, "workers.jobs.run_subscription_confirmation", subscription_id,
+                        job_id=f"subscribe-confirm-{subscription_id}", queue=OUTBOUND, timeout=120)

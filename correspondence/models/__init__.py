@@ -60,6 +60,13 @@ from correspondence.models.run import RunState
 from correspondence.models.security import LoginAttempt, RecoveryCode, WebAuthnCredential
 from correspondence.models.segment import AnalyticsSnapshot, ConstituentImport, ReportRun, Segment
 from correspondence.models.staffer import Role, Staffer
+from correspondence.models.subscriptions import (
+    Newsletter,
+    Subscription,
+    SubscriptionList,
+    SubscriptionSource,
+    SubscriptionStatus,
+)
 from correspondence.models.topic import LOC_POLICY_AREAS, Topic, TopicModel
 
 __all__ = [
@@ -67,6 +74,11 @@ __all__ = [
     "StaffApiToken",
     "ClosingAutoReply",
     "OfficeClosing",
+    "Newsletter",
+    "Subscription",
+    "SubscriptionList",
+    "SubscriptionSource",
+    "SubscriptionStatus",
     "Election",
     "ElectionKind",
     "MassMailApproval",

@@ -278,6 +278,18 @@ SENTENCES: dict[str, Callable[[_Event], str]] = {
                                      f"({_plural(x.a.get('soft_bounces'), 'temporary failure')}){x.detail}",
     "address.restored": lambda x: f"{x.who} let mail go to {x.a.get('address', 'the address')} again",
     "bounce.quarantined": lambda x: f"A delivery report was quarantined{x.detail}",
+    # Subscription lists and newsletters (outbound.subscriptions, outbound.newsletters)
+    "subscription_list.create": lambda x: f"{x.who} made the subscription list {x.a.get('name', '')}",
+    "subscription.subscribe": lambda x: f"{x.a.get('address', 'The address')} was subscribed{x.detail}",
+    "subscription.pending": lambda x: f"{x.a.get('address', 'The address')} signed up; waiting for them to "
+                                      "confirm by email",
+    "subscription.confirm": lambda x: "The sign-up was confirmed by email",
+    "subscription.resubscribe": lambda x: f"{x.a.get('address', 'The address')} was subscribed again{x.detail}",
+    "subscription.unsubscribe": lambda x: f"Unsubscribed{x.detail}",
+    "subscription.import": lambda x: f"{x.who} imported {_plural(x.a.get('added'), 'address', 'addresses')} "
+                                     f"into this list{x.detail}",
+    "newsletter.start": lambda x: f"{x.who} sent a newsletter to {_plural(x.a.get('recipients'), 'person', 'people')}",
+    "newsletter.prepare": lambda x: f"The newsletter's {_plural(x.a.get('pieces'), 'letter')} were queued",
     # The mass-communication guard (outbound.franking)
     "election.add": lambda x: f"{x.who} entered {_election(x.a)} on the blackout calendar",
     "election.remove": lambda x: f"{x.who} removed {_election(x.b)} from the blackout calendar",
