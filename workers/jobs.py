@@ -300,6 +300,7 @@ def run_closing_step(actor_id: int, step: str, dest: str = "") -> dict[str, Any]
                     office_name=context.settings().office_name)
 
 
+@job
 def run_newsletter(session: Session, newsletter_id: int) -> Done[int]:
     """Make a newsletter's pieces and start its apply run (outbound.newsletters.prepare). Safe to run twice:
     the pieces are keyed by newsletter and subscriber, and a newsletter that has its run is left alone."""
