@@ -2,6 +2,7 @@
 
 from correspondence.models import fit as _fit  # noqa: F401 - registers the cut-to-column listeners
 from correspondence.models.audit import AuditEvent, AuditLogIsAppendOnly
+from correspondence.models.backup import BackupRecord, ExportRun
 from correspondence.models.base import Base, utcnow
 from correspondence.models.batch import Batch, BatchProposal, BatchShingle, BatchStatus, ProposalStatus
 from correspondence.models.blob import Blob
@@ -61,6 +62,8 @@ from correspondence.models.staffer import Role, Staffer
 from correspondence.models.topic import LOC_POLICY_AREAS, Topic, TopicModel
 
 __all__ = [
+    "BackupRecord",
+    "ExportRun",
     "Election",
     "ElectionKind",
     "MassMailApproval",
