@@ -295,19 +295,38 @@ def _compare(manifest: dict[str, Any], found: dict[str, Any]) -> list[str]:
     return problems
 
 
-def _restore_sqlite(snapshot: Path, scratch_dir: Path) -> dict[str, Any]:
-    target = scratch_dir / "restored.sqlite3"
-    source = sqlite3.connect(f"file:{snapshot / SQLITE_FILE}?mode=ro", uri=True)
-    copy = sqlite3.connect(str(target))
-    try:
-        source.backup(copy)
-        check = copy.execute("PRAGMA integrity_check").fetchone()
-    finally:
-        copy.close()
-        source.close()
-    if not check or check[0] != "ok":
-        raise BackupFailed(f"the restored SQLite file is damaged: {check}")
-    db = Database(f"sqlite:///{target}")
+def restore_snapshot(snapshot: Path, url: str) -> None:
+    """Put a snapshot's database at url: a new SQLite file, or an existing empty PostgreSQL database.
+
+    The blob files stay in the backup folder's blobs/; copy them into the blob store (same layout) to run the
+    office on the restored database.
+    """
+    manifest = read_manifest(snapshot)
+    kind = make_url(url).get_backend_name()
+    if kind != manifest["database_kind"]:
+        raise BackupFailed(f"this is a {manifest['database_kind']} backup; it cannot be restored into {kind} "
+                           "(use `mailroom export` and `mailroom restore` to move between databases)")
+    if kind == "sqlite":
+        target = Path(make_url(url).database or "")
+        if not target.name or target.exists():
+            raise BackupFailed(f"restore a SQLite backup into a new file, not {target}")
+        source = sqlite3.connect(f"file:{snapshot / SQLITE_FILE}?mode=ro", uri=True)
+        copy = sqlite3.connect(str(target))
+        try:
+            source.backup(copy)
+            check = copy.execute("PRAGMA integrity_check").fetchone()
+        finally:
+            copy.close()
+            source.close()
+        if not check or check[0] != "ok":
+            raise BackupFailed(f"the restored SQLite file is damaged: {check}")
+        return
+    uri, env = _libpq(url)
+    _run(["pg_restore", "--no-owner", "--exit-on-error", f"--dbname={uri}", str(snapshot / PG_FILE)], env)
+
+
+def _sums_of(url: str) -> dict[str, Any]:
+    db = Database(url)
     try:
         with db.engine.connect() as conn:
             return snapshot_sums(conn)
@@ -322,7 +341,9 @@ def scratch_database_url(server_url: str) -> str:
         hide_password=False)
 
 
-def _restore_postgresql(snapshot: Path, server_url: str) -> dict[str, Any]:
+@contextmanager
+def scratch_database(server_url: str) -> Iterator[str]:
+    """A new, empty PostgreSQL database for the duration (dropped afterwards, whatever happened)."""
     scratch_url = scratch_database_url(server_url)
     name = make_url(scratch_url).database
     admin = Database(server_url)
@@ -330,14 +351,7 @@ def _restore_postgresql(snapshot: Path, server_url: str) -> dict[str, Any]:
         with admin.engine.connect().execution_options(isolation_level="AUTOCOMMIT") as conn:
             conn.execute(text(f'CREATE DATABASE "{name}"'))
         try:
-            uri, env = _libpq(scratch_url)
-            _run(["pg_restore", "--no-owner", "--exit-on-error", f"--dbname={uri}", str(snapshot / PG_FILE)], env)
-            db = Database(scratch_url)
-            try:
-                with db.engine.connect() as conn:
-                    return snapshot_sums(conn)
-            finally:
-                db.dispose()
+            yield scratch_url
         finally:
             with admin.engine.connect().execution_options(isolation_level="AUTOCOMMIT") as conn:
                 conn.execute(text(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)'))
@@ -360,12 +374,16 @@ def verify_backup(snapshot: Path, *, server_url: str | None = None) -> list[str]
         problems.append(f"{manifest['database_file']}: changed since the backup (checksum differs)")
     if manifest["database_kind"] == "sqlite":
         with tempfile.TemporaryDirectory(prefix="mailroom-verify-") as scratch:
-            found = _restore_sqlite(snapshot, Path(scratch))
+            url = f"sqlite:///{Path(scratch) / 'restored.sqlite3'}"
+            restore_snapshot(snapshot, url)
+            found = _sums_of(url)
     else:
         if not server_url or not server_url.startswith("postgresql"):
             raise BackupFailed("verifying a PostgreSQL backup needs a PostgreSQL server to restore it into "
                                "(DATABASE_URL names one)")
-        found = _restore_postgresql(snapshot, server_url)
+        with scratch_database(server_url) as url:
+            restore_snapshot(snapshot, url)
+            found = _sums_of(url)
     problems.extend(_compare(manifest, found))
     problems.extend(_check_blobs(snapshot, manifest))
     return problems
@@ -458,7 +476,8 @@ def record_backup(session: Session, *, actor_id: int | None, ok: bool, made_by: 
         started_at=started_at, finished_at=utcnow(), ok=ok, made_by=made_by,
         database_kind=str(manifest.get("database_kind", session.get_bind().dialect.name)),
         snapshot=str(manifest.get("snapshot", "")), destination=str(destination)[:500],
-        size_bytes=int(manifest.get("size_bytes", 0)), blob_files_copied=int(manifest.get("blobs", {}).get("copied", 0)),
+        size_bytes=int(manifest.get("size_bytes", 0)),
+        blob_files_copied=int(manifest.get("blobs", {}).get("copied", 0)),
         seconds=float(manifest.get("seconds", 0.0)), error=error[:1000] if error else None)
     session.add(backup)
     session.flush()

@@ -170,6 +170,11 @@ MATRIX = {
     "scans.upload": ALL,
     "api.intake_webform": API_TOKEN,
     "api.intake_cwc": API_TOKEN,
+    "admin_data.index": frozenset({A}),
+    "admin_data.export_start": frozenset({A}),
+    "admin_data.export_view": frozenset({A}),
+    "admin_data.export_progress": frozenset({A}),
+    "admin_data.export_download": frozenset({A}),
 }
 
 
@@ -192,7 +197,8 @@ SIMPLE_GETS = {"inbox.index": "/inbox/", "batches.index": "/batches/", "letters.
                "admin.routing": "/admin/routing", "admin.franking": "/admin/franking",
                "constituents.index": "/constituents/",
                "constituents.import_upload": "/constituents/import", "reports.activity": "/reports/activity",
-               "constituents.duplicate_list": "/constituents/duplicates", "letters.notices": "/notices/"}
+               "constituents.duplicate_list": "/constituents/duplicates", "letters.notices": "/notices/",
+               "admin_data.index": "/admin/data/"}
 
 
 @pytest.mark.parametrize("role", list(Role))

@@ -57,6 +57,8 @@ ACTIONS = [
     "address.complaint", "address.invalid", "address.restored", "address.soft_bounce", "address.unsubscribed",
     "bounce.quarantined", "response.bounced",
     "election.add", "election.remove", "mass_mail_approval.record",
+    "backup.made", "backup.failed", "backup.verified", "backup.verify_failed",
+    "export.start", "export.run", "export.fail", "export.finish", "export.download",
 ]
 
 _ACTION_LINE = re.compile(r"action=|else \"")

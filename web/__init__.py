@@ -94,6 +94,9 @@ def create_app(settings: Settings) -> Flask:
     for module in (auth, inbox, messages, dashboard, admin, api, quarantine, calls, scans, batches, letters, cases,
                    constituents, reports, search, paragraphs, unsubscribe):
         app.register_blueprint(module.bp)
+    from web import admin_data
+
+    app.register_blueprint(admin_data.bp)
 
     app.teardown_appcontext(_close_session)
     app.after_request(_security_headers)

@@ -39,6 +39,7 @@ JOBS: dict[str, Callable[[Redis, Effect], object]] = {
     "help_confirmation": lambda r, e: [
         queues.enqueue_help_confirmation(r, i, by_staff=bool(dict(e.options).get("by_staff"))) for i in e.ids],
     "notice_emails": lambda r, e: [queues.enqueue_notice_emails(r, i) for i in e.ids],
+    "export": lambda r, e: [queues.enqueue_export(r, i) for i in e.ids],
 }
 
 

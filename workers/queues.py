@@ -147,6 +147,8 @@ PERIODIC_JOBS: tuple[PeriodicJob, ...] = (
     PeriodicJob("train-topics", "workers.jobs.run_train_topics", MAINTENANCE, 86400),
     PeriodicJob("analytics", "workers.jobs.run_analytics", MAINTENANCE, 300),
     PeriodicJob("prune-login-attempts", "workers.jobs.run_prune_login_attempts", MAINTENANCE, 86400),
+    # Once a day (the slot is a UTC day); the job does nothing unless MAILROOM_BACKUP_DIR is set.
+    PeriodicJob("backup", "workers.jobs.run_backup", MAINTENANCE, 86400),
 )
 
 
@@ -179,3 +181,8 @@ def enqueue_notice_emails(connection: Redis, staffer_id: int) -> str:
     """Queue the email copies of a staffer's new notices (one waiting job per staffer covers them all)."""
     return enqueue_once(connection, "workers.jobs.run_notice_emails", staffer_id,
                         job_id=f"notice-emails-{staffer_id}", queue=OUTBOUND, timeout=120)
+
+
+def enqueue_export(connection: Redis, run_id: int) -> str:
+    """The admin page's "Export all data": one job per export (a whole office can take a while)."""
+    return enqueue_once(connection, "workers.jobs.run_export", run_id, job_id=f"export-{run_id}", timeout=6 * 3600)

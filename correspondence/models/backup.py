@@ -6,10 +6,11 @@ from datetime import datetime
 from typing import Any
 
 from sqlalchemy import JSON, BigInteger, Boolean, Float, ForeignKey, Integer, String
-from sqlalchemy.orm import Mapped, mapped_column
+from sqlalchemy.orm import Mapped, mapped_column, relationship
 
 from correspondence.models.base import Base, UTCDateTime, utcnow
 from correspondence.models.run import RunState, run_state_type
+from correspondence.models.staffer import Staffer
 
 
 class BackupRecord(Base):
@@ -53,3 +54,5 @@ class ExportRun(Base):
     created_by_id: Mapped[int | None] = mapped_column(ForeignKey("staffers.id"))
     created_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)
     finished_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
+
+    created_by: Mapped[Staffer | None] = relationship()
