@@ -541,6 +541,8 @@ def back_up(db: Database, dest: Path, keep: Retention, *, made_by: str, actor_id
         with db.unit_of_work() as session:
             record_backup(session, actor_id=actor_id, ok=False, made_by=made_by, destination=dest,
                           started_at=started_at, error=reason)
+        if isinstance(exc, OSError):  # a folder that cannot be written, a full disk: said, not a traceback
+            raise BackupFailed(f"the backup could not be written to {dest}: {reason}") from exc
         raise
     with db.unit_of_work() as session:
         backup = record_backup(session, actor_id=actor_id, ok=True, made_by=made_by, destination=dest,

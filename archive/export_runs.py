@@ -90,8 +90,11 @@ def execute_export(db: Database, run_id: int, exports_dir: Path) -> None:
         with db.unit_of_work() as s:
             s.execute(update(ExportRun).where(ExportRun.id == run_id).values(progress=int(100 * done / steps)))
 
+    # The export reads one long snapshot on a connection of its own: not db's, whose SQLite transactions start
+    # with BEGIN IMMEDIATE and would hold the write lock (intake, this job's own progress) for the whole export.
+    reader = Database(db.url, blob_dir=db.blobs.root if db.blobs else None)
     try:
-        manifest = export_archive(db, work, progress=progress)
+        manifest = export_archive(reader, work, progress=progress)
         if manifest["blobs"]["missing"]:
             raise ValidationFailed(f"{len(manifest['blobs']['missing'])} blob(s) named in the database had no file")
         name = f"mailroom-export-{run_id}-{utcnow():%Y-%m-%d}.tar.gz"
@@ -106,6 +109,7 @@ def execute_export(db: Database, run_id: int, exports_dir: Path) -> None:
             EXPORTS.move(s, run, RunState.FAILED, actor_id=None, action="export.fail", detail=run.error)
         raise
     finally:
+        reader.dispose()
         shutil.rmtree(work, ignore_errors=True)
     with db.unit_of_work() as s:
         run = get_export(s, run_id)

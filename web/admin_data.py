@@ -36,7 +36,7 @@ def index():
 def export_start():
     session = db_session()
 
-    def work():  # noqa: ANN202 - run_action's Step
+    def work():
         done = export_runs.queue_export(session, actor_id=current_user.id)
         return ("Exporting all data: this page shows its progress.",
                 url_for("admin_data.export_view", run_id=done.value.id), done.effects)
