@@ -299,3 +299,28 @@ def test_export_all_data_is_an_admin_job_with_a_download(settings, job_env, auth
 def test_an_unknown_export_is_not_found(auth, client, path):
     auth.login(Role.ADMIN)
     assert client.get(path).status_code == 404
+
+
+def test_an_archive_holds_calendar_days_and_restores_them(database, tmp_path):
+    """The election calendar (Date columns) goes into the archive as "2026-11-03" and comes back as that day."""
+    from datetime import date
+
+    from archive.export import export_archive
+    from archive.restore import restore_archive
+    from archive.verify import verify_archive
+    from correspondence.models import Election, ElectionKind
+
+    with database.unit_of_work() as s:
+        s.add(Election(kind=ElectionKind.GENERAL, election_date=date(2026, 11, 3)))
+    export_archive(database, tmp_path / "archive")
+    line = (tmp_path / "archive" / "tables" / "elections.jsonl").read_text()
+    assert '"election_date":"2026-11-03"' in line
+    url = f"sqlite:///{tmp_path / 'restored.db'}"
+    restore_archive(url, tmp_path / "blobs", tmp_path / "archive")
+    restored = Database(url, blob_dir=tmp_path / "blobs")
+    try:
+        assert verify_archive(restored, tmp_path / "blobs", tmp_path / "archive") == []
+        with restored.engine.connect() as conn:
+            assert conn.scalar(select(Election.election_date)) == date(2026, 11, 3)
+    finally:
+        restored.dispose()
