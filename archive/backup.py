@@ -164,24 +164,35 @@ def _snapshot_postgresql(db: Database, work: Path) -> tuple[dict[str, Any], list
             return snapshot_sums(conn), _blob_digests(conn)
 
 
-def _copy_blob(store: BlobStore, target_store: BlobStore, digest: str) -> int:
-    """Copy one blob file into the backup unless it is there already; returns the bytes copied (0 if none)."""
-    target = target_store.path_for(digest)
-    if target.is_file():
-        return 0
-    source = store.path_for(digest)
-    target.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(dir=target.parent, prefix=".tmp-")
-    try:
-        with os.fdopen(fd, "wb") as out, source.open("rb") as src:
-            shutil.copyfileobj(src, out, 1 << 20)
-            out.flush()
-            os.fsync(out.fileno())
-        os.replace(tmp, target)
-    except BaseException:
-        Path(tmp).unlink(missing_ok=True)
-        raise
-    return target.stat().st_size
+class _BlobCopier:
+    """Blob files into the backup's store, each copied once (content-addressed: a file there is that content).
+
+    No fsync per file (a first backup of 20,000 blobs spent 140 s on them): each is written to a temporary name
+    and renamed into place, and make_backup syncs the disk once before the snapshot's manifest exists, so a
+    snapshot that says it is complete has every file it lists on disk.
+    """
+
+    def __init__(self, source: BlobStore, target: BlobStore) -> None:
+        self.source, self.target = source, target
+        self._dirs: set[Path] = set()
+
+    def copy(self, digest: str) -> int:
+        """Copy one blob unless it is there already; returns the bytes copied (0 if none)."""
+        target = self.target.path_for(digest)
+        if target.is_file():
+            return 0
+        data = self.source.path_for(digest).read_bytes()
+        if target.parent not in self._dirs:
+            target.parent.mkdir(parents=True, exist_ok=True)
+            self._dirs.add(target.parent)
+        tmp = target.parent / f".tmp-{digest}-{os.getpid()}"
+        try:
+            tmp.write_bytes(data)
+            os.replace(tmp, target)
+        except BaseException:
+            tmp.unlink(missing_ok=True)
+            raise
+        return len(data)
 
 
 def _new_name(root: Path, now: datetime) -> str:
@@ -209,19 +220,20 @@ def make_backup(db: Database, dest: Path, *, now: datetime | None = None) -> dic
         work.mkdir()
         try:
             sums, digests = (_snapshot_sqlite if kind == "sqlite" else _snapshot_postgresql)(db, work)
-            blob_store = BlobStore(dest / BLOBS)
+            copier = _BlobCopier(db.blobs, BlobStore(dest / BLOBS))
             copied = copied_bytes = 0
             missing: list[str] = []
             with (work / BLOB_LIST).open("w", encoding="ascii") as listing:
                 for digest in digests:
                     try:
-                        size = _copy_blob(db.blobs, blob_store, digest)
+                        size = copier.copy(digest)
                     except FileNotFoundError:
                         missing.append(digest)
                         continue
                     listing.write(digest + "\n")
                     copied += size > 0
                     copied_bytes += size
+            os.sync()  # every copied blob and the database file on disk before the manifest says "complete"
             database_file = SQLITE_FILE if kind == "sqlite" else PG_FILE
             manifest = {
                 "format": FORMAT, "format_version": FORMAT_VERSION, "snapshot": name,
@@ -235,6 +247,7 @@ def make_backup(db: Database, dest: Path, *, now: datetime | None = None) -> dic
             manifest["seconds"] = round(time.monotonic() - started, 3)
             (work / MANIFEST).write_text(json.dumps(manifest, indent=2) + "\n", encoding="utf-8")
             os.replace(work, root / name)
+            os.sync()
         except BaseException:
             shutil.rmtree(work, ignore_errors=True)
             raise
