@@ -13,9 +13,8 @@ from __future__ import annotations
 import hashlib
 import json
 import os
+import re
 import secrets
-import tarfile
-import tempfile
 from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import Any
@@ -34,6 +33,7 @@ from correspondence.migrate import head_revision, upgrade
 from correspondence.models import Base
 
 CHUNK = 2000
+_DIGEST = re.compile(r"[0-9a-f]{64}")
 
 
 class RestoreRefused(ValidationFailed):
@@ -55,28 +55,63 @@ def _rows(path: Path) -> Iterator[dict[str, Any]]:
             yield json.loads(line)
 
 
+def _members(path: Path) -> Iterator[tuple[str, bytes]]:
+    """(name, content) of each file in one of export's blob packs, read straight from its ustar headers.
+
+    The packs are written by hand (archive.export.ustar_header: regular files, names of 64 characters); reading
+    them by hand too is four times faster than tarfile's general reader. A header that is not such a file, or
+    whose checksum does not add up, refuses the archive.
+    """
+    with path.open("rb") as fh:
+        while True:
+            head = fh.read(512)
+            if len(head) < 512:
+                raise RestoreRefused(f"{path.name}: the pack ends in the middle of a header (damaged archive)")
+            if head == bytes(512):
+                return  # the end of a tar: zero blocks
+            stored = head[148:156]
+            if int(stored.strip(b"\0 ") or b"0", 8) != sum(head[:148]) + 256 + sum(head[156:]):
+                raise RestoreRefused(f"{path.name}: a damaged header (its checksum does not match)")
+            name = head[0:100].rstrip(b"\0").decode("ascii", "replace")
+            if head[156:157] not in (b"0", b"\0") or not _DIGEST.fullmatch(name):
+                raise RestoreRefused(f"{path.name}: {name[:80]!r} is not a blob file")
+            size = int(head[124:136].strip(b"\0 ") or b"0", 8)
+            data = fh.read(size)
+            if len(data) < size:
+                raise RestoreRefused(f"{path.name}: {name} is cut short (damaged archive)")
+            if size % 512:
+                fh.seek(512 - size % 512, os.SEEK_CUR)
+            yield name, data
+
+
 def _copy_blobs(src: Path, packs: list[dict[str, Any]], store: BlobStore) -> int:
-    """Every blob of the archive's packs into the store, checked against its name; one flush to disk at the end."""
+    """Every blob of the archive's packs into the store, checked against its name; one flush to disk at the end.
+
+    Paths are spelled as strings in the store's layout (blobstore.path_for; each name was checked to be a
+    SHA-256 above) and each folder is made once: per-blob Path objects, mkdir calls and mkstemp names were
+    most of a restore's blob time.
+    """
+    root = str(store.root)
+    made: set[str] = set()
     copied = 0
+    pid = os.getpid()
     for pack in packs:
-        with tarfile.open(src / pack["file"], "r|") as tar:
-            for member in tar:
-                reader = tar.extractfile(member) if member.isfile() else None
-                if reader is None:
-                    raise RestoreRefused(f"{pack['file']}: {member.name!r} is not a blob file")
-                data = reader.read()
-                if hashlib.sha256(data).hexdigest() != member.name:
-                    raise RestoreRefused(f"{pack['file']}: {member.name[:80]!r} does not match its content's SHA-256 "
-                                         "(damaged archive)")
-                target = store.path_for(member.name)
-                if target.is_file() and target.stat().st_size == len(data):
-                    continue
-                target.parent.mkdir(parents=True, exist_ok=True)
-                fd, tmp = tempfile.mkstemp(dir=target.parent, prefix=".tmp-")
-                with os.fdopen(fd, "wb") as fh:
-                    fh.write(data)
-                os.replace(tmp, target)
-                copied += 1
+        for name, data in _members(src / pack["file"]):
+            if hashlib.sha256(data).hexdigest() != name:
+                raise RestoreRefused(f"{pack['file']}: {name[:80]!r} does not match its content's SHA-256 "
+                                     "(damaged archive)")
+            folder = f"{root}/{name[:2]}/{name[2:4]}"
+            target = f"{folder}/{name}"
+            if folder not in made:
+                os.makedirs(folder, exist_ok=True)
+                made.add(folder)
+            if os.path.isfile(target) and os.path.getsize(target) == len(data):
+                continue
+            tmp = f"{folder}/.tmp-{name}-{pid}"
+            with open(tmp, "wb") as fh:
+                fh.write(data)
+            os.replace(tmp, target)
+            copied += 1
     os.sync()
     return copied
 

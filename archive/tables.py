@@ -13,10 +13,10 @@ import hashlib
 import json
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass
-from datetime import UTC, datetime
+from datetime import UTC, date, datetime
 from typing import Any
 
-from sqlalchemy import JSON, Column, Enum, LargeBinary, String, Table, select, type_coerce
+from sqlalchemy import JSON, Column, Date, Enum, LargeBinary, String, Table, select, type_coerce
 from sqlalchemy.engine import Connection
 from sqlalchemy.sql.expression import ColumnElement
 
@@ -90,6 +90,8 @@ def _encoder(column: Column[Any], dialect: str) -> Callable[[Any], Any] | None:
         return _sqlite_iso if dialect == "sqlite" else _iso
     if isinstance(column.type, LargeBinary):
         return _b64
+    if isinstance(column.type, Date):  # a calendar day (an election): "2026-11-03"
+        return date.isoformat
     return None
 
 
@@ -148,6 +150,8 @@ def _decoder(column: Column[Any]) -> Callable[[Any], Any] | None:
         return datetime.fromisoformat
     if isinstance(column.type, LargeBinary):
         return base64.b64decode
+    if isinstance(column.type, Date):
+        return date.fromisoformat
     return None
 
 

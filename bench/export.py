@@ -1,7 +1,7 @@
 """Export benchmark: fill a SQLite database with N messages (each with its raw input as a blob file), then time
 `mailroom export`'s code path, `verify` on the same database, and optionally a restore into a new one.
 
-    python bench/export.py [--messages 200000] [--raw-share 1.0] [--restore] [--workdir DIR]
+    python bench/export.py [--messages 200000] [--raw-share 1.0] [--restore] [--backup] [--workdir DIR]
 
 The filling runs in a child process, so the peak memory reported (ru_maxrss of this process) is the
 export's and verify's own: constant memory means it stays flat as --messages grows.
@@ -93,6 +93,8 @@ def main() -> None:
     ap.add_argument("--messages", type=int, default=200_000)
     ap.add_argument("--raw-share", type=float, default=1.0, help="share of messages with a raw input blob")
     ap.add_argument("--restore", action="store_true", help="also time a restore into a new SQLite database")
+    ap.add_argument("--backup", action="store_true",
+                    help="also time `mailroom backup` (a first and a second, incremental, snapshot) and --verify")
     ap.add_argument("--workdir", default=None, help="reuse a filled database from an earlier run")
     ap.add_argument("--fill-only", action="store_true", help=argparse.SUPPRESS)
     args = ap.parse_args()
@@ -143,6 +145,23 @@ def main() -> None:
         restore_archive(f"sqlite:///{target}.db", target / "blobs", dest)
         result["restore_seconds"] = round(time.perf_counter() - started, 2)
         result["restore_rows_per_s"] = round(rows / (time.perf_counter() - started))
+    if args.backup:
+        from archive.backup import make_backup, verify_backup
+
+        db = Database.from_settings(settings)
+        backups = workdir / f"backups-{int(time.time())}"
+        started = time.perf_counter()
+        first = make_backup(db, backups)
+        result["backup_first_seconds"] = round(time.perf_counter() - started, 2)
+        started = time.perf_counter()
+        second = make_backup(db, backups)
+        result["backup_incremental_seconds"] = round(time.perf_counter() - started, 2)
+        result["backup_blob_files_copied"] = [first["blobs"]["copied"], second["blobs"]["copied"]]
+        started = time.perf_counter()
+        problems = verify_backup(Path(second["path"]))
+        result["backup_verify_seconds"] = round(time.perf_counter() - started, 2)
+        result["backup_verify_problems"] = len(problems)
+        db.dispose()
     out = ROOT / "bench" / "results" / f"export-sqlite-{messages}.json"
     out.write_text(json.dumps(result, indent=2) + "\n")
     print(json.dumps(result))

@@ -140,6 +140,11 @@ class Settings:
     help_min_fill_seconds: int = 3
     # (rule, limit) pairs for web/ratelimit.py; a limit is `limits` syntax ("10/minute;100/hour") or "off".
     rate_limits: tuple[tuple[str, str], ...] = DEFAULT_RATE_LIMITS
+    # `mailroom backup` and the daily backup job: where snapshots go (None: no scheduled backup) and how many
+    # daily and weekly snapshots to keep.
+    backup_dir: Path | None = None
+    backup_keep_daily: int = 7
+    backup_keep_weekly: int = 4
     # How many reverse proxies in front of Mailroom set X-Forwarded-For/-Proto (0: trust no such header).
     trusted_proxies: int = 0
 
@@ -229,6 +234,9 @@ class Settings:
                                      if o.strip()),
             "public_url": _public_url(env.get("MAILROOM_PUBLIC_URL", "")),
             "help_min_fill_seconds": _int(env, "MAILROOM_HELP_MIN_FILL_SECONDS", cls.help_min_fill_seconds),
+            "backup_dir": Path(env["MAILROOM_BACKUP_DIR"]).resolve() if env.get("MAILROOM_BACKUP_DIR") else None,
+            "backup_keep_daily": _positive(env, "MAILROOM_BACKUP_KEEP_DAILY", cls.backup_keep_daily),
+            "backup_keep_weekly": _count(env, "MAILROOM_BACKUP_KEEP_WEEKLY", cls.backup_keep_weekly),
         }
         values.update(overrides)
         if values.get("testing") and "help_min_fill_seconds" not in overrides:

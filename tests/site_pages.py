@@ -26,6 +26,7 @@ NOT_PAGES = {
     "constituents.import_progress", "dashboard.analytics_csv", "letters.run_pdf", "letters.run_csv",
     "letters.run_progress", "reports.download", "reports.progress", "messages.page_image",
     "constituents.follow_up_packet", "admin.franking_quarterly_csv",
+    "admin_data.export_progress",
 }
 # Query strings that make a page show what it exists to show.
 QUERIES = {"letters.answer_selection": "?status=new", "search.index": "?q=water",
@@ -157,6 +158,12 @@ def seed_office(db: Database, instance_dir: Path, settings) -> dict[str, int | s
         emailed = s.scalar(select(Response.id).where(Response.to_address.is_not(None)).order_by(Response.id))
     assert emailed is not None, "the seeded run made no email letter to unsubscribe from"
     ids["unsubscribe.one_click:token"] = unsubscribe_token(emailed, secret_key=settings.secret_key)
+    from archive import export_runs
+
+    with db.unit_of_work() as s:  # a finished "Export all data": its page offers the download
+        export_id = export_runs.queue_export(s, actor_id=boss.id).value.id
+    export_runs.execute_export(db, export_id, settings.instance_dir / "exports")
+    ids["admin_data.export_view:run_id"] = export_id
     return ids
 
 

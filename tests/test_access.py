@@ -220,6 +220,11 @@ MATRIX = {
     "subscriptions.sign_up": PUBLIC,
     "subscriptions.confirm": PUBLIC,
     "subscriptions.web_version": PUBLIC,
+    "admin_data.index": frozenset({A}),
+    "admin_data.export_start": frozenset({A}),
+    "admin_data.export_view": frozenset({A}),
+    "admin_data.export_progress": frozenset({A}),
+    "admin_data.export_download": frozenset({A}),
 }
 
 
@@ -244,7 +249,8 @@ SIMPLE_GETS = {"inbox.index": "/inbox/", "batches.index": "/batches/", "letters.
                "constituents.index": "/constituents/",
                "constituents.import_upload": "/constituents/import", "reports.activity": "/reports/activity",
                "constituents.duplicate_list": "/constituents/duplicates", "letters.notices": "/notices/",
-               "subscriptions.lists": "/subscriptions/"}
+               "subscriptions.lists": "/subscriptions/",
+               "admin_data.index": "/admin/data/"}
 
 
 @pytest.mark.parametrize("role", list(Role))

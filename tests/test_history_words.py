@@ -65,6 +65,8 @@ ACTIONS = [
     "subscription_list.create", "subscription.subscribe", "subscription.pending", "subscription.confirm",
     "subscription.resubscribe", "subscription.unsubscribe", "subscription.import", "newsletter.start",
     "newsletter.prepare",
+    "backup.made", "backup.failed", "backup.verified", "backup.verify_failed",
+    "export.start", "export.run", "export.fail", "export.finish", "export.download",
 ]
 
 _ACTION_LINE = re.compile(r"action=|else \"")

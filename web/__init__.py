@@ -98,6 +98,9 @@ def create_app(settings: Settings) -> Flask:
                    constituents, reports, search, paragraphs, unsubscribe, api_tokens,
                    closing, subscriptions):
         app.register_blueprint(module.bp)
+    from web import admin_data
+
+    app.register_blueprint(admin_data.bp)
 
     app.teardown_appcontext(_close_session)
     app.after_request(_security_headers)

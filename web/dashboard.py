@@ -36,9 +36,12 @@ def index():
         cached = (time.monotonic(), backlog(session, zone=current_app.extensions["mailroom.settings"].zone),
                   case_ageing(session))
         current_app.extensions["mailroom.backlog"] = cached
+    from archive.backup import backup_status
+
+    backups = backup_status(session, configured=current_app.extensions["mailroom.settings"].backup_dir is not None)
     return render_template("dashboard.html", data=cached[1], age_seconds=int(time.monotonic() - cached[0]),
                            buckets=[label for label, _a, _b in AGE_BUCKETS], cases=cached[2],
-                           case_buckets=[label for label, _a, _b in CASE_AGES])
+                           case_buckets=[label for label, _a, _b in CASE_AGES], backups=backups)
 
 
 @bp.route("/analytics")

@@ -688,6 +688,55 @@ def verify_command(src: str) -> None:
 
 
 
+@cli.command("backup", with_appcontext=False)
+@click.argument("dest", required=False, type=click.Path(file_okay=False))
+@click.option("--verify", "verify", is_flag=True,
+              help="Restore a snapshot (DEST: a snapshot folder, or a backup folder for its newest) into a scratch "
+                   "database and compare it with its manifest, instead of making a backup.")
+def backup_command(dest: str | None, verify: bool) -> None:
+    """Back up the running office into DEST (default MAILROOM_BACKUP_DIR): a consistent snapshot of the database
+    and the new blob files, then prune to MAILROOM_BACKUP_KEEP_DAILY / _WEEKLY snapshots."""
+    from pathlib import Path
+
+    from archive.backup import Retention, back_up, record_verification, resolve_snapshot, verify_backup
+    from correspondence.errors import DomainError
+
+    settings = Settings.from_env()
+    folder = Path(dest) if dest else settings.backup_dir
+    if folder is None:
+        raise Refused("say where the backup goes: mailroom backup DEST (or set MAILROOM_BACKUP_DIR)")
+    db = _writer(settings)
+    try:
+        if verify:
+            snapshot = resolve_snapshot(folder)
+            click.echo(f"Restoring {snapshot} into a scratch database and comparing…", err=True)
+            problems = verify_backup(snapshot, server_url=settings.database_url)
+            with db.unit_of_work() as session:
+                record_verification(session, snapshot, problems, actor_id=None)
+            if problems:
+                click.echo(f"{len(problems)} problem(s) with the backup {snapshot}:", err=True)
+                for line in problems:
+                    click.echo(f"  {line}", err=True)
+                sys.exit(1)
+            click.echo(f"The backup {snapshot} restores, and every table's rows and checksum and every blob match.")
+            return
+        done = back_up(db, folder, Retention(settings.backup_keep_daily, settings.backup_keep_weekly),
+                       made_by="command")
+    except DomainError as exc:
+        raise Refused(str(exc)) from exc
+    finally:
+        db.dispose()
+    manifest = done.manifest
+    click.echo(f"Backed up {sum(manifest['rows'].values())} rows and {manifest['blobs']['files']} blob files "
+               f"({manifest['blobs']['copied']} new) to {manifest['path']} in {manifest['seconds']} s.")
+    if done.pruned:
+        click.echo(f"Removed {len(done.pruned)} older snapshot(s): {', '.join(done.pruned)}.")
+    if manifest["blobs"]["missing"]:
+        click.echo(f"{len(manifest['blobs']['missing'])} blob(s) had no file in the blob store; see manifest.json.",
+                   err=True)
+        sys.exit(1)
+
+
 # Closing the office (archive/closing.py): the same steps as the closing page (menu Closing), from a terminal.
 @cli.group("office")
 def office_group() -> None:

@@ -43,6 +43,7 @@ JOBS: dict[str, Callable[[Redis, Effect], object]] = {
         r, e.ids[0], step=str(dict(e.options)["step"]), dest=str(dict(e.options).get("dest", ""))),
     "newsletter": lambda r, e: [queues.enqueue_newsletter(r, i) for i in e.ids],
     "subscription_confirmation": lambda r, e: [queues.enqueue_subscription_confirmation(r, i) for i in e.ids],
+    "export": lambda r, e: [queues.enqueue_export(r, i) for i in e.ids],
 }
 
 

@@ -105,7 +105,10 @@ def _sweep(session: Session, *, older_than: timedelta, can_send: bool) -> Done[i
     messages, outbound, imports, reports = parts.value
     log.info("sweep re-enqueued messages=%d runs_and_letters=%d imports=%d reports=%d",
              messages, outbound, imports, reports)
-    return Done(sum(parts.value), parts.effects)
+    from archive.export_runs import restart_stalled_exports
+
+    exports = restart_stalled_exports(session, older_than=older_than)
+    return Done(sum(parts.value) + exports.value, (*parts.effects, *exports.effects))
 
 
 def _bounce_store(settings, account):
@@ -340,3 +343,26 @@ def run_subscription_confirmation(subscription_id: int) -> str:
         client.quit()
     log.info("subscription confirmation sent subscription_id=%s", subscription_id)
     return "sent"
+
+
+def run_backup() -> dict[str, object]:
+    """The daily backup, when MAILROOM_BACKUP_DIR is set (otherwise nothing). Running it twice makes a second
+    snapshot of the same day; retention keeps the newest of each day, and blob files are never copied twice."""
+    from archive.backup import Retention, back_up
+
+    settings = context.settings()
+    if settings.backup_dir is None:
+        return {"skipped": "MAILROOM_BACKUP_DIR is not set"}
+    done = back_up(context.database(), settings.backup_dir,
+                   Retention(settings.backup_keep_daily, settings.backup_keep_weekly), made_by="schedule")
+    log.info("backup snapshot=%s bytes=%s pruned=%d", done.manifest["snapshot"], done.manifest["size_bytes"],
+             len(done.pruned))
+    return {"snapshot": done.manifest["snapshot"], "size_bytes": done.manifest["size_bytes"], "pruned": done.pruned}
+
+
+def run_export(run_id: int) -> str:
+    """An admin's "Export all data". Idempotent: a finished export is left alone, an interrupted one restarts."""
+    from archive.export_runs import execute_export
+
+    execute_export(context.database(), run_id, context.settings().instance_dir / "exports")
+    return "done"

@@ -148,6 +148,8 @@ PERIODIC_JOBS: tuple[PeriodicJob, ...] = (
     PeriodicJob("analytics", "workers.jobs.run_analytics", MAINTENANCE, 300),
     PeriodicJob("prune-login-attempts", "workers.jobs.run_prune_login_attempts", MAINTENANCE, 86400),
     PeriodicJob("closing-auto-replies", "workers.jobs.run_closing_auto_replies", OUTBOUND, 60),
+    # Once a day (the slot is a UTC day); the job does nothing unless MAILROOM_BACKUP_DIR is set.
+    PeriodicJob("backup", "workers.jobs.run_backup", MAINTENANCE, 86400),
 )
 
 
@@ -200,3 +202,8 @@ def enqueue_subscription_confirmation(connection: Redis, subscription_id: int) -
     """Queue the double opt-in email of a public sign-up (one waiting job per sign-up)."""
     return enqueue_once(connection, "workers.jobs.run_subscription_confirmation", subscription_id,
                         job_id=f"subscribe-confirm-{subscription_id}", queue=OUTBOUND, timeout=120)
+
+
+def enqueue_export(connection: Redis, run_id: int) -> str:
+    """The admin page's "Export all data": one job per export (a whole office can take a while)."""
+    return enqueue_once(connection, "workers.jobs.run_export", run_id, job_id=f"export-{run_id}", timeout=6 * 3600)

@@ -3,6 +3,7 @@
 from correspondence.models import fit as _fit  # noqa: F401 - registers the cut-to-column listeners
 from correspondence.models.api import ApiIdempotencyKey, StaffApiToken
 from correspondence.models.audit import AuditEvent, AuditLogIsAppendOnly
+from correspondence.models.backup import BackupRecord, ExportRun
 from correspondence.models.base import Base, utcnow
 from correspondence.models.batch import Batch, BatchProposal, BatchShingle, BatchStatus, ProposalStatus
 from correspondence.models.blob import Blob
@@ -79,6 +80,8 @@ __all__ = [
     "SubscriptionList",
     "SubscriptionSource",
     "SubscriptionStatus",
+    "BackupRecord",
+    "ExportRun",
     "Election",
     "ElectionKind",
     "MassMailApproval",

@@ -433,6 +433,16 @@ SENTENCES: dict[str, Callable[[_Event], str]] = {
                                        "successor office",
     "case.transfer_consent_withdrawn": lambda x: f"{x.who} withdrew the consent to pass this case to the "
                                                  "successor office",
+    "backup.made": lambda x: f"{x.who} made a backup" + (f" ({x.a['snapshot']})" if x.a.get("snapshot") else ""),
+    "backup.failed": lambda x: f"A backup could not be made{x.detail}",
+    "backup.verified": lambda x: f"{x.who} restored a backup into a scratch database and found it complete"
+                                 + (f" ({x.a['snapshot']})" if x.a.get("snapshot") else ""),
+    "backup.verify_failed": lambda x: f"{x.who} tested a backup and found problems{x.detail}",
+    "export.start": lambda x: f"{x.who} asked for an export of all the office's data",
+    "export.run": lambda x: "Mailroom began exporting all the office's data",
+    "export.fail": lambda x: f"The export could not be made{x.detail}",
+    "export.finish": lambda x: "The export of all the office's data is ready to download",
+    "export.download": lambda x: f"{x.who} downloaded the export of all the office's data",
 }
 
 
