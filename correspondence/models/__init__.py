@@ -53,6 +53,7 @@ from correspondence.models.outbound import (
     SuppressionReason,
 )
 from correspondence.models.paragraphs import ParagraphRevision, ParagraphState, StandardParagraph
+from correspondence.models.privacy import Erasure, LegalHold, RetentionRule, RetentionRun, SubjectAccessExport
 from correspondence.models.routing import RoutingRule
 from correspondence.models.run import RunState
 from correspondence.models.security import LoginAttempt, RecoveryCode, WebAuthnCredential
@@ -61,6 +62,11 @@ from correspondence.models.staffer import Role, Staffer
 from correspondence.models.topic import LOC_POLICY_AREAS, Topic, TopicModel
 
 __all__ = [
+    "Erasure",
+    "LegalHold",
+    "RetentionRule",
+    "RetentionRun",
+    "SubjectAccessExport",
     "Election",
     "ElectionKind",
     "MassMailApproval",
