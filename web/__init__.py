@@ -84,6 +84,7 @@ def create_app(settings: Settings) -> Flask:
         letters,
         messages,
         paragraphs,
+        privacy,
         quarantine,
         reports,
         scans,
@@ -92,7 +93,7 @@ def create_app(settings: Settings) -> Flask:
     )
 
     for module in (auth, inbox, messages, dashboard, admin, api, quarantine, calls, scans, batches, letters, cases,
-                   constituents, reports, search, paragraphs, unsubscribe):
+                   constituents, reports, search, paragraphs, unsubscribe, privacy):
         app.register_blueprint(module.bp)
 
     app.teardown_appcontext(_close_session)

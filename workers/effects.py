@@ -39,6 +39,8 @@ JOBS: dict[str, Callable[[Redis, Effect], object]] = {
     "help_confirmation": lambda r, e: [
         queues.enqueue_help_confirmation(r, i, by_staff=bool(dict(e.options).get("by_staff"))) for i in e.ids],
     "notice_emails": lambda r, e: [queues.enqueue_notice_emails(r, i) for i in e.ids],
+    "retention": lambda r, e: [queues.enqueue_retention(r, i) for i in e.ids],
+    "subject_access": lambda r, e: [queues.enqueue_subject_access(r, i) for i in e.ids],
 }
 
 
