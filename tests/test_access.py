@@ -170,6 +170,15 @@ MATRIX = {
     "scans.upload": ALL,
     "api.intake_webform": API_TOKEN,
     "api.intake_cwc": API_TOKEN,
+    "privacy.place_hold": frozenset({A, S}),
+    "privacy.release_hold": frozenset({A, S}),
+    "privacy.retention_page": frozenset({A}),
+    "privacy.retention_rules": frozenset({A}),
+    "privacy.retention_run": frozenset({A}),
+    "privacy.retention_run_view": frozenset({A}),
+    "privacy.request_access": frozenset({A, S}),
+    "privacy.access_download": frozenset({A, S}),
+    "privacy.erase": frozenset({A}),
 }
 
 
@@ -192,7 +201,8 @@ SIMPLE_GETS = {"inbox.index": "/inbox/", "batches.index": "/batches/", "letters.
                "admin.routing": "/admin/routing", "admin.franking": "/admin/franking",
                "constituents.index": "/constituents/",
                "constituents.import_upload": "/constituents/import", "reports.activity": "/reports/activity",
-               "constituents.duplicate_list": "/constituents/duplicates", "letters.notices": "/notices/"}
+               "constituents.duplicate_list": "/constituents/duplicates", "letters.notices": "/notices/",
+               "privacy.retention_page": "/privacy/retention"}
 
 
 @pytest.mark.parametrize("role", list(Role))

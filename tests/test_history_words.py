@@ -57,6 +57,9 @@ ACTIONS = [
     "address.complaint", "address.invalid", "address.restored", "address.soft_bounce", "address.unsubscribed",
     "bounce.quarantined", "response.bounced",
     "election.add", "election.remove", "mass_mail_approval.record",
+    "legal_hold.place", "legal_hold.release", "retention_rule.set", "retention.start", "retention.run",
+    "retention.dry_run", "retention.finish", "retention.fail", "subject_access.request", "subject_access.run",
+    "subject_access.finish", "subject_access.fail", "subject_access.download", "constituent.erase",
 ]
 
 _ACTION_LINE = re.compile(r"action=|else \"")
@@ -66,7 +69,7 @@ _NAME = re.compile(r"f?\"([a-z_]+\.[a-z_{}.]+)\"")
 def _actions_in_code() -> set[str]:
     found: set[str] = set()
     for package in ("correspondence", "casework", "drafting", "intake", "batching", "web", "workers",
-                    "outbound"):
+                    "outbound", "archive"):
         for path in (ROOT / package).rglob("*.py"):
             text = path.read_text()
             for match in re.finditer(r"action=f?\"[^\"]+\"(?: if [^\n]+? else \"[^\"]+\")?", text):
