@@ -64,6 +64,7 @@ def test_hold_sections_on_the_constituent_case_and_batch_pages(client, auth, ses
         object_id = {"constituent": person.id, "case": case.id, "batch": batch.id}[kind]
         response = client.post(f"/privacy/holds/{kind}/{object_id}",
                                data={"csrf_token": auth.csrf(page), "reason": f"Records request <{kind}>"})
+        assert response.status_code == 303
         html = client.get(page).get_data(as_text=True)
         assert 'id="hold-in-force"' in html and f"Records request &lt;{kind}&gt;" in html, kind
     hold = session.scalars(select(LegalHold).where(LegalHold.object_type == "batch")).one()
