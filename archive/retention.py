@@ -22,7 +22,7 @@ from dataclasses import dataclass
 from datetime import datetime, timedelta
 from typing import Any
 
-from sqlalchemy import ColumnElement, Select, delete, false, func, not_, or_, select, update
+from sqlalchemy import ColumnElement, Select, and_, delete, false, func, not_, or_, select, update
 from sqlalchemy.orm import Session
 
 from archive.holds import HeldObjects, held
@@ -127,7 +127,8 @@ def set_rule(session: Session, kind: str, *, actor_id: int | None, years: int, a
 # --- what a rule selects --------------------------------------------------------------------------------
 
 def _in(column: Any, ids: frozenset[int]) -> ColumnElement[bool]:
-    return column.in_(sorted(ids)) if ids else false()
+    """column IN ids, false (never NULL) for a NULL column, so NOT (... OR ...) keeps rows with no constituent."""
+    return and_(column.is_not(None), column.in_(sorted(ids))) if ids else false()
 
 
 def _mail_due(kind: str, cutoff: datetime) -> list[ColumnElement[bool]]:
