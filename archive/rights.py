@@ -225,7 +225,7 @@ def subject_access_zip(session: Session, constituent_id: int, *, now: datetime |
 
 
 def _safe_name(name: str) -> str:
-    kept = "".join(ch if ch.isalnum() or ch in "._-" else "_" for ch in name)[:100].lstrip(".")
+    kept = "".join(ch if ch.isalnum() or ch in "._-" else "_" for ch in name)[:100].lstrip("._")
     return kept or "document"
 
 
