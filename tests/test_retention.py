@@ -126,6 +126,7 @@ def test_closed_cases_are_anonymised_with_their_documents(session, factory, data
     holds.place_hold(session, "case", held_case.id, actor_id=admin.id, reason="IG audit")
     session.commit()
     release = old.release_sha256
+    assert release is not None
 
     dry = _run(session, database, admin, dry_run=True)
     assert (dry["closed_cases"]["removed"], dry["closed_cases"]["held"]) == (1, 1)
