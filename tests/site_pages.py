@@ -25,6 +25,7 @@ NOT_PAGES = {
     "constituents.export_csv", "constituents.count_json", "constituents.import_bad_rows",
     "constituents.import_progress", "dashboard.analytics_csv", "letters.run_pdf", "letters.run_csv",
     "letters.run_progress", "reports.download", "reports.progress", "messages.page_image",
+    "privacy.access_download",
 }
 # Query strings that make a page show what it exists to show.
 QUERIES = {"letters.answer_selection": "?status=new", "search.index": "?q=water",
@@ -125,14 +126,22 @@ def seed_office(db: Database, instance_dir: Path, settings) -> dict[str, int | s
 
         paragraph_id = paragraphs.propose_paragraph(s, title="Thanks " + LONG_WORD[:200], actor_id=writer.id,
                                                     text="Thank you for writing. " + LONG_WORD).paragraph_id
+        from archive import holds, retention
+
+        # A legal hold with a long reason (constituent, erase pages) and a dry run of the retention rules.
+        holds.place_hold(s, "constituent", person.id, actor_id=boss.id, reason="Records request " + LONG_WORD[:300])
+        retention.set_rule(s, "campaign_mail", actor_id=None, years=6, active=True)
+        dry_run_id = retention.start_run(s, actor_id=None, dry_run=True).value.id
         report_id, run_id = report.id, run.id
         ids: dict[str, int | str] = {
             "message_id": message.id, "batch_id": batch.id, "letter_id": version.letter_id,
             "version_id": version.id, "case_id": case.id, "constituent_id": person.id,
             "keep_id": people[0].id, "other_id": people[1].id, "segment_id": segment.id,
             "run_id": run_id, "import_id": upload.id, "token": "not-a-real-link", "number": 1,
-            "reports.view:run_id": report_id, "paragraph_id": paragraph_id}
+            "reports.view:run_id": report_id, "paragraph_id": paragraph_id,
+            "privacy.retention_run_view:run_id": dry_run_id}
     reports.execute(db, report_id)
+    retention.execute(db, dry_run_id)
     apply.execute_run(db, run_id, settings)  # no email queue, no print file: the run page still shows it
     from correspondence.models import Response
     from outbound.tokens import unsubscribe_token
