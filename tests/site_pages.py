@@ -27,6 +27,7 @@ NOT_PAGES = {
     "letters.run_progress", "reports.download", "reports.progress", "messages.page_image",
     "constituents.follow_up_packet", "admin.franking_quarterly_csv",
     "admin_data.export_progress",
+    "privacy.access_download",
 }
 # Query strings that make a page show what it exists to show.
 QUERIES = {"letters.answer_selection": "?status=new", "search.index": "?q=water",
@@ -140,6 +141,13 @@ def seed_office(db: Database, instance_dir: Path, settings) -> dict[str, int | s
                                             secret_key=settings.secret_key, office=apply.office_of(settings),
                                             budget=apply.budget_of(settings)).value
         newsletters.prepare(s, sent.id)
+
+        from archive import holds, retention
+
+        # A legal hold with a long reason (constituent, erase pages) and a dry run of the retention rules.
+        holds.place_hold(s, "constituent", person.id, actor_id=boss.id, reason="Records request " + LONG_WORD[:300])
+        retention.set_rule(s, "campaign_mail", actor_id=None, years=6, active=True)
+        dry_run_id = retention.start_run(s, actor_id=None, dry_run=True).value.id
         report_id, run_id = report.id, run.id
         ids: dict[str, int | str] = {
             "message_id": message.id, "batch_id": batch.id, "letter_id": version.letter_id,
@@ -148,8 +156,10 @@ def seed_office(db: Database, instance_dir: Path, settings) -> dict[str, int | s
             "run_id": run_id, "import_id": upload.id, "token": "not-a-real-link", "number": 1,
             "reports.view:run_id": report_id, "paragraph_id": paragraph_id, "list_id": chosen.id,
             "subscriptions.web_version:token": sent.web_token,
-            "subscriptions.confirm:token": subscriptions.confirm_token(pending.id, secret_key=settings.secret_key)}
+            "subscriptions.confirm:token": subscriptions.confirm_token(pending.id, secret_key=settings.secret_key),
+            "privacy.retention_run_view:run_id": dry_run_id}
     reports.execute(db, report_id)
+    retention.execute(db, dry_run_id)
     apply.execute_run(db, run_id, settings)  # no email queue, no print file: the run page still shows it
     from correspondence.models import Response
     from outbound.tokens import unsubscribe_token

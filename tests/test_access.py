@@ -225,6 +225,15 @@ MATRIX = {
     "admin_data.export_view": frozenset({A}),
     "admin_data.export_progress": frozenset({A}),
     "admin_data.export_download": frozenset({A}),
+    "privacy.place_hold": frozenset({A, S}),
+    "privacy.release_hold": frozenset({A, S}),
+    "privacy.retention_page": frozenset({A}),
+    "privacy.retention_rules": frozenset({A}),
+    "privacy.retention_run": frozenset({A}),
+    "privacy.retention_run_view": frozenset({A}),
+    "privacy.request_access": frozenset({A, S}),
+    "privacy.access_download": frozenset({A, S}),
+    "privacy.erase": frozenset({A}),
 }
 
 
@@ -250,7 +259,8 @@ SIMPLE_GETS = {"inbox.index": "/inbox/", "batches.index": "/batches/", "letters.
                "constituents.import_upload": "/constituents/import", "reports.activity": "/reports/activity",
                "constituents.duplicate_list": "/constituents/duplicates", "letters.notices": "/notices/",
                "subscriptions.lists": "/subscriptions/",
-               "admin_data.index": "/admin/data/"}
+               "admin_data.index": "/admin/data/",
+               "privacy.retention_page": "/privacy/retention"}
 
 
 @pytest.mark.parametrize("role", list(Role))

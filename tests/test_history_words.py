@@ -67,6 +67,9 @@ ACTIONS = [
     "newsletter.prepare",
     "backup.made", "backup.failed", "backup.verified", "backup.verify_failed",
     "export.start", "export.run", "export.fail", "export.finish", "export.download",
+    "legal_hold.place", "legal_hold.release", "retention_rule.set", "retention.start", "retention.run",
+    "retention.dry_run", "retention.finish", "retention.fail", "subject_access.request", "subject_access.run",
+    "subject_access.finish", "subject_access.fail", "subject_access.download", "constituent.erase",
 ]
 
 _ACTION_LINE = re.compile(r"action=|else \"")

@@ -86,6 +86,7 @@ def create_app(settings: Settings) -> Flask:
         letters,
         messages,
         paragraphs,
+        privacy,
         quarantine,
         reports,
         scans,
@@ -96,7 +97,7 @@ def create_app(settings: Settings) -> Flask:
 
     for module in (auth, inbox, messages, dashboard, admin, api, quarantine, calls, scans, batches, letters, cases,
                    constituents, reports, search, paragraphs, unsubscribe, api_tokens,
-                   closing, subscriptions):
+                   closing, subscriptions, privacy):
         app.register_blueprint(module.bp)
     from web import admin_data
 

@@ -27,7 +27,7 @@ _VIEW_AS_OK = {"auth.stop_view_as", "auth.logout"}
 EXPORTS = {"inbox.export_csv", "cases.export_csv", "cases.document", "cases.release_pdf",
            "constituents.export_csv", "constituents.import_bad_rows", "dashboard.analytics_csv",
            "letters.run_pdf", "letters.run_csv", "reports.download",
-           "constituents.follow_up_packet", "admin.franking_quarterly_csv"}
+           "constituents.follow_up_packet", "admin.franking_quarterly_csv", "privacy.access_download"}
 # Routes an active approval delegate may use although their role is not listed (drafting.delegation):
 # the approval queue and the two decisions on a version; drafting.letters checks the delegation again
 # when deciding. tests/test_access.py pins this set.

@@ -1,5 +1,5 @@
-"""The `mailroom` command: a Flask CLI group with init, run, worker, scheduler, demo, staff, export, restore
-and verify."""
+"""The `mailroom` command: a Flask CLI group with init, run, worker, scheduler, demo, staff, export, restore,
+verify and retention."""
 
 from __future__ import annotations
 
@@ -821,6 +821,64 @@ def close_purge(typed_name: str) -> None:
     click.echo("Personal data deleted: " + ", ".join(f"{v} {k}" for k, v in counts.items() if v) + ".")
     click.echo("The history (audit log) and the closing record are kept.")
 
+
+@cli.group("retention")
+def retention_group() -> None:
+    """Retention rules: how long the office keeps each kind of record (also on the admin's Retention page)."""
+
+
+@retention_group.command("rules", with_appcontext=False)
+def retention_rules() -> None:
+    """List the rules: kind, years, on or off."""
+    from archive.retention import rules
+
+    @use_case
+    def listing(session):  # type: ignore[no-untyped-def]
+        return [(r.kind.key, r.years, r.active, r.kind.label) for r in rules(session)]
+
+    for key, years, active, label in listing():
+        click.echo(f"{key:14} {years:3} years  {'on ' if active else 'off'}  {label}")
+
+
+@retention_group.command("set", with_appcontext=False)
+@click.argument("kind")
+@click.argument("years", type=int)
+@click.option("--on/--off", "active", default=True, help="Turn the rule on (default) or off.")
+def retention_set(kind: str, years: int, active: bool) -> None:
+    """Set one kind's rule, e.g. `mailroom retention set campaign_mail 6 --on` (audited)."""
+    from archive.retention import set_rule
+
+    @use_case
+    def save(session):  # type: ignore[no-untyped-def]
+        set_rule(session, kind, actor_id=None, years=years, active=active)
+
+    save()
+    click.echo(f"{kind}: keep {years} years, rule {'on' if active else 'off'}.")
+
+
+@retention_group.command("run", with_appcontext=False)
+@click.option("--dry-run", is_flag=True, help="Count what the rules would remove (with a sample); remove nothing.")
+def retention_run(dry_run: bool) -> None:
+    """Run the retention rules now (anything under a legal hold is skipped); prints the counts as JSON."""
+    from archive.retention import execute, start_run
+
+    _logging()
+
+    @use_case
+    def start(session):  # type: ignore[no-untyped-def]
+        return start_run(session, actor_id=None, dry_run=dry_run).value.id  # run here, not as a job
+
+    run_id = start()
+    settings = Settings.from_env()
+    db = _writer(settings)
+    try:
+        result = _waiting_for_lock(lambda: execute(db, run_id))
+    finally:
+        db.dispose()
+    for kind, part in result.items():
+        verb = "would clear" if dry_run else "cleared"
+        click.echo(f"{kind}: {verb} {part['removed']}, kept {part['held']} under a legal hold", err=True)
+    click.echo(json.dumps({"run_id": run_id, "dry_run": dry_run, "result": result}))
 
 if __name__ == "__main__":
     cli()

@@ -44,6 +44,8 @@ JOBS: dict[str, Callable[[Redis, Effect], object]] = {
     "newsletter": lambda r, e: [queues.enqueue_newsletter(r, i) for i in e.ids],
     "subscription_confirmation": lambda r, e: [queues.enqueue_subscription_confirmation(r, i) for i in e.ids],
     "export": lambda r, e: [queues.enqueue_export(r, i) for i in e.ids],
+    "retention": lambda r, e: [queues.enqueue_retention(r, i) for i in e.ids],
+    "subject_access": lambda r, e: [queues.enqueue_subject_access(r, i) for i in e.ids],
 }
 
 

@@ -81,6 +81,23 @@ def run_report(run_id: int) -> str:
     return "done"
 
 
+def run_retention(run_id: int) -> str:
+    """A retention run or dry run (archive.retention.execute). Idempotent: a finished run is left alone, and a
+    run picked up again removes only what is still there."""
+    from archive.retention import execute
+
+    execute(context.database(), run_id)
+    return "done"
+
+
+def run_subject_access(export_id: int) -> str:
+    """Build one subject access ZIP (archive.rights.build_access). Idempotent: a finished export is left alone."""
+    from archive.rights import build_access
+
+    build_access(context.database(), export_id)
+    return "done"
+
+
 @job
 def run_sweep(session: Session) -> Done[int]:
     """Queue again whatever was left unfinished (lost jobs, a flushed Redis, letters the server deferred).

@@ -84,6 +84,15 @@ def enqueue_report(connection: Redis, run_id: int) -> str:
     return enqueue_once(connection, "workers.jobs.run_report", run_id, job_id=f"report-{run_id}")
 
 
+def enqueue_retention(connection: Redis, run_id: int) -> str:
+    return enqueue_once(connection, "workers.jobs.run_retention", run_id, job_id=f"retention-{run_id}",
+                        timeout=4 * 3600)
+
+
+def enqueue_subject_access(connection: Redis, export_id: int) -> str:
+    return enqueue_once(connection, "workers.jobs.run_subject_access", export_id, job_id=f"subject-access-{export_id}")
+
+
 def enqueue_train_topics(connection: Redis, actor_id: int | None = None) -> str:
     """The "Retrain now" button: one training job at a time."""
     return enqueue_once(connection, "workers.jobs.run_train_topics", actor_id or 0, job_id="train-topics-now")

@@ -56,6 +56,7 @@ from correspondence.models.outbound import (
     SuppressionReason,
 )
 from correspondence.models.paragraphs import ParagraphRevision, ParagraphState, StandardParagraph
+from correspondence.models.privacy import Erasure, LegalHold, RetentionRule, RetentionRun, SubjectAccessExport
 from correspondence.models.routing import RoutingRule
 from correspondence.models.run import RunState
 from correspondence.models.security import LoginAttempt, RecoveryCode, WebAuthnCredential
@@ -82,6 +83,11 @@ __all__ = [
     "SubscriptionStatus",
     "BackupRecord",
     "ExportRun",
+    "Erasure",
+    "LegalHold",
+    "RetentionRule",
+    "RetentionRun",
+    "SubjectAccessExport",
     "Election",
     "ElectionKind",
     "MassMailApproval",

@@ -300,6 +300,25 @@ SENTENCES: dict[str, Callable[[_Event], str]] = {
     "mass_mail.split": lambda x: f"{x.who} sent only the first {_plural(x.a.get('pieces'), 'letter')} of a "
                                  "mass mailing, the limit without approval "
                                  f"({_plural(x.a.get('left_out'), 'person', 'people')} left out)",
+    # Legal holds, retention, subject access and erasure (archive.holds, archive.retention, archive.rights)
+    "legal_hold.place": lambda x: f"{x.who} placed a legal hold{x.detail}",
+    "legal_hold.release": lambda x: f"{x.who} released a legal hold{x.detail}",
+    "retention_rule.set": lambda x: f"{x.who} set the retention rule to keep {words(x.a.get('kind'))} for "
+                                    f"{_plural(x.a.get('years'), 'year')}, "
+                                    + ("turned on" if x.a.get("active") else "turned off"),
+    "retention.start": lambda x: f"{x.who} started a " + ("dry run of the retention rules" if x.a.get("dry_run")
+                                                          else "retention run"),
+    "retention.run": lambda x: "Mailroom began applying the retention rules",
+    "retention.dry_run": lambda x: "The dry run finished: nothing was removed",
+    "retention.finish": lambda x: "The retention run finished",
+    "retention.fail": lambda x: f"The retention run stopped{x.detail}",
+    "subject_access.request": lambda x: f"{x.who} asked for a copy of everything held about this person",
+    "subject_access.run": lambda x: "Mailroom began gathering everything held about this person",
+    "subject_access.finish": lambda x: "The copy of everything held about this person is ready",
+    "subject_access.fail": lambda x: "The copy of everything held about this person could not be made",
+    "subject_access.download": lambda x: f"{x.who} downloaded the copy of everything held about this person",
+    "constituent.erase": lambda x: f"{x.who} erased this person's data ({_plural(x.a.get('messages'), 'message')}, "
+                                   f"{_plural(x.a.get('cases'), 'case')}){x.detail}",
     "apply_run.start": lambda x: f"{x.who} started answering {_plural(x.a.get('messages'), 'message')} "
                                  "with a form letter",
     "apply_run.finish": lambda x: f"Answering finished: {_plural(x.a.get('created'), 'letter')} made, "
