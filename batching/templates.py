@@ -13,11 +13,12 @@ import re
 import statistics
 from collections import Counter, defaultdict
 from collections.abc import Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 
 from rapidfuzz import fuzz, process
 
 from batching.cluster import ClusterSettings, overlap_score, shingles
+from batching.evidence import Evidence, Piece
 from batching.normalise import (
     _GREETING,
     _NON_WORD,
@@ -193,70 +194,30 @@ def addition_kinds(additions: Sequence[str]) -> str | None:
 
 # --- why a member is in its batch --------------------------------------------------------------------
 
-@dataclass(frozen=True)
-class Piece:
-    text: str
-    kind: str  # "shared" (a template sentence), "edited" (a light edit of one), "meaning" (the same in other
-    # words: the semantic stage), "added" (their own words), "other" (greetings, thanks, too short)
-
-
-@dataclass(frozen=True)
-class Evidence:
-    pieces: tuple[Piece, ...]
-    similarity: float | None
-    stage: str  # how it matched: "words" (shared phrases), "sentences" (aligned sentences), "meaning"
-    # (the semantic stage), "person" (placed by a staffer)
-    held: int  # template sentences the letter holds (as written or lightly edited)
-    of: int  # template sentences
-
-
-def evidence(text: str, template: Template, *, similarity: float | None, pinned: bool) -> Evidence:
-    """The letter's sentences marked shared / edited / added, for the batch page to highlight."""
-    known = set(template.keys)
-    pieces, held = [], set()
-    for sentence in body_sentences(text):
-        key = sentence_key(sentence)
-        if key and key in known:
-            pieces.append(Piece(sentence, "shared"))
-            held.add(key)
-            continue
-        match = (process.extractOne(key, template.keys, scorer=fuzz.ratio, score_cutoff=EDIT_SIMILARITY)
-                 if key and template.keys else None)
-        if match is not None:
-            pieces.append(Piece(sentence, "edited"))
-            held.add(match[0])
-        elif key and len(key.split()) >= 3 and not is_courtesy(sentence):
-            pieces.append(Piece(sentence, "added"))
-        else:
-            pieces.append(Piece(sentence, "other"))
-    return Evidence(tuple(pieces), similarity, "person" if pinned else "words", len(held), len(template.keys))
-
-
-# How a sentence pair was matched (batching.evidence.SentencePair.how) -> how the page marks the sentence.
+# How a sentence pair was matched (batching.align.SentencePair.how) -> how the page marks the sentence.
 _PAIR_KINDS = {"exact": "shared", "edit": "edited", "semantic": "meaning"}
-# A matcher's stage (batching.evidence.Evidence.stage) -> the words the page uses for it.
-_STAGES = {"exact": "words", "shingles": "words", "sentences": "sentences", "semantic": "meaning"}
 
 
-def evidence_from_pairs(text: str, pairs: Sequence[tuple[str, str]], template: Template, *,
-                        similarity: float | None, stage: str, pinned: bool) -> Evidence:
-    """Evidence from a sentence aligner's pairs: (the letter's sentence, how it matched: exact / edit / semantic).
+def evidence_from_pairs(text: str, ev: Evidence, template: Template, *, pinned: bool = False) -> Evidence:
+    """The letter's sentences marked for the batch page from batching.evidence.explain's sentence pairs:
+    shared (a template sentence as written), edited (a light edit of one), meaning (one in other words),
+    added (their own words) or other (greetings, thanks, the sender's name and address).
 
-    The switch to the semantic stage's explanation (batching.evidence.explain) is
-    ``evidence_from_pairs(text, [(p.letter, p.how) for p in ev.pairs], template, stage=ev.stage, ...)``.
+        evidence_from_pairs(text, explain(text, batch.template_text, key=batch.id), template_of(batch))
     """
-    how = {sentence_key(letter): kind for letter, kind in pairs}
+    how = {sentence_key(p.letter): p.how for p in ev.pairs}
     pieces = []
     for sentence in body_sentences(text):
         key = sentence_key(sentence)
-        if key in how:
+        if key and key in how:
             pieces.append(Piece(sentence, _PAIR_KINDS.get(how[key], "edited")))
         elif len(key.split()) >= 3 and not is_courtesy(sentence):
             pieces.append(Piece(sentence, "added"))
         else:
             pieces.append(Piece(sentence, "other"))
-    return Evidence(tuple(pieces), similarity, "person" if pinned else _STAGES.get(stage, "words"),
-                    min(len(how), len(template.keys)), len(template.keys))
+    held = len({sentence_key(p.template) for p in ev.pairs})
+    return replace(ev, pieces=tuple(pieces), held=min(held, len(template.keys)), of=len(template.keys),
+                   pinned=pinned)
 
 
 # --- a title and a stance from the template ----------------------------------------------------------
