@@ -112,7 +112,7 @@ def test_the_batch_page_lists_proposals_with_evidence_and_decides_them(client, a
     done = client.post(f"/batches/{batch.id}/proposals/{near.id}/reject", data={"csrf_token": token},
                        follow_redirects=True).get_data(as_text=True)
     assert "will not be proposed again" in done and "Possibly part of this campaign" not in done
-    assert "Undo &#39;not part of it&#39;" in done
+    assert "Undo &#39;not part of it&#39; for the letter from Maria Gomez" in done
     assert client.post(f"/batches/{batch.id}/proposals/{near.id}/add", data={}).status_code == 400  # no CSRF
     again = client.post(f"/batches/{batch.id}/proposals/{near.id}/add", data={"csrf_token": token},
                         follow_redirects=True).get_data(as_text=True)

@@ -14,7 +14,7 @@ from batching import batches as service
 from batching import queries
 from batching.evidence import Evidence, explain
 from batching.templates import evidence_from_pairs
-from correspondence.models import Batch, BatchStatus, Message, Role, Stance, Topic
+from correspondence.models import AuditEvent, Batch, BatchStatus, Message, Role, Stance, Topic
 from correspondence.services.history import history_of
 from correspondence.services.staff import list_staff
 from web import db_session
@@ -89,7 +89,7 @@ def view(batch_id: int):
         kind_counts=queries.addition_counts(session, batch.id),
         why=member_evidence(batch, page + [m for _p, m in proposed]),
         proposed=proposed, proposed_total=proposed_total, geo=queries.geography(session, batch.id),
-        undoable=[(e, ACTION_NAMES.get(e.action, e.action)) for e in events], history=history,
+        undoable=undo_names(session, events), history=history,
         others=queries.other_batches(session, batch.id), staff=list_staff(session, active_only=True),
         topics=list(session.scalars(select(Topic).where(Topic.active.is_(True)).order_by(Topic.name))),
         stances=list(Stance), form=ActionForm(), page_size=PAGE_SIZE)
@@ -105,6 +105,32 @@ def member_evidence(batch: Batch, letters: list[Message]) -> dict[int, Evidence]
     return {m.id: evidence_from_pairs(m.body_text or "", explain(m.body_text or "", batch.template_text or "",
                                                                  key=batch.id), template, pinned=m.batch_pinned)
             for m in letters}
+
+
+# Decisions about one letter: the undo list names the letter ("removing the letter from Ana Ruiz").
+LETTER_ACTIONS = {"batch.remove_member": "removing {}", "batch.add_member": "adding {}",
+                  "batch.reject_member": "'not part of it' for {}"}
+
+
+def undo_names(session: Session, events: list[AuditEvent]) -> list[tuple[AuditEvent, str]]:
+    """Each undoable decision with the words its Undo button uses; one query for the letters named."""
+    ids = {int(e.before["message_id"]) for e in events
+           if e.action in LETTER_ACTIONS and isinstance(e.before, dict) and e.before.get("message_id")}
+    letters = {m.id: m for m in session.scalars(select(Message).where(Message.id.in_(ids)))} if ids else {}
+    named = []
+    for e in events:
+        name = ACTION_NAMES.get(e.action, "a change")
+        if e.action in LETTER_ACTIONS and isinstance(e.before, dict) and e.before.get("message_id"):
+            name = LETTER_ACTIONS[e.action].format(_letter_name(letters.get(int(e.before["message_id"]))))
+        named.append((e, name))
+    return named
+
+
+def _letter_name(letter: Message | None) -> str:
+    if letter is None:
+        return "a letter"
+    who = letter.from_name or letter.from_address
+    return f"the letter from {who}" if who else "a letter without a sender"
 
 
 def _decide(batch_id: int, work: Callable[[Session, int], tuple[str, int]]):
