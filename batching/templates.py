@@ -220,6 +220,30 @@ def evidence_from_pairs(text: str, ev: Evidence, template: Template, *, pinned: 
                    pinned=pinned)
 
 
+# --- is a near miss worth a person's time ------------------------------------------------------------
+
+def boilerplate(template_texts: Sequence[str], *, min_templates: int = 3) -> frozenset[str]:
+    """Sentences (normalised) that three or more campaigns' templates share (two may be one campaign,
+    split), such as a web form's stock opening ("I am writing about something that has been on my mind")
+    or closing: holding one says nothing about which campaign a letter belongs to."""
+    counts: Counter[str] = Counter()
+    for text in template_texts:
+        counts.update({k for k in (normalise(s) for s in sentences(text or "")) if k})
+    return frozenset(k for k, n in counts.items() if n >= min_templates)
+
+
+def distinctive_share(ev: Evidence, template: Template, common: frozenset[str] = frozenset()) -> float:
+    """The share of the template's own words (not its courtesies, not sentences other templates share)
+    that the letter's aligned sentences hold; 0 when the template has no words of its own."""
+    own = {key: len(key.split()) for s in sentences(template.text)
+           if (key := normalise(s)) and key not in common and not is_courtesy(s)}
+    total = sum(own.values())
+    if not total:
+        return 0.0
+    held = {normalise(p.template) for p in ev.pairs} & set(own)
+    return sum(own[k] for k in held) / total
+
+
 # --- a title and a stance from the template ----------------------------------------------------------
 
 GENERIC_SUBJECTS = frozenset((

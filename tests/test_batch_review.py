@@ -50,7 +50,7 @@ def test_a_near_miss_is_proposed_at_intake_added_with_undo_and_a_rejection_is_re
     near = factory.message(body_text=NEAR, processed_at=utcnow())
     assert join_message(session, near) is None and near.batch_id is None
     proposal = session.get(BatchProposal, (batch.id, near.id))
-    assert proposal.status == ProposalStatus.OPEN and 0.3 <= proposal.score < 0.55 and proposal.stage == "words"
+    assert proposal.status == ProposalStatus.OPEN and 0.4 <= proposal.score < 0.7 and proposal.stage == "sentences"
 
     size = batch.member_count
     add_proposed(session, batch.id, near.id, actor_id=person.id)
