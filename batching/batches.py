@@ -287,7 +287,11 @@ def _title(session: Session, members: Sequence[Message], template: Template) -> 
     for title in candidates:
         if title.casefold() not in taken:
             return title[:300]
-    base = (candidates[0] if candidates else template.text[:80].rsplit(" ", 1)[0]) or "Untitled batch"
+    # No phrase of its own (a template of courtesies only): say so rather than title it "Thank you".
+    shared = template.text[:80].rsplit(" ", 1)[0] if len(template.text) > 80 else template.text
+    base = candidates[0] if candidates else f"Letters sharing only “{shared}”" if shared else "Untitled batch"
+    if base.casefold() not in taken:
+        return base[:300]
     for n in range(2, 1000):  # every phrase already names an open batch: number this one
         title = f"{base[:290]} ({n})"
         if title.casefold() not in taken:

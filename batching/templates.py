@@ -123,7 +123,9 @@ _DEVICE_LINE = re.compile(r"^sent from my \w+", re.IGNORECASE)
 _COURTESY = re.compile(
     r"^(?:(?:thanks?|thank you)\b[^?]{0,60}|i look forward to (?:your|hearing)[^?]{0,60}|have a (?:great|good|nice)"
     r"[^?]{0,30}|(?:best|warm|kind)(?:est)? (?:regards|wishes)[^?]{0,40}|god bless[^?]{0,30}|"
-    r"(?:hi|hello|hey|greetings|good (?:morning|afternoon|evening|day))(?: there| all| everyone)?)[\s,.!]*$",
+    r"(?:hi|hello|hey|greetings|good (?:morning|afternoon|evening|day))(?: there| all| everyone)?|"
+    r"(?:please )?let me know what you (?:plan|intend|are going|will)[^?]{0,30}|"
+    r"i (?:would|will) appreciate (?:a|your) (?:response|reply)[^?]{0,40})[\s,.!]*$",
     re.IGNORECASE)
 _SIGNED = re.compile(r"^(?:sincerely|respectfully|regards|best|thanks|thank you|cheers|yours)\b[^.?!]{0,20},?\s*"
                      r"[A-Z][\w'’.-]*(?:\s+[A-Z][\w'’.-]*){0,3}\.?$", re.IGNORECASE)
@@ -265,12 +267,43 @@ _CAPITALISED_RUN = re.compile(r"\b(?:[A-Z][\w'’.-]*|\d[\w.-]*)(?:\s+(?:(?:of|t
 _WORD = re.compile(r"[a-z0-9]+")
 
 
+# "Concern from Columbus", "A question about my district": who wrote or that they wrote, not about what.
+_GENERIC_SUBJECT = re.compile(r"^(?:an? |my |our )?(?:concerns?|questions?|comments?|messages?|letters?|notes?|"
+                              r"requests?|issues?|feedback|thoughts)(?: (?:from|for|about|regarding|re)\b.*)?$",
+                              re.IGNORECASE)
+
+
 def clean_subject(subject: str) -> str:
-    """A subject as a title: no Re:/Fwd:, no shouting, no generic words ("Question")."""
+    """A subject as a title: no Re:/Fwd:, no shouting, no generic words ("Question", "Concern from Columbus"),
+    no single word (a web form's topic menu: "Taxation", "Health" names a subject area, not a campaign)."""
     s = _SUBJECT_PREFIX.sub("", subject or "").strip().strip(" -:")
     if s.isupper():
         s = s.capitalize()
-    return "" if s.casefold() in GENERIC_SUBJECTS or len(s) < 4 else s
+    generic = s.casefold() in GENERIC_SUBJECTS or _GENERIC_SUBJECT.match(s) is not None
+    return "" if generic or len(s) < 4 or len(s.split()) < 2 else s
+
+
+# How letters open a point, which says nothing about the point: "I am writing about", "Please explain".
+_LEAD_IN = re.compile(
+    r"^(?:(?:i am|i'm) writing (?:to you )?(?:about|regarding|because|to ask about|to say that)\s+|"
+    r"(?:please )?(?:explain|tell me|let me know)\s+|i (?:would like|want|need) to know\s+|"
+    r"i (?:have|had) a question(?: and a concern)?(?: about)?[:.]?(?:\s+|$)|i am (?:worried|concerned) (?:about|that)\s+|"
+    r"i (?:think|believe|feel) (?:that )?)", re.IGNORECASE)
+
+
+def sentence_gist(sentence: str) -> str:
+    """A sentence's point as a title: its lead-in dropped ("Please explain how …" -> "How …"), cut at the
+    first comma, semicolon or "and", at most twelve words (longer: eight, without trailing small words)."""
+    text = _LEAD_IN.sub("", sentence.strip())
+    text = re.split(r"[,;:.!?]|\s(?:and|but|because|which|so|while)\s", text)[0]
+    words = text.split()
+    if len(words) > 12:
+        words = words[:8]
+        while words and words[-1].lower() in _STOP:
+            words.pop()
+    if len(words) < 3:
+        return ""
+    return words[0][0].upper() + " ".join(words)[1:]
 
 
 def _content(words: Sequence[str]) -> list[str]:
@@ -279,7 +312,8 @@ def _content(words: Sequence[str]) -> list[str]:
 
 def title_phrases(template_text: str, other_texts: Sequence[str] = (), limit: int = 5) -> list[str]:
     """The template's most distinctive phrases, best first: calls to action and names, scored by how
-    rare their words are among the other open batches' templates."""
+    rare their words are among the other open batches' templates; then, for a template with neither (or
+    to have more to choose from), each sentence's gist ("Property taxes in Columbus have doubled")."""
     documents = [set(_WORD.findall(t.lower())) for t in other_texts]
     df: Counter[str] = Counter(w for d in documents for w in d)
     n = len(documents)
@@ -288,6 +322,7 @@ def title_phrases(template_text: str, other_texts: Sequence[str] = (), limit: in
         return math.log((n + 1) / (df[word] + 1)) + 1
 
     candidates: dict[str, float] = {}
+    gists: dict[str, float] = {}
     for sentence in sentences(template_text):
         sentence = sentence.strip()
         for match in _ACTION.finditer(sentence):
@@ -303,15 +338,19 @@ def title_phrases(template_text: str, other_texts: Sequence[str] = (), limit: in
                 words = words[1:]
             if len(words) >= 2:
                 candidates[" ".join(words).rstrip(".,;:")] = 0.0
-        if not candidates:  # no action, no name: the sentence's first words
-            words = sentence.split()[:8]
-            if len(words) >= 3:
-                candidates[" ".join(words).rstrip(",;:")] = 0.0
-    for phrase in candidates:
-        words = _content(_WORD.findall(phrase.lower()))
-        # Rare words make a phrase distinctive; every word beyond six makes it a worse title.
-        candidates[phrase] = sum(idf(w) for w in words) / (1 + 0.15 * max(0, len(phrase.split()) - 6))
-    return [p for p, _score in sorted(candidates.items(), key=lambda item: (-item[1], len(item[0]), item[0]))][:limit]
+        if not is_courtesy(sentence) and (gist := sentence_gist(sentence)):  # what the sentence is about
+            gists[gist] = 0.0
+
+    def ranked(found: dict[str, float]) -> list[str]:
+        for phrase in found:
+            words = _content(_WORD.findall(phrase.lower()))
+            # Rare words make a phrase distinctive; every word beyond six makes it a worse title.
+            found[phrase] = sum(idf(w) for w in words) / (1 + 0.15 * max(0, len(phrase.split()) - 6))
+        return [p for p, _score in sorted(found.items(), key=lambda item: (-item[1], len(item[0]), item[0]))]
+
+    named = ranked(candidates)
+    seen = {p.casefold() for p in named}
+    return (named + [g for g in ranked(gists) if g.casefold() not in seen])[:limit]
 
 
 _OPPOSE = re.compile(r"\b(?:oppose[sd]?|opposing|opposition to|vote (?:no|against)|reject|defeat|repeal|"
