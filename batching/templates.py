@@ -119,9 +119,18 @@ _PHONE_LINE = re.compile(r"^(?:(?:phone|tel|cell|mobile|ph)\.?:?\s*)?\+?1?[\s.-]
                          re.IGNORECASE)
 _EMAIL_LINE = re.compile(r"^(?:e-?mail:?\s*)?[\w.+-]{1,64}@[\w-]{1,63}(?:\.[\w-]{1,63})+$", re.IGNORECASE)
 _DEVICE_LINE = re.compile(r"^sent from my \w+", re.IGNORECASE)
+# "Jane Doe, Springfield, IL 62704": name, town and state on one line.
+_NAME_TOWN_LINE = re.compile(r"^[A-Z][\w'’.-]*(?:\s+[A-Z][\w'’.-]*){0,3},\s*[A-Z][\w'’. -]{1,40},\s*"
+                             r"(?:[A-Z]{2}|[A-Z][a-z]+(?: [A-Z][a-z]+)?)\.?(?:\s+\d{5}(?:-\d{4})?)?$")
+# "A concerned citizen and voter", "Your constituent in Marion": who the sender is, under their name.
+_SELF_LINE = re.compile(
+    r"^(?:an?|your|one|just an?)?\s*(?:(?:very |deeply )?(?:concerned|proud|longtime|lifelong|long-time|registered|fellow|"
+    r"loyal|retired|angry|worried|frustrated|tax-paying)\s+)*(?:citizen|constituent|voter|resident|taxpayer|mother|"
+    r"father|parent|grandparent|grandmother|grandfather|veteran|american|member)s?(?:\s+(?:and|&)\s+(?:an?\s+)?"
+    r"(?:\w+\s+)?\w+)?(?:\s+(?:of|in|from)\s+[A-Z][\w .'’-]{1,40})?[.!]?$", re.IGNORECASE)
 # Courtesies: nothing a staffer must read ("Thank you for your time and service!", "Hi there!").
 _COURTESY = re.compile(
-    r"^(?:(?:thanks?|thank you)\b[^?]{0,60}|i look forward to (?:your|hearing)[^?]{0,60}|have a (?:great|good|nice)"
+    r"^(?:(?:thanks?|thank you)\b[^?]{0,60}|i look forward to (?:your|hearing)[^?]{0,60}|have a (?:great|good|nice|blessed|wonderful)"
     r"[^?]{0,30}|(?:best|warm|kind)(?:est)? (?:regards|wishes)[^?]{0,40}|god bless[^?]{0,30}|"
     r"(?:hi|hello|hey|greetings|good (?:morning|afternoon|evening|day))(?: there| all| everyone)?|"
     r"(?:please )?let me know what you (?:plan|intend|are going|will)[^?]{0,30}|"
@@ -138,7 +147,7 @@ def _signature_line(line: str) -> bool:
         return False
     return bool(_NAME_LINE.match(line) or _STREET_LINE.match(line) or _CITY_LINE.match(line)
                 or _ZIP_LINE.match(line) or _PHONE_LINE.match(line) or _EMAIL_LINE.match(line)
-                or _DEVICE_LINE.match(line))
+                or _DEVICE_LINE.match(line) or _NAME_TOWN_LINE.match(line) or _SELF_LINE.match(line))
 
 
 def body_sentences(text: str) -> list[str]:
@@ -170,8 +179,11 @@ _REQUEST = re.compile(r"\b(?:please|i (?:urge|ask|request|implore|beg|call on|de
 _FIRST_PERSON = re.compile(r"\b(?:i|my|me|we|our|us|i'm|i've|i'd|we're|we've)\b", re.IGNORECASE)
 # ... telling what happened to them or theirs (not "I vote in every election"): a past event, a span of
 # time, or someone or something of their own.
+# A regular past tense counts only after its subject ("we moved", "my son enlisted"), so that "I oppose the
+# proposed rule" is not a story.
 _EXPERIENCE = re.compile(
-    r"\b(?:\w{3,}ed|was|were|had|got|lost|went|came|took|spent|paid|saw|became|ago|since|years?|months?|"
+    r"\b(?:(?:i|we|he|she|they|my \w+|our \w+)\s+(?:(?:have|had|has|just|never|recently|finally|also|"
+    r"once|then)\s+)?\w{3,}ed|was|were|had|got|lost|went|came|took|spent|paid|saw|became|ago|since|years?|months?|"
     r"(?:my|our) (?:son|daughter|wife|husband|mother|father|mom|dad|family|kids?|children|parents?|grand\w+|"
     r"neighbou?r\w*|farm|business|job|home|house|town|well|school|clinic|doctor|store|shop|land|water|bills?))\b",
     re.IGNORECASE)
