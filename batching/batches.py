@@ -385,7 +385,7 @@ def worth_proposing(text: str, batch: Batch, common: frozenset[str]) -> tuple[fl
     or a thank-you with a template is not listed.
     """
     ev = explain(text, batch.template_text or "", key=batch.id)
-    if ev.band == APART or distinctive_share(ev, template_of(batch), common) < UNCERTAIN_FROM:
+    if ev.band == APART or distinctive_share(text, ev, template_of(batch), common) < UNCERTAIN_FROM:
         return None
     return ev.score, ev.stage
 

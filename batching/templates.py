@@ -18,7 +18,7 @@ from dataclasses import dataclass, replace
 from rapidfuzz import fuzz, process
 
 from batching.cluster import ClusterSettings, overlap_score, shingles
-from batching.evidence import Evidence, Piece
+from batching.evidence import Evidence, Piece, explain
 from batching.normalise import (
     _GREETING,
     _NON_WORD,
@@ -237,25 +237,29 @@ def evidence_from_pairs(text: str, ev: Evidence, template: Template, *, pinned: 
 # --- is a near miss worth a person's time ------------------------------------------------------------
 
 def boilerplate(template_texts: Sequence[str], *, min_templates: int = 3) -> frozenset[str]:
-    """Sentences (normalised) that three or more campaigns' templates share (two may be one campaign,
-    split), such as a web form's stock opening ("I am writing about something that has been on my mind")
-    or closing: holding one says nothing about which campaign a letter belongs to."""
-    counts: Counter[str] = Counter()
+    """Sentences (normalised) that three or more campaigns' templates share, such as a web form's stock
+    opening ("I am writing about something that has been on my mind") or closing: holding one says
+    nothing about which campaign a letter belongs to. Templates counted are different campaigns: those
+    whose other sentences are the same (one campaign split into several batches) count once."""
+    rests: dict[str, set[frozenset[str]]] = defaultdict(set)
     for text in template_texts:
-        counts.update({k for k in (normalise(s) for s in sentences(text or "")) if k})
-    return frozenset(k for k, n in counts.items() if n >= min_templates)
+        keys = frozenset(k for k in (normalise(s) for s in sentences(text or "")) if k)
+        for key in keys:
+            rests[key].add(keys - {key})
+    return frozenset(k for k, others in rests.items() if len(others) >= min_templates)
 
 
-def distinctive_share(ev: Evidence, template: Template, common: frozenset[str] = frozenset()) -> float:
-    """The share of the template's own words (not its courtesies, not sentences other templates share)
-    that the letter's aligned sentences hold; 0 when the template has no words of its own."""
-    own = {key: len(key.split()) for s in sentences(template.text)
-           if (key := normalise(s)) and key not in common and not is_courtesy(s)}
-    total = sum(own.values())
-    if not total:
+def distinctive_share(text: str, ev: Evidence, template: Template, common: frozenset[str] = frozenset()) -> float:
+    """How much of the template's own words (not its courtesies, not sentences other campaigns' templates
+    share) the letter holds: ``ev.score`` (batching.evidence.explain of the letter against the template)
+    when the template has none of those, else explain's score against the template without them."""
+    parts = [s for s in sentences(template.text) if normalise(s)]
+    own = [s for s in parts if normalise(s) not in common and not is_courtesy(s)]
+    if len(own) == len(parts):
+        return ev.score
+    if not own:
         return 0.0
-    held = {normalise(p.template) for p in ev.pairs} & set(own)
-    return sum(own[k] for k in held) / total
+    return explain(text, " ".join(own)).score
 
 
 # --- a title and a stance from the template ----------------------------------------------------------
