@@ -22,7 +22,7 @@ from sqlalchemy import bindparam, func, select, update
 from sqlalchemy.orm import Session
 
 from batching.cluster import NOT_A_BATCH, ClusterSettings, cluster_texts, overlap_score, shingles, signed
-from batching.evidence import APART, UNCERTAIN_FROM, explain
+from batching.evidence import explain
 from batching.normalise import normalise, sentences
 from batching.source import Member, detect_source
 from batching.templates import (
@@ -31,11 +31,11 @@ from batching.templates import (
     boilerplate,
     build_template,
     clean_subject,
-    distinctive_share,
     personal_additions,
     similarity,
     template_stance,
     title_phrases,
+    worth_a_look,
 )
 from correspondence.errors import DomainError, NotFound, ValidationFailed
 from correspondence.models import (
@@ -382,12 +382,11 @@ def worth_proposing(text: str, batch: Batch, common: frozenset[str]) -> tuple[fl
     The letter must be in the uncertain band (or above it by sentence alignment, which the word 3-gram
     join missed) by batching.evidence.explain, and its aligned sentences must hold at least
     ``UNCERTAIN_FROM`` of the template's own words: a letter sharing only a stock opening, a closing
-    or a thank-you with a template is not listed.
+    or a thank-you with a template is not listed, nor one close in meaning only (same topic, own words)
+    unless it is mostly the template (batching.templates.worth_a_look).
     """
     ev = explain(text, batch.template_text or "", key=batch.id)
-    if ev.band == APART or distinctive_share(text, ev, template_of(batch), common) < UNCERTAIN_FROM:
-        return None
-    return ev.score, ev.stage
+    return (ev.score, ev.stage) if worth_a_look(text, ev, template_of(batch), common) else None
 
 
 def _open_scores(session: Session, batch_id: int) -> list[tuple[float, int]]:

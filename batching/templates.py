@@ -18,7 +18,7 @@ from dataclasses import dataclass, replace
 from rapidfuzz import fuzz, process
 
 from batching.cluster import ClusterSettings, overlap_score, shingles
-from batching.evidence import Evidence, Piece, explain
+from batching.evidence import APART, UNCERTAIN_FROM, Evidence, Piece, explain
 from batching.normalise import (
     _GREETING,
     _NON_WORD,
@@ -124,14 +124,15 @@ _NAME_TOWN_LINE = re.compile(r"^[A-Z][\w'’.-]*(?:\s+[A-Z][\w'’.-]*){0,3},\s*
                              r"(?:[A-Z]{2}|[A-Z][a-z]+(?: [A-Z][a-z]+)?)\.?(?:\s+\d{5}(?:-\d{4})?)?$")
 # "A concerned citizen and voter", "Your constituent in Marion": who the sender is, under their name.
 _SELF_LINE = re.compile(
-    r"^(?:an?|your|one|just an?)?\s*(?:(?:very |deeply )?(?:concerned|proud|longtime|lifelong|long-time|registered|fellow|"
-    r"loyal|retired|angry|worried|frustrated|tax-paying)\s+)*(?:citizen|constituent|voter|resident|taxpayer|mother|"
+    r"^(?:an?|your|one|just an?)?\s*(?:(?:very |deeply )?(?:concerned|proud|longtime|lifelong|long-time|"
+    r"registered|fellow|loyal|retired|angry|worried|frustrated|tax-paying)\s+)*(?:citizen|constituent|voter|resident|taxpayer|mother|"
     r"father|parent|grandparent|grandmother|grandfather|veteran|american|member)s?(?:\s+(?:and|&)\s+(?:an?\s+)?"
     r"(?:\w+\s+)?\w+)?(?:\s+(?:of|in|from)\s+[A-Z][\w .'’-]{1,40})?[.!]?$", re.IGNORECASE)
 # Courtesies: nothing a staffer must read ("Thank you for your time and service!", "Hi there!").
 _COURTESY = re.compile(
-    r"^(?:(?:thanks?|thank you)\b[^?]{0,60}|i look forward to (?:your|hearing)[^?]{0,60}|have a (?:great|good|nice|blessed|wonderful)"
-    r"[^?]{0,30}|(?:best|warm|kind)(?:est)? (?:regards|wishes)[^?]{0,40}|god bless[^?]{0,30}|"
+    r"^(?:(?:thanks?|thank you)\b[^?]{0,60}|i look forward to (?:your|hearing)[^?]{0,60}|"
+    r"have a (?:great|good|nice|blessed|wonderful)[^?]{0,30}|(?:best|warm|kind)(?:est)? (?:regards|wishes)[^?]{0,40}|"
+    r"god bless[^?]{0,30}|"
     r"(?:hi|hello|hey|greetings|good (?:morning|afternoon|evening|day))(?: there| all| everyone)?|"
     r"(?:please )?let me know what you (?:plan|intend|are going|will)[^?]{0,30}|"
     r"i (?:would|will) appreciate (?:a|your) (?:response|reply)[^?]{0,40})[\s,.!]*$",
@@ -262,6 +263,25 @@ def distinctive_share(text: str, ev: Evidence, template: Template, common: froze
     return explain(text, " ".join(own)).score
 
 
+# Found by meaning alone, a near miss is listed only when it is mostly the template (a spun copy), in at
+# least this many sentences: letters on the same topic in their own words are close in meaning too.
+MEANING_ONLY_PAIRS = 2
+MEANING_ONLY_LETTER = 0.5
+
+
+def worth_a_look(text: str, ev: Evidence, template: Template, common: frozenset[str] = frozenset(),
+                 *, least: float = UNCERTAIN_FROM) -> bool:
+    """Whether a person should decide if the letter belongs to the campaign: joins or nearly joins by
+    batching.evidence.explain, holds at least ``least`` of the template's own words (distinctive_share),
+    and, when only the semantic stage paired its sentences, is mostly the template."""
+    if ev.band == APART or not ev.pairs:
+        return False
+    if all(p.how == "semantic" for p in ev.pairs) and (len(ev.pairs) < MEANING_ONLY_PAIRS
+                                                        or ev.letter_coverage < MEANING_ONLY_LETTER):
+        return False
+    return distinctive_share(text, ev, template, common) >= least
+
+
 # --- a title and a stance from the template ----------------------------------------------------------
 
 GENERIC_SUBJECTS = frozenset((
@@ -303,7 +323,8 @@ def clean_subject(subject: str) -> str:
 _LEAD_IN = re.compile(
     r"^(?:(?:i am|i'm) writing (?:to you )?(?:about|regarding|because|to ask about|to say that)\s+|"
     r"(?:please )?(?:explain|tell me|let me know)\s+|i (?:would like|want|need) to know\s+|"
-    r"i (?:have|had) a question(?: and a concern)?(?: about)?[:.]?(?:\s+|$)|i am (?:worried|concerned) (?:about|that)\s+|"
+    r"i (?:have|had) a question(?: and a concern)?(?: about)?[:.]?(?:\s+|$)|"
+    r"i am (?:worried|concerned) (?:about|that)\s+|"
     r"i (?:think|believe|feel) (?:that )?)", re.IGNORECASE)
 
 

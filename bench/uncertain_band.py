@@ -10,10 +10,10 @@ is not in that batch. Counted per kind:
 
 - ``missed``: campaign letters not in their campaign's batch; ``join`` / ``uncertain`` / ``apart``:
   their band by explain alone (what the page listed before the proposals were tightened, "uncertain" only);
-- ``proposed``: those the production rule lists (batching.batches.worth_proposing: band join or
-  uncertain, and the aligned sentences hold at least UNCERTAIN_FROM of the template's own words, not
-  sentences three or more templates share), and ``listed``: of those, the ones within PROPOSE_CAP per
-  batch (closest first);
+- ``proposed``: those the production rule lists (batching.templates.worth_a_look: band join or
+  uncertain, the aligned sentences hold at least UNCERTAIN_FROM of the template's own words, not
+  sentences three or more templates share, and a match by meaning alone is mostly the template), and
+  ``listed``: of those, the ones within PROPOSE_CAP per batch (closest first);
 - ``organic_uncertain_before`` / ``organic_proposed``: unbatched organic letters (no label) in the
   uncertain band of some batch's template, before, and listed by the production rule, after.
 
@@ -33,8 +33,8 @@ sys.path.insert(0, str(ROOT))
 
 from batching.batches import PROPOSE_CAP  # noqa: E402
 from batching.cluster import cluster_texts  # noqa: E402
-from batching.evidence import APART, UNCERTAIN, UNCERTAIN_FROM, explain  # noqa: E402
-from batching.templates import Template, boilerplate, build_template, distinctive_share  # noqa: E402
+from batching.evidence import UNCERTAIN, UNCERTAIN_FROM, explain  # noqa: E402
+from batching.templates import Template, boilerplate, build_template, worth_a_look  # noqa: E402
 
 KINDS = ["slogans", "spun", "rewrites", "talking_points", "pairs", "personalised", "organic"]
 
@@ -42,9 +42,7 @@ KINDS = ["slogans", "spun", "rewrites", "talking_points", "pairs", "personalised
 def _proposed(text: str, template: Template, common: frozenset[str]) -> tuple[str, float | None]:
     """(band, the score it would be listed with or None): the rule batching.batches.worth_proposing applies."""
     ev = explain(text, template.text)
-    if ev.band == APART or distinctive_share(text, ev, template, common) < UNCERTAIN_FROM:
-        return ev.band, None
-    return ev.band, ev.score
+    return ev.band, ev.score if worth_a_look(text, ev, template, common) else None
 
 
 def measure(kind: str) -> dict[str, object]:
