@@ -185,6 +185,7 @@ _FIRST_PERSON = re.compile(r"\b(?:i|my|me|we|our|us|i'm|i've|i'd|we're|we've)\b"
 _EXPERIENCE = re.compile(
     r"\b(?:(?:i|we|he|she|they|my \w+|our \w+)\s+(?:(?:have|had|has|just|never|recently|finally|also|"
     r"once|then)\s+)?\w{3,}ed|was|were|had|got|lost|went|came|took|spent|paid|saw|became|ago|since|years?|months?|"
+    r"grew|grown|born|raised|lived|worked|served|moved|retired|fought|bought|built|married|taught|died|"
     r"(?:my|our) (?:son|daughter|wife|husband|mother|father|mom|dad|family|kids?|children|parents?|grand\w+|"
     r"neighbou?r\w*|farm|business|job|home|house|town|well|school|clinic|doctor|store|shop|land|water|bills?))\b",
     re.IGNORECASE)

@@ -45,6 +45,7 @@ def test_a_sign_off_is_never_an_addition(sign_off):
 ADDED = {
     "My mother is 80 years old and relies on SNAP to stretch her fixed income.": "story",
     "We moved here when the plant closed and the food bank kept us going.": "story",
+    "I grew up here, raised three kids here, and I want them to be able to stay here.": "story",
     "How is it that the richest nation in the world cannot feed its poorest children?": "question",
     "Please withdraw this rule and keep the current allowances.": "request",
     "I strongly oppose the proposed rule.": "comment",
