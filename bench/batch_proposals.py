@@ -49,14 +49,11 @@ def main() -> None:
     ap.add_argument("--after", required=True)
     ap.add_argument("--out", type=Path)
     args = ap.parse_args()
-    result = {"command": " ".join(["python", "bench/batch_proposals.py", *sys.argv[1:]])}
-    if args.before:
-        result["before"] = count(args.before)
-    result["after"] = count(args.after)
-    for side in ("before", "after"):
-        if side in result:
-            summary = {k: v for k, v in result[side].items() if k != "per_batch"}  # type: ignore[union-attr]
-            print(side, json.dumps(summary))
+    sides = {"before": count(args.before)} if args.before else {}
+    sides["after"] = count(args.after)
+    for side, counted in sides.items():
+        print(side, json.dumps({k: v for k, v in counted.items() if k != "per_batch"}))
+    result: dict[str, object] = {"command": " ".join(["python", "bench/batch_proposals.py", *sys.argv[1:]]), **sides}
     if args.out:
         args.out.write_text(json.dumps(result, indent=2) + "\n")
 
