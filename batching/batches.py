@@ -22,17 +22,20 @@ from sqlalchemy import bindparam, func, select, update
 from sqlalchemy.orm import Session
 
 from batching.cluster import NOT_A_BATCH, ClusterSettings, cluster_texts, overlap_score, shingles, signed
+from batching.evidence import explain
 from batching.normalise import normalise, sentences
 from batching.source import Member, detect_source
 from batching.templates import (
     Template,
     addition_kinds,
+    boilerplate,
     build_template,
     clean_subject,
     personal_additions,
     similarity,
     template_stance,
     title_phrases,
+    worth_a_look,
 )
 from correspondence.errors import DomainError, NotFound, ValidationFailed
 from correspondence.models import (
@@ -62,9 +65,11 @@ MAX_LOOKUP = 4000
 LIVE = (BatchStatus.OPEN, BatchStatus.LETTER_PENDING, BatchStatus.ANSWERED, BatchStatus.NOT_CAMPAIGN)
 # Open batches: titles are unique among these.
 TITLED = (BatchStatus.OPEN, BatchStatus.LETTER_PENDING, BatchStatus.ANSWERED)
-# A letter scoring at least this (and below the join threshold) against a batch is listed on the batch
-# page as "possibly part of this campaign" for a person to add or reject.
+# A letter scoring at least this (and below the join threshold) against a batch is a near miss: listed on
+# the batch page as "possibly part of this campaign" when worth_proposing agrees, for a person to decide.
 PROPOSE_OVERLAP = 0.3
+# At most this many open proposals per batch: the closest are listed, a closer one takes the farthest's place.
+PROPOSE_CAP = 20
 
 
 def template_of(batch: Batch) -> Template:
@@ -282,7 +287,11 @@ def _title(session: Session, members: Sequence[Message], template: Template) -> 
     for title in candidates:
         if title.casefold() not in taken:
             return title[:300]
-    base = (candidates[0] if candidates else template.text[:80].rsplit(" ", 1)[0]) or "Untitled batch"
+    # No phrase of its own (a template of courtesies only): say so rather than title it "Thank you".
+    shared = template.text[:80].rsplit(" ", 1)[0] if len(template.text) > 80 else template.text
+    base = candidates[0] if candidates else f"Letters sharing only “{shared}”" if shared else "Untitled batch"
+    if base.casefold() not in taken:
+        return base[:300]
     for n in range(2, 1000):  # every phrase already names an open batch: number this one
         title = f"{base[:290]} ({n})"
         if title.casefold() not in taken:
@@ -361,32 +370,80 @@ def _near_miss(scored: Iterable[tuple[int, float]], cfg: ClusterSettings) -> tup
     return None
 
 
+def common_sentences(session: Session) -> frozenset[str]:
+    """Sentences several open batches' templates share (stock openings and closings): holding them is
+    no reason to propose a letter (batching.templates.boilerplate)."""
+    return boilerplate(list(session.scalars(select(Batch.template_text).where(Batch.status.in_(TITLED)))))
+
+
+def worth_proposing(text: str, batch: Batch, common: frozenset[str]) -> tuple[float, str] | None:
+    """(score, stage) when a person should decide whether the letter belongs to the batch, else None.
+
+    The letter must be in the uncertain band (or above it by sentence alignment, which the word 3-gram
+    join missed) by batching.evidence.explain, and its aligned sentences must hold at least
+    ``UNCERTAIN_FROM`` of the template's own words: a letter sharing only a stock opening, a closing
+    or a thank-you with a template is not listed, nor one close in meaning only (same topic, own words)
+    unless it is mostly the template (batching.templates.worth_a_look).
+    """
+    ev = explain(text, batch.template_text or "", key=batch.id)
+    return (ev.score, ev.stage) if worth_a_look(text, ev, template_of(batch), common) else None
+
+
+def _open_scores(session: Session, batch_id: int) -> list[tuple[float, int]]:
+    """The batch's listed proposals (open, letter still outside every batch) as (score, message id), lowest first."""
+    return sorted((score, message_id) for message_id, score in session.execute(
+        select(BatchProposal.message_id, BatchProposal.score).join(Message, Message.id == BatchProposal.message_id)
+        .where(BatchProposal.batch_id == batch_id, BatchProposal.status == ProposalStatus.OPEN,
+               Message.batch_id.is_(None))))
+
+
+def _list(session: Session, batch_id: int, message_id: int, score: float, stage: str,
+          listed: list[tuple[float, int]]) -> BatchProposal | None:
+    """Add the proposal unless the batch already lists ``PROPOSE_CAP`` closer ones; past the cap the
+    farthest open proposal (never decided) makes room. ``listed`` (from _open_scores) is kept up to date."""
+    if len(listed) >= PROPOSE_CAP:
+        if score <= listed[0][0]:
+            return None
+        _low, dropped = listed.pop(0)
+        row = session.get(BatchProposal, (batch_id, dropped))
+        if row is not None and row.status == ProposalStatus.OPEN:
+            session.delete(row)
+    proposal = BatchProposal(batch_id=batch_id, message_id=message_id, score=round(score, 4), stage=stage[:20],
+                             status=ProposalStatus.OPEN)
+    session.add(proposal)
+    listed.append((score, message_id))
+    listed.sort()
+    return proposal
+
+
 def propose(session: Session, message: Message, scored: Iterable[tuple[int, float]], cfg: ClusterSettings = CFG,
             *, stage: str = "words") -> BatchProposal | None:
-    """List the letter on the batch it nearly matches (best score in the band below the join threshold).
+    """List the letter on the batch it nearly matches (best score in the band below the join threshold),
+    when worth_proposing says a person should decide; at most ``PROPOSE_CAP`` per batch, closest first.
 
-    A pair is proposed once, ever: a pair a person rejected (or added) keeps its row and is not listed again.
+    A pair is proposed once: a pair a person rejected (or added) keeps its row and is not listed again.
     """
     near = _near_miss(scored, cfg)
     if near is None or message.id is None:
         return None
-    batch_id, score = near
-    batch = session.get(Batch, batch_id)
+    batch = session.get(Batch, near[0])
     if batch is None or _live(session, batch).status not in TITLED:
         return None
     batch = _live(session, batch)
     if session.get(BatchProposal, (batch.id, message.id)) is not None:
         return None
-    proposal = BatchProposal(batch_id=batch.id, message_id=message.id, score=round(score, 4), stage=stage,
-                             status=ProposalStatus.OPEN)
-    session.add(proposal)
-    return proposal
+    found = worth_proposing(message.body_text or "", batch, common_sentences(session))
+    if found is None:
+        return None
+    return _list(session, batch.id, message.id, found[0], found[1] or stage, _open_scores(session, batch.id))
 
 
 def propose_pool(session: Session, rows: Sequence[tuple[int, str | None]], batches: Sequence[Batch],
                  cfg: ClusterSettings = CFG) -> int:
-    """Propose pool letters that nearly match any of these batches (scored in memory, one pass)."""
-    templates = {b.id: template_of(b) for b in batches if b.template_text}
+    """Propose pool letters that nearly match any of these batches (word 3-grams in memory, one pass, then
+    worth_proposing on the near misses), at most ``PROPOSE_CAP`` per batch, the closest first."""
+    by_id = {b.id: b for b in batches if b.template_text}
+    templates = {b_id: template_of(b) for b_id, b in by_id.items()}
     index: dict[int, list[int]] = {}
     for batch_id, template in templates.items():
         for h in template.shingles:
@@ -395,7 +452,8 @@ def propose_pool(session: Session, rows: Sequence[tuple[int, str | None]], batch
         return 0
     known = {(b, m) for b, m in session.execute(select(BatchProposal.batch_id, BatchProposal.message_id).where(
         BatchProposal.batch_id.in_(list(templates))))}
-    made = 0
+    common = common_sentences(session)
+    found: dict[int, list[tuple[float, int, str]]] = {}
     for message_id, text in rows:
         s = shingles(normalise(text or ""), cfg.shingle_words)
         if len(s) < cfg.min_shingles:
@@ -408,9 +466,14 @@ def propose_pool(session: Session, rows: Sequence[tuple[int, str | None]], batch
         near = _near_miss(scored, cfg)
         if near is None or (near[0], message_id) in known:
             continue
-        session.add(BatchProposal(batch_id=near[0], message_id=message_id, score=round(near[1], 4), stage="words",
-                                  status=ProposalStatus.OPEN))
-        made += 1
+        worth = worth_proposing(text or "", by_id[near[0]], common)
+        if worth is not None:
+            found.setdefault(near[0], []).append((worth[0], message_id, worth[1]))
+    made = 0
+    for batch_id, items in found.items():
+        listed = _open_scores(session, batch_id)
+        for score, message_id, stage in sorted(items, key=lambda item: (-item[0], item[1])):
+            made += _list(session, batch_id, message_id, score, stage, listed) is not None
     session.flush()
     return made
 

@@ -1,4 +1,6 @@
-"""`mailroom batch eval`: cluster a CSV/JSONL file with the production code and report quality."""
+"""`mailroom batch eval`: cluster a CSV/JSONL file with the production code and report quality; with
+``--kind``, the per-kind evaluation sets in bench/eval (bench/eval_sets.py makes them, bench/README.md
+says how each is labelled). No database either way."""
 
 from __future__ import annotations
 
@@ -7,6 +9,8 @@ import json
 import resource
 import sys
 import time
+from collections import Counter
+from collections.abc import Sequence
 from pathlib import Path
 
 from batching.cluster import ClusterSettings, cluster_texts
@@ -46,8 +50,45 @@ def _keep(row: dict) -> dict:
     return {k: row[k] for k in ("text", "label", "id") if k in row} or row
 
 
+# The per-kind evaluation sets shipped with the source (bench/eval/<kind>.jsonl).
+EVAL_SETS = Path(__file__).resolve().parent.parent / "bench" / "eval"
+
+
+def eval_kinds(sets: Path = EVAL_SETS) -> list[str]:
+    """The kinds there are sets for, sorted."""
+    return sorted(p.stem for p in sets.glob("*.jsonl"))
+
+
+def evaluate_kinds(kinds: Sequence[str] = (), sets: Path = EVAL_SETS,
+                   settings: ClusterSettings | None = None) -> dict[str, dict]:
+    """Pairwise precision, recall and F1 per kind (all kinds when none are given), plus how many letters
+    were batched and, for the organic set, where nothing belongs together, ``false_pairs``: pairs of
+    letters put in one batch (it must be 0)."""
+    known = eval_kinds(sets)
+    unknown = [k for k in kinds if k not in known]
+    if unknown:
+        raise ValueError(f"no evaluation set for {', '.join(unknown)} in {sets} (there are: {', '.join(known)})")
+    results = {}
+    for kind in kinds or known:
+        result, labels = _evaluate(read_rows(sets / f"{kind}.jsonl"), settings)
+        sizes = Counter(b for b in labels if b >= 0)
+        result["batched_letters"] = sum(sizes.values())
+        result["false_pairs"] = sum(n * (n - 1) // 2 for n in sizes.values()) if kind == "organic" else None
+        results[kind] = result
+    return results
+
+
 def evaluate_file(path: Path, out: Path | None = None, settings: ClusterSettings | None = None) -> dict:
     rows = read_rows(path)
+    result, labels = _evaluate(rows, settings)
+    if out is not None:
+        with out.open("w") as fh:
+            for i, (row, batch) in enumerate(zip(rows, labels, strict=True)):
+                fh.write(json.dumps({"id": row.get("id", i), "batch": batch if batch >= 0 else None}) + "\n")
+    return result
+
+
+def _evaluate(rows: list[dict], settings: ClusterSettings | None) -> tuple[dict, list[int]]:
     texts = [str(r.get("text") or "") for r in rows]
     has_labels = any("label" in r for r in rows)
     t0 = time.perf_counter()
@@ -59,8 +100,4 @@ def evaluate_file(path: Path, out: Path | None = None, settings: ClusterSettings
     if has_labels:
         labels = [str(r["label"]).strip() if r.get("label") not in (None, "") else None for r in rows]
         result.update(pairwise_scores(labels, clustering.labels))
-    if out is not None:
-        with out.open("w") as fh:
-            for i, (row, batch) in enumerate(zip(rows, clustering.labels, strict=True)):
-                fh.write(json.dumps({"id": row.get("id", i), "batch": batch if batch >= 0 else None}) + "\n")
-    return result
+    return result, list(clustering.labels)

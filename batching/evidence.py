@@ -10,6 +10,10 @@ database: give it the letter's text and the campaign's template text (``Batch.te
     ev.stage       -> "exact" | "shingles" | "sentences" | "semantic" | "none": the first stage that matched
     ev.pairs       -> (SentencePair(letter=..., template=..., similarity=..., how=...), ...)
 
+The batch page adds the letter's sentences marked for display
+(``batching.templates.evidence_from_pairs(text, ev, template, pinned=...)`` fills ``pieces``,
+``held``, ``of`` and ``pinned``): this is the one Evidence type, offline, online and on the page.
+
     candidates(letter_text, {batch.id: batch.template_text, ...}) -> [Evidence, ...] best first,
     only those in the "join" or "uncertain" band (``bands=`` to choose).
 
@@ -47,6 +51,15 @@ UNCERTAIN_FROM = 0.4
 
 
 @dataclass(frozen=True)
+class Piece:
+    """One sentence of a letter as the batch page shows it."""
+
+    text: str
+    kind: str  # "shared" (a template sentence), "edited" (a light edit of one), "meaning" (the same in other
+    # words: the semantic stage), "added" (their own words), "other" (greetings, thanks, too short)
+
+
+@dataclass(frozen=True)
 class Evidence:
     key: int  # the batch id (or the cluster number offline) this evidence is about
     score: float  # 0..1: share of the template the letter holds, by the stage that matched
@@ -55,6 +68,11 @@ class Evidence:
     template_coverage: float  # share of the template's words found in aligned sentences
     letter_coverage: float  # share of the letter's words that are aligned template sentences
     pairs: tuple[SentencePair, ...] = ()
+    # Filled for display by batching.templates.evidence_from_pairs:
+    pieces: tuple[Piece, ...] = ()  # the letter's sentences, marked
+    held: int = 0  # template sentences the letter holds (as written, lightly edited or in other words)
+    of: int = 0  # template sentences
+    pinned: bool = False  # placed by a person (added from the proposals, or split out)
 
 
 def explain(text: str, template_text: str, *, key: int = 0, cfg: ClusterSettings | None = None,

@@ -7,7 +7,7 @@ from dataclasses import dataclass
 from datetime import timedelta
 
 from sqlalchemy import func, select
-from sqlalchemy.orm import Session
+from sqlalchemy.orm import Session, aliased
 
 from correspondence.models import (
     Batch,
@@ -141,9 +141,17 @@ def addition_counts(session: Session, batch_id: int) -> dict[str, int]:
 
 
 def proposals(session: Session, batch_id: int, limit: int = 20) -> tuple[int, list[tuple[BatchProposal, Message]]]:
-    """Letters that nearly match the batch and are still outside every batch: how many, and the best first."""
+    """Letters that nearly match the batch and are still outside every batch: how many, and the best first.
+
+    A letter also proposed for another open batch, more closely, is listed there only."""
+    closer = aliased(BatchProposal)
+    elsewhere = (select(closer.message_id).join(Batch, Batch.id == closer.batch_id)
+                 .where(closer.message_id == BatchProposal.message_id, closer.batch_id != BatchProposal.batch_id,
+                        closer.status == ProposalStatus.OPEN, closer.score > BatchProposal.score,
+                        Batch.status.in_(LISTED)))
     where = (BatchProposal.batch_id == batch_id, BatchProposal.status == ProposalStatus.OPEN,
-             Message.batch_id.is_(None), Message.status.not_in([MessageStatus.QUARANTINED, MessageStatus.ARCHIVED]))
+             Message.batch_id.is_(None), Message.status.not_in([MessageStatus.QUARANTINED, MessageStatus.ARCHIVED]),
+             ~elsewhere.exists())
     total = session.scalar(select(func.count()).select_from(BatchProposal)
                            .join(Message, Message.id == BatchProposal.message_id).where(*where)) or 0
     rows = session.execute(select(BatchProposal, Message).join(Message, Message.id == BatchProposal.message_id)

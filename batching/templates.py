@@ -13,11 +13,12 @@ import re
 import statistics
 from collections import Counter, defaultdict
 from collections.abc import Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 
 from rapidfuzz import fuzz, process
 
 from batching.cluster import ClusterSettings, overlap_score, shingles
+from batching.evidence import APART, UNCERTAIN_FROM, Evidence, Piece, explain
 from batching.normalise import (
     _GREETING,
     _NON_WORD,
@@ -118,11 +119,23 @@ _PHONE_LINE = re.compile(r"^(?:(?:phone|tel|cell|mobile|ph)\.?:?\s*)?\+?1?[\s.-]
                          re.IGNORECASE)
 _EMAIL_LINE = re.compile(r"^(?:e-?mail:?\s*)?[\w.+-]{1,64}@[\w-]{1,63}(?:\.[\w-]{1,63})+$", re.IGNORECASE)
 _DEVICE_LINE = re.compile(r"^sent from my \w+", re.IGNORECASE)
+# "Jane Doe, Springfield, IL 62704": name, town and state on one line.
+_NAME_TOWN_LINE = re.compile(r"^[A-Z][\w'’.-]*(?:\s+[A-Z][\w'’.-]*){0,3},\s*[A-Z][\w'’. -]{1,40},\s*"
+                             r"(?:[A-Z]{2}|[A-Z][a-z]+(?: [A-Z][a-z]+)?)\.?(?:\s+\d{5}(?:-\d{4})?)?$")
+# "A concerned citizen and voter", "Your constituent in Marion": who the sender is, under their name.
+_SELF_LINE = re.compile(
+    r"^(?:an?|your|one|just an?)?\s*(?:(?:very |deeply )?(?:concerned|proud|longtime|lifelong|long-time|"
+    r"registered|fellow|loyal|retired|angry|worried|frustrated|tax-paying)\s+)*(?:citizen|constituent|voter|resident|taxpayer|mother|"
+    r"father|parent|grandparent|grandmother|grandfather|veteran|american|member)s?(?:\s+(?:and|&)\s+(?:an?\s+)?"
+    r"(?:\w+\s+)?\w+)?(?:\s+(?:of|in|from)\s+[A-Z][\w .'’-]{1,40})?[.!]?$", re.IGNORECASE)
 # Courtesies: nothing a staffer must read ("Thank you for your time and service!", "Hi there!").
 _COURTESY = re.compile(
-    r"^(?:(?:thanks?|thank you)\b[^?]{0,60}|i look forward to (?:your|hearing)[^?]{0,60}|have a (?:great|good|nice)"
-    r"[^?]{0,30}|(?:best|warm|kind)(?:est)? (?:regards|wishes)[^?]{0,40}|god bless[^?]{0,30}|"
-    r"(?:hi|hello|hey|greetings|good (?:morning|afternoon|evening|day))(?: there| all| everyone)?)[\s,.!]*$",
+    r"^(?:(?:thanks?|thank you)\b[^?]{0,60}|i look forward to (?:your|hearing)[^?]{0,60}|"
+    r"have a (?:great|good|nice|blessed|wonderful)[^?]{0,30}|(?:best|warm|kind)(?:est)? (?:regards|wishes)[^?]{0,40}|"
+    r"god bless[^?]{0,30}|"
+    r"(?:hi|hello|hey|greetings|good (?:morning|afternoon|evening|day))(?: there| all| everyone)?|"
+    r"(?:please )?let me know what you (?:plan|intend|are going|will)[^?]{0,30}|"
+    r"i (?:would|will) appreciate (?:a|your) (?:response|reply)[^?]{0,40})[\s,.!]*$",
     re.IGNORECASE)
 _SIGNED = re.compile(r"^(?:sincerely|respectfully|regards|best|thanks|thank you|cheers|yours)\b[^.?!]{0,20},?\s*"
                      r"[A-Z][\w'’.-]*(?:\s+[A-Z][\w'’.-]*){0,3}\.?$", re.IGNORECASE)
@@ -135,7 +148,7 @@ def _signature_line(line: str) -> bool:
         return False
     return bool(_NAME_LINE.match(line) or _STREET_LINE.match(line) or _CITY_LINE.match(line)
                 or _ZIP_LINE.match(line) or _PHONE_LINE.match(line) or _EMAIL_LINE.match(line)
-                or _DEVICE_LINE.match(line))
+                or _DEVICE_LINE.match(line) or _NAME_TOWN_LINE.match(line) or _SELF_LINE.match(line))
 
 
 def body_sentences(text: str) -> list[str]:
@@ -167,8 +180,12 @@ _REQUEST = re.compile(r"\b(?:please|i (?:urge|ask|request|implore|beg|call on|de
 _FIRST_PERSON = re.compile(r"\b(?:i|my|me|we|our|us|i'm|i've|i'd|we're|we've)\b", re.IGNORECASE)
 # ... telling what happened to them or theirs (not "I vote in every election"): a past event, a span of
 # time, or someone or something of their own.
+# A regular past tense counts only after its subject ("we moved", "my son enlisted"), so that "I oppose the
+# proposed rule" is not a story.
 _EXPERIENCE = re.compile(
-    r"\b(?:\w{3,}ed|was|were|had|got|lost|went|came|took|spent|paid|saw|became|ago|since|years?|months?|"
+    r"\b(?:(?:i|we|he|she|they|my \w+|our \w+)\s+(?:(?:have|had|has|just|never|recently|finally|also|"
+    r"once|then)\s+)?\w{3,}ed|was|were|had|got|lost|went|came|took|spent|paid|saw|became|ago|since|years?|months?|"
+    r"grew|grown|born|raised|lived|worked|served|moved|retired|fought|bought|built|married|taught|died|"
     r"(?:my|our) (?:son|daughter|wife|husband|mother|father|mom|dad|family|kids?|children|parents?|grand\w+|"
     r"neighbou?r\w*|farm|business|job|home|house|town|well|school|clinic|doctor|store|shop|land|water|bills?))\b",
     re.IGNORECASE)
@@ -193,70 +210,77 @@ def addition_kinds(additions: Sequence[str]) -> str | None:
 
 # --- why a member is in its batch --------------------------------------------------------------------
 
-@dataclass(frozen=True)
-class Piece:
-    text: str
-    kind: str  # "shared" (a template sentence), "edited" (a light edit of one), "meaning" (the same in other
-    # words: the semantic stage), "added" (their own words), "other" (greetings, thanks, too short)
-
-
-@dataclass(frozen=True)
-class Evidence:
-    pieces: tuple[Piece, ...]
-    similarity: float | None
-    stage: str  # how it matched: "words" (shared phrases), "sentences" (aligned sentences), "meaning"
-    # (the semantic stage), "person" (placed by a staffer)
-    held: int  # template sentences the letter holds (as written or lightly edited)
-    of: int  # template sentences
-
-
-def evidence(text: str, template: Template, *, similarity: float | None, pinned: bool) -> Evidence:
-    """The letter's sentences marked shared / edited / added, for the batch page to highlight."""
-    known = set(template.keys)
-    pieces, held = [], set()
-    for sentence in body_sentences(text):
-        key = sentence_key(sentence)
-        if key and key in known:
-            pieces.append(Piece(sentence, "shared"))
-            held.add(key)
-            continue
-        match = (process.extractOne(key, template.keys, scorer=fuzz.ratio, score_cutoff=EDIT_SIMILARITY)
-                 if key and template.keys else None)
-        if match is not None:
-            pieces.append(Piece(sentence, "edited"))
-            held.add(match[0])
-        elif key and len(key.split()) >= 3 and not is_courtesy(sentence):
-            pieces.append(Piece(sentence, "added"))
-        else:
-            pieces.append(Piece(sentence, "other"))
-    return Evidence(tuple(pieces), similarity, "person" if pinned else "words", len(held), len(template.keys))
-
-
-# How a sentence pair was matched (batching.evidence.SentencePair.how) -> how the page marks the sentence.
+# How a sentence pair was matched (batching.align.SentencePair.how) -> how the page marks the sentence.
 _PAIR_KINDS = {"exact": "shared", "edit": "edited", "semantic": "meaning"}
-# A matcher's stage (batching.evidence.Evidence.stage) -> the words the page uses for it.
-_STAGES = {"exact": "words", "shingles": "words", "sentences": "sentences", "semantic": "meaning"}
 
 
-def evidence_from_pairs(text: str, pairs: Sequence[tuple[str, str]], template: Template, *,
-                        similarity: float | None, stage: str, pinned: bool) -> Evidence:
-    """Evidence from a sentence aligner's pairs: (the letter's sentence, how it matched: exact / edit / semantic).
+def evidence_from_pairs(text: str, ev: Evidence, template: Template, *, pinned: bool = False) -> Evidence:
+    """The letter's sentences marked for the batch page from batching.evidence.explain's sentence pairs:
+    shared (a template sentence as written), edited (a light edit of one), meaning (one in other words),
+    added (their own words) or other (greetings, thanks, the sender's name and address).
 
-    The switch to the semantic stage's explanation (batching.evidence.explain) is
-    ``evidence_from_pairs(text, [(p.letter, p.how) for p in ev.pairs], template, stage=ev.stage, ...)``.
+        evidence_from_pairs(text, explain(text, batch.template_text, key=batch.id), template_of(batch))
     """
-    how = {sentence_key(letter): kind for letter, kind in pairs}
+    how = {sentence_key(p.letter): p.how for p in ev.pairs}
     pieces = []
     for sentence in body_sentences(text):
         key = sentence_key(sentence)
-        if key in how:
+        if key and key in how:
             pieces.append(Piece(sentence, _PAIR_KINDS.get(how[key], "edited")))
         elif len(key.split()) >= 3 and not is_courtesy(sentence):
             pieces.append(Piece(sentence, "added"))
         else:
             pieces.append(Piece(sentence, "other"))
-    return Evidence(tuple(pieces), similarity, "person" if pinned else _STAGES.get(stage, "words"),
-                    min(len(how), len(template.keys)), len(template.keys))
+    held = len({sentence_key(p.template) for p in ev.pairs})
+    return replace(ev, pieces=tuple(pieces), held=min(held, len(template.keys)), of=len(template.keys),
+                   pinned=pinned)
+
+
+# --- is a near miss worth a person's time ------------------------------------------------------------
+
+def boilerplate(template_texts: Sequence[str], *, min_templates: int = 3) -> frozenset[str]:
+    """Sentences (normalised) that three or more campaigns' templates share, such as a web form's stock
+    opening ("I am writing about something that has been on my mind") or closing: holding one says
+    nothing about which campaign a letter belongs to. Templates counted are different campaigns: those
+    whose other sentences are the same (one campaign split into several batches) count once."""
+    rests: dict[str, set[frozenset[str]]] = defaultdict(set)
+    for text in template_texts:
+        keys = frozenset(k for k in (normalise(s) for s in sentences(text or "")) if k)
+        for key in keys:
+            rests[key].add(keys - {key})
+    return frozenset(k for k, others in rests.items() if len(others) >= min_templates)
+
+
+def distinctive_share(text: str, ev: Evidence, template: Template, common: frozenset[str] = frozenset()) -> float:
+    """How much of the template's own words (not its courtesies, not sentences other campaigns' templates
+    share) the letter holds: ``ev.score`` (batching.evidence.explain of the letter against the template)
+    when the template has none of those, else explain's score against the template without them."""
+    parts = [s for s in sentences(template.text) if normalise(s)]
+    own = [s for s in parts if normalise(s) not in common and not is_courtesy(s)]
+    if len(own) == len(parts):
+        return ev.score
+    if not own:
+        return 0.0
+    return explain(text, " ".join(own)).score
+
+
+# Found by meaning alone, a near miss is listed only when it is mostly the template (a spun copy), in at
+# least this many sentences: letters on the same topic in their own words are close in meaning too.
+MEANING_ONLY_PAIRS = 2
+MEANING_ONLY_LETTER = 0.5
+
+
+def worth_a_look(text: str, ev: Evidence, template: Template, common: frozenset[str] = frozenset(),
+                 *, least: float = UNCERTAIN_FROM) -> bool:
+    """Whether a person should decide if the letter belongs to the campaign: joins or nearly joins by
+    batching.evidence.explain, holds at least ``least`` of the template's own words (distinctive_share),
+    and, when only the semantic stage paired its sentences, is mostly the template."""
+    if ev.band == APART or not ev.pairs:
+        return False
+    if all(p.how == "semantic" for p in ev.pairs) and (len(ev.pairs) < MEANING_ONLY_PAIRS
+                                                        or ev.letter_coverage < MEANING_ONLY_LETTER):
+        return False
+    return distinctive_share(text, ev, template, common) >= least
 
 
 # --- a title and a stance from the template ----------------------------------------------------------
@@ -280,12 +304,44 @@ _CAPITALISED_RUN = re.compile(r"\b(?:[A-Z][\w'’.-]*|\d[\w.-]*)(?:\s+(?:(?:of|t
 _WORD = re.compile(r"[a-z0-9]+")
 
 
+# "Concern from Columbus", "A question about my district": who wrote or that they wrote, not about what.
+_GENERIC_SUBJECT = re.compile(r"^(?:an? |my |our )?(?:concerns?|questions?|comments?|messages?|letters?|notes?|"
+                              r"requests?|issues?|feedback|thoughts)(?: (?:from|for|about|regarding|re)\b.*)?$",
+                              re.IGNORECASE)
+
+
 def clean_subject(subject: str) -> str:
-    """A subject as a title: no Re:/Fwd:, no shouting, no generic words ("Question")."""
+    """A subject as a title: no Re:/Fwd:, no shouting, no generic words ("Question", "Concern from Columbus"),
+    no single word (a web form's topic menu: "Taxation", "Health" names a subject area, not a campaign)."""
     s = _SUBJECT_PREFIX.sub("", subject or "").strip().strip(" -:")
     if s.isupper():
         s = s.capitalize()
-    return "" if s.casefold() in GENERIC_SUBJECTS or len(s) < 4 else s
+    generic = s.casefold() in GENERIC_SUBJECTS or _GENERIC_SUBJECT.match(s) is not None
+    return "" if generic or len(s) < 4 or len(s.split()) < 2 else s
+
+
+# How letters open a point, which says nothing about the point: "I am writing about", "Please explain".
+_LEAD_IN = re.compile(
+    r"^(?:(?:i am|i'm) writing (?:to you )?(?:about|regarding|because|to ask about|to say that)\s+|"
+    r"(?:please )?(?:explain|tell me|let me know)\s+|i (?:would like|want|need) to know\s+|"
+    r"i (?:have|had) a question(?: and a concern)?(?: about)?[:.]?(?:\s+|$)|"
+    r"i am (?:worried|concerned) (?:about|that)\s+|"
+    r"i (?:think|believe|feel) (?:that )?)", re.IGNORECASE)
+
+
+def sentence_gist(sentence: str) -> str:
+    """A sentence's point as a title: its lead-in dropped ("Please explain how …" -> "How …"), cut at the
+    first comma, semicolon or "and", at most twelve words (longer: eight, without trailing small words)."""
+    text = _LEAD_IN.sub("", sentence.strip())
+    text = re.split(r"[,;:.!?]|\s(?:and|but|because|which|so|while)\s", text)[0]
+    words = text.split()
+    if len(words) > 12:
+        words = words[:8]
+        while words and words[-1].lower() in _STOP:
+            words.pop()
+    if len(words) < 3:
+        return ""
+    return words[0][0].upper() + " ".join(words)[1:]
 
 
 def _content(words: Sequence[str]) -> list[str]:
@@ -294,7 +350,8 @@ def _content(words: Sequence[str]) -> list[str]:
 
 def title_phrases(template_text: str, other_texts: Sequence[str] = (), limit: int = 5) -> list[str]:
     """The template's most distinctive phrases, best first: calls to action and names, scored by how
-    rare their words are among the other open batches' templates."""
+    rare their words are among the other open batches' templates; then, for a template with neither (or
+    to have more to choose from), each sentence's gist ("Property taxes in Columbus have doubled")."""
     documents = [set(_WORD.findall(t.lower())) for t in other_texts]
     df: Counter[str] = Counter(w for d in documents for w in d)
     n = len(documents)
@@ -303,6 +360,7 @@ def title_phrases(template_text: str, other_texts: Sequence[str] = (), limit: in
         return math.log((n + 1) / (df[word] + 1)) + 1
 
     candidates: dict[str, float] = {}
+    gists: dict[str, float] = {}
     for sentence in sentences(template_text):
         sentence = sentence.strip()
         for match in _ACTION.finditer(sentence):
@@ -318,15 +376,19 @@ def title_phrases(template_text: str, other_texts: Sequence[str] = (), limit: in
                 words = words[1:]
             if len(words) >= 2:
                 candidates[" ".join(words).rstrip(".,;:")] = 0.0
-        if not candidates:  # no action, no name: the sentence's first words
-            words = sentence.split()[:8]
-            if len(words) >= 3:
-                candidates[" ".join(words).rstrip(",;:")] = 0.0
-    for phrase in candidates:
-        words = _content(_WORD.findall(phrase.lower()))
-        # Rare words make a phrase distinctive; every word beyond six makes it a worse title.
-        candidates[phrase] = sum(idf(w) for w in words) / (1 + 0.15 * max(0, len(phrase.split()) - 6))
-    return [p for p, _score in sorted(candidates.items(), key=lambda item: (-item[1], len(item[0]), item[0]))][:limit]
+        if not is_courtesy(sentence) and (gist := sentence_gist(sentence)):  # what the sentence is about
+            gists[gist] = 0.0
+
+    def ranked(found: dict[str, float]) -> list[str]:
+        for phrase in found:
+            words = _content(_WORD.findall(phrase.lower()))
+            # Rare words make a phrase distinctive; every word beyond six makes it a worse title.
+            found[phrase] = sum(idf(w) for w in words) / (1 + 0.15 * max(0, len(phrase.split()) - 6))
+        return [p for p, _score in sorted(found.items(), key=lambda item: (-item[1], len(item[0]), item[0]))]
+
+    named = ranked(candidates)
+    seen = {p.casefold() for p in named}
+    return (named + [g for g in ranked(gists) if g.casefold() not in seen])[:limit]
 
 
 _OPPOSE = re.compile(r"\b(?:oppose[sd]?|opposing|opposition to|vote (?:no|against)|reject|defeat|repeal|"

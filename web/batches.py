@@ -5,21 +5,22 @@ from __future__ import annotations
 import logging
 from collections.abc import Callable
 
-from flask import Blueprint, abort, flash, redirect, render_template, request, url_for
+from flask import Blueprint, flash, redirect, render_template, request, url_for
 from flask_login import current_user
 from sqlalchemy import select
 from sqlalchemy.orm import Session
 
 from batching import batches as service
 from batching import queries
-from batching.templates import Evidence, evidence
-from correspondence.models import Batch, BatchStatus, Message, Role, Stance, Topic
+from batching.evidence import Evidence, explain
+from batching.templates import evidence_from_pairs
+from correspondence.models import AuditEvent, Batch, BatchStatus, Message, Role, Stance, Topic
 from correspondence.services.history import history_of
 from correspondence.services.staff import list_staff
 from web import db_session
 from web.access import ALL_STAFF, roles
 from web.forms import ActionForm
-from web.inputs import id_list, id_or_none, optional_enum, parse_id, required_id
+from web.inputs import BadParameter, id_list, id_or_none, optional_enum, parse_id, required_id
 from web.outcome import run_action
 
 log = logging.getLogger(__name__)
@@ -34,8 +35,11 @@ ACTION_NAMES = {"batch.merge": "merge", "batch.split": "split", "batch.remove_me
                 "batch.add_member": "adding a proposed letter", "batch.reject_member": "'not part of it'"}
 # Members per page: each visible member's evidence is computed when the page is drawn.
 PAGE_SIZE = 50
-STAGE_NAMES = {"words": "shared wording", "sentences": "matching sentences", "meaning": "same meaning in other words",
-               "person": "placed by a person"}
+# Which stage matched a letter (batching.evidence.STAGES), in words for office staff.
+STAGE_NAMES = {"exact": "the same letter word for word", "shingles": "shares long runs of the template's wording",
+               "sentences": "its sentences match the template's, some lightly edited",
+               "semantic": "says the template's points in other words",
+               "none": "little of the template's wording (a person or an earlier run placed it)"}
 KIND_LABELS = {"question": "ask a question", "request": "make a request", "story": "tell their own story"}
 
 
@@ -45,7 +49,7 @@ def index():
     session = db_session()
     show = request.args.get("show", "open")
     if show not in SHOWN:
-        abort(400, description=f"show: {show!r} is not one of {', '.join(SHOWN)}")
+        raise BadParameter(f"show: {show[:40]!r} is not one of {', '.join(SHOWN)}")
     items = queries.list_batches(session, SHOWN[show])
     grown = queries.growth(session, [b.id for b in items])
     return render_template("batches.html", batches=items, growth=grown, show=show, form=ActionForm(),
@@ -73,7 +77,7 @@ def view(batch_id: int):
     batch = service.get_batch(session, batch_id)
     kind = request.args.get("kind") or ("any" if request.args.get("added") == "1" else None)
     if kind is not None and kind not in queries.ADDITION_FILTERS:
-        abort(400, description=f"kind: {kind[:40]!r} is not one of {', '.join(queries.ADDITION_FILTERS)}")
+        raise BadParameter(f"kind: {kind[:40]!r} is not one of {', '.join(queries.ADDITION_FILTERS)}")
     after = request.args.get("after", "")
     page = queries.members(session, batch.id, kind=kind, after_id=parse_id(after), limit=PAGE_SIZE)
     proposed_total, proposed = queries.proposals(session, batch.id)
@@ -85,22 +89,48 @@ def view(batch_id: int):
         kind_counts=queries.addition_counts(session, batch.id),
         why=member_evidence(batch, page + [m for _p, m in proposed]),
         proposed=proposed, proposed_total=proposed_total, geo=queries.geography(session, batch.id),
-        undoable=[(e, ACTION_NAMES.get(e.action, e.action)) for e in events], history=history,
+        undoable=undo_names(session, events), history=history,
         others=queries.other_batches(session, batch.id), staff=list_staff(session, active_only=True),
         topics=list(session.scalars(select(Topic).where(Topic.active.is_(True)).order_by(Topic.name))),
         stances=list(Stance), form=ActionForm(), page_size=PAGE_SIZE)
 
 
 def member_evidence(batch: Batch, letters: list[Message]) -> dict[int, Evidence]:
-    """Why each visible letter is (or may be) in the batch: its sentences marked shared / edited / added.
+    """Why each visible letter is (or may be) in the batch: batching.evidence.explain against the template
+    (score, band, the stage that matched, sentence pairs), its sentences marked for the page.
 
-    Computed for the letters on the page only, so a batch of 50,000 opens as fast as one of 50. This is
-    the one place to switch to the semantic stage's explanation (batching.evidence.explain, then
-    batching.templates.evidence_from_pairs) when it is merged.
+    Computed for the letters on the page only, so a batch of 50,000 opens as fast as one of 50.
     """
     template = service.template_of(batch)
-    return {m.id: evidence(m.body_text or "", template, similarity=m.batch_similarity, pinned=m.batch_pinned)
+    return {m.id: evidence_from_pairs(m.body_text or "", explain(m.body_text or "", batch.template_text or "",
+                                                                 key=batch.id), template, pinned=m.batch_pinned)
             for m in letters}
+
+
+# Decisions about one letter: the undo list names the letter ("removing the letter from Ana Ruiz").
+LETTER_ACTIONS = {"batch.remove_member": "removing {}", "batch.add_member": "adding {}",
+                  "batch.reject_member": "'not part of it' for {}"}
+
+
+def undo_names(session: Session, events: list[AuditEvent]) -> list[tuple[AuditEvent, str]]:
+    """Each undoable decision with the words its Undo button uses; one query for the letters named."""
+    ids = {int(e.before["message_id"]) for e in events
+           if e.action in LETTER_ACTIONS and isinstance(e.before, dict) and e.before.get("message_id")}
+    letters = {m.id: m for m in session.scalars(select(Message).where(Message.id.in_(ids)))} if ids else {}
+    named = []
+    for e in events:
+        name = ACTION_NAMES.get(e.action, "a change")
+        if e.action in LETTER_ACTIONS and isinstance(e.before, dict) and e.before.get("message_id"):
+            name = LETTER_ACTIONS[e.action].format(_letter_name(letters.get(int(e.before["message_id"]))))
+        named.append((e, name))
+    return named
+
+
+def _letter_name(letter: Message | None) -> str:
+    if letter is None:
+        return "a letter"
+    who = letter.from_name or letter.from_address
+    return f"the letter from {who}" if who else "a letter without a sender"
 
 
 def _decide(batch_id: int, work: Callable[[Session, int], tuple[str, int]]):

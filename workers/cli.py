@@ -431,15 +431,25 @@ def batch_run() -> None:
 
 
 @batch_group.command("eval", with_appcontext=False)
-@click.argument("file", type=click.Path(exists=True, dir_okay=False))
+@click.argument("file", type=click.Path(exists=True, dir_okay=False), required=False)
 @click.option("--out", type=click.Path(dir_okay=False), help="Write {id, batch} per row as JSONL.")
-def batch_eval(file: str, out: str | None) -> None:
-    """Cluster FILE (CSV or JSONL with text, optional label and id) exactly as production does; no database."""
+@click.option("--kind", "kinds", multiple=True,
+              help="Score the evaluation set of this kind (bench/eval/KIND.jsonl); repeat for more. "
+                   "With no FILE and no --kind, every kind.")
+def batch_eval(file: str | None, out: str | None, kinds: tuple[str, ...]) -> None:
+    """Cluster FILE (CSV or JSONL with text, optional label and id) exactly as production does, or the
+    per-kind evaluation sets (one JSON line per kind); no database."""
     from pathlib import Path
 
-    from batching.evalfile import evaluate_file
+    from batching.evalfile import evaluate_file, evaluate_kinds
 
     try:
+        if file is None:
+            for kind, result in evaluate_kinds(kinds).items():
+                click.echo(json.dumps({"kind": kind, **result}))
+            return
+        if kinds:
+            raise click.UsageError("give a FILE or --kind, not both")
         result = evaluate_file(Path(file), Path(out) if out else None)
     except ValueError as exc:
         raise click.ClickException(str(exc)) from exc
