@@ -26,6 +26,9 @@ from array import array
 from collections import Counter, defaultdict
 from collections.abc import Sequence
 from dataclasses import dataclass, field
+from itertools import count
+
+import numpy as np
 
 from batching.normalise import normalise
 
@@ -89,17 +92,23 @@ def _shingle_sets(texts: Sequence[str], size: int) -> list[array]:
     """
     bits = 64 // size
     mask = (1 << bits) - 1
-    vocab: dict[str, int] = {}
+    # Word numbers by first appearance, looked up without a Python call per word (a defaultdict
+    # whose factory is a counter: ``map`` of its ``__getitem__`` runs in C).
+    vocab: defaultdict[str, int] = defaultdict(count().__next__)
+    number = vocab.__getitem__
     result = []
     for text in texts:
-        ids = [vocab.setdefault(w, len(vocab)) & mask for w in text.split()]
+        ids = list(map(number, text.split()))
         if len(ids) < size:
             result.append(array("Q"))
             continue
         if size == 3:
+            if len(vocab) > mask:
+                ids = [i & mask for i in ids]
             grams = {(a << 42) | (b << 21) | c for a, b, c in zip(ids, ids[1:], ids[2:], strict=False)}
             result.append(array("Q", grams))
         else:
+            ids = [i & mask for i in ids]
             packed = set()
             for i in range(len(ids) - size + 1):
                 value = 0
@@ -183,24 +192,21 @@ def cluster_texts(texts: Sequence[str], settings: ClusterSettings | None = None)
                 absorbed.add(leader)
                 break
     cores = {leader: core for leader, core in cores.items() if leader not in absorbed}
-    core_index: dict[int, list[int]] = defaultdict(list)
-    for leader, core in cores.items():
-        for h in core:
-            core_index[h].append(leader)
     final = [-1] * n_unique
+    comparable = []
     for u, s in enumerate(sets):
         if len(s) < cfg.min_shingles or not cores:
             # Too short to compare: only exact copies (enough of them, with enough words) batch.
             if len(members[u]) >= cfg.min_batch_size and words[u] >= cfg.min_copy_words:
                 final[u] = n_unique + u  # a batch of its own, keyed apart from leaders
             continue
-        best, best_score = _best_match(s, core_index, cores, cfg)
-        if best is not None and best_score >= cfg.join_overlap:
-            final[u] = best
+        comparable.append(u)
+    for u, best in _best_cores(comparable, sets, cores, cfg).items():
+        final[u] = best
 
     kept_pairs: set[int] = set()
     # The first pass's indexes are not needed any more: free them before the second look needs memory.
-    del index, leader_sets, core_lookup, core_index, cores
+    del index, leader_sets, core_lookup, cores
     if cfg.recall:
         kept_pairs = _second_look(texts, members, unique_texts, sets, words, final, cfg)
     del unique_texts
@@ -328,6 +334,61 @@ def overlap_score(shared: int, n_text: int, n_template: int, cfg: ClusterSetting
 def signed(h: int) -> int:
     """A 64-bit shingle hash as a signed integer, for a BIGINT column."""
     return h - (1 << 64) if h >= 1 << 63 else h
+
+
+def _best_cores(units: Sequence[int], sets: Sequence[array], cores: dict[int, frozenset[int]],
+                cfg: ClusterSettings, chunk: int = 1024) -> dict[int, int]:
+    """Every unit's best core (overlap coefficient at least ``join_overlap``), all at once in numpy.
+
+    The cores are fixed here (unlike the first pass, where leaders appear as texts are visited), so
+    the shared n-grams of every (text, core) pair are counted by sorting, a chunk of texts at a
+    time, instead of a Python loop over each text's n-grams. A core is a candidate when the text
+    shares with it at least one n-gram found in at most ``max_posting`` cores (as ``_best_match``).
+    """
+    if not cores or not units:
+        return {}
+    leaders = list(cores)
+    sizes = np.array([len(cores[lead]) for lead in leaders], dtype=np.int64)
+    shingle = np.concatenate([np.fromiter(cores[lead], dtype=np.uint64, count=len(cores[lead])) for lead in leaders])
+    owner = np.repeat(np.arange(len(leaders), dtype=np.int64), sizes)
+    order = np.argsort(shingle, kind="stable")
+    shingle, owner = shingle[order], owner[order]
+    uniq, start, df = np.unique(shingle, return_index=True, return_counts=True)
+    rare = df <= cfg.max_posting
+    n_cores = len(leaders)
+    out: dict[int, int] = {}
+    for first in range(0, len(units), chunk):
+        block = units[first:first + chunk]
+        lens = np.array([len(sets[u]) for u in block], dtype=np.int64)
+        flat = np.concatenate([np.frombuffer(sets[u], dtype=np.uint64) for u in block])
+        row = np.repeat(np.arange(len(block), dtype=np.int64), lens)
+        pos = np.minimum(np.searchsorted(uniq, flat), len(uniq) - 1)
+        found = uniq[pos] == flat
+        pos, row = pos[found], row[found]
+        if not len(pos):
+            continue
+        # Each shared n-gram stands for one hit on every core holding it.
+        per = df[pos]
+        ends = np.cumsum(per)
+        offsets = np.arange(int(ends[-1]), dtype=np.int64) - np.repeat(ends - per, per)
+        core = owner[np.repeat(start[pos], per) + offsets]
+        key = np.repeat(row, per) * n_cores + core
+        pair, shared = np.unique(key, return_counts=True)
+        candidate = np.isin(pair, np.unique(key[np.repeat(rare[pos], per)]), assume_unique=True)
+        pair, shared = pair[candidate], shared[candidate]
+        r, c = pair // n_cores, pair % n_cores
+        n_text, n_core = lens[r], sizes[c]
+        smaller = np.where(n_core >= cfg.min_template_shingles, n_core, np.maximum(n_text, n_core))
+        score = np.where(shared >= cfg.min_shared, shared / np.minimum(n_text, smaller), 0.0)
+        keep = score >= cfg.join_overlap
+        r, c, score = r[keep], c[keep], score[keep]
+        # The best core per text: highest score, then the earliest core.
+        order = np.lexsort((c, -score, r))
+        r, c = r[order], c[order]
+        firsts = np.r_[True, r[1:] != r[:-1]]
+        for rr, cc in zip(r[firsts].tolist(), c[firsts].tolist(), strict=True):
+            out[block[rr]] = leaders[cc]
+    return out
 
 
 def _best_match(s: Sequence[int], index: dict[int, list[int]], sets: dict[int, frozenset[int]],
