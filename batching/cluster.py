@@ -26,7 +26,7 @@ from array import array
 from collections import Counter, defaultdict
 from collections.abc import Sequence
 from dataclasses import dataclass, field
-from itertools import count
+from itertools import chain, count
 
 import numpy as np
 
@@ -140,7 +140,8 @@ def cluster_texts(texts: Sequence[str], settings: ClusterSettings | None = None)
     order = sorted(range(n_unique), key=lambda u: (-len(members[u]), len(sets[u]), u))
     leader_of = [-1] * n_unique
     leader_sets: dict[int, frozenset[int]] = {}
-    index: dict[int, list[int]] = defaultdict(list)  # shingle -> leaders containing it
+    index: dict[int, list[int]] = defaultdict(list)  # shingle -> leaders containing it (the rare ones)
+    common: set[int] = set()  # shingles in more than max_posting leaders
     for u in order:
         s = sets[u]
         if len(s) < cfg.min_shingles:
@@ -152,7 +153,14 @@ def cluster_texts(texts: Sequence[str], settings: ClusterSettings | None = None)
         leader_of[u] = u
         leader_sets[u] = frozenset(s)
         for h in s:
-            index[h].append(u)
+            if h in common:
+                continue
+            posting = index[h]
+            posting.append(u)
+            if len(posting) > cfg.max_posting:
+                # Too common to point at a campaign, now and from now on (postings only grow).
+                del index[h]
+                common.add(h)
 
     # Second pass: each cluster's core, then every text to its best core.
     groups: dict[int, list[int]] = defaultdict(list)
@@ -206,7 +214,7 @@ def cluster_texts(texts: Sequence[str], settings: ClusterSettings | None = None)
 
     kept_pairs: set[int] = set()
     # The first pass's indexes are not needed any more: free them before the second look needs memory.
-    del index, leader_sets, core_lookup, cores
+    del index, common, leader_sets, core_lookup, cores
     if cfg.recall:
         kept_pairs = _second_look(texts, members, unique_texts, sets, words, final, cfg)
     del unique_texts
@@ -394,11 +402,8 @@ def _best_cores(units: Sequence[int], sets: Sequence[array], cores: dict[int, fr
 def _best_match(s: Sequence[int], index: dict[int, list[int]], sets: dict[int, frozenset[int]],
                 cfg: ClusterSettings) -> tuple[int | None, float]:
     """The candidate (leader or core) with the highest overlap coefficient with s."""
-    candidates: Counter[int] = Counter()
-    for h in s:
-        posting = index.get(h)
-        if posting and len(posting) <= cfg.max_posting:
-            candidates.update(posting)
+    # The index holds only postings of at most max_posting leaders: counted without a Python loop.
+    candidates: Counter[int] = Counter(chain.from_iterable(filter(None, map(index.get, s))))
     best, best_score = None, 0.0
     for candidate, _hits in candidates.most_common(8):
         other = sets[candidate]
