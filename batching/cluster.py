@@ -380,10 +380,15 @@ def _best_cores(units: Sequence[int], sets: Sequence[array], cores: dict[int, fr
         ends = np.cumsum(per)
         offsets = np.arange(int(ends[-1]), dtype=np.int64) - np.repeat(ends - per, per)
         core = owner[np.repeat(start[pos], per) + offsets]
-        key = np.repeat(row, per) * n_cores + core
-        pair, shared = np.unique(key, return_counts=True)
-        candidate = np.isin(pair, np.unique(key[np.repeat(rare[pos], per)]), assume_unique=True)
-        pair, shared = pair[candidate], shared[candidate]
+        # (text, core) pairs, each with a low bit for an n-gram too common to count as a hit; sorted,
+        # runs of one pair give its shared n-grams and its hits (np.unique's hashing is slower here).
+        key = ((np.repeat(row, per) * n_cores + core) << 1) | np.repeat(~rare[pos], per).astype(np.int64)
+        key.sort()
+        starts = np.flatnonzero(np.r_[True, (key[1:] >> 1) != (key[:-1] >> 1)])
+        shared = np.diff(np.r_[starts, len(key)])
+        hits = np.add.reduceat((key & 1) == 0, starts)
+        candidate = hits > 0
+        pair, shared = key[starts][candidate] >> 1, shared[candidate]
         r, c = pair // n_cores, pair % n_cores
         n_text, n_core = lens[r], sizes[c]
         smaller = np.where(n_core >= cfg.min_template_shingles, n_core, np.maximum(n_text, n_core))
@@ -405,9 +410,12 @@ def _best_match(s: Sequence[int], index: dict[int, list[int]], sets: dict[int, f
     # The index holds only postings of at most max_posting leaders: counted without a Python loop.
     candidates: Counter[int] = Counter(chain.from_iterable(filter(None, map(index.get, s))))
     best, best_score = None, 0.0
+    if not candidates:
+        return best, best_score
+    mine = s if isinstance(s, (set, frozenset)) else set(s)  # once, not once per candidate
     for candidate, _hits in candidates.most_common(8):
         other = sets[candidate]
-        score = overlap_score(len(other.intersection(s)), len(s), len(other), cfg)
+        score = overlap_score(len(other & mine), len(s), len(other), cfg)
         if score > best_score:
             best, best_score = candidate, score
     return best, best_score
