@@ -172,11 +172,7 @@ def cluster_texts(texts: Sequence[str], settings: ClusterSettings | None = None)
         weight = sum(len(members[u]) for u in us)
         if weight < cfg.min_batch_size:
             continue
-        counts: Counter[int] = Counter()
-        for u in us:
-            for h in sets[u]:
-                counts[h] += len(members[u])
-        core = frozenset(h for h, c in counts.items() if c >= cfg.core_share * weight)
+        core = _core(us, sets, members, weight, cfg.core_share)
         cores[leader] = core if len(core) >= cfg.min_shingles else leader_sets[leader]
     # A cluster whose core is mostly inside a larger cluster's core is that campaign with a sentence
     # dropped or a phrase edited: it joins the larger one. A cluster of letters pasting two templates
@@ -342,6 +338,23 @@ def overlap_score(shared: int, n_text: int, n_template: int, cfg: ClusterSetting
 def signed(h: int) -> int:
     """A 64-bit shingle hash as a signed integer, for a BIGINT column."""
     return h - (1 << 64) if h >= 1 << 63 else h
+
+
+def _core(us: list[int], sets: Sequence[array], members: list[list[int]], weight: int, share: float
+          ) -> frozenset[int]:
+    """The n-grams found in at least ``share`` of a group's letters (each text counted as its copies)."""
+    if len(us) == 1:
+        return frozenset(sets[us[0]])
+    grams = np.concatenate([np.frombuffer(sets[u], dtype=np.uint64) for u in us])
+    copies = np.repeat(np.array([len(members[u]) for u in us], dtype=np.int64),
+                       np.array([len(sets[u]) for u in us], dtype=np.int64))
+    order = np.argsort(grams, kind="stable")
+    grams, copies = grams[order], copies[order]
+    if not len(grams):
+        return frozenset()
+    starts = np.flatnonzero(np.r_[True, grams[1:] != grams[:-1]])
+    counts = np.add.reduceat(copies, starts)
+    return frozenset(grams[starts][counts >= share * weight].tolist())
 
 
 def _best_cores(units: Sequence[int], sets: Sequence[array], cores: dict[int, frozenset[int]],
