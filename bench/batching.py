@@ -15,6 +15,7 @@ from __future__ import annotations
 import argparse
 import json
 import multiprocessing as mp
+import os
 import resource
 import sys
 import time
@@ -136,8 +137,9 @@ def measure(method: str, texts: list[str], truth: list[str | None]) -> dict[str,
     proc.join()
     scores = pairwise_scores(truth, labels)
     # CPU seconds too: on a shared machine the wall clock counts other people's work.
-    return {"seconds": round(seconds, 2), "cpu_seconds": round(cpu, 2), "peak_rss_mb": round(rss, 1), "pairwise_f1": scores["pairwise_f1"],
-            "pairwise_precision": scores["pairwise_precision"], "pairwise_recall": scores["pairwise_recall"],
+    return {"seconds": round(seconds, 2), "cpu_seconds": round(cpu, 2), "peak_rss_mb": round(rss, 1),
+            "pairwise_f1": scores["pairwise_f1"], "pairwise_precision": scores["pairwise_precision"],
+            "pairwise_recall": scores["pairwise_recall"],
             "batches": len({x for x in labels if x >= 0})}
 
 
@@ -147,20 +149,34 @@ def main() -> None:
     ap.add_argument("--sizes", type=int, nargs="+", default=[10_000, 100_000])
     ap.add_argument("--out", type=Path, default=Path(__file__).parent / "results" / "batching.json")
     ap.add_argument("--methods", nargs="+", default=["mailroom", "datasketch", "rensa"])
+    ap.add_argument("--baseline-max", type=int, default=None,
+                    help="run the baselines only on sizes up to this (at 100,000 datasketch takes over 15 minutes "
+                         "and rensa's LSH index over 8 GB)")
+    ap.add_argument("--note", default="", help="conditions of the run (load), stored with the figures")
+    ap.add_argument("--before", type=Path, default=None,
+                    help="a JSON file of an earlier run (the code before a change), stored under 'before'")
     args = ap.parse_args()
     rows = [json.loads(line) for line in args.corpus.read_text().splitlines() if line.strip()]
-    results = {}
+    results: dict[str, object] = {"corpus": str(args.corpus), "note": args.note,
+                                  "load_average_at_start": os.getloadavg()[0]}
     for n in args.sizes:
         subset = rows[:n]
         texts = [r["text"] for r in subset]
         truth = [r.get("label") or None for r in subset]
-        runs = {method: measure(method, texts, truth) for method in args.methods}
+        methods = [m for m in args.methods
+                   if m == "mailroom" or args.baseline_max is None or len(subset) <= args.baseline_max]
+        runs: dict[str, object] = {method: measure(method, texts, truth) for method in methods}
         if "mailroom" in runs:
+            mine = runs["mailroom"]
+            assert isinstance(mine, dict)
             for method in list(runs):
-                if method != "mailroom":
-                    runs[f"speedup_vs_{method}"] = round(runs[method]["seconds"] / max(runs["mailroom"]["seconds"],
-                                                                                      1e-9), 1)
+                other = runs[method]
+                if method != "mailroom" and isinstance(other, dict):
+                    runs[f"speedup_vs_{method}"] = round(other["seconds"] / max(mine["seconds"], 1e-9), 1)
+                    runs[f"cpu_speedup_vs_{method}"] = round(other["cpu_seconds"] / max(mine["cpu_seconds"], 1e-9), 1)
         results[str(len(subset))] = runs
+    if args.before is not None:
+        results["before"] = json.loads(args.before.read_text())
     print(json.dumps(results, indent=2))
     args.out.write_text(json.dumps(results, indent=2) + "\n")
 
