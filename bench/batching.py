@@ -20,6 +20,7 @@ import resource
 import sys
 import time
 from pathlib import Path
+from typing import Any
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
@@ -37,7 +38,7 @@ def _datasketch(texts: list[str]) -> list[int]:
 
     cfg = ClusterSettings()
     lsh = MinHashLSH(threshold=0.5, num_perm=128)
-    hashes = []
+    hashes: list[Any | None] = []
     for i, text in enumerate(texts):
         words = normalise(text).split()
         grams = {" ".join(words[j:j + 3]).encode() for j in range(max(0, len(words) - 2))}
@@ -106,7 +107,7 @@ def _rensa(texts: list[str]) -> list[int]:
 
     cfg = ClusterSettings()
     lsh = RMinHashLSH(threshold=0.5, num_perm=128, num_bands=32)
-    hashes: list[object | None] = []
+    hashes: list[Any | None] = []  # rensa's RMinHash (the package has no type information)
     for i, text in enumerate(texts):
         words = normalise(text).split()
         grams = [" ".join(words[j:j + 3]) for j in range(max(0, len(words) - 2))]
