@@ -401,8 +401,16 @@ def _best_cores(units: Sequence[int], sets: Sequence[array], cores: dict[int, fr
         shared = np.diff(np.r_[starts, len(key)])
         hits = np.add.reduceat((key & 1) == 0, starts)
         candidate = hits > 0
-        pair, shared = key[starts][candidate] >> 1, shared[candidate]
+        pair, shared, hits = key[starts][candidate] >> 1, shared[candidate], hits[candidate]
         r, c = pair // n_cores, pair % n_cores
+        # As _best_match: only the 8 cores with the most hits are scored (a letter sharing stock phrases
+        # with many campaigns must not drift to one of them on the strength of its common words).
+        order = np.lexsort((c, -hits, r))
+        r, c, shared = r[order], c[order], shared[order]
+        row_start = np.flatnonzero(np.r_[True, r[1:] != r[:-1]])
+        rank = np.arange(len(r)) - np.repeat(row_start, np.diff(np.r_[row_start, len(r)]))
+        top = rank < 8
+        r, c, shared = r[top], c[top], shared[top]
         n_text, n_core = lens[r], sizes[c]
         smaller = np.where(n_core >= cfg.min_template_shingles, n_core, np.maximum(n_text, n_core))
         score = np.where(shared >= cfg.min_shared, shared / np.minimum(n_text, smaller), 0.0)
