@@ -26,6 +26,9 @@ from array import array
 from collections import Counter, defaultdict
 from collections.abc import Sequence
 from dataclasses import dataclass, field
+from itertools import chain, count
+
+import numpy as np
 
 from batching.normalise import normalise
 
@@ -89,17 +92,23 @@ def _shingle_sets(texts: Sequence[str], size: int) -> list[array]:
     """
     bits = 64 // size
     mask = (1 << bits) - 1
-    vocab: dict[str, int] = {}
+    # Word numbers by first appearance, looked up without a Python call per word (a defaultdict
+    # whose factory is a counter: ``map`` of its ``__getitem__`` runs in C).
+    vocab: defaultdict[str, int] = defaultdict(count().__next__)
+    number = vocab.__getitem__
     result = []
     for text in texts:
-        ids = [vocab.setdefault(w, len(vocab)) & mask for w in text.split()]
+        ids = list(map(number, text.split()))
         if len(ids) < size:
             result.append(array("Q"))
             continue
         if size == 3:
+            if len(vocab) > mask:
+                ids = [i & mask for i in ids]
             grams = {(a << 42) | (b << 21) | c for a, b, c in zip(ids, ids[1:], ids[2:], strict=False)}
             result.append(array("Q", grams))
         else:
+            ids = [i & mask for i in ids]
             packed = set()
             for i in range(len(ids) - size + 1):
                 value = 0
@@ -131,7 +140,8 @@ def cluster_texts(texts: Sequence[str], settings: ClusterSettings | None = None)
     order = sorted(range(n_unique), key=lambda u: (-len(members[u]), len(sets[u]), u))
     leader_of = [-1] * n_unique
     leader_sets: dict[int, frozenset[int]] = {}
-    index: dict[int, list[int]] = defaultdict(list)  # shingle -> leaders containing it
+    index: dict[int, list[int]] = defaultdict(list)  # shingle -> leaders containing it (the rare ones)
+    common: set[int] = set()  # shingles in more than max_posting leaders
     for u in order:
         s = sets[u]
         if len(s) < cfg.min_shingles:
@@ -143,7 +153,14 @@ def cluster_texts(texts: Sequence[str], settings: ClusterSettings | None = None)
         leader_of[u] = u
         leader_sets[u] = frozenset(s)
         for h in s:
-            index[h].append(u)
+            if h in common:
+                continue
+            posting = index[h]
+            posting.append(u)
+            if len(posting) > cfg.max_posting:
+                # Too common to point at a campaign, now and from now on (postings only grow).
+                del index[h]
+                common.add(h)
 
     # Second pass: each cluster's core, then every text to its best core.
     groups: dict[int, list[int]] = defaultdict(list)
@@ -155,11 +172,7 @@ def cluster_texts(texts: Sequence[str], settings: ClusterSettings | None = None)
         weight = sum(len(members[u]) for u in us)
         if weight < cfg.min_batch_size:
             continue
-        counts: Counter[int] = Counter()
-        for u in us:
-            for h in sets[u]:
-                counts[h] += len(members[u])
-        core = frozenset(h for h, c in counts.items() if c >= cfg.core_share * weight)
+        core = _core(us, sets, members, weight, cfg.core_share)
         cores[leader] = core if len(core) >= cfg.min_shingles else leader_sets[leader]
     # A cluster whose core is mostly inside a larger cluster's core is that campaign with a sentence
     # dropped or a phrase edited: it joins the larger one. A cluster of letters pasting two templates
@@ -183,24 +196,21 @@ def cluster_texts(texts: Sequence[str], settings: ClusterSettings | None = None)
                 absorbed.add(leader)
                 break
     cores = {leader: core for leader, core in cores.items() if leader not in absorbed}
-    core_index: dict[int, list[int]] = defaultdict(list)
-    for leader, core in cores.items():
-        for h in core:
-            core_index[h].append(leader)
     final = [-1] * n_unique
+    comparable = []
     for u, s in enumerate(sets):
         if len(s) < cfg.min_shingles or not cores:
             # Too short to compare: only exact copies (enough of them, with enough words) batch.
             if len(members[u]) >= cfg.min_batch_size and words[u] >= cfg.min_copy_words:
                 final[u] = n_unique + u  # a batch of its own, keyed apart from leaders
             continue
-        best, best_score = _best_match(s, core_index, cores, cfg)
-        if best is not None and best_score >= cfg.join_overlap:
-            final[u] = best
+        comparable.append(u)
+    for u, best in _best_cores(comparable, sets, cores, cfg).items():
+        final[u] = best
 
     kept_pairs: set[int] = set()
     # The first pass's indexes are not needed any more: free them before the second look needs memory.
-    del index, leader_sets, core_lookup, core_index, cores
+    del index, common, leader_sets, core_lookup, cores
     if cfg.recall:
         kept_pairs = _second_look(texts, members, unique_texts, sets, words, final, cfg)
     del unique_texts
@@ -330,18 +340,103 @@ def signed(h: int) -> int:
     return h - (1 << 64) if h >= 1 << 63 else h
 
 
+def _core(us: list[int], sets: Sequence[array], members: list[list[int]], weight: int, share: float
+          ) -> frozenset[int]:
+    """The n-grams found in at least ``share`` of a group's letters (each text counted as its copies)."""
+    if len(us) == 1:
+        return frozenset(sets[us[0]])
+    grams = np.concatenate([np.frombuffer(sets[u], dtype=np.uint64) for u in us])
+    copies = np.repeat(np.array([len(members[u]) for u in us], dtype=np.int64),
+                       np.array([len(sets[u]) for u in us], dtype=np.int64))
+    order = np.argsort(grams, kind="stable")
+    grams, copies = grams[order], copies[order]
+    if not len(grams):
+        return frozenset()
+    starts = np.flatnonzero(np.r_[True, grams[1:] != grams[:-1]])
+    counts = np.add.reduceat(copies, starts)
+    return frozenset(grams[starts][counts >= share * weight].tolist())
+
+
+def _best_cores(units: Sequence[int], sets: Sequence[array], cores: dict[int, frozenset[int]],
+                cfg: ClusterSettings, chunk: int = 1024) -> dict[int, int]:
+    """Every unit's best core (overlap coefficient at least ``join_overlap``), all at once in numpy.
+
+    The cores are fixed here (unlike the first pass, where leaders appear as texts are visited), so
+    the shared n-grams of every (text, core) pair are counted by sorting, a chunk of texts at a
+    time, instead of a Python loop over each text's n-grams. A core is a candidate when the text
+    shares with it at least one n-gram found in at most ``max_posting`` cores (as ``_best_match``).
+    """
+    if not cores or not units:
+        return {}
+    leaders = list(cores)
+    sizes = np.array([len(cores[lead]) for lead in leaders], dtype=np.int64)
+    shingle = np.concatenate([np.fromiter(cores[lead], dtype=np.uint64, count=len(cores[lead])) for lead in leaders])
+    owner = np.repeat(np.arange(len(leaders), dtype=np.int64), sizes)
+    order = np.argsort(shingle, kind="stable")
+    shingle, owner = shingle[order], owner[order]
+    uniq, start, df = np.unique(shingle, return_index=True, return_counts=True)
+    rare = df <= cfg.max_posting
+    n_cores = len(leaders)
+    out: dict[int, int] = {}
+    for first in range(0, len(units), chunk):
+        block = units[first:first + chunk]
+        lens = np.array([len(sets[u]) for u in block], dtype=np.int64)
+        flat = np.concatenate([np.frombuffer(sets[u], dtype=np.uint64) for u in block])
+        row = np.repeat(np.arange(len(block), dtype=np.int64), lens)
+        pos = np.minimum(np.searchsorted(uniq, flat), len(uniq) - 1)
+        found = uniq[pos] == flat
+        pos, row = pos[found], row[found]
+        if not len(pos):
+            continue
+        # Each shared n-gram stands for one hit on every core holding it.
+        per = df[pos]
+        ends = np.cumsum(per)
+        offsets = np.arange(int(ends[-1]), dtype=np.int64) - np.repeat(ends - per, per)
+        core = owner[np.repeat(start[pos], per) + offsets]
+        # (text, core) pairs, each with a low bit for an n-gram too common to count as a hit; sorted,
+        # runs of one pair give its shared n-grams and its hits (np.unique's hashing is slower here).
+        key = ((np.repeat(row, per) * n_cores + core) << 1) | np.repeat(~rare[pos], per).astype(np.int64)
+        key.sort()
+        starts = np.flatnonzero(np.r_[True, (key[1:] >> 1) != (key[:-1] >> 1)])
+        shared = np.diff(np.r_[starts, len(key)])
+        hits = np.add.reduceat((key & 1) == 0, starts)
+        candidate = hits > 0
+        pair, shared, hits = key[starts][candidate] >> 1, shared[candidate], hits[candidate]
+        r, c = pair // n_cores, pair % n_cores
+        # As _best_match: only the 8 cores with the most hits are scored (a letter sharing stock phrases
+        # with many campaigns must not drift to one of them on the strength of its common words).
+        order = np.lexsort((c, -hits, r))
+        r, c, shared = r[order], c[order], shared[order]
+        row_start = np.flatnonzero(np.r_[True, r[1:] != r[:-1]])
+        rank = np.arange(len(r)) - np.repeat(row_start, np.diff(np.r_[row_start, len(r)]))
+        top = rank < 8
+        r, c, shared = r[top], c[top], shared[top]
+        n_text, n_core = lens[r], sizes[c]
+        smaller = np.where(n_core >= cfg.min_template_shingles, n_core, np.maximum(n_text, n_core))
+        score = np.where(shared >= cfg.min_shared, shared / np.minimum(n_text, smaller), 0.0)
+        keep = score >= cfg.join_overlap
+        r, c, score = r[keep], c[keep], score[keep]
+        # The best core per text: highest score, then the earliest core.
+        order = np.lexsort((c, -score, r))
+        r, c = r[order], c[order]
+        firsts = np.r_[True, r[1:] != r[:-1]]
+        for rr, cc in zip(r[firsts].tolist(), c[firsts].tolist(), strict=True):
+            out[block[rr]] = leaders[cc]
+    return out
+
+
 def _best_match(s: Sequence[int], index: dict[int, list[int]], sets: dict[int, frozenset[int]],
                 cfg: ClusterSettings) -> tuple[int | None, float]:
     """The candidate (leader or core) with the highest overlap coefficient with s."""
-    candidates: Counter[int] = Counter()
-    for h in s:
-        posting = index.get(h)
-        if posting and len(posting) <= cfg.max_posting:
-            candidates.update(posting)
+    # The index holds only postings of at most max_posting leaders: counted without a Python loop.
+    candidates: Counter[int] = Counter(chain.from_iterable(filter(None, map(index.get, s))))
     best, best_score = None, 0.0
+    if not candidates:
+        return best, best_score
+    mine = s if isinstance(s, (set, frozenset)) else set(s)  # once, not once per candidate
     for candidate, _hits in candidates.most_common(8):
         other = sets[candidate]
-        score = overlap_score(len(other.intersection(s)), len(s), len(other), cfg)
+        score = overlap_score(len(other & mine), len(s), len(other), cfg)
         if score > best_score:
             best, best_score = candidate, score
     return best, best_score

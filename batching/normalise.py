@@ -23,13 +23,24 @@ _SIGNOFF = re.compile(
     re.IGNORECASE)
 _BOILERPLATE = re.compile(
     r"^\s*(--+|__+|sent (via|from|by) .*|this (message|email|letter) was sent .*|"
-    r".*(unsubscribe|action center|action network|powered by|privacy policy|opt[- ]out).*|"
     r"(phone|tel|email|e-mail|address)\s*:.*|\[?(name|address|city|state|zip)\]?\s*)$",
     re.IGNORECASE)
+# ... and any line with one of these in it (plain substring searches of the lower-cased line, cheaper
+# than a ".*(...).*" alternative inside the pattern above).
+_BOILERPLATE_WORDS = ("unsubscribe", "action center", "action network", "powered by", "privacy policy", "opt-out",
+                      "opt out")
+
+
+def _boilerplate(line: str) -> bool:
+    if _BOILERPLATE.match(line):
+        return True
+    low = line.lower()
+    return any(word in low for word in _BOILERPLATE_WORDS)
 _URL = re.compile(r"https?://\S+|www\.\S+|[\w.+-]{1,64}@[\w-]{1,63}(?:\.[\w-]{1,63})+")
 _PHONE = re.compile(r"\(?\b\d{3}\)?[\s.-]?\d{3}[\s.-]?\d{4}\b")
 _DIGIT = re.compile(r"\d")
 _NON_WORD = re.compile(r"[^\w\s]+")
+_WORD = re.compile(r"\w+")
 _SPACE = re.compile(r"\s+")
 _SENTENCE = re.compile(r"(?<=[.!?])\s+|\n+")
 
@@ -64,7 +75,7 @@ def core_lines(text: str) -> list[str]:
         if i > 0 and _SIGNOFF.match(line):
             lines = lines[:i]
             break
-    return [line for line in lines if not _BOILERPLATE.match(line)]
+    return [line for line in lines if not _boilerplate(line)]
 
 
 def normalise(text: str) -> str:
@@ -80,7 +91,8 @@ def normalise_line(body: str) -> str:
     if _DIGIT.search(body):
         body = _PHONE.sub(" ", body)
     body = _strip_accents(body.lower())
-    return _SPACE.sub(" ", _NON_WORD.sub(" ", body)).strip()
+    # The runs of word characters, one space apart (what removing punctuation and squeezing spaces leaves).
+    return " ".join(_WORD.findall(body))
 
 
 def sentences(text: str) -> list[str]:

@@ -336,4 +336,9 @@ def merge_leaders(leaders: Sequence[int], weight: Callable[[int], int], normalis
             if align_keys(raw_u, keys_u, raw_t, keys_t, vectors=(split.vecs(u), split.vecs(target))).joins:
                 into[u] = target
                 break
+            # The smaller group's template may be the larger one's with a sentence dropped (a paraphrasing
+            # tool's copies): its sentences are mostly found in the larger template.
+            if align_keys(raw_t, keys_t, raw_u, keys_u, vectors=(split.vecs(target), split.vecs(u))).joins:
+                into[u] = target
+                break
     return into

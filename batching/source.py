@@ -58,7 +58,7 @@ def detect_source(members: Sequence[Member], share: float = 0.3) -> Source:
     footer = _majority(footers, total, share)
     if footer:
         return Source(footer, "footer", campaign)
-    domains = []
+    domains: list[str] = []
     for m in members:
         hosts = {h.lower().removeprefix("www.") for h in _LINK.findall(m.body or "")}
         domains.extend(h for h in hosts if h not in _COMMON and not h.endswith((".gov", ".mil")))

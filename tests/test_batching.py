@@ -252,3 +252,26 @@ def test_evidence_says_why_and_lists_the_uncertain_band():
     assert unrelated.band == APART
     pool = {11: half, 12: ORGANIC_SCHOOL_MEALS[3], 13: _sign(spun, "Pat")}
     assert [ev.key for ev in possible_members(pool, FOOD)] == [11]
+
+
+def test_a_paraphrased_group_missing_a_sentence_folds_into_its_campaign():
+    from batching import recall
+
+    template = ("I urge you to champion strong federal funding for public transit in the next budget. Buses and "
+                "trains connect workers to jobs, students to school and elders to their doctors. Transit agencies "
+                "across the state are cutting service because of budget shortfalls, and riders are left waiting. "
+                "Trustworthy transit also cuts traffic and pollution for everyone. Kindly spend in safe, affordable "
+                "public transportation for our communities.")
+    # A paraphrasing tool's copy: words swapped, sentences shuffled, one dropped.
+    paraphrase = ("I implore you to stand behind strong federal funding for public transit in the next "
+                  "appropriations. Reliable transit also reductions traffic and pollution for everyone. Buses and "
+                  "trains connect workers to work, students to school and elders to their doctors. I ask you to put "
+                  "money in safe, inexpensive public transportation for our communities.")
+    # Another letter on the same topic, in its own words: never folded into the campaign.
+    own = ("Our bus route was cut last spring and now I walk forty minutes to the pharmacy. The county says "
+           "there is no money for drivers. I am seventy-eight years old and I do not drive any more. Please "
+           "find a way to bring back the number 12 bus on Saturdays.")
+    texts = [template, paraphrase, own]
+    into = recall.merge_leaders([0, 1, 2], {0: 20, 1: 3, 2: 3}.__getitem__, [normalise(t) for t in texts],
+                                texts.__getitem__)
+    assert into == {1: 0}, into
