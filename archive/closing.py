@@ -77,7 +77,8 @@ OPEN_CASE_STATUSES = (CaseStatus.OPEN, CaseStatus.WAITING_ON_CONSTITUENT, CaseSt
 # constituents, messages, cases or blobs is here, except the ones in PURGE_KEEPS; tests/test_closing.py
 # checks this against the models, so a new table with personal data cannot be forgotten.
 PURGED_TABLES = (
-    "subscriptions", "newsletters", "bounces", "response_messages", "responses", "batch_proposals",
+    "subject_access_exports", "erasures", "subscriptions", "newsletters",
+    "bounces", "response_messages", "responses", "batch_proposals",
     "case_documents", "case_notes", "case_steps", "help_requests", "cases",
     "messages", "constituent_emails", "constituent_phones", "constituent_tags", "constituent_imports",
     "constituents", "email_suppressions", "report_runs", "notices",
