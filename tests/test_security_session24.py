@@ -1,0 +1,51 @@
+"""An attacker's review of this session's new endpoints: each test is a finding, written before its fix."""
+
+from __future__ import annotations
+
+import re
+
+from rq import SimpleWorker
+
+from outbound import subscriptions
+from workers.queues import OUTBOUND, get_queue
+
+_CSRF = re.compile(r'name="csrf_token" (?:type="hidden" )?value="([^"]+)"')
+
+
+def _public_list(session, factory, name="District update"):
+    boss = factory.staffer(role="supervisor")
+    made = subscriptions.create_list(session, name, description="Monthly news", public=True, actor_id=boss.id)
+    session.commit()
+    return made
+
+
+def _sign_up(client, list_id: int, address: str):
+    page = client.get(f"/subscribe/{list_id}").get_data(as_text=True)
+    return client.post(f"/subscribe/{list_id}", data={"email": address, "csrf_token": _CSRF.search(page).group(1)})
+
+
+def test_signing_one_address_up_again_and_again_mails_it_only_a_few_confirmations(
+        client, session, factory, redis, job_env, smtp_server, monkeypatch):
+    """Finding: every sign-up POST for a pending address queued another confirmation email, so anyone could
+    flood a stranger's inbox from the public page (limited only by 120 requests a minute per client)."""
+    chosen = _public_list(session, factory)
+    monkeypatch.setenv("MAILROOM_SMTP_HOST", "127.0.0.1")
+    monkeypatch.setenv("MAILROOM_SMTP_PORT", str(smtp_server.port))
+    monkeypatch.setenv("MAILROOM_SMTP_SECURITY", "none")
+    worker = SimpleWorker([get_queue(OUTBOUND, redis)], connection=redis)
+    for _ in range(6):
+        answer = _sign_up(client, chosen.id, "Victim@Example.org")
+        # The page answers the same every time: it never says whether a mail went out.
+        assert answer.status_code == 200 and "Check your email" in answer.get_data(as_text=True)
+        worker.work(burst=True)
+    sent = [m for m in smtp_server.inbox.messages if m["To"] == "victim@example.org"]
+    assert 1 <= len(sent) <= 3
+
+
+def test_one_client_cannot_send_sign_up_confirmations_to_many_addresses(client, session, factory):
+    """Finding: the public sign-up shared the 120-a-minute budget of the public pages, so one client could have
+    Mailroom email a confirmation to thousands of arbitrary addresses an hour."""
+    chosen = _public_list(session, factory)
+    codes = [_sign_up(client, chosen.id, f"person{n}@example.org").status_code for n in range(21)]
+    assert codes[:20] == [200] * 20
+    assert codes[20] == 429
