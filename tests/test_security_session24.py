@@ -67,3 +67,26 @@ def test_the_mail_house_csv_runs_no_formula_a_constituent_typed():
     assert rows[1][1].startswith("'=HYPERLINK")
     assert rows[1][2:5] == ["'@SUM(1+1)", "'+cmd|' /C calc'!A0", "'-2+3"]
     assert rows[1][0] == "7" and rows[1][5:] == ["OH", "43215"]
+
+
+def test_an_update_refuses_a_weak_etag_in_if_match(client, session, factory):
+    """Finding (low): If-Match took W/"..." as a match, but RFC 9110 (13.1.1) says If-Match compares strongly
+    and a weak tag never matches; the API only ever hands out strong tags."""
+    from correspondence.models import Role
+    from correspondence.services.api_tokens import create_api_token
+
+    lc = factory.staffer(Role.CORRESPONDENT)
+    person = factory.constituent()
+    _t, plain = create_api_token(session, name="CRM", scopes=["constituents:read", "constituents:write"], days=5,
+                                 actor_id=lc.id)
+    session.commit()
+    headers = {"Authorization": f"Bearer {plain}"}
+    read = client.get(f"/api/v1/constituents/{person.id}", headers=headers)
+    etag = read.headers["ETag"]
+    assert not etag.startswith("W/")
+    weak = client.patch(f"/api/v1/constituents/{person.id}", json={"city": "Dayton"},
+                        headers={**headers, "If-Match": f"W/{etag}"})
+    assert weak.status_code == 412
+    strong = client.patch(f"/api/v1/constituents/{person.id}", json={"city": "Dayton"},
+                          headers={**headers, "If-Match": etag})
+    assert strong.status_code == 200 and strong.get_json()["city"] == "Dayton"
