@@ -90,3 +90,12 @@ def test_an_update_refuses_a_weak_etag_in_if_match(client, session, factory):
     strong = client.patch(f"/api/v1/constituents/{person.id}", json={"city": "Dayton"},
                           headers={**headers, "If-Match": etag})
     assert strong.status_code == 200 and strong.get_json()["city"] == "Dayton"
+
+
+def test_the_subject_access_zip_is_downloaded_only_by_a_button_with_its_csrf_token(app):
+    """Finding (low): the ZIP of everything about a person came from a GET that writes an audit event, so
+    another site could send a signed-in supervisor's browser there (a top-level link carries the Lax cookie):
+    a copy of a person's data saved on their machine and a download in the history they never made. The
+    office's whole-data export was already a POST for this reason; the access ZIP is now the same."""
+    [rule] = [r for r in app.url_map.iter_rules() if r.endpoint == "privacy.access_download"]
+    assert "GET" not in rule.methods and "POST" in rule.methods
