@@ -99,3 +99,26 @@ def test_the_subject_access_zip_is_downloaded_only_by_a_button_with_its_csrf_tok
     office's whole-data export was already a POST for this reason; the access ZIP is now the same."""
     [rule] = [r for r in app.url_map.iter_rules() if r.endpoint == "privacy.access_download"]
     assert "GET" not in rule.methods and "POST" in rule.methods
+
+
+def test_no_sign_up_confirmation_goes_to_an_address_that_reported_spam_or_bounced(
+        client, session, factory, redis, job_env, smtp_server, monkeypatch):
+    """Finding: the confirmation email skipped the suppression list, so anyone could have Mailroom email an
+    address that reported the office's mail as spam, or that hard-bounced, by typing it into the sign-up page
+    (outbound.suppression: those get no email at all)."""
+    from correspondence.models import SuppressionReason
+    from outbound.suppression import suppress
+
+    chosen = _public_list(session, factory)
+    suppress(session, "Angry@Example.org", SuppressionReason.COMPLAINT, detail="ARF report", actor_id=None)
+    suppress(session, "gone@example.org", SuppressionReason.INVALID, detail="5.1.1", actor_id=None)
+    suppress(session, "left@example.org", SuppressionReason.UNSUBSCRIBED, detail="one click", actor_id=None)
+    session.commit()
+    monkeypatch.setenv("MAILROOM_SMTP_HOST", "127.0.0.1")
+    monkeypatch.setenv("MAILROOM_SMTP_PORT", str(smtp_server.port))
+    monkeypatch.setenv("MAILROOM_SMTP_SECURITY", "none")
+    for address in ("angry@example.org", "gone@example.org", "left@example.org"):
+        assert "Check your email" in _sign_up(client, chosen.id, address).get_data(as_text=True)
+    SimpleWorker([get_queue(OUTBOUND, redis)], connection=redis).work(burst=True)
+    # Someone who only unsubscribed from follow-ups may sign up for a newsletter themself: that one goes.
+    assert [m["To"] for m in smtp_server.inbox.messages] == ["left@example.org"]
