@@ -27,6 +27,10 @@ DEFAULT_RATE_LIMITS = (
     # One-click unsubscribe (RFC 8058) has its own budget: a big mail provider POSTs for many of its users
     # from a few addresses, and those POSTs must neither be refused for sign-in traffic nor spend its budget.
     ("unsubscribe.client", "600/minute"), ("unsubscribe.global", "6000/minute"),
+    # A newsletter sign-up (POST /subscribe/<list>) makes Mailroom email whatever address was typed: it has
+    # a small budget per client, and one address gets only a few confirmation emails a day however often it
+    # is typed in (the page answers the same either way).
+    ("signup.client", "20/hour"), ("signup.global", "1000/hour"), ("signup.address", "3/day"),
 )
 
 

@@ -18,6 +18,7 @@ from jinja2 import Environment, select_autoescape
 from sqlalchemy import select
 from sqlalchemy.orm import Session, selectinload
 
+from correspondence.csvsafe import safe_cell
 from correspondence.models import ApplyRun, Constituent, DeliveryMethod, Response
 from drafting.render import Office, address_block
 
@@ -86,5 +87,6 @@ def mail_house_csv(items: Sequence[tuple[Response, Constituent | None]]) -> str:
             continue
         name = " ".join(x for x in (c.prefix, c.first_name, c.last_name, c.suffix) if x)
         zip_code = f"{c.zip5}-{c.zip4}" if c.zip5 and c.zip4 else (c.zip5 or "")
-        writer.writerow([r.id, name, c.address1 or "", c.address2 or "", c.city or "", c.state or "", zip_code])
+        # Names and addresses are what constituents typed: made safe against spreadsheet formulas.
+        writer.writerow([safe_cell(v) for v in (r.id, name, c.address1, c.address2, c.city, c.state, zip_code)])
     return out.getvalue()

@@ -136,11 +136,15 @@ def test_subject_access_from_the_constituent_page(client, auth, session, databas
     _fresh(session)
     export = session.scalars(select(SubjectAccessExport)).one()
     assert redis.exists(f"rq:job:subject-access-{export.id}")
-    assert client.get(f"/privacy/access/{export.id}.zip").status_code == 409  # not built yet
+    token = auth.csrf(page)
+    assert client.post(f"/privacy/access/{export.id}.zip", data={"csrf_token": token}).status_code == 409  # not built
     rights.build_access(database, export.id)
     html = client.get(page).get_data(as_text=True)
     assert f'id="access-download-{export.id}"' in html
-    response = client.get(f"/privacy/access/{export.id}.zip")
+    # A button with its CSRF token, never a plain link: each download is audited.
+    assert client.get(f"/privacy/access/{export.id}.zip").status_code == 405
+    assert client.post(f"/privacy/access/{export.id}.zip").status_code == 400
+    response = client.post(f"/privacy/access/{export.id}.zip", data={"csrf_token": token})
     assert response.status_code == 200 and response.mimetype == "application/zip"
     assert "record.json" in zipfile.ZipFile(io.BytesIO(response.data)).namelist()
 

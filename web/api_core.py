@@ -69,7 +69,8 @@ def check_if_match(current: JSON_OBJECT) -> None:
         raise ApiError(428, "if_match_required",
                        "send If-Match with the ETag from your last read, so two programs cannot overwrite each other")
     tags = [t.strip() for t in header.split(",")]
-    if "*" not in tags and etag_of(current) not in tags and f"W/{etag_of(current)}" not in tags:
+    # Strong comparison (RFC 9110 13.1.1): a weak tag (W/"...") never matches, so it is not looked for.
+    if "*" not in tags and etag_of(current) not in tags:
         raise ApiError(412, "changed_since_read", "it changed since you read it: read it again and retry")
 
 

@@ -143,7 +143,9 @@ def request_access(constituent_id: int):
     return run_action(session, act, back=back, failed="Not started: ")
 
 
-@bp.route("/access/<int:export_id>.zip")
+# A POST (a button, with its CSRF token), as the whole-data export is: each download is audited, and another
+# site must not be able to send a supervisor's browser here.
+@bp.route("/access/<int:export_id>.zip", methods=["POST"])
 @roles(*HOLDERS)
 def access_download(export_id: int):
     session = db_session()

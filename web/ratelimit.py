@@ -13,6 +13,9 @@ without anyone remembering to. Staff pages are not limited here and never touch 
 | unsub- | one-click unsubscribe (/u/<token>),   | client address                | unsubscribe.  |
 | scribe | GET and POST; its own budget, apart   |                               | global        |
 |        | from sign-in's and the public pages'  |                               |               |
+| signup | POST /subscribe/<list> (it sends mail)| client address; and each      | signup.global |
+|        |                                       | address typed gets only a few |               |
+|        |                                       | confirmations (allow_mail_to) |               |
 | public | anything else public (/healthz, ...)  | client address                | public.global |
 
 The limits (`limits` library, moving window) come from Settings.rate_limits. An answer over a limit
@@ -88,6 +91,12 @@ class Limiter:
                     return Refusal(group, max(1, math.ceil(reset - time.time())))
         return None
 
+    def allow_mail_to(self, address: str) -> bool:
+        """Count one confirmation email to this address; False once its "signup.address" budget is spent
+        (hashed, so no address sits in Redis)."""
+        key = "address:" + hashlib.sha256(address.strip().lower().encode()).hexdigest()[:32]
+        return all(self._hit(item, "signup", "address", key)[0] for item in self.limits.get("signup.address", []))
+
     def _hit(self, item: RateLimitItem, *identifiers: str) -> tuple[bool, MovingWindowRateLimiter]:
         if time.monotonic() >= self._redis_down_until:
             try:
@@ -116,6 +125,8 @@ def _group() -> str | None:
         return None
     if endpoint == "auth.login":
         return "login" if request.method == "POST" else "public"
+    if endpoint == "subscriptions.sign_up":
+        return "signup" if request.method == "POST" else "public"
     return _GROUP_BY_ENDPOINT.get(endpoint, "api" if rule == API_TOKEN else "public")
 
 

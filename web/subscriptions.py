@@ -1,6 +1,7 @@
 """Subscription lists and newsletters: the staff page, the public sign-up (double opt-in) and web versions.
 
-Public routes (no sign-in, rate-limited by web/ratelimit.py's "public" group, CSRF on every form):
+Public routes (no sign-in, rate-limited by web/ratelimit.py: the sign-up POST in its own "signup" group, with a
+few confirmation emails a day per address; CSRF on every form):
 ``/subscribe/<list>`` takes an address and always answers the same way ("check your email"), so the page
 tells nobody whether an address is on a list; ``/subscribe/confirm/<token>`` shows a button (link scanners
 open every URL in a mail and must confirm nobody) and the POST confirms; ``/n/<token>`` shows a sent
@@ -9,7 +10,7 @@ newsletter, rendered for nobody in particular, to whoever holds its unguessable 
 
 from __future__ import annotations
 
-from flask import Blueprint, abort, render_template, request, url_for
+from flask import Blueprint, abort, current_app, render_template, request, url_for
 from flask_login import current_user
 from sqlalchemy import select
 
@@ -167,9 +168,11 @@ def sign_up(list_id: int):
             session.rollback()
             error = str(exc)
         else:
-            pending = made.status.value == "pending"
+            pending, address = made.status.value == "pending", made.address
             session.commit()
-            if pending:
+            # Only a few confirmation emails a day to one address, however often it is typed in: the page
+            # must not be a way to flood a stranger's inbox (web/ratelimit.py, "signup.address").
+            if pending and current_app.extensions["mailroom.ratelimit"].allow_mail_to(address):
                 after_commit(newsletters_confirmation(made.id))
             # The same answer whether or not the address was already on the list.
             return render_template("subscribe.html", item=chosen, done=True, form=form)

@@ -340,12 +340,19 @@ def run_subscription_confirmation(subscription_id: int) -> str:
     from drafting.headers import header_text
     from drafting.send import connect as smtp_connect
     from outbound.subscriptions import confirm_token, confirmation_text
+    from outbound.suppression import blocks, suppressed
 
     settings = context.settings()
     with context.database().unit_of_work() as session:
         found = session.get(Subscription, subscription_id)
         if found is None or found.status != SubscriptionStatus.PENDING:
             return "nothing to confirm"
+        # Anyone can type an address into the sign-up page: one that reported our mail as spam or bounced
+        # gets no email at all (outbound.suppression), this one included.
+        held = suppressed(session, [found.address]).get(found.address)
+        if held is not None and blocks(held.reason, follow_up=False):
+            log.info("subscription confirmation not sent (address suppressed) subscription_id=%s", subscription_id)
+            return "suppressed"
         chosen = session.get_one(SubscriptionList, found.list_id)
         token = confirm_token(found.id, secret_key=settings.secret_key)
         subject, body = confirmation_text(chosen.name, f"{settings.base_url}/subscribe/confirm/{token}")
