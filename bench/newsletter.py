@@ -120,9 +120,24 @@ def approved_version(db: Database, title: str, writer_id: int, boss_id: int) -> 
         return version.id
 
 
+def cpu_seconds(pids: list[int]) -> float:
+    """CPU seconds (user + system) of these worker processes and of the job processes they forked and reaped."""
+    tick = os.sysconf("SC_CLK_TCK")
+    total = 0
+    for pid in pids:
+        try:
+            fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+        except OSError:
+            continue
+        total += sum(int(f) for f in fields[11:15])  # utime, stime, cutime, cstime
+    return total / tick
+
+
 def send(db: Database, redis: Redis, settings: Settings, version_id: int, list_id: int, boss_id: int,
-         timeout: float) -> dict[str, object]:
+         timeout: float, pids: list[int] | None = None) -> dict[str, object]:
     """Start a newsletter as the staff page does, let the workers do the rest, and time it."""
+    pids = pids or []
+    load_before, cpu_before, own_before = os.getloadavg()[0], cpu_seconds(pids), time.process_time()
     t0 = time.perf_counter()
     with db.unit_of_work() as s:
         done = newsletters.start_newsletter(s, version_id, newsletters.Audience(list_id=list_id), actor_id=boss_id,
@@ -150,6 +165,10 @@ def send(db: Database, redis: Redis, settings: Settings, version_id: int, list_i
             if not left:
                 break
     total = time.perf_counter() - t0
+    # Job processes are reaped when they end, so their CPU is counted by the time the run is done.
+    time.sleep(1.0)
+    worker_cpu = cpu_seconds(pids) - cpu_before
+    own_cpu = time.process_time() - own_before
     with db.unit_of_work() as s:
         run = s.get(ApplyRun, run_id) if run_id else None
         states = dict(Counter(st.value for st in s.scalars(select(Response.state).where(Response.run_id == run_id))))
@@ -159,6 +178,10 @@ def send(db: Database, redis: Redis, settings: Settings, version_id: int, list_i
     return {"newsletter_id": newsletter_id, "letters": made, "left_out": counts, "states": states,
             "prepare_seconds": round(prepared or 0, 1), "rendered_seconds": round(rendered or 0, 1),
             "total_seconds": round(total, 1), "emails_per_second": round(sent / total, 1) if total else None,
+            "workers_cpu_seconds": round(worker_cpu, 1),
+            "worker_cpu_ms_per_email": round(1000 * worker_cpu / sent, 2) if sent else None,
+            "bench_process_cpu_seconds (SMTP server, polling)": round(own_cpu, 1),
+            "load_average_before": round(load_before, 2), "load_average_after": round(os.getloadavg()[0], 2),
             "finished": bool(run_id) and not states.get("queued") and not states.get("sending")}
 
 
@@ -216,7 +239,8 @@ def main() -> None:
     pool = [subprocess.Popen([sys.executable, "-m", "workers.cli", "worker"], env=env, cwd=ROOT,
                              stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL) for _ in range(args.workers)]
     try:
-        result["send_1"] = send(db, redis, settings, first, list_id, boss_id, args.timeout)
+        result["send_1"] = send(db, redis, settings, first, list_id, boss_id, args.timeout,
+                                [w.pid for w in pool])
         print("send 1", result["send_1"], file=sys.stderr, flush=True)
         # 2. Bounces for a share of the recipients, through `mailroom import dsn`.
         rng = random.Random(7)
@@ -235,7 +259,8 @@ def main() -> None:
         print("bounces", result["bounces"], file=sys.stderr, flush=True)
         # 3. The next newsletter leaves them out.
         before = Counter(handler.rcpt)
-        result["send_2"] = send(db, redis, settings, second, list_id, boss_id, args.timeout)
+        result["send_2"] = send(db, redis, settings, second, list_id, boss_id, args.timeout,
+                                [w.pid for w in pool])
         result["send_2"]["bounced_addresses_mailed_again"] = sum(  # type: ignore[index]
             1 for a in bounced if handler.rcpt[a] > before[a])
         result["send_2"]["received_at_smtp"] = sum(handler.rcpt.values()) - sum(before.values())  # type: ignore[index]

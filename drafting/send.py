@@ -32,7 +32,7 @@ from sqlalchemy.orm import Session
 from correspondence.db import Database
 from correspondence.effects import Done, Effect
 from correspondence.models import Channel, Direction, Message, Response, ResponseState, SuppressionReason, utcnow
-from correspondence.services.audit import record
+from correspondence.services.audit import record, record_many
 from correspondence.services.messages import answers_left
 from correspondence.states import StateMachine
 from drafting.headers import header_text
@@ -163,13 +163,17 @@ def build_email(letter: Outgoing, settings) -> EmailMessage:
         email["In-Reply-To"] = header_text(letter.in_reply_to)
         email["References"] = header_text(letter.in_reply_to)
     body = letter.body_text
+    unsubscribe = sending.unsubscribe_url(letter.response_id, settings) if letter.follow_up else None
     if letter.newsletter_id is not None:  # the web version and the unsubscribe link, in the text itself too
         web = f"{settings.base_url}/n/{newsletters.web_token(letter.newsletter_id, secret_key=settings.secret_key)}"
-        body += newsletters.footer(web, sending.unsubscribe_url(letter.response_id, settings))
+        body += newsletters.footer(web, unsubscribe or sending.unsubscribe_url(letter.response_id, settings))
+    html = f"<!doctype html><html><body>{to_html(body)}</body></html>"
+    if unsubscribe is not None:
+        # The footer is written into the text before the parts are made (each part is encoded once).
+        body, html = sending.with_unsubscribe_footer(body, html, unsubscribe)
+        sending.add_list_unsubscribe_headers(email, unsubscribe)
     email.set_content(body)
-    email.add_alternative(f"<!doctype html><html><body>{to_html(body)}</body></html>", subtype="html")
-    if letter.follow_up:
-        sending.add_list_unsubscribe(email, letter.response_id, settings)
+    email.add_alternative(html, subtype="html")
     if (key := sending.dkim_key(settings)) is not None:
         sending.sign(email, key, sending.envelope_sender(letter.response_id, settings))
     return email
@@ -193,12 +197,9 @@ def connect(settings) -> smtplib.SMTP:
     return client
 
 
-SUPPRESSION_CHUNK = 100  # letters whose addresses' suppressions are read in one query (``_held``)
-
-
 def _held(db: Database, response_ids: Sequence[int]) -> dict[int, SuppressionReason]:
-    """The suppression reason of each of these letters' addresses that has one: two queries for a chunk,
-    instead of one per letter in ``_claim``."""
+    """The suppression reason of each of these letters' addresses that has one: two queries for a group,
+    instead of one per letter."""
     with db.sessions() as s:  # one short read of its own, closed before the chunk's claims begin
         addresses = dict(s.execute(select(Response.id, Response.to_address)
                                    .where(Response.id.in_(response_ids), Response.to_address.is_not(None))).all())
@@ -206,51 +207,6 @@ def _held(db: Database, response_ids: Sequence[int]) -> dict[int, SuppressionRea
     held = {rid: found[key].reason for rid, address in addresses.items()
             if (key := suppression.normalise(address)) in found}
     return {rid: reason for rid, reason in held.items() if reason is not None}
-
-
-def _claim(db: Database, response_id: int,
-           finish: tuple[int, ResponseState, str | None] | None = None, *,
-           held: dict[int, SuppressionReason] | None = None) -> tuple[Outgoing | None, str]:
-    """Record the attempt (commit) before any byte goes to the server.
-
-    ``finish`` is the previous letter's outcome, recorded in the same transaction: one commit per
-    letter instead of two. ``held`` is the chunk's suppressions read just before (``_held``); without
-    it the letter's own address is looked up here.
-    """
-    with db.unit_of_work() as s:
-        if finish is not None:
-            _record_outcome(s, *finish)
-        row = s.execute(select(Response, Message.channel, Message.external_id, Message.direction, Message.source)
-                        .join(Message, Message.id == Response.message_id)
-                        .where(Response.id == response_id).with_for_update(of=Response)).first()
-        if row is None:
-            return None, "missing"
-        r = row.Response
-        if r.state == ResponseState.SENDING:
-            if r.sending_since is not None and r.sending_since > utcnow() - IN_FLIGHT:
-                return None, "skipped"  # another worker is sending it right now
-            r.last_error = "a delivery attempt was interrupted; check whether it arrived before resending"
-            RESPONSES.move(s, r, ResponseState.UNCERTAIN, actor_id=None, action="response.uncertain")
-            return None, "uncertain"
-        if r.state != ResponseState.QUEUED:
-            return None, "skipped"
-        follow_up = row.direction == Direction.OUTBOUND
-        if held is not None:
-            reason = held.get(r.id)
-        else:
-            row_held = suppression.suppressed(s, [r.to_address]).get(suppression.normalise(r.to_address))
-            reason = row_held.reason if row_held is not None else None
-        if reason is not None and suppression.blocks(reason, follow_up=follow_up):
-            # Suppressed after the letter was made (a bounce, a complaint, an unsubscribe): it is not sent.
-            r.last_error = f"not sent: the address is {suppression.LABELS[reason]}"
-            RESPONSES.move(s, r, ResponseState.FAILED, actor_id=None, action="response.failed", detail=r.last_error)
-            return None, "suppressed"
-        # The attempt is recorded on the row (attempts, sending_since) and its outcome is audited, so the
-        # claim writes no event of its own: one event per letter sent keeps the send path lean.
-        RESPONSES.check(r.state, ResponseState.SENDING)
-        r.state, r.sending_since, r.attempts = ResponseState.SENDING, utcnow(), r.attempts + 1
-        letter = Outgoing.of(r, row.channel, row.external_id, row.direction, row.source)
-    return letter, "claimed"  # the email is built after the commit: the write lock is free
 
 
 def _finish(db: Database, response_id: int, state: ResponseState, error: str | None = None) -> None:
@@ -274,90 +230,179 @@ def _record_outcome(s, response_id: int, state: ResponseState, error: str | None
         answers_left(s, [response_id], how="email accepted by the server")
 
 
+CLAIM_GROUP = 20  # letters claimed ("sending") in one commit, then sent one after another over the connection
+
+
+def _record_sent(s, response_ids: list[int]) -> None:
+    """Letters the server took, recorded together: one UPDATE, one INSERT of events, and the messages they
+    answer moved to "responded" (``answers_left``: one UPDATE, one INSERT) — four statements for a group."""
+    if not response_ids:
+        return
+    RESPONSES.check(ResponseState.SENDING, ResponseState.SENT)
+    s.execute(update(Response).where(Response.id.in_(response_ids), Response.state == ResponseState.SENDING)
+              .values(state=ResponseState.SENT, last_error=None, sent_at=utcnow())
+              .execution_options(synchronize_session=False))
+    record_many(s, actor_id=None, action="response.sent", object_type="response",
+                events=[(rid, {"state": "sent", "from": "sending"}) for rid in response_ids])
+    answers_left(s, response_ids, how="email accepted by the server")
+
+
+def _claim_group(db: Database, response_ids: Sequence[int], sent: list[int], *,
+                 held: dict[int, SuppressionReason]) -> tuple[list[Outgoing], SendResult]:
+    """One commit: record the previous group's sent letters and claim these ("sending") before any byte of
+    theirs goes to the server. Letters another worker is sending now are skipped, attempts that died are
+    marked uncertain, letters to suppressed addresses fail."""
+    result = SendResult()
+    letters: list[Outgoing] = []
+    with db.unit_of_work() as s:
+        _record_sent(s, sent)
+        rows = {row.Response.id: row for row in s.execute(
+            select(Response, Message.channel, Message.external_id, Message.direction, Message.source)
+            .join(Message, Message.id == Response.message_id)
+            .where(Response.id.in_(list(response_ids))).with_for_update(of=Response))}
+        now = utcnow()
+        for response_id in response_ids:
+            row = rows.get(response_id)
+            if row is None:
+                result.skipped += 1
+                continue
+            r = row.Response
+            if r.state == ResponseState.SENDING:
+                if r.sending_since is not None and r.sending_since > now - IN_FLIGHT:
+                    result.skipped += 1  # another worker is sending it right now
+                    continue
+                r.last_error = "a delivery attempt was interrupted; check whether it arrived before resending"
+                RESPONSES.move(s, r, ResponseState.UNCERTAIN, actor_id=None, action="response.uncertain")
+                result.uncertain += 1
+                continue
+            if r.state != ResponseState.QUEUED:
+                result.skipped += 1
+                continue
+            follow_up = row.direction == Direction.OUTBOUND
+            reason = held.get(r.id)
+            if reason is not None and suppression.blocks(reason, follow_up=follow_up):
+                # Suppressed after the letter was made (a bounce, a complaint, an unsubscribe): it is not sent.
+                r.last_error = f"not sent: the address is {suppression.LABELS[reason]}"
+                RESPONSES.move(s, r, ResponseState.FAILED, actor_id=None, action="response.failed",
+                               detail=r.last_error)
+                result.failed += 1
+                continue
+            # The attempt is recorded on the row (attempts, sending_since); its outcome is audited.
+            RESPONSES.check(r.state, ResponseState.SENDING)
+            r.state, r.sending_since, r.attempts = ResponseState.SENDING, now, r.attempts + 1
+            letters.append(Outgoing.of(r, row.channel, row.external_id, row.direction, row.source))
+    return letters, result  # the emails are built after the commit: the write lock is free
+
+
 def send_responses(db: Database, response_ids: Sequence[int], settings) -> SendResult:
-    """Send a chunk over one SMTP connection, paced to the configured rate."""
+    """Send a chunk over one SMTP connection, paced to the configured rate.
+
+    Letters are claimed in groups of ``CLAIM_GROUP`` (one commit), and the group's sent letters are
+    recorded with the next group's claim (one commit): two commits per twenty letters instead of one
+    per letter. A failure is recorded at once, in its own commit. If the job stops part-way (an
+    exception), the claimed letters it had not tried yet go back to "queued" (nothing of theirs reached
+    the server); only a killed worker leaves them "sending", and the sweep's next claim marks those
+    uncertain for a person to check — at most one group, never a letter sent twice.
+    """
     result = SendResult()
     client: smtplib.SMTP | None = None
     gap = 1.0 / settings.smtp_rate_per_second if settings.smtp_rate_per_second > 0 else 0.0
     last = 0.0
-    sent: tuple[int, ResponseState, str | None] | None = None  # recorded with the next claim
+    sent: list[int] = []  # taken by the server, recorded with the next group's claim
+    untried: list[int] = []  # claimed in this group, not yet given to the server
     try:
-        # Suppressions are read per chunk of letters rather than per letter: one that arrives while a
-        # chunk is being sent (seconds) is honoured from the next chunk, and by the next run in any case.
-        held: dict[int, SuppressionReason] = {}
-        for i, response_id in enumerate(response_ids):
-            if i % SUPPRESSION_CHUNK == 0:
-                held = _held(db, response_ids[i:i + SUPPRESSION_CHUNK])
-            letter, outcome = _claim(db, response_id, finish=sent, held=held)
-            sent = None
-            if letter is None:
-                result.uncertain += outcome == "uncertain"
-                result.failed += outcome == "suppressed"
-                result.skipped += outcome not in ("uncertain", "suppressed")
-                continue
-            try:
-                email = build_email(letter, settings)
-            except Exception as exc:  # whatever this one letter's fault is, the rest of the chunk goes on
-                log.warning("letter cannot be built response_id=%s error=%r", response_id, exc)
-                _finish(db, response_id, ResponseState.FAILED,
-                        f"the email could not be built: {type(exc).__name__}: {exc}"[:500])
-                result.failed += 1
-                continue
-            if client is None:
+        # Suppressions are read per group of letters rather than per letter: one that arrives while a
+        # group is being sent (seconds) is honoured from the next group, and by the next run in any case.
+        for i in range(0, len(response_ids), CLAIM_GROUP):
+            group = response_ids[i:i + CLAIM_GROUP]
+            held = _held(db, group)
+            letters, claimed = _claim_group(db, group, sent, held=held)
+            sent = []
+            result.uncertain += claimed.uncertain
+            result.failed += claimed.failed
+            result.skipped += claimed.skipped
+            untried = [letter.response_id for letter in letters]
+            for letter in letters:
+                response_id = letter.response_id
+                untried.remove(response_id)
                 try:
-                    client = connect(settings)
-                except TryLater as exc:
-                    _finish(db, response_id, ResponseState.QUEUED, str(exc)[:500])
-                    result.retry.append(response_id)
-                    continue
-            wait = last + gap - time.monotonic()
-            if wait > 0:
-                time.sleep(wait)
-            last = time.monotonic()
-            try:
-                client.send_message(email, from_addr=sending.envelope_sender(response_id, settings))
-            except smtplib.SMTPResponseException as exc:
-                text = f"{exc.smtp_code} {exc.smtp_error!r}"[:500]
-                if 400 <= exc.smtp_code < 500:
-                    _finish(db, response_id, ResponseState.QUEUED, text)
-                    result.retry.append(response_id)
-                else:
-                    _finish(db, response_id, ResponseState.FAILED, text)
+                    email = build_email(letter, settings)
+                except Exception as exc:  # whatever this one letter's fault is, the rest of the chunk goes on
+                    log.warning("letter cannot be built response_id=%s error=%r", response_id, exc)
+                    _finish(db, response_id, ResponseState.FAILED,
+                            f"the email could not be built: {type(exc).__name__}: {exc}"[:500])
                     result.failed += 1
-            except smtplib.SMTPRecipientsRefused as exc:
-                _finish(db, response_id, ResponseState.FAILED, f"recipient refused: {exc.recipients}"[:500])
-                result.failed += 1
-            except smtplib.SMTPNotSupportedError as exc:
-                # Raised before MAIL FROM (e.g. a non-ASCII address and no SMTPUTF8): nothing went out.
-                _finish(db, response_id, ResponseState.FAILED, f"the server cannot take this letter: {exc}"[:500])
-                result.failed += 1
-            except (ValueError, TypeError) as exc:
-                # smtplib could not encode this letter (UnicodeError is a ValueError): its data never went
-                # out. Reset the half-started transaction so the next letter starts clean.
-                _finish(db, response_id, ResponseState.FAILED,
-                        f"the email could not be encoded: {type(exc).__name__}: {exc}"[:500])
-                result.failed += 1
+                    continue
+                if client is None:
+                    try:
+                        client = connect(settings)
+                    except TryLater as exc:
+                        _finish(db, response_id, ResponseState.QUEUED, str(exc)[:500])
+                        result.retry.append(response_id)
+                        continue
+                wait = last + gap - time.monotonic()
+                if wait > 0:
+                    time.sleep(wait)
+                last = time.monotonic()
                 try:
-                    client.rset()
-                except (OSError, smtplib.SMTPException):
+                    client.send_message(email, from_addr=sending.envelope_sender(response_id, settings))
+                except smtplib.SMTPResponseException as exc:
+                    text = f"{exc.smtp_code} {exc.smtp_error!r}"[:500]
+                    if 400 <= exc.smtp_code < 500:
+                        _finish(db, response_id, ResponseState.QUEUED, text)
+                        result.retry.append(response_id)
+                    else:
+                        _finish(db, response_id, ResponseState.FAILED, text)
+                        result.failed += 1
+                except smtplib.SMTPRecipientsRefused as exc:
+                    _finish(db, response_id, ResponseState.FAILED, f"recipient refused: {exc.recipients}"[:500])
+                    result.failed += 1
+                except smtplib.SMTPNotSupportedError as exc:
+                    # Raised before MAIL FROM (e.g. a non-ASCII address and no SMTPUTF8): nothing went out.
+                    _finish(db, response_id, ResponseState.FAILED,
+                            f"the server cannot take this letter: {exc}"[:500])
+                    result.failed += 1
+                except (ValueError, TypeError) as exc:
+                    # smtplib could not encode this letter (UnicodeError is a ValueError): its data never went
+                    # out. Reset the half-started transaction so the next letter starts clean.
+                    _finish(db, response_id, ResponseState.FAILED,
+                            f"the email could not be encoded: {type(exc).__name__}: {exc}"[:500])
+                    result.failed += 1
+                    try:
+                        client.rset()
+                    except (OSError, smtplib.SMTPException):
+                        client = None
+                except (OSError, smtplib.SMTPException) as exc:
+                    # The connection broke mid-conversation: the server may have the letter.
+                    _finish(db, response_id, ResponseState.UNCERTAIN,
+                            f"connection lost while sending: {exc}"[:500])
+                    result.uncertain += 1
                     client = None
-            except (OSError, smtplib.SMTPException) as exc:
-                # The connection broke mid-conversation: the server may have the letter.
-                _finish(db, response_id, ResponseState.UNCERTAIN, f"connection lost while sending: {exc}"[:500])
-                result.uncertain += 1
-                client = None
-            else:
-                sent = (response_id, ResponseState.SENT, None)
-                result.sent += 1
-        if sent is not None:
-            _finish(db, *sent)
-            sent = None
+                else:
+                    sent.append(response_id)
+                    result.sent += 1
+        if sent:
+            with db.unit_of_work() as s:
+                _record_sent(s, sent)
+            sent = []
     finally:
-        if sent is not None:  # the loop broke off after a send: still record it (else it reads uncertain)
+        if sent or untried:
+            # The loop broke off: record what the server took (else it reads uncertain), and give back
+            # the letters it had claimed but not tried (none of their bytes went out).
             try:
-                _finish(db, *sent)
+                with db.unit_of_work() as s:
+                    _record_sent(s, sent)
+                    if untried:
+                        RESPONSES.check(ResponseState.SENDING, ResponseState.QUEUED)
+                        s.execute(update(Response).where(Response.id.in_(untried),
+                                                         Response.state == ResponseState.SENDING)
+                                  .values(state=ResponseState.QUEUED, sending_since=None,
+                                          last_error="not tried: the sending job stopped; it goes with the next")
+                                  .execution_options(synchronize_session=False))
+                        record_many(s, actor_id=None, action="response.queued", object_type="response",
+                                    events=[(rid, {"state": "queued", "from": "sending"}) for rid in untried])
             except Exception:
-                log.exception("could not record a sent letter response_id=%s", sent[0])
+                log.exception("could not record sent letters response_ids=%s untried=%s", sent, untried)
         if client is not None:
             try:
                 client.quit()

@@ -32,6 +32,12 @@ def unsubscribe_url(response_id: int, settings) -> str:
     return f"{settings.base_url}/u/{unsubscribe_token(response_id, secret_key=settings.secret_key)}"
 
 
+def add_list_unsubscribe_headers(email: EmailMessage, url: str) -> None:
+    """RFC 8058's two headers, for a letter whose footer is already in its text (``with_unsubscribe_footer``)."""
+    email["List-Unsubscribe"] = f"<{url}>"
+    email["List-Unsubscribe-Post"] = "List-Unsubscribe=One-Click"
+
+
 def add_list_unsubscribe(email: EmailMessage, response_id: int, settings) -> None:
     """RFC 8058 one-click unsubscribe: for follow-ups and newsletters, never for an answer to a person's letter.
     The same link is also written at the foot of the letter, for a reader whose mail program shows no
@@ -43,6 +49,19 @@ def add_list_unsubscribe(email: EmailMessage, response_id: int, settings) -> Non
 
 
 FOOTER_TEXT = "You received this letter from our office. To get no more letters like it by email: {url}"
+
+
+def with_unsubscribe_footer(text: str, html: str, url: str) -> tuple[str, str]:
+    """The plain-text and HTML bodies with the unsubscribe footer, before the email's parts are made: the
+    same words and markup ``add_unsubscribe_footer`` writes into parts already made, without encoding each
+    part twice (the send path's cost per letter)."""
+    from html import escape
+
+    text = text.rstrip("\n") + "\n\n-- \n" + FOOTER_TEXT.format(url=url) + "\n"
+    link = f'<a href="{escape(url)}">{escape(url)}</a>'
+    footer = f'<hr><p style="font-size:smaller">{escape(FOOTER_TEXT).format(url=link)}</p>'
+    at = html.rfind("</body>")
+    return text, (html[:at] + footer + html[at:] if at >= 0 else html + footer)
 
 
 def add_unsubscribe_footer(email: EmailMessage, url: str) -> None:
