@@ -6,8 +6,6 @@ from __future__ import annotations
 
 import re
 
-from sqlalchemy import select
-
 from correspondence.models import Role
 from correspondence.models.privacy import RetentionRun
 from correspondence.models.run import RunState
