@@ -28,6 +28,7 @@ NOT_PAGES = {
     "constituents.follow_up_packet", "admin.franking_quarterly_csv",
     "admin_data.export_progress",
     "privacy.access_download",
+    "api.openapi",
 }
 # Query strings that make a page show what it exists to show.
 QUERIES = {"letters.answer_selection": "?status=new", "search.index": "?q=water",
