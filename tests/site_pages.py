@@ -27,6 +27,7 @@ NOT_PAGES = {
     "letters.run_progress", "reports.download", "reports.progress", "messages.page_image",
     "constituents.follow_up_packet", "admin.franking_quarterly_csv",
     "admin_data.export_progress",
+    "api.openapi",
 }
 # Query strings that make a page show what it exists to show.
 QUERIES = {"letters.answer_selection": "?status=new", "search.index": "?q=water",

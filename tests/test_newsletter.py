@@ -203,4 +203,4 @@ def test_staff_send_a_newsletter_from_the_page_and_the_default_workers_deliver_i
     session.rollback()
     assert set(session.scalars(select(Response.state))) == {ResponseState.SENT}
     listed = client.get("/subscriptions/").get_data(as_text=True)
-    assert re.search(r"done: 2 letters", listed)
+    assert re.search(r"Finished: 2 letters", listed)
