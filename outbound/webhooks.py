@@ -122,11 +122,18 @@ def _attempt(db: Database, delivery_id: int, *, secret_key: str) -> bool:
         if row is None:
             return False
         url, body, event, uuid = row.subscription.url, row.body, row.event, row.uuid
-        secret = secretbox.decrypt(secret_key, row.subscription.secret_encrypted)
-    headers = {"Content-Type": "application/json", "User-Agent": "Mailroom-Webhooks/1",
-               "Mailroom-Event": event, "Mailroom-Delivery": uuid,
-               "Mailroom-Signature": sign(secret, int(time.time()), body)}
-    answer = post(url, body, headers)
+        try:
+            secret: str | None = secretbox.decrypt(secret_key, row.subscription.secret_encrypted)
+        except secretbox.SecretUnreadable:
+            secret = None  # restored from an archive (secrets are left out) or the secret key changed
+    if secret is None:
+        answer = Answer(None, "not sent: the signing secret cannot be read (restored from an archive, or the "
+                              "secret key changed); delete this webhook and add it again")
+    else:
+        headers = {"Content-Type": "application/json", "User-Agent": "Mailroom-Webhooks/1",
+                   "Mailroom-Event": event, "Mailroom-Delivery": uuid,
+                   "Mailroom-Signature": sign(secret, int(time.time()), body)}
+        answer = post(url, body, headers)
     ok = answer.status is not None and 200 <= answer.status < 300
     with db.unit_of_work() as session:
         row = session.get(WebhookDelivery, delivery_id)

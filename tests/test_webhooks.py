@@ -172,6 +172,7 @@ def test_a_redirect_is_not_followed(database, session, factory, receiver):
 def test_delivery_survives_a_redis_flush(job_env, redis, session, factory, receiver):
     subscription, secret = _subscribe(session, factory, receiver.url)
     admin_id = subscription.created_by_id
+    assert admin_id is not None
     done = send_test_event(session, subscription.id, actor_id=admin_id)
     session.commit()
     dispatch(done.effects)
@@ -195,13 +196,15 @@ def test_a_paused_subscription_writes_nothing_new_and_sends_nothing(database, se
     from correspondence.services.webhooks import set_subscription_active
 
     subscription, _secret = _subscribe(session, factory, receiver.url)
-    send_test_event(session, subscription.id, actor_id=subscription.created_by_id)
-    set_subscription_active(session, subscription.id, actor_id=subscription.created_by_id, active=False)
+    admin_id = subscription.created_by_id
+    assert admin_id is not None
+    send_test_event(session, subscription.id, actor_id=admin_id)
+    set_subscription_active(session, subscription.id, actor_id=admin_id, active=False)
     session.commit()
     _receive(session)
     assert deliver_due(database, secret_key=TEST_SECRET_KEY) == {"delivered": 0, "not_delivered": 0}
     assert session.scalars(select(WebhookDelivery.event)).all() == ["webhook.test"]  # waits for a resume
-    set_subscription_active(session, subscription.id, actor_id=subscription.created_by_id, active=True)
+    set_subscription_active(session, subscription.id, actor_id=admin_id, active=True)
     session.commit()
     assert deliver_due(database, secret_key=TEST_SECRET_KEY)["delivered"] == 1
 
@@ -276,3 +279,15 @@ def test_admin_page_makes_a_subscription_shows_the_secret_once_and_the_deliverie
 def test_the_page_is_for_admins_only(client, auth):
     auth.login("supervisor")
     assert client.get("/admin/webhooks/").status_code == 403
+
+
+def test_an_unreadable_secret_is_not_sent_and_says_why(database, session, factory, receiver):
+    subscription, _secret = _subscribe(session, factory, receiver.url)
+    _receive(session)
+    subscription.secret_encrypted = ""  # what a restore from an archive leaves (archive.restore.RESTORED_AS)
+    session.commit()
+    assert deliver_due(database, secret_key=TEST_SECRET_KEY)["not_delivered"] == 1
+    assert receiver.requests == []
+    _fresh(session)
+    row = session.scalars(select(WebhookDelivery)).one()
+    assert row.last_response is not None and "signing secret cannot be read" in row.last_response
