@@ -291,3 +291,23 @@ def test_an_unreadable_secret_is_not_sent_and_says_why(database, session, factor
     _fresh(session)
     row = session.scalars(select(WebhookDelivery)).one()
     assert row.last_response is not None and "signing secret cannot be read" in row.last_response
+
+
+def test_case_opened_and_status_changed_are_sent_with_the_move(database, session, factory, receiver):
+    from casework import cases
+    from correspondence.models import CaseCategory, CaseStatus
+
+    subscription, secret = _subscribe(session, factory, receiver.url, events=("case.opened", "case.status_changed"))
+    category = session.scalars(select(CaseCategory)).first()
+    assert category is not None
+    case = cases.open_case(session, constituent_id=factory.constituent().id, category_id=category.id,
+                           subject="VA claim", actor_id=subscription.created_by_id)
+    cases.set_status(session, case.id, CaseStatus.WAITING_ON_AGENCY, actor_id=subscription.created_by_id)
+    session.commit()
+    assert deliver_due(database, secret_key=TEST_SECRET_KEY)["delivered"] == 2
+    bodies = sorted((json.loads(r["body"]) for r in receiver.requests), key=lambda b: b["event"])
+    assert [b["event"] for b in bodies] == ["case.opened", "case.status_changed"]
+    assert bodies[0]["data"] == {"object": "case", "id": case.id}
+    assert bodies[1]["data"] == {"object": "case", "id": case.id, "before": {"status": "open"},
+                                 "after": {"status": "waiting_on_agency"}}
+    assert all(_verify(secret, r["headers"], r["body"]) for r in receiver.requests)
