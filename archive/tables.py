@@ -37,6 +37,7 @@ LEFT_OUT_COLUMNS: dict[str, tuple[str, ...]] = {
     "intake_tokens": ("token_sha256",),
     "mailbox_accounts": ("password_encrypted",),
     "help_requests": ("email_token_hash",),
+    "webhook_subscriptions": ("secret_encrypted",),
 }
 # Not an argon2 hash: verify_password() treats it as invalid, so nobody signs in until a reset.
 NO_PASSWORD = "!restored-without-password"  # noqa: S105 - not a password: no hash matches it

@@ -234,6 +234,12 @@ MATRIX = {
     "privacy.request_access": frozenset({A, S}),
     "privacy.access_download": frozenset({A, S}),
     "privacy.erase": frozenset({A}),
+    "webhooks.index": frozenset({A}),
+    "webhooks.deliveries": frozenset({A}),
+    "webhooks.pause": frozenset({A}),
+    "webhooks.resume": frozenset({A}),
+    "webhooks.delete": frozenset({A}),
+    "webhooks.test": frozenset({A}),
 }
 
 
@@ -260,7 +266,8 @@ SIMPLE_GETS = {"inbox.index": "/inbox/", "batches.index": "/batches/", "letters.
                "constituents.duplicate_list": "/constituents/duplicates", "letters.notices": "/notices/",
                "subscriptions.lists": "/subscriptions/",
                "admin_data.index": "/admin/data/",
-               "privacy.retention_page": "/privacy/retention"}
+               "privacy.retention_page": "/privacy/retention",
+               "webhooks.index": "/admin/webhooks/"}
 
 
 @pytest.mark.parametrize("role", list(Role))

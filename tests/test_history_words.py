@@ -70,6 +70,7 @@ ACTIONS = [
     "legal_hold.place", "legal_hold.release", "retention_rule.set", "retention.start", "retention.run",
     "retention.dry_run", "retention.finish", "retention.fail", "subject_access.request", "subject_access.run",
     "subject_access.finish", "subject_access.fail", "subject_access.download", "constituent.erase",
+    "webhook.create", "webhook.pause", "webhook.resume", "webhook.delete", "webhook.test",
 ]
 
 _ACTION_LINE = re.compile(r"action=|else \"")

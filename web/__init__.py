@@ -102,6 +102,9 @@ def create_app(settings: Settings) -> Flask:
     from web import admin_data
 
     app.register_blueprint(admin_data.bp)
+    from web import webhooks
+
+    app.register_blueprint(webhooks.bp)
 
     app.teardown_appcontext(_close_session)
     app.after_request(_security_headers)

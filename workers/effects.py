@@ -46,6 +46,7 @@ JOBS: dict[str, Callable[[Redis, Effect], object]] = {
     "export": lambda r, e: [queues.enqueue_export(r, i) for i in e.ids],
     "retention": lambda r, e: [queues.enqueue_retention(r, i) for i in e.ids],
     "subject_access": lambda r, e: [queues.enqueue_subject_access(r, i) for i in e.ids],
+    "webhooks": lambda r, e: queues.enqueue_webhooks(r),
 }
 
 

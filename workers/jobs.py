@@ -390,3 +390,12 @@ def run_export(run_id: int) -> str:
 
     execute_export(context.database(), run_id, context.settings().instance_dir / "exports")
     return "done"
+
+
+def run_webhooks(_unused: int = 0) -> dict[str, int]:
+    """Every 30 seconds (and after "Send a test event"): deliver the due rows of the webhook outbox
+    (outbound.webhooks.deliver_due). Safe to run twice at once: each row is claimed (leased) in a committed
+    transaction before it is sent, and PostgreSQL skips rows another sweep holds."""
+    from outbound.webhooks import deliver_due
+
+    return deliver_due(context.database(), secret_key=context.settings().secret_key)

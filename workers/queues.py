@@ -159,6 +159,8 @@ PERIODIC_JOBS: tuple[PeriodicJob, ...] = (
     PeriodicJob("closing-auto-replies", "workers.jobs.run_closing_auto_replies", OUTBOUND, 60),
     # Once a day (the slot is a UTC day); the job does nothing unless MAILROOM_BACKUP_DIR is set.
     PeriodicJob("backup", "workers.jobs.run_backup", MAINTENANCE, 86400),
+    # The webhook outbox: due deliveries and retries (the rows in the database are what is owed).
+    PeriodicJob("webhooks", "workers.jobs.run_webhooks", OUTBOUND, 30),
 )
 
 
@@ -216,3 +218,9 @@ def enqueue_subscription_confirmation(connection: Redis, subscription_id: int) -
 def enqueue_export(connection: Redis, run_id: int) -> str:
     """The admin page's "Export all data": one job per export (a whole office can take a while)."""
     return enqueue_once(connection, "workers.jobs.run_export", run_id, job_id=f"export-{run_id}", timeout=6 * 3600)
+
+
+def enqueue_webhooks(connection: Redis) -> str:
+    """Deliver the webhook outbox now (a test event); one waiting sweep at a time."""
+    return enqueue_once(connection, "workers.jobs.run_webhooks", 0, job_id="webhooks-now", queue=OUTBOUND,
+                        timeout=600)

@@ -70,6 +70,7 @@ from correspondence.models.subscriptions import (
     SubscriptionStatus,
 )
 from correspondence.models.topic import LOC_POLICY_AREAS, Topic, TopicModel
+from correspondence.models.webhooks import WebhookDelivery, WebhookSubscription
 
 __all__ = [
     "ApiIdempotencyKey",
@@ -158,4 +159,6 @@ __all__ = [
     "Staffer",
     "Topic",
     "utcnow",
+    "WebhookDelivery",
+    "WebhookSubscription",
 ]

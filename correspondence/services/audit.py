@@ -69,6 +69,7 @@ def record(
         detail=detail[:500] if detail else None,
     )
     session.add(event)
+    _webhooks(session, action, object_type, [(object_id, before, after)])
     return event
 
 
@@ -83,3 +84,13 @@ def record_many(session: Session, *, actor_id: int | None, action: str, object_t
         {"at": at, "actor_id": actor_id, "on_behalf_of_id": on_behalf_of_id, "action": action,
          "object_type": object_type, "object_id": str(oid), "before": None, "after": after, "detail": None}
         for oid, after in events])
+    _webhooks(session, action, object_type, [(oid, None, after) for oid, after in events])
+
+
+def _webhooks(session: Session, action: str, object_type: str,
+              rows: list[tuple[object, dict[str, Any] | None, dict[str, Any] | None]]) -> None:
+    """The few audit actions that are webhook events also write their outbox rows, in the same transaction."""
+    from correspondence.services import webhooks  # imported here: webhooks records audit events itself
+
+    if action in webhooks.AUDIT_EVENTS:
+        webhooks.emit_for_audit(session, action, object_type, rows)

@@ -413,6 +413,11 @@ SENTENCES: dict[str, Callable[[_Event], str]] = {
     "api_token.revoke": lambda x: f"{x.who} revoked the API token “{x.a.get('name', '')}”",
     "api_token.write": lambda x: f"{x.who} made a change through the API with the token "
                                  f"“{x.a.get('token_name', '')}”",
+    "webhook.create": lambda x: f"{x.who} added the webhook “{x.a.get('name', '')}” sending to {x.a.get('url', '')}",
+    "webhook.pause": lambda x: f"{x.who} paused the webhook “{x.a.get('name', '')}”",
+    "webhook.resume": lambda x: f"{x.who} resumed the webhook “{x.a.get('name', '')}”",
+    "webhook.delete": lambda x: f"{x.who} deleted the webhook “{x.b.get('name', '')}”",
+    "webhook.test": lambda x: f"{x.who} sent a test event to the webhook “{x.a.get('name', '')}”",
     "mailbox.create": lambda x: f"{x.who} added the mailbox “{x.a.get('name', '')}”",
     "mailbox.activate": lambda x: f"{x.who} turned a mailbox on",
     "mailbox.deactivate": lambda x: f"{x.who} turned a mailbox off",
