@@ -41,6 +41,10 @@ class TokenEndpoint:
         self.refresh_token = refresh_token
         self.client_id = client_id
         self.requests: list[dict[str, str]] = []
+        # Authorization codes handed out by the (pretend) sign-in page: code -> (PKCE challenge, redirect).
+        self.codes: dict[str, tuple[str, str]] = {}
+        # Device codes: device_code -> polls still to answer "authorization_pending".
+        self.devices: dict[str, int] = {}
         self.lifetime = 3600
         endpoint = self
 
@@ -72,13 +76,39 @@ class TokenEndpoint:
         return mint_jwt(self.key, {"iss": self.issuer, "sub": self.subject, "aud": audience or self.audience,
                                    "iat": now, "nbf": now - 5, "exp": now + expires_in})
 
+    def tokens(self) -> dict[str, Any]:
+        return {"token_type": "Bearer", "access_token": self.token(expires_in=self.lifetime),
+                "expires_in": self.lifetime, "refresh_token": self.refresh_token}
+
     def answer(self, form: dict[str, str]) -> tuple[int, dict[str, Any]]:
-        if form.get("grant_type") != "refresh_token" or form.get("client_id") != self.client_id:
+        if form.get("client_id") != self.client_id:
+            return 401, {"error": "invalid_client"}
+        grant = form.get("grant_type")
+        if "scope" in form and "device_code" not in form and grant is None:  # the device-code start
+            device = f"dev-{len(self.devices)}"
+            self.devices[device] = 2
+            return 200, {"device_code": device, "user_code": "WDJB-MJHT", "interval": 0, "expires_in": 60,
+                         "verification_uri": "http://127.0.0.1/device"}
+        if grant == "authorization_code":
+            challenge, redirect = self.codes.pop(form.get("code", ""), ("", ""))
+            verifier = form.get("code_verifier", "")
+            expected = _b64(hashlib.sha256(verifier.encode()).digest())
+            if not challenge or challenge != expected or redirect != form.get("redirect_uri"):
+                return 400, {"error": "invalid_grant"}
+            return 200, self.tokens()
+        if grant == "urn:ietf:params:oauth:grant-type:device_code":
+            left = self.devices.get(form.get("device_code", ""))
+            if left is None:
+                return 400, {"error": "expired_token"}
+            if left > 0:
+                self.devices[form["device_code"]] = left - 1
+                return 400, {"error": "authorization_pending"}
+            return 200, self.tokens()
+        if grant != "refresh_token":
             return 400, {"error": "unsupported_grant_type"}
         if form.get("refresh_token") != self.refresh_token:
             return 400, {"error": "invalid_grant", "error_description": "refresh token unknown or revoked"}
-        return 200, {"token_type": "Bearer", "access_token": self.token(expires_in=self.lifetime),
-                     "expires_in": self.lifetime, "refresh_token": self.refresh_token}
+        return 200, self.tokens()
 
     def start(self) -> TokenEndpoint:
         self.thread.start()

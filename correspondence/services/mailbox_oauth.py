@@ -133,9 +133,12 @@ class Provider:
 
 
 def post_form(url: str, form: dict[str, str], *, timeout: float = 30) -> dict[str, Any]:
-    if not url.startswith(("https://", "http://127.0.0.1", "http://localhost", "http://[::1]")):
+    parts = urllib.parse.urlsplit(url)
+    loopback = parts.scheme == "http" and parts.hostname in ("127.0.0.1", "localhost", "::1")
+    if parts.scheme != "https" and not loopback:
         raise OAuthError("the provider's address must use https (or be on this machine)")
-    request = urllib.request.Request(url, data=urllib.parse.urlencode(form).encode(), method="POST",
+    request = urllib.request.Request(  # noqa: S310 - scheme checked above
+        url, data=urllib.parse.urlencode(form).encode(), method="POST",
                                      headers={"Content-Type": "application/x-www-form-urlencoded",
                                               "Accept": "application/json"})
     try:
