@@ -46,6 +46,7 @@ class TokenEndpoint:
         # Device codes: device_code -> polls still to answer "authorization_pending".
         self.devices: dict[str, int] = {}
         self.lifetime = 3600
+        self.rotate = False  # hand out a new refresh token with every renewal (Microsoft does)
         endpoint = self
 
         class Handler(BaseHTTPRequestHandler):
@@ -108,6 +109,8 @@ class TokenEndpoint:
             return 400, {"error": "unsupported_grant_type"}
         if form.get("refresh_token") != self.refresh_token:
             return 400, {"error": "invalid_grant", "error_description": "refresh token unknown or revoked"}
+        if self.rotate:
+            self.refresh_token = f"{self.refresh_token}+"
         return 200, self.tokens()
 
     def start(self) -> TokenEndpoint:

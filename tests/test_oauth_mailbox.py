@@ -5,7 +5,6 @@ from __future__ import annotations
 
 import base64
 import os
-import smtplib
 import tempfile
 import time
 from pathlib import Path
@@ -96,7 +95,7 @@ def test_poll_signs_in_with_a_token_renewed_from_the_stored_refresh_token(provid
     assert check_connection(again, timeout=10) and len(endpoint.requests) == 1
 
 
-@pytest.mark.parametrize("bad, dovecot_says", [
+@pytest.mark.parametrize(("bad", "dovecot_says"), [
     ("expired", "Token has expired"),
     ("audience", "client_id not found in aud field"),
 ])
@@ -122,28 +121,30 @@ def test_a_token_dovecot_refuses_is_renewed_and_the_poll_succeeds(bad, dovecot_s
 def test_the_refresh_token_is_encrypted_at_rest(dovecot, endpoint, session):
     row = _mailbox(session, dovecot, endpoint)
     session.expire_all()
+    stored = row.refresh_token_encrypted
+    assert stored is not None
     raw = session.execute(text("SELECT * FROM mailbox_accounts WHERE id = :id"), {"id": row.id}).one()
     assert all(REFRESH not in str(value) for value in raw)
-    assert mailbox_oauth.decrypt_token(TEST_SECRET_KEY, row.refresh_token_encrypted) == REFRESH
+    assert mailbox_oauth.decrypt_token(TEST_SECRET_KEY, stored) == REFRESH
     with pytest.raises(TokenUnreadable):
-        mailbox_oauth.decrypt_token("another-secret-key", row.refresh_token_encrypted)
+        mailbox_oauth.decrypt_token("another-secret-key", stored)
     # Not the key the stored IMAP passwords use: one leaked derivation does not open the other.
     from correspondence import secretbox
     with pytest.raises(secretbox.SecretUnreadable):
-        secretbox.decrypt(TEST_SECRET_KEY, row.refresh_token_encrypted)
+        secretbox.decrypt(TEST_SECRET_KEY, stored)
 
 
 def test_a_rotated_refresh_token_is_stored_encrypted(dovecot, endpoint, session):
     row = _mailbox(session, dovecot, endpoint)
-    endpoint.refresh_token = "rotated-refresh-token"
-    login = OAuthLogin(Provider.of("generic", endpoint.client_id, token_url=endpoint.url), REFRESH)
-    endpoint.refresh_token, old = REFRESH, REFRESH
-    login.access_token()
-    login.refresh_token = "rotated-refresh-token"  # as a provider that rotates would have handed back
-    assert save_rotated_token(session, row, login, TEST_SECRET_KEY)
-    assert "rotated-refresh-token" not in row.refresh_token_encrypted and old not in row.refresh_token_encrypted
-    assert mailbox_oauth.decrypt_token(TEST_SECRET_KEY, row.refresh_token_encrypted) == "rotated-refresh-token"
-    assert not save_rotated_token(session, row, login, TEST_SECRET_KEY)
+    endpoint.rotate = True
+    [account] = accounts_from_db(session, TEST_SECRET_KEY)
+    assert account.oauth is not None and check_connection(account, timeout=10)
+    assert account.oauth.refresh_token == REFRESH + "+" == endpoint.refresh_token
+    assert save_rotated_token(session, row, account.oauth, TEST_SECRET_KEY)
+    stored = row.refresh_token_encrypted or ""
+    assert REFRESH not in stored
+    assert mailbox_oauth.decrypt_token(TEST_SECRET_KEY, stored) == REFRESH + "+"
+    assert not save_rotated_token(session, row, account.oauth, TEST_SECRET_KEY)
 
 
 def test_a_revoked_refresh_token_fails_that_mailbox_only(dovecot, endpoint, database, session):
@@ -252,4 +253,4 @@ def test_smtp_with_a_revoked_sign_in_is_tried_later(endpoint, xoauth2_smtp):
     login = OAuthLogin(Provider.of("microsoft", endpoint.client_id, token_url=endpoint.url), "revoked")
     with pytest.raises(TryLater, match="sign-in"):
         connect(config, oauth=login)
-    assert isinstance(smtplib.SMTP, type)
+    assert endpoint.requests[-1]["refresh_token"] == "revoked"
