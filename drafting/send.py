@@ -33,6 +33,7 @@ from correspondence.db import Database
 from correspondence.effects import Done, Effect
 from correspondence.models import Channel, Direction, Message, Response, ResponseState, SuppressionReason, utcnow
 from correspondence.services.audit import record, record_many
+from correspondence.services.mailbox_oauth import OAuthError, OAuthLogin, xoauth2_string
 from correspondence.services.messages import answers_left
 from correspondence.states import StateMachine
 from drafting.headers import header_text
@@ -179,7 +180,22 @@ def build_email(letter: Outgoing, settings) -> EmailMessage:
     return email
 
 
-def connect(settings) -> smtplib.SMTP:
+def login_xoauth2(client: smtplib.SMTP, username: str, oauth: OAuthLogin) -> None:
+    """AUTH XOAUTH2 with the current access token; if the server refuses it, renew it once and retry."""
+
+    def answer(token: str):  # smtplib calls it with no challenge first, then with the server's error
+        return lambda challenge=None: xoauth2_string(username, token) if challenge is None else ""
+
+    client.ehlo_or_helo_if_needed()
+    try:
+        client.auth("XOAUTH2", answer(oauth.access_token()), initial_response_ok=True)
+    except smtplib.SMTPAuthenticationError as refused:
+        log.info("smtp: server refused the access token (%s); renewing it", refused.smtp_code)
+        client.auth("XOAUTH2", answer(oauth.access_token(force=True)), initial_response_ok=True)
+
+
+def connect(settings, *, oauth: OAuthLogin | None = None) -> smtplib.SMTP:
+    """An SMTP connection, signed in with the password, or with OAuth2 (AUTH XOAUTH2) when `oauth` is given."""
     if not settings.smtp_host:
         raise TryLater("no SMTP server is configured (MAILROOM_SMTP_HOST)")
     try:
@@ -190,8 +206,12 @@ def connect(settings) -> smtplib.SMTP:
             client = smtplib.SMTP(settings.smtp_host, settings.smtp_port, timeout=30)
             if settings.smtp_security == "starttls":
                 client.starttls(context=ssl.create_default_context())
-        if settings.smtp_username:
+        if oauth is not None:
+            login_xoauth2(client, settings.smtp_username, oauth)
+        elif settings.smtp_username:
             client.login(settings.smtp_username, settings.smtp_password)
+    except OAuthError as exc:
+        raise TryLater(f"cannot renew the mailbox's sign-in: {exc}") from exc
     except (OSError, smtplib.SMTPException) as exc:
         raise TryLater(f"cannot reach the SMTP server: {exc}") from exc
     return client

@@ -9,11 +9,13 @@ from __future__ import annotations
 
 import json
 import logging
+import threading
 from collections.abc import Callable, Iterable, Iterator
 from dataclasses import dataclass, field
 from typing import Any
 
 from imapclient import IMAPClient
+from imapclient.exceptions import LoginError
 from sqlalchemy import select
 from sqlalchemy.orm import Session
 
@@ -22,6 +24,8 @@ from correspondence.db import Database
 from correspondence.models import IntakeCursor, MailboxAccount
 from correspondence.network import plain_text_refused
 from correspondence.secretbox import SecretUnreadable
+from correspondence.services import mailbox_oauth
+from correspondence.services.mailbox_oauth import OAuthLogin, Provider, TokenUnreadable
 from intake.importer import Summary, _merge, import_items
 from intake.mail import incoming_email
 from intake.pipeline import Rules
@@ -47,6 +51,8 @@ class ImapAccount:
     processed_folder: str | None = None
     # "intake" (letters from the public) or "bounces" (the return-path mailbox: delivery reports, outbound/).
     purpose: str = "intake"
+    # Set for a mailbox that signs in with OAuth2 (XOAUTH2 / OAUTHBEARER) instead of `password`.
+    oauth: OAuthLogin | None = field(default=None, compare=False, repr=False)
 
     @classmethod
     def from_dict(cls, data: dict) -> ImapAccount:
@@ -76,16 +82,55 @@ def accounts_from_db(session: Session, secret_key: str) -> list[ImapAccount]:
     for row in session.scalars(select(MailboxAccount).where(MailboxAccount.active.is_(True))):
         try:
             accounts.append(account_from_record(row, secret_key))
-        except SecretUnreadable:
-            log.error("imap mailbox %s: stored password unreadable (SECRET_KEY changed?)", row.name)
+        except (SecretUnreadable, TokenUnreadable):
+            log.error("imap mailbox %s: stored password or sign-in unreadable (SECRET_KEY changed?)", row.name)
+        except ValueError as exc:
+            log.error("imap mailbox %s: %s", row.name, exc)
     return accounts
 
 
+# One OAuthLogin per mailbox sign-in per process, so an access token is reused until it is nearly spent
+# instead of being renewed at every poll. Keyed by the stored (encrypted) token: reconnecting the mailbox
+# gives a new key.
+_LOGINS: dict[tuple[str, str, str], OAuthLogin] = {}
+_LOGINS_LOCK = threading.Lock()
+
+
+def oauth_login_for(row: MailboxAccount, secret_key: str) -> OAuthLogin:
+    if row.oauth_provider is None or not row.refresh_token_encrypted or not row.oauth_client_id:
+        raise ValueError("this mailbox has no OAuth2 sign-in stored; connect it again")
+    key = (row.name, row.oauth_client_id, row.refresh_token_encrypted)
+    with _LOGINS_LOCK:
+        login = _LOGINS.get(key)
+        if login is None:
+            secret = (mailbox_oauth.decrypt_token(secret_key, row.oauth_client_secret_encrypted)
+                      if row.oauth_client_secret_encrypted else "")
+            provider = Provider.of(row.oauth_provider, row.oauth_client_id, client_secret=secret,
+                                   token_url=row.oauth_token_url or "")
+            login = OAuthLogin(provider, mailbox_oauth.decrypt_token(secret_key, row.refresh_token_encrypted))
+            _LOGINS[key] = login
+        return login
+
+
 def account_from_record(row: MailboxAccount, secret_key: str) -> ImapAccount:
+    oauth = oauth_login_for(row, secret_key) if row.auth_kind == "oauth2" else None
+    password = "" if oauth is not None else secretbox.decrypt(secret_key, row.password_encrypted)
     return ImapAccount(name=row.name, host=row.host, username=row.username,
-                       password=secretbox.decrypt(secret_key, row.password_encrypted), port=row.port,
+                       password=password, port=row.port,
                        ssl=row.security == "ssl", starttls=row.security == "starttls",
-                       folders=tuple(row.folders or ("INBOX",)), processed_folder=row.processed_folder)
+                       folders=tuple(row.folders or ("INBOX",)), processed_folder=row.processed_folder,
+                       oauth=oauth)
+
+
+def save_rotated_token(session: Session, row: MailboxAccount, login: OAuthLogin, secret_key: str) -> bool:
+    """Keep the refresh token the provider last handed out (Microsoft and others rotate them)."""
+    if row.refresh_token_encrypted and mailbox_oauth.decrypt_token(secret_key, row.refresh_token_encrypted) \
+            == login.refresh_token:
+        return False
+    row.refresh_token_encrypted = mailbox_oauth.encrypt_token(secret_key, login.refresh_token)
+    with _LOGINS_LOCK:
+        _LOGINS[(row.name, row.oauth_client_id or "", row.refresh_token_encrypted)] = login
+    return True
 
 
 def accounts_from_json(raw: str) -> list[ImapAccount]:
@@ -113,11 +158,43 @@ def connect(account: ImapAccount, *, timeout: float = 60) -> IMAPClient:
     # edited in the database, must still not send a password in clear text over the network.
     if (refused := account.plain_text_refused()) is not None:
         raise InsecureConnection(refused)
+    client = _open(account, timeout)
+    if account.oauth is None:
+        client.login(account.username, account.password)
+        return client
+    try:
+        _oauth_login(client, account, account.oauth.access_token())
+    except LoginError as refused:
+        # The server refused the token (expired early, revoked, or issued for something else):
+        # renew it at the provider and try once more on a new connection.
+        log.info("imap mailbox %s: server refused the access token (%s); renewing it", account.name, refused)
+        _close(client)
+        client = _open(account, timeout)
+        _oauth_login(client, account, account.oauth.access_token(force=True))
+    return client
+
+
+def _open(account: ImapAccount, timeout: float) -> IMAPClient:
     client = IMAPClient(account.host, port=account.port, ssl=account.ssl, timeout=timeout)
     if account.starttls:
         client.starttls()
-    client.login(account.username, account.password)
     return client
+
+
+def _close(client: IMAPClient) -> None:
+    try:
+        client.logout()
+    except Exception:  # a refused login may already have closed the connection
+        log.debug("imap logout after a refused login failed", exc_info=True)
+
+
+def _oauth_login(client: IMAPClient, account: ImapAccount, token: str) -> None:
+    """Microsoft 365 and Gmail take XOAUTH2; any other provider gets the standard OAUTHBEARER."""
+    assert account.oauth is not None
+    if account.oauth.provider.kind in ("microsoft", "google"):
+        client.oauth2_login(account.username, token)
+    else:
+        client.oauthbearer_login(account.username, token)
 
 
 def check_connection(account: ImapAccount, *, timeout: float = 60) -> list[str]:

@@ -20,15 +20,12 @@ ssl = no
 first_valid_uid = 1
 first_valid_gid = 1
 disable_plaintext_auth = no
-auth_mechanisms = plain login
+auth_mechanisms = {mechanisms}
 mail_location = maildir:{base}/mail/%u
 default_internal_user = {user}
 default_internal_group = {group}
 default_login_user = {login_user}
-passdb {{
-  driver = passwd-file
-  args = scheme=PLAIN username_format=%u {base}/passwd
-}}
+{passdb}
 userdb {{
   driver = static
   args = uid={uid} gid={gid} home={base}/home/%u
@@ -57,6 +54,29 @@ namespace inbox {{
 """
 
 
+PASSWORD_PASSDB = """passdb {{
+  driver = passwd-file
+  args = scheme=PLAIN username_format=%u {base}/passwd
+}}"""
+
+# OAuth2 mode: Dovecot checks bearer tokens itself, offline, against a local key (introspection_mode =
+# local). HS256 keys are stored base64-encoded at <prefix>/<azp>/<alg>/<kid>; tokens without azp/kid use
+# "default". `client_id` makes Dovecot refuse a token whose `aud` does not contain it.
+OAUTH2_PASSDB = """passdb {{
+  driver = oauth2
+  mechanisms = xoauth2 oauthbearer
+  args = {base}/dovecot-oauth2.conf.ext
+}}"""
+
+OAUTH2_CONF = """\
+introspection_mode = local
+local_validation_key_dict = fs:posix:prefix={base}/keys/
+username_attribute = {username_attribute}
+issuers = {issuer}
+client_id = {audience}
+"""
+
+
 def find_dovecot() -> str | None:
     return shutil.which("dovecot") or ("/usr/sbin/dovecot" if Path("/usr/sbin/dovecot").exists() else None)
 
@@ -68,10 +88,17 @@ def _free_port() -> int:
 
 
 class Dovecot:
-    def __init__(self, base: Path, user: str = "office", password: str = "office-secret") -> None:
+    def __init__(self, base: Path, user: str = "office", password: str = "office-secret", *,
+                 oauth2: bool = False, key: bytes = b"", issuer: str = "", audience: str = "") -> None:
         self.base = base
         self.user = user
         self.password = password
+        # With oauth2=True the server takes only OAUTHBEARER / XOAUTH2 with an HS256 JWT signed by `key`,
+        # issued by `issuer` for `audience`, whose `sub` is the mailbox name (see tests/dovecot_oauth.py).
+        self.oauth2 = oauth2
+        self.key = key
+        self.issuer = issuer
+        self.audience = audience
         self.port = _free_port()
         self.proc: subprocess.Popen | None = None
 
@@ -95,9 +122,25 @@ class Dovecot:
         login_user = "dovenull" if os.getuid() == 0 and _user_exists("dovenull") else me
         internal = "dovecot" if os.getuid() == 0 and _user_exists("dovecot") else me
         config = self.base / "dovecot.conf"
+        if self.oauth2:
+            import base64
+
+            passdb = OAUTH2_PASSDB.format(base=self.base)
+            # Refusals are what the tests check: say why in the log, and answer them without the delay.
+            mechanisms = "oauthbearer xoauth2\nauth_verbose = yes\nauth_failure_delay = 0\n" \
+                         "login_trusted_networks = 127.0.0.1/32"
+            (self.base / "dovecot-oauth2.conf.ext").write_text(OAUTH2_CONF.format(
+                base=self.base, username_attribute="sub", issuer=self.issuer, audience=self.audience))
+            key_dir = self.base / "keys" / "default" / "HS256"
+            key_dir.mkdir(parents=True, exist_ok=True)
+            (key_dir / "default").write_text(base64.b64encode(self.key).decode())
+            os.chmod(self.base / "keys", 0o755)
+        else:
+            passdb = PASSWORD_PASSDB.format(base=self.base)
+            mechanisms = "plain login"
         config.write_text(CONFIG.format(base=self.base, port=self.port, uid=mail_uid, gid=mail_gid,
                                         user=internal, group=group if internal == me else "dovecot",
-                                        login_user=login_user))
+                                        login_user=login_user, passdb=passdb, mechanisms=mechanisms))
         (self.base / "passwd").write_text(f"{self.user}:{{PLAIN}}{self.password}::::::\n")
         os.chmod(self.base, 0o755)
         self.proc = subprocess.Popen([binary, "-F", "-c", str(config)], stdout=subprocess.PIPE,

@@ -62,6 +62,14 @@ class MailboxAccount(Base):
     last_checked_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
     last_check_result: Mapped[str | None] = mapped_column(String(500))
     created_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)
+    # "password" or "oauth2" (Microsoft 365 / Google / another provider: correspondence.services.mailbox_oauth).
+    # For oauth2 only the refresh token is kept, encrypted; password_encrypted is then empty.
+    auth_kind: Mapped[str] = mapped_column(String(10), default="password", server_default="password")
+    oauth_provider: Mapped[str | None] = mapped_column(String(20))
+    oauth_client_id: Mapped[str | None] = mapped_column(String(255))
+    oauth_token_url: Mapped[str | None] = mapped_column(String(500))
+    oauth_client_secret_encrypted: Mapped[str | None] = mapped_column(String(1000))
+    refresh_token_encrypted: Mapped[str | None] = mapped_column(String(8000))
 
 
 class DistrictZip(Base):
