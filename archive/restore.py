@@ -45,6 +45,7 @@ RESTORED_AS: dict[tuple[str, str], Callable[[], Any]] = {
     ("staffers", "password_hash"): lambda: NO_PASSWORD,
     # Unique and required: a random value that is the hash of no token anyone holds.
     ("intake_tokens", "token_sha256"): lambda: secrets.token_hex(32),
+    ("staff_api_tokens", "token_sha256"): lambda: secrets.token_hex(32),
     ("mailbox_accounts", "password_encrypted"): lambda: "",
     # A restored webhook cannot sign until an admin makes it again (outbound.webhooks says so per delivery).
     ("webhook_subscriptions", "secret_encrypted"): lambda: "",

@@ -35,7 +35,8 @@ LEFT_OUT_TABLES: tuple[str, ...] = ("recovery_codes", "webauthn_credentials")
 LEFT_OUT_COLUMNS: dict[str, tuple[str, ...]] = {
     "staffers": ("password_hash", "totp_secret", "totp_confirmed_at", "totp_last_step"),
     "intake_tokens": ("token_sha256",),
-    "mailbox_accounts": ("password_encrypted",),
+    "mailbox_accounts": ("password_encrypted", "oauth_client_secret_encrypted", "refresh_token_encrypted"),
+    "staff_api_tokens": ("token_sha256",),
     "help_requests": ("email_token_hash",),
     "webhook_subscriptions": ("secret_encrypted",),
 }
