@@ -147,9 +147,11 @@ def send(db: Database, redis: Redis, settings: Settings, version_id: int, list_i
     dispatch(done.effects, connection=redis)
     prepared = rendered = None
     run_id = None
+    # Polled without BEGIN IMMEDIATE: watching must not queue for the write lock the workers hold.
+    reader = Database(db.engine.url.render_as_string(hide_password=False))
     while time.perf_counter() - t0 < timeout:
         time.sleep(1.0)
-        with db.unit_of_work() as s:
+        with reader.unit_of_work() as s:
             if run_id is None:
                 run_id = s.scalar(select(Newsletter.run_id).where(Newsletter.id == newsletter_id))
                 if run_id is None:
@@ -165,6 +167,7 @@ def send(db: Database, redis: Redis, settings: Settings, version_id: int, list_i
             if not left:
                 break
     total = time.perf_counter() - t0
+    reader.dispose()
     # Job processes are reaped when they end, so their CPU is counted by the time the run is done.
     time.sleep(1.0)
     worker_cpu = cpu_seconds(pids) - cpu_before
