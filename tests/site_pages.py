@@ -148,6 +148,14 @@ def seed_office(db: Database, instance_dir: Path, settings) -> dict[str, int | s
         holds.place_hold(s, "constituent", person.id, actor_id=boss.id, reason="Records request " + LONG_WORD[:300])
         retention.set_rule(s, "campaign_mail", actor_id=None, years=6, active=True)
         dry_run_id = retention.start_run(s, actor_id=None, dry_run=True).value.id
+
+        from correspondence.services import webhooks
+
+        # A webhook with a long name and one delivery waiting (the webhooks and deliveries pages).
+        hook, _secret = webhooks.create_subscription(s, actor_id=boss.id, name=LONG_TITLE[:120],
+                                                     url="http://127.0.0.1:9/hook", events=["case.opened"],
+                                                     secret_key=settings.secret_key)
+        webhooks.send_test_event(s, hook.id, actor_id=boss.id)
         report_id, run_id = report.id, run.id
         ids: dict[str, int | str] = {
             "message_id": message.id, "batch_id": batch.id, "letter_id": version.letter_id,
@@ -157,7 +165,7 @@ def seed_office(db: Database, instance_dir: Path, settings) -> dict[str, int | s
             "reports.view:run_id": report_id, "paragraph_id": paragraph_id, "list_id": chosen.id,
             "subscriptions.web_version:token": sent.web_token,
             "subscriptions.confirm:token": subscriptions.confirm_token(pending.id, secret_key=settings.secret_key),
-            "privacy.retention_run_view:run_id": dry_run_id}
+            "privacy.retention_run_view:run_id": dry_run_id, "subscription_id": hook.id}
     reports.execute(db, report_id)
     retention.execute(db, dry_run_id)
     apply.execute_run(db, run_id, settings)  # no email queue, no print file: the run page still shows it
