@@ -227,7 +227,10 @@ def test_admins_keep_the_calendar_and_the_follow_up_page_shows_and_enforces_it(s
 
         recorded = client.post("/admin/franking/approvals",
                                data={"csrf_token": token, "letter_id": version.letter_id,
-                                     "opinion_number": "AO-9", "opinion_date": datetime.now(UTC).date().isoformat()})
+                                     "opinion_number": "AO-9",
+                                     # The office's today: from midnight UTC until the office's midnight, the
+                                     # UTC date is still in the office's future and would be refused.
+                                     "opinion_date": franking.Rules.of(settings).today().isoformat()})
         assert recorded.status_code == 303
         assert "AO-9" in client.get("/admin/franking").get_data(as_text=True)
         dry = client.get(f"/constituents/segments/{segment.id}/follow-up").get_data(as_text=True)

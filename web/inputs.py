@@ -88,9 +88,12 @@ class BoundedRequest(Request):
 
 
 def refuse_nul_characters() -> None:
-    """before_request hook: a NUL in a query or form field is never typed text; PostgreSQL cannot store it."""
+    """before_request hook: a NUL in a path part, a query or a form field is never typed text; PostgreSQL
+    cannot store or compare it. A path part (a link's token, a name) answers 404: no such page."""
     from flask import abort, request
 
+    if any(isinstance(v, str) and "\x00" in v for v in (request.view_args or {}).values()):
+        abort(404, description="This link is not valid. Check that the whole link was copied.")
     fields = [request.args]
     if request.method == "POST" and request.mimetype in ("application/x-www-form-urlencoded", "multipart/form-data"):
         fields.append(request.form)
