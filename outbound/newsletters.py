@@ -21,6 +21,7 @@ from __future__ import annotations
 
 import hashlib
 import hmac
+from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import UTC, date, datetime
 
@@ -122,7 +123,8 @@ def start_newsletter(session: Session, version_id: int, audience: Audience, *, a
     return Done(newsletter, (Effect.of("newsletter", newsletter.id),))
 
 
-def _pieces_for_list(session: Session, newsletter: Newsletter, subject: str, now: datetime) -> list[int]:
+def _pieces_for_list(session: Session, newsletter: Newsletter, subject: str, now: datetime,
+                     checkpoint: Callable[[], None]) -> list[int]:
     source = f"{franking.SUBSCRIBER_SOURCE}{newsletter.id}"
     prefix = f"newsletter:{newsletter.id}:"
     existing = dict(session.execute(select(Message.idempotency_key, Message.id)
@@ -146,10 +148,12 @@ def _pieces_for_list(session: Session, newsletter: Newsletter, subject: str, now
         session.add_all(new)
         session.flush()
         ids.extend(m.id for m in new)
+        checkpoint()
         after = page[-1][0]
 
 
-def _pieces_for_segment(session: Session, newsletter: Newsletter, subject: str, now: datetime) -> list[int]:
+def _pieces_for_segment(session: Session, newsletter: Newsletter, subject: str, now: datetime,
+                        checkpoint: Callable[[], None]) -> list[int]:
     """One piece per member with an email address (a newsletter is not printed)."""
     segment = segments.get_segment(session, newsletter.segment_id or 0)
     flt = segments.SegmentFilter.from_dict(segment.filters)
@@ -178,13 +182,19 @@ def _pieces_for_segment(session: Session, newsletter: Newsletter, subject: str, 
         session.add_all(new)
         session.flush()
         ids.extend(m.id for m in new)
+        checkpoint()
         after = people[-1].id
 
 
 def prepare(session: Session, newsletter_id: int, *, rules: franking.Rules | None = None,
-            today: date | None = None) -> Done[Newsletter]:
+            today: date | None = None, checkpoint: Callable[[], None] | None = None) -> Done[Newsletter]:
     """The job: one outbound message per recipient, then the apply-to-all run over them (its own job).
-    Idempotent: the messages are keyed by newsletter and subscriber, and a newsletter with a run is done."""
+    Idempotent: the messages are keyed by newsletter and subscriber, and a newsletter with a run is done.
+
+    `checkpoint` is called after each page of pieces (the job passes its session's commit): at 100,000
+    subscribers one transaction held SQLite's write lock for longer than the 30 s every other writer
+    waits, so staff saving a code saw "database is locked". Committed pages are safe to keep: a run of the
+    job after a crash finds them by their keys and makes only the rest."""
     newsletter = session.get(Newsletter, newsletter_id)
     if newsletter is None:
         raise NotFound(f"no newsletter {newsletter_id}")
@@ -193,9 +203,9 @@ def prepare(session: Session, newsletter_id: int, *, rules: franking.Rules | Non
     now = datetime.now(UTC)
     subject = f"Newsletter: {newsletter.subject}"[:500]
     if newsletter.list_id is not None:
-        ids = _pieces_for_list(session, newsletter, subject, now)
+        ids = _pieces_for_list(session, newsletter, subject, now, checkpoint or (lambda: None))
     else:
-        ids = _pieces_for_segment(session, newsletter, subject, now)
+        ids = _pieces_for_segment(session, newsletter, subject, now, checkpoint or (lambda: None))
     if not ids:
         raise ValidationFailed("nobody is left to send this newsletter to")
     started = queue_apply_run(session, newsletter.version_id, actor_id=newsletter.created_by_id or 0,

@@ -204,3 +204,43 @@ def test_staff_send_a_newsletter_from_the_page_and_the_default_workers_deliver_i
     assert set(session.scalars(select(Response.state))) == {ResponseState.SENT}
     listed = client.get("/subscriptions/").get_data(as_text=True)
     assert re.search(r"Finished: 2 letters", listed)
+
+
+def test_the_newsletter_job_commits_its_pieces_page_by_page_and_a_rerun_makes_only_the_rest(
+        session, factory, database):
+    """At 100,000 subscribers one transaction held SQLite's write lock past every other writer's 30 s wait;
+    the job commits each page of pieces, and a job that died half-way makes only the pieces still missing."""
+    version, boss = _approved(session, factory)
+    chosen = _subscribers(session, factory, boss, "first@example.org")
+    session.add_all(Subscription(list_id=chosen.id, address=f"reader{i}@example.org",
+                                 status=SubscriptionStatus.SUBSCRIBED, source=SubscriptionSource.IMPORT,
+                                 legal_basis="CSV: sign-in sheet")
+                    for i in range(2_000))
+    done = newsletters.start_newsletter(session, version.id, newsletters.Audience(list_id=chosen.id),
+                                        actor_id=boss.id, secret_key=TEST_SECRET_KEY, office=OFFICE,
+                                        budget=BUDGET, rules=STRICT)
+    session.commit()
+    prefix = f"newsletter:{done.value.id}:%"
+    pieces = select(func.count()).select_from(Message).where(Message.idempotency_key.like(prefix))
+    seen_elsewhere: list[int] = []
+
+    def checkpoint_then_die() -> None:
+        session.commit()
+        with database.unit_of_work() as other:  # what any other connection sees: committed pages only
+            seen_elsewhere.append(other.scalar(pieces))
+        raise RuntimeError("the worker died here")
+
+    with pytest.raises(RuntimeError, match="died"):
+        newsletters.prepare(session, done.value.id, rules=STRICT, checkpoint=checkpoint_then_die)
+    session.rollback()
+    assert seen_elsewhere == [2_000]  # the first page (2,000 addresses) was committed before the crash
+    assert session.get(Newsletter, done.value.id).run_id is None
+
+    commits: list[int] = []
+    again = newsletters.prepare(session, done.value.id, rules=STRICT,
+                                checkpoint=lambda: (session.commit(), commits.append(1)))
+    session.commit()
+    assert len(commits) == 2  # one page reused, one page made
+    assert session.scalar(pieces) == 2_001  # nobody twice, nobody left out
+    run = session.get(ApplyRun, again.value.run_id)
+    assert run.total == 2_001 and len(set(run.message_ids)) == 2_001

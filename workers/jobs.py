@@ -327,7 +327,7 @@ def run_newsletter(session: Session, newsletter_id: int) -> Done[int]:
     from outbound.franking import Rules as FrankingRules
     from outbound.newsletters import prepare
 
-    done = prepare(session, newsletter_id, rules=FrankingRules.of(context.settings()))
+    done = prepare(session, newsletter_id, rules=FrankingRules.of(context.settings()), checkpoint=session.commit)
     return Done(done.value.run_id or 0, done.effects)
 
 
