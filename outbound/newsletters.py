@@ -21,7 +21,7 @@ from __future__ import annotations
 
 import hashlib
 import hmac
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from datetime import UTC, date, datetime
 
@@ -40,6 +40,8 @@ from correspondence.models import (
     Message,
     MessageStatus,
     Newsletter,
+    Subscription,
+    SubscriptionStatus,
     VersionState,
 )
 from correspondence.services.audit import record
@@ -64,6 +66,28 @@ def newsletter_of_source(source: str | None) -> tuple[int, bool] | None:
             number = text[len(prefix):].split(":", 1)[0]
             return (int(number), to_list) if number.isdigit() else None
     return None
+
+
+def off_their_list(session: Session, pieces: Mapping[int, tuple[str | None, str]]) -> set[int]:
+    """Of these letters (response id → (its message's source, its address)), the pieces of a newsletter to a
+    list whose address is no longer subscribed to that list: someone who left the list while a long send
+    was under way gets nothing more from it. Two queries for a group of letters."""
+    wanted: dict[int, list[tuple[int, str]]] = {}
+    for response_id, (source, address) in pieces.items():
+        found = newsletter_of_source(source)
+        if found is not None and found[1]:
+            wanted.setdefault(found[0], []).append((response_id, address.strip().lower()))
+    if not wanted:
+        return set()
+    lists = dict(session.execute(select(Newsletter.id, Newsletter.list_id)
+                                 .where(Newsletter.id.in_(list(wanted)))).all())
+    addresses = sorted({address for items in wanted.values() for _r, address in items})
+    still = set(session.execute(select(Subscription.list_id, Subscription.address)
+                                .where(Subscription.list_id.in_([i for i in lists.values() if i is not None]),
+                                       Subscription.address.in_(addresses),
+                                       Subscription.status == SubscriptionStatus.SUBSCRIBED)).tuples())
+    return {response_id for newsletter_id, items in wanted.items() for response_id, address in items
+            if (lists.get(newsletter_id), address) not in still}
 
 
 def footer(web_url: str, unsubscribe_url: str) -> str:

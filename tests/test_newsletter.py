@@ -244,3 +244,25 @@ def test_the_newsletter_job_commits_its_pieces_page_by_page_and_a_rerun_makes_on
     assert session.scalar(pieces) == 2_001  # nobody twice, nobody left out
     run = session.get(ApplyRun, again.value.run_id)
     assert run.total == 2_001 and len(set(run.message_ids)) == 2_001
+
+
+def test_someone_who_leaves_the_list_while_the_newsletter_is_sending_gets_nothing_more_from_it(
+        client, session, factory, database, settings, smtp_server):
+    version, boss = _approved(session, factory)
+    chosen = _subscribers(session, factory, boss, "ana@example.org", "ben@example.org")
+    earlier, _v = _approved(session, factory, title="District news, April")
+    session.commit()
+    _april, april_letters = _send(session, database, settings, earlier, boss, list_id=chosen.id)
+    _may, queued = _send(session, database, settings, version, boss, list_id=chosen.id)
+    assert len(queued) == 2  # both letters made and queued for the send jobs
+    # Before the send job reaches them, Ben clicks "unsubscribe" in April's newsletter: off the list only.
+    ben_april = session.scalar(select(Response.id).where(Response.id.in_(april_letters),
+                                                         Response.to_address == "ben@example.org"))
+    assert client.post(f"/u/{unsubscribe_token(ben_april, secret_key=TEST_SECRET_KEY)}").status_code == 200
+    session.rollback()
+
+    result = send_responses(database, queued, _smtp(settings, smtp_server))
+    assert (result.sent, result.failed) == (1, 1)
+    assert [m["To"] for m in smtp_server.inbox.messages] == ["ana@example.org"]
+    ben_may = session.scalar(select(Response).where(Response.id.in_(queued), Response.to_address == "ben@example.org"))
+    assert ben_may.state == ResponseState.FAILED and ben_may.last_error == "not sent: the address is unsubscribed"
