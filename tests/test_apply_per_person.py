@@ -389,6 +389,7 @@ def test_no_smtp_leaves_letters_queued_logs_one_line_per_sweep_and_shows_a_banne
     assert page.status_code == 200 and "Email sending is not set up: 3 letters waiting" in page.get_data(as_text=True)
     dashboard = client.get("/dashboard/?fresh=1").get_data(as_text=True)
     assert 'id="answer-queued-count">3<' in dashboard and 'id="open-total">0<' in dashboard  # not open work
+    assert dashboard.count("answer queued</a>") == 1  # one tile, not a second one among the statuses
 
 
 @pytest.mark.browser

@@ -209,7 +209,7 @@ def test_stance_is_suggested_from_the_template_until_a_person_confirms(client, a
     assert {m.stance for m in made["postal"]} == {None}  # a suggestion is not coding
     auth.login("correspondent")
     page = client.get(f"/batches/{batch.id}").get_data(as_text=True)
-    assert "stance: suggested: oppose" in page and "Confirm stance: oppose" in page
+    assert "stance: oppose (suggested, not confirmed)" in page and "Confirm stance: oppose" in page
     token = auth.csrf(f"/batches/{batch.id}")
     client.post(f"/batches/{batch.id}/stance", data={"csrf_token": token, "stance": "oppose"})
     session.expire_all()
