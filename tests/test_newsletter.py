@@ -237,8 +237,12 @@ def test_the_newsletter_job_commits_its_pieces_page_by_page_and_a_rerun_makes_on
     assert session.get(Newsletter, done.value.id).run_id is None
 
     commits: list[int] = []
-    again = newsletters.prepare(session, done.value.id, rules=STRICT,
-                                checkpoint=lambda: (session.commit(), commits.append(1)))
+
+    def checkpoint() -> None:
+        session.commit()
+        commits.append(1)
+
+    again = newsletters.prepare(session, done.value.id, rules=STRICT, checkpoint=checkpoint)
     session.commit()
     assert len(commits) == 2  # one page reused, one page made
     assert session.scalar(pieces) == 2_001  # nobody twice, nobody left out
