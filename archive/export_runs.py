@@ -121,8 +121,17 @@ def execute_export(db: Database, run_id: int, exports_dir: Path) -> None:
 
 
 def restart_stalled_exports(session: Session, *, older_than: timedelta) -> Done[int]:
-    """For the sweep: exports queued or running longer than `older_than` (their job was lost)."""
+    """For the sweep: exports, retention runs and subject access ZIPs queued or running longer than
+    `older_than` (their job was lost: Redis flushed, a worker killed). Each job is idempotent: a finished
+    one is left alone, and one picked up again continues from what is committed."""
+    from correspondence.models import RetentionRun, SubjectAccessExport
+
     cutoff = utcnow() - older_than
-    ids = list(session.scalars(select(ExportRun.id).where(ExportRun.state.in_(WAITING),
-                                                          ExportRun.created_at < cutoff)))
-    return Done(len(ids), (Effect.of("export", *ids),) if ids else ())
+    effects = []
+    count = 0
+    for table, effect in ((ExportRun, "export"), (RetentionRun, "retention"), (SubjectAccessExport, "subject_access")):
+        ids = list(session.scalars(select(table.id).where(table.state.in_(WAITING), table.created_at < cutoff)))
+        if ids:
+            effects.append(Effect.of(effect, *ids))
+            count += len(ids)
+    return Done(count, tuple(effects))

@@ -221,3 +221,29 @@ def test_the_erase_page_needs_a_reason_and_a_confirmation(client, auth, session,
     assert response.status_code == 303
     html = client.get(f"/constituents/{zelda['person'].id}").get_data(as_text=True)
     assert 'id="erased-notice"' in html and "Quixote" not in html
+
+
+def test_the_sweep_queues_again_a_retention_run_and_an_access_zip_whose_jobs_were_lost(session, factory, database):
+    """Redis flushed or a worker killed: the run and the ZIP stay "queued"/"running" in the database, and the
+    sweep asks for their jobs again (each job is idempotent); recent and finished ones are left alone."""
+    from datetime import timedelta
+
+    from archive.export_runs import restart_stalled_exports
+    from archive.rights import build_access
+    from correspondence.models import RetentionRun, RunState, SubjectAccessExport, utcnow
+
+    person = factory.constituent(first_name="Lost", email="lost@example.org")
+    long_ago = utcnow() - timedelta(hours=2)
+    lost_run = RetentionRun(dry_run=True, state=RunState.QUEUED, created_at=long_ago)
+    lost_zip = SubjectAccessExport(constituent_id=person.id, state=RunState.RUNNING, created_at=long_ago)
+    fresh_zip = SubjectAccessExport(constituent_id=person.id, state=RunState.QUEUED)
+    done_zip = SubjectAccessExport(constituent_id=person.id, state=RunState.DONE, created_at=long_ago)
+    session.add_all([lost_run, lost_zip, fresh_zip, done_zip])
+    session.commit()
+    found = restart_stalled_exports(session, older_than=timedelta(minutes=15))
+    assert found.value == 2
+    assert {(e.job, e.ids) for e in found.effects} == {("retention", (lost_run.id,)),
+                                                       ("subject_access", (lost_zip.id,))}
+    # Picked up again, the interrupted ZIP is built.
+    built = build_access(database, lost_zip.id)
+    assert built.state == RunState.DONE and built.size and built.size > 0
