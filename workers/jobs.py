@@ -384,6 +384,17 @@ def run_backup() -> dict[str, object]:
     return {"snapshot": done.manifest["snapshot"], "size_bytes": done.manifest["size_bytes"], "pruned": done.pruned}
 
 
+def run_expire_downloads() -> dict[str, int]:
+    """Daily: delete the export files and subject access ZIPs made more than 30 days ago (archive.downloads).
+    Idempotent: an expired one has no file left to expire."""
+    from archive.downloads import delete_files, expire_downloads
+
+    with context.database().unit_of_work() as session:
+        expired = expire_downloads(session)
+    deleted = delete_files(context.settings().instance_dir / "exports", expired.files)  # after the commit
+    return {"exports": expired.exports, "access_zips": expired.access_zips, "files_deleted": deleted}
+
+
 def run_export(run_id: int) -> str:
     """An admin's "Export all data". Idempotent: a finished export is left alone, an interrupted one restarts."""
     from archive.export_runs import execute_export

@@ -159,6 +159,8 @@ PERIODIC_JOBS: tuple[PeriodicJob, ...] = (
     PeriodicJob("closing-auto-replies", "workers.jobs.run_closing_auto_replies", OUTBOUND, 60),
     # Once a day (the slot is a UTC day); the job does nothing unless MAILROOM_BACKUP_DIR is set.
     PeriodicJob("backup", "workers.jobs.run_backup", MAINTENANCE, 86400),
+    # Export files and subject access ZIPs are deleted 30 days after they were made (archive.downloads).
+    PeriodicJob("expire-downloads", "workers.jobs.run_expire_downloads", MAINTENANCE, 86400),
     # The webhook outbox: due deliveries and retries (the rows in the database are what is owed).
     PeriodicJob("webhooks", "workers.jobs.run_webhooks", OUTBOUND, 30),
 )
