@@ -108,30 +108,69 @@ class Audience:
             raise ValidationFailed("choose a subscription list or a segment to send the newsletter to")
 
 
-def start_newsletter(session: Session, version_id: int, audience: Audience, *, actor_id: int, secret_key: str,
-                     office: Office, budget: Budget, rules: franking.Rules | None = None,
-                     today: date | None = None) -> Done[Newsletter]:
-    """Record a newsletter of this approved version and ask for its job (which starts the apply run)."""
+@dataclass(frozen=True)
+class Check:
+    """What sending this newsletter now would do: the page shows it before the send button, and the send
+    itself goes by the same count."""
+
+    letter: str
+    audience: str
+    recipients: int
+    left_out: tuple[tuple[str, int], ...]  # (why, how many), only the reasons that leave someone out
+    mass_mail: franking.Verdict | None  # a segment's verdict; a list of subscribers is exempt
+
+    @property
+    def problems(self) -> list[str]:
+        found = list(self.mass_mail.problems()) if self.mass_mail is not None else []
+        if self.recipients <= 0:
+            found.append("nobody would get this newsletter: the list has no subscribers who can be reached")
+        return found
+
+
+def check_newsletter(session: Session, version_id: int, audience: Audience, *, rules: franking.Rules | None = None,
+                     today: date | None = None) -> Check:
+    """The newsletter's dry run (changes nothing)."""
     version = session.get(LetterVersion, version_id)
     if version is None:
         raise NotFound(f"no letter version {version_id}")
     if version.state != VersionState.APPROVED:
         raise ValidationFailed("only an approved version can be sent; send it for review first")
-    rules = rules or franking.Rules()
-    recipients = 0
+    letter = f"{version.letter.title} (version {version.number})"
     if audience.list_id is not None:
         chosen = subscriptions.get_list(session, audience.list_id)
-        recipients = next((s.reachable for s in subscriptions.list_summaries(session) if s.item.id == chosen.id), 0)
-    else:
-        segment = segments.get_segment(session, audience.segment_id or 0)
-        flt = segments.SegmentFilter.from_dict(segment.filters)
-        dry = segments.follow_up_plan(session, flt, rules=rules, version=version, today=today)
-        verdict = dry["franking"]
-        if isinstance(verdict, franking.Verdict) and verdict.problems():
-            raise PermissionDenied("not started: " + "; ".join(verdict.problems()))
-        recipients = int(str(dry["email"]))
-    if recipients <= 0:
+        summary = next((s for s in subscriptions.list_summaries(session) if s.item.id == chosen.id), None)
+        if summary is None:
+            return Check(letter, chosen.name, 0, (), None)
+        why: tuple[tuple[str, int], ...] = (
+            ("subscribed, but the address bounced, reported our mail as spam or unsubscribed from everything",
+             summary.suppressed),
+            ("signed up but never confirmed", summary.pending),
+            ("unsubscribed from this list", summary.unsubscribed))
+        return Check(letter, f"the list “{chosen.name}”", summary.reachable, tuple((w, n) for w, n in why if n), None)
+    segment = segments.get_segment(session, audience.segment_id or 0)
+    flt = segments.SegmentFilter.from_dict(segment.filters)
+    dry = segments.follow_up_plan(session, flt, rules=rules or franking.Rules(), version=version, today=today)
+    verdict = dry["franking"]
+    why = (("no email address (a newsletter is not printed)", int(str(dry["print"])) + int(str(dry["no_address"]))),
+           ("the address bounced, reported our mail as spam or unsubscribed", int(str(dry["suppressed"]))))
+    return Check(letter, f"the saved segment “{segment.name}” (people who did not ask for it)", int(str(dry["email"])),
+                 tuple((w, n) for w, n in why if n), verdict if isinstance(verdict, franking.Verdict) else None)
+
+
+def start_newsletter(session: Session, version_id: int, audience: Audience, *, actor_id: int, secret_key: str,
+                     office: Office, budget: Budget, rules: franking.Rules | None = None,
+                     today: date | None = None) -> Done[Newsletter]:
+    """Record a newsletter of this approved version and ask for its job (which starts the apply run)."""
+    rules = rules or franking.Rules()
+    check = check_newsletter(session, version_id, audience, rules=rules, today=today)
+    if check.mass_mail is not None and check.mass_mail.problems():
+        raise PermissionDenied("not started: " + "; ".join(check.mass_mail.problems()))
+    if check.recipients <= 0:
         raise ValidationFailed("nobody would get this newsletter: the list has no subscribers")
+    version = session.get(LetterVersion, version_id)
+    if version is None:
+        raise NotFound(f"no letter version {version_id}")
+    recipients = check.recipients
     values = context(None, None, office, today)
     newsletter = Newsletter(version_id=version.id, list_id=audience.list_id, segment_id=audience.segment_id,
                             web_token="", subject=render(version.subject, values, budget)[:500],

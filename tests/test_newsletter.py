@@ -182,6 +182,7 @@ def test_staff_send_a_newsletter_from_the_page_and_the_default_workers_deliver_i
         client, auth, session, factory, redis, job_env, smtp_server, monkeypatch):
     version, boss = _approved(session, factory)
     chosen = _subscribers(session, factory, boss, "ana@example.org", "ben@example.org")
+    subscriptions.sign_up(session, chosen.id, "pending@example.org", where="test")  # never confirmed
     session.commit()
     monkeypatch.setenv("MAILROOM_SMTP_HOST", "127.0.0.1")
     monkeypatch.setenv("MAILROOM_SMTP_PORT", str(smtp_server.port))
@@ -194,9 +195,15 @@ def test_staff_send_a_newsletter_from_the_page_and_the_default_workers_deliver_i
     auth.login(Role.SUPERVISOR)
     page = client.get("/subscriptions/").get_data(as_text=True)
     assert 'id="send-newsletter"' in page and "District news, May" in page
-    done = client.post("/subscriptions/newsletters", data={"csrf_token": auth.csrf("/subscriptions/"),
-                                                           "version_id": str(version.id),
-                                                           "audience": f"list:{chosen.id}"}, follow_redirects=True)
+    choice = {"csrf_token": auth.csrf("/subscriptions/"), "version_id": str(version.id),
+              "audience": f"list:{chosen.id}"}
+    check = client.post("/subscriptions/newsletters", data=choice).get_data(as_text=True)
+    # The dry run first: nothing is made until the person confirms.
+    assert 'id="check-recipients">2<' in check and 'id="check-exempt"' in check and "Send to 2 people" in check
+    assert "<b>1</b> signed up but never confirmed" in check
+    session.rollback()
+    assert session.scalar(select(func.count()).select_from(Newsletter)) == 0
+    done = client.post("/subscriptions/newsletters", data={**choice, "confirmed": "yes"}, follow_redirects=True)
     assert "on its way to 2 people" in done.get_data(as_text=True)
     SimpleWorker([get_queue(OUTBOUND, redis)], connection=redis).work(burst=True)
     assert sorted(m["To"] for m in smtp_server.inbox.messages) == ["ana@example.org", "ben@example.org"]
@@ -270,3 +277,22 @@ def test_someone_who_leaves_the_list_while_the_newsletter_is_sending_gets_nothin
     assert [m["To"] for m in smtp_server.inbox.messages] == ["ana@example.org"]
     ben_may = session.scalar(select(Response).where(Response.id.in_(queued), Response.to_address == "ben@example.org"))
     assert ben_may.state == ResponseState.FAILED and ben_may.last_error == "not sent: the address is unsubscribed"
+
+
+def test_the_check_before_a_newsletter_to_a_segment_shows_the_mass_mail_verdict_and_a_blackout_stops_it(
+        client, auth, session, factory, settings):
+    version, boss = _approved(session, factory)
+    for name in ("Cy", "Di"):
+        factory.constituent(first_name=name, email=f"{name.lower()}@example.org", zip5="99902")
+    factory.constituent(first_name="Ed", zip5="99902", email=None)  # no email address: a newsletter is not printed
+    segment = segments.save_segment(session, "Far away", segments.parse_filter({"zips": "99902"}), actor_id=boss.id)
+    franking.add_election(session, kind="general", election_date=franking.Rules.of(settings).today()
+                          + timedelta(days=20), actor_id=boss.id)
+    session.commit()
+    auth.login(Role.SUPERVISOR)
+    check = client.post("/subscriptions/newsletters", data={
+        "csrf_token": auth.csrf("/subscriptions/"), "version_id": str(version.id),
+        "audience": f"segment:{segment.id}"}).get_data(as_text=True)
+    assert 'id="check-recipients">2<' in check and "no email address" in check
+    assert 'id="franking-blackout"' in check and 'id="check-problems"' in check
+    assert 'id="confirm-newsletter"' not in check

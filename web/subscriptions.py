@@ -10,7 +10,7 @@ newsletter, rendered for nobody in particular, to whoever holds its unguessable 
 
 from __future__ import annotations
 
-from flask import Blueprint, abort, current_app, render_template, request, url_for
+from flask import Blueprint, abort, current_app, flash, redirect, render_template, request, url_for
 from flask_login import current_user
 from sqlalchemy import select
 
@@ -93,14 +93,29 @@ def send_newsletter():
     session = db_session()
     config = settings()
 
-    def act():
+    def chosen() -> tuple[int, newsletters.Audience]:
         version_id = optional_id(request.form.get("version_id"), "version_id")
         if version_id is None:
             raise ValidationFailed("choose the approved letter to send")
         target = request.form.get("audience", "")
         kind, _, number = target.partition(":")
-        audience = newsletters.Audience(list_id=optional_id(number, "list") if kind == "list" else None,
-                                        segment_id=optional_id(number, "segment") if kind == "segment" else None)
+        return version_id, newsletters.Audience(
+            list_id=optional_id(number, "list") if kind == "list" else None,
+            segment_id=optional_id(number, "segment") if kind == "segment" else None)
+
+    if request.form.get("confirmed") != "yes":
+        # The dry run first: who gets it, who is left out and why, and the mass-mail verdict; nothing changes.
+        try:
+            version_id, audience = chosen()
+            check = newsletters.check_newsletter(session, version_id, audience, rules=franking.Rules.of(config))
+        except DomainError as exc:
+            flash(f"Newsletter not sent: {exc}", "error")
+            return redirect(url_for("subscriptions.lists")), 303
+        return render_template("newsletter_check.html", check=check, version_id=version_id,
+                               audience=request.form.get("audience", ""), form=ActionForm())
+
+    def act():
+        version_id, audience = chosen()
         done = newsletters.start_newsletter(session, version_id, audience, actor_id=current_user.id,
                                             secret_key=config.secret_key, office=office_of(config),
                                             budget=budget_of(config), rules=franking.Rules.of(config))
