@@ -44,7 +44,7 @@ from sqlalchemy.orm import Session
 
 from archive.tables import archived_tables, table_sum
 from correspondence.blobstore import BlobStore
-from correspondence.db import Database
+from correspondence.db import POOLER_PARAM, Database
 from correspondence.errors import ValidationFailed
 from correspondence.models import BackupRecord, Base, Blob, utcnow
 from correspondence.services.audit import record
@@ -97,7 +97,8 @@ def _libpq(url: str) -> tuple[str, dict[str, str]]:
     env = dict(os.environ)
     if parsed.password:
         env["PGPASSWORD"] = str(parsed.password)
-    plain = parsed.set(drivername="postgresql", password=None)
+    # `?pgbouncer=true` is Mailroom's, not libpq's (correspondence.db.POOLER_PARAM): pg_dump would refuse it.
+    plain = parsed.set(drivername="postgresql", password=None).difference_update_query([POOLER_PARAM])
     return plain.render_as_string(hide_password=False), env
 
 
