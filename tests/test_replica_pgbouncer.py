@@ -161,7 +161,7 @@ def replicated() -> Iterator[Replicated]:
         started.append(primary)
         _run(PG_BIN / "createdb", "-h", "127.0.0.1", "-p", str(primary.port), "-U", "postgres", "mailroom", cwd=work)
         _run(PG_BIN / "pg_basebackup", "-h", "127.0.0.1", "-p", str(primary.port), "-U", "postgres",
-             "-D", replica.data, "-R", "-X", "stream", "--no-sync", cwd=work)
+             "-D", replica.data, "-R", "-X", "stream", "--checkpoint=fast", "--no-sync", cwd=work)
         with (replica.data / "postgresql.conf").open("a") as conf:
             conf.write(f"\nport = {replica.port}\n")
         replica.start()
