@@ -341,7 +341,7 @@ def bouncer() -> Iterator[Bouncer]:
         f"[databases]\nmailroom = {server} pool_size=3\nsingle = {server} pool_size=1\n\n"
         f"[pgbouncer]\nlisten_addr = 127.0.0.1\nlisten_port = {port}\nunix_socket_dir =\n"
         f"auth_type = trust\nauth_file = {work / 'userlist.txt'}\nadmin_users = postgres\n"
-        "pool_mode = transaction\nmax_client_conn = 200\nignore_startup_parameters = extra_float_digits\n"
+        "pool_mode = transaction\nmax_client_conn = 200\n"
         # Newer PgBouncers can keep prepared statements apart themselves; this one is tested as 1.18 behaves.
         + ("max_prepared_statements = 0\n" if version >= (1, 21) else ""))
     if AS_ROOT:
