@@ -24,7 +24,7 @@ from sqlalchemy.exc import DBAPIError
 from config import Settings
 from correspondence.db import Database
 from correspondence.migrate import upgrade
-from correspondence.models import ApplyRun, Batch, Message, MessageStatus, Response
+from correspondence.models import ApplyRun, AuditEvent, Batch, Message, MessageStatus, Response
 from tests.conftest import TEST_SECRET_KEY, Auth, csrf_token, need
 from tests.factories import Factory
 
@@ -249,8 +249,11 @@ def test_read_only_pages_read_the_replica_and_writes_the_primary(replica_app, re
     replicated.caught_up()
     assert f'data-message="{message_id}"' in client.get("/search/?q=zanzibarquay").get_data(as_text=True)
     assert f"\n{message_id}," in client.get("/inbox/export.csv?status=all").get_data(as_text=True)
-    for page in ("/dashboard/", "/dashboard/analytics", "/cases/export.csv"):
+    for page in ("/dashboard/", "/dashboard/analytics", "/cases/export.csv", "/constituents/export.csv"):
         assert client.get(page).status_code == 200, page
+    # The constituents export is audited: that write went to the primary while its rows came from the replica.
+    primary_session.rollback()
+    assert primary_session.scalar(select(func.count(AuditEvent.id)).where(AuditEvent.action == "constituents.export"))
 
 
 def test_a_stopped_replica_leaves_the_pages_on_the_primary_with_a_warning(replica_app, replicated, primary_session,
@@ -292,6 +295,18 @@ def test_a_read_url_with_sqlite_is_refused(tmp_path):
     read = Settings.from_env({"MAILROOM_INSTANCE_DIR": str(tmp_path), "SECRET_KEY": TEST_SECRET_KEY,
                               "DATABASE_URL": "postgresql://u@primary/db", "DATABASE_READ_URL": "postgresql://u@r/db"})
     assert read.database_read_url == "postgresql+psycopg://u@r/db"
+
+
+def test_libpq_and_pg_dump_get_neither_the_pgbouncer_flag_nor_a_password_in_the_url():
+    from archive.backup import _libpq
+    from correspondence.db import make_engine
+
+    engine = make_engine("postgresql+psycopg://u@pool.example:6432/office?pgbouncer=true&sslmode=require")
+    assert dict(engine.url.query) == {"sslmode": "require"}  # what psycopg (libpq) is given
+    engine.dispose()
+    uri, env = _libpq("postgresql+psycopg://u:pw@pool.example:6432/office?pgbouncer=true&sslmode=require")
+    # What pg_dump is given: the password in its environment, not on its command line where `ps` shows it.
+    assert uri == "postgresql://u@pool.example:6432/office?sslmode=require" and env["PGPASSWORD"] == "pw"
 
 
 # --- PgBouncer in transaction mode ------------------------------------------------------------------
