@@ -39,12 +39,12 @@ from pathlib import Path
 from typing import Any
 
 from sqlalchemy import Table, func, inspect, select, text
-from sqlalchemy.engine import Connection, make_url
+from sqlalchemy.engine import URL, Connection, make_url
 from sqlalchemy.orm import Session
 
 from archive.tables import archived_tables, table_sum
 from correspondence.blobstore import BlobStore
-from correspondence.db import Database
+from correspondence.db import POOLER_PARAM, Database
 from correspondence.errors import ValidationFailed
 from correspondence.models import BackupRecord, Base, Blob, utcnow
 from correspondence.services.audit import record
@@ -97,7 +97,11 @@ def _libpq(url: str) -> tuple[str, dict[str, str]]:
     env = dict(os.environ)
     if parsed.password:
         env["PGPASSWORD"] = str(parsed.password)
-    plain = parsed.set(drivername="postgresql", password=None)
+    # URL.set(password=None) leaves the password as it was (None means "unchanged"), which put it on
+    # pg_dump's command line for anyone to see in `ps`: build the URI without it instead. `?pgbouncer=true`
+    # is Mailroom's, not libpq's (correspondence.db.POOLER_PARAM): pg_dump would refuse it.
+    plain = URL.create("postgresql", username=parsed.username, host=parsed.host, port=parsed.port,
+                       database=parsed.database, query=parsed.difference_update_query([POOLER_PARAM]).query)
     return plain.render_as_string(hide_password=False), env
 
 

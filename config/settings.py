@@ -66,6 +66,9 @@ class Settings:
     database_url: str
     redis_url: str | None
     secret_key: str
+    # A PostgreSQL streaming replica for the pages that only read and may show data a moment old (the
+    # dashboard, analytics, search, CSV exports); None: every page reads the primary (DATABASE_URL).
+    database_read_url: str | None = None
     office_name: str = "Office of Representative Jane Doe"
     timezone: str = "America/New_York"
     bind: str = "127.0.0.1:5000"
@@ -168,6 +171,11 @@ class Settings:
                                 "without '+' (Mailroom adds +r<id>-<check> to it), e.g. bounces@example.gov")
         if self.dkim_key_path is not None and not self.dkim_key_path.is_file():
             raise SettingsError(f"MAILROOM_DKIM_KEY={str(self.dkim_key_path)!r} is not a readable key file")
+        if self.database_read_url is not None and (self.is_sqlite or self.database_read_url.startswith("sqlite")):
+            # A second SQLite file would be a different database, not a copy that follows the first: refuse
+            # rather than ignore, so an office that set it does not believe its pages read a replica.
+            raise SettingsError("DATABASE_READ_URL needs PostgreSQL for both DATABASE_URL and DATABASE_READ_URL "
+                                "(a streaming replica of the primary); unset it with SQLite")
         if self.dkim_key_path is not None and not self.dkim_selector:
             raise SettingsError("MAILROOM_DKIM_KEY is set but MAILROOM_DKIM_SELECTOR is not: both are needed to sign")
 
@@ -186,6 +194,7 @@ class Settings:
             "instance_dir": instance_dir,
             "database_url": _normalise_db_url(database_url),
             "redis_url": env.get("REDIS_URL") or None,
+            "database_read_url": _normalise_db_url(env["DATABASE_READ_URL"]) if env.get("DATABASE_READ_URL") else None,
             "secret_key": _checked_secret_key(env.get("SECRET_KEY") or _secret_key(instance_dir)),
             "office_name": env.get("MAILROOM_OFFICE_NAME", cls.office_name),
             "timezone": tz,

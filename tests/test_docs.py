@@ -12,7 +12,7 @@ from intake.pipeline import STAGES
 
 ROOT = Path(__file__).resolve().parent.parent
 README = (ROOT / "README.md").read_text(encoding="utf-8")
-ENV_NAME = re.compile(r"^(MAILROOM_[A-Z0-9_]+|DATABASE_URL|REDIS_URL|SECRET_KEY)$")
+ENV_NAME = re.compile(r"^(MAILROOM_[A-Z0-9_]+|DATABASE_URL|DATABASE_READ_URL|REDIS_URL|SECRET_KEY)$")
 
 
 def _section(text: str, heading: str) -> str:

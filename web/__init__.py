@@ -11,7 +11,7 @@ from markupsafe import Markup
 from werkzeug.exceptions import HTTPException
 
 from config import Settings
-from correspondence.db import Database
+from correspondence.db import Database, ReadReplica
 from correspondence.errors import NotFound
 from correspondence.models import Staffer
 from intake.sanitise import clean_html
@@ -52,6 +52,9 @@ def create_app(settings: Settings) -> Flask:
     app.extensions["mailroom.db"] = Database.from_settings(settings)
     # Requests that change state take SQLite's write lock up front (see make_engine); pages only read.
     app.extensions["mailroom.db_write"] = Database.from_settings(settings, immediate=True)
+    if settings.database_read_url:
+        # Only the pages that ask for it read here (replica_session); every other page reads the primary.
+        app.extensions["mailroom.db_replica"] = ReadReplica(settings.database_read_url, blob_dir=settings.blob_dir)
     if settings.trusted_proxies:
         # Behind that many reverse proxies, the client address and scheme come from their X-Forwarded-* headers.
         from werkzeug.middleware.proxy_fix import ProxyFix
@@ -139,18 +142,39 @@ def db_session():
     return g.db_session
 
 
-def stream_from_database(make_rows):
+def replica_session():
+    """The request's session for a page that only reads and may show data a moment old: the read replica.
+
+    Only pages that never show what the same person has just changed may use it — the dashboard,
+    analytics, search, CSV exports — since the replica replays the primary's changes a little later; a page
+    a form redirects to reads db_session() to see its own write. Without DATABASE_READ_URL, or while the
+    replica cannot be reached (ReadReplica falls back and logs a warning), this is the primary's session.
+    Sign-in and the page frame (the approvals count) keep reading the primary through db_session().
+    """
+    from flask import current_app
+
+    replica = current_app.extensions.get("mailroom.db_replica")
+    if replica is None:
+        return db_session()
+    if "replica_session" not in g:
+        g.replica_session = replica.session(current_app.extensions["mailroom.db"])
+    return g.replica_session
+
+
+def stream_from_database(make_rows, *, replica: bool = False):
     """Run a generator that reads the database while a response streams, in a session of its own.
 
     The request's session is closed when the view returns, before a streamed body is sent; a
     generator that used it would open a transaction nobody closes. This one closes in all cases.
+    With replica, the rows come from the read replica when there is one (see replica_session).
     """
     from flask import current_app
 
     database = current_app.extensions["mailroom.db"]
+    read_replica = current_app.extensions.get("mailroom.db_replica") if replica else None
 
     def generate():
-        session = database.sessions()
+        session = read_replica.session(database) if read_replica is not None else database.sessions()
         try:
             yield from make_rows(session)
         finally:
@@ -172,12 +196,13 @@ def _close_session(_exc: BaseException | None) -> None:
         from correspondence.services.audit import reset_acting_for
 
         reset_acting_for(token)
-    session = g.pop("db_session", None)
-    if session is not None:
-        # close() rolls back whatever a view did not commit (it refused, raised, or only read), so
-        # nothing is left behind; unlike rollback() it leaves loaded objects readable, which a
-        # streamed body (a CSV built from them) still reads after this teardown.
-        session.close()
+    for name in ("db_session", "replica_session"):
+        session = g.pop(name, None)
+        if session is not None:
+            # close() rolls back whatever a view did not commit (it refused, raised, or only read), so
+            # nothing is left behind; unlike rollback() it leaves loaded objects readable, which a
+            # streamed body (a CSV built from them) still reads after this teardown.
+            session.close()
 
 
 @login_manager.user_loader
@@ -292,9 +317,10 @@ def _register_errors(app: Flask) -> None:
 
 def _roll_back() -> None:
     """The error page reads the database too; a failed or half-done transaction would fail it again."""
-    session = g.get("db_session")
-    if session is not None:
-        session.rollback()
+    for name in ("db_session", "replica_session"):
+        session = g.get(name)
+        if session is not None:
+            session.rollback()
 
 
 def _sentence(reason: str) -> str:

@@ -24,7 +24,7 @@ from correspondence.models import (
 from correspondence.services.blobs import load_blob
 from correspondence.services.history import describe
 from correspondence.services.staff import list_staff
-from web import db_session, settings
+from web import db_session, replica_session, settings
 from web.access import ALL_STAFF, public, roles
 from web.forms import ActionForm
 from web.inputs import optional_id, parse_id, required_enum, required_id
@@ -52,10 +52,10 @@ def index():
 @bp.route("/cases/export.csv")
 @roles(*ALL_STAFF)
 def export_csv():
-    """The case list as CSV (mine or everyone's, open or all), formula-safe."""
+    """The case list as CSV (mine or everyone's, open or all), formula-safe; read from the replica if any."""
     from correspondence.csvsafe import rows_to_csv
 
-    session = db_session()
+    session = replica_session()
     mine = request.args.get("who", "all") == "mine"
     items = service.list_cases(session, caseworker_id=current_user.id if mine else None,
                                open_only=request.args.get("closed") != "1", limit=100_000)

@@ -237,7 +237,8 @@ def export_csv():
            object_id=segment.id if segment else 0, after={"filters": flt.to_dict()})
     session.commit()
     name = f"segment-{segment.id}" if segment else "constituents"
-    rows = rows_to_csv(segments.CSV_HEADER, stream_from_database(lambda s: segments.csv_rows(s, flt)))
+    # The audit event above goes to the primary; the rows may come from the read replica (a moment old).
+    rows = rows_to_csv(segments.CSV_HEADER, stream_from_database(lambda s: segments.csv_rows(s, flt), replica=True))
     return Response(rows, mimetype="text/csv",
                     headers={"Content-Disposition": f'attachment; filename="{name}.csv"'})
 

@@ -167,7 +167,9 @@ def export_csv():
     flt = parse_filter(request.args, current_user.id)
     header = ("id", "received", "channel", "from_name", "from_address", "subject", "status", "topic", "stance",
               "assignee", "constituent_id", "batch_id")
-    return Response(rows_to_csv(header, stream_from_database(lambda s: export_rows(s, flt))), mimetype="text/csv",
+    # An export is a copy of the mailbox as it stood a moment ago: its rows may come from the read replica.
+    rows = stream_from_database(lambda s: export_rows(s, flt), replica=True)
+    return Response(rows_to_csv(header, rows), mimetype="text/csv",
                     headers={"Content-Disposition": 'attachment; filename="messages.csv"'})
 
 

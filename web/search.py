@@ -8,7 +8,7 @@ from flask import Blueprint, render_template, request
 from sqlalchemy.exc import DBAPIError
 
 from insight import search as service
-from web import db_session
+from web import replica_session
 from web.access import ALL_STAFF, roles
 from web.inputs import parse_id
 
@@ -21,7 +21,8 @@ log = logging.getLogger(__name__)
 def index():
     raw = request.args.get("q", "")[:500]
     page = parse_id(request.args.get("page", "")) or 1  # anything but a positive number is the first page
-    session = db_session()
+    # Search reads the replica: a message received a moment ago may be missing for that moment.
+    session = replica_session()
     problem = None
     try:
         results = service.search(session, raw, page=page)
