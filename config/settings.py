@@ -12,6 +12,7 @@ from pathlib import Path
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
 from correspondence.network import plain_text_refused
+from correspondence.services.mailbox_oauth import PROVIDERS, Provider, microsoft_endpoints
 
 _TRUE = {"1", "true", "yes", "on"}
 # Sessions, CSRF tokens and stored mailbox passwords are keyed by SECRET_KEY: a short one can be guessed.
@@ -92,6 +93,9 @@ class Settings:
     smtp_security: str = "starttls"  # "starttls", "ssl" or "none" (loopback only)
     smtp_username: str = ""
     smtp_password: str = ""
+    # Sign in to the SMTP server with OAuth2 (AUTH XOAUTH2) as this mailbox, connected in the intake page or
+    # with `mailroom mailbox connect`, instead of with MAILROOM_SMTP_PASSWORD (Microsoft 365, Google).
+    smtp_oauth_mailbox: str = ""
     mail_from: str = "office@example.gov"
     reply_to: str = ""
     smtp_rate_per_second: float = 20.0
@@ -149,6 +153,9 @@ class Settings:
     backup_dir: Path | None = None
     backup_keep_daily: int = 7
     backup_keep_weekly: int = 4
+    # The office's app registrations for connecting mailboxes with OAuth2, one per provider that has
+    # MAILROOM_OAUTH_<MICROSOFT|GOOGLE|GENERIC>_CLIENT_ID set (correspondence.services.mailbox_oauth).
+    oauth_apps: tuple[Provider, ...] = ()
     # How many reverse proxies in front of Mailroom set X-Forwarded-For/-Proto (0: trust no such header).
     trusted_proxies: int = 0
 
@@ -204,6 +211,8 @@ class Settings:
             "smtp_security": _choice(env, "MAILROOM_SMTP_SECURITY", ("starttls", "ssl", "none"), cls.smtp_security),
             "smtp_username": env.get("MAILROOM_SMTP_USERNAME", ""),
             "smtp_password": env.get("MAILROOM_SMTP_PASSWORD", ""),
+            "smtp_oauth_mailbox": env.get("MAILROOM_SMTP_OAUTH_MAILBOX", "").strip(),
+            "oauth_apps": _oauth_apps(env),
             "mail_from": env.get("MAILROOM_MAIL_FROM", cls.mail_from),
             "reply_to": env.get("MAILROOM_REPLY_TO", ""),
             "smtp_rate_per_second": float(env.get("MAILROOM_SMTP_RATE") or cls.smtp_rate_per_second),
@@ -248,6 +257,10 @@ class Settings:
         if values.get("testing") and "dashboard_cache_seconds" not in overrides:
             values["dashboard_cache_seconds"] = 0  # tests look at the dashboard right after changing things
         return cls(**values)  # type: ignore[arg-type]  # keys match the fields above
+
+    def oauth_app(self, kind: str) -> Provider | None:
+        """The office's app registration at this provider, or None when it has not been set up."""
+        return next((app for app in self.oauth_apps if app.kind == kind), None)
 
     @property
     def rate_limit_map(self) -> dict[str, str]:
@@ -298,6 +311,41 @@ def _checked_secret_key(key: str) -> str:
                             "(unset it to use the instance's generated key, or use e.g. "
                             "`python -c 'import secrets; print(secrets.token_urlsafe(48))'`)")
     return key
+
+
+def _oauth_apps(env: Mapping[str, str]) -> tuple[Provider, ...]:
+    """MAILROOM_OAUTH_<KIND>_CLIENT_ID (and _CLIENT_SECRET, _TENANT for Microsoft, _AUTHORIZE_URL, _TOKEN_URL,
+    _DEVICE_URL, _SCOPES to replace the provider's defaults) for each provider the office registered with."""
+    apps = []
+    for kind in PROVIDERS:
+        prefix = f"MAILROOM_OAUTH_{kind.upper()}_"
+        client_id = env.get(prefix + "CLIENT_ID", "").strip()
+        if not client_id:
+            continue
+        urls = microsoft_endpoints(env.get(prefix + "TENANT", "")) if kind == "microsoft" else {}
+        for name in ("authorize_url", "token_url", "device_url"):
+            urls[name] = env.get(prefix + name.upper(), "").strip() or urls.get(name, "")
+            if urls[name] and (refused := _not_https(urls[name])):
+                raise SettingsError(f"{prefix}{name.upper()}={urls[name]!r}: {refused}")
+        try:
+            apps.append(Provider.of(kind, client_id, client_secret=env.get(prefix + "CLIENT_SECRET", "").strip(),
+                                    scopes=env.get(prefix + "SCOPES", "").strip(), **urls))
+        except ValueError as exc:
+            raise SettingsError(f"{prefix}CLIENT_ID is set but {prefix}TOKEN_URL is not: {exc}") from exc
+        if kind == "generic" and not apps[-1].scopes:
+            raise SettingsError(f"{prefix}SCOPES must name the scopes that allow IMAP and SMTP at this provider")
+    return tuple(apps)
+
+
+def _not_https(url: str) -> str | None:
+    from urllib.parse import urlsplit
+
+    parts = urlsplit(url)
+    if parts.scheme == "https" and parts.hostname:
+        return None
+    if parts.scheme == "http" and parts.hostname in ("127.0.0.1", "localhost", "::1"):
+        return None  # a provider on this machine (the tests' own)
+    return "must be an https address"
 
 
 def _choice(env: Mapping[str, str], name: str, allowed: tuple[str, ...], default: str) -> str:
