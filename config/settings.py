@@ -12,7 +12,7 @@ from pathlib import Path
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
 from correspondence.network import plain_text_refused
-from correspondence.services.mailbox_oauth import PROVIDERS, Provider, microsoft_endpoints
+from correspondence.services.mailbox_oauth import Provider, microsoft_endpoints
 
 _TRUE = {"1", "true", "yes", "on"}
 # Sessions, CSRF tokens and stored mailbox passwords are keyed by SECRET_KEY: a short one can be guessed.
@@ -313,27 +313,45 @@ def _checked_secret_key(key: str) -> str:
     return key
 
 
+# Each provider's settings by name, spelled out so the README's settings table can be held to them.
+_OAUTH_ENV: dict[str, dict[str, str]] = {
+    "microsoft": {"client_id": "MAILROOM_OAUTH_MICROSOFT_CLIENT_ID",
+                  "client_secret": "MAILROOM_OAUTH_MICROSOFT_CLIENT_SECRET",
+                  "tenant": "MAILROOM_OAUTH_MICROSOFT_TENANT"},
+    "google": {"client_id": "MAILROOM_OAUTH_GOOGLE_CLIENT_ID",
+               "client_secret": "MAILROOM_OAUTH_GOOGLE_CLIENT_SECRET"},
+    "generic": {"client_id": "MAILROOM_OAUTH_GENERIC_CLIENT_ID",
+                "client_secret": "MAILROOM_OAUTH_GENERIC_CLIENT_SECRET",
+                "authorize_url": "MAILROOM_OAUTH_GENERIC_AUTHORIZE_URL",
+                "token_url": "MAILROOM_OAUTH_GENERIC_TOKEN_URL",
+                "device_url": "MAILROOM_OAUTH_GENERIC_DEVICE_URL",
+                "scopes": "MAILROOM_OAUTH_GENERIC_SCOPES"},
+}
+
+
 def _oauth_apps(env: Mapping[str, str]) -> tuple[Provider, ...]:
-    """MAILROOM_OAUTH_<KIND>_CLIENT_ID (and _CLIENT_SECRET, _TENANT for Microsoft, _AUTHORIZE_URL, _TOKEN_URL,
-    _DEVICE_URL, _SCOPES to replace the provider's defaults) for each provider the office registered with."""
+    """The office's app registration at each provider whose client id is set. Microsoft's and Google's
+    addresses and scopes are built in (Microsoft's for the directory MAILROOM_OAUTH_MICROSOFT_TENANT names);
+    any other provider gives its own."""
     apps = []
-    for kind in PROVIDERS:
-        prefix = f"MAILROOM_OAUTH_{kind.upper()}_"
-        client_id = env.get(prefix + "CLIENT_ID", "").strip()
+    for kind, names in _OAUTH_ENV.items():
+        client_id = env.get(names["client_id"], "").strip()
         if not client_id:
             continue
-        urls = microsoft_endpoints(env.get(prefix + "TENANT", "")) if kind == "microsoft" else {}
-        for name in ("authorize_url", "token_url", "device_url"):
-            urls[name] = env.get(prefix + name.upper(), "").strip() or urls.get(name, "")
-            if urls[name] and (refused := _not_https(urls[name])):
-                raise SettingsError(f"{prefix}{name.upper()}={urls[name]!r}: {refused}")
+        values = {field: env.get(name, "").strip() for field, name in names.items()}
+        urls = microsoft_endpoints(values["tenant"]) if kind == "microsoft" else {}
+        for field in ("authorize_url", "token_url", "device_url"):
+            urls[field] = values.get(field) or urls.get(field, "")
+            if values.get(field) and (refused := _not_https(urls[field])):
+                raise SettingsError(f"{names[field]}={urls[field]!r}: {refused}")
         try:
-            apps.append(Provider.of(kind, client_id, client_secret=env.get(prefix + "CLIENT_SECRET", "").strip(),
-                                    scopes=env.get(prefix + "SCOPES", "").strip(), **urls))
+            app = Provider.of(kind, client_id, client_secret=values["client_secret"],
+                              scopes=values.get("scopes", ""), **urls)
         except ValueError as exc:
-            raise SettingsError(f"{prefix}CLIENT_ID is set but {prefix}TOKEN_URL is not: {exc}") from exc
-        if kind == "generic" and not apps[-1].scopes:
-            raise SettingsError(f"{prefix}SCOPES must name the scopes that allow IMAP and SMTP at this provider")
+            raise SettingsError(f"{names['client_id']} is set but {names.get('token_url')} is not: {exc}") from exc
+        if not app.scopes:
+            raise SettingsError(f"{names.get('scopes')} must name the scopes that allow IMAP and SMTP at this provider")
+        apps.append(app)
     return tuple(apps)
 
 

@@ -26,15 +26,20 @@ from correspondence.services.mailbox_oauth import Provider
 from drafting.send import SmtpConfig, TryLater, connect
 from intake.imap import poll_all
 from intake.pipeline import Rules
+from tests import test_oauth_mailbox
 from tests.conftest import TEST_SECRET_KEY, cli_env
-from tests.test_oauth_mailbox import REFRESH, _count, _deliver, _mailbox, dovecot, endpoint, xoauth2_smtp  # noqa: F401
+from tests.test_oauth_mailbox import REFRESH, _count, _deliver, _mailbox
 from workers.cli import cli
 
 NAME = "Casework inbox"
+# The loopback provider, the oauth2 Dovecot and the XOAUTH2 SMTP server of the OAuth2 mailbox tests.
+endpoint = test_oauth_mailbox.endpoint
+dovecot = test_oauth_mailbox.dovecot
+xoauth2_smtp = test_oauth_mailbox.xoauth2_smtp
 
 
 @pytest.fixture
-def settings(settings, endpoint):  # noqa: F811 - the conftest's settings, with the loopback provider set up
+def settings(settings, endpoint):  # the conftest's settings, with the loopback provider set up
     app = Provider.of("microsoft", endpoint.client_id, token_url=endpoint.url,
                       authorize_url=endpoint.authorize_url, device_url=endpoint.url)
     return dataclasses.replace(settings, oauth_apps=(app,))
@@ -247,7 +252,7 @@ def test_a_revoked_sign_in_is_said_on_check_connection(client, auth, dovecot, en
 
 @pytest.mark.parametrize("store", ["database", "session"])
 def test_smtp_signs_in_as_the_mailbox_the_settings_name_and_keeps_its_rotated_token(
-        store, settings, dovecot, endpoint, xoauth2_smtp, database, session):  # noqa: F811
+        store, settings, dovecot, endpoint, xoauth2_smtp, database, session):
     inbox, port = xoauth2_smtp
     row = _mailbox(session, dovecot, endpoint)
     row.username = "office@house.example"
@@ -310,6 +315,9 @@ def test_oauth_app_settings():
     assert "s3cret" not in repr(s) and s.oauth_app("google") is None and s.smtp_oauth_mailbox == NAME
     with pytest.raises(SettingsError, match="MAILROOM_OAUTH_GENERIC_CLIENT_ID is set but"):
         Settings.from_env({**base, "MAILROOM_OAUTH_GENERIC_CLIENT_ID": "app"})
-    with pytest.raises(SettingsError, match="MAILROOM_OAUTH_GOOGLE_TOKEN_URL.*https"):
-        Settings.from_env({**base, "MAILROOM_OAUTH_GOOGLE_CLIENT_ID": "app",
-                           "MAILROOM_OAUTH_GOOGLE_TOKEN_URL": "http://login.example.test/token"})
+    with pytest.raises(SettingsError, match="MAILROOM_OAUTH_GENERIC_TOKEN_URL=.*must be an https address"):
+        Settings.from_env({**base, "MAILROOM_OAUTH_GENERIC_CLIENT_ID": "app", "MAILROOM_OAUTH_GENERIC_SCOPES": "m",
+                           "MAILROOM_OAUTH_GENERIC_TOKEN_URL": "http://login.example.test/token"})
+    with pytest.raises(SettingsError, match="MAILROOM_OAUTH_GENERIC_SCOPES must name"):
+        Settings.from_env({**base, "MAILROOM_OAUTH_GENERIC_CLIENT_ID": "app",
+                           "MAILROOM_OAUTH_GENERIC_TOKEN_URL": "https://login.example.test/token"})

@@ -580,6 +580,8 @@ def mailbox_connect(name: str, provider: str, device_code: bool, username: str, 
                     security: str, folders: str, processed_folder: str) -> None:
     """Connect mailbox NAME (new, or one already added) with OAuth2: print the address and code to sign in
     with, wait until someone has, and keep the refresh token, encrypted, on the mailbox."""
+    import dataclasses
+
     from correspondence.services import mailbox_oauth
     from correspondence.services.intake_sources import (
         connect_oauth_mailbox,
@@ -596,6 +598,10 @@ def mailbox_connect(name: str, provider: str, device_code: bool, username: str, 
     if app is None:
         raise Refused(f"{provider} is not set up: set MAILROOM_OAUTH_{provider.upper()}_CLIENT_ID "
                       "(see README, Mailboxes with OAuth2)")
+    if provider == "microsoft":
+        # The device code is a public-client flow at Microsoft: a token from it must be redeemed, and later
+        # renewed, without the app's secret (AADSTS700025 otherwise), so none is sent or kept with the mailbox.
+        app = dataclasses.replace(app, client_secret="")
 
     @use_case
     def plan(session):  # type: ignore[no-untyped-def]
