@@ -142,6 +142,9 @@ def connect_oauth_mailbox(session: Session, plan: MailboxPlan, *, provider: Prov
                else session.scalar(select(MailboxAccount).where(MailboxAccount.name == plan.name)))
     if plan.account_id is not None and account is None:
         raise NotFound(f"no mailbox {plan.account_id}: it was removed while you were signing in")
+    if plan.account_id is None and account is not None:
+        # Another mailbox took the name while the admin was at the provider: never take over its sign-in.
+        raise ValidationFailed(f"a mailbox named {plan.name!r} was added meanwhile; use its own Connect button")
     before = None if account is None else {"auth_kind": account.auth_kind, "oauth_provider": account.oauth_provider,
                                            "oauth_client_id": account.oauth_client_id}
     if account is None:
