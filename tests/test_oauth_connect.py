@@ -321,3 +321,19 @@ def test_oauth_app_settings():
     with pytest.raises(SettingsError, match="MAILROOM_OAUTH_GENERIC_SCOPES must name"):
         Settings.from_env({**base, "MAILROOM_OAUTH_GENERIC_CLIENT_ID": "app",
                            "MAILROOM_OAUTH_GENERIC_TOKEN_URL": "https://login.example.test/token"})
+
+
+def test_a_name_taken_while_the_admin_was_at_the_provider_is_not_connected_over(client, auth, endpoint, dovecot,
+                                                                                 session):
+    auth.login("admin")
+    started = _start(client, auth, port=dovecot.port)
+    back = _browser_at_provider(started.headers["Location"])
+    other = MailboxAccount(name=NAME, host="imap.example.org", port=993, security="ssl", username="someone",
+                           password_encrypted="x", folders=["INBOX"])
+    session.add(other)
+    session.commit()
+    assert client.get(back).status_code == 303
+    assert "was added meanwhile; use its own Connect button" in _flashes(client)
+    session.rollback()  # a new snapshot: other connections wrote
+    session.expire_all()
+    assert other.auth_kind == "password" and other.refresh_token_encrypted is None
