@@ -121,7 +121,7 @@ def remind_due_cases(session: Session, *, now: datetime, mail: SmtpConfig, base_
         return Reminded(0, 0)
     client = None
     try:
-        client = connect(mail) if mail.configured else None
+        client = connect(mail, store=session) if mail.configured else None
     except TryLater:
         log.warning("case reminders: SMTP unreachable; the Cases page still shows what is due")
     sent = 0

@@ -12,6 +12,7 @@ from pathlib import Path
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
 from correspondence.network import plain_text_refused
+from correspondence.services.mailbox_oauth import Provider, microsoft_endpoints
 
 _TRUE = {"1", "true", "yes", "on"}
 # Sessions, CSRF tokens and stored mailbox passwords are keyed by SECRET_KEY: a short one can be guessed.
@@ -98,6 +99,9 @@ class Settings:
     smtp_security: str = "starttls"  # "starttls", "ssl" or "none" (loopback only)
     smtp_username: str = ""
     smtp_password: str = ""
+    # Sign in to the SMTP server with OAuth2 (AUTH XOAUTH2) as this mailbox, connected in the intake page or
+    # with `mailroom mailbox connect`, instead of with MAILROOM_SMTP_PASSWORD (Microsoft 365, Google).
+    smtp_oauth_mailbox: str = ""
     mail_from: str = "office@example.gov"
     reply_to: str = ""
     smtp_rate_per_second: float = 20.0
@@ -155,6 +159,9 @@ class Settings:
     backup_dir: Path | None = None
     backup_keep_daily: int = 7
     backup_keep_weekly: int = 4
+    # The office's app registrations for connecting mailboxes with OAuth2, one per provider that has
+    # MAILROOM_OAUTH_<MICROSOFT|GOOGLE|GENERIC>_CLIENT_ID set (correspondence.services.mailbox_oauth).
+    oauth_apps: tuple[Provider, ...] = ()
     # How many reverse proxies in front of Mailroom set X-Forwarded-For/-Proto (0: trust no such header).
     trusted_proxies: int = 0
 
@@ -216,6 +223,8 @@ class Settings:
             "smtp_security": _choice(env, "MAILROOM_SMTP_SECURITY", ("starttls", "ssl", "none"), cls.smtp_security),
             "smtp_username": env.get("MAILROOM_SMTP_USERNAME", ""),
             "smtp_password": env.get("MAILROOM_SMTP_PASSWORD", ""),
+            "smtp_oauth_mailbox": env.get("MAILROOM_SMTP_OAUTH_MAILBOX", "").strip(),
+            "oauth_apps": _oauth_apps(env),
             "mail_from": env.get("MAILROOM_MAIL_FROM", cls.mail_from),
             "reply_to": env.get("MAILROOM_REPLY_TO", ""),
             "smtp_rate_per_second": float(env.get("MAILROOM_SMTP_RATE") or cls.smtp_rate_per_second),
@@ -260,6 +269,10 @@ class Settings:
         if values.get("testing") and "dashboard_cache_seconds" not in overrides:
             values["dashboard_cache_seconds"] = 0  # tests look at the dashboard right after changing things
         return cls(**values)  # type: ignore[arg-type]  # keys match the fields above
+
+    def oauth_app(self, kind: str) -> Provider | None:
+        """The office's app registration at this provider, or None when it has not been set up."""
+        return next((app for app in self.oauth_apps if app.kind == kind), None)
 
     @property
     def rate_limit_map(self) -> dict[str, str]:
@@ -310,6 +323,59 @@ def _checked_secret_key(key: str) -> str:
                             "(unset it to use the instance's generated key, or use e.g. "
                             "`python -c 'import secrets; print(secrets.token_urlsafe(48))'`)")
     return key
+
+
+# Each provider's settings by name, spelled out so the README's settings table can be held to them.
+_OAUTH_ENV: dict[str, dict[str, str]] = {
+    "microsoft": {"client_id": "MAILROOM_OAUTH_MICROSOFT_CLIENT_ID",
+                  "client_secret": "MAILROOM_OAUTH_MICROSOFT_CLIENT_SECRET",
+                  "tenant": "MAILROOM_OAUTH_MICROSOFT_TENANT"},
+    "google": {"client_id": "MAILROOM_OAUTH_GOOGLE_CLIENT_ID",
+               "client_secret": "MAILROOM_OAUTH_GOOGLE_CLIENT_SECRET"},
+    "generic": {"client_id": "MAILROOM_OAUTH_GENERIC_CLIENT_ID",
+                "client_secret": "MAILROOM_OAUTH_GENERIC_CLIENT_SECRET",
+                "authorize_url": "MAILROOM_OAUTH_GENERIC_AUTHORIZE_URL",
+                "token_url": "MAILROOM_OAUTH_GENERIC_TOKEN_URL",
+                "device_url": "MAILROOM_OAUTH_GENERIC_DEVICE_URL",
+                "scopes": "MAILROOM_OAUTH_GENERIC_SCOPES"},
+}
+
+
+def _oauth_apps(env: Mapping[str, str]) -> tuple[Provider, ...]:
+    """The office's app registration at each provider whose client id is set. Microsoft's and Google's
+    addresses and scopes are built in (Microsoft's for the directory MAILROOM_OAUTH_MICROSOFT_TENANT names);
+    any other provider gives its own."""
+    apps = []
+    for kind, names in _OAUTH_ENV.items():
+        client_id = env.get(names["client_id"], "").strip()
+        if not client_id:
+            continue
+        values = {field: env.get(name, "").strip() for field, name in names.items()}
+        urls = microsoft_endpoints(values["tenant"]) if kind == "microsoft" else {}
+        for field in ("authorize_url", "token_url", "device_url"):
+            urls[field] = values.get(field) or urls.get(field, "")
+            if values.get(field) and (refused := _not_https(urls[field])):
+                raise SettingsError(f"{names[field]}={urls[field]!r}: {refused}")
+        try:
+            app = Provider.of(kind, client_id, client_secret=values["client_secret"],
+                              scopes=values.get("scopes", ""), **urls)
+        except ValueError as exc:
+            raise SettingsError(f"{names['client_id']} is set but {names.get('token_url')} is not: {exc}") from exc
+        if not app.scopes:
+            raise SettingsError(f"{names.get('scopes')} must name the scopes that allow IMAP and SMTP at this provider")
+        apps.append(app)
+    return tuple(apps)
+
+
+def _not_https(url: str) -> str | None:
+    from urllib.parse import urlsplit
+
+    parts = urlsplit(url)
+    if parts.scheme == "https" and parts.hostname:
+        return None
+    if parts.scheme == "http" and parts.hostname in ("127.0.0.1", "localhost", "::1"):
+        return None  # a provider on this machine (the tests' own)
+    return "must be an https address"
 
 
 def _choice(env: Mapping[str, str], name: str, allowed: tuple[str, ...], default: str) -> str:

@@ -32,6 +32,7 @@ from sqlalchemy.orm import Session
 from correspondence.db import Database
 from correspondence.effects import Done, Effect
 from correspondence.models import Channel, Direction, Message, Response, ResponseState, SuppressionReason, utcnow
+from correspondence.services import mailbox_signin
 from correspondence.services.audit import record, record_many
 from correspondence.services.mailbox_oauth import OAuthError, OAuthLogin, xoauth2_string
 from correspondence.services.messages import answers_left
@@ -80,11 +81,14 @@ class SmtpConfig:
     smtp_username: str
     smtp_password: str
     mail_from: str
+    # Sign in with OAuth2 as this connected mailbox (its refresh token is read with secret_key).
+    smtp_oauth_mailbox: str = ""
+    secret_key: str = field(default="", repr=False)
 
     @classmethod
     def of(cls, settings) -> SmtpConfig:
         return cls(settings.smtp_host, settings.smtp_port, settings.smtp_security, settings.smtp_username,
-                   settings.smtp_password, settings.mail_from)
+                   settings.smtp_password, settings.mail_from, settings.smtp_oauth_mailbox, settings.secret_key)
 
     @property
     def configured(self) -> bool:
@@ -194,10 +198,49 @@ def login_xoauth2(client: smtplib.SMTP, username: str, oauth: OAuthLogin) -> Non
         client.auth("XOAUTH2", answer(oauth.access_token(force=True)), initial_response_ok=True)
 
 
-def connect(settings, *, oauth: OAuthLogin | None = None) -> smtplib.SMTP:
-    """An SMTP connection, signed in with the password, or with OAuth2 (AUTH XOAUTH2) when `oauth` is given."""
+def mailbox_sign_in(settings, store: Database | Session | None) -> tuple[OAuthLogin, str] | None:
+    """The OAuth2 sign-in and user name of the mailbox MAILROOM_SMTP_OAUTH_MAILBOX names (None when it names
+    none), set to keep each refresh token the provider rotates: in its own commit with a Database, flushed
+    into the caller's transaction with a Session."""
+    name = getattr(settings, "smtp_oauth_mailbox", "")
+    if not name:
+        return None
+    if store is None:
+        raise TryLater("MAILROOM_SMTP_OAUTH_MAILBOX is set, but this sender has no database to read the sign-in")
+    secret_key = settings.secret_key
+    try:
+        if isinstance(store, Database):
+            with store.sessions() as s:
+                row = mailbox_signin.mailbox_named(s, name)
+                login = mailbox_signin.login_for(row, secret_key) if row is not None else None
+        else:
+            row = mailbox_signin.mailbox_named(store, name)
+            login = mailbox_signin.login_for(row, secret_key) if row is not None else None
+    except ValueError as exc:  # no sign-in stored, or one encrypted under another key (TokenUnreadable)
+        raise TryLater(f"MAILROOM_SMTP_OAUTH_MAILBOX={name!r}: {exc}") from exc
+    if row is None or login is None:
+        raise TryLater(f"MAILROOM_SMTP_OAUTH_MAILBOX={name!r} names no mailbox; connect it in the intake page")
+    mailbox_id, username = row.id, row.username
+
+    def keep(token: str) -> None:
+        if isinstance(store, Database):
+            with store.unit_of_work() as s:
+                mailbox_signin.keep_refresh_token(s, mailbox_id, token, secret_key=secret_key)
+        else:
+            mailbox_signin.keep_refresh_token(store, mailbox_id, token, secret_key=secret_key)
+
+    login.on_rotate = keep
+    return login, username
+
+
+def connect(settings, *, oauth: OAuthLogin | None = None, store: Database | Session | None = None) -> smtplib.SMTP:
+    """An SMTP connection, signed in with the password, or with OAuth2 (AUTH XOAUTH2) when `oauth` is given or
+    the settings name a connected mailbox (MAILROOM_SMTP_OAUTH_MAILBOX, read from `store`)."""
     if not settings.smtp_host:
         raise TryLater("no SMTP server is configured (MAILROOM_SMTP_HOST)")
+    username = settings.smtp_username
+    if oauth is None and (found := mailbox_sign_in(settings, store)) is not None:
+        oauth, username = found[0], settings.smtp_username or found[1]
     try:
         if settings.smtp_security == "ssl":
             client: smtplib.SMTP = smtplib.SMTP_SSL(settings.smtp_host, settings.smtp_port, timeout=30,
@@ -207,7 +250,7 @@ def connect(settings, *, oauth: OAuthLogin | None = None) -> smtplib.SMTP:
             if settings.smtp_security == "starttls":
                 client.starttls(context=ssl.create_default_context())
         if oauth is not None:
-            login_xoauth2(client, settings.smtp_username, oauth)
+            login_xoauth2(client, username, oauth)
         elif settings.smtp_username:
             client.login(settings.smtp_username, settings.smtp_password)
     except OAuthError as exc:
@@ -361,7 +404,7 @@ def send_responses(db: Database, response_ids: Sequence[int], settings) -> SendR
                     continue
                 if client is None:
                     try:
-                        client = connect(settings)
+                        client = connect(settings, store=db)
                     except TryLater as exc:
                         _finish(db, response_id, ResponseState.QUEUED, str(exc)[:500])
                         result.retry.append(response_id)
@@ -515,7 +558,7 @@ def email_notices(db: Database, staffer_id: int, *, mail: SmtpConfig, base_url: 
         pending = [(n.id, n.text, n.link, s.email, s.name) for n, s in unsent_emails(session, staffer_id)]
     if not pending:
         return 0
-    client = connect(mail)
+    client = connect(mail, store=db)
     sent = 0
     try:
         for notice_id, text, link, address, name in pending:

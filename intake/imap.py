@@ -9,7 +9,6 @@ from __future__ import annotations
 
 import json
 import logging
-import threading
 from collections.abc import Callable, Iterable, Iterator
 from dataclasses import dataclass, field
 from typing import Any
@@ -24,8 +23,8 @@ from correspondence.db import Database
 from correspondence.models import IntakeCursor, MailboxAccount
 from correspondence.network import plain_text_refused
 from correspondence.secretbox import SecretUnreadable
-from correspondence.services import mailbox_oauth
-from correspondence.services.mailbox_oauth import OAuthLogin, Provider, TokenUnreadable
+from correspondence.services import mailbox_signin
+from correspondence.services.mailbox_oauth import OAuthLogin, TokenUnreadable
 from intake.importer import Summary, _merge, import_items
 from intake.mail import incoming_email
 from intake.pipeline import Rules
@@ -53,6 +52,8 @@ class ImapAccount:
     purpose: str = "intake"
     # Set for a mailbox that signs in with OAuth2 (XOAUTH2 / OAUTHBEARER) instead of `password`.
     oauth: OAuthLogin | None = field(default=None, compare=False, repr=False)
+    # The mailbox row of one added in the intake page (None: from MAILROOM_IMAP_ACCOUNTS).
+    mailbox_id: int | None = field(default=None, compare=False)
 
     @classmethod
     def from_dict(cls, data: dict) -> ImapAccount:
@@ -89,27 +90,8 @@ def accounts_from_db(session: Session, secret_key: str) -> list[ImapAccount]:
     return accounts
 
 
-# One OAuthLogin per mailbox sign-in per process, so an access token is reused until it is nearly spent
-# instead of being renewed at every poll. Keyed by the stored (encrypted) token: reconnecting the mailbox
-# gives a new key.
-_LOGINS: dict[tuple[str, str, str], OAuthLogin] = {}
-_LOGINS_LOCK = threading.Lock()
-
-
 def oauth_login_for(row: MailboxAccount, secret_key: str) -> OAuthLogin:
-    if row.oauth_provider is None or not row.refresh_token_encrypted or not row.oauth_client_id:
-        raise ValueError("this mailbox has no OAuth2 sign-in stored; connect it again")
-    key = (row.name, row.oauth_client_id, row.refresh_token_encrypted)
-    with _LOGINS_LOCK:
-        login = _LOGINS.get(key)
-        if login is None:
-            secret = (mailbox_oauth.decrypt_token(secret_key, row.oauth_client_secret_encrypted)
-                      if row.oauth_client_secret_encrypted else "")
-            provider = Provider.of(row.oauth_provider, row.oauth_client_id, client_secret=secret,
-                                   token_url=row.oauth_token_url or "")
-            login = OAuthLogin(provider, mailbox_oauth.decrypt_token(secret_key, row.refresh_token_encrypted))
-            _LOGINS[key] = login
-        return login
+    return mailbox_signin.login_for(row, secret_key)
 
 
 def account_from_record(row: MailboxAccount, secret_key: str) -> ImapAccount:
@@ -119,18 +101,26 @@ def account_from_record(row: MailboxAccount, secret_key: str) -> ImapAccount:
                        password=password, port=row.port,
                        ssl=row.security == "ssl", starttls=row.security == "starttls",
                        folders=tuple(row.folders or ("INBOX",)), processed_folder=row.processed_folder,
-                       oauth=oauth)
+                       oauth=oauth, mailbox_id=row.id)
 
 
 def save_rotated_token(session: Session, row: MailboxAccount, login: OAuthLogin, secret_key: str) -> bool:
     """Keep the refresh token the provider last handed out (Microsoft and others rotate them)."""
-    if row.refresh_token_encrypted and mailbox_oauth.decrypt_token(secret_key, row.refresh_token_encrypted) \
-            == login.refresh_token:
-        return False
-    row.refresh_token_encrypted = mailbox_oauth.encrypt_token(secret_key, login.refresh_token)
-    with _LOGINS_LOCK:
-        _LOGINS[(row.name, row.oauth_client_id or "", row.refresh_token_encrypted)] = login
-    return True
+    return mailbox_signin.keep_refresh_token(session, row.id, login.refresh_token, secret_key=secret_key)
+
+
+def keep_rotated_tokens(db: Database, account: ImapAccount, secret_key: str) -> None:
+    """Store, in its own commit, each refresh token the provider hands this mailbox in place of the last:
+    at once, not after the poll, because a provider that rotates may refuse the old one from then on."""
+    if account.oauth is None or account.mailbox_id is None:
+        return
+    mailbox_id = account.mailbox_id
+
+    def keep(token: str) -> None:
+        with db.unit_of_work() as session:
+            mailbox_signin.keep_refresh_token(session, mailbox_id, token, secret_key=secret_key)
+
+    account.oauth.on_rotate = keep
 
 
 def accounts_from_json(raw: str) -> list[ImapAccount]:
@@ -284,6 +274,7 @@ def poll_all(db: Database, *, accounts_json: str, secret_key: str, max_bytes: in
     for account in accounts:
         try:
             store = store_for(account) if store_for is not None else None
+            keep_rotated_tokens(db, account, secret_key)
             result = poll_account(db, account, max_bytes=max_bytes, rules=rules, store=store)
             totals[account.name] = sum(result.folders.values()) if store is not None else result.summary.received
         except Exception:

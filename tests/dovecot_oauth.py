@@ -30,6 +30,9 @@ class TokenEndpoint:
     """POST /token with grant_type=refresh_token: answers with a fresh JWT for the known refresh token.
 
     `requests` records each form posted, so a test can see that Mailroom renewed its access token.
+    GET /authorize is the provider's sign-in page, already signed in and agreeing (or refusing, with
+    `deny` set): it checks the client id and the S256 challenge, and sends the browser back to the
+    redirect address with a one-time code (or error=access_denied) and the state.
     """
 
     def __init__(self, key: bytes, *, issuer: str, audience: str, subject: str, refresh_token: str,
@@ -47,6 +50,8 @@ class TokenEndpoint:
         self.devices: dict[str, int] = {}
         self.lifetime = 3600
         self.rotate = False  # hand out a new refresh token with every renewal (Microsoft does)
+        self.deny = False  # the person at the sign-in page refuses consent
+        self.authorizations: list[dict[str, str]] = []
         endpoint = self
 
         class Handler(BaseHTTPRequestHandler):
@@ -62,6 +67,17 @@ class TokenEndpoint:
                 self.end_headers()
                 self.wfile.write(data)
 
+            def do_GET(self) -> None:  # noqa: N802 - http.server's name
+                parts = urllib.parse.urlsplit(self.path)
+                query = dict(urllib.parse.parse_qsl(parts.query))
+                endpoint.authorizations.append(query)
+                status, location = endpoint.authorize(parts.path, query)
+                self.send_response(status)
+                if location:
+                    self.send_header("Location", location)
+                self.send_header("Content-Length", "0")
+                self.end_headers()
+
             def log_message(self, *args: object) -> None:
                 pass
 
@@ -71,6 +87,26 @@ class TokenEndpoint:
     @property
     def url(self) -> str:
         return f"http://127.0.0.1:{self.server.server_address[1]}/token"
+
+    @property
+    def authorize_url(self) -> str:
+        return f"http://127.0.0.1:{self.server.server_address[1]}/authorize"
+
+    def authorize(self, path: str, query: dict[str, str]) -> tuple[int, str]:
+        """The sign-in page's answer: a redirect back with a code (or the refusal), or 400 for a bad request."""
+        redirect = query.get("redirect_uri", "")
+        if path != "/authorize" or query.get("client_id") != self.client_id or not redirect \
+                or query.get("response_type") != "code" or query.get("code_challenge_method") != "S256" \
+                or not query.get("code_challenge"):
+            return 400, ""
+        back = {"state": query.get("state", "")}
+        if self.deny:
+            back.update(error="access_denied", error_description="The user declined to consent.")
+        else:
+            code = f"code-{len(self.authorizations)}"
+            self.codes[code] = (query["code_challenge"], redirect)
+            back["code"] = code
+        return 302, f"{redirect}{'&' if '?' in redirect else '?'}{urllib.parse.urlencode(back)}"
 
     def token(self, *, expires_in: int = 3600, audience: str | None = None) -> str:
         now = int(time.time())

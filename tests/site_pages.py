@@ -26,7 +26,7 @@ NOT_PAGES = {
     "constituents.import_progress", "dashboard.analytics_csv", "letters.run_pdf", "letters.run_csv",
     "letters.run_progress", "reports.download", "reports.progress", "messages.page_image",
     "constituents.follow_up_packet", "admin.franking_quarterly_csv",
-    "admin_data.export_progress",
+    "admin_data.export_progress", "admin.mailbox_oauth_callback",
     "api.openapi",
 }
 # Query strings that make a page show what it exists to show.

@@ -56,6 +56,8 @@ MATRIX = {
     "admin.mailbox_add": frozenset({A}),
     "admin.mailbox_check": frozenset({A}),
     "admin.mailbox_active": frozenset({A}),
+    "admin.mailbox_oauth_start": frozenset({A}),
+    "admin.mailbox_oauth_callback": frozenset({A}),
     "admin.district_zip_list": frozenset({A}),
     "letters.library": ALL,
     "letters.new": ALL,

@@ -3,23 +3,33 @@
 from __future__ import annotations
 
 import logging
+import secrets
+import time
 from collections.abc import Callable
 
 from flask import Blueprint, abort, flash, redirect, render_template, request, url_for
+from flask import session as cookie
 from flask_login import current_user
 from sqlalchemy import select
 from sqlalchemy.orm import Session
 
 from correspondence.errors import DomainError, NotFound
 from correspondence.models import Channel, MailboxAccount, Role, Topic
+from correspondence.services import mailbox_oauth
 from correspondence.services.intake_sources import (
+    MailboxPlan,
     add_mailbox,
+    connect_oauth_mailbox,
     district_zips,
     list_mailboxes,
+    plan_oauth_mailbox,
+    plan_reconnect,
     record_check,
     set_district_zips,
     set_mailbox_active,
 )
+from correspondence.services.mailbox_oauth import PROVIDERS, OAuthError, TokenUnreadable
+from correspondence.services.mailbox_signin import keep_refresh_token
 from correspondence.services.routing import create_rule, deactivate_rule, list_rules
 from correspondence.services.staff import create_staffer, list_staff, reset_password, set_active, set_role
 from correspondence.services.tokens import create_token, list_tokens, revoke_token
@@ -165,7 +175,9 @@ def intake():
     return render_template("admin_intake.html", tokens=list_tokens(session), form=form, new_token=new_token,
                            env_zips=sorted(cfg.district_zips), office_zips=_zip_text(district_zips(session)),
                            cwc_offices=sorted(cfg.cwc_offices), max_mb=cfg.max_message_bytes // 1048576,
-                           mailboxes=list_mailboxes(session), env_mailboxes=_env_mailboxes(cfg))
+                           mailboxes=list_mailboxes(session), env_mailboxes=_env_mailboxes(cfg),
+                           oauth_apps=[(app.kind, PROVIDER_NAMES[app.kind]) for app in cfg.oauth_apps],
+                           provider_names=PROVIDER_NAMES, smtp_oauth_mailbox=cfg.smtp_oauth_mailbox)
 
 
 def _zip_text(zips: set[str]) -> str:
@@ -208,11 +220,20 @@ def mailbox_check(account_id: int):
     row = session.get(MailboxAccount, account_id)
     if row is None:
         abort(404, description=f"There is no mailbox {account_id}.")
+    login = None
     try:
         account = account_from_record(row, settings().secret_key)
+        if (login := account.oauth) is not None:
+            # A renewal during the check may rotate the refresh token: keep it with the check's commit.
+            mailbox_id, key = row.id, settings().secret_key
+            login.on_rotate = lambda token: keep_refresh_token(session, mailbox_id, token, secret_key=key)
         folders = check_connection(account, timeout=10)
     except InsecureConnection as exc:  # our own refusal: it says nothing about the far side
         result, ok = f"failed: {exc}", False
+    except (OAuthError, TokenUnreadable) as exc:
+        # The provider (an address in the settings, not one typed here) refused to renew the sign-in, or
+        # could not be reached, or the stored token was encrypted under another key: say which.
+        result, ok = f"failed: the OAuth2 sign-in could not be renewed ({exc}); connect the mailbox again", False
     except Exception:
         # The page answers the same for a closed port, a host that does not answer, a TLS
         # mismatch and a wrong password, so the check cannot be used to map which ports are open
@@ -225,10 +246,122 @@ def mailbox_check(account_id: int):
         ok = not missing
         result = (f"connected; folders: {', '.join(folders[:20])}" if ok
                   else f"connected, but these folders do not exist: {', '.join(missing)}")
+    if login is not None:
+        login.on_rotate = None  # the request's session closes after this; the next user sets its own
     record_check(session, account_id, result, actor_id=current_user.id)
     session.commit()
     flash(f"{row.name}: {result}", "ok" if ok else "error")
     return redirect(url_for("admin.intake")), 303
+
+
+# How long a sign-in started here may take at the provider before its return is refused.
+OAUTH_PENDING_SECONDS = 600
+PROVIDER_NAMES = {"microsoft": "Microsoft 365", "google": "Google", "generic": "your OAuth2 provider"}
+
+
+def _oauth_redirect_uri() -> str:
+    """The callback address registered at the provider: on MAILROOM_PUBLIC_URL when set, so it is the same
+    whatever host name the admin typed; else the address of this request."""
+    path = url_for("admin.mailbox_oauth_callback")
+    public = settings().public_url
+    return public.rstrip("/") + path if public else url_for("admin.mailbox_oauth_callback", _external=True)
+
+
+@bp.route("/intake/mailboxes/oauth", methods=["POST"])
+@roles(Role.ADMIN)
+def mailbox_oauth_start():
+    """Send the admin to the provider's sign-in and consent page for a new mailbox (or one to connect again).
+
+    The PKCE verifier and the state stay in the admin's signed session cookie (never in the address), bound
+    to this admin and good for ten minutes; the return takes them out, so each works once.
+    """
+    session = db_session()
+    f = request.form
+    back = url_for("admin.intake")
+    kind = f.get("provider", "")
+    app = settings().oauth_app(kind) if kind in PROVIDERS else None
+    if app is None:
+        flash("Mailbox not connected: this provider is not set up for Mailroom (MAILROOM_OAUTH_"
+              f"{kind.upper() if kind in PROVIDERS else '<PROVIDER>'}_CLIENT_ID); see README, Mailboxes with OAuth2.",
+              "error")
+        return redirect(back), 303
+    try:
+        account_id = optional_id(f.get("account_id"), "mailbox")
+        plan = (plan_reconnect(session, account_id, provider=kind) if account_id is not None else
+                plan_oauth_mailbox(session, provider=kind, name=f.get("name", ""), username=f.get("username", ""),
+                                   host=f.get("host", ""), port=f.get("port", ""), security=f.get("security", "ssl"),
+                                   folders=f.get("folders", ""), processed_folder=f.get("processed_folder", "")))
+        redirect_uri = _oauth_redirect_uri()
+        start = mailbox_oauth.start_authorization(app, redirect_uri, login_hint=plan.username)
+    except NotFound:
+        raise
+    except (DomainError, ValueError) as exc:
+        session.rollback()
+        flash(f"Mailbox not connected: {exc}", "error")
+        return redirect(back), 303
+    cookie[OAUTH_PENDING] = {"state": start.state, "verifier": start.verifier, "staffer_id": current_user.id,
+                             "expires": time.time() + OAUTH_PENDING_SECONDS, "redirect_uri": redirect_uri,
+                             "plan": plan.as_dict()}
+    log.info("mailbox oauth2 sign-in started staffer_id=%s provider=%s mailbox=%s", current_user.id, kind, plan.name)
+    return redirect(start.url), 303
+
+
+OAUTH_PENDING = "mailbox_oauth"
+_PROVIDER_REFUSALS = {
+    "access_denied": "the sign-in was cancelled, or consent was not given, at the provider",
+    "consent_required": "an administrator of your organisation must first allow this app (admin consent)",
+    "interaction_required": "the provider needs you to sign in again; start again",
+    "invalid_scope": "the provider does not allow the mail permissions this app asked for",
+    "unauthorized_client": "the provider does not allow this app to sign in this way",
+    "temporarily_unavailable": "the provider is busy; try again in a few minutes",
+    "server_error": "the provider had an error; try again in a few minutes",
+}
+
+
+@bp.route("/mailboxes/oauth/callback")
+@roles(Role.ADMIN)
+def mailbox_oauth_callback():
+    """Where the provider sends the admin back: trade the code for tokens and keep the refresh token,
+    encrypted, on the mailbox. Every failure is said in plain words on the intake page, never a 500."""
+    session = db_session()
+    back = url_for("admin.intake")
+    pending = cookie.pop(OAUTH_PENDING, None)  # one use, whatever happens next
+
+    def refuse(why: str):
+        flash(f"Mailbox not connected: {why}.", "error")
+        return redirect(back), 303
+
+    if not isinstance(pending, dict) or pending.get("staffer_id") != current_user.id:
+        return refuse("this sign-in was not started from this page (or was started by someone else); start again")
+    if time.time() > float(pending.get("expires") or 0):
+        return refuse("the sign-in took longer than ten minutes; start again")
+    state = request.args.get("state", "")
+    if not state or not secrets.compare_digest(state.encode(), str(pending.get("state", "")).encode()):
+        return refuse("the sign-in came back for another request; start again")
+    plan = MailboxPlan.from_dict(pending["plan"])
+    if error := request.args.get("error", ""):
+        log.info("mailbox oauth2 refused by the provider mailbox=%s error=%s", plan.name, error[:80])
+        return refuse(_PROVIDER_REFUSALS.get(error, f"the provider refused ({error[:80]})"))
+    app = settings().oauth_app(plan.provider)
+    code = request.args.get("code", "")
+    if app is None or not code:
+        return refuse("the provider sent no sign-in code back" if app else "this provider is no longer set up")
+    start = mailbox_oauth.AuthorizationStart("", str(pending["state"]), str(pending["verifier"]))
+    try:
+        _access, refresh_token = mailbox_oauth.finish_authorization(
+            app, start, state=state, code=code, redirect_uri=str(pending["redirect_uri"]))
+    except OAuthError as exc:
+        # The provider's words, never a token: the error field of its answer, or why it could not be reached.
+        log.warning("mailbox oauth2 code exchange failed mailbox=%s reason=%s", plan.name, exc)
+        return refuse(f"could not finish signing in at the provider: {exc}")
+
+    def connect() -> tuple[str, str]:
+        account = connect_oauth_mailbox(session, plan, provider=app, refresh_token=refresh_token,
+                                        secret_key=settings().secret_key, actor_id=current_user.id)
+        return (f"Mailbox {account.name} connected as {account.username} through "
+                f"{PROVIDER_NAMES[plan.provider]}. Check the connection below.", back)
+
+    return run_action(session, connect, back=back, failed="Mailbox not connected: ")
 
 
 @bp.route("/intake/mailboxes/<int:account_id>/active", methods=["POST"])

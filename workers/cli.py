@@ -559,6 +559,82 @@ def letters_eval(file: str | None, folds: int, model: str | None) -> None:
     click.echo(json.dumps(result.as_dict()))
 
 
+@cli.group("mailbox")
+def mailbox_group() -> None:
+    """Mailboxes Mailroom polls (and may send as)."""
+
+
+@mailbox_group.command("connect", with_appcontext=False)
+@click.argument("name")
+@click.option("--provider", type=click.Choice(["microsoft", "google", "generic"]), required=True,
+              help="The app registration to use (MAILROOM_OAUTH_<PROVIDER>_CLIENT_ID).")
+@click.option("--device-code", is_flag=True,
+              help="Sign in on any other device with a code (for a server without a browser).")
+@click.option("--username", default="", help="The mailbox's email address (a new mailbox only).")
+@click.option("--host", default="", help="IMAP host (default: outlook.office365.com or imap.gmail.com).")
+@click.option("--port", default="", help="IMAP port (default 993).")
+@click.option("--security", type=click.Choice(["ssl", "starttls", "none"]), default="ssl", show_default=True)
+@click.option("--folders", default="INBOX", show_default=True, help="Folders to poll, comma-separated.")
+@click.option("--processed-folder", default="", help="Move stored mail here (default: flag it).")
+def mailbox_connect(name: str, provider: str, device_code: bool, username: str, host: str, port: str,
+                    security: str, folders: str, processed_folder: str) -> None:
+    """Connect mailbox NAME (new, or one already added) with OAuth2: print the address and code to sign in
+    with, wait until someone has, and keep the refresh token, encrypted, on the mailbox."""
+    import dataclasses
+
+    from correspondence.services import mailbox_oauth
+    from correspondence.services.intake_sources import (
+        connect_oauth_mailbox,
+        plan_oauth_mailbox,
+        plan_reconnect,
+    )
+    from correspondence.services.mailbox_signin import mailbox_named
+
+    if not device_code:
+        raise click.UsageError("only --device-code works from the command line; a browser can use the "
+                               "intake sources page (Admin → Intake sources → Connect a mailbox with OAuth2)")
+    settings = Settings.from_env()
+    app = settings.oauth_app(provider)
+    if app is None:
+        raise Refused(f"{provider} is not set up: set MAILROOM_OAUTH_{provider.upper()}_CLIENT_ID "
+                      "(see README, Mailboxes with OAuth2)")
+    if provider == "microsoft":
+        # The device code is a public-client flow at Microsoft: a token from it must be redeemed, and later
+        # renewed, without the app's secret (AADSTS700025 otherwise), so none is sent or kept with the mailbox.
+        app = dataclasses.replace(app, client_secret="")
+
+    @use_case
+    def plan(session):  # type: ignore[no-untyped-def]
+        existing = mailbox_named(session, name.strip())
+        if existing is not None:
+            return plan_reconnect(session, existing.id, provider=provider)
+        return plan_oauth_mailbox(session, provider=provider, name=name, username=username, host=host, port=port,
+                                  security=security, folders=folders, processed_folder=processed_folder)
+
+    planned = plan()
+    try:
+        device = mailbox_oauth.start_device_code(app)
+    except (mailbox_oauth.OAuthError, ValueError) as exc:
+        raise Refused(f"the provider did not start the sign-in: {exc}") from exc
+    click.echo(_frame([f"Open {device.verification_uri}", f"and enter the code {device.user_code}",
+                       f"signing in as {planned.username} (or someone allowed to open that mailbox)."]))
+    click.echo("Waiting for the sign-in…", err=True)
+    try:
+        _access, refresh_token = mailbox_oauth.finish_device_code(app, device)
+    except mailbox_oauth.OAuthError as exc:
+        raise Refused(f"the mailbox was not connected: {exc}") from exc
+
+    @use_case
+    def connect(session):  # type: ignore[no-untyped-def]
+        account = connect_oauth_mailbox(session, planned, provider=app, refresh_token=refresh_token,
+                                        secret_key=settings.secret_key, actor_id=None)
+        return account.name, account.username
+
+    connected, as_user = connect()
+    click.echo(f"Mailbox {connected} connected as {as_user}. It is polled every minute; check it in the intake "
+               "sources page.")
+
+
 @cli.group("staff")
 def staff_group() -> None:
     """Manage staff accounts."""

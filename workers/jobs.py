@@ -280,7 +280,8 @@ def run_help_confirmation(request_id: int, by_staff: bool = False) -> str:
         request, token = issued
         email = confirmation_email(request, f"{settings.base_url}/help/confirm/{token}",
                                    office_name=settings.office_name, mail_from=settings.mail_from)
-    client = smtp_connect(settings)  # TryLater fails the job; the case page offers "send again"
+    # TryLater fails the job; the case page offers "send again".
+    client = smtp_connect(settings, store=context.database())
     try:
         client.send_message(email)
     finally:
@@ -360,7 +361,8 @@ def run_subscription_confirmation(subscription_id: int) -> str:
     email = EmailMessage()
     email["From"], email["To"], email["Subject"] = header_text(settings.mail_from), address, header_text(subject)
     email.set_content(body)
-    client = smtp_connect(settings)  # TryLater fails the job (RQ keeps it); the person can sign up again
+    # TryLater fails the job (RQ keeps it); the person can sign up again.
+    client = smtp_connect(settings, store=context.database())
     try:
         client.send_message(email)
     finally:

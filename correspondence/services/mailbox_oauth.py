@@ -18,18 +18,22 @@ from __future__ import annotations
 import base64
 import hashlib
 import json
+import logging
 import secrets
 import threading
 import time
 import urllib.error
 import urllib.parse
 import urllib.request
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any
 
 from cryptography.fernet import Fernet, InvalidToken
 from cryptography.hazmat.primitives import hashes
 from cryptography.hazmat.primitives.kdf.hkdf import HKDF
+
+log = logging.getLogger(__name__)
 
 PROVIDERS = ("microsoft", "google", "generic")
 
@@ -51,6 +55,15 @@ DEFAULT_ENDPOINTS: dict[str, dict[str, str]] = {
     },
     "generic": {"authorize_url": "", "token_url": "", "device_url": "", "scopes": ""},
 }
+
+
+def microsoft_endpoints(tenant: str) -> dict[str, str]:
+    """Microsoft's addresses for one directory (a tenant id or domain; "organizations" takes any work account)."""
+    authority = f"https://login.microsoftonline.com/{urllib.parse.quote(tenant.strip() or 'organizations', safe='')}"
+    return {"authorize_url": authority + "/oauth2/v2.0/authorize", "token_url": authority + "/oauth2/v2.0/token",
+            "device_url": authority + "/oauth2/v2.0/devicecode"}
+
+
 # Refresh this long before the provider's stated expiry, so a token never dies mid-poll.
 EARLY_SECONDS = 60
 
@@ -106,7 +119,7 @@ class Provider:
     kind: str
     client_id: str
     token_url: str
-    client_secret: str = ""
+    client_secret: str = field(default="", repr=False)
     authorize_url: str = ""
     device_url: str = ""
     scopes: str = ""
@@ -187,17 +200,33 @@ class OAuthLogin:
     current access token. Thread-safe; one per mailbox per process."""
 
     provider: Provider
-    refresh_token: str
-    current: AccessToken | None = None
+    refresh_token: str = field(repr=False)
+    current: AccessToken | None = field(default=None, repr=False)
     renewals: int = 0
+    # Called with the new refresh token when the provider hands out another one (Microsoft does at every
+    # renewal, and may refuse the old one afterwards): the caller keeps it, encrypted, where the old one was.
+    on_rotate: Callable[[str], object] | None = field(default=None, repr=False, compare=False)
     _lock: threading.Lock = field(default_factory=threading.Lock, repr=False, compare=False)
 
     def access_token(self, *, force: bool = False) -> str:
         with self._lock:
             if force or self.current is None or not self.current.fresh():
+                before = self.refresh_token
                 self.current, self.refresh_token = refresh(self.provider, self.refresh_token)
                 self.renewals += 1
+                if self.refresh_token != before and self.on_rotate is not None:
+                    self._keep(self.refresh_token)
             return self.current.token
+
+    def _keep(self, token: str) -> None:
+        """Hand the rotated token to the caller to store. A failure to store it must not fail the sign-in
+        (the token in memory works); it is logged, and the next rotation is stored instead."""
+        assert self.on_rotate is not None
+        try:
+            self.on_rotate(token)
+        except Exception:
+            log.exception("oauth2: the rotated refresh token could not be stored; the mailbox keeps working "
+                          "with it until this process stops")
 
 
 # --- connecting a mailbox: authorization code with PKCE, and device code --------------------------
