@@ -37,6 +37,12 @@ class Geography:
     cities: list[tuple[str, int]]
     in_district: int
     unknown: int  # no state or ZIP on the record
+    zip3_other: int = 0  # people in the ZIP areas past the largest ZIP3_ROWS (the PDF's length stays bounded)
+
+
+# A district spans a handful of ZIP3 areas; a mailing that reaches hundreds would make a PDF of dozens of pages
+# (seconds of WeasyPrint per page) for rows nobody reads: the largest are listed, the rest summed.
+ZIP3_ROWS = 60
 
 
 def geography(session: Session, constituent_ids: Sequence[int]) -> Geography:
@@ -60,8 +66,9 @@ def geography(session: Session, constituent_ids: Sequence[int]) -> Geography:
             if city:
                 cities[f"{city.strip().title()}, {(state or '').upper()}".rstrip(", ")] += 1
             in_district += getattr(district, "value", district) == "in_district"
-    return Geography(len(ids), states.most_common(), zip3.most_common(), cities.most_common(50),
-                     in_district, unknown)
+    shown = zip3.most_common(ZIP3_ROWS)
+    return Geography(len(ids), states.most_common(), shown, cities.most_common(50), in_district, unknown,
+                     zip3_other=sum(zip3.values()) - sum(n for _k, n in shown))
 
 
 @dataclass(frozen=True)
@@ -96,7 +103,8 @@ td.n { text-align: right; } pre { white-space: pre-wrap; font-family: serif; bor
 {{ "{:,}".format(g.unknown) }} with no state or ZIP code on record.</p>
 <table><tr><th>State</th><th>People</th></tr>{% for k, n in g.states %}<tr><td>{{ k }}</td><td class="n">{{ "{:,}".format(n) }}</td></tr>{% endfor %}</table>
 <h2>By ZIP code area (first three digits)</h2>
-<table><tr><th>ZIP3</th><th>People</th></tr>{% for k, n in g.zip3 %}<tr><td>{{ k }}</td><td class="n">{{ "{:,}".format(n) }}</td></tr>{% endfor %}</table>
+<table><tr><th>ZIP3</th><th>People</th></tr>{% for k, n in g.zip3 %}<tr><td>{{ k }}</td><td class="n">{{ "{:,}".format(n) }}</td></tr>{% endfor %}
+{% if g.zip3_other %}<tr><td>Other ZIP areas</td><td class="n">{{ "{:,}".format(g.zip3_other) }}</td></tr>{% endif %}</table>
 <h2>By city (the 50 largest)</h2>
 <table><tr><th>City</th><th>People</th></tr>{% for k, n in g.cities %}<tr><td>{{ k }}</td><td class="n">{{ "{:,}".format(n) }}</td></tr>{% endfor %}</table>
 <h2>The letter as sent to a sample recipient</h2>
