@@ -24,7 +24,7 @@ from __future__ import annotations
 import hashlib
 from array import array
 from collections import Counter, defaultdict
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from itertools import chain, count
 
@@ -138,29 +138,38 @@ def cluster_texts(texts: Sequence[str], settings: ClusterSettings | None = None)
     words = [text.count(" ") + 1 if text else 0 for text in unique_texts]
 
     order = sorted(range(n_unique), key=lambda u: (-len(members[u]), len(sets[u]), u))
+    # Only n-grams some other text has too can point at a leader: the rest (a quarter of them, the
+    # personal parts) are never indexed nor looked up, which keeps the index small.
+    repeated = _repeated(sets)
     leader_of = [-1] * n_unique
-    leader_sets: dict[int, frozenset[int]] = {}
+    leader_size: dict[int, int] = {}
     index: dict[int, list[int]] = defaultdict(list)  # shingle -> leaders containing it (the rare ones)
     common: set[int] = set()  # shingles in more than max_posting leaders
+    leader_common: dict[int, set[int]] = defaultdict(set)  # leader -> its shingles in ``common``
     for u in order:
         s = sets[u]
         if len(s) < cfg.min_shingles:
             continue
-        best, best_score = _best_match(s, index, leader_sets, cfg)
+        grams = repeated(u)
+        best, best_score = _best_match(grams, len(s), index, common, leader_size, leader_common, cfg)
         if best is not None and best_score >= cfg.join_overlap:
             leader_of[u] = best
             continue
         leader_of[u] = u
-        leader_sets[u] = frozenset(s)
-        for h in s:
+        leader_size[u] = len(s)
+        for h in grams:
             if h in common:
+                leader_common[u].add(h)
                 continue
             posting = index[h]
             posting.append(u)
             if len(posting) > cfg.max_posting:
                 # Too common to point at a campaign, now and from now on (postings only grow).
+                for leader in posting:
+                    leader_common[leader].add(h)
                 del index[h]
                 common.add(h)
+    del repeated
 
     # Second pass: each cluster's core, then every text to its best core.
     groups: dict[int, list[int]] = defaultdict(list)
@@ -173,7 +182,7 @@ def cluster_texts(texts: Sequence[str], settings: ClusterSettings | None = None)
         if weight < cfg.min_batch_size:
             continue
         core = _core(us, sets, members, weight, cfg.core_share)
-        cores[leader] = core if len(core) >= cfg.min_shingles else leader_sets[leader]
+        cores[leader] = core if len(core) >= cfg.min_shingles else frozenset(sets[leader])
     # A cluster whose core is mostly inside a larger cluster's core is that campaign with a sentence
     # dropped or a phrase edited: it joins the larger one. A cluster of letters pasting two templates
     # together is not absorbed (its core is only half inside either), so it cannot chain them.
@@ -210,7 +219,7 @@ def cluster_texts(texts: Sequence[str], settings: ClusterSettings | None = None)
 
     kept_pairs: set[int] = set()
     # The first pass's indexes are not needed any more: free them before the second look needs memory.
-    del index, common, leader_sets, core_lookup, cores
+    del index, common, leader_common, leader_size, core_lookup, cores
     if cfg.recall:
         kept_pairs = _second_look(texts, members, unique_texts, sets, words, final, cfg)
     del unique_texts
@@ -425,18 +434,45 @@ def _best_cores(units: Sequence[int], sets: Sequence[array], cores: dict[int, fr
     return out
 
 
-def _best_match(s: Sequence[int], index: dict[int, list[int]], sets: dict[int, frozenset[int]],
-                cfg: ClusterSettings) -> tuple[int | None, float]:
-    """The candidate (leader or core) with the highest overlap coefficient with s."""
+def _repeated(sets: Sequence[array]) -> Callable[[int], list[int]]:
+    """Per text, its n-grams that at least one other text has too, in the text's own order."""
+    lengths = np.array([len(s) for s in sets], dtype=np.int64)
+    if not lengths.sum():
+        return lambda _u: []
+    flat = np.concatenate([np.frombuffer(s, dtype=np.uint64) for s in sets if len(s)])
+    _uniq, inverse, counts = np.unique(flat, return_inverse=True, return_counts=True)
+    keep = counts[inverse] > 1
+    del inverse, counts, _uniq
+    # Kept n-grams before each position, read at the texts' boundaries.
+    before = np.r_[0, np.cumsum(keep)]
+    starts = before[np.r_[0, np.cumsum(lengths)]].tolist()
+    kept = flat[keep]
+    del flat, keep, before
+    return lambda u: kept[starts[u]:starts[u + 1]].tolist()
+
+
+def _best_match(grams: list[int], size: int, index: dict[int, list[int]], common: set[int],
+                leader_size: dict[int, int], leader_common: dict[int, set[int]], cfg: ClusterSettings
+                ) -> tuple[int | None, float]:
+    """The leader with the highest overlap coefficient with a text of ``size`` n-grams.
+
+    A leader's hits are the text's n-grams in its postings; with the text's n-grams too common to be
+    indexed that the leader holds too, they are exactly the n-grams the two share (so no set of each
+    leader's n-grams need be kept, nor intersected).
+    """
     # The index holds only postings of at most max_posting leaders: counted without a Python loop.
-    candidates: Counter[int] = Counter(chain.from_iterable(filter(None, map(index.get, s))))
+    candidates: Counter[int] = Counter(chain.from_iterable(filter(None, map(index.get, grams))))
     best, best_score = None, 0.0
     if not candidates:
         return best, best_score
-    mine = s if isinstance(s, (set, frozenset)) else set(s)  # once, not once per candidate
-    for candidate, _hits in candidates.most_common(8):
-        other = sets[candidate]
-        score = overlap_score(len(other & mine), len(s), len(other), cfg)
+    mine_common = common.intersection(grams) if common else set()
+    for candidate, hits in candidates.most_common(8):
+        shared = hits
+        if mine_common:
+            theirs = leader_common.get(candidate)
+            if theirs:
+                shared += len(theirs & mine_common)
+        score = overlap_score(shared, size, leader_size[candidate], cfg)
         if score > best_score:
             best, best_score = candidate, score
     return best, best_score
