@@ -30,7 +30,7 @@ from itertools import chain, count
 
 import numpy as np
 
-from batching.normalise import normalise
+from batching.normalise import normalise_many
 
 NOT_A_BATCH = -1
 
@@ -124,8 +124,8 @@ def cluster_texts(texts: Sequence[str], settings: ClusterSettings | None = None)
     # Identical normalised texts are one "unique text" with a count.
     unique_of: dict[str, int] = {}
     members: list[list[int]] = []
-    for i, text in enumerate(texts):
-        u = unique_of.setdefault(normalise(text), len(members))
+    for i, text in enumerate(normalise_many(texts)):
+        u = unique_of.setdefault(text, len(members))
         if u == len(members):
             members.append([])
         members[u].append(i)
