@@ -96,26 +96,31 @@ def _shingle_sets(texts: Sequence[str], size: int) -> list[array]:
     # whose factory is a counter: ``map`` of its ``__getitem__`` runs in C).
     vocab: defaultdict[str, int] = defaultdict(count().__next__)
     number = vocab.__getitem__
-    result = []
+    flat: list[int] = []
+    lengths: list[int] = []
     for text in texts:
         ids = list(map(number, text.split()))
-        if len(ids) < size:
+        flat.extend(ids)
+        lengths.append(len(ids))
+    del vocab
+    # Every position's n-gram packed at once in numpy; a text's n-grams are those starting in it with
+    # all n words inside it. Each text's set is built from them in the same order as one built word
+    # by word (so sets iterate, and ties break, as before).
+    words = np.array(flat, dtype=np.uint64) & np.uint64(mask)
+    del flat
+    n_grams = max(len(words) - size + 1, 0)
+    packed = np.zeros(n_grams, dtype=np.uint64)
+    for k in range(size):
+        packed = (packed << np.uint64(bits)) | words[k:k + n_grams]
+    del words
+    result = []
+    start = 0
+    for length in lengths:
+        if length < size:
             result.append(array("Q"))
-            continue
-        if size == 3:
-            if len(vocab) > mask:
-                ids = [i & mask for i in ids]
-            grams = {(a << 42) | (b << 21) | c for a, b, c in zip(ids, ids[1:], ids[2:], strict=False)}
-            result.append(array("Q", grams))
         else:
-            ids = [i & mask for i in ids]
-            packed = set()
-            for i in range(len(ids) - size + 1):
-                value = 0
-                for word in ids[i:i + size]:
-                    value = (value << bits) | word
-                packed.add(value)
-            result.append(array("Q", packed))
+            result.append(array("Q", set(packed[start:start + length - size + 1].tolist())))
+        start += length
     return result
 
 
@@ -371,7 +376,7 @@ def _best_cores(units: Sequence[int], sets: Sequence[array], cores: dict[int, fr
     """Every unit's best core (overlap coefficient at least ``join_overlap``), all at once in numpy.
 
     The cores are fixed here (unlike the first pass, where leaders appear as texts are visited), so
-    the shared n-grams of every (text, core) pair are counted by sorting, a chunk of texts at a
+    the shared n-grams of every (text, core) pair are counted in one table, a chunk of texts at a
     time, instead of a Python loop over each text's n-grams. A core is a candidate when the text
     shares with it at least one n-gram found in at most ``max_posting`` cores (as ``_best_match``).
     """
@@ -386,6 +391,8 @@ def _best_cores(units: Sequence[int], sets: Sequence[array], cores: dict[int, fr
     uniq, start, df = np.unique(shingle, return_index=True, return_counts=True)
     rare = df <= cfg.max_posting
     n_cores = len(leaders)
+    # The counting table of a chunk holds at most about a million cells.
+    chunk = max(1, min(chunk, 1_000_000 // n_cores))
     out: dict[int, int] = {}
     for first in range(0, len(units), chunk):
         block = units[first:first + chunk]
@@ -402,16 +409,16 @@ def _best_cores(units: Sequence[int], sets: Sequence[array], cores: dict[int, fr
         ends = np.cumsum(per)
         offsets = np.arange(int(ends[-1]), dtype=np.int64) - np.repeat(ends - per, per)
         core = owner[np.repeat(start[pos], per) + offsets]
-        # (text, core) pairs, each with a low bit for an n-gram too common to count as a hit; sorted,
-        # runs of one pair give its shared n-grams and its hits (np.unique's hashing is slower here).
-        key = ((np.repeat(row, per) * n_cores + core) << 1) | np.repeat(~rare[pos], per).astype(np.int64)
-        key.sort()
-        starts = np.flatnonzero(np.r_[True, (key[1:] >> 1) != (key[:-1] >> 1)])
-        shared = np.diff(np.r_[starts, len(key)])
-        hits = np.add.reduceat((key & 1) == 0, starts)
-        candidate = hits > 0
-        pair, shared, hits = key[starts][candidate] >> 1, shared[candidate], hits[candidate]
-        r, c = pair // n_cores, pair % n_cores
+        # (text, core) pairs counted in a table of the chunk's texts by all cores (no sort): its
+        # shared n-grams, and its hits (the n-grams not too common to count).
+        pair = np.repeat(row, per) * n_cores + core
+        cells = len(block) * n_cores
+        hits_all = np.bincount(pair[np.repeat(rare[pos], per)], minlength=cells)
+        candidate = np.flatnonzero(hits_all)  # by text, then core
+        hits = hits_all[candidate]
+        del hits_all
+        shared = np.bincount(pair, minlength=cells)[candidate]
+        r, c = np.divmod(candidate, n_cores)
         # As _best_match: only the 8 cores with the most hits are scored (a letter sharing stock phrases
         # with many campaigns must not drift to one of them on the strength of its common words).
         order = np.lexsort((c, -hits, r))
