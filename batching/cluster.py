@@ -27,6 +27,7 @@ from collections import Counter, defaultdict
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from itertools import chain, count
+from operator import itemgetter
 
 import numpy as np
 
@@ -473,7 +474,9 @@ def _best_match(grams: list[int], size: int, index: dict[int, list[int]], common
     if not candidates:
         return best, best_score
     mine_common = common.intersection(grams) if common else set()
-    for candidate, hits in candidates.most_common(8):
+    # Counter.most_common(8), ties in first-seen order as there, by one sort in C (heapq.nlargest
+    # with a key runs in Python, and its documented equivalent is this sort).
+    for candidate, hits in sorted(candidates.items(), key=itemgetter(1), reverse=True)[:8]:
         shared = hits
         if mine_common:
             theirs = leader_common.get(candidate)

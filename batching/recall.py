@@ -25,6 +25,8 @@ from __future__ import annotations
 from array import array
 from collections import Counter, defaultdict
 from collections.abc import Callable, Sequence
+from itertools import chain
+from operator import itemgetter
 
 import numpy as np
 from rapidfuzz import fuzz, process
@@ -88,13 +90,12 @@ def shared_passages(units: Sequence[int], sets: Sequence[array], min_shingles: i
     joined: dict[int, int] = {}
     for u in order:
         r = restricted[u]
-        hits: Counter[int] = Counter()
-        for h in r:
-            posting = index.get(h)
-            if posting and len(posting) <= 64:
-                hits.update(posting)
+        # Counted in C: the postings of at most 64 leaders, chained.
+        hits: Counter[int] = Counter(chain.from_iterable(
+            posting for posting in map(index.get, r) if posting and len(posting) <= 64))
         best, best_score = None, 0.0
-        for leader, shared in hits.most_common(8):
+        # most_common(8) (ties in first-seen order) by one sort in C.
+        for leader, shared in sorted(hits.items(), key=itemgetter(1), reverse=True)[:8]:
             if shared < PASSAGE_SHINGLES:
                 break
             score = shared / min(len(r), len(leaders[leader]))
