@@ -448,9 +448,15 @@ def _repeated(sets: Sequence[array]) -> Callable[[int], list[int]]:
     if not lengths.sum():
         return lambda _u: []
     flat = np.concatenate([np.frombuffer(s, dtype=np.uint64) for s in sets if len(s)])
-    _uniq, inverse, counts = np.unique(flat, return_inverse=True, return_counts=True)
-    keep = counts[inverse] > 1
-    del inverse, counts, _uniq
+    # The values seen twice or more, from one sort (cheaper than np.unique's inverse, a stable argsort).
+    ordered = np.sort(flat)
+    twice = ordered[1:][ordered[1:] == ordered[:-1]]
+    del ordered
+    twice = twice[np.r_[True, twice[1:] != twice[:-1]]] if len(twice) else twice
+    if len(twice):
+        keep = twice[np.minimum(np.searchsorted(twice, flat), len(twice) - 1)] == flat
+    else:
+        keep = np.zeros(len(flat), dtype=bool)
     # Kept n-grams before each position, read at the texts' boundaries.
     before = np.r_[0, np.cumsum(keep)]
     starts = before[np.r_[0, np.cumsum(lengths)]].tolist()
