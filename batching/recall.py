@@ -73,17 +73,23 @@ def shared_passages(units: Sequence[int], sets: Sequence[array], min_shingles: i
     arrays = {u: np.frombuffer(sets[u], dtype=np.uint64) if len(sets[u]) else np.zeros(0, np.uint64) for u in units}
     if not arrays:
         return {}
-    uniq, counts = np.unique(np.concatenate(list(arrays.values())), return_counts=True)
+    flat = np.concatenate(list(arrays.values()))
+    uniq, counts = np.unique(flat, return_counts=True)
     # Phrases in a good share of all the letters left ("I am writing about something that has been on
     # my mind") are how people write, not what a campaign shares.
     common = max(COMMON_MIN, COMMON_SHARE * len(units))
+    # Every letter's kept n-grams at once (in its own order), then cut at the letters' boundaries.
+    c = counts[np.searchsorted(uniq, flat)]
+    keep = (c > 1) & (c <= common)
+    del uniq, counts, c
+    bounds = (np.r_[0, np.cumsum(keep)][np.r_[0, np.cumsum([len(a) for a in arrays.values()])]]).tolist()
+    kept = flat[keep]
+    del flat, keep
     restricted: dict[int, frozenset[int]] = {}
-    for u, a in arrays.items():
-        c = counts[np.searchsorted(uniq, a)]
-        kept = a[(c > 1) & (c <= common)]
-        if len(kept) >= PASSAGE_SHINGLES:
-            restricted[u] = frozenset(kept.tolist())
-    del arrays, uniq, counts
+    for n, u in enumerate(arrays):
+        if bounds[n + 1] - bounds[n] >= PASSAGE_SHINGLES:
+            restricted[u] = frozenset(kept[bounds[n]:bounds[n + 1]].tolist())
+    del arrays, kept
     order = sorted(restricted, key=lambda u: (len(restricted[u]), u))
     leaders: dict[int, frozenset[int]] = {}
     index: dict[int, list[int]] = defaultdict(list)
