@@ -491,4 +491,6 @@ def _best_match(grams: list[int], size: int, index: dict[int, list[int]], common
         score = overlap_score(shared, size, leader_size[candidate], cfg)
         if score > best_score:
             best, best_score = candidate, score
+            if score >= 1.0:
+                break  # no score is above 1 (shared n-grams are at most the smaller side's)
     return best, best_score
