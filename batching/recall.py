@@ -178,6 +178,7 @@ class _Units:
         self.cache: dict[int, tuple[list[str], list[str]]] = {}
         self.vectors: dict[int, tuple[np.ndarray, np.ndarray]] = {}
         self.stock: set[str] = set()
+        self.without_stock: dict[int, tuple[list[str], list[str]]] = {}
 
     def __call__(self, u: int) -> tuple[list[str], list[str]]:
         got = self.cache.get(u)
@@ -188,8 +189,12 @@ class _Units:
             got = ([r for r, _k in kept], [k for _r, k in kept])
             self.cache[u] = got
         if self.stock:
-            kept = [(r, k) for r, k in zip(*got, strict=True) if k not in self.stock]
-            return [r for r, _k in kept], [k for _r, k in kept]
+            # A letter is asked for its sentences several times while it is aligned: filtered once.
+            filtered = self.without_stock.get(u)
+            if filtered is None:
+                kept = [(r, k) for r, k in zip(*got, strict=True) if k not in self.stock]
+                filtered = self.without_stock[u] = ([r for r, _k in kept], [k for _r, k in kept])
+            return filtered
         return got
 
     def drop_stock(self, units: Sequence[int]) -> None:
@@ -201,6 +206,7 @@ class _Units:
         common = max(COMMON_MIN, COMMON_SHARE * len(units))
         self.stock = {k for k, c in df.items() if c > common}
         self.vectors.clear()
+        self.without_stock.clear()
 
     def vecs(self, u: int) -> tuple[np.ndarray, np.ndarray]:
         got = self.vectors.get(u)
