@@ -24,13 +24,14 @@ from __future__ import annotations
 import hashlib
 from array import array
 from collections import Counter, defaultdict
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from itertools import chain, count
+from operator import itemgetter
 
 import numpy as np
 
-from batching.normalise import normalise
+from batching.normalise import normalise_many
 
 NOT_A_BATCH = -1
 
@@ -96,26 +97,31 @@ def _shingle_sets(texts: Sequence[str], size: int) -> list[array]:
     # whose factory is a counter: ``map`` of its ``__getitem__`` runs in C).
     vocab: defaultdict[str, int] = defaultdict(count().__next__)
     number = vocab.__getitem__
-    result = []
+    flat: list[int] = []
+    lengths: list[int] = []
     for text in texts:
         ids = list(map(number, text.split()))
-        if len(ids) < size:
+        flat.extend(ids)
+        lengths.append(len(ids))
+    del vocab
+    # Every position's n-gram packed at once in numpy; a text's n-grams are those starting in it with
+    # all n words inside it. Each text's set is built from them in the same order as one built word
+    # by word (so sets iterate, and ties break, as before).
+    words = np.array(flat, dtype=np.uint64) & np.uint64(mask)
+    del flat
+    n_grams = max(len(words) - size + 1, 0)
+    packed = np.zeros(n_grams, dtype=np.uint64)
+    for k in range(size):
+        packed = (packed << np.uint64(bits)) | words[k:k + n_grams]
+    del words
+    result = []
+    start = 0
+    for length in lengths:
+        if length < size:
             result.append(array("Q"))
-            continue
-        if size == 3:
-            if len(vocab) > mask:
-                ids = [i & mask for i in ids]
-            grams = {(a << 42) | (b << 21) | c for a, b, c in zip(ids, ids[1:], ids[2:], strict=False)}
-            result.append(array("Q", grams))
         else:
-            ids = [i & mask for i in ids]
-            packed = set()
-            for i in range(len(ids) - size + 1):
-                value = 0
-                for word in ids[i:i + size]:
-                    value = (value << bits) | word
-                packed.add(value)
-            result.append(array("Q", packed))
+            result.append(array("Q", set(packed[start:start + length - size + 1].tolist())))
+        start += length
     return result
 
 
@@ -124,8 +130,8 @@ def cluster_texts(texts: Sequence[str], settings: ClusterSettings | None = None)
     # Identical normalised texts are one "unique text" with a count.
     unique_of: dict[str, int] = {}
     members: list[list[int]] = []
-    for i, text in enumerate(texts):
-        u = unique_of.setdefault(normalise(text), len(members))
+    for i, text in enumerate(normalise_many(texts)):
+        u = unique_of.setdefault(text, len(members))
         if u == len(members):
             members.append([])
         members[u].append(i)
@@ -138,29 +144,38 @@ def cluster_texts(texts: Sequence[str], settings: ClusterSettings | None = None)
     words = [text.count(" ") + 1 if text else 0 for text in unique_texts]
 
     order = sorted(range(n_unique), key=lambda u: (-len(members[u]), len(sets[u]), u))
+    # Only n-grams some other text has too can point at a leader: the rest (a quarter of them, the
+    # personal parts) are never indexed nor looked up, which keeps the index small.
+    repeated = _repeated(sets)
     leader_of = [-1] * n_unique
-    leader_sets: dict[int, frozenset[int]] = {}
+    leader_size: dict[int, int] = {}
     index: dict[int, list[int]] = defaultdict(list)  # shingle -> leaders containing it (the rare ones)
     common: set[int] = set()  # shingles in more than max_posting leaders
+    leader_common: dict[int, set[int]] = defaultdict(set)  # leader -> its shingles in ``common``
     for u in order:
         s = sets[u]
         if len(s) < cfg.min_shingles:
             continue
-        best, best_score = _best_match(s, index, leader_sets, cfg)
+        grams = repeated(u)
+        best, best_score = _best_match(grams, len(s), index, common, leader_size, leader_common, cfg)
         if best is not None and best_score >= cfg.join_overlap:
             leader_of[u] = best
             continue
         leader_of[u] = u
-        leader_sets[u] = frozenset(s)
-        for h in s:
+        leader_size[u] = len(s)
+        for h in grams:
             if h in common:
+                leader_common[u].add(h)
                 continue
             posting = index[h]
             posting.append(u)
             if len(posting) > cfg.max_posting:
                 # Too common to point at a campaign, now and from now on (postings only grow).
+                for leader in posting:
+                    leader_common[leader].add(h)
                 del index[h]
                 common.add(h)
+    del repeated
 
     # Second pass: each cluster's core, then every text to its best core.
     groups: dict[int, list[int]] = defaultdict(list)
@@ -173,7 +188,7 @@ def cluster_texts(texts: Sequence[str], settings: ClusterSettings | None = None)
         if weight < cfg.min_batch_size:
             continue
         core = _core(us, sets, members, weight, cfg.core_share)
-        cores[leader] = core if len(core) >= cfg.min_shingles else leader_sets[leader]
+        cores[leader] = core if len(core) >= cfg.min_shingles else frozenset(sets[leader])
     # A cluster whose core is mostly inside a larger cluster's core is that campaign with a sentence
     # dropped or a phrase edited: it joins the larger one. A cluster of letters pasting two templates
     # together is not absorbed (its core is only half inside either), so it cannot chain them.
@@ -210,7 +225,7 @@ def cluster_texts(texts: Sequence[str], settings: ClusterSettings | None = None)
 
     kept_pairs: set[int] = set()
     # The first pass's indexes are not needed any more: free them before the second look needs memory.
-    del index, common, leader_sets, core_lookup, cores
+    del index, common, leader_common, leader_size, core_lookup, cores
     if cfg.recall:
         kept_pairs = _second_look(texts, members, unique_texts, sets, words, final, cfg)
     del unique_texts
@@ -362,7 +377,7 @@ def _best_cores(units: Sequence[int], sets: Sequence[array], cores: dict[int, fr
     """Every unit's best core (overlap coefficient at least ``join_overlap``), all at once in numpy.
 
     The cores are fixed here (unlike the first pass, where leaders appear as texts are visited), so
-    the shared n-grams of every (text, core) pair are counted by sorting, a chunk of texts at a
+    the shared n-grams of every (text, core) pair are counted in one table, a chunk of texts at a
     time, instead of a Python loop over each text's n-grams. A core is a candidate when the text
     shares with it at least one n-gram found in at most ``max_posting`` cores (as ``_best_match``).
     """
@@ -377,6 +392,8 @@ def _best_cores(units: Sequence[int], sets: Sequence[array], cores: dict[int, fr
     uniq, start, df = np.unique(shingle, return_index=True, return_counts=True)
     rare = df <= cfg.max_posting
     n_cores = len(leaders)
+    # The counting table of a chunk holds at most about a million cells.
+    chunk = max(1, min(chunk, 1_000_000 // n_cores))
     out: dict[int, int] = {}
     for first in range(0, len(units), chunk):
         block = units[first:first + chunk]
@@ -393,16 +410,16 @@ def _best_cores(units: Sequence[int], sets: Sequence[array], cores: dict[int, fr
         ends = np.cumsum(per)
         offsets = np.arange(int(ends[-1]), dtype=np.int64) - np.repeat(ends - per, per)
         core = owner[np.repeat(start[pos], per) + offsets]
-        # (text, core) pairs, each with a low bit for an n-gram too common to count as a hit; sorted,
-        # runs of one pair give its shared n-grams and its hits (np.unique's hashing is slower here).
-        key = ((np.repeat(row, per) * n_cores + core) << 1) | np.repeat(~rare[pos], per).astype(np.int64)
-        key.sort()
-        starts = np.flatnonzero(np.r_[True, (key[1:] >> 1) != (key[:-1] >> 1)])
-        shared = np.diff(np.r_[starts, len(key)])
-        hits = np.add.reduceat((key & 1) == 0, starts)
-        candidate = hits > 0
-        pair, shared, hits = key[starts][candidate] >> 1, shared[candidate], hits[candidate]
-        r, c = pair // n_cores, pair % n_cores
+        # (text, core) pairs counted in a table of the chunk's texts by all cores (no sort): its
+        # shared n-grams, and its hits (the n-grams not too common to count).
+        pair = np.repeat(row, per) * n_cores + core
+        cells = len(block) * n_cores
+        hits_all = np.bincount(pair[np.repeat(rare[pos], per)], minlength=cells)
+        candidate = np.flatnonzero(hits_all)  # by text, then core
+        hits = hits_all[candidate]
+        del hits_all
+        shared = np.bincount(pair, minlength=cells)[candidate]
+        r, c = np.divmod(candidate, n_cores)
         # As _best_match: only the 8 cores with the most hits are scored (a letter sharing stock phrases
         # with many campaigns must not drift to one of them on the strength of its common words).
         order = np.lexsort((c, -hits, r))
@@ -425,18 +442,55 @@ def _best_cores(units: Sequence[int], sets: Sequence[array], cores: dict[int, fr
     return out
 
 
-def _best_match(s: Sequence[int], index: dict[int, list[int]], sets: dict[int, frozenset[int]],
-                cfg: ClusterSettings) -> tuple[int | None, float]:
-    """The candidate (leader or core) with the highest overlap coefficient with s."""
+def _repeated(sets: Sequence[array]) -> Callable[[int], list[int]]:
+    """Per text, its n-grams that at least one other text has too, in the text's own order."""
+    lengths = np.array([len(s) for s in sets], dtype=np.int64)
+    if not lengths.sum():
+        return lambda _u: []
+    flat = np.concatenate([np.frombuffer(s, dtype=np.uint64) for s in sets if len(s)])
+    # The values seen twice or more, from one sort (cheaper than np.unique's inverse, a stable argsort).
+    ordered = np.sort(flat)
+    twice = ordered[1:][ordered[1:] == ordered[:-1]]
+    del ordered
+    twice = twice[np.r_[True, twice[1:] != twice[:-1]]] if len(twice) else twice
+    if len(twice):
+        keep = twice[np.minimum(np.searchsorted(twice, flat), len(twice) - 1)] == flat
+    else:
+        keep = np.zeros(len(flat), dtype=bool)
+    # Kept n-grams before each position, read at the texts' boundaries.
+    before = np.r_[0, np.cumsum(keep)]
+    starts = before[np.r_[0, np.cumsum(lengths)]].tolist()
+    kept = flat[keep]
+    del flat, keep, before
+    return lambda u: kept[starts[u]:starts[u + 1]].tolist()
+
+
+def _best_match(grams: list[int], size: int, index: dict[int, list[int]], common: set[int],
+                leader_size: dict[int, int], leader_common: dict[int, set[int]], cfg: ClusterSettings
+                ) -> tuple[int | None, float]:
+    """The leader with the highest overlap coefficient with a text of ``size`` n-grams.
+
+    A leader's hits are the text's n-grams in its postings; with the text's n-grams too common to be
+    indexed that the leader holds too, they are exactly the n-grams the two share (so no set of each
+    leader's n-grams need be kept, nor intersected).
+    """
     # The index holds only postings of at most max_posting leaders: counted without a Python loop.
-    candidates: Counter[int] = Counter(chain.from_iterable(filter(None, map(index.get, s))))
+    candidates: Counter[int] = Counter(chain.from_iterable(filter(None, map(index.get, grams))))
     best, best_score = None, 0.0
     if not candidates:
         return best, best_score
-    mine = s if isinstance(s, (set, frozenset)) else set(s)  # once, not once per candidate
-    for candidate, _hits in candidates.most_common(8):
-        other = sets[candidate]
-        score = overlap_score(len(other & mine), len(s), len(other), cfg)
+    mine_common = common.intersection(grams) if common else set()
+    # Counter.most_common(8), ties in first-seen order as there, by one sort in C (heapq.nlargest
+    # with a key runs in Python, and its documented equivalent is this sort).
+    for candidate, hits in sorted(candidates.items(), key=itemgetter(1), reverse=True)[:8]:
+        shared = hits
+        if mine_common:
+            theirs = leader_common.get(candidate)
+            if theirs:
+                shared += len(theirs & mine_common)
+        score = overlap_score(shared, size, leader_size[candidate], cfg)
         if score > best_score:
             best, best_score = candidate, score
+            if score >= 1.0:
+                break  # no score is above 1 (shared n-grams are at most the smaller side's)
     return best, best_score

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import re
 import unicodedata
+from collections.abc import Iterable, Iterator
 
 _GREETING = re.compile(
     r"^\s*(dear|hello|hi|hey|greetings|good (morning|afternoon|evening)|to whom it may concern|"
@@ -61,10 +62,15 @@ def _strip_accents(text: str) -> str:
 MAX_CHARS = 20_000
 
 
+def _lines(text: str) -> list[str]:
+    """The letter's non-empty lines, stripped (of its first MAX_CHARS characters)."""
+    lines = [line.strip() for line in (text or "")[:MAX_CHARS].replace("\r\n", "\n").replace("\r", "\n").split("\n")]
+    return [line for line in lines if line]
+
+
 def core_lines(text: str) -> list[str]:
     """The lines of the letter between its greeting and its sign-off, boilerplate removed."""
-    lines = [line.strip() for line in (text or "")[:MAX_CHARS].replace("\r\n", "\n").replace("\r", "\n").split("\n")]
-    lines = [line for line in lines if line]
+    lines = _lines(text)
     # A greeting is one of the first two lines; a sign-off ends the letter, and what follows it is
     # the sender's name, address and phone.
     for i in range(min(2, len(lines))):
@@ -83,6 +89,45 @@ def normalise(text: str) -> str:
     return normalise_line(" ".join(core_lines(text)))
 
 
+def normalise_many(texts: Iterable[str]) -> Iterator[str]:
+    """``normalise`` of each text, for many letters at once (clustering): campaign letters repeat their
+    lines, so each distinct line is tested for a sign-off or boilerplate, and normalised, once."""
+    signoff: dict[str, bool] = {}
+    words: dict[str, str | None] = {}  # line -> its normalised words, None for boilerplate
+    for text in texts:
+        lines = _lines(text)
+        for i in range(min(2, len(lines))):
+            if _GREETING.match(lines[i]):
+                lines = lines[i + 1:]
+                break
+        for i in range(1, len(lines)):
+            line = lines[i]
+            ends = signoff.get(line)
+            if ends is None:
+                ends = signoff[line] = _SIGNOFF.match(line) is not None
+            if ends:
+                lines = lines[:i]
+                break
+        kept = []
+        for line in lines:
+            if line not in words:
+                words[line] = None if _boilerplate(line) else normalise_line(line)
+            if words[line] is not None:
+                kept.append(line)
+        # A phone number may run from one line into the next (only where both lines have digits): the
+        # lines are then normalised together, as ``normalise`` does.
+        if len(kept) > 1 and _DIGIT.search(" ".join(kept)):
+            digits = [_DIGIT.search(line) is not None for line in kept]
+            if any(a and b for a, b in zip(digits, digits[1:], strict=False)):
+                yield normalise_line(" ".join(kept))
+                continue
+        yield " ".join(filter(None, map(words.__getitem__, kept)))
+
+
+# Every ASCII character that is not a word character (``\w``), to a space.
+_ASCII_NON_WORD = {c: " " for c in range(128) if not _WORD.fullmatch(chr(c))}
+
+
 def normalise_line(body: str) -> str:
     """``normalise`` for a piece already inside the letter's body (a sentence): no greeting or
     sign-off to look for."""
@@ -91,7 +136,10 @@ def normalise_line(body: str) -> str:
     if _DIGIT.search(body):
         body = _PHONE.sub(" ", body)
     body = _strip_accents(body.lower())
-    # The runs of word characters, one space apart (what removing punctuation and squeezing spaces leaves).
+    # The runs of word characters, one space apart (what removing punctuation and squeezing spaces leaves);
+    # in ASCII text by one translation, faster than finding the runs.
+    if body.isascii():
+        return " ".join(body.translate(_ASCII_NON_WORD).split())
     return " ".join(_WORD.findall(body))
 
 

