@@ -80,18 +80,21 @@ def test_read_a_batch_then_assign_code_and_mark_it_with_if_match(session, factor
 
 def test_batch_update_refuses_bad_values_with_422(session, factory, client):
     lc = factory.staffer(Role.CORRESPONDENT)
-    batch_id, _ids = _batch(session, factory)
+    batch_id, ids = _batch(session, factory)
     headers = _token(session, lc)
     url = f"/api/v1/batches/{batch_id}"
     etag = client.get(url, headers=headers).headers["ETag"]
     for bad in ({"topic_id": 999999}, {"assignee_id": 999999}, {"stance": "maybe"}, {"not_campaign": "yes"},
-                {"topic_id": "one"}):
+                {"topic_id": "one"}, {"assignee_id": lc.id, "topic_id": 999999}):
         response = client.patch(url, json=bad, headers={**headers, "If-Match": etag})
         assert response.status_code == 422, (bad, response.get_json())
         assert _error(response)["code"] == "not_valid"
     assert client.patch(url, json={"colour": "red"}, headers={**headers, "If-Match": etag}).status_code == 400
     assert client.get("/api/v1/batches/999999", headers=headers).status_code == 404
     assert _writes(session, "batch.update") == []
+    # All or nothing: the assignment taken before the unknown topic was refused did not stay.
+    assert {m.assignee_id for m in session.scalars(select(Message).where(Message.id.in_(ids)))} == {None}
+    assert client.get(url, headers=headers).headers["ETag"] == etag
 
 
 def test_merge_another_batch_into_this_one(session, factory, client):

@@ -599,17 +599,20 @@ def batches_update(batch_id: int) -> Reply:
     allowed_keys(data, BATCH_UPDATE["properties"])
     actor = caller().staffer_id
     check_if_match(batch_json(batch_service.get_batch(session, batch_id)))
+    # Every value is read before any decision is taken, so a bad one changes nothing.
+    assignee, topic_id = _id_field(data, "assignee_id"), _id_field(data, "topic_id")
+    stance = _enum_field(Stance, data, "stance")
     not_campaign = data.get("not_campaign")
     if "not_campaign" in data and not isinstance(not_campaign, bool):
         raise ApiError(422, "not_valid", "not_campaign must be true or false", {"not_campaign": "true or false"})
-    if not_campaign is False:  # back on the list first, so the other decisions apply to an open batch
+    if not_campaign is False:  # back on the list first, then the other decisions, as a person would
         batch_service.set_not_campaign(session, batch_id, False, actor_id=actor)
     if "assignee_id" in data:
-        batch_service.assign_batch(session, batch_id, _id_field(data, "assignee_id"), actor_id=actor)
+        batch_service.assign_batch(session, batch_id, assignee, actor_id=actor)
     if "topic_id" in data:
-        batch_service.set_batch_topic(session, batch_id, _id_field(data, "topic_id"), actor_id=actor)
+        batch_service.set_batch_topic(session, batch_id, topic_id, actor_id=actor)
     if "stance" in data:
-        batch_service.set_batch_stance(session, batch_id, _enum_field(Stance, data, "stance"), actor_id=actor)
+        batch_service.set_batch_stance(session, batch_id, stance, actor_id=actor)
     if not_campaign is True:
         batch_service.set_not_campaign(session, batch_id, True, actor_id=actor)
     session.flush()
