@@ -29,7 +29,7 @@ SCOPES: dict[str, tuple[str, frozenset[Role]]] = {
     "messages:read": ("read messages and the inbox", _ALL),
     "messages:write": ("code, assign and change the status of messages", _ALL),
     "constituents:read": ("read and search constituent records", _ALL),
-    "constituents:write": ("change and merge constituent records", _ALL),
+    "constituents:write": ("add, change and merge constituent records", _ALL),
     "batches:read": ("read batches and their messages", _ALL),
     # The roles web/batches.py DECIDE lets decide on a batch (a caseworker reads batches but does not work them).
     "batches:write": ("assign, code, merge and take letters out of batches; mark them not a campaign", _SENDERS),
