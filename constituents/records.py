@@ -3,14 +3,16 @@
 from __future__ import annotations
 
 import re
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from datetime import datetime
 from typing import TypeVar
 
 from sqlalchemy import ColumnElement, func, or_, select
+from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session
 
+from constituents.identity import PersonFacts, find, new_constituent
 from constituents.values import (
     EMAIL_RE,
     normalise_email,
@@ -79,6 +81,78 @@ def update_constituent(session: Session, constituent_id: int, values: dict[str, 
         person.district_status = DistrictStatus.UNKNOWN  # placed again by the next message's district stage
     record(session, actor_id=actor_id, action="constituent.edit", object_type="constituent", object_id=person.id,
            before=before, after={k: clean[k] for k in before})
+    return person
+
+
+class EmailOnFile(ValidationFailed):
+    """A new record was asked for with an email address another record already holds."""
+
+    def __init__(self, address: str, constituent_id: int) -> None:
+        super().__init__(f"{address} belongs to constituent {constituent_id}; change that record instead")
+        self.constituent_id = constituent_id
+
+
+def create_constituent(session: Session, values: Mapping[str, str | None], *, email: str | None = None,
+                       phone: str | None = None, actor_id: int) -> Constituent:
+    """A record a staffer types in (the API, a page): each value read as the CSV import reads it, and an
+    email already on file refused with that record's id rather than made twice (the office's one matcher,
+    constituents.identity, decides; a phone or name match still makes a record, for the duplicates page)."""
+    unknown = sorted(set(values) - set(EDITABLE))
+    if unknown:
+        raise ValidationFailed(f"not a field of a constituent: {', '.join(unknown)[:200]}")
+    clean = {k: (values.get(k) or "").strip() or None for k in EDITABLE}
+    problems = [f"{k} {reason}" for k, reason in too_long(clean).items() if k not in ("state", "zip5", "zip4")]
+    address = number = None
+    try:
+        address = normalise_email(email)
+    except ValidationFailed as exc:
+        problems.append(f"email {exc}")
+    try:
+        number = normalise_phone(phone) if phone and phone.strip() else None
+    except ValidationFailed as exc:
+        problems.append(f"phone {exc}")
+    for key, parse in (("state", parse_state), ("zip4", parse_zip4)):
+        if clean.get(key):
+            try:
+                clean[key] = parse(clean[key])
+            except ValidationFailed as exc:
+                problems.append(str(exc))
+    if clean.get("zip5"):
+        try:
+            code = parse_zip(clean["zip5"])
+        except ValidationFailed as exc:
+            problems.append(str(exc))
+        else:
+            if code is not None:
+                clean["zip5"] = code.zip5
+                clean["zip4"] = clean.get("zip4") or code.zip4
+    if not problems and not (clean["last_name"] or address or number):
+        problems.append("give a last name, an email or a phone to know the person by")
+    if problems:
+        raise ValidationFailed("; ".join(problems))
+    facts = PersonFacts(email=address, phone=number, prefix=clean["prefix"], first_name=clean["first_name"],
+                        middle_name=clean["middle_name"], last_name=clean["last_name"], suffix=clean["suffix"],
+                        address1=clean["address1"], address2=clean["address2"], city=clean["city"],
+                        state=clean["state"], zip5=clean["zip5"], zip4=clean["zip4"])
+    if address is not None:
+        match = find(session, PersonFacts(email=address))
+        if match.found and match.constituent_id is not None:
+            raise EmailOnFile(address, match.constituent_id)
+    person = new_constituent(facts)
+    try:
+        # In a savepoint: a second request with the same new address may commit first (the address is
+        # unique), and then this one answers as if it had come second, as intake.receive does.
+        with session.begin_nested():
+            session.add(person)
+            session.flush()
+    except IntegrityError:
+        winner = find(session, PersonFacts(email=address)).constituent_id if address is not None else None
+        if address is not None and winner is not None:
+            raise EmailOnFile(address, winner) from None
+        raise
+    given = sorted([k for k, v in clean.items() if v] + (["email"] if address else []) + (["phone"] if number else []))
+    record(session, actor_id=actor_id, action="constituent.create", object_type="constituent", object_id=person.id,
+           after={"fields": given})
     return person
 
 

@@ -16,6 +16,7 @@ from flask import Response, request
 from sqlalchemy import select
 from werkzeug.datastructures import MultiDict
 
+from batching import batches as batch_service
 from constituents import duplicates, segments
 from constituents import records as constituent_records
 from correspondence.errors import NotFound
@@ -327,6 +328,41 @@ def constituents_read(constituent_id: int) -> Reply:
     return Reply(body, etag=etag_of(body))
 
 
+CONSTITUENT_CREATE: JSON_OBJECT = {"type": "object", "additionalProperties": False, "minProperties": 1,
+                      "properties": {**{k: {"type": ["string", "null"], "maxLength": 200}
+                                        for k in constituent_records.EDITABLE},
+                                     "email": {"type": ["string", "null"], "maxLength": 254},
+                                     "phone": {"type": ["string", "null"], "maxLength": 40}}}
+
+
+@bp.route("/constituents", methods=["POST"])
+@operation(method="POST", scope="constituents:write", tag="constituents", create=True,
+           request_schema=CONSTITUENT_CREATE,
+           summary="Add a constituent (409 with the existing record's id in fields.constituent_id when the "
+                   "email is already on file)",
+           responses={201: ("The new record; its ETag", _ref("Constituent"))})
+def constituents_create() -> Reply:
+    """Each value is read as the CSV import reads it (ZIP, state, phone, email); a last name, an email or a
+    phone is needed to know the person by. An email on file is never made into a second record: the
+    answer is 409 naming that record, to read or change instead."""
+    session = db_session()
+    data = body_object()
+    allowed_keys(data, CONSTITUENT_CREATE["properties"])
+    values = {k: _text_field(data, k, limit=200) for k in constituent_records.EDITABLE if k in data}
+    email = _text_field(data, "email", limit=254)
+    phone = _text_field(data, "phone", limit=40)
+    try:
+        person = constituent_records.create_constituent(session, values, email=email, phone=phone,
+                                                        actor_id=caller().staffer_id)
+    except constituent_records.EmailOnFile as exc:
+        raise ApiError(409, "already_on_file", str(exc), {"constituent_id": str(exc.constituent_id)}) from exc
+    record_api_write(session, caller(), operation="constituent.create", object_type="constituent",
+                     object_id=person.id)
+    session.refresh(person)
+    body = constituent_json(person)
+    return Reply(body, status=201, etag=etag_of(body))
+
+
 CONSTITUENT_UPDATE: JSON_OBJECT = {"type": "object", "additionalProperties": False, "minProperties": 1,
                       "properties": {k: {"type": ["string", "null"], "maxLength": 200}
                                      for k in constituent_records.EDITABLE}}
@@ -495,7 +531,7 @@ def versions_approve(version_id: int) -> Reply:
     return Reply(version_json(done.value), effects=tuple(done.effects))
 
 
-# --- Batches, segments, search (read only) ---------------------------------------------------------
+# --- Batches (read and decide), segments, search (read only) ---------------------------------------
 
 @bp.route("/batches", methods=["GET"])
 @operation(method="GET", scope="batches:read", tag="batches", summary="List batches",
@@ -529,6 +565,110 @@ def batches_members(batch_id: int) -> Reply:
     found = list(session.scalars(query.order_by(Message.id).limit(limit)))
     return Reply({"items": [message_json(m, full=False) for m in found],
                   "next": str(found[-1].id) if len(found) == limit else None})
+
+
+@bp.route("/batches/<int:batch_id>", methods=["GET"])
+@operation(method="GET", scope="batches:read", tag="batches", summary="Read a batch",
+           responses={200: ("The batch; ETag for decisions", _ref("Batch"))})
+def batches_read(batch_id: int) -> Reply:
+    """A merged batch is still read (its status says merged); decisions are taken on the batch it joined."""
+    body = batch_json(batch_service.get_batch(db_session(), batch_id))
+    return Reply(body, etag=etag_of(body))
+
+
+# The batch page's decisions, each through the same use case (batching.batches) as its button. They are
+# split the way the rest of this API is, not one POST /decisions taking a "kind": the batch's own values
+# (assignee, topic, stance, "not a campaign") are one PATCH with If-Match, as for a message, because two
+# programs setting them could overwrite each other; merge and taking a letter out are actions naming what
+# they act on (like a constituent merge), refused when that no longer holds, so they need no If-Match.
+# One route per shape also keeps each request schema plain for the OpenAPI document and for schemathesis.
+BATCH_UPDATE: JSON_OBJECT = {"type": "object", "additionalProperties": False, "minProperties": 1, "properties": {
+    "assignee_id": NULLABLE_ID, "topic_id": NULLABLE_ID, "stance": STANCE, "not_campaign": {"type": "boolean"}}}
+
+
+@bp.route("/batches/<int:batch_id>", methods=["PATCH"])
+@operation(method="PATCH", scope="batches:write", tag="batches", update=True, request_schema=BATCH_UPDATE,
+           summary="Assign, code, or mark (or unmark) a batch as not a campaign",
+           responses={200: ("The batch as it is now; its new ETag", _ref("Batch"))})
+def batches_update(batch_id: int) -> Reply:
+    """As the batch page's buttons: the assignee (null unassigns) goes to the batch and its open letters,
+    the topic and stance to every letter in it; not_campaign true takes it off the batch list (false puts it
+    back). All or nothing; each decision can be undone on the batch page."""
+    session = db_session()
+    data = body_object()
+    allowed_keys(data, BATCH_UPDATE["properties"])
+    actor = caller().staffer_id
+    check_if_match(batch_json(batch_service.get_batch(session, batch_id)))
+    # Every value is read before any decision is taken, so a bad one changes nothing.
+    assignee, topic_id = _id_field(data, "assignee_id"), _id_field(data, "topic_id")
+    stance = _enum_field(Stance, data, "stance")
+    not_campaign = data.get("not_campaign")
+    if "not_campaign" in data and not isinstance(not_campaign, bool):
+        raise ApiError(422, "not_valid", "not_campaign must be true or false", {"not_campaign": "true or false"})
+    if not_campaign is False:  # back on the list first, then the other decisions, as a person would
+        batch_service.set_not_campaign(session, batch_id, False, actor_id=actor)
+    if "assignee_id" in data:
+        batch_service.assign_batch(session, batch_id, assignee, actor_id=actor)
+    if "topic_id" in data:
+        batch_service.set_batch_topic(session, batch_id, topic_id, actor_id=actor)
+    if "stance" in data:
+        batch_service.set_batch_stance(session, batch_id, stance, actor_id=actor)
+    if not_campaign is True:
+        batch_service.set_not_campaign(session, batch_id, True, actor_id=actor)
+    session.flush()
+    record_api_write(session, caller(), operation="batch.update", object_type="batch", object_id=batch_id,
+                     detail={"fields": sorted(data)})
+    return _batch_reply(batch_id)
+
+
+def _batch_reply(batch_id: int) -> Reply:
+    session = db_session()
+    batch = batch_service.get_batch(session, batch_id)
+    session.refresh(batch)
+    body = batch_json(batch)
+    return Reply(body, etag=etag_of(body))
+
+
+BATCH_MERGE: JSON_OBJECT = {"type": "object", "additionalProperties": False, "required": ["other_id"],
+                            "properties": {"other_id": ID}}
+
+
+@bp.route("/batches/<int:batch_id>/merge", methods=["POST"])
+@operation(method="POST", scope="batches:write", tag="batches", request_schema=BATCH_MERGE,
+           summary="Merge another batch into this one",
+           responses={200: ("This batch, now holding the other's letters; its new ETag", _ref("Batch"))})
+def batches_merge(batch_id: int) -> Reply:
+    """The batch page's merge: the other batch's letters move here and it is marked merged (undo there)."""
+    session = db_session()
+    data = body_object()
+    allowed_keys(data, ("other_id",))
+    other = int(_id_field(data, "other_id", nullable=False) or 0)
+    batch_service.merge_batches(session, batch_id, other, actor_id=caller().staffer_id)
+    session.flush()
+    record_api_write(session, caller(), operation="batch.merge", object_type="batch", object_id=batch_id,
+                     detail={"merged_id": other})
+    return _batch_reply(batch_id)
+
+
+BATCH_REMOVE: JSON_OBJECT = {"type": "object", "additionalProperties": False, "required": ["message_id"],
+                             "properties": {"message_id": ID}}
+
+
+@bp.route("/batches/<int:batch_id>/remove", methods=["POST"])
+@operation(method="POST", scope="batches:write", tag="batches", request_schema=BATCH_REMOVE,
+           summary="Take a letter out of a batch",
+           responses={200: ("The batch without it; its new ETag", _ref("Batch"))})
+def batches_remove(batch_id: int) -> Reply:
+    """The batch page's "not part of this batch" for a member: it stays out (clustering leaves it out)."""
+    session = db_session()
+    data = body_object()
+    allowed_keys(data, ("message_id",))
+    removed = int(_id_field(data, "message_id", nullable=False) or 0)
+    batch_service.remove_member(session, batch_id, removed, actor_id=caller().staffer_id)
+    session.flush()
+    record_api_write(session, caller(), operation="batch.remove_member", object_type="batch", object_id=batch_id,
+                     detail={"message_id": removed})
+    return _batch_reply(batch_id)
 
 
 @bp.route("/segments/count", methods=["GET"])

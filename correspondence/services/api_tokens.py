@@ -23,13 +23,16 @@ _CASE = frozenset({Role.ADMIN, Role.SUPERVISOR, Role.CASEWORKER})
 _APPROVERS = frozenset({Role.ADMIN, Role.SUPERVISOR})
 
 # Each scope, what it lets a program do (in the office's words), and the roles whose tokens may hold
-# it: the same roles the pages allow (web/letters.py SENDERS and APPROVERS, web/cases.py CASE_ROLES).
+# it: the same roles the pages allow (web/letters.py SENDERS and APPROVERS, web/cases.py CASE_ROLES,
+# web/batches.py DECIDE).
 SCOPES: dict[str, tuple[str, frozenset[Role]]] = {
     "messages:read": ("read messages and the inbox", _ALL),
     "messages:write": ("code, assign and change the status of messages", _ALL),
     "constituents:read": ("read and search constituent records", _ALL),
-    "constituents:write": ("change and merge constituent records", _ALL),
+    "constituents:write": ("add, change and merge constituent records", _ALL),
     "batches:read": ("read batches and their messages", _ALL),
+    # The roles web/batches.py DECIDE lets decide on a batch (a caseworker reads batches but does not work them).
+    "batches:write": ("assign, code, merge and take letters out of batches; mark them not a campaign", _SENDERS),
     "letters:read": ("read form letters and their versions", _ALL),
     "letters:write": ("write draft letters and send them for review", _ALL),
     "letters:approve": ("approve letter versions (supervisors only)", _APPROVERS),

@@ -357,6 +357,7 @@ SENTENCES: dict[str, Callable[[_Event], str]] = {
     "help_request.resend": lambda x: f"{x.who} sent the confirmation link again",
     # Constituents
     "constituent.edit": lambda x: _changed(x, "the record", CONSTITUENT_FIELDS),
+    "constituent.create": lambda x: f"{x.who} added this record",
     "constituent.tag": lambda x: f"{x.who} tagged this record “{x.a.get('tag', '')}”",
     "constituent.untag": lambda x: f"{x.who} removed the tag “{x.b.get('tag', '')}”",
     "constituent.add_email": lambda x: f"{x.who} added the email {x.a.get('email', '')}",
