@@ -38,7 +38,7 @@ ACTIONS = [
     "letter.create", "letter.retire", "letter_version.approve", "letter_version.comment", "letter_version.create",
     "letter_version.edit", "letter_version.request_changes", "letter_version.retire", "letter_version.submit",
     "login.failed", "login.password_ok", "login.second_factor_failed", "login.succeeded",
-    "mailbox.activate", "mailbox.check", "mailbox.create", "mailbox.deactivate",
+    "mailbox.activate", "mailbox.check", "mailbox.create", "mailbox.deactivate", "mailbox.oauth_connect",
     "message.archive", "message.assign", "message.close", "message.quarantine", "message.received",
     "message.release", "message.reopen", "message.responded", "message.retry", "message.set_stance",
     "message.set_topic", "message.start", "message.submit_for_approval", "message.unassign", "message.undo_close",
@@ -67,10 +67,11 @@ ACTIONS = [
     "subscription.resubscribe", "subscription.unsubscribe", "subscription.import", "newsletter.start",
     "newsletter.prepare",
     "backup.made", "backup.failed", "backup.verified", "backup.verify_failed",
-    "export.start", "export.run", "export.fail", "export.finish", "export.download",
+    "export.start", "export.run", "export.fail", "export.finish", "export.download", "export.expire",
     "legal_hold.place", "legal_hold.release", "retention_rule.set", "retention.start", "retention.run",
     "retention.dry_run", "retention.finish", "retention.fail", "subject_access.request", "subject_access.run",
-    "subject_access.finish", "subject_access.fail", "subject_access.download", "constituent.erase",
+    "subject_access.finish", "subject_access.fail", "subject_access.download", "subject_access.expire",
+    "constituent.erase",
     "webhook.create", "webhook.pause", "webhook.resume", "webhook.delete", "webhook.test",
 ]
 

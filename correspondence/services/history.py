@@ -317,6 +317,8 @@ SENTENCES: dict[str, Callable[[_Event], str]] = {
     "subject_access.finish": lambda x: "The copy of everything held about this person is ready",
     "subject_access.fail": lambda x: "The copy of everything held about this person could not be made",
     "subject_access.download": lambda x: f"{x.who} downloaded the copy of everything held about this person",
+    "subject_access.expire": lambda x: "The copy of everything held about this person was deleted 30 days after "
+                                       "it was made",
     "constituent.erase": lambda x: f"{x.who} erased this person's data ({_plural(x.a.get('messages'), 'message')}, "
                                    f"{_plural(x.a.get('cases'), 'case')}){x.detail}",
     "apply_run.start": lambda x: f"{x.who} started answering {_plural(x.a.get('messages'), 'message')} "
@@ -423,6 +425,9 @@ SENTENCES: dict[str, Callable[[_Event], str]] = {
     "mailbox.activate": lambda x: f"{x.who} turned a mailbox on",
     "mailbox.deactivate": lambda x: f"{x.who} turned a mailbox off",
     "mailbox.check": lambda x: f"{x.who} checked a mailbox: {words(x.a.get('result'))}",
+    "mailbox.oauth_connect": lambda x: f"{x.who} connected the mailbox “{x.a.get('name', '')}” with "
+                                       + {"microsoft": "Microsoft 365", "google": "Google"}.get(
+                                           str(x.a.get("oauth_provider")), "OAuth2") + " sign-in",
     "district_zips.set": lambda x: f"{x.who} changed the district ZIP list "
                                    f"(from {_plural(x.b.get('count'), 'ZIP')} to {_plural(x.a.get('count'), 'ZIP')})",
     "routing_rule.create": lambda x: f"{x.who} created the routing rule “{x.a.get('name', '')}”"
@@ -468,6 +473,7 @@ SENTENCES: dict[str, Callable[[_Event], str]] = {
     "export.fail": lambda x: f"The export could not be made{x.detail}",
     "export.finish": lambda x: "The export of all the office's data is ready to download",
     "export.download": lambda x: f"{x.who} downloaded the export of all the office's data",
+    "export.expire": lambda x: "The export's file was deleted 30 days after it was made",
 }
 
 
