@@ -348,6 +348,8 @@ def test_eval_cli_on_history_and_file(settings, session, factory, office, tmp_pa
 
 def test_browser_choosing_a_letter_shows_its_preview(live_server, browser, factory, session, office):
     """On the answer page, choosing a letter loads it as three real recipients will receive it."""
+    from playwright.sync_api import expect
+
     from tests.test_browser import _sign_in
     from tests.test_drafting import _batch
 
@@ -373,6 +375,6 @@ def test_browser_choosing_a_letter_shows_its_preview(live_server, browser, facto
     page.wait_for_url(f"**version_id={first.id}**")
     # The old preview goes, "Loading the preview…" shows, then the first letter's cards arrive (wait for them:
     # under load the fetch can take longer than the page's reload).
-    page.wait_for_function(
-        "document.querySelector('#letter-preview').innerText.includes('Thank you for writing about')")
+    # (expect() polls from Python: a wait_for_function string would be eval'd, which the page's CSP refuses.)
+    expect(page.locator("#letter-preview")).to_contain_text("Thank you for writing about", timeout=30000)
     assert "Second letter" not in page.inner_text("#letter-preview")
