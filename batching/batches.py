@@ -14,7 +14,7 @@ from __future__ import annotations
 import logging
 import time
 from collections import Counter
-from collections.abc import Iterable, Sequence
+from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass
 from functools import lru_cache
 
@@ -220,12 +220,21 @@ def _pool_query():  # type: ignore[no-untyped-def]
             .order_by(Message.id))
 
 
-def recluster(session: Session, cfg: ClusterSettings = CFG, *, limit: int | None = None) -> ClusterRun:
-    """Cluster the unbatched pool; clusters big enough become batches or join the batch they copy."""
+def recluster(session: Session, cfg: ClusterSettings = CFG, *, limit: int | None = None,
+              read: Session | None = None, checkpoint: Callable[[], None] | None = None) -> ClusterRun:
+    """Cluster the unbatched pool; clusters big enough become batches or join the batch they copy.
+
+    With `read`, the pool is read (and clustered) through that session, and `session` is first used to
+    write: a job passes a session that takes no write lock, so SQLite's lock is held for the writing only,
+    not for the seconds of clustering. A letter placed meanwhile (the online join) is left where it is.
+    `checkpoint` (the job's commit) is called every 50 groups, so no one transaction grows with the pool.
+    """
     started = time.perf_counter()
     run = ClusterRun()
     query = _pool_query()
-    rows = session.execute(query.limit(limit) if limit else query).all()
+    rows = (read or session).execute(query.limit(limit) if limit else query).all()
+    if read is not None:
+        read.rollback()  # the read snapshot is not kept open while clustering and writing
     run.pool = len(rows)
     if not rows:
         return run
@@ -235,9 +244,15 @@ def recluster(session: Session, cfg: ClusterSettings = CFG, *, limit: int | None
         if label != NOT_A_BATCH:
             groups.setdefault(label, []).append(message_id)
     new_batches: list[Batch] = []
-    for label in sorted(groups):
+    for n, label in enumerate(sorted(groups)):
+        if checkpoint is not None and n and n % 50 == 0:
+            session.flush()
+            checkpoint()
         ids = groups[label]
-        members = list(session.scalars(select(Message).where(Message.id.in_(ids))))
+        members = list(session.scalars(select(Message).where(Message.id.in_(ids), Message.batch_id.is_(None),
+                                                             Message.batch_pinned.is_(False))))
+        if len(members) < len(ids) and len(members) < min(len(ids), cfg.min_batch_size):
+            continue  # most of the group was placed meanwhile: what is left waits for the next pass
         template = build_template([m.body_text or "" for m in members])
         existing = find_batch(session, template.text, cfg) if template.text else None
         if existing is not None:

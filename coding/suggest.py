@@ -15,7 +15,7 @@ from __future__ import annotations
 import pickle
 import random
 from collections import Counter
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -119,14 +119,21 @@ def stance_examples(session: Session, limit: int = MAX_EXAMPLES) -> tuple[list[s
     return [message_text(s, b) for s, b, _ in coded], [Stance(v).value for _, _, v in coded]
 
 
-def train(session: Session, *, actor_id: int | None) -> TopicModel:
-    """Train a new version on everything coded so far, store it, make it the active one."""
-    texts, labels = coded_examples(session)
+def train(session: Session, *, actor_id: int | None, read: Session | None = None) -> TopicModel:
+    """Train a new version on everything coded so far, store it, make it the active one.
+
+    With `read` (a session that takes no write lock), the coded mail is read there and the model fitted
+    before `session` is first used: on SQLite the write lock is held for storing the version, not for the
+    seconds of training (which held every other writer past its wait on a big mailbox)."""
+    source = read or session
+    texts, labels = coded_examples(source)
     if len(texts) < MIN_EXAMPLES or len(set(labels)) < 2:
         raise ValidationFailed(f"code at least {MIN_EXAMPLES} messages with two or more topics first "
                                f"({len(texts)} coded so far)")
+    s_texts, s_labels = stance_examples(source)
+    if read is not None:
+        read.rollback()
     holdout = _holdout_metrics(texts, labels)
-    s_texts, s_labels = stance_examples(session)
     vectorizer = _fitted_vectorizer(texts + s_texts)  # one set of word features for both models
     topics = Classifier.fit(texts, labels, vectorizer)
     stance = (Classifier.fit(s_texts, s_labels, vectorizer)
@@ -252,8 +259,10 @@ def suggest_for(session: Session, messages: Sequence[Message], *, suggester: Sug
     return applied
 
 
-def rescore_open(session: Session, *, autocode: float = 0.0, limit: int = 20_000) -> tuple[int, int]:
-    """After a (re)train: fresh suggestions for the open, uncoded mail, newest first."""
+def rescore_open(session: Session, *, autocode: float = 0.0, limit: int = 20_000,
+                 checkpoint: Callable[[], None] | None = None) -> tuple[int, int]:
+    """After a (re)train: fresh suggestions for the open, uncoded mail, newest first (`checkpoint`, the
+    caller's commit, after each 500: no one transaction holds the write lock for all 20,000)."""
     suggester = active_suggester(session)
     if suggester is None:
         return 0, 0
@@ -266,6 +275,8 @@ def rescore_open(session: Session, *, autocode: float = 0.0, limit: int = 20_000
         applied += suggest_for(session, chunk, suggester=suggester, autocode=autocode)
         scored += len(chunk)
         session.flush()
+        if checkpoint is not None:
+            checkpoint()
     return scored, applied
 
 
@@ -344,7 +355,8 @@ def read_labelled(path: str) -> tuple[list[str], list[str]]:
     return [t for t, _ in pairs], [label for _, label in pairs]
 
 
-def retrain(db, *, actor_id: int | None, autocode: float) -> dict[str, object]:  # type: ignore[no-untyped-def]
+def retrain(db, *, actor_id: int | None, autocode: float,  # type: ignore[no-untyped-def]
+            reader=None) -> dict[str, object]:
     """Train a new active version on everything coded so far, drop old versions, then refresh open mail's
     suggestions (the daily job, "Retrain now" and `mailroom topics train`).
 
@@ -356,7 +368,11 @@ def retrain(db, *, actor_id: int | None, autocode: float) -> dict[str, object]: 
 
     try:
         with db.unit_of_work() as session:
-            model = train(session, actor_id=actor_id)
+            if reader is not None:  # `reader`: the same database, read without taking the write lock
+                with reader.sessions() as read:
+                    model = train(session, actor_id=actor_id, read=read)
+            else:
+                model = train(session, actor_id=actor_id)
             version, metrics = model.version, model.metrics
             dropped = prune_versions(session)
     except ValidationFailed as exc:
@@ -366,5 +382,5 @@ def retrain(db, *, actor_id: int | None, autocode: float) -> dict[str, object]: 
         for digest in dropped:
             db.blobs.remove(digest)
     with db.unit_of_work() as session:
-        scored, applied = rescore_open(session, autocode=autocode)
+        scored, applied = rescore_open(session, autocode=autocode, checkpoint=session.commit)
     return {"trained": True, "version": version, "metrics": metrics, "rescored": scored, "applied": applied}

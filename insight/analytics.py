@@ -217,8 +217,11 @@ def latest(session: Session) -> AnalyticsSnapshot | None:
     return session.scalar(select(AnalyticsSnapshot).order_by(AnalyticsSnapshot.id.desc()).limit(1))
 
 
-def refresh(session: Session, days: int = DAYS) -> AnalyticsSnapshot:
-    data = compute(session, days)
+def refresh(session: Session, days: int = DAYS, *, read: Session | None = None) -> AnalyticsSnapshot:
+    """Compute and store a snapshot; with `read` (no write lock) the seconds of counting happen there."""
+    data = compute(read or session, days)
+    if read is not None:
+        read.rollback()
     snapshot = AnalyticsSnapshot(days=days, data=data, seconds=data["seconds"])
     session.add(snapshot)
     session.flush()

@@ -6,7 +6,7 @@ from __future__ import annotations
 import re
 
 import pytest
-from sqlalchemy import select
+from sqlalchemy import func, select
 
 from batching.batches import (
     add_proposed,
@@ -26,7 +26,7 @@ from batching.templates import (
     title_phrases,
 )
 from correspondence.errors import ValidationFailed
-from correspondence.models import AuditEvent, Batch, BatchProposal, ProposalStatus, Stance, utcnow
+from correspondence.models import AuditEvent, Batch, BatchProposal, Message, ProposalStatus, Stance, utcnow
 from tests.test_batches import CLEAN_WATER, POSTAL, _letter, _pool
 
 # Half the Clean Water template, then a long letter of the writer's own: too little of the template to join
@@ -221,3 +221,28 @@ def test_stance_is_suggested_from_the_template_until_a_person_confirms(client, a
     # A batch whose members carry a stance is not given a suggestion over it.
     set_batch_stance(session, batch.id, Stance.SUPPORT, actor_id=None)  # type: ignore[arg-type]
     assert session.get(Batch, batch.id).stance == Stance.SUPPORT
+
+
+def test_recluster_reads_apart_and_leaves_a_letter_placed_meanwhile_where_it_is(session, factory, database):
+    """The job reads and clusters the pool in a session that takes no write lock, then writes; a letter the
+    online join placed in between (here: put in another batch by hand) is not moved by the stale read."""
+    made = _pool(factory)
+    elsewhere = Batch(title="Placed meanwhile", template_text="x", member_count=1)
+    session.add(elsewhere)
+    session.commit()
+    read = database.sessions()
+    try:
+        assert read.scalar(select(func.count(Message.id))) > 0  # the read snapshot starts here
+        taken = made["water"][0]
+        with database.unit_of_work() as other:  # another writer, after the snapshot
+            other.get(Message, taken.id).batch_id = elsewhere.id
+        commits: list[int] = []
+        run = recluster(session, read=read, checkpoint=lambda: commits.append(1))
+        session.commit()
+    finally:
+        read.close()
+    session.expire_all()
+    assert session.get(Message, taken.id).batch_id == elsewhere.id
+    water = {m.batch_id for m in made["water"][1:]}
+    assert len(water) == 1 and None not in water and water != {elsewhere.id}
+    assert run.new_batches >= 2 and not read.in_transaction()

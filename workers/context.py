@@ -13,11 +13,18 @@ def settings() -> Settings:
     return Settings.from_env()
 
 
-@lru_cache(maxsize=4)
-def _database(url: str, blob_dir: Path) -> Database:
-    return Database(url, immediate=True, blob_dir=blob_dir)
+@lru_cache(maxsize=8)
+def _database(url: str, blob_dir: Path, immediate: bool = True) -> Database:
+    return Database(url, immediate=immediate, blob_dir=blob_dir)
 
 
 def database() -> Database:
     current = settings()
     return _database(current.database_url, current.blob_dir)
+
+
+def reader() -> Database:
+    """The same database for a job's long reads: on SQLite its transactions take no write lock (jobs'
+    own sessions begin IMMEDIATE, holding the lock from their first statement)."""
+    current = settings()
+    return _database(current.database_url, current.blob_dir, False)

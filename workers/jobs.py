@@ -177,7 +177,11 @@ def run_recluster() -> dict[str, float | int]:
 def _recluster(session: Session) -> dict[str, float | int]:
     from batching.batches import recluster
 
-    return recluster(session).as_dict()
+    # The pool is read and clustered in a session that takes no write lock, and the batches are written in
+    # commits of 50 groups: clustering a big pool (a flood day, an imported history) held SQLite's write lock
+    # for longer than every other writer waits, and intake and staff got "database is locked" (bench/load.py).
+    with context.reader().sessions() as read:
+        return recluster(session, read=read, checkpoint=session.commit).as_dict()
 
 
 def run_apply(run_id: int) -> dict[str, int]:
@@ -227,7 +231,8 @@ def run_train_topics(actor_id: int = 0) -> dict[str, object]:
     """
     from coding.suggest import retrain
 
-    return retrain(context.database(), actor_id=actor_id or None, autocode=context.settings().autocode_confidence)
+    return retrain(context.database(), actor_id=actor_id or None, autocode=context.settings().autocode_confidence,
+                   reader=context.reader())
 
 
 @job
@@ -235,7 +240,9 @@ def run_analytics(session: Session, _unused: int = 0) -> dict[str, float]:
     """Recompute the dashboard's analytics snapshot (every five minutes). Idempotent: it replaces it."""
     from insight.analytics import refresh
 
-    return {"seconds": refresh(session).seconds}
+    # Counted through a reader: on SQLite the job's own session would hold the write lock while it counts.
+    with context.reader().sessions() as read:
+        return {"seconds": refresh(session, read=read).seconds}
 
 
 @job
