@@ -116,8 +116,9 @@ class Staff(threading.Thread):
     """One signed-in staffer following the paths of a working day until told to stop."""
 
     def __init__(self, base: str, email: str, staffer_id: int, topic_ids: list[int], timings: Timings,
-                 stop: threading.Event, seed: int, think: tuple[float, float]) -> None:
+                 stop: threading.Event, seed: int, think: tuple[float, float], supervisor: bool = False) -> None:
         super().__init__(daemon=True)
+        self.supervisor = supervisor
         self.base, self.email, self.staffer_id, self.topic_ids = base, email, staffer_id, topic_ids
         self.timings, self.stop, self.rng, self.think = timings, stop, random.Random(seed), think
         self.http = requests.Session()
@@ -154,9 +155,13 @@ class Staff(threading.Thread):
 
     def run(self) -> None:
         self.sign_in()
+        # The dashboard and the approval queue are a supervisor's pages (a correspondent gets 403 there).
+        paths = [self.triage, self.batches, self.search, self.constituent]
+        weights = [55, 10, 12, 8]
+        if self.supervisor:
+            paths, weights = [*paths, self.dashboard, self.approvals], [*weights, 10, 5]
         while not self.stop.is_set():
-            self.rng.choices([self.triage, self.batches, self.dashboard, self.search, self.approvals,
-                              self.constituent], [55, 10, 10, 12, 5, 8])[0]()
+            self.rng.choices(paths, weights)[0]()
             self.stop.wait(self.rng.uniform(*self.think))
 
     def triage(self) -> None:
@@ -254,7 +259,7 @@ class Setup:
     fill_seconds: float
     batch_id: int
     version_id: int
-    staff: list[tuple[int, str]]
+    staff: list[tuple[int, str, bool]]  # (id, email, supervisor)
     topic_ids: list[int]
     intake_token: str
     api_token: str
@@ -288,7 +293,7 @@ def prepare(args: argparse.Namespace, work: Path, env: dict[str, str]) -> Setup:
     version_id = approved_version(db, "Clean water reply", writer.id, boss.id)
     db.dispose()
     return Setup(fill_seconds=round(time.perf_counter() - t0, 1), batch_id=batch_id, version_id=version_id,
-                 staff=[(st.id, st.email) for st in staff][:args.staff], topic_ids=topic_ids,
+                 staff=[(st.id, st.email, st.role == Role.SUPERVISOR) for st in staff][:args.staff], topic_ids=topic_ids,
                  intake_token=intake_token, api_token=api_token, database_url=url)
 
 
@@ -325,8 +330,12 @@ def start_run(base: str, api_token: str, version_id: int, batch_id: int, result:
     headers = {"Authorization": f"Bearer {api_token}", "Idempotency-Key": f"load-{batch_id}"}
     started = time.perf_counter()
     # The campaign mail is not coded yet: the supervisor confirms the letter fits it (the page's tick box).
-    r = requests.post(base + "/api/v1/runs", headers=headers, timeout=120,
-                      json={"version_id": version_id, "batch_id": batch_id, "confirm_mismatch": True})
+    try:
+        r = requests.post(base + "/api/v1/runs", headers=headers, timeout=300,
+                          json={"version_id": version_id, "batch_id": batch_id, "confirm_mismatch": True})
+    except requests.RequestException as exc:
+        result["apply_error"] = repr(exc)[:300]
+        return
     result["apply_start_ms"] = round((time.perf_counter() - started) * 1000, 1)
     if r.status_code != 202:
         result["apply_error"] = f"{r.status_code} {r.text[:300]}"
@@ -424,8 +433,8 @@ def main() -> None:
         wait_up(base)
         result["load_average_at_start"] = os.getloadavg()[0]
         think = (float(args.think[0]), float(args.think[1]))
-        staff = [Staff(base, email, staffer_id, setup.topic_ids, timings, stop, seed=i, think=think)
-                 for i, (staffer_id, email) in enumerate(setup.staff)]
+        staff = [Staff(base, email, staffer_id, setup.topic_ids, timings, stop, seed=i, think=think,
+                       supervisor=boss) for i, (staffer_id, email, boss) in enumerate(setup.staff)]
         for person in staff:
             person.start()
         poster = Poster(base, setup.intake_token, timings)
