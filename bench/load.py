@@ -293,8 +293,8 @@ def prepare(args: argparse.Namespace, work: Path, env: dict[str, str]) -> Setup:
     version_id = approved_version(db, "Clean water reply", writer.id, boss.id)
     db.dispose()
     return Setup(fill_seconds=round(time.perf_counter() - t0, 1), batch_id=batch_id, version_id=version_id,
-                 staff=[(st.id, st.email, st.role == Role.SUPERVISOR) for st in staff][:args.staff], topic_ids=topic_ids,
-                 intake_token=intake_token, api_token=api_token, database_url=url)
+                 staff=[(st.id, st.email, st.role == Role.SUPERVISOR) for st in staff][:args.staff],
+                 topic_ids=topic_ids, intake_token=intake_token, api_token=api_token, database_url=url)
 
 
 def start_servers(args: argparse.Namespace, env: dict[str, str]) -> list[subprocess.Popen]:
