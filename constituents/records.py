@@ -48,12 +48,9 @@ def get_constituent(session: Session, constituent_id: int) -> Constituent:
     return person
 
 
-def update_constituent(session: Session, constituent_id: int, values: dict[str, str], *,
-                       actor_id: int) -> Constituent:
-    """Change names and address; the audit event keeps what each field was and became."""
-    person = get_constituent(session, constituent_id)
-    clean = {k: (values.get(k) or "").strip() or None for k in EDITABLE if k in values}
-    problems = [f"{k} {reason}" for k, reason in too_long(clean).items() if k not in ("state", "zip5", "zip4")]
+def _read_address(clean: dict[str, str | None]) -> list[str]:
+    """State, ZIP and ZIP+4 as typed, read in place as the CSV import reads them; what is wrong with them."""
+    problems: list[str] = []
     for key, parse in (("state", parse_state), ("zip4", parse_zip4)):
         if clean.get(key):
             try:
@@ -70,6 +67,16 @@ def update_constituent(session: Session, constituent_id: int, values: dict[str, 
             clean["zip5"] = code.zip5
             if code.zip4 and not clean.get("zip4"):
                 clean["zip4"] = code.zip4  # "43215-1234" typed in the ZIP box
+    return problems
+
+
+def update_constituent(session: Session, constituent_id: int, values: dict[str, str], *,
+                       actor_id: int) -> Constituent:
+    """Change names and address; the audit event keeps what each field was and became."""
+    person = get_constituent(session, constituent_id)
+    clean = {k: (values.get(k) or "").strip() or None for k in EDITABLE if k in values}
+    problems = [f"{k} {reason}" for k, reason in too_long(clean).items() if k not in ("state", "zip5", "zip4")]
+    problems += _read_address(clean)
     if problems:
         raise ValidationFailed("; ".join(problems))
     before = {k: getattr(person, k) for k in clean if getattr(person, k) != clean[k]}
@@ -111,21 +118,7 @@ def create_constituent(session: Session, values: Mapping[str, str | None], *, em
         number = normalise_phone(phone) if phone and phone.strip() else None
     except ValidationFailed as exc:
         problems.append(f"phone {exc}")
-    for key, parse in (("state", parse_state), ("zip4", parse_zip4)):
-        if clean.get(key):
-            try:
-                clean[key] = parse(clean[key])
-            except ValidationFailed as exc:
-                problems.append(str(exc))
-    if clean.get("zip5"):
-        try:
-            code = parse_zip(clean["zip5"])
-        except ValidationFailed as exc:
-            problems.append(str(exc))
-        else:
-            if code is not None:
-                clean["zip5"] = code.zip5
-                clean["zip4"] = clean.get("zip4") or code.zip4
+    problems += _read_address(clean)
     if not problems and not (clean["last_name"] or address or number):
         problems.append("give a last name, an email or a phone to know the person by")
     if problems:

@@ -14,20 +14,8 @@ from correspondence.models import (
     Role,
     Topic,
 )
-from correspondence.services.api_tokens import create_api_token, scopes_for
-
-
-def _token(session, staffer, scopes=None):
-    _t, plain = create_api_token(session, name="script", scopes=scopes or scopes_for(staffer.role), days=30,
-                                 actor_id=staffer.id)
-    session.commit()
-    return {"Authorization": f"Bearer {plain}"}
-
-
-def _error(response):
-    body = response.get_json()
-    assert set(body) == {"error"} and {"code", "message", "fields"} <= set(body["error"]), body
-    return body["error"]
+from correspondence.services.api_tokens import scopes_for
+from tests.test_api_staff import _error, _token
 
 
 def _batch(session, factory, members=2, title="Save the clinic"):
