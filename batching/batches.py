@@ -224,62 +224,165 @@ def recluster(session: Session, cfg: ClusterSettings = CFG, *, limit: int | None
               read: Session | None = None, checkpoint: Callable[[], None] | None = None) -> ClusterRun:
     """Cluster the unbatched pool; clusters big enough become batches or join the batch they copy.
 
-    With `read`, the pool is read (and clustered) through that session, and `session` is first used to
-    write: a job passes a session that takes no write lock, so SQLite's lock is held for the writing only,
-    not for the seconds of clustering. A letter placed meanwhile (the online join) is left where it is.
-    `checkpoint` (the job's commit) is called every 50 groups, so no one transaction grows with the pool.
+    With `read`, everything that is worked out rather than written — the pool, the clustering, each group's
+    template, the batch it copies, its title, each member's similarity and additions — is read and computed
+    through that session, and `session` is used to write only: a job passes a session that takes no write
+    lock, so SQLite's lock is held for the writing alone, not for the seconds of clustering and aligning.
+    `checkpoint` (the job's commit) is called every ``WRITE_CHUNK`` letters written, so no one transaction
+    holds the lock long (at 200,000 messages, 50 groups per commit held it 1.2 s a time: bench/load.py with
+    --lock-log). A letter placed meanwhile (the online join, a person) is left where it is.
     """
     started = time.perf_counter()
     run = ClusterRun()
+    reader = read or session
     query = _pool_query()
-    rows = (read or session).execute(query.limit(limit) if limit else query).all()
+    rows = reader.execute(query.limit(limit) if limit else query).all()
     if read is not None:
-        read.rollback()  # the read snapshot is not kept open while clustering and writing
+        read.rollback()  # the read snapshot is not kept open while clustering
     run.pool = len(rows)
     if not rows:
         return run
     clustering = cluster_texts([text or "" for _id, text in rows], cfg)
+    texts = {message_id: text or "" for message_id, text in rows}
     groups: dict[int, list[int]] = {}
     for (message_id, _text), label in zip(rows, clustering.labels, strict=True):
         if label != NOT_A_BATCH:
             groups.setdefault(label, []).append(message_id)
+    plans = _plan_groups(reader, [groups[label] for label in sorted(groups)], texts, cfg)
+    if read is not None:
+        read.rollback()
     new_batches: list[Batch] = []
-    for n, label in enumerate(sorted(groups)):
-        if checkpoint is not None and n and n % 50 == 0:
+    written = 0
+    for plan in plans:
+        if checkpoint is not None and written >= WRITE_CHUNK:
             session.flush()
             checkpoint()
-        ids = groups[label]
-        members = list(session.scalars(select(Message).where(Message.id.in_(ids), Message.batch_id.is_(None),
-                                                             Message.batch_pinned.is_(False))))
-        if len(members) < len(ids) and len(members) < min(len(ids), cfg.min_batch_size):
-            continue  # most of the group was placed meanwhile: what is left waits for the next pass
-        template = build_template([m.body_text or "" for m in members])
-        existing = find_batch(session, template.text, cfg) if template.text else None
-        if existing is not None:
-            batch = existing[0]
-            live_template = template_of(batch)
-            # A letter a person said is not part of this batch stays out of it.
-            refused = set(session.scalars(select(BatchProposal.message_id).where(
-                BatchProposal.batch_id == batch.id, BatchProposal.status == ProposalStatus.REJECTED,
-                BatchProposal.message_id.in_(ids))))
-            members = [m for m in members if m.id not in refused]
-            for m in members:
-                _place(session, m, batch, live_template)
-            batch.member_count = _count(session, batch.id)
-            run.joined_existing += len(members)
-        else:
-            new_batches.append(_new_batch(session, members, template, actor_id=None, how="clustering"))
+            written = 0
+        placed = _write_plan(session, plan, cfg)
+        if placed is None:
+            continue
+        batch, n = placed
+        written += n + 1
+        run.batched += n
+        if plan.existing_id is None:
+            new_batches.append(batch)
             run.new_batches += 1
-        run.batched += len(members)
+        else:
+            run.joined_existing += n
     session.flush()
     if new_batches:
+        if checkpoint is not None:
+            checkpoint()  # the batches are in; the near misses are found without the lock
         # Letters left in the pool that nearly match a batch made now were never compared with it.
         left = [(message_id, text) for (message_id, text), label in zip(rows, clustering.labels, strict=True)
                 if label == NOT_A_BATCH]
-        run.proposed = propose_pool(session, left, new_batches, cfg)
+        run.proposed = propose_pool(session, left, new_batches, cfg, read=read)
     run.seconds = time.perf_counter() - started
     log.info("recluster %s", run.as_dict())
     return run
+
+
+# Letters (and batches) written per transaction by recluster when it is given a checkpoint.
+WRITE_CHUNK = 200
+# What a member of a batch carries, worked out before the write: similarity, additions, their kinds.
+Placement = tuple[float, list[str] | None, str | None]
+
+
+@dataclass
+class _GroupPlan:
+    """One group of the pool, worked out without the write lock."""
+
+    ids: list[int]
+    template: Template
+    placements: dict[int, Placement]
+    existing_id: int | None = None
+    new: Batch | None = None  # a batch not in any session yet: the new batch's fields
+
+
+def _placement(text: str, template: Template, score: float | None = None) -> Placement:
+    added = personal_additions(text, template)
+    return (round(score if score is not None else similarity(text, template), 4), added or None,
+            addition_kinds(added))
+
+
+def _plan_groups(reader: Session, groups: list[list[int]], texts: dict[int, str],
+                 cfg: ClusterSettings) -> list[_GroupPlan]:
+    plans: list[_GroupPlan] = []
+    titles_here: set[str] = set()  # titles planned in this run are taken too
+    for ids in groups:
+        template = build_template([texts[i] for i in ids])
+        existing = find_batch(reader, template.text, cfg) if template.text else None
+        if existing is not None:
+            live = template_of(existing[0])
+            plans.append(_GroupPlan(ids, live, {i: _placement(texts[i], live) for i in ids},
+                                    existing_id=existing[0].id))
+            continue
+        meta = _meta(reader, ids)
+        members = [Member(texts[i], subject or "", organization, agent, campaign)
+                   for i, subject, organization, agent, campaign, _stance, _topic in meta]
+        source = detect_source(members)
+        title = _title(reader, [subject or "" for _id, subject, *_rest in meta], template, also_taken=titles_here)
+        titles_here.add(title.casefold())
+        batch = Batch(title=title, template_text=template.text, status=BatchStatus.OPEN,
+                      source=source.name and source.name[:300], source_kind=source.kind,
+                      campaign_id=source.campaign_id and source.campaign_id[:200],
+                      stance=_majority((row[5] for row in meta), len(ids)),
+                      topic_id=_majority((row[6] for row in meta), len(ids)), member_count=len(ids))
+        batch.suggested_stance = _suggested_stance(batch, template)
+        plans.append(_GroupPlan(ids, template, {i: _placement(texts[i], template) for i in ids}, new=batch))
+    return plans
+
+
+def _meta(reader: Session, ids: list[int]) -> list[tuple]:  # type: ignore[type-arg]
+    return [tuple(row) for row in reader.execute(
+        select(Message.id, Message.subject, Message.organization, Message.delivery_agent, Message.campaign_id,
+               Message.stance, Message.topic_id).where(Message.id.in_(ids)).order_by(Message.id))]
+
+
+def _write_plan(session: Session, plan: _GroupPlan, cfg: ClusterSettings) -> tuple[Batch, int] | None:
+    """Write one planned group: the letters still outside every batch join it. None when it is left."""
+    members = list(session.scalars(select(Message).where(Message.id.in_(plan.ids), Message.batch_id.is_(None),
+                                                         Message.batch_pinned.is_(False))))
+    if len(members) < len(plan.ids) and len(members) < min(len(plan.ids), cfg.min_batch_size):
+        return None  # most of the group was placed meanwhile: what is left waits for the next pass
+    if plan.existing_id is not None:
+        found = session.get(Batch, plan.existing_id)
+        if found is None or _live(session, found).status not in LIVE:
+            return None  # merged or closed meanwhile: the next pass finds where these letters go now
+        batch = _live(session, found)
+        # A letter a person said is not part of this batch stays out of it.
+        refused = set(session.scalars(select(BatchProposal.message_id).where(
+            BatchProposal.batch_id == batch.id, BatchProposal.status == ProposalStatus.REJECTED,
+            BatchProposal.message_id.in_(plan.ids))))
+        members = [m for m in members if m.id not in refused]
+        for m in members:
+            _place_planned(m, batch, plan.placements[m.id])
+        batch.member_count = _count(session, batch.id)
+        return batch, len(members)
+    assert plan.new is not None  # noqa: S101 - a plan is for an existing batch or a new one
+    batch = plan.new
+    if session.scalar(select(Batch.id).where(Batch.status.in_(TITLED),
+                                             func.lower(Batch.title) == batch.title.casefold()).limit(1)):
+        batch.title = _title(session, [m.subject or "" for m in members], plan.template)  # taken meanwhile
+    batch.member_count = len(members)
+    session.add(batch)
+    session.flush()
+    _store_shingles(session, batch, plan.template)
+    for m in members:
+        _place_planned(m, batch, plan.placements[m.id])
+        # Members inherit what the campaign says when they say nothing themselves (CWC ProOrCon).
+        if m.stance is None and batch.stance is not None:
+            m.stance = batch.stance
+        if m.topic_id is None and batch.topic_id is not None:
+            m.topic_id, m.topic_source = batch.topic_id, "batch"
+    record(session, actor_id=None, action="batch.create", object_type="batch", object_id=batch.id,
+           after={"by": "clustering", "size": len(members), "source": batch.source, "title": batch.title})
+    return batch, len(members)
+
+
+def _place_planned(message: Message, batch: Batch, placement: Placement) -> None:
+    message.batch_id = batch.id
+    message.batch_similarity, message.batch_additions, message.batch_addition_kinds = placement
 
 
 def _count(session: Session, batch_id: int) -> int:
@@ -287,16 +390,17 @@ def _count(session: Session, batch_id: int) -> int:
     return session.scalar(select(func.count(Message.id)).where(Message.batch_id == batch_id)) or 0
 
 
-def _title(session: Session, members: Sequence[Message], template: Template) -> str:
+def _title(session: Session, subjects_of_members: Sequence[str], template: Template, *,
+           also_taken: set[str] | frozenset[str] = frozenset()) -> str:
     """The campaign's own subject when most copies share a specific one, else the template's most
     distinctive phrase; never a generic word ("Question"), never the title of another open batch."""
     taken_rows = session.execute(select(Batch.title, Batch.template_text).where(Batch.status.in_(TITLED))).all()
-    taken = {(title or "").casefold() for title, _text in taken_rows}
-    subjects = Counter(c for c in (clean_subject(m.subject or "") for m in members) if c)
+    taken = {(title or "").casefold() for title, _text in taken_rows} | set(also_taken)
+    subjects = Counter(c for c in (clean_subject(s) for s in subjects_of_members) if c)
     candidates = []
     if subjects:
         subject, count = subjects.most_common(1)[0]
-        if count >= 0.2 * len(members):
+        if count >= 0.2 * len(subjects_of_members):
             candidates.append(subject[:300])
     candidates += title_phrases(template.text, [text or "" for _title, text in taken_rows[:500]])
     for title in candidates:
@@ -332,7 +436,8 @@ def _new_batch(session: Session, members: list[Message], template: Template, *, 
                how: str, pinned: bool = False) -> Batch:
     source = detect_source([Member(m.body_text or "", m.subject or "", m.organization, m.delivery_agent,
                                    m.campaign_id) for m in members])
-    batch = Batch(title=_title(session, members, template), template_text=template.text, status=BatchStatus.OPEN,
+    batch = Batch(title=_title(session, [m.subject or "" for m in members], template), template_text=template.text,
+                  status=BatchStatus.OPEN,
                   source=source.name and source.name[:300], source_kind=source.kind,
                   campaign_id=source.campaign_id and source.campaign_id[:200],
                   stance=_majority((m.stance for m in members), len(members)),
@@ -454,9 +559,13 @@ def propose(session: Session, message: Message, scored: Iterable[tuple[int, floa
 
 
 def propose_pool(session: Session, rows: Sequence[tuple[int, str | None]], batches: Sequence[Batch],
-                 cfg: ClusterSettings = CFG) -> int:
+                 cfg: ClusterSettings = CFG, *, read: Session | None = None) -> int:
     """Propose pool letters that nearly match any of these batches (word 3-grams in memory, one pass, then
-    worth_proposing on the near misses), at most ``PROPOSE_CAP`` per batch, the closest first."""
+    worth_proposing on the near misses), at most ``PROPOSE_CAP`` per batch, the closest first.
+
+    With `read`, the near misses are found through it (no write lock held while comparing) and `session`
+    only lists them."""
+    reader = read or session
     by_id = {b.id: b for b in batches if b.template_text}
     templates = {b_id: template_of(b) for b_id, b in by_id.items()}
     index: dict[int, list[int]] = {}
@@ -465,9 +574,9 @@ def propose_pool(session: Session, rows: Sequence[tuple[int, str | None]], batch
             index.setdefault(h, []).append(batch_id)
     if not index:
         return 0
-    known = {(b, m) for b, m in session.execute(select(BatchProposal.batch_id, BatchProposal.message_id).where(
+    known = {(b, m) for b, m in reader.execute(select(BatchProposal.batch_id, BatchProposal.message_id).where(
         BatchProposal.batch_id.in_(list(templates))))}
-    common = common_sentences(session)
+    common = common_sentences(reader)
     found: dict[int, list[tuple[float, int, str]]] = {}
     for message_id, text in rows:
         s = shingles(normalise(text or ""), cfg.shingle_words)
@@ -484,6 +593,8 @@ def propose_pool(session: Session, rows: Sequence[tuple[int, str | None]], batch
         worth = worth_proposing(text or "", by_id[near[0]], common)
         if worth is not None:
             found.setdefault(near[0], []).append((worth[0], message_id, worth[1]))
+    if read is not None:
+        read.rollback()
     made = 0
     for batch_id, items in found.items():
         listed = _open_scores(session, batch_id)

@@ -341,8 +341,12 @@ def start_run(base: str, api_token: str, version_id: int, batch_id: int, result:
         result["apply_error"] = f"{r.status_code} {r.text[:300]}"
         return
     run_id = r.json()["id"]
+    progress: dict[str, object] = {}
     while True:
-        progress = requests.get(f"{base}/api/v1/runs/{run_id}", headers=headers, timeout=60).json()
+        try:  # a slow answer is a figure of its own (the pages' timings), not the end of following the run
+            progress = requests.get(f"{base}/api/v1/runs/{run_id}", headers=headers, timeout=60).json()
+        except (requests.RequestException, ValueError):
+            result["apply_progress_timeouts"] = int(result.get("apply_progress_timeouts", 0)) + 1  # type: ignore[call-overload]
         if progress.get("state") in ("done", "failed", "finished"):
             break
         if time.perf_counter() - started > 1800:
@@ -387,6 +391,8 @@ def main() -> None:
     ap.add_argument("--workers", type=int, default=2)
     ap.add_argument("--web-workers", type=int, default=2)
     ap.add_argument("--tag", default="")
+    ap.add_argument("--lock-log", type=Path, default=None,
+                    help="embedded mode: the servers log every SQLite write lock here (bench/lock_report.py)")
     args = ap.parse_args()
     if args.mode == "scaled" and not (args.database_url and args.redis_url):
         raise SystemExit("--mode scaled needs --database-url (PostgreSQL) and --redis-url")
@@ -404,6 +410,8 @@ def main() -> None:
            "MAILROOM_SMTP_HOST": "127.0.0.1", "MAILROOM_SMTP_PORT": str(smtp.port), "MAILROOM_SMTP_SECURITY": "none",
            "MAILROOM_SMTP_RATE": "0", "MAILROOM_MAIL_FROM": "office@house.example",
            "MAILROOM_PUBLIC_URL": f"http://127.0.0.1:{port}"}
+    if args.lock_log:
+        env["MAILROOM_LOCK_LOG"] = str(args.lock_log)
     if args.redis_url:
         env["REDIS_URL"] = args.redis_url
         from redis import Redis

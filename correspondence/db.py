@@ -2,7 +2,11 @@
 
 from __future__ import annotations
 
+import json
 import logging
+import os
+import sys
+import threading
 import time
 from collections.abc import Iterator
 from contextlib import contextmanager
@@ -20,6 +24,12 @@ log = logging.getLogger(__name__)
 # `?pgbouncer=true` on a PostgreSQL URL: the server at that address is PgBouncer in transaction mode.
 POOLER_PARAM = "pgbouncer"
 _TRUE = {"1", "true", "yes", "on"}
+# A diagnostic for the embedded mode: with MAILROOM_LOCK_LOG=/some/dir set, every SQLite write transaction
+# appends how long it waited for the write lock and how long it held it, and who took it, to a file per
+# process in that folder (bench/lock_report.py sums them up). Off unless set.
+LOCK_LOG_ENV = "MAILROOM_LOCK_LOG"
+_PROJECT_PARTS = ("/web/", "/workers/", "/intake/", "/batching/", "/drafting/", "/casework/", "/outbound/",
+                  "/correspondence/services/", "/constituents/", "/insight/", "/coding/", "/archive/")
 
 
 def make_engine(url: str, *, immediate: bool = False, **kwargs: object) -> Engine:
@@ -45,12 +55,55 @@ def make_engine(url: str, *, immediate: bool = False, **kwargs: object) -> Engin
 
         @event.listens_for(engine, "begin")
         def _sqlite_begin(conn: Connection) -> None:
+            asked = time.monotonic()
             conn.exec_driver_sql("BEGIN IMMEDIATE" if immediate else "BEGIN")
+            conn.info["lock_wait"] = time.monotonic() - asked
 
+        if immediate and os.environ.get(LOCK_LOG_ENV):
+            _log_write_lock(engine, Path(os.environ[LOCK_LOG_ENV]))
         return engine
     target, connect_args = _pooler_arguments(url)
     connect_args.update(kwargs.pop("connect_args", None) or {})  # type: ignore[call-overload]  # a dict when given
     return create_engine(target, pool_pre_ping=True, connect_args=connect_args, **kwargs)
+
+
+def _who_writes() -> str:
+    """The outermost and innermost project functions on the stack: the entry point and the caller."""
+    frames: list[str] = []
+    frame = sys._getframe(2)
+    while frame is not None:
+        name = frame.f_code.co_filename
+        if any(part in name for part in _PROJECT_PARTS) and "/correspondence/db.py" not in name:
+            frames.append(f"{Path(name).parent.name}/{Path(name).stem}.{frame.f_code.co_name}")
+        frame = frame.f_back  # type: ignore[assignment]
+    if not frames:
+        return "?"
+    return frames[-1] if len(frames) == 1 else f"{frames[-1]} > {frames[0]}"
+
+
+def _log_write_lock(engine: Engine, folder: Path) -> None:
+    folder.mkdir(parents=True, exist_ok=True)
+    out = (folder / f"locks-{os.getpid()}.jsonl").open("a", buffering=1)
+    guard = threading.Lock()
+
+    @event.listens_for(engine, "begin")
+    def _began(conn: Connection) -> None:
+        # Runs after the BEGIN IMMEDIATE listener above: the lock is held from here.
+        conn.info["lock_taken"] = time.monotonic()
+        conn.info["lock_who"] = _who_writes()
+
+    def _ended(conn: Connection, how: str) -> None:
+        taken = conn.info.pop("lock_taken", None)
+        if taken is None:
+            return
+        line = json.dumps({"at": time.time(), "who": conn.info.pop("lock_who", "?"), "how": how,
+                           "wait_ms": round(conn.info.get("lock_wait", 0.0) * 1000, 2),
+                           "held_ms": round((time.monotonic() - taken) * 1000, 2), "pid": os.getpid()})
+        with guard:
+            out.write(line + "\n")
+
+    event.listen(engine, "commit", lambda conn: _ended(conn, "commit"))
+    event.listen(engine, "rollback", lambda conn: _ended(conn, "rollback"))
 
 
 def _pooler_arguments(url: str) -> tuple[URL, dict[str, Any]]:
