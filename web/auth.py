@@ -115,10 +115,11 @@ def login():
         session = db_session()
         cfg = settings()
         try:
-            staffer = authenticate(session, email=form.email.data or "", password=form.password.data or "",
-                                   max_attempts=cfg.login_attempts,
-                                   window=timedelta(minutes=cfg.login_window_minutes),
-                                   remote_addr=request.remote_addr, policy=sign_in_policy())
+            with current_app.extensions["mailroom.db"].sessions() as read:
+                staffer = authenticate(session, email=form.email.data or "", password=form.password.data or "",
+                                       max_attempts=cfg.login_attempts,
+                                       window=timedelta(minutes=cfg.login_window_minutes),
+                                       remote_addr=request.remote_addr, policy=sign_in_policy(), read=read)
         except TooManyAttempts as exc:
             session.rollback()
             return _too_many(exc)

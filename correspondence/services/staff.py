@@ -191,19 +191,30 @@ def complete_sign_in(session: Session, staffer: Staffer, *, remote_addr: str | N
 
 def authenticate(
     session: Session, *, email: str, password: str, max_attempts: int, window: timedelta,
-    remote_addr: str | None = None, policy: SignInPolicy | None = None,
+    remote_addr: str | None = None, policy: SignInPolicy | None = None, read: Session | None = None,
 ) -> Staffer | None:
     """Return the staffer when the password is right; failures are noted, audited and throttled.
 
     The throttle is checked first, so a refused attempt costs no argon2 work and leaves no new row.
+    With `read` (a session that takes no write lock), the throttle and the password hash are checked
+    through it and `session` writes only after: on SQLite argon2's tenth of a second is not spent holding
+    the one write lock every request and worker waits for. The throttle is checked again with the lock.
     A staffer with a second factor is not signed in yet: success is noted only when that passes
     (otherwise a known password would reset the back-off that also limits wrong codes).
     """
     policy = policy or SignInPolicy(account_attempts=max_attempts, window=window)
     email = email.strip().lower()
-    check_sign_in_allowed(session, email=email, remote_addr=remote_addr, policy=policy)
+    reader = read or session
+    check_sign_in_allowed(reader, email=email, remote_addr=remote_addr, policy=policy)
+    checked = reader.scalar(select(Staffer.password_hash).where(Staffer.email == email))
+    ok = verify_password(checked, password)
+    if read is not None:
+        read.rollback()
+        # Now with the write lock: attempts noted while the hash was checked count, and a password changed
+        # meanwhile is not the one that was checked.
+        check_sign_in_allowed(session, email=email, remote_addr=remote_addr, policy=policy)
     staffer = session.scalar(select(Staffer).where(Staffer.email == email))
-    ok = verify_password(staffer.password_hash if staffer else None, password)
+    ok = ok and staffer is not None and staffer.password_hash == checked
     if not ok or staffer is None or not staffer.active:
         note_attempt(session, email=email, remote_addr=remote_addr, succeeded=False)
         record(session, actor_id=None, action="login.failed", object_type="login",
