@@ -266,7 +266,7 @@ def _import(kind: str, paths: tuple[str, ...]) -> None:
 
     reader, adapter = file_adapter(kind)
     settings = Settings.from_env()
-    db = Database.from_settings(settings, immediate=True)
+    db = Database.from_settings(settings, immediate=True, background=True)  # a bulk load lets staff go first
     summary = import_items(db, reader(paths), adapter, source=f"file:{kind}", max_bytes=settings.max_message_bytes,
                            rules=Rules.from_settings(settings))
     db.dispose()
@@ -306,7 +306,7 @@ def import_dsn(paths: tuple[str, ...]) -> None:
 
     settings = Settings.from_env()
     files = sorted(f for p in map(Path, paths) for f in ([p] if p.is_file() else p.rglob("*")) if f.is_file())
-    db = Database.from_settings(settings, immediate=True)
+    db = Database.from_settings(settings, immediate=True, background=True)  # a bulk load lets staff go first
     summary = import_reports(db, ((str(f), f.read_bytes()) for f in files), source="file:dsn",
                              policy=BouncePolicy(settings.secret_key, settings.soft_bounce_limit))
     db.dispose()

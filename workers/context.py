@@ -15,7 +15,8 @@ def settings() -> Settings:
 
 @lru_cache(maxsize=8)
 def _database(url: str, blob_dir: Path, immediate: bool = True) -> Database:
-    return Database(url, immediate=immediate, blob_dir=blob_dir)
+    # Jobs are background writers: on SQLite a web request waiting for the write lock goes first.
+    return Database(url, immediate=immediate, background=True, blob_dir=blob_dir)
 
 
 def database() -> Database:
