@@ -283,7 +283,7 @@ def recluster(session: Session, cfg: ClusterSettings = CFG, *, limit: int | None
 
 
 # Letters (and batches) written per transaction by recluster when it is given a checkpoint.
-WRITE_CHUNK = 200
+WRITE_CHUNK = 100
 # What a member of a batch carries, worked out before the write: similarity, additions, their kinds.
 Placement = tuple[float, list[str] | None, str | None]
 

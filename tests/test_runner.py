@@ -102,3 +102,16 @@ def _socket_answers(path: Path) -> bool:
         return bool(Redis(unix_socket_path=str(path), socket_connect_timeout=0.5).ping())
     except Exception:
         return False
+
+
+def test_every_worker_takes_every_queue_and_one_in_two_puts_outbound_first() -> None:
+    """A flood of new mail must not hold back a supervisor's run (nor a run the new mail): with two
+    workers, one takes new mail first and the other the run's letters; clustering comes last for both."""
+    from workers.queues import MAINTENANCE, OUTBOUND, PROCESS, QUEUE_NAMES
+    from workers.runner import worker_queues
+
+    orders = [worker_queues(i) for i in range(4)]
+    assert all(sorted(order) == sorted(QUEUE_NAMES) for order in orders)
+    assert [order[0] for order in orders[:2]] != [orders[0][0]] * 2
+    assert orders[1][0] == OUTBOUND and orders[0].index(PROCESS) < orders[0].index(OUTBOUND)
+    assert all(order[-1] == MAINTENANCE for order in orders)
