@@ -16,6 +16,7 @@ import time
 from collections import Counter
 from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass
+from datetime import datetime
 from functools import lru_cache
 
 from sqlalchemy import bindparam, func, select, update
@@ -212,17 +213,21 @@ class ClusterRun:
                 "batched": self.batched, "proposed": self.proposed, "seconds": round(self.seconds, 2)}
 
 
-def _pool_query():  # type: ignore[no-untyped-def]
-    return (select(Message.id, Message.body_text)
-            .where(Message.batch_id.is_(None), Message.batch_pinned.is_(False),
-                   Message.direction == Direction.INBOUND, Message.processed_at.is_not(None),
-                   Message.status.not_in([MessageStatus.QUARANTINED, MessageStatus.ARCHIVED]))
-            .order_by(Message.id))
+def _pool_query(since: datetime | None = None):  # type: ignore[no-untyped-def]
+    query = (select(Message.id, Message.body_text)
+             .where(Message.batch_id.is_(None), Message.batch_pinned.is_(False),
+                    Message.direction == Direction.INBOUND, Message.processed_at.is_not(None),
+                    Message.status.not_in([MessageStatus.QUARANTINED, MessageStatus.ARCHIVED]))
+             .order_by(Message.id))
+    return query.where(Message.received_at >= since) if since is not None else query
 
 
 def recluster(session: Session, cfg: ClusterSettings = CFG, *, limit: int | None = None,
-              read: Session | None = None, checkpoint: Callable[[], None] | None = None) -> ClusterRun:
+              read: Session | None = None, checkpoint: Callable[[], None] | None = None,
+              since: datetime | None = None) -> ClusterRun:
     """Cluster the unbatched pool; clusters big enough become batches or join the batch they copy.
+
+    With `since`, the pool is the unbatched letters received since then (the scheduled run's window).
 
     With `read`, everything that is worked out rather than written — the pool, the clustering, each group's
     template, the batch it copies, its title, each member's similarity and additions — is read and computed
@@ -235,7 +240,7 @@ def recluster(session: Session, cfg: ClusterSettings = CFG, *, limit: int | None
     started = time.perf_counter()
     run = ClusterRun()
     reader = read or session
-    query = _pool_query()
+    query = _pool_query(since)
     rows = reader.execute(query.limit(limit) if limit else query).all()
     if read is not None:
         read.rollback()  # the read snapshot is not kept open while clustering

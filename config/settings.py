@@ -114,6 +114,10 @@ class Settings:
     # before an election entered on the calendar in which none may start (House: 90; a Senate office: 60).
     mass_mail_threshold: int = 499
     blackout_days: int = 90
+    # The scheduled clustering (every 15 minutes) groups unbatched letters received in the last this many
+    # days (0: all of them). A campaign's copies arrive over weeks; re-clustering years of organic mail that
+    # never formed a batch cost a worker minutes each time (bench/load.py at 200,000 messages).
+    recluster_days: int = 90
     # What one mass-mail piece costs, in dollars, for the quarterly report (outbound/quarterly.py): email
     # nothing; a printed letter its postage and printing (a first-class stamp is $0.78 in 2025).
     mass_mail_cost_email: Decimal = Decimal("0")
@@ -232,6 +236,7 @@ class Settings:
             "soft_bounce_limit": _positive(env, "MAILROOM_SOFT_BOUNCE_LIMIT", cls.soft_bounce_limit),
             "mass_mail_threshold": _count(env, "MAILROOM_MASS_MAIL_THRESHOLD", cls.mass_mail_threshold),
             "blackout_days": _count(env, "MAILROOM_BLACKOUT_DAYS", cls.blackout_days),
+            "recluster_days": _count(env, "MAILROOM_RECLUSTER_DAYS", cls.recluster_days),
             "mass_mail_cost_email": _dollars(env, "MAILROOM_MASS_MAIL_COST_EMAIL", cls.mass_mail_cost_email),
             "mass_mail_cost_print": _dollars(env, "MAILROOM_MASS_MAIL_COST_PRINT", cls.mass_mail_cost_print),
             "dkim_selector": env.get("MAILROOM_DKIM_SELECTOR", "").strip(),

@@ -63,6 +63,22 @@ def _pool(factory, n_water=12, n_postal=8, organic=4):
     return made
 
 
+def test_the_scheduled_window_leaves_letters_received_before_it_alone(session, factory):
+    """The 15-minute job clusters the last MAILROOM_RECLUSTER_DAYS days; older copies stay in the pool."""
+    from datetime import timedelta
+
+    made = _pool(factory)
+    long_ago = utcnow() - timedelta(days=200)
+    for m in made["postal"]:
+        m.received_at = long_ago
+    session.flush()
+    run = recluster(session, since=utcnow() - timedelta(days=90))
+    assert run.pool == 16 and run.new_batches == 1 and run.batched == 12
+    assert all(m.batch_id is None for m in made["postal"])
+    assert recluster(session).new_batches == 1  # without a window (`mailroom batch run`) they are grouped
+    assert len({m.batch_id for m in made["postal"]}) == 1 and made["postal"][0].batch_id is not None
+
+
 def test_recluster_makes_batches_with_template_additions_source_and_stance(session, factory):
     made = _pool(factory)
     run = recluster(session)

@@ -22,6 +22,7 @@ from typing import Any, Concatenate, ParamSpec, TypeVar, overload
 from sqlalchemy.orm import Session
 
 from correspondence.effects import Done, Effect, effects_of
+from correspondence.models import utcnow
 from intake.pipeline import Rules, process_message
 from workers import context
 from workers.effects import dispatch, redis_client
@@ -180,8 +181,10 @@ def _recluster(session: Session) -> dict[str, float | int]:
     # The pool is read and clustered in a session that takes no write lock, and the batches are written in
     # commits of 50 groups: clustering a big pool (a flood day, an imported history) held SQLite's write lock
     # for longer than every other writer waits, and intake and staff got "database is locked" (bench/load.py).
+    days = context.settings().recluster_days
+    since = utcnow() - timedelta(days=days) if days else None
     with context.reader().sessions() as read:
-        return recluster(session, read=read, checkpoint=session.commit).as_dict()
+        return recluster(session, read=read, checkpoint=session.commit, since=since).as_dict()
 
 
 def run_apply(run_id: int) -> dict[str, int]:
