@@ -42,16 +42,22 @@ def _pid_alive(pid: int) -> bool:
 
 
 def worker_queues(index: int) -> tuple[str, ...]:
-    """The queues worker `index` takes work from, first queue first.
+    """The queues worker `index` takes work from, first queue first (maintenance has a worker of its own).
 
     Odd workers put the outbound queue (apply-to-all runs, their sends, newsletters) first, the others
     new mail: with one order for all, a flood of new mail kept every worker busy processing while a
     supervisor's run waited (bench/load.py: 0 of 5,000 letters sent during a 10 posts/s flood), and a
-    50,000-letter run would keep new mail waiting. Maintenance (clustering, reports) comes last for all.
+    50,000-letter run would keep new mail waiting.
     """
     if index % 2:
-        return (OUTBOUND, INTAKE, PROCESS, MAINTENANCE)
-    return (INTAKE, PROCESS, OUTBOUND, MAINTENANCE)
+        return (OUTBOUND, INTAKE, PROCESS)
+    return (INTAKE, PROCESS, OUTBOUND)
+
+
+# Clustering, topic training, analytics, reports, backups: long jobs on a worker of their own. When the
+# two workers also took them, a restart on a busy day had both busy for minutes training topics and
+# clustering while new mail and a run waited (bench/load.py).
+MAINTENANCE_QUEUES = (MAINTENANCE,)
 
 
 class Runner:
@@ -96,6 +102,7 @@ class Runner:
         exe = [sys.executable, "-m", "workers.cli"]
         for i in range(self.workers):
             self._spawn(f"worker-{i + 1}", [*exe, "worker", *worker_queues(i)], env)
+        self._spawn("worker-maintenance", [*exe, "worker", *MAINTENANCE_QUEUES], env)
         self._spawn("scheduler", [*exe, "scheduler"], env)
         self._spawn("web", [sys.executable, "-m", "gunicorn", "--bind", self.settings.bind,
                             "--workers", str(self.web_workers), "--threads", "4",
