@@ -38,7 +38,7 @@ from batching.templates import (
     title_phrases,
     worth_a_look,
 )
-from correspondence.errors import DomainError, NotFound, ValidationFailed
+from correspondence.errors import DomainError, InvalidTransition, NotFound, ValidationFailed
 from correspondence.models import (
     OPEN_STATUSES,
     AuditEvent,
@@ -614,10 +614,11 @@ def _proposal(session: Session, batch: Batch, message_id: int) -> tuple[BatchPro
     message = session.get(Message, message_id)
     if proposal is None or message is None:
         raise NotFound(f"message {message_id} is not proposed for batch {batch.id}")
+    # Decided since it was listed: the state no longer allows it (the API answers 409), not bad input.
     if proposal.status != ProposalStatus.OPEN:
-        raise ValidationFailed(f"message {message_id} was already {proposal.status.value} for this batch")
+        raise InvalidTransition(f"message {message_id} was already {proposal.status.value} for this batch")
     if message.batch_id is not None:
-        raise ValidationFailed(f"message {message_id} is in batch {message.batch_id} now")
+        raise InvalidTransition(f"message {message_id} is in batch {message.batch_id} now")
     return proposal, message
 
 
@@ -812,7 +813,7 @@ def undo(session: Session, event_id: int, *, actor_id: int) -> Batch:
     already = session.scalar(select(AuditEvent.id).where(AuditEvent.action == "batch.undo_event",
                                                          AuditEvent.object_id == str(event.id)))
     if already is not None:
-        raise ValidationFailed("that change has already been undone")
+        raise InvalidTransition("that change has already been undone")
     batch = get_batch(session, int(event.object_id))
     before, after = event.before or {}, event.after or {}
     skipped = 0

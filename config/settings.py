@@ -163,6 +163,10 @@ class Settings:
     backup_dir: Path | None = None
     backup_keep_daily: int = 7
     backup_keep_weekly: int = 4
+    # The webhook outbox: a delivered notice is deleted this many days after it was delivered, and one given
+    # up on this many days after it failed (the daily "prune-webhooks" job; each subscription keeps its latest).
+    webhook_keep_delivered_days: int = 30
+    webhook_keep_failed_days: int = 90
     # The office's app registrations for connecting mailboxes with OAuth2, one per provider that has
     # MAILROOM_OAUTH_<MICROSOFT|GOOGLE|GENERIC>_CLIENT_ID set (correspondence.services.mailbox_oauth).
     oauth_apps: tuple[Provider, ...] = ()
@@ -267,6 +271,10 @@ class Settings:
             "backup_dir": Path(env["MAILROOM_BACKUP_DIR"]).resolve() if env.get("MAILROOM_BACKUP_DIR") else None,
             "backup_keep_daily": _positive(env, "MAILROOM_BACKUP_KEEP_DAILY", cls.backup_keep_daily),
             "backup_keep_weekly": _count(env, "MAILROOM_BACKUP_KEEP_WEEKLY", cls.backup_keep_weekly),
+            "webhook_keep_delivered_days": _positive(env, "MAILROOM_WEBHOOK_KEEP_DELIVERED_DAYS",
+                                                     cls.webhook_keep_delivered_days),
+            "webhook_keep_failed_days": _positive(env, "MAILROOM_WEBHOOK_KEEP_FAILED_DAYS",
+                                                  cls.webhook_keep_failed_days),
         }
         values.update(overrides)
         if values.get("testing") and "help_min_fill_seconds" not in overrides:

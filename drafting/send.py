@@ -220,17 +220,10 @@ def mailbox_sign_in(settings, store: Database | Session | None) -> tuple[OAuthLo
         raise TryLater(f"MAILROOM_SMTP_OAUTH_MAILBOX={name!r}: {exc}") from exc
     if row is None or login is None:
         raise TryLater(f"MAILROOM_SMTP_OAUTH_MAILBOX={name!r} names no mailbox; connect it in the intake page")
-    mailbox_id, username = row.id, row.username
-
-    def keep(token: str) -> None:
-        if isinstance(store, Database):
-            with store.unit_of_work() as s:
-                mailbox_signin.keep_refresh_token(s, mailbox_id, token, secret_key=secret_key)
-        else:
-            mailbox_signin.keep_refresh_token(store, mailbox_id, token, secret_key=secret_key)
-
-    login.on_rotate = keep
-    return login, username
+    # Renewed under the mailbox's lock, shared with every other process using it, the rotated token stored
+    # before the lock is released (mailbox_signin.locked_renewal).
+    login.renew = mailbox_signin.locked_renewal(store, row.id, login.provider, secret_key=secret_key)
+    return login, row.username
 
 
 def connect(settings, *, oauth: OAuthLogin | None = None, store: Database | Session | None = None) -> smtplib.SMTP:

@@ -110,17 +110,15 @@ def save_rotated_token(session: Session, row: MailboxAccount, login: OAuthLogin,
 
 
 def keep_rotated_tokens(db: Database, account: ImapAccount, secret_key: str) -> None:
-    """Store, in its own commit, each refresh token the provider hands this mailbox in place of the last:
-    at once, not after the poll, because a provider that rotates may refuse the old one from then on."""
+    """Renew this mailbox's sign-in under its lock, each renewal in its own commit that stores the refresh
+    token the provider hands out in place of the last: at once, not after the poll, because a provider that
+    rotates may refuse the old one from then on, and before the lock is released, so another process renewing
+    the same mailbox (a send, "Check connection") takes its turn with the live token
+    (mailbox_signin.locked_renewal)."""
     if account.oauth is None or account.mailbox_id is None:
         return
-    mailbox_id = account.mailbox_id
-
-    def keep(token: str) -> None:
-        with db.unit_of_work() as session:
-            mailbox_signin.keep_refresh_token(session, mailbox_id, token, secret_key=secret_key)
-
-    account.oauth.on_rotate = keep
+    account.oauth.renew = mailbox_signin.locked_renewal(db, account.mailbox_id, account.oauth.provider,
+                                                        secret_key=secret_key)
 
 
 def accounts_from_json(raw: str) -> list[ImapAccount]:

@@ -22,12 +22,13 @@ import time
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 
-from sqlalchemy import select
+from sqlalchemy import delete, func, select
 
 from correspondence import secretbox
 from correspondence.db import Database
 from correspondence.errors import ValidationFailed
 from correspondence.models import WebhookDelivery, WebhookSubscription, utcnow
+from correspondence.services.audit import record
 from correspondence.services.webhooks import Target, check_target
 
 log = logging.getLogger(__name__)
@@ -40,6 +41,8 @@ EXCERPT = 500
 # How long a claimed attempt is left alone before another sweep may try again (longer than any request).
 LEASE = timedelta(seconds=60)
 BATCH = 50
+# Outbox rows deleted per transaction when pruning: each chunk holds SQLite's write lock for milliseconds.
+PRUNE_CHUNK = 500
 
 
 def sign(secret: str, timestamp: int, body: str) -> str:
@@ -161,3 +164,41 @@ def deliver_due(db: Database, *, secret_key: str, now: datetime | None = None, l
         else:
             failed += 1
     return {"delivered": delivered, "not_delivered": failed}
+
+
+def prune_deliveries(db: Database, *, delivered_days: int, failed_days: int, now: datetime | None = None,
+                     chunk: int = PRUNE_CHUNK) -> dict[str, int]:
+    """Delete outbox rows delivered more than `delivered_days` ago and rows given up on (failed) more than
+    `failed_days` ago; rows still owed are never touched. Each subscription keeps its latest delivered and
+    latest failed row whatever their age, so its page still shows the receiver's last answer.
+
+    In chunks of `chunk` rows, each its own transaction with one audit event per subscription and kind
+    naming the count, so the write lock is never held long and what was deleted is always audited.
+    Idempotent: a second run finds nothing old enough left.
+    """
+    now = now or utcnow()
+    counts = {"delivered": 0, "failed": 0}
+    for kind, column, days in (("delivered", WebhookDelivery.delivered_at, delivered_days),
+                               ("failed", WebhookDelivery.failed_at, failed_days)):
+        cutoff = now - timedelta(days=days)
+        with db.unit_of_work() as session:
+            latest = set(session.scalars(select(func.max(WebhookDelivery.id)).where(column.is_not(None))
+                                         .group_by(WebhookDelivery.subscription_id)))
+        while True:
+            with db.unit_of_work() as session:
+                rows = session.execute(select(WebhookDelivery.id, WebhookDelivery.subscription_id)
+                                       .where(column < cutoff, WebhookDelivery.id.not_in(latest))
+                                       .order_by(WebhookDelivery.id).limit(chunk)).all()
+                if not rows:
+                    break
+                session.execute(delete(WebhookDelivery).where(WebhookDelivery.id.in_([r.id for r in rows]))
+                                .execution_options(synchronize_session=False))
+                per_subscription: dict[int, int] = {}
+                for row in rows:
+                    per_subscription[row.subscription_id] = per_subscription.get(row.subscription_id, 0) + 1
+                for subscription_id, deleted in sorted(per_subscription.items()):
+                    record(session, actor_id=None, action="webhook.prune", object_type="webhook",
+                           object_id=subscription_id, after={kind: deleted, "older_than_days": days})
+            counts[kind] += len(rows)
+    log.info("webhook prune delivered=%d failed=%d", counts["delivered"], counts["failed"])
+    return counts

@@ -51,6 +51,9 @@ class TokenEndpoint:
         self.lifetime = 3600
         self.rotate = False  # hand out a new refresh token with every renewal (Microsoft does)
         self.deny = False  # the person at the sign-in page refuses consent
+        # Seconds a renewal takes at the provider, so two renewals sent at once overlap (a race is real).
+        self.renew_seconds = 0.0
+        self._renewing = threading.Lock()  # the provider itself answers renewals one at a time
         self.authorizations: list[dict[str, str]] = []
         endpoint = self
 
@@ -143,11 +146,13 @@ class TokenEndpoint:
             return 200, self.tokens()
         if grant != "refresh_token":
             return 400, {"error": "unsupported_grant_type"}
-        if form.get("refresh_token") != self.refresh_token:
-            return 400, {"error": "invalid_grant", "error_description": "refresh token unknown or revoked"}
-        if self.rotate:
-            self.refresh_token = f"{self.refresh_token}+"
-        return 200, self.tokens()
+        time.sleep(self.renew_seconds)
+        with self._renewing:
+            if form.get("refresh_token") != self.refresh_token:
+                return 400, {"error": "invalid_grant", "error_description": "refresh token unknown or revoked"}
+            if self.rotate:  # strict rotation: the token just used is refused from now on
+                self.refresh_token = f"{self.refresh_token}+"
+            return 200, self.tokens()
 
     def start(self) -> TokenEndpoint:
         self.thread.start()

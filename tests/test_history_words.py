@@ -72,7 +72,7 @@ ACTIONS = [
     "retention.dry_run", "retention.finish", "retention.fail", "subject_access.request", "subject_access.run",
     "subject_access.finish", "subject_access.fail", "subject_access.download", "subject_access.expire",
     "constituent.erase",
-    "webhook.create", "webhook.pause", "webhook.resume", "webhook.delete", "webhook.test",
+    "webhook.create", "webhook.pause", "webhook.resume", "webhook.delete", "webhook.test", "webhook.prune",
 ]
 
 _ACTION_LINE = re.compile(r"action=|else \"")

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import dataclasses
 import json
+import threading
 import urllib.error
 import urllib.parse
 import urllib.request
@@ -20,6 +21,7 @@ from sqlalchemy import select
 
 from config import Settings
 from config.settings import SettingsError
+from correspondence.db import Database
 from correspondence.models import AuditEvent, MailboxAccount, Role
 from correspondence.services import mailbox_oauth, mailbox_signin
 from correspondence.services.mailbox_oauth import Provider
@@ -27,7 +29,7 @@ from drafting.send import SmtpConfig, TryLater, connect
 from intake.imap import poll_all
 from intake.pipeline import Rules
 from tests import test_oauth_mailbox
-from tests.conftest import TEST_SECRET_KEY, cli_env
+from tests.conftest import TEST_SECRET_KEY, Auth, cli_env
 from tests.test_oauth_mailbox import REFRESH, _count, _deliver, _mailbox
 from workers.cli import cli
 
@@ -88,10 +90,11 @@ def test_admin_connects_a_mailbox_then_checks_it_and_it_is_polled(client, auth, 
     assert sent_to.startswith(endpoint.authorize_url + "?")
     query = dict(urllib.parse.parse_qsl(urllib.parse.urlsplit(sent_to).query))
     assert query["code_challenge_method"] == "S256" and query["login_hint"] == "office"
-    # The verifier stays with Mailroom (in the admin's signed session): only its S256 challenge is sent.
+    # The verifier stays on the server: the cookie holds an opaque id, the address only the S256 challenge.
     with client.session_transaction() as cookie:
-        verifier = cookie["mailbox_oauth"]["verifier"]
-    assert verifier not in sent_to and query["state"] == cookie["mailbox_oauth"]["state"]
+        in_cookie = json.dumps(dict(cookie))
+        pending_id = cookie["mailbox_oauth"]
+    assert isinstance(pending_id, str) and query["state"] not in in_cookie
 
     back = _browser_at_provider(sent_to)
     assert back.startswith("/admin/mailboxes/oauth/callback?")
@@ -102,6 +105,10 @@ def test_admin_connects_a_mailbox_then_checks_it_and_it_is_polled(client, auth, 
 
     exchange = [r for r in endpoint.requests if r.get("grant_type") == "authorization_code"]
     assert len(exchange) == 1 and exchange[0]["redirect_uri"] == query["redirect_uri"]
+    verifier = exchange[0]["code_verifier"]
+    assert len(verifier) >= 43 and verifier not in in_cookie and verifier not in sent_to
+    with client.session_transaction() as cookie:
+        assert "mailbox_oauth" not in cookie
     session.rollback()
     row = session.scalar(select(MailboxAccount).where(MailboxAccount.name == NAME))
     assert row is not None and row.auth_kind == "oauth2" and row.oauth_provider == "microsoft"
@@ -111,9 +118,15 @@ def test_admin_connects_a_mailbox_then_checks_it_and_it_is_polled(client, auth, 
     assert event is not None and event.actor_id == admin.id and event.object_id == str(row.id)
     assert REFRESH not in json.dumps([event.before, event.after]) and event.after["username"] == "office"
 
-    # The return works once: the same address again is refused in plain words.
+    # The return works once: the same address again is refused in plain words, even with the old cookie's id
+    # sent again (a copy of the cookie from before the return).
     assert client.get(back).status_code == 303
     assert "was not started from this page" in _flashes(client)
+    with client.session_transaction() as cookie:
+        cookie["mailbox_oauth"] = pending_id
+    assert client.get(back).status_code == 303
+    assert "was used already" in _flashes(client)
+    assert len([r for r in endpoint.requests if r.get("grant_type") == "authorization_code"]) == 1
 
     # "Check connection" signs in with the token, and Dovecot (not Mailroom) accepts it.
     checked = client.post(f"/admin/intake/mailboxes/{row.id}/check", data={"csrf_token": auth.csrf("/admin/intake")})
@@ -156,8 +169,16 @@ def test_refused_consent_is_said_in_plain_words(client, auth, endpoint, dovecot,
     assert not [r for r in endpoint.requests if r.get("grant_type") == "authorization_code"]
 
 
+def _age_pending(redis, *, minutes: int) -> None:
+    """Make the one sign-in in progress look started `minutes` ago (its entry is sealed like a refresh token)."""
+    [key] = redis.keys("mailroom:oauth-pending:*")
+    entry = json.loads(mailbox_oauth.decrypt_token(TEST_SECRET_KEY, redis.get(key).decode()))
+    entry["expires"] -= minutes * 60
+    redis.set(key, mailbox_oauth.encrypt_token(TEST_SECRET_KEY, json.dumps(entry)), keepttl=True)
+
+
 def test_a_forged_state_an_unknown_return_and_an_expired_sign_in_are_refused(client, auth, endpoint, dovecot,
-                                                                             session):
+                                                                             session, redis):
     auth.login("admin")
     # A return nobody started here (someone else's code pushed into the admin's browser).
     assert client.get("/admin/mailboxes/oauth/callback?code=code-9&state=abc").status_code == 303
@@ -168,13 +189,19 @@ def test_a_forged_state_an_unknown_return_and_an_expired_sign_in_are_refused(cli
     code = dict(urllib.parse.parse_qsl(back.split("?", 1)[1]))["code"]
     assert client.get(f"/admin/mailboxes/oauth/callback?code={code}&state=forged").status_code == 303
     assert "came back for another request" in _flashes(client)
-    # Too late: more than ten minutes at the provider.
+    # Too late: more than ten minutes at the provider (the server's entry says when it stops being good).
     started = _start(client, auth, port=dovecot.port)
     back = _browser_at_provider(started.headers["Location"])
-    with client.session_transaction() as cookie:
-        cookie["mailbox_oauth"] = {**cookie["mailbox_oauth"], "expires": 0}
+    _age_pending(redis, minutes=11)
     assert client.get(back).status_code == 303
     assert "took longer than ten minutes" in _flashes(client)
+    # Long after that, Redis has forgotten it: refused as not started.
+    started = _start(client, auth, port=dovecot.port)
+    back = _browser_at_provider(started.headers["Location"])
+    [key] = redis.keys("mailroom:oauth-pending:*")
+    redis.delete(key)
+    assert client.get(back).status_code == 303
+    assert "was not started from this page" in _flashes(client)
     assert session.scalar(select(MailboxAccount.id)) is None
     assert not [r for r in endpoint.requests if r.get("grant_type") == "authorization_code"]
 
@@ -337,3 +364,127 @@ def test_a_name_taken_while_the_admin_was_at_the_provider_is_not_connected_over(
     session.rollback()  # a new snapshot: other connections wrote
     session.expire_all()
     assert other.auth_kind == "password" and other.refresh_token_encrypted is None
+
+
+def test_the_sign_in_in_progress_is_kept_on_the_server_sealed_and_for_its_admin_only(
+        app, client, auth, endpoint, dovecot, session, redis, factory):
+    """The cookie carries an opaque id; Redis holds the verifier encrypted, under a digest of that id, for
+    fifteen minutes at most; another admin's browser holding the id is refused, and that uses it up."""
+    first = auth.login("admin")
+    started = _start(client, auth, port=dovecot.port)
+    query = dict(urllib.parse.parse_qsl(urllib.parse.urlsplit(started.headers["Location"]).query))
+    with client.session_transaction() as cookie:
+        pending_id = cookie["mailbox_oauth"]
+    [key] = redis.keys("mailroom:oauth-pending:*")
+    sealed = redis.get(key).decode()
+    assert pending_id.encode() not in key and query["state"] not in sealed and "verifier" not in sealed
+    entry = json.loads(mailbox_oauth.decrypt_token(TEST_SECRET_KEY, sealed))
+    assert entry["staffer_id"] == first.id and entry["state"] == query["state"] and len(entry["verifier"]) >= 43
+    assert 600 < redis.ttl(key) <= 900
+
+    other_client = app.test_client()
+    other = Auth(other_client, factory, session)
+    other.login("admin")
+    with other_client.session_transaction() as cookie:
+        cookie["mailbox_oauth"] = pending_id  # the first admin's id, in another admin's session
+    back = _browser_at_provider(started.headers["Location"])
+    assert other_client.get(back).status_code == 303
+    assert "started by someone else" in other_client.get("/admin/intake").get_data(as_text=True)
+    assert redis.keys("mailroom:oauth-pending:*") == []
+    assert client.get(back).status_code == 303  # used up: the first admin starts again
+    assert "was not started from this page" in _flashes(client)
+    assert session.scalar(select(MailboxAccount.id)) is None
+    assert not [r for r in endpoint.requests if r.get("grant_type") == "authorization_code"]
+
+
+def _race(logins: list[mailbox_oauth.OAuthLogin]) -> list[object]:
+    """Each login asks for an access token at the same moment, from its own thread."""
+    barrier = threading.Barrier(len(logins))
+    results: list[object] = [None] * len(logins)
+
+    def run(i: int) -> None:
+        barrier.wait()
+        try:
+            results[i] = logins[i].access_token()
+        except mailbox_oauth.OAuthError as exc:
+            results[i] = exc
+
+    threads = [threading.Thread(target=run, args=(i,)) for i in range(len(logins))]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join(timeout=60)
+    return results
+
+
+def _keeper(db: Database, mailbox_id: int):
+    """What a worker did before the lock: store each rotated token in its own commit, after renewing."""
+
+    def keep(token: str) -> None:
+        with db.unit_of_work() as s:
+            mailbox_signin.keep_refresh_token(s, mailbox_id, token, secret_key=TEST_SECRET_KEY)
+
+    return keep
+
+
+def test_two_processes_renewing_one_mailbox_at_once_take_turns_under_strict_rotation(database, session, endpoint):
+    """Two workers (their own engines and sign-ins, as two processes have) renew the same mailbox's token at
+    the same moment, against a provider that refuses a refresh token once it has handed out the next."""
+    row = MailboxAccount(name=NAME, host="127.0.0.1", port=993, security="ssl", username="office",
+                         password_encrypted="", folders=["INBOX"], auth_kind="oauth2", oauth_provider="microsoft",
+                         oauth_client_id=endpoint.client_id, oauth_token_url=endpoint.url,
+                         refresh_token_encrypted=mailbox_oauth.encrypt_token(TEST_SECRET_KEY, REFRESH))
+    session.add(row)
+    session.commit()
+    endpoint.rotate, endpoint.renew_seconds = True, 0.3
+    provider = Provider.of("microsoft", endpoint.client_id, token_url=endpoint.url)
+    workers = [Database(database.url), Database(database.url)]
+    try:
+        # Without the lock (each keeps what it is handed, as before): one of them is refused.
+        unlocked = [mailbox_oauth.OAuthLogin(provider, REFRESH) for _ in workers]
+        for login, db in zip(unlocked, workers, strict=True):
+            login.on_rotate = _keeper(db, row.id)
+        results = _race(unlocked)
+        assert sum(isinstance(r, mailbox_oauth.OAuthError) for r in results) == 1, results
+        assert "refresh token unknown or revoked" in str(next(r for r in results if isinstance(r, Exception)))
+
+        # The mailbox's lock: both get an access token; the second renews with the token the first stored.
+        endpoint.refresh_token, endpoint.requests = REFRESH, []
+        row.refresh_token_encrypted = mailbox_oauth.encrypt_token(TEST_SECRET_KEY, REFRESH)
+        session.commit()
+        locked = [mailbox_oauth.OAuthLogin(provider, REFRESH) for _ in workers]
+        for login, db in zip(locked, workers, strict=True):
+            login.renew = mailbox_signin.locked_renewal(db, row.id, provider, secret_key=TEST_SECRET_KEY)
+        results = _race(locked)
+        assert all(isinstance(r, str) and r for r in results), results
+        assert [r["refresh_token"] for r in endpoint.requests] == [REFRESH, REFRESH + "+"]
+        assert sorted(login.refresh_token for login in locked) == [REFRESH + "+", REFRESH + "++"]
+        session.rollback()  # a new snapshot: other connections wrote
+        session.expire_all()
+        assert mailbox_oauth.decrypt_token(TEST_SECRET_KEY, row.refresh_token_encrypted or "") == REFRESH + "++"
+        # The one holding the older token renews next with the stored one, not its own (which is refused now).
+        stale = min(locked, key=lambda login: len(login.refresh_token))
+        assert stale.access_token(force=True)
+        assert endpoint.requests[-1]["refresh_token"] == REFRESH + "++"
+    finally:
+        for db in workers:
+            db.dispose()
+
+
+def test_without_redis_a_sign_in_is_not_started_and_says_why(settings, factory, session, endpoint):
+    """The sign-in in progress lives in Redis: with Redis unreachable the admin is told, and never sent off."""
+    from web import create_app
+
+    app = create_app(dataclasses.replace(settings, redis_url="redis://127.0.0.1:9/0"))  # nothing listens there
+    try:
+        client = app.test_client()
+        Auth(client, factory, session).login("admin")
+        response = _start(client, Auth(client, factory, session), port=993)
+        assert response.status_code == 303 and response.headers["Location"].endswith("/admin/intake")
+        assert "which holds the sign-in while you are at the provider, cannot be reached" in _flashes(client)
+        with client.session_transaction() as cookie:
+            assert "mailbox_oauth" not in cookie
+        assert not endpoint.authorizations
+    finally:
+        app.extensions["mailroom.db"].dispose()
+        app.extensions["mailroom.db_write"].dispose()

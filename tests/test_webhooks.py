@@ -11,6 +11,7 @@ from collections.abc import Iterator
 from datetime import timedelta
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from typing import Any
+from uuid import uuid4
 
 import pytest
 from rq import SimpleWorker
@@ -20,10 +21,10 @@ from correspondence.errors import ValidationFailed
 from correspondence.models import AuditEvent, Channel, WebhookDelivery, WebhookSubscription, utcnow
 from correspondence.services.webhooks import check_target, create_subscription, send_test_event
 from intake.receive import Incoming, receive
-from outbound.webhooks import MAX_ATTEMPTS, backoff, deliver_due
+from outbound.webhooks import MAX_ATTEMPTS, backoff, deliver_due, prune_deliveries
 from tests.conftest import TEST_SECRET_KEY
 from workers.effects import dispatch
-from workers.queues import OUTBOUND, PeriodicJob, enqueue_due_periodic, get_queue
+from workers.queues import MAINTENANCE, OUTBOUND, PERIODIC_JOBS, PeriodicJob, enqueue_due_periodic, get_queue
 
 
 class Receiver:
@@ -311,3 +312,72 @@ def test_case_opened_and_status_changed_are_sent_with_the_move(database, session
     assert bodies[1]["data"] == {"object": "case", "id": case.id, "before": {"status": "open"},
                                  "after": {"status": "waiting_on_agency"}}
     assert all(_verify(secret, r["headers"], r["body"]) for r in receiver.requests)
+
+
+def _old_delivery(session, subscription_id: int, *, days: int, failed: bool = False, owed: bool = False,
+                  answer: str = "thanks") -> int:
+    """An outbox row answered (or given up on, or still owed) `days` ago."""
+    when = utcnow() - timedelta(days=days)
+    row = WebhookDelivery(uuid=str(uuid4()), subscription_id=subscription_id, event="message.received", body="{}",
+                          attempts=MAX_ATTEMPTS if failed else 1, created_at=when, next_attempt_at=when,
+                          last_attempt_at=when, last_status_code=503 if failed else 200, last_response=answer,
+                          delivered_at=None if failed or owed else when, failed_at=when if failed else None)
+    session.add(row)
+    session.flush()
+    return row.id
+
+
+def test_old_deliveries_are_pruned_in_chunks_keeping_what_is_owed_and_each_latest_answer(
+        database, session, factory, client, auth, receiver):
+    crm, _secret = _subscribe(session, factory, receiver.url)
+    admin_id = crm.created_by_id
+    assert admin_id is not None
+    quiet, _secret = create_subscription(session, actor_id=admin_id, name="Dashboard", events=["case.opened"],
+                                         url=receiver.url, secret_key=TEST_SECRET_KEY)
+    old_delivered = [_old_delivery(session, crm.id, days=40 + n) for n in range(5)]
+    recent_delivered = _old_delivery(session, crm.id, days=10, answer="latest thanks")
+    old_failed = [_old_delivery(session, crm.id, days=100 - n, failed=True) for n in range(4)]
+    recent_failed = _old_delivery(session, crm.id, days=50, failed=True)
+    owed = _old_delivery(session, crm.id, days=200, owed=True)
+    only = _old_delivery(session, quiet.id, days=400, answer="the dashboard's only answer")
+    session.commit()
+
+    done = prune_deliveries(database, delivered_days=30, failed_days=90, chunk=2)
+    assert done == {"delivered": 5, "failed": 4}
+    _fresh(session)
+    left = set(session.scalars(select(WebhookDelivery.id)))
+    assert left == {recent_delivered, recent_failed, owed, only} and not left & {*old_delivered, *old_failed}
+    # Each chunk is its own transaction with its own audit event naming the count: 2 + 2 + 1 delivered, 2 + 2 failed.
+    events = session.scalars(select(AuditEvent).where(AuditEvent.action == "webhook.prune")
+                             .order_by(AuditEvent.id)).all()
+    assert [(e.object_id, e.after) for e in events] == [
+        (str(crm.id), {"delivered": 2, "older_than_days": 30}), (str(crm.id), {"delivered": 2, "older_than_days": 30}),
+        (str(crm.id), {"delivered": 1, "older_than_days": 30}), (str(crm.id), {"failed": 2, "older_than_days": 90}),
+        (str(crm.id), {"failed": 2, "older_than_days": 90})]
+    from correspondence.services.history import describe
+
+    text = " | ".join(str(getattr(line, "text", line)) for line in describe(session, events))
+    assert "Mailroom deleted 2 notices delivered more than 30 days ago" in text
+    assert "deleted 2 notices given up on more than 90 days ago" in text
+    assert prune_deliveries(database, delivered_days=30, failed_days=90) == {"delivered": 0, "failed": 0}
+
+    auth.login("admin")
+    page = client.get(f"/admin/webhooks/{quiet.id}").get_data(as_text=True)
+    assert "the dashboard&#39;s only answer" in page and "30 days" in page and "90 days" in page
+    assert "latest thanks" in client.get(f"/admin/webhooks/{crm.id}").get_data(as_text=True)
+
+
+def test_pruning_is_a_daily_job_reading_the_settings(job_env, redis, session, factory, monkeypatch, receiver):
+    subscription, _secret = _subscribe(session, factory, receiver.url)
+    kept = _old_delivery(session, subscription.id, days=5)
+    gone = _old_delivery(session, subscription.id, days=8)
+    newest = _old_delivery(session, subscription.id, days=1)
+    session.commit()
+    monkeypatch.setenv("MAILROOM_WEBHOOK_KEEP_DELIVERED_DAYS", "7")
+    [daily] = [j for j in PERIODIC_JOBS if j.func == "workers.jobs.run_prune_webhooks"]
+    assert daily.every_seconds == 86400 and daily.queue == MAINTENANCE
+    assert enqueue_due_periodic(redis, jobs=(daily,))
+    assert enqueue_due_periodic(redis, jobs=(daily,)) == []  # one run per day, however many schedulers
+    SimpleWorker([get_queue(MAINTENANCE, redis)], connection=redis).work(burst=True)
+    _fresh(session)
+    assert set(session.scalars(select(WebhookDelivery.id))) == {kept, newest} and gone not in {kept, newest}

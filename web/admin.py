@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import logging
 import secrets
-import time
 from collections.abc import Callable
 
 from flask import Blueprint, abort, flash, redirect, render_template, request, url_for
@@ -29,16 +28,17 @@ from correspondence.services.intake_sources import (
     set_mailbox_active,
 )
 from correspondence.services.mailbox_oauth import PROVIDERS, OAuthError, TokenUnreadable
-from correspondence.services.mailbox_signin import keep_refresh_token
+from correspondence.services.mailbox_signin import locked_renewal
 from correspondence.services.routing import create_rule, deactivate_rule, list_rules
 from correspondence.services.staff import create_staffer, list_staff, reset_password, set_active, set_role
 from correspondence.services.tokens import create_token, list_tokens, revoke_token
 from intake.imap import InsecureConnection, account_from_record, accounts_from_json, check_connection
-from web import db_session, settings
+from web import db_session, oauth_pending, settings
 from web.access import roles
 from web.forms import ActionForm, StaffForm
 from web.inputs import every_id, optional_id, required_enum, required_id
 from web.outcome import run_action
+from workers.effects import redis_client
 
 log = logging.getLogger(__name__)
 bp = Blueprint("admin", __name__, url_prefix="/admin")
@@ -224,9 +224,9 @@ def mailbox_check(account_id: int):
     try:
         account = account_from_record(row, settings().secret_key)
         if (login := account.oauth) is not None:
-            # A renewal during the check may rotate the refresh token: keep it with the check's commit.
-            mailbox_id, key = row.id, settings().secret_key
-            login.on_rotate = lambda token: keep_refresh_token(session, mailbox_id, token, secret_key=key)
+            # A renewal during the check takes the mailbox's lock in this request's transaction and keeps a
+            # rotated refresh token with the check's commit (mailbox_signin.locked_renewal).
+            login.renew = locked_renewal(session, row.id, login.provider, secret_key=settings().secret_key)
         folders = check_connection(account, timeout=10)
     except InsecureConnection as exc:  # our own refusal: it says nothing about the far side
         result, ok = f"failed: {exc}", False
@@ -247,15 +247,13 @@ def mailbox_check(account_id: int):
         result = (f"connected; folders: {', '.join(folders[:20])}" if ok
                   else f"connected, but these folders do not exist: {', '.join(missing)}")
     if login is not None:
-        login.on_rotate = None  # the request's session closes after this; the next user sets its own
+        login.renew = None  # the request's session closes after this; the next user sets its own
     record_check(session, account_id, result, actor_id=current_user.id)
     session.commit()
     flash(f"{row.name}: {result}", "ok" if ok else "error")
     return redirect(url_for("admin.intake")), 303
 
 
-# How long a sign-in started here may take at the provider before its return is refused.
-OAUTH_PENDING_SECONDS = 600
 PROVIDER_NAMES = {"microsoft": "Microsoft 365", "google": "Google", "generic": "your OAuth2 provider"}
 
 
@@ -272,8 +270,9 @@ def _oauth_redirect_uri() -> str:
 def mailbox_oauth_start():
     """Send the admin to the provider's sign-in and consent page for a new mailbox (or one to connect again).
 
-    The PKCE verifier and the state stay in the admin's signed session cookie (never in the address), bound
-    to this admin and good for ten minutes; the return takes them out, so each works once.
+    The PKCE verifier and the state stay on the server (web.oauth_pending: in Redis, encrypted, bound to this
+    admin, good for ten minutes); the admin's cookie carries only an opaque id, and the return takes the
+    entry out, so each sign-in works once.
     """
     session = db_session()
     f = request.form
@@ -299,9 +298,16 @@ def mailbox_oauth_start():
         session.rollback()
         flash(f"Mailbox not connected: {exc}", "error")
         return redirect(back), 303
-    cookie[OAUTH_PENDING] = {"state": start.state, "verifier": start.verifier, "staffer_id": current_user.id,
-                             "expires": time.time() + OAUTH_PENDING_SECONDS, "redirect_uri": redirect_uri,
-                             "plan": plan.as_dict()}
+    try:
+        cookie[OAUTH_PENDING] = oauth_pending.keep(
+            redis_client(settings()), {"state": start.state, "verifier": start.verifier,
+                                       "redirect_uri": redirect_uri, "plan": plan.as_dict()},
+            staffer_id=current_user.id, secret_key=settings().secret_key)
+    except oauth_pending.PendingUnavailable as exc:
+        log.warning("mailbox oauth2 sign-in not started: redis unreachable: %s", exc)
+        flash("Mailbox not connected: Mailroom's job queue (Redis), which holds the sign-in while you are at the "
+              "provider, cannot be reached; try again in a minute.", "error")
+        return redirect(back), 303
     log.info("mailbox oauth2 sign-in started staffer_id=%s provider=%s mailbox=%s", current_user.id, kind, plan.name)
     return redirect(start.url), 303
 
@@ -325,16 +331,24 @@ def mailbox_oauth_callback():
     encrypted, on the mailbox. Every failure is said in plain words on the intake page, never a 500."""
     session = db_session()
     back = url_for("admin.intake")
-    pending = cookie.pop(OAUTH_PENDING, None)  # one use, whatever happens next
 
     def refuse(why: str):
         flash(f"Mailbox not connected: {why}.", "error")
         return redirect(back), 303
 
-    if not isinstance(pending, dict) or pending.get("staffer_id") != current_user.id:
-        return refuse("this sign-in was not started from this page (or was started by someone else); start again")
-    if time.time() > float(pending.get("expires") or 0):
+    try:  # one use, whatever happens next: the entry is taken out of Redis and the cookie forgets its id
+        taken = oauth_pending.take(redis_client(settings()), cookie.pop(OAUTH_PENDING, None),
+                                   staffer_id=current_user.id, secret_key=settings().secret_key)
+    except oauth_pending.PendingUnavailable as exc:
+        log.warning("mailbox oauth2 return refused: redis unreachable: %s", exc)
+        return refuse("Mailroom's job queue (Redis), which holds the sign-in in progress, cannot be reached; "
+                      "start again in a minute")
+    if taken.refused == "expired":
         return refuse("the sign-in took longer than ten minutes; start again")
+    if taken.refused:
+        return refuse("this sign-in was not started from this page (or was started by someone else, or was "
+                      "used already); start again")
+    pending = taken.values
     state = request.args.get("state", "")
     if not state or not secrets.compare_digest(state.encode(), str(pending.get("state", "")).encode()):
         return refuse("the sign-in came back for another request; start again")

@@ -17,11 +17,13 @@ from sqlalchemy import select
 from werkzeug.datastructures import MultiDict
 
 from batching import batches as batch_service
+from batching import queries as batch_queries
 from constituents import duplicates, segments
 from constituents import records as constituent_records
 from correspondence.errors import NotFound
 from correspondence.ids import MAX_ID
 from correspondence.models import (
+    AuditEvent,
     Batch,
     BatchStatus,
     Constituent,
@@ -668,6 +670,136 @@ def batches_remove(batch_id: int) -> Reply:
     session.flush()
     record_api_write(session, caller(), operation="batch.remove_member", object_type="batch", object_id=batch_id,
                      detail={"message_id": removed})
+    return _batch_reply(batch_id)
+
+
+BATCH_SPLIT: JSON_OBJECT = {"type": "object", "additionalProperties": False, "required": ["message_ids"],
+                            "properties": {"message_ids": {"type": "array", "items": ID, "minItems": 1,
+                                                           "maxItems": 1000}}}
+
+
+@bp.route("/batches/<int:batch_id>/split", methods=["POST"])
+@operation(method="POST", scope="batches:write", tag="batches", request_schema=BATCH_SPLIT,
+           summary="Split letters out of a batch into a new batch",
+           responses={201: ("The new batch holding the letters named; its ETag", _ref("Batch"))})
+def batches_split(batch_id: int) -> Reply:
+    """The batch page's split: the letters named (some of its members, not all) move to a batch of their own,
+    kept there by a person's decision (undo on the batch page or through /undo). A letter named that is not
+    in the batch (any more) refuses the whole split with 409, so nothing is split on a stale view."""
+    session = db_session()
+    data = body_object()
+    allowed_keys(data, ("message_ids",))
+    raw = data.get("message_ids")
+    if (not isinstance(raw, list) or not 1 <= len(raw) <= 1000
+            or any(isinstance(v, bool) or not isinstance(v, int) or not 1 <= v <= MAX_ID for v in raw)):
+        raise ApiError(422, "not_valid", "message_ids must be a list of 1 to 1000 message numbers",
+                       {"message_ids": "a list of message numbers"})
+    wanted = set(raw)
+    batch_service.get_batch(session, batch_id)
+    members = set(session.scalars(select(Message.id).where(Message.id.in_(wanted), Message.batch_id == batch_id)))
+    if wanted - members:
+        outside = sorted(wanted - members)
+        raise ApiError(409, "not_in_batch", f"not in batch {batch_id} now: {', '.join(map(str, outside[:20]))}",
+                       {"message_ids": "read the batch's messages again"})
+    new = batch_service.split_members(session, batch_id, sorted(wanted), actor_id=caller().staffer_id)
+    session.flush()
+    record_api_write(session, caller(), operation="batch.split", object_type="batch", object_id=batch_id,
+                     detail={"new_batch_id": new.id, "message_ids": sorted(wanted)})
+    reply = _batch_reply(new.id)
+    reply.status = 201
+    return reply
+
+
+DECISION = {"type": "object", "required": ["event_id", "action", "words", "at"], "properties": {
+    "event_id": ID, "action": TEXT, "words": TEXT, "actor_id": NULLABLE_ID, "at": TIME}}
+
+
+@bp.route("/batches/<int:batch_id>/history", methods=["GET"])
+@operation(method="GET", scope="batches:read", tag="batches", summary="The batch's decisions that can be undone",
+           responses={200: ("Its recent decisions not undone yet, newest first", {
+               "type": "object", "required": ["items"], "properties": {
+                   "items": {"type": "array", "items": DECISION}}})})
+def batches_history(batch_id: int) -> Reply:
+    """The batch page's "Undo" list: each decision's event_id (for /undo) and the words its button uses."""
+    from web.batches import undo_names
+
+    session = db_session()
+    batch_service.get_batch(session, batch_id)
+    named = undo_names(session, batch_service.undoable_events(session, batch_id))
+    return Reply({"items": [{"event_id": e.id, "action": e.action, "words": words, "actor_id": e.actor_id,
+                             "at": _iso(e.at)} for e, words in named]})
+
+
+BATCH_UNDO: JSON_OBJECT = {"type": "object", "additionalProperties": False, "required": ["event_id"],
+                           "properties": {"event_id": ID}}
+
+
+@bp.route("/batches/<int:batch_id>/undo", methods=["POST"])
+@operation(method="POST", scope="batches:write", tag="batches", request_schema=BATCH_UNDO,
+           summary="Undo one of the batch's decisions",
+           responses={200: ("The batch as it is after the undo; its new ETag", _ref("Batch"))})
+def batches_undo(batch_id: int) -> Reply:
+    """The batch page's Undo: event_id from /history. A decision is undone once; again answers 409."""
+    session = db_session()
+    data = body_object()
+    allowed_keys(data, ("event_id",))
+    event_id = int(_id_field(data, "event_id", nullable=False) or 0)
+    batch_service.get_batch(session, batch_id)
+    event = session.get(AuditEvent, event_id)
+    # The event must be one of this batch's decisions: an id from another batch's history is not found here.
+    if event is None or event.object_type != "batch" or event.object_id != str(batch_id):
+        raise NotFound(f"no decision {event_id} on batch {batch_id}")
+    batch_service.undo(session, event_id, actor_id=caller().staffer_id)
+    session.flush()
+    record_api_write(session, caller(), operation="batch.undo", object_type="batch", object_id=batch_id,
+                     detail={"event_id": event_id, "undone": event.action})
+    return _batch_reply(batch_id)
+
+
+PROPOSAL = {"type": "object", "required": ["message", "score", "stage"], "properties": {
+    "message": _ref("Message"), "score": {"type": "number"}, "stage": TEXT}}
+
+
+@bp.route("/batches/<int:batch_id>/proposals", methods=["GET"])
+@operation(method="GET", scope="batches:read", tag="batches",
+           summary="Letters that are possibly part of this campaign",
+           responses={200: ("How many there are and the closest first", {
+               "type": "object", "required": ["total", "items"], "properties": {
+                   "total": {"type": "integer"}, "items": {"type": "array", "items": PROPOSAL}}})})
+def batches_proposals(batch_id: int) -> Reply:
+    """The batch page's "possibly part of this campaign" list: letters outside every batch that nearly match,
+    for a person to add or reject. A rejected letter is never proposed for this batch again."""
+    session = db_session()
+    batch_service.get_batch(session, batch_id)
+    total, listed = batch_queries.proposals(session, batch_id, limit=batch_service.PROPOSE_CAP)
+    return Reply({"total": total, "items": [{"message": message_json(m, full=False), "score": p.score,
+                                             "stage": p.stage} for p, m in listed]})
+
+
+@bp.route("/batches/<int:batch_id>/proposals/<int:message_id>/add", methods=["POST"])
+@operation(method="POST", scope="batches:write", tag="batches", summary="Add a proposed letter to the batch",
+           responses={200: ("The batch with it; its new ETag", _ref("Batch"))})
+def batches_proposal_add(batch_id: int, message_id: int) -> Reply:
+    """The letter joins the batch, kept there by a person's decision (undo through /undo). A proposal decided
+    since it was listed, or a letter that has joined another batch since, answers 409."""
+    session = db_session()
+    batch_service.add_proposed(session, batch_id, message_id, actor_id=caller().staffer_id)
+    session.flush()
+    record_api_write(session, caller(), operation="batch.add_member", object_type="batch", object_id=batch_id,
+                     detail={"message_id": message_id})
+    return _batch_reply(batch_id)
+
+
+@bp.route("/batches/<int:batch_id>/proposals/<int:message_id>/reject", methods=["POST"])
+@operation(method="POST", scope="batches:write", tag="batches",
+           summary="Say a proposed letter is not part of the batch",
+           responses={200: ("The batch, unchanged in size; its ETag", _ref("Batch"))})
+def batches_proposal_reject(batch_id: int, message_id: int) -> Reply:
+    """The letter is never proposed for this batch or joined to it again (undo through /undo)."""
+    session = db_session()
+    batch_service.reject_proposed(session, batch_id, message_id, actor_id=caller().staffer_id)
+    record_api_write(session, caller(), operation="batch.reject_member", object_type="batch", object_id=batch_id,
+                     detail={"message_id": message_id})
     return _batch_reply(batch_id)
 
 

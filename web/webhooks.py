@@ -60,7 +60,9 @@ def deliveries(subscription_id: int):
     rows = recent_deliveries(session, subscription_id)
     subscription = session.get(WebhookSubscription, subscription_id)
     return render_template("webhook_deliveries.html", subscription=subscription, deliveries=rows,
-                           events=EVENT_WORDS, form=ActionForm(), max_attempts=MAX_ATTEMPTS)
+                           events=EVENT_WORDS, form=ActionForm(), max_attempts=MAX_ATTEMPTS,
+                           keep_delivered=settings().webhook_keep_delivered_days,
+                           keep_failed=settings().webhook_keep_failed_days)
 
 
 @bp.route("/<int:subscription_id>/pause", methods=["POST"])

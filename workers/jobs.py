@@ -422,3 +422,14 @@ def run_webhooks(_unused: int = 0) -> dict[str, int]:
     from outbound.webhooks import deliver_due
 
     return deliver_due(context.database(), secret_key=context.settings().secret_key)
+
+
+def run_prune_webhooks() -> dict[str, int]:
+    """Daily: delete webhook outbox rows delivered more than MAILROOM_WEBHOOK_KEEP_DELIVERED_DAYS ago or failed
+    more than MAILROOM_WEBHOOK_KEEP_FAILED_DAYS ago (outbound.webhooks.prune_deliveries), in short chunks,
+    each audited. Idempotent: a second run finds nothing old enough."""
+    from outbound.webhooks import prune_deliveries
+
+    settings = context.settings()
+    return prune_deliveries(context.database(), delivered_days=settings.webhook_keep_delivered_days,
+                            failed_days=settings.webhook_keep_failed_days)

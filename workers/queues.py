@@ -163,6 +163,8 @@ PERIODIC_JOBS: tuple[PeriodicJob, ...] = (
     PeriodicJob("expire-downloads", "workers.jobs.run_expire_downloads", MAINTENANCE, 86400),
     # The webhook outbox: due deliveries and retries (the rows in the database are what is owed).
     PeriodicJob("webhooks", "workers.jobs.run_webhooks", OUTBOUND, 30),
+    # Delivered and failed notices leave the outbox after 30 and 90 days (MAILROOM_WEBHOOK_KEEP_*_DAYS).
+    PeriodicJob("prune-webhooks", "workers.jobs.run_prune_webhooks", MAINTENANCE, 86400),
 )
 
 

@@ -32,7 +32,8 @@ SCOPES: dict[str, tuple[str, frozenset[Role]]] = {
     "constituents:write": ("add, change and merge constituent records", _ALL),
     "batches:read": ("read batches and their messages", _ALL),
     # The roles web/batches.py DECIDE lets decide on a batch (a caseworker reads batches but does not work them).
-    "batches:write": ("assign, code, merge and take letters out of batches; mark them not a campaign", _SENDERS),
+    "batches:write": ("assign, code, merge, split and take letters out of batches; add or reject the letters "
+                      "proposed for them; mark them not a campaign; undo these decisions", _SENDERS),
     "letters:read": ("read form letters and their versions", _ALL),
     "letters:write": ("write draft letters and send them for review", _ALL),
     "letters:approve": ("approve letter versions (supervisors only)", _APPROVERS),

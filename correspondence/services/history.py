@@ -421,6 +421,10 @@ SENTENCES: dict[str, Callable[[_Event], str]] = {
     "webhook.resume": lambda x: f"{x.who} resumed the webhook “{x.a.get('name', '')}”",
     "webhook.delete": lambda x: f"{x.who} deleted the webhook “{x.b.get('name', '')}”",
     "webhook.test": lambda x: f"{x.who} sent a test event to the webhook “{x.a.get('name', '')}”",
+    "webhook.prune": lambda x: (f"Mailroom deleted {_plural(x.a.get('delivered'), 'notice')} delivered"
+                                if "delivered" in x.a else
+                                f"Mailroom deleted {_plural(x.a.get('failed'), 'notice')} given up on")
+                               + f" more than {x.a.get('older_than_days', '')} days ago from the webhook's outbox",
     "mailbox.create": lambda x: f"{x.who} added the mailbox “{x.a.get('name', '')}”",
     "mailbox.activate": lambda x: f"{x.who} turned a mailbox on",
     "mailbox.deactivate": lambda x: f"{x.who} turned a mailbox off",

@@ -187,10 +187,10 @@ def _access_token(body: dict[str, Any]) -> AccessToken:
     return AccessToken(str(body["access_token"]), time.time() + float(body.get("expires_in") or 3600))
 
 
-def refresh(provider: Provider, refresh_token: str) -> tuple[AccessToken, str]:
+def refresh(provider: Provider, refresh_token: str, *, timeout: float = 30) -> tuple[AccessToken, str]:
     """A new access token, and the refresh token to keep (providers may rotate it)."""
     body = provider._post({"grant_type": "refresh_token", "refresh_token": refresh_token,
-                           **({"scope": provider.scopes} if provider.scopes else {})})
+                           **({"scope": provider.scopes} if provider.scopes else {})}, timeout=timeout)
     return _access_token(body), str(body.get("refresh_token") or refresh_token)
 
 
@@ -206,15 +206,23 @@ class OAuthLogin:
     # Called with the new refresh token when the provider hands out another one (Microsoft does at every
     # renewal, and may refuse the old one afterwards): the caller keeps it, encrypted, where the old one was.
     on_rotate: Callable[[str], object] | None = field(default=None, repr=False, compare=False)
+    # How to renew when other processes use the same mailbox (mailbox_signin.locked_renewal): given the refresh
+    # token this process holds, renew under a lock every process takes, with the token stored last, and store
+    # the one handed out before the lock is released; returns the access token and the refresh token now live.
+    # Set, it replaces refresh() and on_rotate.
+    renew: Callable[[str], tuple[AccessToken, str]] | None = field(default=None, repr=False, compare=False)
     _lock: threading.Lock = field(default_factory=threading.Lock, repr=False, compare=False)
 
     def access_token(self, *, force: bool = False) -> str:
         with self._lock:
             if force or self.current is None or not self.current.fresh():
                 before = self.refresh_token
-                self.current, self.refresh_token = refresh(self.provider, self.refresh_token)
+                if self.renew is not None:
+                    self.current, self.refresh_token = self.renew(self.refresh_token)
+                else:
+                    self.current, self.refresh_token = refresh(self.provider, self.refresh_token)
                 self.renewals += 1
-                if self.refresh_token != before and self.on_rotate is not None:
+                if self.refresh_token != before and self.renew is None and self.on_rotate is not None:
                     self._keep(self.refresh_token)
             return self.current.token
 

@@ -9,13 +9,15 @@ from __future__ import annotations
 
 import logging
 import threading
+from collections.abc import Callable
 
-from sqlalchemy import select
+from sqlalchemy import select, text
 from sqlalchemy.orm import Session
 
+from correspondence.db import Database
 from correspondence.models import MailboxAccount
 from correspondence.services import mailbox_oauth
-from correspondence.services.mailbox_oauth import OAuthLogin, Provider
+from correspondence.services.mailbox_oauth import AccessToken, OAuthLogin, Provider
 
 log = logging.getLogger(__name__)
 
@@ -70,3 +72,54 @@ def keep_refresh_token(session: Session, account_id: int, refresh_token: str, *,
             _LOGINS[(row.name, row.oauth_client_id or "", row.refresh_token_encrypted)] = login
     log.info("oauth2 refresh token rotated mailbox_id=%s", account_id)
     return True
+
+
+# A renewal under the mailbox's lock waits at most this long for the provider (the lock is held meanwhile).
+LOCKED_RENEWAL_TIMEOUT = 15.0
+
+
+def _lock_mailbox(session: Session, mailbox_id: int) -> MailboxAccount | None:
+    """Take the mailbox's renewal lock in this transaction and read its row as it is now.
+
+    PostgreSQL: SELECT ... FOR UPDATE on the row, so two renewals of one mailbox take turns and nothing else
+    waits. SQLite has no row locks: a write as the transaction's first statement takes the database's write
+    lock (as BEGIN IMMEDIATE does), which another renewal also needs first. It is held for one token request,
+    a fraction of a second against the providers, bounded by LOCKED_RENEWAL_TIMEOUT.
+    """
+    if session.get_bind().dialect.name == "sqlite":
+        session.execute(text("UPDATE mailbox_accounts SET id = id WHERE id = :id"), {"id": mailbox_id})
+    row = session.scalar(select(MailboxAccount).where(MailboxAccount.id == mailbox_id)
+                         .with_for_update().execution_options(populate_existing=True))
+    return row
+
+
+def renew_locked(session: Session, mailbox_id: int, held: str, provider: Provider, *,
+                 secret_key: str) -> tuple[AccessToken, str]:
+    """Renew the mailbox's access token holding its lock: re-read the refresh token stored, which is the live
+    one if another process renewed (and a provider that rotates strictly refuses the one held here), renew
+    with it and keep the one handed out. Flushes; the lock is released when the caller's transaction ends."""
+    row = _lock_mailbox(session, mailbox_id)
+    stored = (mailbox_oauth.decrypt_token(secret_key, row.refresh_token_encrypted)
+              if row is not None and row.auth_kind == "oauth2" and row.refresh_token_encrypted else None)
+    live = stored or held
+    if stored is not None and stored != held:
+        log.info("oauth2 mailbox_id=%s renewed by another process meanwhile; using its refresh token", mailbox_id)
+    access, rotated = mailbox_oauth.refresh(provider, live, timeout=LOCKED_RENEWAL_TIMEOUT)
+    if rotated != stored:
+        keep_refresh_token(session, mailbox_id, rotated, secret_key=secret_key)
+    return access, rotated
+
+
+def locked_renewal(store: Database | Session, mailbox_id: int, provider: Provider, *,
+                   secret_key: str) -> Callable[[str], tuple[AccessToken, str]]:
+    """An OAuthLogin.renew for this mailbox: with a Database, each renewal is its own transaction, committed
+    (the rotated token stored) before the lock is released; with a Session, the renewal joins the caller's
+    transaction and the lock is held until the caller commits (on SQLite a writer already holds it)."""
+
+    def renew(held: str) -> tuple[AccessToken, str]:
+        if isinstance(store, Database):
+            with store.unit_of_work() as session:
+                return renew_locked(session, mailbox_id, held, provider, secret_key=secret_key)
+        return renew_locked(store, mailbox_id, held, provider, secret_key=secret_key)
+
+    return renew
