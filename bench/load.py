@@ -479,7 +479,8 @@ def main() -> None:
         result["intake"] = {"accepted": len(poster.accepted), "refused": dict(poster.refused),
                             "drain_seconds_after_load": seconds, "lost": missing, "not_processed": unprocessed}
         # The run is done when its letters are made and queued; the emails go out after, at the SMTP rate.
-        letters = int((result.get("apply_run") or {}).get("letters") or 0)  # type: ignore[union-attr]
+        apply_run = result.get("apply_run")
+        letters = int(apply_run.get("letters") or 0) if isinstance(apply_run, dict) else 0
         waited = time.perf_counter()
         while sum(smtp_handler.ids.values()) < letters and time.perf_counter() - waited < 600:
             time.sleep(1)
