@@ -312,7 +312,7 @@ def start_servers(args: argparse.Namespace, env: dict[str, str]) -> list[subproc
     # outbound-first workers, and one for the long maintenance jobs.
     from workers.runner import MAINTENANCE_QUEUES, worker_queues
 
-    queues = [worker_queues(i) for i in range(args.workers)] + [MAINTENANCE_QUEUES]
+    queues = [worker_queues(i) for i in range(args.workers)] + [("--fork", *MAINTENANCE_QUEUES)]
     procs += [subprocess.Popen([sys.executable, "-m", "workers.cli", "worker", *names], env=env, cwd=ROOT,
                                stdout=out, stderr=out, start_new_session=True) for names in queues]
     return procs

@@ -93,3 +93,36 @@ def test_job_of_a_killed_worker_is_requeued_after_its_heartbeat_stops(redis):
     job.heartbeat(datetime.now(UTC) - timedelta(minutes=5), 60)  # ... and died without a word
     enqueue_process(redis, 42)
     assert queue.count == 1
+
+
+def test_a_worker_that_runs_jobs_in_its_own_process_keeps_their_heartbeat_going(redis):
+    """Jobs run in the worker itself (no fork per job), and a long job still sends its heartbeat, so the
+    enqueue functions do not take it for a job abandoned by a dead worker and queue it twice."""
+    import threading
+    import time as clock
+
+    from rq.job import Job
+
+    from workers.inprocess import InProcessWorker
+    from workers.queues import ABANDONED_AFTER, MAINTENANCE, _abandoned
+
+    queue = get_queue(MAINTENANCE, redis)
+    job = queue.enqueue("time.sleep", 3.5, job_timeout=30)
+    worker = InProcessWorker([queue], connection=redis)
+    worker.job_monitoring_interval = 1
+    beats: list[object] = []
+
+    def watch() -> None:
+        for _ in range(40):
+            clock.sleep(0.1)
+            seen = Job.fetch(job.id, connection=redis)
+            if seen.get_status() == "started" and seen.last_heartbeat is not None:
+                beats.append(seen.last_heartbeat)
+
+    watcher = threading.Thread(target=watch)
+    watcher.start()
+    worker.work(burst=True)
+    watcher.join()
+    assert Job.fetch(job.id, connection=redis).get_status() == "finished"
+    assert len(set(beats)) >= 3  # a new beat about every second while it slept
+    assert ABANDONED_AFTER.total_seconds() > 3 and not _abandoned(Job.fetch(job.id, connection=redis))

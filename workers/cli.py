@@ -186,11 +186,18 @@ def run_command(workers: int, web_workers: int) -> None:
 @cli.command("worker", with_appcontext=False)
 @click.argument("queues", nargs=-1)
 @click.option("--burst", is_flag=True, help="Stop when the queues are empty.")
-def worker_command(queues: tuple[str, ...], burst: bool) -> None:
-    """Run an RQ worker on the given queues (all Mailroom queues by default)."""
+@click.option("--fork", is_flag=True, help="Run each job in a fork of its own (for the long maintenance jobs).")
+def worker_command(queues: tuple[str, ...], burst: bool, fork: bool) -> None:
+    """Run an RQ worker on the given queues (all Mailroom queues by default).
+
+    Jobs run in the worker's own process, which keeps the database connection and what the jobs load
+    between them (workers/inprocess.py); with --fork each job runs in a fork of its own, which gives its
+    memory back when it ends.
+    """
     from rq import Worker
 
     import workers.jobs  # noqa: F401 - imported once here, so each forked job does not import it again
+    from workers.inprocess import InProcessWorker
     from workers.queues import QUEUE_NAMES, get_queue
     from workers.redis_conn import connect
     from workers.setup import protect_instance
@@ -200,7 +207,8 @@ def worker_command(queues: tuple[str, ...], burst: bool) -> None:
     protect_instance(settings)
     connection = connect(settings)
     names = queues or QUEUE_NAMES
-    worker = Worker([get_queue(n, connection) for n in names], connection=connection)
+    worker_class = Worker if fork else InProcessWorker
+    worker = worker_class([get_queue(n, connection) for n in names], connection=connection)
     # No RQ scheduler process: periodic jobs come from `mailroom scheduler`, and a forked RQ
     # scheduler would outlive a worker killed with SIGKILL.
     worker.work(burst=burst, with_scheduler=False, logging_level=os.environ.get("MAILROOM_LOG_LEVEL", "INFO"))

@@ -102,7 +102,7 @@ class Runner:
         exe = [sys.executable, "-m", "workers.cli"]
         for i in range(self.workers):
             self._spawn(f"worker-{i + 1}", [*exe, "worker", *worker_queues(i)], env)
-        self._spawn("worker-maintenance", [*exe, "worker", *MAINTENANCE_QUEUES], env)
+        self._spawn("worker-maintenance", [*exe, "worker", "--fork", *MAINTENANCE_QUEUES], env)
         self._spawn("scheduler", [*exe, "scheduler"], env)
         self._spawn("web", [sys.executable, "-m", "gunicorn", "--bind", self.settings.bind,
                             "--workers", str(self.web_workers), "--threads", "4",
