@@ -93,3 +93,26 @@ def test_job_of_a_killed_worker_is_requeued_after_its_heartbeat_stops(redis):
     job.heartbeat(datetime.now(UTC) - timedelta(minutes=5), 60)  # ... and died without a word
     enqueue_process(redis, 42)
     assert queue.count == 1
+
+
+def test_apply_run_of_a_killed_worker_is_queued_again_after_its_heartbeat_stops(redis):
+    """An apply run (and any one-job-per-record work) whose worker died is not left "started" until RQ's
+    ten-minute maintenance: the sweep's enqueue takes it again once the heartbeat is old."""
+    from rq.job import JobStatus
+
+    from workers.queues import OUTBOUND, enqueue_apply, enqueue_report
+
+    for enqueue, queue_name in ((enqueue_apply, OUTBOUND), (enqueue_report, "maintenance")):
+        queue = get_queue(queue_name, redis)
+        job_id = enqueue(redis, 7)
+        assert enqueue(redis, 7) == job_id and queue.count == 1  # waiting: a second enqueue is a no-op
+        job = queue.fetch_job(job_id)
+        assert job is not None
+        queue.remove(job)  # a worker took it ...
+        job.set_status(JobStatus.STARTED)
+        job.heartbeat(datetime.now(UTC), 60)  # ... and is alive
+        enqueue(redis, 7)
+        assert queue.count == 0
+        job.heartbeat(datetime.now(UTC) - timedelta(minutes=5), 60)  # ... and its host was lost
+        enqueue(redis, 7)
+        assert queue.count == 1 and queue.job_ids == [job_id]
