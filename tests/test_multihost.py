@@ -399,7 +399,7 @@ def _start(hosts: list[Host], redis: Redis) -> dict[str | None, str]:
     return names
 
 
-# --- the test ------------------------------------------------------------------------------------------
+# --- the tests -----------------------------------------------------------------------------------------
 
 def test_two_hosts_one_stopped_dead_nothing_lost_nothing_sent_twice(scratch_database, redis_process, smtp_server,
                                                                       tmp_path):
