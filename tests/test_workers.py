@@ -126,3 +126,25 @@ def test_a_worker_that_runs_jobs_in_its_own_process_keeps_their_heartbeat_going(
     assert Job.fetch(job.id, connection=redis).get_status() == "finished"
     assert len(set(beats)) >= 3  # a new beat about every second while it slept
     assert ABANDONED_AFTER.total_seconds() > 3 and not _abandoned(Job.fetch(job.id, connection=redis))
+
+def test_apply_run_of_a_killed_worker_is_queued_again_after_its_heartbeat_stops(redis):
+    """An apply run (and any one-job-per-record work) whose worker died is not left "started" until RQ's
+    ten-minute maintenance: the sweep's enqueue takes it again once the heartbeat is old."""
+    from rq.job import JobStatus
+
+    from workers.queues import OUTBOUND, enqueue_apply, enqueue_report
+
+    for enqueue, queue_name in ((enqueue_apply, OUTBOUND), (enqueue_report, "maintenance")):
+        queue = get_queue(queue_name, redis)
+        job_id = enqueue(redis, 7)
+        assert enqueue(redis, 7) == job_id and queue.count == 1  # waiting: a second enqueue is a no-op
+        job = queue.fetch_job(job_id)
+        assert job is not None
+        queue.remove(job)  # a worker took it ...
+        job.set_status(JobStatus.STARTED)
+        job.heartbeat(datetime.now(UTC), 60)  # ... and is alive
+        enqueue(redis, 7)
+        assert queue.count == 0
+        job.heartbeat(datetime.now(UTC) - timedelta(minutes=5), 60)  # ... and its host was lost
+        enqueue(redis, 7)
+        assert queue.count == 1 and queue.job_ids == [job_id]

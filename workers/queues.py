@@ -34,13 +34,8 @@ def enqueue_process(connection: Redis, message_id: int) -> str:
     """Queue processing of one stored message; the job id makes a second enqueue a no-op."""
     job_id = f"process-message-{message_id}"
     queue = get_queue(PROCESS, connection)
-    existing = queue.fetch_job(job_id)
-    if existing is not None:
-        status = existing.get_status(refresh=True)
-        if status in ("queued", "deferred", "scheduled"):
-            return job_id
-        if status == "started" and not _abandoned(existing):
-            return job_id
+    if _waiting_or_running(queue.fetch_job(job_id)):
+        return job_id
     # A message's own faults are quarantined by the pipeline; what still fails the job is the
     # database (connection lost, deadlock), which is worth a few more tries at once; after those the
     # job is kept failed and the sweep queues the message again.
@@ -58,8 +53,7 @@ def enqueue_apply(connection: Redis, run_id: int) -> str:
     """Queue an apply-to-all run; one job per run (a second enqueue while it waits is a no-op)."""
     job_id = f"apply-{run_id}"
     queue = get_queue(OUTBOUND, connection)
-    existing = queue.fetch_job(job_id)
-    if existing is None or existing.get_status(refresh=True) in ("finished", "failed", "canceled", "stopped"):
+    if not _waiting_or_running(queue.fetch_job(job_id)):
         queue.enqueue("workers.jobs.run_apply", run_id, job_id=job_id, job_timeout=3600,
                       failure_ttl=FAILURE_TTL, result_ttl=RESULT_TTL)
     return job_id
@@ -69,8 +63,7 @@ def enqueue_once(connection: Redis, function: str, object_id: int, *, job_id: st
                  timeout: int = 3600) -> str:
     """Queue a job that works on one record (an import, a report) unless it is already waiting or running."""
     q = get_queue(queue, connection)
-    existing = q.fetch_job(job_id)
-    if existing is None or existing.get_status(refresh=True) in ("finished", "failed", "canceled", "stopped"):
+    if not _waiting_or_running(q.fetch_job(job_id)):
         q.enqueue(function, object_id, job_id=job_id, job_timeout=timeout, failure_ttl=FAILURE_TTL,
                   result_ttl=RESULT_TTL)
     return job_id
@@ -105,8 +98,7 @@ def enqueue_analytics(connection: Redis) -> str:
 def enqueue_recluster(connection: Redis) -> str:
     """The "Re-group now" button: one waiting clustering run at a time (the job itself holds a lock)."""
     q = get_queue(MAINTENANCE, connection)
-    existing = q.fetch_job("recluster-now")
-    if existing is None or existing.get_status(refresh=True) in ("finished", "failed", "canceled", "stopped"):
+    if not _waiting_or_running(q.fetch_job("recluster-now")):
         q.enqueue("workers.jobs.run_recluster", job_id="recluster-now", failure_ttl=FAILURE_TTL,
                   result_ttl=RESULT_TTL)
     return "recluster-now"
@@ -121,6 +113,22 @@ def enqueue_send(connection: Redis, response_ids: list[int]) -> str:
     job = get_queue(OUTBOUND, connection).enqueue("workers.jobs.run_send", response_ids,
                                                   failure_ttl=FAILURE_TTL, result_ttl=RESULT_TTL)
     return job.id
+
+
+def _waiting_or_running(job: Job | None) -> bool:
+    """True when a job with this id is waiting in a queue or running on a live worker: a second enqueue is a no-op.
+
+    A job whose worker died (SIGKILL, a whole host lost) stays "started" in Redis until RQ's own
+    maintenance (every ten minutes, on a live worker) fails it; without this check the sweep would
+    leave such an apply run, import or report waiting for that, and a whole-host stop would hold up
+    the run for up to ten minutes more (tests/test_multihost.py).
+    """
+    if job is None:
+        return False
+    status = job.get_status(refresh=True)
+    if status in ("queued", "deferred", "scheduled"):
+        return True
+    return status == "started" and not _abandoned(job)
 
 
 def _abandoned(job: Job) -> bool:
