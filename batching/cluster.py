@@ -284,8 +284,13 @@ def _second_look(texts: Sequence[str], members: list[list[int]], unique_texts: l
     seeds = {us[0] if key >= n_unique else key: key for key, us in groups.items()
              if (key in kept or weight(us) >= cfg.min_batch_size)
              and words[us[0] if key >= n_unique else key] <= recall.SLOGAN_WORDS}
-    for u, leader in recall.slogans(short, unique_texts, lambda u: len(members[u]), list(seeds)).items():
-        if final[u] < 0:
+    seed_order = sorted(seeds, key=lambda lead: (-weight(groups[seeds[lead]]), lead))
+    for u, leader in recall.slogans(short, unique_texts, lambda u: len(members[u]), seed_order).items():
+        if u in seeds:
+            if leader != u:  # one short campaign the first pass found in two pieces
+                for v in groups[seeds[u]]:
+                    final[v] = seeds[leader]
+        elif final[u] < 0:
             final[u] = seeds.get(leader, fresh + leader)
     rest = [u for u in leftovers if final[u] < 0 and words[u] > 0]
     first_leaders = [key for key in groups if key < n_unique and key in kept or

@@ -43,6 +43,7 @@ PASSAGE_OVERLAP = 0.6
 SLOGAN_WORDS = 30
 SLOGAN_SIMILARITY = 88
 ORDER_FREE_WORDS = 6
+PARTIAL_WORDS = 8
 EXTRA_WORDS = 5
 WORDS_FOUND = 0.9
 NEIGHBOURS = 6
@@ -131,6 +132,10 @@ def _slogan_match(a: str, b: str) -> bool:
     if abs(len(wa) - len(wb)) > EXTRA_WORDS:
         return False
     shorter, longer = (wa, wb) if len(wa) <= len(wb) else (wb, wa)
+    # ... or, for a longer line, in the same order with a word misspelt past recognition: the shorter
+    # line, lightly edited, is a stretch of the longer.
+    if len(shorter) >= PARTIAL_WORDS and fuzz.partial_ratio(" ".join(shorter), " ".join(longer)) >= SLOGAN_SIMILARITY:
+        return True
     found = sum(1 for w in shorter if process.extractOne(w, longer, scorer=fuzz.ratio, score_cutoff=75) is not None)
     return found >= WORDS_FOUND * len(shorter)
 
@@ -139,24 +144,31 @@ def slogans(units: Sequence[int], texts: Sequence[str], weight: Callable[[int], 
             seeds: Sequence[int] = ()) -> dict[int, int]:
     """Leader clustering of short letters by rapidfuzz on their normalised words.
 
-    ``seeds`` are leaders already (the first pass's short campaigns), which letters may join.
+    ``seeds`` are leaders already (the first pass's short campaigns, heaviest first), which letters
+    may join; a seed that is another seed's call to action retyped (the first pass found one campaign
+    in pieces: the words in two orders, say) joins that seed, and is returned joined to it.
     """
     order = sorted(units, key=lambda u: (-weight(u), len(texts[u]), u))
-    leaders: list[int] = list(seeds)
-    keys: list[str] = [texts[u] for u in seeds]
-    sorted_keys: list[str] = [" ".join(sorted(k.split())) for k in keys]
+    leaders: list[int] = []
+    keys: list[str] = []
+    sorted_keys: list[str] = []
     joined: dict[int, int] = {}
-    for u in order:
+    seed_set = set(seeds)
+    for u in chain(seeds, order):
         text = texts[u]
         words = text.split()
         if len(words) < 2:
             continue
         best = None
-        if keys:
+        # Two short campaigns (fewer than ORDER_FREE_WORDS words: "strongly oppose", "I strongly oppose")
+        # are as their senders typed them: the exact words, each a campaign of its own.
+        if keys and (u not in seed_set or len(words) >= ORDER_FREE_WORDS):
             found = process.extract(text, keys, scorer=fuzz.ratio, limit=3, score_cutoff=60)
             found += process.extract(" ".join(sorted(words)), sorted_keys, scorer=fuzz.ratio, limit=3,
                                      score_cutoff=60)
             for _key, _score, n in sorted(found, key=lambda f: -f[1]):
+                if u in seed_set and leaders[n] in seed_set and len(keys[n].split()) < ORDER_FREE_WORDS:
+                    continue
                 if _slogan_match(text, keys[n]):
                     best = leaders[n]
                     break
