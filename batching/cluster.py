@@ -330,7 +330,8 @@ def _second_look(texts: Sequence[str], members: list[list[int]], unique_texts: l
     owner = {v: lead for lead, key in key_of_leader.items() for v in regrouped[key]}
     for u, target in recall.points_stage(loose, list(key_of_leader), lambda u: weight(regrouped[key_of_leader[u]])
                                          if u in key_of_leader else len(members[u]),
-                                         unique_texts, lambda u: texts[members[u][0]], near_units, owner).items():
+                                         unique_texts, lambda u: texts[members[u][0]], near_units, owner,
+                                         {lead: regrouped[key] for lead, key in key_of_leader.items()}).items():
         key = key_of_leader.get(target, fresh + target)
         if u in key_of_leader:
             for v in regrouped[key_of_leader[u]]:

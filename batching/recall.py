@@ -395,11 +395,15 @@ def merge_leaders(leaders: Sequence[int], weight: Callable[[int], int], normalis
 POINT_WORDS = 5
 # Two letters make the same points when this many of their clauses pair up one to one ...
 SHARED_POINTS = 3
-# ... and those clauses hold at least this share of the words of the letter that makes fewer points.
+# ... and those clauses hold at least this share of the words of the letter that makes fewer points,
+# and this many words (one sentence cut at its commas is not a list of points).
 POINTS_SHARE = 0.3
+POINTS_MIN_WORDS = 24
 # Letters this close as a whole (cosine) are compared point by point.
 POINTS_NEIGHBOUR_MIN = 0.85
 POINTS_NEIGHBOURS = 10
+# A campaign is compared by its leader and this many of its other letters.
+POINTS_MEMBERS = 4
 _CLAUSE = re.compile(r"(?<=[.!?;:,])\s+|\n+|\s+(?=\(?\d{1,2}[.)]\s)|\s+(?=[-*•]\s)")
 
 
@@ -489,7 +493,7 @@ POINT_WORDS_SHARED = 0.5
 
 def points_stage(units: Sequence[int], leaders: Sequence[int], weight: Callable[[int], int],
                  normalised: Sequence[str], raw_of: Callable[[int], str], near_units: dict[int, list[int]],
-                 owner: dict[int, int]) -> dict[int, int]:
+                 owner: dict[int, int], members: dict[int, list[int]] | None = None) -> dict[int, int]:
     """Talking-point letters: letters (and campaigns, by their leaders) that make the same points,
     reordered and reworded, each wrapped in the sender's own words.
 
@@ -500,8 +504,9 @@ def points_stage(units: Sequence[int], leaders: Sequence[int], weight: Callable[
     Candidates are nearest neighbours as whole letters: ``near_units`` (sentence_stage's, unit ->
     units; a unit in a campaign stands for its leader, ``owner``) and, between campaigns, their
     leaders' own. Campaigns are visited heaviest first, then letters; each joins the first visited
-    that it shares the points with. Returns unit -> the unit (a leader, or a letter that became one)
-    it joins; leaders that join another are in it too.
+    that it shares the points with (a campaign: its leader, or one of its first POINTS_MEMBERS other
+    letters, as ``members`` lists them, the points of each reworded in their own way). Returns unit ->
+    the unit (a leader, or a letter that became one) it joins; leaders that join another are in it too.
     """
     if not semantic.available():
         return {}
@@ -530,13 +535,15 @@ def points_stage(units: Sequence[int], leaders: Sequence[int], weight: Callable[
     for u in order:
         pts[u] = [k for k in pts[u] if df[k] <= common]
         masks[u] = word_masks(pts[u])
-    del df
+    others = {u: [v for v in (members or {}).get(u, ()) if v != u and len(normalised[v].split()) >= MIN_WORDS]
+              [:POINTS_MEMBERS] for u in leaders if u in candidates}
+    for vs in others.values():
+        for v in vs:
+            pts[v] = [k for k in points(raw_of(v)) if df[k] <= common]
     head: dict[int, int] = {}  # visited unit -> the unit it joined (itself when it leads)
     joined: dict[int, int] = {}
     for u in order:
         head[u] = u
-        if len(pts[u]) < SHARED_POINTS:
-            continue
         tried: set[int] = {u}
         for v in candidates[u]:
             v = owner.get(v, v) if v not in loose else v
@@ -544,12 +551,19 @@ def points_stage(units: Sequence[int], leaders: Sequence[int], weight: Callable[
             if target is None or target in tried:
                 continue
             tried.add(target)
-            n, words_u, words_t = shared_points(pts[u], pts[target], masks[u], masks[target])
-            if n < SHARED_POINTS:
-                continue
-            fewer_words = sum(len(k.split()) for k in (pts[u] if len(pts[u]) <= len(pts[target]) else pts[target]))
-            if min(words_u, words_t) >= POINTS_SHARE * fewer_words:
+            if any(_same_points(pts[w], pts[target], masks.get(w), masks[target]) for w in [u, *others.get(u, ())]):
                 joined[u] = target
                 head[u] = target
                 break
     return joined
+
+
+def _same_points(a: list[str], b: list[str], masks_a: list[int] | None, masks_b: list[int]) -> bool:
+    """Two letters make the same points: SHARED_POINTS clauses paired, holding enough words."""
+    if len(a) < SHARED_POINTS or len(b) < SHARED_POINTS:
+        return False
+    n, words_a, words_b = shared_points(a, b, masks_a, masks_b)
+    if n < SHARED_POINTS:
+        return False
+    fewer_words = sum(len(k.split()) for k in (a if len(a) <= len(b) else b))
+    return min(words_a, words_b) >= max(POINTS_SHARE * fewer_words, POINTS_MIN_WORDS)
