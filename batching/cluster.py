@@ -272,8 +272,6 @@ def _second_look(texts: Sequence[str], members: list[list[int]], unique_texts: l
         for u in us:
             final[u] = -1
         leftovers.extend(us)
-    if not leftovers:
-        return kept
     # New groups are keyed 2 * n_unique + their leader, apart from the first pass's keys.
     fresh = 2 * n_unique
     long_ones = [u for u in leftovers if len(sets[u]) >= cfg.min_shingles]

@@ -504,8 +504,9 @@ def points_stage(units: Sequence[int], leaders: Sequence[int], weight: Callable[
     Candidates are nearest neighbours as whole letters: ``near_units`` (sentence_stage's, unit ->
     units; a unit in a campaign stands for its leader, ``owner``) and, between campaigns, their
     leaders' own. Campaigns are visited heaviest first, then letters; each joins the first visited
-    that it shares the points with (a campaign: its leader, or one of its first POINTS_MEMBERS other
-    letters, as ``members`` lists them, the points of each reworded in their own way). Returns unit ->
+    that it shares the points with (a campaign, on either side: its leader or one of its first
+    POINTS_MEMBERS other letters, as ``members`` lists them — each letter makes three or four of the
+    list's points, so two letters may share only two). Returns unit ->
     the unit (a leader, or a letter that became one) it joins; leaders that join another are in it too.
     """
     if not semantic.available():
@@ -551,14 +552,15 @@ def points_stage(units: Sequence[int], leaders: Sequence[int], weight: Callable[
             if target is None or target in tried:
                 continue
             tried.add(target)
-            if any(_same_points(pts[w], pts[target], masks.get(w), masks[target]) for w in [u, *others.get(u, ())]):
+            if any(_same_points(pts[w], pts[x], masks.get(w), masks.get(x))
+                   for w in [u, *others.get(u, ())] for x in [target, *others.get(target, ())]):
                 joined[u] = target
                 head[u] = target
                 break
     return joined
 
 
-def _same_points(a: list[str], b: list[str], masks_a: list[int] | None, masks_b: list[int]) -> bool:
+def _same_points(a: list[str], b: list[str], masks_a: list[int] | None, masks_b: list[int] | None) -> bool:
     """Two letters make the same points: SHARED_POINTS clauses paired, holding enough words."""
     if len(a) < SHARED_POINTS or len(b) < SHARED_POINTS:
         return False
