@@ -29,7 +29,7 @@ SHORT_TEMPLATE_WORDS = 25
 LENGTH_RATIO = 1.6
 # Sentences less close than the semantic stage's minimum but at least this close (cosine) are paired
 # when one is the other with words swapped (semantic.swapped_words at least SWAPPED).
-SWAP_GATE = 0.55
+SWAP_GATE = 0.65
 SWAPPED = 0.65
 
 

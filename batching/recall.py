@@ -400,10 +400,12 @@ SHARED_POINTS = 3
 POINTS_SHARE = 0.3
 POINTS_MIN_WORDS = 24
 # Letters this close as a whole (cosine) are compared point by point.
-POINTS_NEIGHBOUR_MIN = 0.85
+POINTS_NEIGHBOUR_MIN = 0.9
 POINTS_NEIGHBOURS = 10
 # A campaign is compared by its leader and this many of its other letters.
 POINTS_MEMBERS = 4
+# A letter is compared with at most this many campaigns (or letters leading one), nearest first.
+POINTS_TRIES = 5
 _CLAUSE = re.compile(r"(?<=[.!?;:,])\s+|\n+|\s+(?=\(?\d{1,2}[.)]\s)|\s+(?=[-*•]\s)")
 
 
@@ -470,7 +472,7 @@ def shared_points(a: list[str], b: list[str], masks_a: list[int] | None = None,
         # The point wrapped in other words: most of the shorter clause found in the longer, in order
         # (words swapped for near ones count), the longer not a paragraph.
         if max(wa[i], wb[j]) <= POINT_LENGTH_RATIO * min(wa[i], wb[j]):
-            within = semantic.words_within(a[i], b[j], POINT_WITHIN)
+            within = semantic.words_within(a[i], b[j], POINT_WITHIN, POINT_WORD_MIN)
             if within >= POINT_WITHIN:
                 candidates.append((within - 0.01, i, j))
     candidates.sort(key=lambda c: (-c[0], c[1], c[2]))
@@ -485,7 +487,10 @@ def shared_points(a: list[str], b: list[str], masks_a: list[int] | None = None,
 
 EDIT_POINT = 80
 # A clause found in a longer one: at least this share of its words (in order, near words counting) ...
-POINT_WITHIN = 0.75
+POINT_WITHIN = 0.6
+# ... a word standing for another when this close (stricter than for a spun copy's in-place swaps: a
+# clause wrapped in other words has more words around it to pair by chance).
+POINT_WORD_MIN = 0.65
 # ... the longer at most this many times its length, and this share of its words the same words.
 POINT_LENGTH_RATIO = 2.5
 POINT_WORDS_SHARED = 0.5
@@ -551,6 +556,8 @@ def points_stage(units: Sequence[int], leaders: Sequence[int], weight: Callable[
             target = head.get(v)
             if target is None or target in tried:
                 continue
+            if len(tried) > POINTS_TRIES:
+                break
             tried.add(target)
             if any(_same_points(pts[w], pts[x], masks.get(w), masks.get(x))
                    for w in [u, *others.get(u, ())] for x in [target, *others.get(target, ())]):

@@ -168,18 +168,19 @@ def swapped_words(a: str, b: str, floor: float = 0.0) -> float:
     Below ``floor`` the figure is only an upper bound (cheap, for a caller that needs ``floor``).
     """
     total = len(a.split()) + len(b.split())
-    return 2 * _aligned_words(a, b, floor * total / 2) / total if total else 0.0
+    return 2 * _aligned_words(a, b, floor * total / 2, WORD_MIN) / total if total else 0.0
 
 
-def words_within(a: str, b: str, floor: float = 0.0) -> float:
+def words_within(a: str, b: str, floor: float = 0.0, word_min: float = WORD_MIN) -> float:
     """``swapped_words`` over the shorter sentence's length: how much of one is found in the other, in
-    order, words swapped for near ones (a talking point wrapped in the sender's own words)."""
+    order, words swapped for near ones (at least ``word_min`` close) counting: a talking point wrapped
+    in the sender's own words."""
     shorter = min(len(a.split()), len(b.split()))
-    return _aligned_words(a, b, floor * shorter) / shorter if shorter else 0.0
+    return _aligned_words(a, b, floor * shorter, word_min) / shorter if shorter else 0.0
 
 
 @lru_cache(maxsize=65536)
-def _aligned_words(a: str, b: str, floor: float) -> float:
+def _aligned_words(a: str, b: str, floor: float, word_min: float) -> float:
     """The weight of the best in-order word alignment of two sentences (see ``swapped_words``); an upper
     bound of it when that bound is below ``floor``."""
     units = _word_units()
@@ -193,7 +194,7 @@ def _aligned_words(a: str, b: str, floor: float) -> float:
     va = np.where((ia >= 0)[:, None], units[np.maximum(ia, 0)], 0.0)
     vb = np.where((ib >= 0)[:, None], units[np.maximum(ib, 0)], 0.0)
     sims = va @ vb.T
-    sims = np.where(sims >= WORD_MIN, sims, 0.0)
+    sims = np.where(sims >= word_min, sims, 0.0)
     sims[np.array(wa)[:, None] == np.array(wb)[None, :]] = 1.0
     # No alignment holds more than each side's best matches: most pairs are ruled out here.
     bound = min(float(sims.max(axis=1).sum()), float(sims.max(axis=0).sum()))
