@@ -326,10 +326,13 @@ def build(data: Path) -> dict[str, list[dict]]:
             own = sentences(next(pool))[:rng.randint(2, 4)]
             rows.append({"text": dress(" ".join([parts[0], *own, parts[-1]]), rng, name(i)), "label": key})
     sets["rewrites"] = rows + organic(100)
-    # Talking points: SNAP comments built from one of the docket's lists of points (three of its points or
-    # more, reworded and reordered; see README), with organic SNAP comments.
-    rows = [{"text": t, "label": f"points-{point_list(t)}"} for t in snap if point_list(t)]
+    # Talking points: SNAP comments making three or four of the four shared points (see README).
+    rows = [{"text": t, "label": "snap-points"} for t in snap if points_of(t) >= 3]
     sets["talking_points"] = rows + [{"text": t, "label": ""} for t in sn_org[-150:]]
+    # The same docket labelled by the list itself: comments making three of its points in its wording
+    # (reworded, reordered, wrapped in their own words), other organisations' letters left out (README).
+    rows = [{"text": t, "label": f"points-{point_list(t)}"} for t in snap if point_list(t)]
+    sets["talking_points_list"] = rows + [{"text": t, "label": ""} for t in sn_org[-150:]]
     # Groups of two: letters sent twice, the second copy retyped lightly (greeting, a typo, a dropped sentence).
     rows = []
     for k in range(80):
