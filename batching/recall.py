@@ -509,9 +509,10 @@ def points_stage(units: Sequence[int], leaders: Sequence[int], weight: Callable[
     Candidates are nearest neighbours as whole letters: ``near_units`` (sentence_stage's, unit ->
     units; a unit in a campaign stands for its leader, ``owner``) and, between campaigns, their
     leaders' own. Campaigns are visited heaviest first, then letters; each joins the first visited
-    that it shares the points with (a campaign, on either side: its leader or one of its first
-    POINTS_MEMBERS other letters, as ``members`` lists them — each letter makes three or four of the
-    list's points, so two letters may share only two). Returns unit ->
+    that it shares the points with (a letter joins a campaign when it shares them with its leader or
+    one of its first POINTS_MEMBERS other letters, as ``members`` lists them — each letter makes three
+    or four of the list's points, so two letters may share only two; a campaign joins another when
+    most of the letters compared, its leader and POINTS_MEMBERS others, share them with the other's). Returns unit ->
     the unit (a leader, or a letter that became one) it joins; leaders that join another are in it too.
     """
     if not semantic.available():
@@ -542,7 +543,7 @@ def points_stage(units: Sequence[int], leaders: Sequence[int], weight: Callable[
         pts[u] = [k for k in pts[u] if df[k] <= common]
         masks[u] = word_masks(pts[u])
     others = {u: [v for v in (members or {}).get(u, ()) if v != u and len(normalised[v].split()) >= MIN_WORDS]
-              [:POINTS_MEMBERS] for u in leaders if u in candidates}
+              [:POINTS_MEMBERS] for u in leaders}
     for vs in others.values():
         for v in vs:
             pts[v] = [k for k in points(raw_of(v)) if df[k] <= common]
@@ -559,8 +560,15 @@ def points_stage(units: Sequence[int], leaders: Sequence[int], weight: Callable[
             if len(tried) > POINTS_TRIES:
                 break
             tried.add(target)
-            if any(_same_points(pts[w], pts[x], masks.get(w), masks.get(x))
-                   for w in [u, *others.get(u, ())] for x in [target, *others.get(target, ())]):
+            # A letter is compared with a campaign's leader and a few of its letters; a campaign with
+            # another letter by letter, and it joins when most of its letters compared share the points
+            # (a letter pasting two templates among one campaign's letters must not join the two).
+            against = [target, *others.get(target, ())]
+            mine = [u, *others.get(u, ())]
+            agree = sum(any(_same_points(pts[w], pts[x], masks.get(w), masks.get(x)) for x in against)
+                        for w in mine) if len(mine) > 1 else 0
+            if (len(mine) == 1 and any(_same_points(pts[u], pts[x], masks[u], masks.get(x)) for x in against)) \
+                    or (len(mine) > 1 and 2 * agree > len(mine)):
                 joined[u] = target
                 head[u] = target
                 break
