@@ -27,6 +27,10 @@ JOIN_LETTER_SHORT = 0.5
 SHORT_TEMPLATE_WORDS = 25
 # Sentences paired by meaning alone are at most this many times longer one than the other.
 LENGTH_RATIO = 1.6
+# Sentences less close than the semantic stage's minimum but at least this close (cosine) are paired
+# when one is the other with words swapped (semantic.swapped_words at least SWAPPED).
+SWAP_GATE = 0.65
+SWAPPED = 0.65
 
 
 @dataclass(frozen=True)
@@ -106,11 +110,20 @@ def align_keys(letter_raw: list[str], letter_keys: list[str], tmpl_raw: list[str
         from batching import semantic as sem
 
         taken = {(i, j) for _s, i, j, _h in candidates}
-        for s, i, j in sem.sentence_pairs(letter_keys, tmpl_keys, minimum=semantic_min, vectors=vectors):
+        cut = sem.SENTENCE_MIN if semantic_min is None else semantic_min
+        for s, i, j in sem.sentence_pairs(letter_keys, tmpl_keys, minimum=min(cut, SWAP_GATE), vectors=vectors):
             # A paraphrase keeps a sentence's length roughly: a short line is not a long one's meaning.
-            if (i, j) not in taken and min(l_words[i], t_words[j]) >= SHORT and \
-                    max(l_words[i], t_words[j]) <= LENGTH_RATIO * min(l_words[i], t_words[j]):
-                candidates.append((s * 100 - 0.5, i, j, "semantic"))
+            if (i, j) in taken or min(l_words[i], t_words[j]) < SHORT or \
+                    max(l_words[i], t_words[j]) > LENGTH_RATIO * min(l_words[i], t_words[j]):
+                continue
+            if s < cut:
+                # Not close enough as a whole: a spun copy still, when its words are the template's
+                # in order, the rest swapped for near ones.
+                swapped = sem.swapped_words(letter_keys[i], tmpl_keys[j], SWAPPED)
+                if swapped < SWAPPED:
+                    continue
+                s = max(s, swapped)
+            candidates.append((s * 100 - 0.5, i, j, "semantic"))
     candidates.sort(key=lambda c: (-c[0], c[1], c[2]))
     used_l: set[int] = set()
     used_t: set[int] = set()

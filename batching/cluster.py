@@ -272,8 +272,6 @@ def _second_look(texts: Sequence[str], members: list[list[int]], unique_texts: l
         for u in us:
             final[u] = -1
         leftovers.extend(us)
-    if not leftovers:
-        return kept
     # New groups are keyed 2 * n_unique + their leader, apart from the first pass's keys.
     fresh = 2 * n_unique
     long_ones = [u for u in leftovers if len(sets[u]) >= cfg.min_shingles]
@@ -284,16 +282,22 @@ def _second_look(texts: Sequence[str], members: list[list[int]], unique_texts: l
     seeds = {us[0] if key >= n_unique else key: key for key, us in groups.items()
              if (key in kept or weight(us) >= cfg.min_batch_size)
              and words[us[0] if key >= n_unique else key] <= recall.SLOGAN_WORDS}
-    for u, leader in recall.slogans(short, unique_texts, lambda u: len(members[u]), list(seeds)).items():
-        if final[u] < 0:
+    seed_order = sorted(seeds, key=lambda lead: (-weight(groups[seeds[lead]]), lead))
+    for u, leader in recall.slogans(short, unique_texts, lambda u: len(members[u]), seed_order).items():
+        if u in seeds:
+            if leader != u:  # one short campaign the first pass found in two pieces
+                for v in groups[seeds[u]]:
+                    final[v] = seeds[leader]
+        elif final[u] < 0:
             final[u] = seeds.get(leader, fresh + leader)
     rest = [u for u in leftovers if final[u] < 0 and words[u] > 0]
     first_leaders = [key for key in groups if key < n_unique and key in kept or
                      (key < n_unique and weight(groups[key]) >= cfg.min_batch_size)]
     new_leaders = sorted({key - fresh for key in final if key >= fresh})
     leader_key = {lead: lead for lead in first_leaders} | {lead: fresh + lead for lead in new_leaders}
+    near_units: dict[int, list[int]] = {}
     joined = recall.sentence_stage(rest, [*first_leaders, *new_leaders], unique_texts,
-                                   lambda u: texts[members[u][0]])
+                                   lambda u: texts[members[u][0]], near_out=near_units)
     for u, leader in joined.items():
         if final[u] < 0:
             final[u] = leader_key.get(leader, fresh + leader)
@@ -312,6 +316,27 @@ def _second_look(texts: Sequence[str], members: list[list[int]], unique_texts: l
             target = into[target]
         for u in regrouped[key_of_leader[lead]]:
             final[u] = key_of_leader[target]
+    # Talking points: letters, and campaigns by their leaders, making the same points in their own words.
+    regrouped = defaultdict(list)
+    for u, key in enumerate(final):
+        if key >= 0:
+            regrouped[key].append(u)
+    leader_of_key = {key: (key - fresh if key >= fresh else key if key < n_unique else us[0])
+                     for key, us in regrouped.items() if weight(us) >= cfg.min_batch_size}
+    key_of_leader = {lead: key for key, lead in leader_of_key.items()}
+    loose = [u for u in leftovers if final[u] < 0 and words[u] > 0]
+    owner = {v: lead for lead, key in key_of_leader.items() for v in regrouped[key]}
+    for u, target in recall.points_stage(loose, list(key_of_leader), lambda u: weight(regrouped[key_of_leader[u]])
+                                         if u in key_of_leader else len(members[u]),
+                                         unique_texts, lambda u: texts[members[u][0]], near_units, owner,
+                                         {lead: regrouped[key] for lead, key in key_of_leader.items()}).items():
+        key = key_of_leader.get(target, fresh + target)
+        if u in key_of_leader:
+            for v in regrouped[key_of_leader[u]]:
+                final[v] = key
+        else:
+            final[u] = key
+            final[target] = key if target not in key_of_leader else final[target]
     # A letter sent twice word for word (and long enough to tell) is a batch of two.
     for u in leftovers:
         if final[u] < 0 and len(members[u]) == 2 and len(sets[u]) >= cfg.min_shingles:

@@ -22,9 +22,12 @@ each one checked by a measure that organic letters on the same topic do not pass
 
 from __future__ import annotations
 
+import re
+import zlib
 from array import array
 from collections import Counter, defaultdict
 from collections.abc import Callable, Sequence
+from functools import lru_cache
 from itertools import chain
 from operator import itemgetter
 
@@ -33,7 +36,7 @@ from rapidfuzz import fuzz, process
 
 from batching import semantic
 from batching.align import align_keys, coverage
-from batching.normalise import normalise_line, sentences
+from batching.normalise import core_lines, normalise_line, sentences
 
 PAIR_OVERLAP = 0.8
 PASSAGE_SHINGLES = 20
@@ -43,11 +46,12 @@ PASSAGE_OVERLAP = 0.6
 SLOGAN_WORDS = 30
 SLOGAN_SIMILARITY = 88
 ORDER_FREE_WORDS = 6
+PARTIAL_WORDS = 8
 EXTRA_WORDS = 5
 WORDS_FOUND = 0.9
 NEIGHBOURS = 6
 NEIGHBOUR_MIN = 0.9
-LEADER_NEIGHBOUR_MIN = 0.9
+LEADER_NEIGHBOUR_MIN = 0.8
 BLOCK = 256
 MIN_SENTENCES = 3
 MIN_WORDS = 25
@@ -131,6 +135,10 @@ def _slogan_match(a: str, b: str) -> bool:
     if abs(len(wa) - len(wb)) > EXTRA_WORDS:
         return False
     shorter, longer = (wa, wb) if len(wa) <= len(wb) else (wb, wa)
+    # ... or, for a longer line, in the same order with a word misspelt past recognition: the shorter
+    # line, lightly edited, is a stretch of the longer.
+    if len(shorter) >= PARTIAL_WORDS and fuzz.partial_ratio(" ".join(shorter), " ".join(longer)) >= SLOGAN_SIMILARITY:
+        return True
     found = sum(1 for w in shorter if process.extractOne(w, longer, scorer=fuzz.ratio, score_cutoff=75) is not None)
     return found >= WORDS_FOUND * len(shorter)
 
@@ -139,24 +147,31 @@ def slogans(units: Sequence[int], texts: Sequence[str], weight: Callable[[int], 
             seeds: Sequence[int] = ()) -> dict[int, int]:
     """Leader clustering of short letters by rapidfuzz on their normalised words.
 
-    ``seeds`` are leaders already (the first pass's short campaigns), which letters may join.
+    ``seeds`` are leaders already (the first pass's short campaigns, heaviest first), which letters
+    may join; a seed that is another seed's call to action retyped (the first pass found one campaign
+    in pieces: the words in two orders, say) joins that seed, and is returned joined to it.
     """
     order = sorted(units, key=lambda u: (-weight(u), len(texts[u]), u))
-    leaders: list[int] = list(seeds)
-    keys: list[str] = [texts[u] for u in seeds]
-    sorted_keys: list[str] = [" ".join(sorted(k.split())) for k in keys]
+    leaders: list[int] = []
+    keys: list[str] = []
+    sorted_keys: list[str] = []
     joined: dict[int, int] = {}
-    for u in order:
+    seed_set = set(seeds)
+    for u in chain(seeds, order):
         text = texts[u]
         words = text.split()
         if len(words) < 2:
             continue
         best = None
-        if keys:
+        # Two short campaigns (fewer than ORDER_FREE_WORDS words: "strongly oppose", "I strongly oppose")
+        # are as their senders typed them: the exact words, each a campaign of its own.
+        if keys and (u not in seed_set or len(words) >= ORDER_FREE_WORDS):
             found = process.extract(text, keys, scorer=fuzz.ratio, limit=3, score_cutoff=60)
             found += process.extract(" ".join(sorted(words)), sorted_keys, scorer=fuzz.ratio, limit=3,
                                      score_cutoff=60)
             for _key, _score, n in sorted(found, key=lambda f: -f[1]):
+                if u in seed_set and leaders[n] in seed_set and len(keys[n].split()) < ORDER_FREE_WORDS:
+                    continue
                 if _slogan_match(text, keys[n]):
                     best = leaders[n]
                     break
@@ -229,7 +244,8 @@ def _may_align(a: tuple[np.ndarray, np.ndarray], b: tuple[np.ndarray, np.ndarray
 
 
 def _neighbours(vectors: np.ndarray, ok: np.ndarray, rows: range, k: int,
-                minimum: float | None = None) -> dict[int, list[int]]:
+                minimum: float | None = None, similarity: dict[int, list[float]] | None = None
+                ) -> dict[int, list[int]]:
     """For each row index in ``rows``, the ``k`` other rows nearest by cosine, at least NEIGHBOUR_MIN.
 
     Exact, by blocked matrix products; only the pairs above the threshold are kept (few, except
@@ -249,22 +265,26 @@ def _neighbours(vectors: np.ndarray, ok: np.ndarray, rows: range, k: int,
         rr, cc = np.divmod(flat, sims.shape[1])
         vals = sims.ravel()[flat]
         order = np.lexsort((cc, -vals, rr))  # by row, then most similar first
-        rr, cc = rr[order], cc[order]
+        rr, cc, vals = rr[order], cc[order], vals[order]
         first = np.searchsorted(rr, rr, side="left")
         keep = (np.arange(len(rr)) - first) < k
         for r, c in zip(rr[keep].tolist(), cc[keep].tolist(), strict=True):
             out[start + r].append(c)
+        if similarity is not None:  # ``similarity[row]``: the cosines of ``out[row]``, in order
+            for r, v in zip(rr[keep].tolist(), vals[keep].tolist(), strict=True):
+                similarity.setdefault(start + r, []).append(v)
     return out
 
 
 def sentence_stage(units: Sequence[int], leaders: Sequence[int], normalised: Sequence[str],
-                   raw_of: Callable[[int], str]) -> dict[int, int]:
+                   raw_of: Callable[[int], str], near_out: dict[int, list[int]] | None = None) -> dict[int, int]:
     """Letters joining a leader (an existing campaign's, or another leftover) sentence by sentence.
 
     Every letter's nearest neighbours in the embedding space are found at once (blocked matrix
     products); then each letter, shortest first, is aligned with the leaders among its neighbours
     (or the leaders they joined) and joins the first whose template sentences it mostly holds, else
-    becomes a leader itself.
+    becomes a leader itself. ``near_out`` receives each letter's neighbours at the points stage's
+    looser bar (unit -> units), so that stage need not find them again.
     """
     split = _Units(raw_of)
 
@@ -280,7 +300,17 @@ def sentence_stage(units: Sequence[int], leaders: Sequence[int], normalised: Seq
     vectors, ok = semantic.matrix([normalised[u] for u in ids])
     use_semantic = semantic.available()
     if use_semantic:
-        near = _neighbours(vectors, ok, range(len(fixed), len(ids)), NEIGHBOURS)
+        # Found once at the looser of the two bars, then cut to this stage's.
+        cosines: dict[int, list[float]] = {}
+        loose = _neighbours(vectors, ok, range(len(fixed), len(ids)), max(NEIGHBOURS, POINTS_NEIGHBOURS),
+                            minimum=min(NEIGHBOUR_MIN, POINTS_NEIGHBOUR_MIN), similarity=cosines)
+        near = {r: [c for c, v in zip(found, cosines.get(r, ()), strict=True) if v >= NEIGHBOUR_MIN][:NEIGHBOURS]
+                for r, found in loose.items()}
+        if near_out is not None:
+            for r, found in loose.items():
+                near_out[ids[r]] = [ids[c] for c, v in zip(found, cosines.get(r, ()), strict=True)
+                                    if v >= POINTS_NEIGHBOUR_MIN][:POINTS_NEIGHBOURS]
+        del loose, cosines
     else:  # no model: every fixed leader is a candidate (small sets only)
         near = {r: list(range(len(fixed))) for r in range(len(fixed), len(ids))}
     row_of = {u: n for n, u in enumerate(ids)}
@@ -357,3 +387,200 @@ def merge_leaders(leaders: Sequence[int], weight: Callable[[int], int], normalis
                 into[u] = target
                 break
     return into
+
+
+# --- talking points ----------------------------------------------------------------------------------
+
+# A point is a clause of at least this many words (shorter pieces join the next one).
+POINT_WORDS = 5
+# Two letters make the same points when this many of their clauses pair up one to one ...
+SHARED_POINTS = 3
+# ... and those clauses hold at least this share of the words of the letter that makes fewer points,
+# and this many words (one sentence cut at its commas is not a list of points).
+POINTS_SHARE = 0.3
+POINTS_MIN_WORDS = 24
+# Letters this close as a whole (cosine) are compared point by point.
+POINTS_NEIGHBOUR_MIN = 0.9
+POINTS_NEIGHBOURS = 10
+# A campaign is compared by its leader and this many of its other letters.
+POINTS_MEMBERS = 4
+# A letter is compared with at most this many campaigns (or letters leading one), nearest first.
+POINTS_TRIES = 5
+_CLAUSE = re.compile(r"(?<=[.!?;:,])\s+|\n+|\s+(?=\(?\d{1,2}[.)]\s)|\s+(?=[-*•]\s)")
+
+
+def points(text: str) -> list[str]:
+    """A letter's clauses, normalised: its sentences cut again at commas, semicolons, colons, line
+    breaks and list marks (a list of points is often one long sentence), each at least POINT_WORDS
+    words (a shorter piece is joined to the next)."""
+    out: list[str] = []
+    pending = ""
+    for line in core_lines(text):
+        for piece in _CLAUSE.split(line):
+            key = normalise_line(piece)
+            key = re.sub(r"^\d{1,2} ", "", key)  # a list number
+            pending = f"{pending} {key}".strip() if pending else key
+            if len(pending.split()) >= POINT_WORDS:
+                out.append(pending)
+                pending = ""
+    if pending:
+        if out and len(pending.split()) < POINT_WORDS:
+            out[-1] = f"{out[-1]} {pending}"
+        else:
+            out.append(pending)
+    return out
+
+
+def word_masks(clauses: Sequence[str]) -> list[int]:
+    """Each clause's words as a 256-bit mask (a word sets one bit, by its hash): a compact stand-in for
+    the clause's word set, to count the words two clauses share (nearly: two words may share a bit)."""
+    bit = _word_bit
+    return [sum({bit(w) for w in k.split()}) for k in clauses]
+
+
+@lru_cache(maxsize=262144)
+def _word_bit(word: str) -> int:
+    return 1 << (zlib.crc32(word.encode()) & 255)  # the same in every process (hash() is not)
+
+
+def shared_points(a: list[str], b: list[str], masks_a: list[int] | None = None,
+                  masks_b: list[int] | None = None) -> tuple[int, int, int]:
+    """Clauses of two letters paired one to one (best first): a light edit (rapidfuzz, word order
+    ignored), or one found in the other in order, words swapped for near ones counting
+    (semantic.words_within). Returns (pairs, words of a's paired clauses, words of b's).
+    ``masks_a``/``masks_b``: the clauses' ``word_masks``, when the caller keeps them."""
+    if not a or not b:
+        return 0, 0, 0
+    masks_a = masks_a if masks_a is not None else word_masks(a)
+    masks_b = masks_b if masks_b is not None else word_masks(b)
+    wa = [len(k.split()) for k in a]
+    wb = [len(k.split()) for k in b]
+    # Pairs of clauses sharing half the words of the smaller (a light edit does too): unless three
+    # clauses of each side are in one, nothing else need be computed.
+    size_a = [m.bit_count() for m in masks_a]
+    size_b = [m.bit_count() for m in masks_b]
+    close = [(i, j) for i, x in enumerate(masks_a) for j, y in enumerate(masks_b)
+             if (x & y).bit_count() >= POINT_WORDS_SHARED * min(size_a[i], size_b[j])]
+    if len({i for i, _j in close}) < SHARED_POINTS or len({j for _i, j in close}) < SHARED_POINTS:
+        return 0, 0, 0
+    candidates: list[tuple[float, int, int]] = []
+    for i, j in close:
+        edit = fuzz.token_sort_ratio(a[i], b[j], score_cutoff=EDIT_POINT)
+        if edit >= EDIT_POINT:
+            candidates.append((edit / 100, i, j))
+            continue
+        # The point wrapped in other words: most of the shorter clause found in the longer, in order
+        # (words swapped for near ones count), the longer not a paragraph.
+        if max(wa[i], wb[j]) <= POINT_LENGTH_RATIO * min(wa[i], wb[j]):
+            within = semantic.words_within(a[i], b[j], POINT_WITHIN, POINT_WORD_MIN)
+            if within >= POINT_WITHIN:
+                candidates.append((within - 0.01, i, j))
+    candidates.sort(key=lambda c: (-c[0], c[1], c[2]))
+    used_a: set[int] = set()
+    used_b: set[int] = set()
+    for _s, i, j in candidates:
+        if i not in used_a and j not in used_b:
+            used_a.add(i)
+            used_b.add(j)
+    return len(used_a), sum(wa[i] for i in used_a), sum(wb[j] for j in used_b)
+
+
+EDIT_POINT = 80
+# A clause found in a longer one: at least this share of its words (in order, near words counting) ...
+POINT_WITHIN = 0.6
+# ... a word standing for another when this close (stricter than for a spun copy's in-place swaps: a
+# clause wrapped in other words has more words around it to pair by chance).
+POINT_WORD_MIN = 0.65
+# ... the longer at most this many times its length, and this share of its words the same words.
+POINT_LENGTH_RATIO = 2.5
+POINT_WORDS_SHARED = 0.5
+
+
+def points_stage(units: Sequence[int], leaders: Sequence[int], weight: Callable[[int], int],
+                 normalised: Sequence[str], raw_of: Callable[[int], str], near_units: dict[int, list[int]],
+                 owner: dict[int, int], members: dict[int, list[int]] | None = None) -> dict[int, int]:
+    """Talking-point letters: letters (and campaigns, by their leaders) that make the same points,
+    reordered and reworded, each wrapped in the sender's own words.
+
+    A letter's points are its clauses (``points``); two letters make the same points when at least
+    SHARED_POINTS clauses pair up one to one (``shared_points``: a light edit, or one found in the
+    other with words swapped for near ones) and hold POINTS_SHARE of the words of the one with fewer
+    points. Letters on one topic written by their own senders share words, seldom three clauses.
+    Candidates are nearest neighbours as whole letters: ``near_units`` (sentence_stage's, unit ->
+    units; a unit in a campaign stands for its leader, ``owner``) and, between campaigns, their
+    leaders' own. Campaigns are visited heaviest first, then letters; each joins the first visited
+    that it shares the points with (a letter joins a campaign when it shares them with its leader or
+    one of its first POINTS_MEMBERS other letters, as ``members`` lists them — each letter makes three
+    or four of the list's points, so two letters may share only two; a campaign joins another when
+    most of the letters compared, its leader and POINTS_MEMBERS others, share them with the other's). Returns unit ->
+    the unit (a leader, or a letter that became one) it joins; leaders that join another are in it too.
+    """
+    if not semantic.available():
+        return {}
+    leaders = sorted((u for u in dict.fromkeys(leaders) if len(normalised[u].split()) >= MIN_WORDS),
+                     key=lambda u: (-weight(u), u))
+    loose = set(units)
+    candidates: dict[int, list[int]] = defaultdict(list)
+    for u, found in near_units.items():
+        for v in found:
+            candidates[u].append(v)
+            candidates[v].append(u)
+    if len(leaders) > 1:
+        vectors, ok = semantic.matrix([normalised[u] for u in leaders])
+        for r, found in _neighbours(vectors, ok, range(len(leaders)), POINTS_NEIGHBOURS,
+                                    minimum=POINTS_NEIGHBOUR_MIN).items():
+            candidates[leaders[r]].extend(leaders[c] for c in found)
+    order = [u for u in [*leaders, *(u for u in units if u in near_units)] if candidates.get(u)]
+    pts: dict[int, list[str]] = {}
+    df: Counter[str] = Counter()
+    for u in order:
+        pts[u] = points(raw_of(u))
+        df.update(set(pts[u]))
+    # Clauses in a good share of these letters ("this proposed rule would") are how people write.
+    common = max(COMMON_MIN, COMMON_SHARE * len(order))
+    masks: dict[int, list[int]] = {}
+    for u in order:
+        pts[u] = [k for k in pts[u] if df[k] <= common]
+        masks[u] = word_masks(pts[u])
+    others = {u: [v for v in (members or {}).get(u, ()) if v != u and len(normalised[v].split()) >= MIN_WORDS]
+              [:POINTS_MEMBERS] for u in leaders}
+    for vs in others.values():
+        for v in vs:
+            pts[v] = [k for k in points(raw_of(v)) if df[k] <= common]
+    head: dict[int, int] = {}  # visited unit -> the unit it joined (itself when it leads)
+    joined: dict[int, int] = {}
+    for u in order:
+        head[u] = u
+        tried: set[int] = {u}
+        for v in candidates[u]:
+            v = owner.get(v, v) if v not in loose else v
+            target = head.get(v)
+            if target is None or target in tried:
+                continue
+            if len(tried) > POINTS_TRIES:
+                break
+            tried.add(target)
+            # A letter is compared with a campaign's leader and a few of its letters; a campaign with
+            # another letter by letter, and it joins when most of its letters compared share the points
+            # (a letter pasting two templates among one campaign's letters must not join the two).
+            against = [target, *others.get(target, ())]
+            mine = [u, *others.get(u, ())]
+            agree = sum(any(_same_points(pts[w], pts[x], masks.get(w), masks.get(x)) for x in against)
+                        for w in mine) if len(mine) > 1 else 0
+            if (len(mine) == 1 and any(_same_points(pts[u], pts[x], masks[u], masks.get(x)) for x in against)) \
+                    or (len(mine) > 1 and 2 * agree > len(mine)):
+                joined[u] = target
+                head[u] = target
+                break
+    return joined
+
+
+def _same_points(a: list[str], b: list[str], masks_a: list[int] | None, masks_b: list[int] | None) -> bool:
+    """Two letters make the same points: SHARED_POINTS clauses paired, holding enough words."""
+    if len(a) < SHARED_POINTS or len(b) < SHARED_POINTS:
+        return False
+    n, words_a, words_b = shared_points(a, b, masks_a, masks_b)
+    if n < SHARED_POINTS:
+        return False
+    fewer_words = sum(len(k.split()) for k in (a if len(a) <= len(b) else b))
+    return min(words_a, words_b) >= max(POINTS_SHARE * fewer_words, POINTS_MIN_WORDS)

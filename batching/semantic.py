@@ -142,6 +142,74 @@ def matrix(texts: Sequence[str]) -> tuple[np.ndarray, np.ndarray]:
     return out, ok
 
 
+# Two words this close (cosine of their vectors) may be one swapped for the other ("urge"/"implore").
+WORD_MIN = 0.5
+
+
+@lru_cache(maxsize=1)
+def _word_units() -> np.ndarray | None:
+    """Every word's unit vector (zero for the commonest words, which only match themselves)."""
+    model = _load()
+    if model is None:
+        return None
+    _vocab, vectors, _weights = model
+    norms = np.linalg.norm(vectors, axis=1)
+    return np.where(norms[:, None] > 0, vectors / np.maximum(norms, 1e-9)[:, None], 0.0).astype(np.float32)
+
+
+def swapped_words(a: str, b: str, floor: float = 0.0) -> float:
+    """How far one normalised sentence is the other with words swapped for near ones, in place (0..1).
+
+    The best in-order alignment of the two sentences' words (a longest common subsequence where a
+    word pair counts 1 when the same, its cosine when at least ``WORD_MIN`` close, else 0), over the
+    mean of their lengths. A spinner's copy keeps the template's order and its small words and swaps
+    the rest for synonyms: it scores high where the whole sentence's vector may have drifted; a
+    sentence written on the same topic shares words but not their sequence, and scores low.
+    Below ``floor`` the figure is only an upper bound (cheap, for a caller that needs ``floor``).
+    """
+    total = len(a.split()) + len(b.split())
+    return 2 * _aligned_words(a, b, floor * total / 2, WORD_MIN) / total if total else 0.0
+
+
+def words_within(a: str, b: str, floor: float = 0.0, word_min: float = WORD_MIN) -> float:
+    """``swapped_words`` over the shorter sentence's length: how much of one is found in the other, in
+    order, words swapped for near ones (at least ``word_min`` close) counting: a talking point wrapped
+    in the sender's own words."""
+    shorter = min(len(a.split()), len(b.split()))
+    return _aligned_words(a, b, floor * shorter, word_min) / shorter if shorter else 0.0
+
+
+@lru_cache(maxsize=65536)
+def _aligned_words(a: str, b: str, floor: float, word_min: float) -> float:
+    """The weight of the best in-order word alignment of two sentences (see ``swapped_words``); an upper
+    bound of it when that bound is below ``floor``."""
+    units = _word_units()
+    model = _load()
+    wa, wb = a.split(), b.split()
+    if units is None or model is None or not wa or not wb:
+        return 0.0
+    vocab = model[0]
+    ia = np.array([vocab.get(w, -1) for w in wa])
+    ib = np.array([vocab.get(w, -1) for w in wb])
+    va = np.where((ia >= 0)[:, None], units[np.maximum(ia, 0)], 0.0)
+    vb = np.where((ib >= 0)[:, None], units[np.maximum(ib, 0)], 0.0)
+    sims = va @ vb.T
+    sims = np.where(sims >= word_min, sims, 0.0)
+    sims[np.array(wa)[:, None] == np.array(wb)[None, :]] = 1.0
+    # No alignment holds more than each side's best matches: most pairs are ruled out here.
+    bound = min(float(sims.max(axis=1).sum()), float(sims.max(axis=0).sum()))
+    if bound < floor:
+        return bound
+    rows = sims.tolist()
+    prev = [0.0] * (len(wb) + 1)
+    for row in rows:
+        cur = [0.0]
+        for y, s in enumerate(row):
+            cur.append(max(prev[y + 1], cur[y], prev[y] + s))
+        prev = cur
+    return prev[-1]
+
+
 def sentence_pairs(letter_keys: Sequence[str], template_keys: Sequence[str],
                    minimum: float | None = None, vectors: tuple | None = None) -> list[tuple[float, int, int]]:
     """(cosine, letter sentence, template sentence) for every pair at least ``minimum`` close.

@@ -150,7 +150,37 @@ TALKING_POINTS = {"struggles": r"struggl", "health": r"well-?\s?being|health", "
 
 
 def points_of(text: str) -> int:
+    """How many of the docket's four talking points a comment touches (loosely, for choosing organic letters)."""
     return sum(bool(re.search(p, text, re.I)) for p in TALKING_POINTS.values())
+
+
+# The talking-points campaign of the SNAP docket: a list of points that letters reorder, reword and wrap
+# in their own words, matched on the normalised text with room for rewording (bench/README.md): FRAC's
+# four points ("exacerbate the struggles many low-income people have paying for costs of both food and
+# utilities; have harmful impacts on health and well-being as well as on the economy; cause 19 percent of
+# SNAP households to get lower SNAP monthly benefits; disproportionately impact elderly people and people
+# with disabilities") and the same list localised for Colorado (40% of Colorado SNAP households, Colorado's
+# economy, the health and well-being of Coloradans, older adults and people with disabilities). A letter
+# belongs to the campaign when it makes three of the points of either version.
+POINT_LISTS = {
+    "frac": (r"struggl\w*\b.{0,80}\b(food and utilit|utilities and food)", r"health and (overall )?well ?being",
+             r"\b19 ?(percent|%)?\b.{0,30}\bsnap\b", r"(elderly|older).{0,60}disabilit"),
+    "colorado": (r"40 ?(percent|%)? of colorado snap households", r"weaken\w* colorado s? ?economy",
+                 r"struggl\w*\b.{0,60}\b(food and utilit|utilities and food)", r"health and well ?being of coloradans",
+                 r"older adults and people with disabilities"),
+}
+
+
+def point_list(text: str) -> str | None:
+    """The talking-points campaign a SNAP comment belongs to, "" when it belongs to none, None when it
+    is another kind of campaign letter (Salud America's templates, the long letters organisations sent,
+    which cite the same figures among many others): those are left out of the set."""
+    key = normalise(text)
+    if "salud america" in key or len(key.split()) > 300:
+        return None
+    if any(sum(bool(re.search(p, key)) for p in POINT_LISTS[name]) >= 3 for name in POINT_LISTS):
+        return "frac"
+    return "" if points_of(text) <= 1 else None
 
 
 def organic_letters(townhall: list[str], snap: list[str], rng: random.Random) -> tuple[list[str], list[str]]:
@@ -299,6 +329,10 @@ def build(data: Path) -> dict[str, list[dict]]:
     # Talking points: SNAP comments making three or four of the four shared points (see README).
     rows = [{"text": t, "label": "snap-points"} for t in snap if points_of(t) >= 3]
     sets["talking_points"] = rows + [{"text": t, "label": ""} for t in sn_org[-150:]]
+    # The same docket labelled by the list itself: comments making three of its points in its wording
+    # (reworded, reordered, wrapped in their own words), other organisations' letters left out (README).
+    rows = [{"text": t, "label": f"points-{point_list(t)}"} for t in snap if point_list(t)]
+    sets["talking_points_list"] = rows + [{"text": t, "label": ""} for t in sn_org[-150:]]
     # Groups of two: letters sent twice, the second copy retyped lightly (greeting, a typo, a dropped sentence).
     rows = []
     for k in range(80):

@@ -36,7 +36,7 @@ from batching.cluster import cluster_texts  # noqa: E402
 from batching.evidence import UNCERTAIN, UNCERTAIN_FROM, explain  # noqa: E402
 from batching.templates import Template, boilerplate, build_template, worth_a_look  # noqa: E402
 
-KINDS = ["slogans", "spun", "rewrites", "talking_points", "pairs", "personalised", "organic"]
+KINDS = ["slogans", "spun", "rewrites", "talking_points", "talking_points_list", "pairs", "personalised", "organic"]
 
 
 def _proposed(text: str, template: Template, common: frozenset[str]) -> tuple[str, float | None]:

@@ -275,3 +275,79 @@ def test_a_paraphrased_group_missing_a_sentence_folds_into_its_campaign():
     into = recall.merge_leaders([0, 1, 2], {0: 20, 1: 3, 2: 3}.__getitem__, [normalise(t) for t in texts],
                                 texts.__getitem__)
     assert into == {1: 0}, into
+
+
+def test_a_retyped_slogan_found_in_two_word_orders_is_one_batch_and_stance_lines_stay_apart():
+    # The first pass finds two short campaigns (the call to action, and people moving its end to the front).
+    texts = (["Stop the pipeline through the Blue Ridge watershed now."] * 4
+             + ["Blue Ridge watershed now, stop the pipeline through the!"] * 3
+             + ["Please stop the pipeline through the Blue Ridge watershed now"]
+             # A longer line with a word misspelt past recognition and words added around it.
+             + ["Honestly, fully fund our public schools and pay teachers what they deserve, please",
+                "fully fund our public schools and pay teachers what they deserve",
+                "Fully fund our public schools and pay teachers what they deserve!",
+                "Fully fund our public schools and pay tuochirs what they deserve please"]
+             # Two-word stances are each what their senders typed: not one campaign.
+             + ["Strongly oppose"] * 3 + ["I strongly oppose"] * 3)
+    labels = cluster_texts(texts).labels
+    assert _together(labels, range(8)), labels
+    assert _together(labels, range(8, 12)), labels
+    assert labels[12] != labels[15] and _together(labels, range(12, 15)) and _together(labels, range(15, 18))
+
+
+def test_spun_sentences_pair_by_their_words_in_place():
+    from batching import semantic
+    from batching.align import align
+
+    template = "Too many homes in our district still have no reliable connection at any price."
+    spun = "Too many houses in our area still have no dependable hookup at any price."
+    own = "Our home internet connection drops every evening and the price keeps going up."
+    assert semantic.swapped_words(normalise(spun), normalise(template)) >= 0.65
+    assert semantic.swapped_words(normalise(own), normalise(template)) < 0.5
+    letter = ("I write to implore you to finance low-cost high-speed internet for small-town households. "
+              "Too numerous houses in our area still have no dependable hookup at any price. Kids cannot do "
+              "their homework, growers cannot reach buyers and patients cannot see their doctors online. Kindly "
+              "back the broadband financing in this year's spending plan.")
+    form = ("I write to urge you to fund affordable high-speed internet for rural families. " + template +
+            " Children cannot do their homework, farmers cannot reach markets and patients cannot see their doctors "
+            "online. Please support the broadband funding in this year's budget.")
+    assert align(letter, form).joins
+    assert not align(_sign(ORGANIC_SCHOOL_MEALS[2], "Jo"), form).joins
+
+
+POINTS = ["the bill would raise bus fares by a third for riders who have no other way to work",
+          "it would cut night service that hospital and warehouse workers depend on",
+          "it would close the three rural routes that connect seniors to their clinics",
+          "it would hand the savings to a highway widening that the county never asked for"]
+
+
+def test_talking_point_letters_join_and_letters_on_the_topic_stay_apart():
+    rng = random.Random(4)
+    openings = ["I am writing to oppose the transit budget bill.", "Please vote no on the transit budget.",
+                "As a lifelong bus rider I have to speak up.", "I was upset to read about the transit bill.",
+                "This is my first letter to any elected official.", "My whole family relies on the bus."]
+    closings = ["Please vote no.", "I hope you will stand with riders.", "Thank you for listening to us.",
+                "Do not let this bill pass.", "We are counting on you.", "Riders deserve better."]
+    rewording = [("would raise", "is going to raise"), ("by a third", "by thirty percent"), ("depend on", "rely on"),
+                 ("hand the savings to", "spend the savings on"), ("close", "shut down"),
+                 ("never asked for", "does not need")]
+    letters = []
+    for n in range(8):
+        chosen = rng.sample(POINTS, 3 if n % 2 else 4)  # three or four of the points, in any order
+        reworded = []
+        for point in chosen:
+            for old, new in rewording:
+                if rng.random() < 0.4:
+                    point = point.replace(old, new)
+            reworded.append(point[0].upper() + point[1:] + ".")
+        letters.append(_sign(" ".join([openings[n % 6], *reworded, closings[(n * 5) % 6]]), f"Rider {n}"))
+    # People writing on the same bill in their own words (they name the same things, not the points).
+    own = ["I drive for the county and I can tell you the rural routes are nearly empty most days. Fares have not "
+           "gone up in ten years while fuel has doubled. The bill is reasonable and I hope you support it.",
+           "Night service matters to me because I work at the hospital until eleven. I do not know what I would "
+           "do without the last bus home. Please think about people like me when you vote on the bill.",
+           "The highway widening is long overdue and the traffic by the clinic is terrible every morning. Seniors "
+           "sit in that traffic too. I support the transit budget bill and the road work in it."]
+    labels = cluster_texts(letters + [_sign(x, f"Neighbour {n}") for n, x in enumerate(own)]).labels
+    assert _together(labels, range(len(letters))), labels
+    assert all(label == NOT_A_BATCH for label in labels[len(letters):]), labels
