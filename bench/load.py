@@ -396,6 +396,8 @@ def main() -> None:
     ap.add_argument("--workers", type=int, default=2)
     ap.add_argument("--web-workers", type=int, default=2)
     ap.add_argument("--tag", default="")
+    ap.add_argument("--keep-data", action="store_true",
+                    help="scaled mode: keep what the database holds (a fill of --messages already there is reused)")
     ap.add_argument("--log-level", default="WARNING", help="the servers' log level (their log: <work>/servers.log)")
     ap.add_argument("--keep", action="store_true", help="keep the work folder (database, servers.log) afterwards")
     ap.add_argument("--lock-log", type=Path, default=None,
@@ -424,7 +426,7 @@ def main() -> None:
         from redis import Redis
 
         Redis.from_url(args.redis_url).flushdb()
-    if args.database_url:
+    if args.database_url and not args.keep_data:
         from sqlalchemy import create_engine, text
 
         engine = create_engine(Settings.from_env(env).database_url)
